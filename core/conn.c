@@ -1,0 +1,356 @@
+/* conn.c - one client connection: reads into the HTTP reader until an upgrade,
+ * then into the WebSocket reader; queues output and writes it once per loop
+ * turn; pings; closes exactly once and frees itself in the close callback. */
+#include <stdlib.h>
+#include <string.h>
+#include "conn.h"
+#include "err.h"
+#include "log.h"
+#include "policy.h"
+#include "proto.h"
+#include "server.h"
+
+#define CLOSE_GRACE_MS 2000
+
+static void on_close(uv_handle_t *h) {
+  conn_t *c = h->data;
+  if (--c->open_handles > 0) return;
+  if (c->http) { http_req_free(c->http); free(c->http); }
+  buf_free(&c->in);
+  buf_free(&c->out);
+  buf_free(&c->inflight);
+  ws_reader_free(&c->ws);
+  free(c);
+}
+
+int conn_new(server_t *srv, conn_t **out) {
+  conn_t *c = calloc(1, sizeof *c);
+  if (!c) return PARLEY_ENOMEM;
+  c->srv = srv;
+  c->http = malloc(sizeof *c->http);
+  if (!c->http) { free(c); return PARLEY_ENOMEM; }
+  http_req_init(c->http);
+  buf_init(&c->in, 0);
+  buf_init(&c->out, srv->cfg.out_cap);
+  buf_init(&c->inflight, 0);
+  ws_reader_init(&c->ws, 1);
+  uv_tcp_init(srv->loop, &c->tcp);
+  uv_timer_init(srv->loop, &c->timer);
+  c->tcp.data = c->timer.data = c;
+  c->open_handles = 2;
+  *out = c;
+  return 0;
+}
+
+void conn_close(conn_t *c, const char *why) {
+  if (c->state == CONN_CLOSING) return;
+  log_debug("conn %s closed: %s", c->remote, why);
+  c->state = CONN_CLOSING;
+  if (c->user) proto_conn_gone(c);
+  server_conn_gone(c->srv, c);
+  uv_close((uv_handle_t *)&c->tcp, on_close);
+  uv_close((uv_handle_t *)&c->timer, on_close);
+}
+
+/* ---- output ---- */
+
+int conn_write(conn_t *c, const void *p, size_t n) {
+  if (c->state == CONN_CLOSING || c->doomed) return PARLEY_EIO;
+  int rc = buf_append(&c->out, p, n);
+  if (rc) {
+    log_warn("conn %s: slow consumer (%zu bytes queued), closing", c->remote, c->out.len);
+    c->doomed = 1;
+  }
+  server_mark_dirty(c->srv, c);
+  return rc;
+}
+
+static int ws_send_frame(conn_t *c, int opcode, const char *p, size_t n) {
+  uint8_t h[10];
+  size_t hl = ws_frame_header(h, opcode, n);
+  int rc = conn_write(c, h, hl);
+  return rc ? rc : conn_write(c, p, n);
+}
+
+int conn_send_eventv(conn_t *c, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
+  (void)ack; /* acks belong to Socket.IO framing */
+  if (c->state != CONN_WS || c->ws_closing || c->doomed) return PARLEY_EIO;
+  size_t nl = strlen(name), total = nl + 5;   /* ["name",payload] */
+  for (int i = 0; i < nparts; i++) total += parts[i].len;
+  uint8_t h[10];
+  size_t hl = ws_frame_header(h, WS_TEXT, total);
+  if (buf_reserve(&c->out, hl + total)) return conn_write(c, h, hl + total); /* over the cap: dooms it */
+  buf_append(&c->out, h, hl);
+  buf_append(&c->out, "[\"", 2);
+  buf_append(&c->out, name, nl);
+  buf_append(&c->out, "\",", 2);
+  for (int i = 0; i < nparts; i++) buf_append(&c->out, parts[i].base, parts[i].len);
+  buf_append(&c->out, "]", 1);
+  server_mark_dirty(c->srv, c);
+  return 0;
+}
+
+int conn_send_event(conn_t *c, const char *name, const char *payload, size_t n, const proto_ack *ack) {
+  uv_buf_t part = uv_buf_init((char *)payload, (unsigned)n);
+  return conn_send_eventv(c, name, &part, 1, ack);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  conn_t *c = req->data;
+  c->writing = 0;
+  buf_reset(&c->inflight);
+  if (c->state == CONN_CLOSING) return;
+  if (status < 0) { conn_close(c, uv_strerror(status)); return; }
+  if (c->out.len) { conn_flush(c); return; }
+  if (c->close_after_write) conn_close(c, "closed after the last write");
+}
+
+void conn_flush(conn_t *c) {
+  if (c->state == CONN_CLOSING || c->writing) return;
+  if (c->doomed) { conn_close(c, "slow consumer"); return; }
+  if (!c->out.len) {
+    if (c->close_after_write) conn_close(c, "closed after the last write");
+    return;
+  }
+  buf_t t = c->inflight;   /* swap: the queue becomes the write, the old write buffer the queue */
+  c->inflight = c->out;
+  c->out = t;
+  c->out.max = c->inflight.max;
+  c->inflight.max = 0;
+  uv_buf_t b = uv_buf_init(c->inflight.data, (unsigned)c->inflight.len);
+  c->wreq.data = c;
+  c->writing = 1;
+  int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+  if (rc) { c->writing = 0; conn_close(c, uv_strerror(rc)); }
+}
+
+/* ---- timer: HTTP idle deadline, ping / pong, close deadline ---- */
+
+#define HTTP_IDLE_MS 30000
+
+static void on_timer(uv_timer_t *t) {
+  conn_t *c = t->data;
+  server_config *cfg = &c->srv->cfg;
+  if (c->state == CONN_HTTP || c->ws_closing || c->close_after_write) { conn_close(c, "deadline passed"); return; }
+  if (c->awaiting_pong) { conn_close(c, "no pong within the ping timeout"); return; }
+  ws_send_frame(c, WS_PING, "", 0);
+  c->awaiting_pong = 1;
+  uv_timer_start(&c->timer, on_timer, cfg->ping_timeout_ms, 0);
+}
+
+/* Any frame from the peer proves it is alive; schedule the next ping. */
+static void peer_alive(conn_t *c) {
+  if (!c->awaiting_pong) return;
+  c->awaiting_pong = 0;
+  server_config *cfg = &c->srv->cfg;
+  uint64_t next = cfg->ping_interval_ms > cfg->ping_timeout_ms ? cfg->ping_interval_ms - cfg->ping_timeout_ms : 0;
+  uv_timer_start(&c->timer, on_timer, next + 1, 0);
+}
+
+/* ---- WebSocket ---- */
+
+void conn_ws_close(conn_t *c, uint16_t code, const char *why) {
+  if (c->state != CONN_WS || c->ws_closing) { conn_close(c, why); return; }
+  log_debug("conn %s: closing with %u: %s", c->remote, code, why);
+  if (c->user) proto_conn_gone(c);
+  char p[2] = {(char)(code >> 8), (char)(code & 255)};
+  ws_send_frame(c, WS_CLOSE, p, 2);
+  c->ws_closing = 1;
+  c->close_after_write = 1;
+  uv_timer_start(&c->timer, on_timer, CLOSE_GRACE_MS, 0);
+}
+
+/* One message or control frame from the peer. */
+static void ws_message(conn_t *c, const ws_msg *m) {
+  uint16_t code;
+  switch (m->opcode) {
+    case WS_TEXT:
+      proto_handle(c, m->data, m->len, NULL);
+      break;
+    case WS_PING:
+      ws_send_frame(c, WS_PONG, m->data, m->len);
+      break;
+    case WS_PONG:
+      break;
+    case WS_CLOSE: {
+      int rc = ws_close_payload_check(m->data, m->len, &code);
+      if (rc) { conn_ws_close(c, rc == PARLEY_EUTF8 ? WS_CLOSE_BAD_DATA : WS_CLOSE_PROTOCOL, "bad close frame"); break; }
+      conn_ws_close(c, code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : code, "peer closed");
+      break;
+    }
+  }
+}
+
+/* Parse and handle every complete message in p[0..n); returns bytes used. */
+static size_t ws_consume(conn_t *c, char *p, size_t n) {
+  size_t pos = 0;
+  while (c->state == CONN_WS && !c->ws_closing) {
+    ws_msg m;
+    size_t used = 0;
+    uint16_t code = 0;
+    int rc = ws_reader_next(&c->ws, p + pos, n - pos, &used, &m, &code);
+    pos += used;
+    if (rc == PARLEY_EAGAIN) break;
+    if (rc) { conn_ws_close(c, code, "framing error"); break; }
+    peer_alive(c);
+    ws_message(c, &m);
+  }
+  return pos;
+}
+
+static void ws_read(conn_t *c, char *p, size_t n) {
+  if (c->ws_closing) return;
+  if (c->in.len == 0) {  /* common case: parse in the read buffer, keep only a partial tail */
+    size_t used = ws_consume(c, p, n);
+    if (c->state == CONN_WS && !c->ws_closing && used < n && buf_append(&c->in, p + used, n - used))
+      conn_ws_close(c, WS_CLOSE_TOO_BIG, "input over the limit");
+    return;
+  }
+  if (buf_append(&c->in, p, n)) { conn_ws_close(c, WS_CLOSE_TOO_BIG, "input over the limit"); return; }
+  size_t used = ws_consume(c, c->in.data, c->in.len);
+  if (c->state == CONN_WS) buf_consume(&c->in, used);
+}
+
+/* ---- HTTP ---- */
+
+static void http_reply(conn_t *c, int status, const char *ctype, const char *body, const char *extra, int keep) {
+  buf_t out;
+  buf_init(&out, 0);
+  if (http_response(&out, status, ctype, body, strlen(body), extra, keep) == 0) conn_write(c, out.data, out.len);
+  buf_free(&out);
+  if (!keep) c->close_after_write = 1;
+}
+
+static void route_healthz(void *ctx, http_req *r) {
+  conn_t *c = ctx;
+  http_reply(c, 200, "text/plain", "ok", NULL, http_req_keep_alive(r));
+}
+
+static void route_metrics(void *ctx, http_req *r) {
+  conn_t *c = ctx;
+  server_t *s = c->srv;
+  char body[256];
+  snprintf(body, sizeof body, "parley_connections %zu\nparley_users %zu\nparley_rooms %zu\n", s->nconns,
+           s->rooms.nusers, s->rooms.nrooms);
+  http_reply(c, 200, "text/plain; version=0.0.4", body, NULL, http_req_keep_alive(r));
+}
+
+/* Validate the opening handshake; 0 when it is a WebSocket upgrade we take. */
+static int ws_handshake_check(http_req *r, int *status, const char **extra) {
+  size_t n, vn, un, cn;
+  const char *key = http_req_header(r, "sec-websocket-key", &n);
+  const char *ver = http_req_header(r, "sec-websocket-version", &vn);
+  const char *up = http_req_header(r, "upgrade", &un);
+  const char *co = http_req_header(r, "connection", &cn);
+  *extra = NULL;
+  *status = 400;
+  if (strcmp(http_req_method(r), "GET") != 0) return PARLEY_EINVAL;
+  if (!up || !http_has_token(up, un, "websocket") || !co || !http_has_token(co, cn, "upgrade")) return PARLEY_EINVAL;
+  if (!ver || vn != 2 || memcmp(ver, "13", 2) != 0) {
+    *status = 426;
+    *extra = "Sec-WebSocket-Version: 13\r\n";
+    return PARLEY_EINVAL;
+  }
+  if (!key || n != 24 || key[22] != '=' || key[23] != '=') return PARLEY_EINVAL;
+  return 0;
+}
+
+static void route_ws(void *ctx, http_req *r) {
+  conn_t *c = ctx;
+  int status;
+  const char *extra;
+  if (ws_handshake_check(r, &status, &extra)) {
+    http_reply(c, status, "text/plain", status == 426 ? "WebSocket version 13 required" : "bad WebSocket handshake", extra, 0);
+    return;
+  }
+  policy_verdict v;
+  policy_conn_info info = {"ws", r, c->remote, NULL, NULL, 0};
+  char tenant[72];
+  int rc = policy_on_connect(c->srv->policy, &info, tenant, sizeof tenant, &v);
+  if (rc) {
+    http_reply(c, rc == PARLEY_ELUA ? 500 : 403, "text/plain", v.msg, NULL, 0);
+    return;
+  }
+  size_t kn;
+  const char *key = http_req_header(r, "sec-websocket-key", &kn);
+  char accept[29];
+  ws_accept_key(key, kn, accept);
+  char resp[256];
+  snprintf(resp, sizeof resp,
+           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+  if (proto_conn_open(c, tenant)) { http_reply(c, 503, "text/plain", "cannot accept more users", NULL, 0); return; }
+  conn_write(c, resp, strlen(resp));
+  c->state = CONN_WS;
+  const policy_limits *lim = policy_limits_of(c->srv->policy, c->tenant);
+  ws_reader_free(&c->ws);
+  ws_reader_init(&c->ws, lim->max_payload);
+  buf_init(&c->in, lim->max_payload + WS_MAX_HEADER);
+  uv_timer_start(&c->timer, on_timer, c->srv->cfg.ping_interval_ms, 0);
+}
+
+static const http_route routes[] = {
+  {"/healthz", route_healthz},
+  {"/metrics", route_metrics},
+  {"/ws", route_ws},
+  {NULL, NULL}};
+
+static void http_dispatch(conn_t *c) {
+  const char *path;
+  size_t n;
+  http_req_path(c->http, &path, &n);
+  http_handler h = http_route_find(routes, path, n);
+  if (h) h(c, c->http);
+  else http_reply(c, 404, "text/plain", "not found", NULL, http_req_keep_alive(c->http) && !http_req_is_upgrade(c->http));
+}
+
+static void http_read(conn_t *c, char *p, size_t n) {
+  while (c->state == CONN_HTTP && !c->close_after_write) {
+    size_t used = 0;
+    int rc = http_req_feed(c->http, p, n, &used);
+    if (rc == HTTP_NEED_MORE) return;
+    if (rc != HTTP_GOT_REQUEST) { http_reply(c, rc, "text/plain", http_status_text(rc), NULL, 0); return; }
+    p += used;
+    n -= used;
+    http_dispatch(c);
+    if (c->state == CONN_WS) {
+      http_req_free(c->http);
+      free(c->http);
+      c->http = NULL;
+      if (n) ws_read(c, p, n);
+      return;
+    }
+    if (http_req_is_upgrade(c->http)) c->close_after_write = 1;
+    http_req_next(c->http);
+    uv_timer_start(&c->timer, on_timer, HTTP_IDLE_MS, 0);
+  }
+}
+
+/* ---- reading ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
+  (void)suggested;
+  conn_t *c = h->data;
+  *b = uv_buf_init(c->srv->read_buf, sizeof c->srv->read_buf);
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
+  conn_t *c = st->data;
+  if (nread < 0) { conn_close(c, nread == UV_EOF ? "peer closed the connection" : uv_strerror((int)nread)); return; }
+  if (nread == 0 || c->state == CONN_CLOSING) return;
+  if (c->state == CONN_HTTP) http_read(c, b->base, (size_t)nread);
+  else ws_read(c, b->base, (size_t)nread);
+}
+
+void conn_start(conn_t *c) {
+  struct sockaddr_storage sa;
+  int len = sizeof sa;
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {
+    if (sa.ss_family == AF_INET) uv_ip4_name((struct sockaddr_in *)&sa, c->remote, sizeof c->remote);
+    else uv_ip6_name((struct sockaddr_in6 *)&sa, c->remote, sizeof c->remote);
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  uv_timer_start(&c->timer, on_timer, HTTP_IDLE_MS, 0);
+  int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (rc) conn_close(c, uv_strerror(rc));
+}

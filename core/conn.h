@@ -1,0 +1,59 @@
+/* conn.h - one client connection, whichever framing: its socket, HTTP request
+ * reader, WebSocket reader, write queue, liveness timer and user. */
+#ifndef PARLEY_CONN_H
+#define PARLEY_CONN_H
+#include <stdint.h>
+#include <uv.h>
+#include "buf.h"
+#include "http.h"
+#include "rooms.h"
+#include "ws.h"
+
+typedef struct server_s server_t;
+
+typedef enum { CONN_HTTP, CONN_WS, CONN_CLOSING } conn_state;
+
+/* Where a reply goes: a Socket.IO ack id, or none (-1). */
+typedef struct {
+  long long ack_id;
+} proto_ack;
+
+typedef struct conn_s {
+  uv_tcp_t tcp;
+  uv_timer_t timer;          /* ping / pong deadline / close deadline */
+  server_t *srv;             /* borrowed */
+  conn_state state;
+  int open_handles;          /* freed when both handles are closed */
+  http_req *http;            /* owned; only before the upgrade */
+  buf_t in;                  /* WebSocket bytes not parsed yet */
+  ws_reader ws;
+  buf_t out, inflight;       /* queued output; output being written */
+  uv_write_t wreq;
+  unsigned writing : 1, close_after_write : 1, dirty : 1, doomed : 1, ws_closing : 1, awaiting_pong : 1;
+  user_t *user;              /* owned through the rooms state; NULL before the upgrade */
+  tenant_t *tenant;          /* borrowed */
+  double tokens;             /* rate limiter */
+  uint64_t bucket_ms, strike_ms;
+  unsigned strikes;          /* events refused in the current second */
+  struct conn_s *prev, *next;     /* the server's list */
+  struct conn_s *dirty_next;      /* the server's flush list */
+  char remote[48];
+} conn_t;
+
+int conn_new(server_t *srv, conn_t **out);   /* the server accepts into c->tcp */
+void conn_start(conn_t *c);                  /* after accept: read */
+/* Close now (no close frame). Idempotent; the user leaves its rooms. */
+void conn_close(conn_t *c, const char *why);
+/* Send a WebSocket close frame with code, then close. */
+void conn_ws_close(conn_t *c, uint16_t code, const char *why);
+/* Queue one event (["name",payload] on /ws). Never closes synchronously: a
+ * connection over its queue cap is closed at the next flush. */
+int conn_send_event(conn_t *c, const char *name, const char *payload, size_t n, const proto_ack *ack);
+/* The same with the payload in parts, spliced without an intermediate copy. */
+int conn_send_eventv(conn_t *c, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack);
+/* Queue raw bytes. */
+int conn_write(conn_t *c, const void *p, size_t n);
+/* Start writing what is queued (called by the server once per loop turn). */
+void conn_flush(conn_t *c);
+
+#endif

@@ -1,0 +1,172 @@
+/* http.c - HTTP/1.1 request reading on llhttp, bounded: the header block may
+ * not pass HTTP_MAX_HEADER_BYTES; bodies are parsed and dropped. */
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+#include "err.h"
+#include "http.h"
+
+static http_req *req_of(llhttp_t *p) { return (http_req *)p->data; }
+
+static int arena_add(http_req *r, const char *at, size_t n, uint32_t *len, int lower) {
+  size_t off = r->arena.len;
+  if (buf_append(&r->arena, at, n)) return -1;
+  if (lower)
+    for (size_t i = off; i < r->arena.len; i++) r->arena.data[i] = (char)tolower((unsigned char)r->arena.data[i]);
+  *len += (uint32_t)n;
+  return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n) {
+  http_req *r = req_of(p);
+  if (r->url_len == 0) r->url_off = (uint32_t)r->arena.len;
+  return arena_add(r, at, n, &r->url_len, 0);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n) {
+  http_req *r = req_of(p);
+  if (r->in_value || r->nhdrs == 0) {
+    if (r->nhdrs == HTTP_MAX_HEADERS) return -1;
+    http_hdr *h = &r->hdrs[r->nhdrs++];
+    memset(h, 0, sizeof *h);
+    h->name_off = (uint32_t)r->arena.len;
+    r->in_value = 0;
+  }
+  return arena_add(r, at, n, &r->hdrs[r->nhdrs - 1].name_len, 1);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n) {
+  http_req *r = req_of(p);
+  http_hdr *h = &r->hdrs[r->nhdrs - 1];
+  if (!r->in_value) { h->val_off = (uint32_t)r->arena.len; r->in_value = 1; }
+  return arena_add(r, at, n, &h->val_len, 0);
+}
+
+static int on_headers_complete(llhttp_t *p) {
+  req_of(p)->headers_done = 1;
+  return 0;
+}
+
+static int on_message_complete(llhttp_t *p) {
+  req_of(p)->complete = 1;
+  return HPE_PAUSED;
+}
+
+static llhttp_settings_t settings;
+static int settings_ready;
+
+void http_req_init(http_req *r) {
+  if (!settings_ready) {
+    llhttp_settings_init(&settings);
+    settings.on_url = on_url;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_message_complete = on_message_complete;
+    settings_ready = 1;
+  }
+  memset(r, 0, sizeof *r);
+  llhttp_init(&r->parser, HTTP_REQUEST, &settings);
+  r->parser.data = r;
+  buf_init(&r->arena, HTTP_MAX_HEADER_BYTES);
+}
+
+void http_req_free(http_req *r) { buf_free(&r->arena); }
+
+void http_req_next(http_req *r) {
+  buf_reset(&r->arena);
+  r->url_off = r->url_len = 0;
+  r->nhdrs = r->in_value = r->headers_done = r->complete = 0;
+  r->head_bytes = 0;
+  if (llhttp_get_errno(&r->parser) == HPE_PAUSED) llhttp_resume(&r->parser);
+}
+
+int http_req_feed(http_req *r, const char *p, size_t n, size_t *used) {
+  llhttp_errno_t e = llhttp_execute(&r->parser, p, n);
+  size_t u = n;
+  if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) u = (size_t)(llhttp_get_error_pos(&r->parser) - p);
+  if (!r->headers_done) {
+    r->head_bytes += u;
+    if (r->head_bytes > HTTP_MAX_HEADER_BYTES || r->arena.len >= HTTP_MAX_HEADER_BYTES) return 431;
+  }
+  *used = u;
+  if (e == HPE_OK) return HTTP_NEED_MORE;
+  if ((e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) && r->complete) return HTTP_GOT_REQUEST;
+  if (e == HPE_USER || r->arena.len >= HTTP_MAX_HEADER_BYTES || r->nhdrs == HTTP_MAX_HEADERS) return 431;
+  return 400;
+}
+
+int http_req_is_upgrade(const http_req *r) { return r->parser.upgrade; }
+int http_req_keep_alive(const http_req *r) { return llhttp_should_keep_alive(&r->parser); }
+const char *http_req_method(const http_req *r) { return llhttp_method_name((llhttp_method_t)r->parser.method); }
+
+void http_req_path(const http_req *r, const char **p, size_t *n) {
+  const char *u = r->arena.data + r->url_off;
+  const char *q = memchr(u, '?', r->url_len);
+  *p = u;
+  *n = q ? (size_t)(q - u) : r->url_len;
+}
+
+void http_req_query(const http_req *r, const char **p, size_t *n) {
+  const char *u = r->arena.data + r->url_off;
+  const char *q = memchr(u, '?', r->url_len);
+  *p = q ? q + 1 : u + r->url_len;
+  *n = q ? r->url_len - (size_t)(q + 1 - u) : 0;
+}
+
+const char *http_req_header(const http_req *r, const char *lname, size_t *len) {
+  size_t ln = strlen(lname);
+  for (int i = 0; i < r->nhdrs; i++) {
+    const http_hdr *h = &r->hdrs[i];
+    if (h->name_len == ln && memcmp(r->arena.data + h->name_off, lname, ln) == 0) {
+      *len = h->val_len;
+      return h->val_len ? r->arena.data + h->val_off : "";
+    }
+  }
+  return NULL;
+}
+
+int http_has_token(const char *v, size_t n, const char *token) {
+  size_t tl = strlen(token), i = 0;
+  while (i < n) {
+    while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+    size_t s = i;
+    while (i < n && v[i] != ',') i++;
+    size_t e = i;
+    while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
+    if (e - s == tl && strncasecmp(v + s, token, tl) == 0) return 1;
+  }
+  return 0;
+}
+
+const char *http_status_text(int status) {
+  switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+  }
+}
+
+int http_response(buf_t *out, int status, const char *ctype, const char *body, size_t n,
+                  const char *extra, int keep_alive) {
+  int rc = buf_printf(out,
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                      "Connection: %s\r\n%s\r\n",
+                      status, http_status_text(status), ctype, n, keep_alive ? "keep-alive" : "close",
+                      extra ? extra : "");
+  return rc ? rc : buf_append(out, body, n);
+}
+
+http_handler http_route_find(const http_route *routes, const char *path, size_t n) {
+  for (const http_route *rt = routes; rt->path; rt++)
+    if (strlen(rt->path) == n && memcmp(rt->path, path, n) == 0) return rt->handler;
+  return NULL;
+}

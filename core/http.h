@@ -1,0 +1,63 @@
+/* http.h - HTTP/1.1 requests on llhttp: an incremental, bounded request reader
+ * (url and headers kept, bodies skipped), header lookups, a route table and
+ * response writing. */
+#ifndef PARLEY_HTTP_H
+#define PARLEY_HTTP_H
+#include <llhttp.h>
+#include <stdint.h>
+#include "buf.h"
+
+#define HTTP_MAX_HEADER_BYTES 16384
+#define HTTP_MAX_HEADERS 100
+
+typedef struct {
+  uint32_t name_off, name_len, val_off, val_len;
+} http_hdr;
+
+typedef struct {
+  llhttp_t parser;
+  buf_t arena;               /* url and header text (names lower-cased), capped */
+  uint32_t url_off, url_len;
+  http_hdr hdrs[HTTP_MAX_HEADERS];
+  int nhdrs;
+  int in_value;              /* the last header callback was a value */
+  int headers_done;
+  int complete;              /* a whole request has been read */
+  size_t head_bytes;         /* raw bytes of the header block so far */
+} http_req;
+
+enum { HTTP_NEED_MORE = 0, HTTP_GOT_REQUEST = 1 };
+
+void http_req_init(http_req *r);
+void http_req_free(http_req *r);
+/* Forget the last request and get ready for the next one on the connection. */
+void http_req_next(http_req *r);
+/* Feed bytes. Returns HTTP_NEED_MORE (all used), HTTP_GOT_REQUEST (a request is
+ * complete; *used bytes belong to it, the rest to what follows), or an HTTP
+ * error status to answer with before closing (400, 431). */
+int http_req_feed(http_req *r, const char *p, size_t n, size_t *used);
+int http_req_is_upgrade(const http_req *r);
+int http_req_keep_alive(const http_req *r);
+const char *http_req_method(const http_req *r);
+/* The path (without query) and the query (without '?'; n = 0 when none). */
+void http_req_path(const http_req *r, const char **p, size_t *n);
+void http_req_query(const http_req *r, const char **p, size_t *n);
+/* A header's value by lower-case name; NULL when absent. */
+const char *http_req_header(const http_req *r, const char *lname, size_t *len);
+/* 1 when a comma-separated header value holds token (case-insensitive). */
+int http_has_token(const char *v, size_t n, const char *token);
+
+/* Append a whole response. extra: more header lines, each ending in \r\n, or NULL. */
+int http_response(buf_t *out, int status, const char *ctype, const char *body, size_t n,
+                  const char *extra, int keep_alive);
+const char *http_status_text(int status);
+
+typedef void (*http_handler)(void *ctx, http_req *r);
+typedef struct {
+  const char *path;
+  http_handler handler;
+} http_route;
+/* The handler for path in a table ending with {NULL, NULL}; NULL when none. */
+http_handler http_route_find(const http_route *routes, const char *path, size_t n);
+
+#endif

@@ -1,0 +1,24 @@
+/* lua_conv.h - every conversion between C data and Lua values, one direction
+ * per function. Hooks see copies (read-only views), never raw pointers. */
+#ifndef PARLEY_LUA_CONV_H
+#define PARLEY_LUA_CONV_H
+#include <lua.h>
+#include "buf.h"
+#include "json.h"
+#include "policy.h"
+#include "rooms.h"
+
+void lconv_push_user(lua_State *L, const user_t *u);
+void lconv_push_room(lua_State *L, const room_t *r);
+void lconv_push_settings(lua_State *L, const room_settings *s);
+void lconv_push_conn(lua_State *L, const policy_conn_info *c);
+/* Push a validated JSON value as a Lua value (null becomes nil). */
+void lconv_push_json(lua_State *L, json_span v);
+/* Read a settings table at idx (fields name, password, maxUsers, type) into
+ * out (malloc'ed strings); on a wrong type returns nonzero with *why set. */
+int lconv_to_settings(lua_State *L, int idx, room_settings *out, const char **why);
+/* Append the Lua value at idx as JSON. Tables with keys 1..n are arrays (an
+ * empty table is []), other tables objects; functions etc. are an error. */
+int lconv_to_json(lua_State *L, int idx, buf_t *out);
+
+#endif

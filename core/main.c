@@ -1,0 +1,78 @@
+/* main.c - the parley command: options, the loop, exit codes. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+#include "log.h"
+#include "server.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: parley [--listen HOST:PORT] [--policies DIR] [--log-level debug|info|warn|error]\n"
+          "              [--ping-interval MS] [--ping-timeout MS] [--version] [--help]\n"
+          "  --listen HOST:PORT   address to listen on (default 127.0.0.1:8080; port 0 picks one)\n"
+          "  --policies DIR       directory holding default.lua (default ./policies)\n"
+          "  --log-level LEVEL    debug, info, warn or error (default info)\n"
+          "  --ping-interval MS   WebSocket ping interval (default 25000)\n"
+          "  --ping-timeout MS    close when no pong within this time (default 20000)\n");
+}
+
+static int parse_listen(const char *arg, server_config *cfg) {
+  const char *colon = strrchr(arg, ':');
+  if (!colon || colon == arg || (size_t)(colon - arg) >= sizeof cfg->host) return -1;
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end || port < 0 || port > 65535 || end == colon + 1) return -1;
+  memcpy(cfg->host, arg, (size_t)(colon - arg));
+  cfg->host[colon - arg] = 0;
+  if (cfg->host[0] == '[' && cfg->host[strlen(cfg->host) - 1] == ']') {
+    memmove(cfg->host, cfg->host + 1, strlen(cfg->host));
+    cfg->host[strlen(cfg->host) - 1] = 0;
+  }
+  cfg->port = (int)port;
+  return 0;
+}
+
+static int parse_ms(const char *arg, uint64_t *out) {
+  char *end;
+  long long v = strtoll(arg, &end, 10);
+  if (*end || v <= 0 || end == arg) return -1;
+  *out = (uint64_t)v;
+  return 0;
+}
+
+static int parse_args(int argc, char **argv, server_config *cfg) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
+    if (!strcmp(a, "--version")) { printf("parley %s\n", PARLEY_VERSION); exit(0); }
+    if (!v) { fprintf(stderr, "parley: %s needs a value\n", a); return -1; }
+    int bad = 0;
+    if (!strcmp(a, "--listen")) bad = parse_listen(v, cfg);
+    else if (!strcmp(a, "--policies")) bad = snprintf(cfg->policies, sizeof cfg->policies, "%s", v) >= (int)sizeof cfg->policies;
+    else if (!strcmp(a, "--log-level")) bad = log_level_parse(v, &log_level);
+    else if (!strcmp(a, "--ping-interval")) bad = parse_ms(v, &cfg->ping_interval_ms);
+    else if (!strcmp(a, "--ping-timeout")) bad = parse_ms(v, &cfg->ping_timeout_ms);
+    else { fprintf(stderr, "parley: unknown option %s\n", a); usage(stderr); return -1; }
+    if (bad) { fprintf(stderr, "parley: bad value for %s: %s\n", a, v); return -1; }
+    i++;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  server_config cfg;
+  server_t *s = malloc(sizeof *s);
+  server_config_default(&cfg);
+  if (!s || parse_args(argc, argv, &cfg)) { free(s); return 2; }
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_t *loop = uv_default_loop();
+  if (server_init(s, loop, &cfg)) { free(s); return 1; }
+  uv_run(loop, UV_RUN_DEFAULT);
+  server_free(s);
+  int rc = uv_loop_close(loop);
+  if (rc) log_warn("loop closed with handles open: %s", uv_strerror(rc));
+  free(s);
+  return 0;
+}

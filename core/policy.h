@@ -1,0 +1,65 @@
+/* policy.h - the Lua policy layer: one VM per policy set, loaded sandboxed from
+ * the policies directory, and one typed C function per hook. Every call into
+ * Lua goes through one gate (instruction budget, traceback, pcall); any
+ * failure becomes the hook's documented verdict, never a crash. */
+#ifndef PARLEY_POLICY_H
+#define PARLEY_POLICY_H
+#include <stddef.h>
+#include "buf.h"
+#include "http.h"
+#include "rooms.h"
+
+/* protocol.md Errors */
+enum { ERR_UNSPECIFIED = 0, ERR_INVALID_PASSWORD = 1, ERR_LIMIT_REACHED = 2, ERR_NO_SUCH_ROOM = 3, ERR_ROOM_ERROR = 4 };
+
+typedef struct {
+  size_t max_payload, max_signal, max_name, max_password, max_request_id;
+  int max_rooms_per_user, max_users_per_room;
+  double rate, burst;
+} policy_limits;
+
+/* Why a request is refused: the Errors code and a message for the client. */
+typedef struct {
+  int code;
+  char msg[160];
+} policy_verdict;
+
+typedef struct {
+  size_t mem_cap;          /* bytes per VM */
+  long long budget;        /* VM instructions per hook call */
+} policy_options;
+
+/* What on_connect sees of a connection (borrowed for the call). */
+typedef struct {
+  const char *framing;     /* "ws" or "socket.io" */
+  const http_req *http;    /* path, query, headers */
+  const char *remote_addr;
+  const char *ns;          /* Socket.IO namespace, NULL for /ws */
+  const char *auth;        /* Socket.IO auth JSON, NULL when none */
+  size_t auth_len;
+} policy_conn_info;
+
+typedef struct policy_s policy_t;
+
+void policy_options_default(policy_options *o);
+/* Build a VM from dir/default.lua and self-check it. On failure *out is NULL
+ * and the error (file:line) has been logged. */
+int policy_load(const char *dir, const policy_options *o, policy_t **out);
+void policy_free(policy_t *P);
+const policy_limits *policy_limits_of(policy_t *P, const tenant_t *t);
+const char *policy_version(const policy_t *P);
+
+/* Each returns 0 to accept, or nonzero with *v saying why not. */
+int policy_on_connect(policy_t *P, const policy_conn_info *c, char *tenant, size_t cap, policy_verdict *v);
+/* out's strings are malloc'ed: free them with policy_settings_free. */
+int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, room_settings *out, policy_verdict *v);
+int policy_check_password(policy_t *P, const room_t *r, const char *supplied, const user_t *u, policy_verdict *v);
+/* Append the JSON of the JOIN_ROOM spec for u joining r. */
+int policy_spec(policy_t *P, const room_t *r, const user_t *u, buf_t *json, policy_verdict *v);
+int policy_update_room(policy_t *P, const room_t *r, const room_settings *req, const user_t *u,
+                       room_settings *out, policy_verdict *v);
+/* Map a reason (e.g. "no_such_room") for event to an Errors code and message. */
+void policy_map_error(policy_t *P, const char *reason, const char *event, policy_verdict *v);
+void policy_settings_free(room_settings *s);
+
+#endif

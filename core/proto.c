@@ -1,0 +1,406 @@
+/* proto.c - the event layer: one event ["NAME", payload] in, replies and
+ * notifications out. Decoding and structural checks are here; rules come
+ * from the policy; state lives in rooms.c; SIGNAL goes to relay.c. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "err.h"
+#include "json.h"
+#include "log.h"
+#include "policy.h"
+#include "proto.h"
+#include "relay.h"
+#include "rooms.h"
+#include "server.h"
+
+/* One request being handled. */
+typedef struct {
+  conn_t *c;
+  const char *event;
+  json_span payload;
+  const char *rid;          /* raw requestId JSON, or "null" */
+  size_t rid_len;
+  const proto_ack *ack;
+  const policy_limits *lim;
+} req_t;
+
+static buf_t scratch;       /* reply building; the loop is single-threaded */
+
+static policy_t *pol(conn_t *c) { return c->srv->policy; }
+
+/* ---- replies ---- */
+
+void proto_error(conn_t *c, const char *rid, size_t rid_len, int code, const char *event, const char *msg,
+                 const proto_ack *ack) {
+  buf_t b;
+  buf_init(&b, 0);
+  buf_puts(&b, "{\"requestID\":");
+  if (rid) buf_append(&b, rid, rid_len);
+  else buf_puts(&b, "null");
+  buf_puts(&b, ",\"error\":");
+  jw_int(&b, code);
+  buf_puts(&b, ",\"event\":");
+  if (event) jw_string(&b, event, strlen(event));
+  else buf_puts(&b, "null");
+  buf_puts(&b, ",\"msg\":");
+  jw_string(&b, msg, strlen(msg));
+  buf_putc(&b, '}');
+  conn_send_event(c, "ERROR", b.data, b.len, ack);
+  buf_free(&b);
+}
+
+static void fail(req_t *q, int code, const char *msg) {
+  proto_error(q->c, q->rid, q->rid_len, code, q->event, msg, q->ack);
+}
+
+static void fail_verdict(req_t *q, const policy_verdict *v) { fail(q, v->code, v->msg); }
+
+static void fail_reason(req_t *q, const char *reason) {
+  policy_verdict v;
+  policy_map_error(pol(q->c), reason, q->event, &v);
+  fail_verdict(q, &v);
+}
+
+static void reply(req_t *q, const char *event) {
+  conn_send_event(q->c, event, scratch.data, scratch.len, q->ack);
+}
+
+static void begin_reply(req_t *q) {
+  buf_reset(&scratch);
+  buf_puts(&scratch, "{\"requestID\":");
+  buf_append(&scratch, q->rid, q->rid_len);
+}
+
+static void put_str(const char *key, const char *s) {
+  buf_putc(&scratch, ',');
+  jw_key(&scratch, key);
+  jw_string(&scratch, s, strlen(s));
+}
+
+static void put_int(const char *key, long long v) {
+  buf_putc(&scratch, ',');
+  jw_key(&scratch, key);
+  jw_int(&scratch, v);
+}
+
+/* Send scratch to every member of r but skip. */
+static void notify_others(room_t *r, user_t *skip, const char *event) {
+  for (size_t i = 0; i < r->nmembers; i++)
+    if (r->members[i] != skip) conn_send_event(r->members[i]->conn, event, scratch.data, scratch.len, NULL);
+}
+
+/* ---- payload fields ---- */
+
+/* A string field decoded into a malloc'ed C string (NUL bytes refused). */
+static int field_string(req_t *q, const char *key, char **out, size_t *len) {
+  json_span v;
+  *out = NULL;
+  if (json_object_get(q->payload, key, &v) || v.type != JSON_STRING) return PARLEY_EINVAL;
+  char *s = malloc(v.n + 1);
+  if (!s) return PARLEY_ENOMEM;
+  if (json_string_decode(v, s, v.n + 1, len) || strlen(s) != *len) { free(s); return PARLEY_EINVAL; }
+  *out = s;
+  return 0;
+}
+
+static int field_int(req_t *q, const char *key, int *out) {
+  json_span v;
+  if (json_object_get(q->payload, key, &v) || v.type != JSON_NUMBER) return PARLEY_EINVAL;
+  double d = json_number(v);
+  if (d != floor(d) || fabs(d) > 2147483647.0) return PARLEY_EINVAL;
+  *out = (int)d;
+  return 0;
+}
+
+/* maxUsers, name, password (and type) of CREATE_ROOM / UPDATE_ROOM. */
+static int read_settings(req_t *q, room_settings *s, int with_type) {
+  size_t nl, pl;
+  memset(s, 0, sizeof *s);
+  int rc = field_string(q, "name", &s->name, &nl);
+  if (!rc) rc = field_string(q, "password", &s->password, &pl);
+  if (!rc) rc = field_int(q, "maxUsers", &s->max_users);
+  if (!rc && with_type) rc = field_int(q, "type", &s->type);
+  if (rc) {
+    fail(q, ERR_UNSPECIFIED, with_type ? "CREATE_ROOM needs maxUsers: number, name: string, password: string, type: number"
+                                       : "UPDATE_ROOM needs room: string, maxUsers: number, name: string, password: string");
+  } else if (nl > q->lim->max_name || pl > q->lim->max_password) {
+    fail(q, ERR_LIMIT_REACHED, nl > q->lim->max_name ? "name too long" : "password too long");
+    rc = PARLEY_ELIMIT;
+  }
+  if (rc) policy_settings_free(s);
+  return rc;
+}
+
+/* Settings a policy returned must still be within the limits. */
+static int check_settings(req_t *q, const room_settings *s) {
+  if (s->max_users < 1 || s->max_users > q->lim->max_users_per_room) {
+    fail_reason(q, "limit_reached");
+    return PARLEY_ELIMIT;
+  }
+  if (strlen(s->name) > q->lim->max_name || strlen(s->password) > q->lim->max_password) {
+    fail(q, ERR_LIMIT_REACHED, "name or password too long");
+    return PARLEY_ELIMIT;
+  }
+  return 0;
+}
+
+/* The room named by the payload's `room` field, in the user's tenant. */
+static room_t *find_room(req_t *q, json_span v) {
+  if (v.type != JSON_STRING || v.n != ID_LEN + 2) return NULL;
+  return rooms_find(q->c->tenant, v.p + 1, ID_LEN);
+}
+
+/* ---- events ---- */
+
+static void ev_get_id(req_t *q) {
+  begin_reply(q);
+  put_str("userID", q->c->user->id.s);
+  buf_putc(&scratch, '}');
+  reply(q, "GET_ID");
+}
+
+static void room_reply_fields(const room_t *r) {
+  put_str("password", r->s.password);
+  put_str("name", r->s.name);
+  put_int("maxUsers", r->s.max_users);
+  put_int("curUsers", (long long)r->nmembers);
+}
+
+static void ev_create_room(req_t *q) {
+  room_settings req, s;
+  user_t *u = q->c->user;
+  room_t *r;
+  policy_verdict v;
+  if (read_settings(q, &req, 1)) return;
+  if ((int)u->nrooms >= q->lim->max_rooms_per_user) { fail_reason(q, "limit_reached"); policy_settings_free(&req); return; }
+  int rc = policy_create_room(pol(q->c), u, &req, &s, &v);
+  policy_settings_free(&req);
+  if (rc) { fail_verdict(q, &v); return; }
+  if (check_settings(q, &s) == 0) {
+    if (rooms_create(&q->c->srv->rooms, u, &s, &r)) fail(q, ERR_UNSPECIFIED, "out of memory");
+    else {
+      begin_reply(q);
+      put_str("roomID", r->id.s);
+      room_reply_fields(r);
+      put_int("type", r->s.type);
+      buf_putc(&scratch, '}');
+      reply(q, "CREATE_ROOM");
+    }
+  }
+  policy_settings_free(&s);
+}
+
+/* JOIN_ROOM reply to the joiner, with the policy's spec. */
+static int join_reply(req_t *q, room_t *r) {
+  policy_verdict v;
+  buf_t spec;
+  buf_init(&spec, 0);
+  if (policy_spec(pol(q->c), r, q->c->user, &spec, &v)) { buf_free(&spec); fail_verdict(q, &v); return PARLEY_ELUA; }
+  begin_reply(q);
+  put_str("name", r->s.name);
+  put_int("maxUsers", r->s.max_users);
+  put_int("curUsers", (long long)r->nmembers);
+  put_int("type", r->s.type);
+  buf_puts(&scratch, ",\"spec\":");
+  buf_append(&scratch, spec.data, spec.len);
+  put_str("roomID", r->id.s);
+  buf_putc(&scratch, '}');
+  buf_free(&spec);
+  reply(q, "JOIN_ROOM");
+  return 0;
+}
+
+static void ev_join_room(req_t *q) {
+  json_span rv;
+  char *pwd;
+  size_t pl;
+  user_t *u = q->c->user;
+  policy_verdict v;
+  int deleted;
+  if (json_object_get(q->payload, "room", &rv) || rv.type != JSON_STRING || field_string(q, "password", &pwd, &pl)) {
+    fail(q, ERR_UNSPECIFIED, "JOIN_ROOM needs room: string, password: string");
+    return;
+  }
+  room_t *r = find_room(q, rv);
+  if (!r) fail_reason(q, "no_such_room");
+  else if (rooms_is_member(r, u)) join_reply(q, r);
+  else if (pl > q->lim->max_password) fail(q, ERR_LIMIT_REACHED, "password too long");
+  else if (policy_check_password(pol(q->c), r, pwd, u, &v)) fail_verdict(q, &v);
+  else if ((int)r->nmembers >= r->s.max_users) fail_reason(q, "room_full");
+  else if ((int)u->nrooms >= q->lim->max_rooms_per_user) fail_reason(q, "limit_reached");
+  else if (rooms_join(r, u)) fail(q, ERR_UNSPECIFIED, "out of memory");
+  else if (join_reply(q, r)) rooms_leave(&q->c->srv->rooms, r, u, &deleted);
+  else {
+    buf_reset(&scratch);
+    buf_puts(&scratch, "{\"from\":{\"userID\":");
+    jw_string(&scratch, u->id.s, ID_LEN);
+    buf_puts(&scratch, ",\"roomID\":");
+    jw_string(&scratch, r->id.s, ID_LEN);
+    buf_puts(&scratch, "}}");
+    notify_others(r, u, "JOIN_ROOM");
+  }
+  free(pwd);
+}
+
+static void ev_update_room(req_t *q) {
+  json_span rv;
+  room_settings req, s;
+  policy_verdict v;
+  if (json_object_get(q->payload, "room", &rv) || rv.type != JSON_STRING) {
+    fail(q, ERR_UNSPECIFIED, "UPDATE_ROOM needs room: string, maxUsers: number, name: string, password: string");
+    return;
+  }
+  if (read_settings(q, &req, 0)) return;
+  room_t *r = find_room(q, rv);
+  if (!r) { fail_reason(q, "no_such_room"); policy_settings_free(&req); return; }
+  req.type = r->s.type;
+  int rc = policy_update_room(pol(q->c), r, &req, q->c->user, &s, &v);
+  policy_settings_free(&req);
+  if (rc) { fail_verdict(q, &v); return; }
+  s.type = r->s.type;  /* a room keeps its type */
+  if (check_settings(q, &s) == 0) {
+    if (rooms_update(r, &s)) fail(q, ERR_UNSPECIFIED, "out of memory");
+    else {
+      begin_reply(q);
+      room_reply_fields(r);
+      put_str("roomID", r->id.s);
+      buf_putc(&scratch, '}');
+      reply(q, "UPDATE_ROOM");
+    }
+  }
+  policy_settings_free(&s);
+}
+
+/* u leaves r; the others are told. */
+static void leave(conn_t *c, room_t *r, user_t *u) {
+  int deleted;
+  char rid[ID_LEN + 1];
+  memcpy(rid, r->id.s, sizeof rid);
+  if (rooms_leave(&c->srv->rooms, r, u, &deleted) || deleted) return;
+  buf_reset(&scratch);
+  buf_puts(&scratch, "{\"userID\":");
+  jw_string(&scratch, u->id.s, ID_LEN);
+  buf_puts(&scratch, ",\"roomID\":");
+  jw_string(&scratch, rid, ID_LEN);
+  buf_putc(&scratch, '}');
+  notify_others(r, u, "DISCONNECT");
+}
+
+static void ev_disconnect(req_t *q) {
+  if (q->payload.type != JSON_STRING) { fail(q, ERR_UNSPECIFIED, "DISCONNECT needs the roomID as a string"); return; }
+  room_t *r = find_room(q, q->payload);
+  if (!r || !rooms_is_member(r, q->c->user)) { fail_reason(q, "no_such_room"); return; }
+  leave(q->c, r, q->c->user);
+}
+
+static void ev_signal(req_t *q) { relay_signal(q->c, q->payload, q->ack); }
+
+typedef struct {
+  const char *name;
+  void (*handler)(req_t *q);
+  int needs_request_id;
+} event_def;
+
+static const event_def events[] = {
+  {"SIGNAL", ev_signal, 0},
+  {"GET_ID", ev_get_id, 1},
+  {"CREATE_ROOM", ev_create_room, 1},
+  {"JOIN_ROOM", ev_join_room, 1},
+  {"UPDATE_ROOM", ev_update_room, 1},
+  {"DISCONNECT", ev_disconnect, 0},
+  {NULL, NULL, 0}};
+
+/* ---- rate limit ---- */
+
+/* Token bucket: rate per second, burst deep. 0 when the event may proceed. */
+static int rate_check(conn_t *c, const policy_limits *lim) {
+  uint64_t now = uv_now(c->srv->loop);
+  if (c->bucket_ms == 0) { c->tokens = lim->burst; c->bucket_ms = now; }
+  c->tokens += (double)(now - c->bucket_ms) * lim->rate / 1000.0;
+  if (c->tokens > lim->burst) c->tokens = lim->burst;
+  c->bucket_ms = now;
+  if (c->tokens >= 1.0) { c->tokens -= 1.0; return 0; }
+  if (now - c->strike_ms > 1000) { c->strike_ms = now; c->strikes = 0; }  /* rejections per second */
+  c->strikes++;
+  return PARLEY_ELIMIT;
+}
+
+/* ---- entry points ---- */
+
+/* requestId: a string or a number of at most max_request_id bytes. */
+static int read_request_id(req_t *q, int required) {
+  json_span v;
+  q->rid = "null";
+  q->rid_len = 4;
+  if (q->payload.type != JSON_OBJECT || json_object_get(q->payload, "requestId", &v)) {
+    if (!required) return 0;
+    fail(q, ERR_UNSPECIFIED, q->payload.type == JSON_OBJECT ? "requestId missing" : "payload must be an object");
+    return PARLEY_EINVAL;
+  }
+  if (v.type != JSON_STRING && v.type != JSON_NUMBER) {
+    fail(q, ERR_UNSPECIFIED, "requestId must be a string or a number");
+    return PARLEY_EINVAL;
+  }
+  if (v.n > q->lim->max_request_id + (v.type == JSON_STRING ? 2 : 0)) {
+    fail(q, ERR_LIMIT_REACHED, "requestId too long");
+    return PARLEY_ELIMIT;
+  }
+  q->rid = v.p;
+  q->rid_len = v.n;
+  return 0;
+}
+
+/* ["NAME", payload]: the event definition and the payload. */
+static const event_def *decode(req_t *q, const char *text, size_t n, char *name, size_t cap) {
+  json_span root, items[2];
+  size_t count = 0, len;
+  name[0] = 0;
+  if (json_parse(text, n, JSON_MAX_DEPTH, &root) || root.type != JSON_ARRAY) {
+    fail(q, ERR_UNSPECIFIED, "an event is a JSON array [\"EVENT\", payload]");
+    return NULL;
+  }
+  json_array_items(root, items, 2, &count);
+  if (count != 2 || items[0].type != JSON_STRING || json_string_decode(items[0], name, cap, &len)) {
+    fail(q, ERR_UNSPECIFIED, "an event is a JSON array [\"EVENT\", payload]");
+    return NULL;
+  }
+  q->event = name;
+  q->payload = items[1];
+  for (const event_def *e = events; e->name; e++)
+    if (strcmp(e->name, name) == 0) return e;
+  (void)read_request_id(q, 0);
+  fail(q, ERR_UNSPECIFIED, "unknown event");
+  return NULL;
+}
+
+void proto_handle(conn_t *c, const char *text, size_t n, const proto_ack *ack) {
+  char name[32];
+  req_t q = {c, NULL, {JSON_NONE, NULL, 0}, NULL, 0, ack, policy_limits_of(pol(c), c->tenant)};
+  if (!c->user) return;
+  if (rate_check(c, q.lim)) {
+    if (c->strikes > (unsigned)q.lim->rate) { conn_ws_close(c, WS_CLOSE_POLICY, "rate limit exceeded persistently"); return; }
+    proto_error(c, NULL, 0, ERR_LIMIT_REACHED, NULL, "rate limit: slow down", ack);
+    return;
+  }
+  const event_def *e = decode(&q, text, n, name, sizeof name);
+  if (!e) return;
+  if (read_request_id(&q, e->needs_request_id)) return;
+  if (e->needs_request_id && q.payload.type != JSON_OBJECT) { fail(&q, ERR_UNSPECIFIED, "payload must be an object"); return; }
+  e->handler(&q);
+}
+
+int proto_conn_open(conn_t *c, const char *tenant) {
+  tenant_t *t;
+  int rc = rooms_tenant(&c->srv->rooms, tenant, &t);
+  if (!rc) rc = rooms_user_add(&c->srv->rooms, t, c, &c->user);
+  if (!rc) c->tenant = t;
+  return rc;
+}
+
+void proto_conn_gone(conn_t *c) {
+  user_t *u = c->user;
+  if (!u) return;
+  c->user = NULL;
+  while (u->nrooms) leave(c, u->rooms[u->nrooms - 1], u);
+  rooms_user_remove(&c->srv->rooms, u);
+}

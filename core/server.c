@@ -1,0 +1,136 @@
+/* server.c - the listener, the connection list, the flush of queued output
+ * once per loop turn, and shutdown on SIGINT/SIGTERM. */
+#include <stdio.h>
+#include <string.h>
+#include "err.h"
+#include "log.h"
+#include "server.h"
+
+#define STOP_GRACE_MS 1000
+
+void server_config_default(server_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  snprintf(cfg->host, sizeof cfg->host, "127.0.0.1");
+  cfg->port = 8080;
+  snprintf(cfg->policies, sizeof cfg->policies, "policies");
+  cfg->ping_interval_ms = 25000;
+  cfg->ping_timeout_ms = 20000;
+  cfg->out_cap = 8u << 20;
+  policy_options_default(&cfg->policy);
+}
+
+void server_mark_dirty(server_t *s, conn_t *c) {
+  if (c->dirty) return;
+  c->dirty = 1;
+  c->dirty_next = s->dirty;
+  s->dirty = c;
+}
+
+/* Once per loop turn, after reads: write what every connection has queued. */
+static void on_check(uv_check_t *h) {
+  server_t *s = h->data;
+  while (s->dirty) {
+    conn_t *c = s->dirty;
+    s->dirty = c->dirty_next;
+    c->dirty = 0;
+    conn_flush(c);
+  }
+}
+
+void server_conn_gone(server_t *s, conn_t *c) {
+  if (c->prev) c->prev->next = c->next;
+  else s->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+  s->nconns--;
+  /* c stays on the dirty list until the flush; conn_flush skips closed ones */
+}
+
+static void on_connection(uv_stream_t *l, int status) {
+  server_t *s = l->data;
+  conn_t *c;
+  if (status < 0) { log_warn("accept: %s", uv_strerror(status)); return; }
+  if (conn_new(s, &c)) { log_error("accept: out of memory"); return; }
+  if (uv_accept(l, (uv_stream_t *)&c->tcp)) { conn_close(c, "accept failed"); return; }
+  c->next = s->conns;
+  if (s->conns) s->conns->prev = c;
+  s->conns = c;
+  s->nconns++;
+  conn_start(c);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  server_t *s = h->data;
+  log_info("signal %d: shutting down", signum);
+  server_stop(s);
+}
+
+static void on_stop_timer(uv_timer_t *t) {
+  server_t *s = t->data;
+  while (s->conns) conn_close(s->conns, "server stopping");
+  uv_close((uv_handle_t *)&s->flusher, NULL);
+  uv_close((uv_handle_t *)&s->stop_timer, NULL);
+}
+
+void server_stop(server_t *s) {
+  if (s->stopping) return;
+  s->stopping = 1;
+  uv_close((uv_handle_t *)&s->listener, NULL);
+  uv_close((uv_handle_t *)&s->sigint, NULL);
+  uv_close((uv_handle_t *)&s->sigterm, NULL);
+  for (conn_t *c = s->conns, *next; c; c = next) {
+    next = c->next;
+    if (c->state == CONN_WS) conn_ws_close(c, WS_CLOSE_GOING_AWAY, "server stopping");
+    else conn_close(c, "server stopping");
+  }
+  uv_timer_start(&s->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
+}
+
+static int listen_on(server_t *s) {
+  struct sockaddr_storage sa;
+  int rc = uv_ip4_addr(s->cfg.host, s->cfg.port, (struct sockaddr_in *)&sa);
+  if (rc) rc = uv_ip6_addr(s->cfg.host, s->cfg.port, (struct sockaddr_in6 *)&sa);
+  if (rc) { log_error("bad listen address %s", s->cfg.host); return PARLEY_EINVAL; }
+  uv_tcp_init(s->loop, &s->listener);
+  s->listener.data = s;
+  if ((rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&sa, 0)) == 0)
+    rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+  if (rc) {
+    log_error("listen on %s:%d: %s", s->cfg.host, s->cfg.port, uv_strerror(rc));
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    return PARLEY_EIO;
+  }
+  int len = sizeof sa;
+  uv_tcp_getsockname(&s->listener, (struct sockaddr *)&sa, &len);
+  s->bound_port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+  return 0;
+}
+
+int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
+  memset(s, 0, sizeof *s);
+  s->loop = loop;
+  s->cfg = *cfg;
+  rooms_init(&s->rooms);
+  int rc = policy_load(cfg->policies, &cfg->policy, &s->policy);
+  if (rc) return rc;
+  if ((rc = listen_on(s))) { policy_free(s->policy); s->policy = NULL; return rc; }
+  uv_check_init(loop, &s->flusher);
+  s->flusher.data = s;
+  uv_check_start(&s->flusher, on_check);
+  uv_timer_init(loop, &s->stop_timer);
+  s->stop_timer.data = s;
+  uv_signal_init(loop, &s->sigint);
+  uv_signal_init(loop, &s->sigterm);
+  s->sigint.data = s->sigterm.data = s;
+  uv_signal_start(&s->sigint, on_signal, SIGINT);
+  uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+  fprintf(stderr, "parley listening on %s:%d\n", cfg->host, s->bound_port);
+  fflush(stderr);
+  return 0;
+}
+
+void server_free(server_t *s) {
+  rooms_free(&s->rooms);
+  policy_free(s->policy);
+  s->policy = NULL;
+}

@@ -1,0 +1,46 @@
+/* server.h - the listener, the list of connections, the once-per-turn flush,
+ * shutdown on signals, and the state every connection shares. */
+#ifndef PARLEY_SERVER_H
+#define PARLEY_SERVER_H
+#include <uv.h>
+#include "conn.h"
+#include "policy.h"
+#include "rooms.h"
+
+typedef struct {
+  char host[64];
+  int port;
+  char policies[1024];
+  uint64_t ping_interval_ms, ping_timeout_ms;
+  size_t out_cap;            /* bytes queued per connection before it counts as slow */
+  policy_options policy;
+} server_config;
+
+struct server_s {
+  uv_loop_t *loop;
+  uv_tcp_t listener;
+  uv_check_t flusher;
+  uv_signal_t sigint, sigterm;
+  uv_timer_t stop_timer;
+  server_config cfg;
+  conn_t *conns;
+  size_t nconns;
+  conn_t *dirty;
+  rooms_state rooms;
+  policy_t *policy;
+  int stopping;
+  int bound_port;
+  char read_buf[65536];
+};
+
+void server_config_default(server_config *cfg);
+/* Load the policy and listen; prints "parley listening on HOST:PORT". */
+int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg);
+/* Stop accepting, close every connection with 1001, then the handles. */
+void server_stop(server_t *s);
+/* Release what server_init made (after the loop has run dry). */
+void server_free(server_t *s);
+void server_mark_dirty(server_t *s, conn_t *c);
+void server_conn_gone(server_t *s, conn_t *c);
+
+#endif

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# scripts/test.sh - the whole test suite: deps, build, unit tests (ctest),
+# integration tests; then the same again on an AddressSanitizer + UBSan build.
+# Set PARLEY_SKIP_SANITIZE=1 to run the plain build only (quicker, local use).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+
+run_suite() {  # $1 build dir, rest: cmake options
+  local dir=$1; shift
+  echo "== build $dir" >&2
+  scripts/build.sh "$dir" "$@"
+  echo "== unit tests ($dir)" >&2
+  (cd "$dir" && ctest --output-on-failure --timeout 120)
+  echo "== integration tests ($dir)" >&2
+  PARLEY_BIN="$PWD/$dir/parley" tests/integration/run.sh
+}
+
+run_suite build
+if [ "${PARLEY_SKIP_SANITIZE:-0}" = 1 ]; then
+  echo "== sanitizer run skipped: PARLEY_SKIP_SANITIZE=1" >&2
+else
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  run_suite build-asan -DPARLEY_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+fi
+echo "== all tests passed" >&2

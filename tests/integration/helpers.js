@@ -1,0 +1,788 @@
+// Shared helpers for the Parley integration tests.
+//
+//   startServer(opts)   spawn build/parley on an ephemeral port, parse the port
+//   Client              a `ws` client speaking ["EVENT", payload] frames
+//   RawWs / buildFrame  a hand-rolled RFC 6455 client over a raw TCP socket
+//   httpGet / RawHttp   plain HTTP requests (fresh socket / kept-alive socket)
+//
+// Every await in here is bounded by a timeout so that a broken server makes a
+// test fail instead of hanging.
+
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BIN = process.env.PARLEY_BIN
+  ? path.resolve(process.env.PARLEY_BIN)
+  : path.join(REPO, 'build', 'parley');
+
+export const ERR = Object.freeze({
+  UNSPECIFIED: 0, INVALID_PASSWORD: 1, LIMIT_REACHED: 2, NO_SUCH_ROOM: 3, ROOM_ERROR: 4,
+});
+export const ID_RE = /^[A-Za-z0-9_-]{22}$/;
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Race a promise against a timer; rejects with `what` in the message. */
+export function withTimeout(promise, ms, what) {
+  let timer;
+  const t = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
+}
+
+// ---------------------------------------------------------------------------
+// Server process
+// ---------------------------------------------------------------------------
+
+const liveProcs = new Set();
+process.on('exit', () => {
+  for (const p of liveProcs) {
+    try { p.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+});
+
+/**
+ * Start a server. opts: {pingInterval, pingTimeout, args: [...extra]}.
+ * Resolves to {port, url, httpBase, proc, stderr, exited, alive(), stop()}.
+ */
+export async function startServer(opts = {}) {
+  if (!existsSync(BIN)) {
+    throw new Error(`server binary not found: ${BIN} (build it, or set PARLEY_BIN)`);
+  }
+  const args = ['--listen', '127.0.0.1:0', '--policies', path.join(REPO, 'policies'),
+    '--log-level', 'warn'];
+  if (opts.pingInterval != null) args.push('--ping-interval', String(opts.pingInterval));
+  if (opts.pingTimeout != null) args.push('--ping-timeout', String(opts.pingTimeout));
+  if (opts.args) args.push(...opts.args);
+
+  const proc = spawn(BIN, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  liveProcs.add(proc);
+  let stderr = '';
+  let stdout = '';
+  let exitInfo = null;
+  const exited = new Promise((resolve) => {
+    proc.once('exit', (code, signal) => {
+      exitInfo = { code, signal };
+      liveProcs.delete(proc);
+      resolve(exitInfo);
+    });
+  });
+  proc.stdout.setEncoding('utf8');
+  proc.stdout.on('data', (d) => { stdout += d; });
+  proc.stderr.setEncoding('utf8');
+
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error('no "parley listening on" line within 10 s')), 10_000);
+    const onData = (d) => {
+      stderr += d;
+      const m = /parley listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
+      if (m) done(null, Number(m[1]));
+    };
+    const onExit = (code, signal) => done(new Error(`server exited early (code ${code}, signal ${signal})`));
+    const onError = (e) => done(e);
+    function done(err, value) {
+      clearTimeout(timer);
+      proc.stderr.off('data', onData);
+      proc.off('exit', onExit);
+      proc.off('error', onError);
+      if (err) {
+        try { proc.kill('SIGKILL'); } catch { /* gone */ }
+        err.message += `\n--- server stderr ---\n${stderr}\n--- server stdout ---\n${stdout}`;
+        reject(err);
+      } else {
+        resolve(value);
+      }
+    }
+    proc.stderr.on('data', onData);
+    proc.once('exit', onExit);
+    proc.once('error', onError);
+  });
+  proc.stderr.on('data', (d) => { stderr += d; });
+
+  const server = {
+    port,
+    url: `ws://127.0.0.1:${port}/ws`,
+    httpBase: `http://127.0.0.1:${port}`,
+    proc,
+    exited,
+    get stderr() { return stderr; },
+    get stdout() { return stdout; },
+    get exitInfo() { return exitInfo; },
+    alive() { return exitInfo === null; },
+    /** SIGTERM, wait up to 5 s, then SIGKILL. Resolves to {code, signal, killed}. */
+    async stop() {
+      if (exitInfo) return { ...exitInfo, killed: false };
+      proc.kill('SIGTERM');
+      const timer = new Promise((r) => setTimeout(() => r(null), 5000));
+      const res = await Promise.race([exited, timer]);
+      if (res) return { ...res, killed: false };
+      proc.kill('SIGKILL');
+      return { ...(await exited), killed: true };
+    },
+  };
+  return server;
+}
+
+/**
+ * The closing check every test file runs last: the server survived the whole
+ * file, still answers /healthz, and exits 0 on SIGTERM.
+ */
+export async function assertAliveThenStop(server) {
+  assert.ok(server.alive(), `server died during this file: ${JSON.stringify(server.exitInfo)}\n${server.stderr}`);
+  const h = await httpGet(server.port, '/healthz');
+  assert.equal(h.status, 200);
+  assert.match(h.body, /^ok\r?\n?$/);
+  const res = await server.stop();
+  assert.equal(res.killed, false, 'server did not exit within 5 s of SIGTERM');
+  assert.equal(res.signal, null, `server died of signal ${res.signal}`);
+  assert.equal(res.code, 0, `server exit code ${res.code}\n${server.stderr}`);
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------
+
+/** One GET on a fresh connection. Resolves {status, headers, body}. */
+export function httpGet(port, urlPath, headers = {}, timeout = 5000) {
+  return withTimeout(new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1', port, path: urlPath, method: 'GET', agent: false,
+      headers: { Connection: 'close', ...headers },
+    }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  }), timeout, `GET ${urlPath}`);
+}
+
+/** Parse the /metrics body into {connections, users, rooms} (numbers). */
+export function parseMetrics(text) {
+  const out = {};
+  for (const key of ['connections', 'users', 'rooms']) {
+    const m = new RegExp(`^parley_${key} (\\d+)\\s*$`, 'm').exec(text);
+    out[key] = m ? Number(m[1]) : undefined;
+  }
+  return out;
+}
+
+export async function getMetrics(port) {
+  const r = await httpGet(port, '/metrics');
+  assert.equal(r.status, 200, `/metrics status ${r.status}`);
+  return parseMetrics(r.body);
+}
+
+/** Poll /metrics until it matches every key of `want`, up to `timeout` ms. */
+export async function waitMetrics(port, want, timeout = 5000) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await getMetrics(port);
+    if (Object.entries(want).every(([k, v]) => last[k] === v)) return last;
+    if (Date.now() > deadline) {
+      assert.fail(`metrics never reached ${JSON.stringify(want)}; last ${JSON.stringify(last)}`);
+    }
+    await sleep(50);
+  }
+}
+
+/**
+ * A raw HTTP/1.1 connection: write request text, read whole responses
+ * (Content-Length or chunked bodies, or read-to-close).
+ */
+export class RawHttp {
+  static connect(port, timeout = 3000) {
+    return withTimeout(new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(new RawHttp(s)));
+      s.once('error', reject);
+    }), timeout, 'tcp connect');
+  }
+
+  constructor(socket) {
+    this.socket = socket;
+    this.buf = Buffer.alloc(0);
+    this.ended = false;
+    this.error = null;
+    this.waiter = null;
+    socket.on('data', (d) => { this.buf = Buffer.concat([this.buf, d]); this._wake(); });
+    socket.on('end', () => { this.ended = true; this._wake(); });
+    socket.on('close', () => { this.ended = true; this._wake(); });
+    socket.on('error', (e) => { this.error = e; this.ended = true; this._wake(); });
+  }
+
+  _wake() { const w = this.waiter; this.waiter = null; if (w) w(); }
+
+  _changed() { return new Promise((r) => { this.waiter = r; }); }
+
+  write(data) { this.socket.write(data); }
+
+  /** Read one response. Resolves {status, headers (lower-case keys), body, raw}. */
+  async response(timeout = 3000) {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const r = this._tryParse();
+      if (r) return r;
+      if (this.ended) {
+        if (this.buf.length && this._headEnd() >= 0) {
+          // read-to-close body
+          const r2 = this._parseHead();
+          const body = this.buf.subarray(r2.headLen);
+          this.buf = Buffer.alloc(0);
+          return { ...r2, body: body.toString('utf8') };
+        }
+        throw new Error(`connection closed before a full response (${this.error?.code ?? 'eof'}); got ${JSON.stringify(this.buf.toString('latin1').slice(0, 200))}`);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timeout waiting for HTTP response; have ${JSON.stringify(this.buf.toString('latin1').slice(0, 200))}`);
+      await withTimeout(this._changed(), left, 'HTTP response').catch(() => {});
+    }
+  }
+
+  _headEnd() { return this.buf.indexOf('\r\n\r\n'); }
+
+  _parseHead() {
+    const end = this._headEnd();
+    const lines = this.buf.subarray(0, end).toString('latin1').split('\r\n');
+    const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
+    if (!m) throw new Error(`bad status line: ${JSON.stringify(lines[0])}`);
+    const headers = {};
+    for (const line of lines.slice(1)) {
+      const i = line.indexOf(':');
+      if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+    }
+    return { status: Number(m[1]), headers, headLen: end + 4, statusLine: lines[0] };
+  }
+
+  _tryParse() {
+    if (this._headEnd() < 0) return null;
+    const h = this._parseHead();
+    const rest = this.buf.subarray(h.headLen);
+    if (h.headers['content-length'] != null) {
+      const n = Number(h.headers['content-length']);
+      if (rest.length < n) return null;
+      this.buf = rest.subarray(n);
+      return { status: h.status, headers: h.headers, body: rest.subarray(0, n).toString('utf8') };
+    }
+    if (/chunked/i.test(h.headers['transfer-encoding'] ?? '')) {
+      let off = 0;
+      const parts = [];
+      for (;;) {
+        const nl = rest.indexOf('\r\n', off);
+        if (nl < 0) return null;
+        const size = parseInt(rest.subarray(off, nl).toString('latin1'), 16);
+        if (rest.length < nl + 2 + size + 2) return null;
+        if (size === 0) {
+          this.buf = rest.subarray(nl + 4);
+          return { status: h.status, headers: h.headers, body: Buffer.concat(parts).toString('utf8') };
+        }
+        parts.push(rest.subarray(nl + 2, nl + 2 + size));
+        off = nl + 2 + size + 2;
+      }
+    }
+    if (h.status === 101 || h.status === 204 || h.status === 304) {
+      this.buf = rest;
+      return { status: h.status, headers: h.headers, body: '' };
+    }
+    return null; // body runs until close
+  }
+
+  /** Resolves true when the server closed the connection within `timeout`. */
+  async waitClosed(timeout = 2000) {
+    const deadline = Date.now() + timeout;
+    while (!this.ended) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await withTimeout(this._changed(), left, 'close').catch(() => {});
+    }
+    return true;
+  }
+
+  destroy() { this.socket.destroy(); }
+}
+
+// ---------------------------------------------------------------------------
+// `ws` client speaking Parley's JSON-array frames
+// ---------------------------------------------------------------------------
+
+let reqCounter = 0;
+export const newRequestId = () => `req-${process.pid}-${++reqCounter}`;
+
+export class Client {
+  /** Connect to `url`; resolves once the WebSocket is open. */
+  static connect(url, { timeout = 5000 } = {}) {
+    const c = new Client(new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeout }));
+    return withTimeout(c.opened, timeout, `ws connect ${url}`).then(() => c, (e) => {
+      c.ws.terminate();
+      throw e;
+    });
+  }
+
+  constructor(ws) {
+    this.ws = ws;
+    this.id = null; // userID, filled by connectUser()
+    this.buf = []; // unconsumed messages: {event, payload, raw}
+    this.waiters = [];
+    this.closeInfo = null;
+    this.opened = new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    this.opened.catch(() => {});
+    this.closed = new Promise((resolve) => {
+      ws.once('close', (code, reason) => {
+        this.closeInfo = { code, reason: reason.toString() };
+        resolve(this.closeInfo);
+        for (const w of this.waiters.splice(0)) {
+          w.reject(new Error(`connection closed (code ${code}) while waiting for ${w.desc}`));
+        }
+      });
+    });
+    ws.on('error', () => { /* surfaced through 'close' */ });
+    ws.on('message', (data, isBinary) => this._onMessage(data, isBinary));
+  }
+
+  _onMessage(data, isBinary) {
+    const raw = data.toString('utf8');
+    let msg;
+    if (isBinary) {
+      msg = { event: '<binary>', payload: data, raw };
+    } else {
+      try {
+        const v = JSON.parse(raw);
+        if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string') {
+          msg = { event: v[0], payload: v[1], raw };
+        } else {
+          msg = { event: '<malformed>', payload: v, raw };
+        }
+      } catch {
+        msg = { event: '<not-json>', payload: raw, raw };
+      }
+    }
+    const i = this.waiters.findIndex((w) => w.pred(msg));
+    if (i >= 0) {
+      const [w] = this.waiters.splice(i, 1);
+      w.resolve(msg);
+    } else {
+      this.buf.push(msg);
+    }
+  }
+
+  get isOpen() { return this.ws.readyState === WebSocket.OPEN; }
+
+  send(event, payload) { this.ws.send(JSON.stringify([event, payload])); }
+
+  sendRaw(data, opts) { this.ws.send(data, opts); }
+
+  /** Next message matching pred (buffered ones first). Resolves {event, payload, raw}. */
+  waitFor(pred, { timeout = 3000, desc = 'a matching message' } = {}) {
+    const i = this.buf.findIndex(pred);
+    if (i >= 0) return Promise.resolve(this.buf.splice(i, 1)[0]);
+    if (this.closeInfo) {
+      return Promise.reject(new Error(`connection closed (code ${this.closeInfo.code}) before ${desc}`));
+    }
+    return new Promise((resolve, reject) => {
+      const w = { pred, desc, resolve: null, reject: null };
+      const timer = setTimeout(() => {
+        const j = this.waiters.indexOf(w);
+        if (j >= 0) this.waiters.splice(j, 1);
+        reject(new Error(`timeout after ${timeout} ms waiting for ${desc}; unconsumed: ${this.dump()}`));
+      }, timeout);
+      w.resolve = (m) => { clearTimeout(timer); resolve(m); };
+      w.reject = (e) => { clearTimeout(timer); reject(e); };
+      this.waiters.push(w);
+    });
+  }
+
+  /** Payload of the next message of `event` (other events stay buffered). */
+  async next(event, { timeout = 3000 } = {}) {
+    const m = await this.waitFor((x) => x.event === event, { timeout, desc: `event ${event}` });
+    return m.payload;
+  }
+
+  /** Wait `ms` and assert that no message at all is pending or arrives. */
+  async expectNothing(ms = 300) {
+    await sleep(ms);
+    assert.equal(this.buf.length, 0, `expected no messages, got: ${this.dump()}`);
+  }
+
+  dump() { return JSON.stringify(this.buf.map((m) => m.raw.slice(0, 300))); }
+
+  /**
+   * Send a request (adds a requestId unless payload has one) and resolve the
+   * reply: the message of the same event, or an ERROR, carrying that requestID.
+   */
+  async request(event, payload = {}, { timeout = 3000 } = {}) {
+    const p = { ...payload };
+    if (!('requestId' in p)) p.requestId = newRequestId();
+    const rid = p.requestId;
+    const reply = this.waitFor(
+      (m) => (m.event === event || m.event === 'ERROR') && m.payload && m.payload.requestID === rid,
+      { timeout, desc: `reply to ${event} ${JSON.stringify(rid)}` },
+    );
+    this.send(event, p);
+    return reply;
+  }
+
+  /** request() that must succeed; returns the reply payload. */
+  async ok(event, payload, opts) {
+    const r = await this.request(event, payload, opts);
+    assert.equal(r.event, event, `${event} failed: ${r.raw}`);
+    return r.payload;
+  }
+
+  /** request() that must fail with `code`; returns the ERROR payload. */
+  async fails(event, payload, code, opts) {
+    const r = await this.request(event, payload, opts);
+    assert.equal(r.event, 'ERROR', `${event} expected to fail with ${code}, got ${r.raw}`);
+    assertError(r.payload, { error: code, event, requestID: r.payload.requestID });
+    return r.payload;
+  }
+
+  /** Close politely; terminate after `timeout`. Resolves close info. */
+  async close(timeout = 2000) {
+    if (this.closeInfo) return this.closeInfo;
+    if (this.ws.readyState === WebSocket.CONNECTING) {
+      this.ws.terminate();
+    } else {
+      this.ws.close(1000);
+    }
+    const r = await Promise.race([this.closed, sleep(timeout).then(() => null)]);
+    if (r) return r;
+    this.ws.terminate();
+    return this.closed;
+  }
+
+  /** Wait for the server to close the connection; resolves {code, reason}. */
+  waitClose(timeout = 3000) {
+    return withTimeout(this.closed, timeout, 'server closing the WebSocket');
+  }
+}
+
+/** Assert an ERROR payload: {requestID, error, event, msg (non-empty string)}. */
+export function assertError(p, { error, event, requestID } = {}) {
+  assert.ok(p && typeof p === 'object', `ERROR payload is not an object: ${JSON.stringify(p)}`);
+  assert.equal(p.error, error, `error code: ${JSON.stringify(p)}`);
+  if (event !== undefined) assert.equal(p.event, event, `event: ${JSON.stringify(p)}`);
+  if (requestID !== undefined) assert.deepEqual(p.requestID, requestID, `requestID: ${JSON.stringify(p)}`);
+  assert.ok('requestID' in p, `requestID missing: ${JSON.stringify(p)}`);
+  assert.equal(typeof p.msg, 'string', `msg: ${JSON.stringify(p)}`);
+  assert.ok(p.msg.length > 0, `empty msg: ${JSON.stringify(p)}`);
+}
+
+/**
+ * Connect a user, learn its userID with GET_ID, and close it when test `t`
+ * ends. Returns the Client (with .id).
+ */
+export async function connectUser(server, t) {
+  const c = await Client.connect(server.url);
+  if (t) t.after(() => c.close());
+  const r = await c.ok('GET_ID', {});
+  assert.match(r.userID, ID_RE);
+  c.id = r.userID;
+  return c;
+}
+
+export async function connectUsers(server, t, n) {
+  return Promise.all(Array.from({ length: n }, () => connectUser(server, t)));
+}
+
+export const ROOM_DEFAULTS = Object.freeze({ maxUsers: 10, name: 'room', password: 'pw', type: 0 });
+
+/** CREATE_ROOM that must succeed; returns the reply payload. */
+export function createRoom(c, opts = {}) {
+  return c.ok('CREATE_ROOM', { ...ROOM_DEFAULTS, ...opts });
+}
+
+/** JOIN_ROOM that must succeed; returns the reply payload. */
+export function joinRoom(c, roomID, password = ROOM_DEFAULTS.password) {
+  return c.ok('JOIN_ROOM', { room: roomID, password });
+}
+
+/**
+ * A room where `owner` created and every other client joined, in order.
+ * Consumes the JOIN_ROOM {from} notifications. Returns the roomID.
+ */
+export async function roomWith(clients, opts = {}) {
+  const [owner, ...rest] = clients;
+  const room = await createRoom(owner, opts);
+  const members = [owner];
+  for (const c of rest) {
+    await joinRoom(c, room.roomID, opts.password ?? ROOM_DEFAULTS.password);
+    for (const m of members) {
+      const n = await m.next('JOIN_ROOM');
+      assert.deepEqual(n, { from: { userID: c.id, roomID: room.roomID } });
+    }
+    members.push(c);
+  }
+  return room.roomID;
+}
+
+/**
+ * Two users sharing a room: the bystander used by bad-input tests to show the
+ * server still serves everybody else.
+ */
+export async function makePair(server, t) {
+  const [a, b] = await connectUsers(server, t, 2);
+  const roomID = await roomWith([a, b]);
+  return { a, b, roomID };
+}
+
+/** The bystander pair still gets GET_ID replies and relays a signal. */
+export async function assertPairWorks({ a, b, roomID }) {
+  const r = await a.ok('GET_ID', {});
+  assert.equal(r.userID, a.id);
+  const signal = { type: 'offer', sdp: `v=0 ${Math.random()}` };
+  a.send('SIGNAL', { source: a.id, target: b.id, room: roomID, signal });
+  const got = await b.next('SIGNAL');
+  assert.deepEqual(got, { source: a.id, target: b.id, room: roomID, signal });
+}
+
+// ---------------------------------------------------------------------------
+// Raw RFC 6455 client
+// ---------------------------------------------------------------------------
+
+export const OP = Object.freeze({ CONT: 0, TEXT: 1, BINARY: 2, CLOSE: 8, PING: 9, PONG: 10 });
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/** Build one frame. mask defaults to true (as a client must). */
+export function buildFrame(opcode, payload = Buffer.alloc(0), { fin = true, mask = true, rsv = 0, lenOverride } = {}) {
+  const data = Buffer.isBuffer(payload) ? payload : Buffer.from(payload, 'utf8');
+  const len = lenOverride ?? data.length;
+  let head;
+  if (len < 126) {
+    head = Buffer.alloc(2);
+    head[1] = len;
+  } else if (len < 65536) {
+    head = Buffer.alloc(4);
+    head[1] = 126;
+    head.writeUInt16BE(len, 2);
+  } else {
+    head = Buffer.alloc(10);
+    head[1] = 127;
+    head.writeBigUInt64BE(BigInt(len), 2);
+  }
+  head[0] = (fin ? 0x80 : 0) | ((rsv & 7) << 4) | (opcode & 0x0f);
+  if (!mask) return Buffer.concat([head, data]);
+  head[1] |= 0x80;
+  const key = randomBytes(4);
+  const body = Buffer.alloc(data.length);
+  for (let i = 0; i < data.length; i++) body[i] = data[i] ^ key[i & 3];
+  return Buffer.concat([head, key, body]);
+}
+
+export function closePayload(code, reason = '') {
+  const b = Buffer.alloc(2 + Buffer.byteLength(reason));
+  b.writeUInt16BE(code, 0);
+  b.write(reason, 2);
+  return b;
+}
+
+export class RawWs {
+  /**
+   * TCP connect + handshake by hand. Resolves the RawWs once the server
+   * answered 101 with the right Sec-WebSocket-Accept.
+   */
+  static async connect(port, { path: urlPath = '/ws', extraHeaders = '', timeout = 3000 } = {}) {
+    const socket = await withTimeout(new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(s));
+      s.once('error', reject);
+    }), timeout, 'tcp connect');
+    socket.setNoDelay(true);
+    const raw = new RawWs(socket);
+    const key = randomBytes(16).toString('base64');
+    socket.write(`GET ${urlPath} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n`
+      + `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extraHeaders}\r\n`);
+    try {
+      raw.handshake = await withTimeout(raw._readHandshake(), timeout, 'WebSocket handshake');
+    } catch (e) {
+      socket.destroy();
+      throw e;
+    }
+    const accept = createHash('sha1').update(key + WS_GUID).digest('base64');
+    if (raw.handshake.status !== 101 || raw.handshake.headers['sec-websocket-accept'] !== accept) {
+      socket.destroy();
+      throw new Error(`bad handshake response: ${raw.handshake.head}`);
+    }
+    return raw;
+  }
+
+  constructor(socket) {
+    this.socket = socket;
+    this.buf = Buffer.alloc(0);
+    this.frames = [];
+    this.inHandshake = true;
+    this.ended = false;
+    this.error = null;
+    this.waiters = new Set();
+    socket.on('data', (d) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      if (!this.inHandshake) this._parseFrames();
+      this._wake();
+    });
+    const end = () => { this.ended = true; this._wake(); };
+    socket.on('end', end);
+    socket.on('close', end);
+    socket.on('error', (e) => { this.error = e; end(); });
+  }
+
+  _wake() { for (const w of this.waiters) w(); this.waiters.clear(); }
+
+  _changed(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.waiters.add(() => { clearTimeout(timer); resolve(); });
+    });
+  }
+
+  async _readHandshake() {
+    for (;;) {
+      const end = this.buf.indexOf('\r\n\r\n');
+      if (end >= 0) {
+        const head = this.buf.subarray(0, end).toString('latin1');
+        this.buf = this.buf.subarray(end + 4);
+        this.inHandshake = false;
+        this._parseFrames();
+        const lines = head.split('\r\n');
+        const headers = {};
+        for (const l of lines.slice(1)) {
+          const i = l.indexOf(':');
+          if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+        }
+        return { status: Number(/^HTTP\/1\.1 (\d+)/.exec(lines[0])?.[1]), headers, head };
+      }
+      if (this.ended) throw new Error(`closed during handshake: ${this.buf.toString('latin1')}`);
+      await this._changed(1000);
+    }
+  }
+
+  _parseFrames() {
+    for (;;) {
+      const b = this.buf;
+      if (b.length < 2) return;
+      let len = b[1] & 0x7f;
+      let off = 2;
+      if (len === 126) {
+        if (b.length < 4) return;
+        len = b.readUInt16BE(2);
+        off = 4;
+      } else if (len === 127) {
+        if (b.length < 10) return;
+        len = Number(b.readBigUInt64BE(2));
+        off = 10;
+      }
+      const masked = (b[1] & 0x80) !== 0;
+      if (masked) off += 4;
+      if (b.length < off + len) return;
+      let payload = Buffer.from(b.subarray(off, off + len));
+      if (masked) {
+        const key = b.subarray(off - 4, off);
+        for (let i = 0; i < payload.length; i++) payload[i] ^= key[i & 3];
+      }
+      this.frames.push({
+        fin: (b[0] & 0x80) !== 0, rsv: (b[0] >> 4) & 7, opcode: b[0] & 0x0f, masked, payload,
+      });
+      this.buf = b.subarray(off + len);
+    }
+  }
+
+  write(buf) {
+    if (!this.socket.destroyed) this.socket.write(buf);
+  }
+
+  sendFrame(opcode, payload, opts) { this.write(buildFrame(opcode, payload, opts)); }
+
+  sendText(text) { this.sendFrame(OP.TEXT, text); }
+
+  sendEvent(event, payload) { this.sendText(JSON.stringify([event, payload])); }
+
+  /** Next frame from the server, or null if the TCP connection ended first. */
+  async nextFrame(timeout = 3000) {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      if (this.frames.length) return this.frames.shift();
+      if (this.ended) return null;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timeout after ${timeout} ms waiting for a frame`);
+      await this._changed(left);
+    }
+  }
+
+  /** Next text message as {event, payload}; ping/pong frames are skipped. */
+  async nextMessage(timeout = 3000) {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const f = await this.nextFrame(Math.max(1, deadline - Date.now()));
+      if (!f) throw new Error('connection ended while waiting for a message');
+      if (f.opcode === OP.PING || f.opcode === OP.PONG) continue;
+      if (f.opcode === OP.CLOSE) {
+        throw new Error(`got close ${f.payload.length >= 2 ? f.payload.readUInt16BE(0) : '(no code)'} while waiting for a message`);
+      }
+      assert.equal(f.opcode, OP.TEXT, `expected a text frame, got opcode ${f.opcode}`);
+      assert.equal(f.masked, false, 'server frames must not be masked');
+      const [event, payload] = JSON.parse(f.payload.toString('utf8'));
+      return { event, payload };
+    }
+  }
+
+  /**
+   * Read frames until a close frame; resolves {code, reason, before: [other
+   * frames]}. code is null when the TCP connection ended without a close frame.
+   */
+  async readClose(timeout = 3000) {
+    const deadline = Date.now() + timeout;
+    const before = [];
+    for (;;) {
+      const f = await this.nextFrame(Math.max(1, deadline - Date.now()));
+      if (!f) return { code: null, reason: '', before };
+      if (f.opcode === OP.CLOSE) {
+        const code = f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005;
+        return { code, reason: f.payload.subarray(2).toString('utf8'), before };
+      }
+      before.push(f);
+    }
+  }
+
+  /** Resolves true once the server has closed the TCP connection. */
+  async waitEnd(timeout = 2000) {
+    const deadline = Date.now() + timeout;
+    while (!this.ended) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await this._changed(left);
+    }
+    return true;
+  }
+
+  /** Expect a close frame with `code`, then the TCP connection to end. */
+  async expectClose(code, timeout = 3000) {
+    const r = await this.readClose(timeout);
+    assert.notEqual(r.code, null, `TCP closed without a close frame (expected ${code})`);
+    assert.equal(r.code, code, `close code (reason ${JSON.stringify(r.reason)})`);
+    // Answer the close as a well-behaved client would, then the server must hang up.
+    this.sendFrame(OP.CLOSE, closePayload(code));
+    assert.ok(await this.waitEnd(2000), 'server did not close the TCP connection after the close handshake');
+    return r;
+  }
+
+  destroy() { this.socket.destroy(); }
+}
+
+/** Open a RawWs and destroy it when test `t` ends. */
+export async function rawConnect(server, t, opts) {
+  const r = await RawWs.connect(server.port, opts);
+  if (t) t.after(() => r.destroy());
+  return r;
+}

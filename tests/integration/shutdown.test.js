@@ -1,0 +1,35 @@
+// SIGTERM: connected clients get close 1001 ("going away"), the process exits 0.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  startServer, assertAliveThenStop, RawWs, connectUsers, roomWith, withTimeout,
+} from './helpers.js';
+
+const servers = [];
+after(async () => { await Promise.all(servers.map((s) => s.stop())); });
+
+test('Shutdown: on SIGTERM every connected client gets close code 1001 and the process exits 0', { timeout: 20_000 }, async (t) => {
+  const server = await startServer();
+  servers.push(server);
+  const [a, b, idle] = await connectUsers(server, t, 3);
+  await roomWith([a, b]);
+  const raw = await RawWs.connect(server.port);
+  t.after(() => raw.destroy());
+  raw.sendEvent('GET_ID', { requestId: 'raw' });
+  await raw.nextMessage();
+
+  server.proc.kill('SIGTERM');
+  const [ca, cb, ci] = await Promise.all([a.waitClose(5000), b.waitClose(5000), idle.waitClose(5000)]);
+  assert.equal(ca.code, 1001, 'client in a room');
+  assert.equal(cb.code, 1001, 'other client in the room');
+  assert.equal(ci.code, 1001, 'idle client');
+  await raw.expectClose(1001, 5000);
+  const exit = await withTimeout(server.exited, 5000, 'server exit after SIGTERM');
+  assert.deepEqual(exit, { code: 0, signal: null });
+});
+
+test('Shutdown: an idle server is alive, answers /healthz, and exits 0 on SIGTERM', { timeout: 20_000 }, async () => {
+  const server = await startServer();
+  servers.push(server);
+  await assertAliveThenStop(server);
+});
