@@ -45,6 +45,7 @@ int conn_new(server_t *srv, conn_t **out) {
 void conn_close(conn_t *c, const char *why) {
   if (c->state == CONN_CLOSING) return;
   log_debug("conn %s closed: %s", c->remote, why);
+  if (c->state == CONN_WS) c->srv->nsessions--;
   c->state = CONN_CLOSING;
   if (c->user) proto_conn_gone(c);
   server_conn_gone(c->srv, c);
@@ -95,6 +96,24 @@ int conn_send_event(conn_t *c, const char *name, const char *payload, size_t n, 
   return conn_send_eventv(c, name, &part, 1, ack);
 }
 
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  free(req);
+}
+
+/* All is written and the connection is to end: send FIN, then read and drop
+ * whatever the peer still sends until it closes (or the close deadline), so
+ * that unread input does not turn our close into a reset. */
+static void shutdown_write(conn_t *c) {
+  if (c->shut) return;
+  c->shut = 1;
+  uv_shutdown_t *req = malloc(sizeof *req);
+  if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown)) {
+    free(req);
+    conn_close(c, "closed after the last write");
+  }
+}
+
 static void on_write(uv_write_t *req, int status) {
   conn_t *c = req->data;
   c->writing = 0;
@@ -102,14 +121,14 @@ static void on_write(uv_write_t *req, int status) {
   if (c->state == CONN_CLOSING) return;
   if (status < 0) { conn_close(c, uv_strerror(status)); return; }
   if (c->out.len) { conn_flush(c); return; }
-  if (c->close_after_write) conn_close(c, "closed after the last write");
+  if (c->close_after_write) shutdown_write(c);
 }
 
 void conn_flush(conn_t *c) {
   if (c->state == CONN_CLOSING || c->writing) return;
   if (c->doomed) { conn_close(c, "slow consumer"); return; }
   if (!c->out.len) {
-    if (c->close_after_write) conn_close(c, "closed after the last write");
+    if (c->close_after_write) shutdown_write(c);
     return;
   }
   buf_t t = c->inflight;   /* swap: the queue becomes the write, the old write buffer the queue */
@@ -135,6 +154,7 @@ static void on_timer(uv_timer_t *t) {
   if (c->awaiting_pong) { conn_close(c, "no pong within the ping timeout"); return; }
   ws_send_frame(c, WS_PING, "", 0);
   c->awaiting_pong = 1;
+  c->ping_ms = uv_now(c->srv->loop);
   uv_timer_start(&c->timer, on_timer, cfg->ping_timeout_ms, 0);
 }
 
@@ -142,9 +162,8 @@ static void on_timer(uv_timer_t *t) {
 static void peer_alive(conn_t *c) {
   if (!c->awaiting_pong) return;
   c->awaiting_pong = 0;
-  server_config *cfg = &c->srv->cfg;
-  uint64_t next = cfg->ping_interval_ms > cfg->ping_timeout_ms ? cfg->ping_interval_ms - cfg->ping_timeout_ms : 0;
-  uv_timer_start(&c->timer, on_timer, next + 1, 0);
+  uint64_t due = c->ping_ms + c->srv->cfg.ping_interval_ms, now = uv_now(c->srv->loop);
+  uv_timer_start(&c->timer, on_timer, due > now ? due - now : 1, 0);
 }
 
 /* ---- WebSocket ---- */
@@ -218,7 +237,10 @@ static void http_reply(conn_t *c, int status, const char *ctype, const char *bod
   buf_init(&out, 0);
   if (http_response(&out, status, ctype, body, strlen(body), extra, keep) == 0) conn_write(c, out.data, out.len);
   buf_free(&out);
-  if (!keep) c->close_after_write = 1;
+  if (!keep) {
+    c->close_after_write = 1;
+    uv_timer_start(&c->timer, on_timer, CLOSE_GRACE_MS, 0);
+  }
 }
 
 static void route_healthz(void *ctx, http_req *r) {
@@ -230,8 +252,9 @@ static void route_metrics(void *ctx, http_req *r) {
   conn_t *c = ctx;
   server_t *s = c->srv;
   char body[256];
-  snprintf(body, sizeof body, "parley_connections %zu\nparley_users %zu\nparley_rooms %zu\n", s->nconns,
-           s->rooms.nusers, s->rooms.nrooms);
+  snprintf(body, sizeof body,
+           "parley_connections %zu\nparley_users %zu\nparley_rooms %zu\nparley_tcp_connections %zu\n",
+           s->nsessions, s->rooms.nusers, s->rooms.nrooms, s->nconns);
   http_reply(c, 200, "text/plain; version=0.0.4", body, NULL, http_req_keep_alive(r));
 }
 
@@ -282,6 +305,7 @@ static void route_ws(void *ctx, http_req *r) {
   if (proto_conn_open(c, tenant)) { http_reply(c, 503, "text/plain", "cannot accept more users", NULL, 0); return; }
   conn_write(c, resp, strlen(resp));
   c->state = CONN_WS;
+  c->srv->nsessions++;
   const policy_limits *lim = policy_limits_of(c->srv->policy, c->tenant);
   ws_reader_free(&c->ws);
   ws_reader_init(&c->ws, lim->max_payload);
@@ -320,7 +344,12 @@ static void http_read(conn_t *c, char *p, size_t n) {
       if (n) ws_read(c, p, n);
       return;
     }
-    if (http_req_is_upgrade(c->http)) c->close_after_write = 1;
+    if (c->close_after_write) return;
+    if (http_req_is_upgrade(c->http)) {  /* an upgrade we did not take: nothing sensible can follow */
+      c->close_after_write = 1;
+      uv_timer_start(&c->timer, on_timer, CLOSE_GRACE_MS, 0);
+      return;
+    }
     http_req_next(c->http);
     uv_timer_start(&c->timer, on_timer, HTTP_IDLE_MS, 0);
   }

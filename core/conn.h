@@ -29,11 +29,14 @@ typedef struct conn_s {
   ws_reader ws;
   buf_t out, inflight;       /* queued output; output being written */
   uv_write_t wreq;
-  unsigned writing : 1, close_after_write : 1, dirty : 1, doomed : 1, ws_closing : 1, awaiting_pong : 1;
+  unsigned writing : 1, close_after_write : 1, dirty : 1, doomed : 1, ws_closing : 1, awaiting_pong : 1,
+           shut : 1;
+
   user_t *user;              /* owned through the rooms state; NULL before the upgrade */
   tenant_t *tenant;          /* borrowed */
   double tokens;             /* rate limiter */
   uint64_t bucket_ms, strike_ms;
+  uint64_t ping_ms;          /* when the last ping went out */
   unsigned strikes;          /* events refused in the current second */
   struct conn_s *prev, *next;     /* the server's list */
   struct conn_s *dirty_next;      /* the server's flush list */

@@ -22,6 +22,7 @@ typedef struct {
   size_t rid_len;
   const proto_ack *ack;
   const policy_limits *lim;
+  int quiet;                /* decoding only: send no errors */
 } req_t;
 
 static buf_t scratch;       /* reply building; the loop is single-threaded */
@@ -50,6 +51,7 @@ void proto_error(conn_t *c, const char *rid, size_t rid_len, int code, const cha
 }
 
 static void fail(req_t *q, int code, const char *msg) {
+  if (q->quiet) return;
   proto_error(q->c, q->rid, q->rid_len, code, q->event, msg, q->ack);
 }
 
@@ -375,11 +377,16 @@ static const event_def *decode(req_t *q, const char *text, size_t n, char *name,
 
 void proto_handle(conn_t *c, const char *text, size_t n, const proto_ack *ack) {
   char name[32];
-  req_t q = {c, NULL, {JSON_NONE, NULL, 0}, NULL, 0, ack, policy_limits_of(pol(c), c->tenant)};
+  req_t q = {c, NULL, {JSON_NONE, NULL, 0}, NULL, 0, ack, policy_limits_of(pol(c), c->tenant), 0};
   if (!c->user) return;
   if (rate_check(c, q.lim)) {
     if (c->strikes > (unsigned)q.lim->rate) { conn_ws_close(c, WS_CLOSE_POLICY, "rate limit exceeded persistently"); return; }
-    proto_error(c, NULL, 0, ERR_LIMIT_REACHED, NULL, "rate limit: slow down", ack);
+    q.quiet = 1;  /* read what can be read of the event for the error, nothing more */
+    const event_def *e = decode(&q, text, n, name, sizeof name);
+    if (e) read_request_id(&q, 0);
+    if (q.rid_len > q.lim->max_request_id + 2) q.rid = NULL;
+    q.quiet = 0;
+    fail(&q, ERR_LIMIT_REACHED, "rate limit: slow down");
     return;
   }
   const event_def *e = decode(&q, text, n, name, sizeof name);

@@ -19,10 +19,13 @@ void server_config_default(server_config *cfg) {
   policy_options_default(&cfg->policy);
 }
 
+static void on_idle(uv_idle_t *h) { (void)h; }
+
 void server_mark_dirty(server_t *s, conn_t *c) {
   if (c->dirty) return;
   c->dirty = 1;
   c->dirty_next = s->dirty;
+  if (!s->dirty) uv_idle_start(&s->wake, on_idle);  /* keep the loop from blocking before the flush */
   s->dirty = c;
 }
 
@@ -35,6 +38,7 @@ static void on_check(uv_check_t *h) {
     c->dirty = 0;
     conn_flush(c);
   }
+  uv_idle_stop(&s->wake);
 }
 
 void server_conn_gone(server_t *s, conn_t *c) {
@@ -69,6 +73,7 @@ static void on_stop_timer(uv_timer_t *t) {
   server_t *s = t->data;
   while (s->conns) conn_close(s->conns, "server stopping");
   uv_close((uv_handle_t *)&s->flusher, NULL);
+  uv_close((uv_handle_t *)&s->wake, NULL);
   uv_close((uv_handle_t *)&s->stop_timer, NULL);
 }
 
@@ -117,6 +122,7 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
   uv_check_init(loop, &s->flusher);
   s->flusher.data = s;
   uv_check_start(&s->flusher, on_check);
+  uv_idle_init(loop, &s->wake);
   uv_timer_init(loop, &s->stop_timer);
   s->stop_timer.data = s;
   uv_signal_init(loop, &s->sigint);

@@ -20,11 +20,13 @@ struct server_s {
   uv_loop_t *loop;
   uv_tcp_t listener;
   uv_check_t flusher;
+  uv_idle_t wake;            /* active while output waits for the flush */
   uv_signal_t sigint, sigterm;
   uv_timer_t stop_timer;
   server_config cfg;
   conn_t *conns;
-  size_t nconns;
+  size_t nconns;             /* TCP connections */
+  size_t nsessions;          /* of which upgraded (WebSocket / Socket.IO) */
   conn_t *dirty;
   rooms_state rooms;
   policy_t *policy;
