@@ -78,7 +78,15 @@ test(`Churn: ${TOTAL} connections (batches of ${BATCH}) create/join/signal/leave
     }
   }
   assert.ok(server.alive(), 'server died during churn');
-  await waitMetrics(server.port, { rooms: 0, users: 0, connections: 0 }, 5000);
+  try {
+    await waitMetrics(server.port, { rooms: 0, users: 0, connections: 0 }, 5000);
+  } catch (e) {
+    // Diagnose: slow cleanup or a leak? Keep polling a while longer, then fail either way.
+    const t0 = Date.now();
+    const late = await waitMetrics(server.port, { rooms: 0, users: 0, connections: 0 }, 15_000).then(() => true, () => false);
+    e.message += late ? ` (reached 0 only ${Date.now() - t0} ms after the 5 s window)` : ' (still not 0 after 20 s: a leak)';
+    throw e;
+  }
   const h = await httpGet(server.port, '/healthz');
   assert.equal(h.status, 200);
 });

@@ -1,0 +1,154 @@
+// The policy layer: rules come from Lua, a broken hook fails only its request,
+// missing hooks fall back to the defaults, a new room type needs Lua only.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import {
+  REPO, BIN, ERR, startServer, assertAliveThenStop, connectUser, createRoom, joinRoom,
+  httpGet, withTimeout,
+} from './helpers.js';
+
+const T = { timeout: 20_000 };
+const dirs = [];
+after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+
+/** A policies dir whose default.lua is the shipped one with `patch` applied before `return M`. */
+function policyDir(patch, { replaceWhole } = {}) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'parley-policy-'));
+  dirs.push(dir);
+  let src = replaceWhole ?? readFileSync(path.join(REPO, 'policies', 'default.lua'), 'utf8');
+  if (patch) src = src.replace(/\nreturn M\s*$/, `\n${patch}\nreturn M\n`);
+  writeFileSync(path.join(dir, 'default.lua'), src);
+  return dir;
+}
+
+async function serverWith(dir, t) {
+  const s = await startServer({ args: ['--policies', dir] });
+  t.after(() => s.stop());
+  return s;
+}
+
+test('Policy: a new RoomType defined only in Lua gets its own spec', T, async (t) => {
+  const dir = policyDir(`M.types[3] = { name = "Broadcast", spec = function(room, user)
+    return { publisher = room.owner, viewers = #room.members - 1 } end }`);
+  const s = await serverWith(dir, t);
+  const a = await connectUser(s, t), b = await connectUser(s, t);
+  const room = await createRoom(a, { type: 3 });
+  assert.equal(room.type, 3);
+  const j = await joinRoom(b, room.roomID);
+  assert.deepEqual(j.spec, { publisher: a.id, viewers: 1 });
+  await b.fails('CREATE_ROOM', { maxUsers: 2, name: 'x', password: '', type: 4 }, ERR.ROOM_ERROR);
+  await assertAliveThenStop(s);
+});
+
+test('Policy: limits come from the policy (max_users_per_room = 3)', T, async (t) => {
+  const s = await serverWith(policyDir('M.limits.max_users_per_room = 3'), t);
+  const a = await connectUser(s, t);
+  await a.fails('CREATE_ROOM', { maxUsers: 4, name: 'x', password: '', type: 0 }, ERR.LIMIT_REACHED);
+  const r = await createRoom(a, { maxUsers: 3 });
+  assert.equal(r.maxUsers, 3);
+  await assertAliveThenStop(s);
+});
+
+test('Policy: error() in a hook fails that request with ROOM_ERROR, logs file:line, and nothing else', T, async (t) => {
+  const dir = policyDir(`function M.check_password(room, supplied, user)
+  if supplied == "boom" then error("kaboom") end
+  return parley.equal(room.password, supplied)
+end`);
+  const s = await serverWith(dir, t);
+  const a = await connectUser(s, t), b = await connectUser(s, t);
+  const room = await createRoom(a);
+  await b.fails('JOIN_ROOM', { room: room.roomID, password: 'boom' }, ERR.ROOM_ERROR);
+  assert.match(s.stderr, /default\.lua:\d+: kaboom/);
+  await a.expectNothing(100);            // nobody was notified of a join
+  const j = await joinRoom(b, room.roomID);  // the next request works
+  assert.equal(j.curUsers, 2);
+  await assertAliveThenStop(s);
+});
+
+test('Policy: an endless loop in a hook hits the instruction budget; the server goes on', T, async (t) => {
+  const s = await serverWith(policyDir('function M.create_room(req, user) while true do end end'), t);
+  const a = await connectUser(s, t), b = await connectUser(s, t);
+  const started = Date.now();
+  await a.fails('CREATE_ROOM', { maxUsers: 2, name: 'x', password: '', type: 0 }, ERR.ROOM_ERROR, { timeout: 10_000 });
+  assert.ok(Date.now() - started < 5000, 'the budget should stop the loop quickly');
+  assert.match(s.stderr, /instruction budget exceeded/);
+  await b.ok('GET_ID', {});
+  await assertAliveThenStop(s);
+});
+
+test('Policy: a memory bomb hits the VM memory cap; the server goes on', T, async (t) => {
+  const s = await serverWith(policyDir(`function M.create_room(req, user)
+  local t = {} ; for i = 1, 1e9 do t[i] = string.rep("x", 1024) .. i end end`), t);
+  const a = await connectUser(s, t);
+  await a.fails('CREATE_ROOM', { maxUsers: 2, name: 'x', password: '', type: 0 }, ERR.ROOM_ERROR, { timeout: 10_000 });
+  await a.ok('GET_ID', {});
+  await assertAliveThenStop(s);
+});
+
+test('Policy: wrong return types fail the request (spec returns a function, create_room a number)', T, async (t) => {
+  const dir = policyDir(`M.types[5] = { name = "Weird", spec = function() return function() end end }
+local orig = M.create_room
+function M.create_room(req, user) if req.name == "num" then return 42 end return orig(req, user) end`);
+  const s = await serverWith(dir, t);
+  const a = await connectUser(s, t), b = await connectUser(s, t);
+  await a.fails('CREATE_ROOM', { maxUsers: 2, name: 'num', password: '', type: 0 }, ERR.ROOM_ERROR);
+  const room = await createRoom(a, { type: 5 });
+  await b.fails('JOIN_ROOM', { room: room.roomID, password: 'pw' }, ERR.ROOM_ERROR);
+  await a.expectNothing(100);
+  // the failed join left no trace: b can still join a normal room
+  const r2 = await createRoom(a, { type: 0 });
+  assert.equal((await joinRoom(b, r2.roomID)).curUsers, 2);
+  await assertAliveThenStop(s);
+});
+
+test('Policy: missing hooks fall back to the default behaviour', T, async (t) => {
+  const s = await serverWith(policyDir(null, { replaceWhole: 'return { types = { [0] = { name = "P2PMesh" } } }\n' }), t);
+  const a = await connectUser(s, t), b = await connectUser(s, t), c = await connectUser(s, t);
+  const room = await createRoom(a, { maxUsers: 3 });
+  await c.fails('JOIN_ROOM', { room: room.roomID, password: 'wrong' }, ERR.INVALID_PASSWORD);
+  const j = await joinRoom(b, room.roomID);
+  assert.deepEqual(j.spec, [a.id]);
+  await b.fails('UPDATE_ROOM', { room: room.roomID, maxUsers: 3, name: 'n', password: 'p' }, ERR.ROOM_ERROR);
+  await assertAliveThenStop(s);
+});
+
+test('Policy: map_error decides codes and messages', T, async (t) => {
+  const s = await serverWith(policyDir(`function M.map_error(reason, ctx)
+  if reason == "no_such_room" then return 4, "nothing here (" .. ctx.event .. ")" end
+  return 0, reason end`), t);
+  const a = await connectUser(s, t);
+  const e = await a.fails('JOIN_ROOM', { room: 'A'.repeat(22), password: '' }, ERR.ROOM_ERROR);
+  assert.equal(e.msg, 'nothing here (JOIN_ROOM)');
+  await assertAliveThenStop(s);
+});
+
+test('Policy: on_connect can refuse a connection (403 before the upgrade) and sees the query', T, async (t) => {
+  const s = await serverWith(policyDir(`function M.on_connect(conn)
+  if conn.query.key ~= "letmein" then return nil, "bad key" end
+  return "default" end`), t);
+  const hdrs = { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' };
+  const refused = await httpGet(s.port, '/ws?key=nope', hdrs);
+  assert.equal(refused.status, 403);
+  const c = await connectUser({ ...s, url: `${s.url}?key=letmein` }, t);
+  assert.ok(c.id);
+  await assertAliveThenStop(s);
+});
+
+test('Policy: the sandbox has no io, os.execute, load or dofile; a policy using them does not load', T, async (t) => {
+  for (const bad of ['io.open("/etc/passwd")', 'os.execute("true")', 'load("return 1")', 'dofile("/etc/passwd")',
+    'require("os")', 'string.dump(print)']) {
+    const dir = policyDir(bad);
+    const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--policies', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    proc.stderr.on('data', (d) => { err += d; });
+    const code = await withTimeout(new Promise((r) => proc.once('exit', r)), 5000, `server with ${bad}`)
+      .catch((e) => { proc.kill('SIGKILL'); throw e; });
+    assert.notEqual(code, 0, `${bad}: the server must refuse the policy`);
+    assert.match(err, /default\.lua/, `${bad}: the log names the file`);
+    assert.doesNotMatch(err, /parley listening/);
+  }
+});
