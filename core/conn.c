@@ -1,6 +1,7 @@
 /* conn.c - one client connection: reads into the HTTP reader until an upgrade,
  * then into the WebSocket reader; queues output and writes it once per loop
  * turn; pings; closes exactly once and frees itself in the close callback. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "conn.h"
@@ -47,7 +48,7 @@ void conn_close(conn_t *c, const char *why) {
   log_debug("conn %s closed: %s", c->remote, why);
   if (c->state == CONN_WS) c->srv->nsessions--;
   c->state = CONN_CLOSING;
-  if (c->user) proto_conn_gone(c);
+  proto_peer_gone(&c->peer);
   server_conn_gone(c->srv, c);
   uv_close((uv_handle_t *)&c->tcp, on_close);
   uv_close((uv_handle_t *)&c->timer, on_close);
@@ -73,10 +74,12 @@ static int ws_send_frame(conn_t *c, int opcode, const char *p, size_t n) {
   return rc ? rc : conn_write(c, p, n);
 }
 
-int conn_send_eventv(conn_t *c, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
-  (void)ack; /* acks belong to Socket.IO framing */
+/* The plain /ws framing of an event: one text frame ["name",payload]. */
+static int ws_peer_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
+  conn_t *c = (conn_t *)((char *)p - offsetof(conn_t, peer));
+  (void)ack; /* /ws has no acks: requestID correlates */
   if (c->state != CONN_WS || c->ws_closing || c->doomed) return PARLEY_EIO;
-  size_t nl = strlen(name), total = nl + 5;   /* ["name",payload] */
+  size_t nl = strlen(name), total = nl + 5;
   for (int i = 0; i < nparts; i++) total += parts[i].len;
   uint8_t h[10];
   size_t hl = ws_frame_header(h, WS_TEXT, total);
@@ -91,10 +94,11 @@ int conn_send_eventv(conn_t *c, const char *name, const uv_buf_t *parts, int npa
   return 0;
 }
 
-int conn_send_event(conn_t *c, const char *name, const char *payload, size_t n, const proto_ack *ack) {
-  uv_buf_t part = uv_buf_init((char *)payload, (unsigned)n);
-  return conn_send_eventv(c, name, &part, 1, ack);
+static void ws_peer_close(peer_t *p, const char *why) {
+  conn_ws_close((conn_t *)((char *)p - offsetof(conn_t, peer)), WS_CLOSE_POLICY, why);
 }
+
+static const peer_ops ws_peer_ops = {ws_peer_send, ws_peer_close};
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
   (void)status;
@@ -171,7 +175,7 @@ static void peer_alive(conn_t *c) {
 void conn_ws_close(conn_t *c, uint16_t code, const char *why) {
   if (c->state != CONN_WS || c->ws_closing) { conn_close(c, why); return; }
   log_debug("conn %s: closing with %u: %s", c->remote, code, why);
-  if (c->user) proto_conn_gone(c);
+  proto_peer_gone(&c->peer);
   char p[2] = {(char)(code >> 8), (char)(code & 255)};
   ws_send_frame(c, WS_CLOSE, p, 2);
   c->ws_closing = 1;
@@ -184,7 +188,7 @@ static void ws_message(conn_t *c, const ws_msg *m) {
   uint16_t code;
   switch (m->opcode) {
     case WS_TEXT:
-      proto_handle(c, m->data, m->len, NULL);
+      proto_handle(&c->peer, m->data, m->len, NULL);
       break;
     case WS_PING:
       ws_send_frame(c, WS_PONG, m->data, m->len);
@@ -302,11 +306,12 @@ static void route_ws(void *ctx, http_req *r) {
   snprintf(resp, sizeof resp,
            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
-  if (proto_conn_open(c, tenant)) { http_reply(c, 503, "text/plain", "cannot accept more users", NULL, 0); return; }
+  c->peer.ops = &ws_peer_ops;
+  if (proto_peer_open(&c->peer, c->srv, tenant)) { http_reply(c, 503, "text/plain", "cannot accept more users", NULL, 0); return; }
   conn_write(c, resp, strlen(resp));
   c->state = CONN_WS;
   c->srv->nsessions++;
-  const policy_limits *lim = policy_limits_of(c->srv->policy, c->tenant);
+  const policy_limits *lim = policy_limits_of(c->srv->policy, c->peer.tenant);
   ws_reader_free(&c->ws);
   ws_reader_init(&c->ws, lim->max_payload);
   buf_init(&c->in, lim->max_payload + WS_MAX_HEADER);

@@ -7,16 +7,10 @@
 #include "buf.h"
 #include "http.h"
 #include "rooms.h"
+#include "peer.h"
 #include "ws.h"
 
-typedef struct server_s server_t;
-
 typedef enum { CONN_HTTP, CONN_WS, CONN_CLOSING } conn_state;
-
-/* Where a reply goes: a Socket.IO ack id, or none (-1). */
-typedef struct {
-  long long ack_id;
-} proto_ack;
 
 typedef struct conn_s {
   uv_tcp_t tcp;
@@ -31,13 +25,8 @@ typedef struct conn_s {
   uv_write_t wreq;
   unsigned writing : 1, close_after_write : 1, dirty : 1, doomed : 1, ws_closing : 1, awaiting_pong : 1,
            shut : 1;
-
-  user_t *user;              /* owned through the rooms state; NULL before the upgrade */
-  tenant_t *tenant;          /* borrowed */
-  double tokens;             /* rate limiter */
-  uint64_t bucket_ms, strike_ms;
   uint64_t ping_ms;          /* when the last ping went out */
-  unsigned strikes;          /* events refused in the current second */
+  peer_t peer;               /* the event layer's view of this user (plain /ws) */
   struct conn_s *prev, *next;     /* the server's list */
   struct conn_s *dirty_next;      /* the server's flush list */
   char remote[48];
@@ -49,12 +38,8 @@ void conn_start(conn_t *c);                  /* after accept: read */
 void conn_close(conn_t *c, const char *why);
 /* Send a WebSocket close frame with code, then close. */
 void conn_ws_close(conn_t *c, uint16_t code, const char *why);
-/* Queue one event (["name",payload] on /ws). Never closes synchronously: a
- * connection over its queue cap is closed at the next flush. */
-int conn_send_event(conn_t *c, const char *name, const char *payload, size_t n, const proto_ack *ack);
-/* The same with the payload in parts, spliced without an intermediate copy. */
-int conn_send_eventv(conn_t *c, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack);
-/* Queue raw bytes. */
+/* Queue raw bytes. Never closes synchronously: a connection over its queue
+ * cap is closed at the next flush (a slow consumer). */
 int conn_write(conn_t *c, const void *p, size_t n);
 /* Start writing what is queued (called by the server once per loop turn). */
 void conn_flush(conn_t *c);

@@ -15,7 +15,7 @@
 
 /* One request being handled. */
 typedef struct {
-  conn_t *c;
+  peer_t *c;
   const char *event;
   json_span payload;
   const char *rid;          /* raw requestId JSON, or "null" */
@@ -27,11 +27,11 @@ typedef struct {
 
 static buf_t scratch;       /* reply building; the loop is single-threaded */
 
-static policy_t *pol(conn_t *c) { return c->srv->policy; }
+static policy_t *pol(peer_t *c) { return c->srv->policy; }
 
 /* ---- replies ---- */
 
-void proto_error(conn_t *c, const char *rid, size_t rid_len, int code, const char *event, const char *msg,
+void proto_error(peer_t *c, const char *rid, size_t rid_len, int code, const char *event, const char *msg,
                  const proto_ack *ack) {
   buf_t b;
   buf_init(&b, 0);
@@ -46,7 +46,7 @@ void proto_error(conn_t *c, const char *rid, size_t rid_len, int code, const cha
   buf_puts(&b, ",\"msg\":");
   jw_string(&b, msg, strlen(msg));
   buf_putc(&b, '}');
-  conn_send_event(c, "ERROR", b.data, b.len, ack);
+  peer_send(c, "ERROR", b.data, b.len, ack);
   buf_free(&b);
 }
 
@@ -64,7 +64,7 @@ static void fail_reason(req_t *q, const char *reason) {
 }
 
 static void reply(req_t *q, const char *event) {
-  conn_send_event(q->c, event, scratch.data, scratch.len, q->ack);
+  peer_send(q->c, event, scratch.data, scratch.len, q->ack);
 }
 
 static void begin_reply(req_t *q) {
@@ -88,7 +88,7 @@ static void put_int(const char *key, long long v) {
 /* Send scratch to every member of r but skip. */
 static void notify_others(room_t *r, user_t *skip, const char *event) {
   for (size_t i = 0; i < r->nmembers; i++)
-    if (r->members[i] != skip) conn_send_event(r->members[i]->conn, event, scratch.data, scratch.len, NULL);
+    if (r->members[i] != skip) peer_send(r->members[i]->peer, event, scratch.data, scratch.len, NULL);
 }
 
 /* ---- payload fields ---- */
@@ -274,7 +274,7 @@ static void ev_update_room(req_t *q) {
 }
 
 /* u leaves r; the others are told. */
-static void leave(conn_t *c, room_t *r, user_t *u) {
+static void leave(peer_t *c, room_t *r, user_t *u) {
   int deleted;
   char rid[ID_LEN + 1];
   memcpy(rid, r->id.s, sizeof rid);
@@ -315,7 +315,7 @@ static const event_def events[] = {
 /* ---- rate limit ---- */
 
 /* Token bucket: rate per second, burst deep. 0 when the event may proceed. */
-static int rate_check(conn_t *c, const policy_limits *lim) {
+static int rate_check(peer_t *c, const policy_limits *lim) {
   uint64_t now = uv_now(c->srv->loop);
   if (c->bucket_ms == 0) { c->tokens = lim->burst; c->bucket_ms = now; }
   c->tokens += (double)(now - c->bucket_ms) * lim->rate / 1000.0;
@@ -375,12 +375,12 @@ static const event_def *decode(req_t *q, const char *text, size_t n, char *name,
   return NULL;
 }
 
-void proto_handle(conn_t *c, const char *text, size_t n, const proto_ack *ack) {
+void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
   char name[32];
   req_t q = {c, NULL, {JSON_NONE, NULL, 0}, NULL, 0, ack, policy_limits_of(pol(c), c->tenant), 0};
   if (!c->user) return;
   if (rate_check(c, q.lim)) {
-    if (c->strikes > (unsigned)q.lim->rate) { conn_ws_close(c, WS_CLOSE_POLICY, "rate limit exceeded persistently"); return; }
+    if (c->strikes > (unsigned)q.lim->rate) { c->ops->close(c, "rate limit exceeded persistently"); return; }
     q.quiet = 1;  /* read what can be read of the event for the error, nothing more */
     const event_def *e = decode(&q, text, n, name, sizeof name);
     if (e) read_request_id(&q, 0);
@@ -396,15 +396,16 @@ void proto_handle(conn_t *c, const char *text, size_t n, const proto_ack *ack) {
   e->handler(&q);
 }
 
-int proto_conn_open(conn_t *c, const char *tenant) {
+int proto_peer_open(peer_t *c, server_t *srv, const char *tenant) {
   tenant_t *t;
-  int rc = rooms_tenant(&c->srv->rooms, tenant, &t);
-  if (!rc) rc = rooms_user_add(&c->srv->rooms, t, c, &c->user);
+  c->srv = srv;
+  int rc = rooms_tenant(&srv->rooms, tenant, &t);
+  if (!rc) rc = rooms_user_add(&srv->rooms, t, c, &c->user);
   if (!rc) c->tenant = t;
   return rc;
 }
 
-void proto_conn_gone(conn_t *c) {
+void proto_peer_gone(peer_t *c) {
   user_t *u = c->user;
   if (!u) return;
   c->user = NULL;

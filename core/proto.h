@@ -4,17 +4,17 @@
 #ifndef PARLEY_PROTO_H
 #define PARLEY_PROTO_H
 #include <stddef.h>
-#include "conn.h"
+#include "peer.h"
 
-/* The connection was accepted as a user of tenant: make its user. */
-int proto_conn_open(conn_t *c, const char *tenant);
-/* The connection is going: leave every room (others are told), drop the user. */
-void proto_conn_gone(conn_t *c);
-/* Handle one event; text is borrowed for the call. */
-void proto_handle(conn_t *c, const char *text, size_t n, const proto_ack *ack);
+/* The peer was accepted as a user of tenant: make its user. */
+int proto_peer_open(peer_t *p, server_t *srv, const char *tenant);
+/* The peer is going: leave every room (others are told), drop the user. */
+void proto_peer_gone(peer_t *p);
+/* Handle one event ["NAME", payload]; text is borrowed for the call. */
+void proto_handle(peer_t *p, const char *text, size_t n, const proto_ack *ack);
 
-/* Used by relay.c: send ERROR {requestID: null, error, event, msg}. */
-void proto_error(conn_t *c, const char *request_id, size_t rid_len, int code, const char *event, const char *msg,
+/* Send ERROR {requestID (raw JSON or NULL for null), error, event, msg}. */
+void proto_error(peer_t *p, const char *request_id, size_t rid_len, int code, const char *event, const char *msg,
                  const proto_ack *ack);
 
 #endif

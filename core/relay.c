@@ -14,11 +14,11 @@ static const char *span_id(json_span v) {
   return v.p + 1;
 }
 
-static void signal_error(conn_t *c, int code, const char *msg) {
+static void signal_error(peer_t *c, int code, const char *msg) {
   proto_error(c, NULL, 0, code, "SIGNAL", msg, NULL);
 }
 
-void relay_signal(conn_t *c, json_span p, const proto_ack *ack) {
+void relay_signal(peer_t *c, json_span p, const proto_ack *ack) {
   json_span room_v, target_v, signal_v, source_v;
   const policy_limits *lim = policy_limits_of(c->srv->policy, c->tenant);
   (void)ack;
@@ -45,5 +45,6 @@ void relay_signal(conn_t *c, json_span p, const proto_ack *ack) {
                     c->user->id.s, t->id.s, r->id.s);
   uv_buf_t parts[3] = {uv_buf_init(head, (unsigned)hl), uv_buf_init((char *)signal_v.p, (unsigned)signal_v.n),
                        uv_buf_init("}", 1)};
-  conn_send_eventv(t->conn, "SIGNAL", parts, 3, NULL);
+  peer_t *to = t->peer;
+  to->ops->send_event(to, "SIGNAL", parts, 3, NULL);
 }

@@ -2,10 +2,10 @@
  * raw signal bytes into the target's frame. Lua is not involved. */
 #ifndef PARLEY_RELAY_H
 #define PARLEY_RELAY_H
-#include "conn.h"
+#include "peer.h"
 #include "json.h"
 
 /* payload: the validated SIGNAL payload inside the event. */
-void relay_signal(conn_t *c, json_span payload, const proto_ack *ack);
+void relay_signal(peer_t *p, json_span payload, const proto_ack *ack);
 
 #endif

@@ -59,7 +59,7 @@ int rooms_tenant(rooms_state *st, const char *name, tenant_t **out) {
   return 0;
 }
 
-int rooms_user_add(rooms_state *st, tenant_t *t, void *conn, user_t **out) {
+int rooms_user_add(rooms_state *st, tenant_t *t, void *peer, user_t **out) {
   user_t *u = calloc(1, sizeof *u), *dup;
   if (!u) return PARLEY_ENOMEM;
   do {  /* 128 random bits never collide in practice; make it certain anyway */
@@ -67,7 +67,7 @@ int rooms_user_add(rooms_state *st, tenant_t *t, void *conn, user_t **out) {
     HASH_FIND_STR(st->users, u->id.s, dup);
   } while (dup);
   u->tenant = t;
-  u->conn = conn;
+  u->peer = peer;
   HASH_ADD_STR(st->users, id.s, u);
   st->nusers++;
   t->nusers++;

@@ -14,7 +14,7 @@ typedef struct user_s user_t;
 struct user_s {
   parley_id id;
   tenant_t *tenant;     /* borrowed */
-  void *conn;           /* borrowed: the connection this user speaks through */
+  void *peer;           /* borrowed: the peer (peer.h) this user speaks through */
   room_t **rooms;       /* rooms joined, in join order (owned array, borrowed rooms) */
   size_t nrooms, caprooms;
   UT_hash_handle hh;
@@ -58,7 +58,7 @@ void rooms_init(rooms_state *st);
 void rooms_free(rooms_state *st);            /* frees every tenant, room and user */
 
 int rooms_tenant(rooms_state *st, const char *name, tenant_t **out);   /* get or create */
-int rooms_user_add(rooms_state *st, tenant_t *t, void *conn, user_t **out);
+int rooms_user_add(rooms_state *st, tenant_t *t, void *peer, user_t **out);
 /* The user must have left every room first (rooms_leave). Frees the user. */
 void rooms_user_remove(rooms_state *st, user_t *u);
 user_t *rooms_user_find(rooms_state *st, const char *id);

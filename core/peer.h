@@ -1,0 +1,42 @@
+/* peer.h - one user's end of the event layer, whichever framing carries it:
+ * a plain /ws connection, or a Socket.IO session (WebSocket or long-polling,
+ * possibly switching between them). proto.c and relay.c speak only to peers. */
+#ifndef PARLEY_PEER_H
+#define PARLEY_PEER_H
+#include <stdint.h>
+#include <uv.h>
+#include "rooms.h"
+
+typedef struct server_s server_t;
+typedef struct peer_s peer_t;
+
+/* Where a reply goes: a Socket.IO ack id, or none (-1). */
+typedef struct {
+  long long ack_id;
+} proto_ack;
+
+typedef struct {
+  /* Queue one event: name and payload (in parts, spliced without an
+   * intermediate copy). A reply with an ack goes as the ack where the framing
+   * has them. Never closes synchronously; returns nonzero when dropped. */
+  int (*send_event)(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack);
+  /* Close for a protocol reason (e.g. rate limit abuse), with a log line. */
+  void (*close)(peer_t *p, const char *why);
+} peer_ops;
+
+struct peer_s {
+  const peer_ops *ops;
+  server_t *srv;             /* borrowed */
+  user_t *user;              /* NULL until the peer is accepted as a user */
+  tenant_t *tenant;          /* borrowed */
+  double tokens;             /* rate limiter */
+  uint64_t bucket_ms, strike_ms;
+  unsigned strikes;          /* events refused in the current second */
+};
+
+static inline int peer_send(peer_t *p, const char *name, const char *payload, size_t n, const proto_ack *ack) {
+  uv_buf_t part = uv_buf_init((char *)payload, (unsigned)n);
+  return p->ops->send_event(p, name, &part, 1, ack);
+}
+
+#endif
