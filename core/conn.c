@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "conn.h"
+#include "eio.h"
 #include "err.h"
 #include "log.h"
 #include "policy.h"
@@ -30,8 +31,8 @@ int conn_new(server_t *srv, conn_t **out) {
   c->srv = srv;
   c->http = malloc(sizeof *c->http);
   if (!c->http) { free(c); return PARLEY_ENOMEM; }
-  http_req_init(c->http);
-  buf_init(&c->in, 0);
+  http_req_init(c->http, policy_limits_of(srv->policy, NULL)->max_payload);
+  buf_init(&c->in, 65536);
   buf_init(&c->out, srv->cfg.out_cap);
   buf_init(&c->inflight, 0);
   ws_reader_init(&c->ws, 1);
@@ -48,6 +49,7 @@ void conn_close(conn_t *c, const char *why) {
   log_debug("conn %s closed: %s", c->remote, why);
   if (c->state == CONN_WS) c->srv->nsessions--;
   c->state = CONN_CLOSING;
+  if (c->sess) eio_conn_gone(c);
   proto_peer_gone(&c->peer);
   server_conn_gone(c->srv, c);
   uv_close((uv_handle_t *)&c->tcp, on_close);
@@ -130,6 +132,7 @@ static void on_write(uv_write_t *req, int status) {
 
 void conn_flush(conn_t *c) {
   if (c->state == CONN_CLOSING || c->writing) return;
+  if (c->held && c->sess) eio_poll_flush(c);
   if (c->doomed) { conn_close(c, "slow consumer"); return; }
   if (!c->out.len) {
     if (c->close_after_write) shutdown_write(c);
@@ -175,6 +178,7 @@ static void peer_alive(conn_t *c) {
 void conn_ws_close(conn_t *c, uint16_t code, const char *why) {
   if (c->state != CONN_WS || c->ws_closing) { conn_close(c, why); return; }
   log_debug("conn %s: closing with %u: %s", c->remote, code, why);
+  if (c->sess) eio_conn_gone(c);
   proto_peer_gone(&c->peer);
   char p[2] = {(char)(code >> 8), (char)(code & 255)};
   ws_send_frame(c, WS_CLOSE, p, 2);
@@ -188,7 +192,8 @@ static void ws_message(conn_t *c, const ws_msg *m) {
   uint16_t code;
   switch (m->opcode) {
     case WS_TEXT:
-      proto_handle(&c->peer, m->data, m->len, NULL);
+      if (c->eio) eio_ws_message(c, m->data, m->len);
+      else proto_handle(&c->peer, m->data, m->len, NULL);
       break;
     case WS_PING:
       ws_send_frame(c, WS_PONG, m->data, m->len);
@@ -236,15 +241,20 @@ static void ws_read(conn_t *c, char *p, size_t n) {
 
 /* ---- HTTP ---- */
 
-static void http_reply(conn_t *c, int status, const char *ctype, const char *body, const char *extra, int keep) {
+void conn_http_reply(conn_t *c, int status, const char *ctype, const char *body, size_t n, const char *extra,
+                     int keep) {
   buf_t out;
   buf_init(&out, 0);
-  if (http_response(&out, status, ctype, body, strlen(body), extra, keep) == 0) conn_write(c, out.data, out.len);
+  if (http_response(&out, status, ctype, body, n, extra, keep) == 0) conn_write(c, out.data, out.len);
   buf_free(&out);
   if (!keep) {
     c->close_after_write = 1;
     uv_timer_start(&c->timer, on_timer, CLOSE_GRACE_MS, 0);
   }
+}
+
+static void http_reply(conn_t *c, int status, const char *ctype, const char *body, const char *extra, int keep) {
+  conn_http_reply(c, status, ctype, body, strlen(body), extra, keep);
 }
 
 static void route_healthz(void *ctx, http_req *r) {
@@ -282,14 +292,37 @@ static int ws_handshake_check(http_req *r, int *status, const char **extra) {
   return 0;
 }
 
-static void route_ws(void *ctx, http_req *r) {
-  conn_t *c = ctx;
+int conn_ws_handshake_ok(conn_t *c, http_req *r) {
   int status;
   const char *extra;
-  if (ws_handshake_check(r, &status, &extra)) {
-    http_reply(c, status, "text/plain", status == 426 ? "WebSocket version 13 required" : "bad WebSocket handshake", extra, 0);
-    return;
-  }
+  if (ws_handshake_check(r, &status, &extra) == 0) return 1;
+  http_reply(c, status, "text/plain", status == 426 ? "WebSocket version 13 required" : "bad WebSocket handshake", extra, 0);
+  return 0;
+}
+
+void conn_ws_accept(conn_t *c, http_req *r, size_t max_message) {
+  size_t kn;
+  const char *key = http_req_header(r, "sec-websocket-key", &kn);
+  char accept[29], resp[256];
+  ws_accept_key(key, kn, accept);
+  snprintf(resp, sizeof resp,
+           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+  conn_write(c, resp, strlen(resp));
+  c->state = CONN_WS;
+  c->srv->nsessions++;
+  ws_reader_free(&c->ws);
+  ws_reader_init(&c->ws, max_message);
+  buf_free(&c->in);
+  buf_init(&c->in, max_message + WS_MAX_HEADER);
+  uv_timer_stop(&c->timer);  /* the framing above decides on liveness */
+}
+
+int conn_ws_send_text(conn_t *c, const char *p, size_t n) { return ws_send_frame(c, WS_TEXT, p, n); }
+
+static void route_ws(void *ctx, http_req *r) {
+  conn_t *c = ctx;
+  if (!conn_ws_handshake_ok(c, r)) return;
   policy_verdict v;
   policy_conn_info info = {"ws", r, c->remote, NULL, NULL, 0};
   char tenant[72];
@@ -298,25 +331,13 @@ static void route_ws(void *ctx, http_req *r) {
     http_reply(c, rc == PARLEY_ELUA ? 500 : 403, "text/plain", v.msg, NULL, 0);
     return;
   }
-  size_t kn;
-  const char *key = http_req_header(r, "sec-websocket-key", &kn);
-  char accept[29];
-  ws_accept_key(key, kn, accept);
-  char resp[256];
-  snprintf(resp, sizeof resp,
-           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
   c->peer.ops = &ws_peer_ops;
   if (proto_peer_open(&c->peer, c->srv, tenant)) { http_reply(c, 503, "text/plain", "cannot accept more users", NULL, 0); return; }
-  conn_write(c, resp, strlen(resp));
-  c->state = CONN_WS;
-  c->srv->nsessions++;
-  const policy_limits *lim = policy_limits_of(c->srv->policy, c->peer.tenant);
-  ws_reader_free(&c->ws);
-  ws_reader_init(&c->ws, lim->max_payload);
-  buf_init(&c->in, lim->max_payload + WS_MAX_HEADER);
+  conn_ws_accept(c, r, policy_limits_of(c->srv->policy, c->peer.tenant)->max_payload);
   uv_timer_start(&c->timer, on_timer, c->srv->cfg.ping_interval_ms, 0);
 }
+
+static void route_sio(void *ctx, http_req *r) { eio_http_request(ctx, r); }
 
 static const http_route routes[] = {
   {"/healthz", route_healthz},
@@ -329,6 +350,10 @@ static void http_dispatch(conn_t *c) {
   size_t n;
   http_req_path(c->http, &path, &n);
   http_handler h = http_route_find(routes, path, n);
+  const char *sio = c->srv->cfg.sio_path;
+  size_t sl = strlen(sio);
+  if (!h && sl && ((n == sl && memcmp(path, sio, n) == 0) || (n + 1 == sl && sio[n] == '/' && memcmp(path, sio, n) == 0)))
+    h = route_sio;
   if (h) h(c, c->http);
   else http_reply(c, 404, "text/plain", "not found", NULL, http_req_keep_alive(c->http) && !http_req_is_upgrade(c->http));
 }
@@ -350,6 +375,12 @@ static void http_read(conn_t *c, char *p, size_t n) {
       return;
     }
     if (c->close_after_write) return;
+    if (c->held) {  /* a long-poll waits for data: keep what follows until it is answered */
+      http_req_next(c->http);
+      uv_timer_stop(&c->timer);
+      if (n && buf_append(&c->in, p, n)) conn_close(c, "too much pipelined input");
+      return;
+    }
     if (http_req_is_upgrade(c->http)) {  /* an upgrade we did not take: nothing sensible can follow */
       c->close_after_write = 1;
       uv_timer_start(&c->timer, on_timer, CLOSE_GRACE_MS, 0);
@@ -358,6 +389,17 @@ static void http_read(conn_t *c, char *p, size_t n) {
     http_req_next(c->http);
     uv_timer_start(&c->timer, on_timer, HTTP_IDLE_MS, 0);
   }
+}
+
+void conn_http_resume(conn_t *c) {
+  c->held = 0;
+  if (c->state != CONN_HTTP || c->close_after_write) return;
+  uv_timer_start(&c->timer, on_timer, HTTP_IDLE_MS, 0);
+  if (!c->in.len) return;
+  buf_t stash = c->in;
+  buf_init(&c->in, stash.max);
+  http_read(c, stash.data, stash.len);
+  buf_free(&stash);
 }
 
 /* ---- reading ---- */
@@ -372,8 +414,13 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
   conn_t *c = st->data;
   if (nread < 0) { conn_close(c, nread == UV_EOF ? "peer closed the connection" : uv_strerror((int)nread)); return; }
   if (nread == 0 || c->state == CONN_CLOSING) return;
-  if (c->state == CONN_HTTP) http_read(c, b->base, (size_t)nread);
-  else ws_read(c, b->base, (size_t)nread);
+  if (c->state == CONN_HTTP && c->held) {
+    if (buf_append(&c->in, b->base, (size_t)nread)) conn_close(c, "too much pipelined input");
+  } else if (c->state == CONN_HTTP) {
+    http_read(c, b->base, (size_t)nread);
+  } else {
+    ws_read(c, b->base, (size_t)nread);
+  }
 }
 
 void conn_start(conn_t *c) {

@@ -24,7 +24,10 @@ typedef struct conn_s {
   buf_t out, inflight;       /* queued output; output being written */
   uv_write_t wreq;
   unsigned writing : 1, close_after_write : 1, dirty : 1, doomed : 1, ws_closing : 1, awaiting_pong : 1,
-           shut : 1;
+           shut : 1,
+           eio : 1,                /* carries Engine.IO (Socket.IO) rather than plain /ws */
+           held : 1;               /* an HTTP long-poll is waiting for data */
+  struct eio_session *sess;  /* borrowed: the Engine.IO session this connection serves */
   uint64_t ping_ms;          /* when the last ping went out */
   peer_t peer;               /* the event layer's view of this user (plain /ws) */
   struct conn_s *prev, *next;     /* the server's list */
@@ -38,6 +41,17 @@ void conn_start(conn_t *c);                  /* after accept: read */
 void conn_close(conn_t *c, const char *why);
 /* Send a WebSocket close frame with code, then close. */
 void conn_ws_close(conn_t *c, uint16_t code, const char *why);
+/* HTTP response (keep: keep the connection alive, else close after it). */
+void conn_http_reply(conn_t *c, int status, const char *ctype, const char *body, size_t n, const char *extra,
+                     int keep);
+/* A held long-poll was answered: go on with the next request. */
+void conn_http_resume(conn_t *c);
+/* 1 when r is a WebSocket upgrade we can take; else the error reply is sent. */
+int conn_ws_handshake_ok(conn_t *c, http_req *r);
+/* Answer 101 and switch to WebSocket framing with messages up to max_message. */
+void conn_ws_accept(conn_t *c, http_req *r, size_t max_message);
+/* One WebSocket text frame. */
+int conn_ws_send_text(conn_t *c, const char *p, size_t n);
 /* Queue raw bytes. Never closes synchronously: a connection over its queue
  * cap is closed at the next flush (a slow consumer). */
 int conn_write(conn_t *c, const void *p, size_t n);

@@ -42,9 +42,16 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   return arena_add(r, at, n, &h->val_len, 0);
 }
 
+static int on_body(llhttp_t *p, const char *at, size_t n) {
+  http_req *r = req_of(p);
+  if (buf_append(&r->body, at, n) == 0) return 0;
+  r->body_too_big = 1;
+  return -1;
+}
+
 static int on_headers_complete(llhttp_t *p) {
   req_of(p)->headers_done = 1;
-  return 0;
+  return HPE_PAUSED;  /* http_req_feed counts the header block's bytes, then resumes */
 }
 
 static int on_message_complete(llhttp_t *p) {
@@ -55,13 +62,14 @@ static int on_message_complete(llhttp_t *p) {
 static llhttp_settings_t settings;
 static int settings_ready;
 
-void http_req_init(http_req *r) {
+void http_req_init(http_req *r, size_t body_cap) {
   if (!settings_ready) {
     llhttp_settings_init(&settings);
     settings.on_url = on_url;
     settings.on_header_field = on_header_field;
     settings.on_header_value = on_header_value;
     settings.on_headers_complete = on_headers_complete;
+    settings.on_body = on_body;
     settings.on_message_complete = on_message_complete;
     settings_ready = 1;
   }
@@ -69,12 +77,18 @@ void http_req_init(http_req *r) {
   llhttp_init(&r->parser, HTTP_REQUEST, &settings);
   r->parser.data = r;
   buf_init(&r->arena, HTTP_MAX_HEADER_BYTES);
+  buf_init(&r->body, body_cap);
 }
 
-void http_req_free(http_req *r) { buf_free(&r->arena); }
+void http_req_free(http_req *r) {
+  buf_free(&r->arena);
+  buf_free(&r->body);
+}
 
 void http_req_next(http_req *r) {
   buf_reset(&r->arena);
+  buf_reset(&r->body);
+  r->body_too_big = 0;
   r->url_off = r->url_len = 0;
   r->nhdrs = r->in_value = r->headers_done = r->complete = 0;
   r->head_bytes = 0;
@@ -82,16 +96,28 @@ void http_req_next(http_req *r) {
 }
 
 int http_req_feed(http_req *r, const char *p, size_t n, size_t *used) {
-  llhttp_errno_t e = llhttp_execute(&r->parser, p, n);
-  size_t u = n;
-  if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) u = (size_t)(llhttp_get_error_pos(&r->parser) - p);
-  if (!r->headers_done) {
-    r->head_bytes += u;
-    if (r->head_bytes > HTTP_MAX_HEADER_BYTES || r->arena.len >= HTTP_MAX_HEADER_BYTES) return 431;
+  size_t off = 0;
+  llhttp_errno_t e;
+  for (;;) {
+    int headers_before = r->headers_done;
+    e = llhttp_execute(&r->parser, p + off, n - off);
+    size_t u = n - off;
+    if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) u = (size_t)(llhttp_get_error_pos(&r->parser) - (p + off));
+    if (!headers_before) {
+      r->head_bytes += u;
+      if (r->head_bytes > HTTP_MAX_HEADER_BYTES || r->arena.len >= HTTP_MAX_HEADER_BYTES) return 431;
+    }
+    off += u;
+    if (e == HPE_PAUSED && !headers_before && r->headers_done && !r->complete) {
+      llhttp_resume(&r->parser);  /* paused only to count the header block */
+      continue;
+    }
+    break;
   }
-  *used = u;
+  *used = off;
   if (e == HPE_OK) return HTTP_NEED_MORE;
   if ((e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) && r->complete) return HTTP_GOT_REQUEST;
+  if (r->body_too_big) return 413;
   if (e == HPE_USER || r->arena.len >= HTTP_MAX_HEADER_BYTES || r->nhdrs == HTTP_MAX_HEADERS) return 431;
   return 400;
 }
@@ -148,6 +174,7 @@ const char *http_status_text(int status) {
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 426: return "Upgrade Required";
+    case 413: return "Payload Too Large";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";

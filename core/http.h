@@ -24,17 +24,20 @@ typedef struct {
   int headers_done;
   int complete;              /* a whole request has been read */
   size_t head_bytes;         /* raw bytes of the header block so far */
+  buf_t body;                /* request body, capped by http_req_init's body_cap */
+  int body_too_big;
 } http_req;
 
 enum { HTTP_NEED_MORE = 0, HTTP_GOT_REQUEST = 1 };
 
-void http_req_init(http_req *r);
+/* body_cap: the largest body kept; a bigger one fails the request with 413. */
+void http_req_init(http_req *r, size_t body_cap);
 void http_req_free(http_req *r);
 /* Forget the last request and get ready for the next one on the connection. */
 void http_req_next(http_req *r);
 /* Feed bytes. Returns HTTP_NEED_MORE (all used), HTTP_GOT_REQUEST (a request is
  * complete; *used bytes belong to it, the rest to what follows), or an HTTP
- * error status to answer with before closing (400, 431). */
+ * error status to answer with before closing (400, 413, 431). */
 int http_req_feed(http_req *r, const char *p, size_t n, size_t *used);
 int http_req_is_upgrade(const http_req *r);
 int http_req_keep_alive(const http_req *r);

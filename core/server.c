@@ -4,6 +4,7 @@
 #include <string.h>
 #include "err.h"
 #include "log.h"
+#include "eio.h"
 #include "server.h"
 
 #define STOP_GRACE_MS 1000
@@ -13,6 +14,7 @@ void server_config_default(server_config *cfg) {
   snprintf(cfg->host, sizeof cfg->host, "127.0.0.1");
   cfg->port = 8080;
   snprintf(cfg->policies, sizeof cfg->policies, "policies");
+  snprintf(cfg->sio_path, sizeof cfg->sio_path, "/socket.io/");
   cfg->ping_interval_ms = 25000;
   cfg->ping_timeout_ms = 20000;
   cfg->out_cap = 8u << 20;
@@ -88,6 +90,7 @@ void server_stop(server_t *s) {
     if (c->state == CONN_WS) conn_ws_close(c, WS_CLOSE_GOING_AWAY, "server stopping");
     else conn_close(c, "server stopping");
   }
+  eio_close_all(s);
   uv_timer_start(&s->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
 }
 

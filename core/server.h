@@ -11,6 +11,7 @@ typedef struct {
   char host[64];
   int port;
   char policies[1024];
+  char sio_path[256];        /* Engine.IO / Socket.IO endpoint, "" to disable */
   uint64_t ping_interval_ms, ping_timeout_ms;
   size_t out_cap;            /* bytes queued per connection before it counts as slow */
   policy_options policy;
@@ -29,6 +30,7 @@ struct server_s {
   size_t nsessions;          /* of which upgraded (WebSocket / Socket.IO) */
   conn_t *dirty;
   rooms_state rooms;
+  struct eio_session *sessions;  /* Engine.IO sessions by sid */
   policy_t *policy;
   int stopping;
   int bound_port;

@@ -48,9 +48,12 @@ M.types = {
   [2] = { name = "SFUServerSide", spec = owner },
 }
 
--- Who may connect, and as which tenant. conn = {framing, path, query, headers,
--- remote_addr, namespace?, auth?}. Return a tenant name, or nil, reason to refuse.
+-- Who may connect, and as which tenant. conn = {framing ("ws" or "socket.io"),
+-- path, query, headers, remote_addr, namespace (Socket.IO), auth (Socket.IO
+-- auth payload)}. Return a tenant name, or nil, reason to refuse: a plain /ws
+-- client then gets HTTP 403, a Socket.IO client a connect_error with the reason.
 function M.on_connect(conn)
+  if conn.namespace and conn.namespace ~= "/" then return nil, "Invalid namespace" end
   return "default"
 end
 

@@ -1,0 +1,470 @@
+/* eio.c - Engine.IO v4 sessions (polling, WebSocket, upgrade, heartbeat) and
+ * the Socket.IO v5 packets they carry (namespace connect, events, acks). A
+ * session is a peer of the event layer (peer.h); bad framing closes only that
+ * session, with a log line. */
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+#include "eio.h"
+#include "err.h"
+#include "ids.h"
+#include "json.h"
+#include "log.h"
+#include "policy.h"
+#include "proto.h"
+#include "server.h"
+#include "sio.h"
+
+struct eio_session {
+  peer_t peer;                 /* first: the event layer's view */
+  server_t *srv;               /* borrowed */
+  parley_id sid;
+  UT_hash_handle hh;
+  conn_t *ws;                  /* the WebSocket transport, once upgraded (or direct) */
+  conn_t *poll;                /* a held GET */
+  conn_t *probe;               /* a WebSocket being probed for the upgrade */
+  buf_t queue;                 /* polling: packets for the next GET, \x1e-separated */
+  uv_timer_t timer;            /* heartbeat */
+  uint64_t ping_ms;
+  unsigned awaiting_pong : 1, upgraded : 1, closing : 1, connected : 1;
+  char ns[SIO_MAX_NAMESPACE + 1];  /* the connected Socket.IO namespace */
+  parley_id sio_sid;
+  http_req *hs;                /* owned copy of the handshake request, for on_connect */
+  char remote[48];
+};
+
+enum { EIO_ERR_TRANSPORT = 0, EIO_ERR_SID = 1, EIO_ERR_METHOD = 2, EIO_ERR_BAD = 3, EIO_ERR_VERSION = 5 };
+
+static buf_t pkt;  /* packet building; the loop is single-threaded */
+
+static void sess_close(eio_session *s, const char *why);
+
+/* ---- HTTP helpers ---- */
+
+/* The value of key in a query string (raw, not decoded); NULL when absent. */
+static const char *query_get(const char *q, size_t n, const char *key, size_t *vn) {
+  size_t kl = strlen(key), i = 0;
+  while (i < n) {
+    size_t s = i;
+    while (i < n && q[i] != '&') i++;
+    if (i - s > kl && q[s + kl] == '=' && memcmp(q + s, key, kl) == 0) {
+      *vn = i - s - kl - 1;
+      return q + s + kl + 1;
+    }
+    i++;
+  }
+  return NULL;
+}
+
+static int query_is(const char *v, size_t vn, const char *want) {
+  return v && vn == strlen(want) && memcmp(v, want, vn) == 0;
+}
+
+/* CORS for browsers polling from another origin: any origin, no credentials. */
+static const char *cors(http_req *r) {
+  size_t n;
+  return http_req_header(r, "origin", &n) ? "Access-Control-Allow-Origin: *\r\n" : NULL;
+}
+
+static void eio_error(conn_t *c, http_req *r, int code, const char *msg) {
+  char body[128];
+  int n = snprintf(body, sizeof body, "{\"code\":%d,\"message\":\"%s\"}", code, msg);
+  conn_http_reply(c, 400, "application/json", body, (size_t)n, cors(r), http_req_keep_alive(r));
+}
+
+/* ---- sending ---- */
+
+/* One engine packet to the client, over whichever transport is current. */
+static void sess_send(eio_session *s, const char *p, size_t n) {
+  if (s->closing) return;
+  if (s->upgraded) {
+    if (s->ws) conn_ws_send_text(s->ws, p, n);
+    return;
+  }
+  int rc = 0;
+  if (s->queue.len) rc = buf_putc(&s->queue, EIO_SEPARATOR);
+  if (!rc) rc = buf_append(&s->queue, p, n);
+  if (rc) { sess_close(s, "slow consumer: polling queue over its cap"); return; }
+  if (s->poll) server_mark_dirty(s->srv, s->poll);
+}
+
+static void sess_send_str(eio_session *s, const char *p) { sess_send(s, p, strlen(p)); }
+
+/* "4" + Socket.IO packet type + "/ns," when not "/" (no trailing data). */
+static void sio_head(eio_session *s, char type) {
+  buf_reset(&pkt);
+  buf_putc(&pkt, '4');
+  buf_putc(&pkt, type);
+  if (strcmp(s->ns, "/") != 0) {
+    buf_puts(&pkt, s->ns);
+    buf_putc(&pkt, ',');
+  }
+}
+
+static eio_session *sess_of(peer_t *p) { return (eio_session *)p; }
+
+/* peer op: 42["name",payload], or 43<id>[payload] for a reply with an ack. */
+static int sio_peer_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
+  eio_session *s = sess_of(p);
+  if (s->closing || !s->connected) return PARLEY_EIO;
+  if (ack && ack->ack_id >= 0) {
+    sio_head(s, '3');
+    buf_printf(&pkt, "%lld[", ack->ack_id);
+  } else {
+    sio_head(s, '2');
+    buf_puts(&pkt, "[\"");
+    buf_puts(&pkt, name);
+    buf_puts(&pkt, "\"");
+    if (nparts) buf_putc(&pkt, ',');
+  }
+  for (int i = 0; i < nparts; i++) buf_append(&pkt, parts[i].base, parts[i].len);
+  buf_putc(&pkt, ']');
+  sess_send(s, pkt.data, pkt.len);
+  return 0;
+}
+
+static void sio_peer_close(peer_t *p, const char *why) { sess_close(sess_of(p), why); }
+
+static const peer_ops sio_peer_ops = {sio_peer_send, sio_peer_close};
+
+/* ---- heartbeat ---- */
+
+static void on_heartbeat(uv_timer_t *t) {
+  eio_session *s = t->data;
+  if (s->awaiting_pong) { sess_close(s, "no pong within the ping timeout"); return; }
+  sess_send_str(s, "2");
+  s->awaiting_pong = 1;
+  s->ping_ms = uv_now(s->srv->loop);
+  uv_timer_start(&s->timer, on_heartbeat, s->srv->cfg.ping_timeout_ms, 0);
+}
+
+static void on_pong(eio_session *s) {
+  if (!s->awaiting_pong) return;
+  s->awaiting_pong = 0;
+  uint64_t due = s->ping_ms + s->srv->cfg.ping_interval_ms, now = uv_now(s->srv->loop);
+  uv_timer_start(&s->timer, on_heartbeat, due > now ? due - now : 1, 0);
+}
+
+/* ---- session lifecycle ---- */
+
+static void sess_free(uv_handle_t *h) {
+  eio_session *s = h->data;
+  buf_free(&s->queue);
+  if (s->hs) { http_req_free(s->hs); free(s->hs); }
+  free(s);
+}
+
+static void detach(eio_session *s, conn_t *c) {
+  if (!c) return;
+  c->sess = NULL;
+  if (s->ws == c) s->ws = NULL;
+  if (s->poll == c) s->poll = NULL;
+  if (s->probe == c) s->probe = NULL;
+}
+
+static void sess_close(eio_session *s, const char *why) {
+  if (s->closing) return;
+  log_debug("socket.io session %s closed: %s", s->sid.s, why);
+  if (s->connected) proto_peer_gone(&s->peer);
+  s->connected = 0;
+  if (s->poll) {  /* the waiting GET learns of the close */
+    conn_t *c = s->poll;
+    detach(s, c);
+    c->held = 0;
+    conn_http_reply(c, 200, "text/plain; charset=UTF-8", "1", 1, NULL, 1);
+    conn_http_resume(c);
+  }
+  s->closing = 1;
+  conn_t *ws = s->ws, *probe = s->probe;
+  detach(s, ws);
+  detach(s, probe);
+  if (ws) conn_ws_close(ws, WS_CLOSE_NORMAL, why);
+  if (probe) conn_ws_close(probe, WS_CLOSE_NORMAL, why);
+  HASH_DEL(s->srv->sessions, s);
+  uv_close((uv_handle_t *)&s->timer, sess_free);
+}
+
+/* Keep a copy of the handshake request: on_connect sees its path, query and headers. */
+static http_req *copy_request(const http_req *r) {
+  http_req *h = malloc(sizeof *h);
+  if (!h) return NULL;
+  memcpy(h, r, sizeof *h);
+  buf_init(&h->arena, 0);
+  buf_init(&h->body, 0);
+  if (buf_append(&h->arena, r->arena.data, r->arena.len)) { free(h); return NULL; }
+  return h;
+}
+
+static eio_session *sess_new(conn_t *c, http_req *r) {
+  eio_session *s = calloc(1, sizeof *s), *dup;
+  if (!s) return NULL;
+  do {
+    if (ids_new(&s->sid)) { free(s); return NULL; }
+    HASH_FIND_STR(c->srv->sessions, s->sid.s, dup);
+  } while (dup);
+  if (!(s->hs = copy_request(r))) { free(s); return NULL; }
+  s->srv = c->srv;
+  s->peer.ops = &sio_peer_ops;
+  s->peer.srv = c->srv;
+  snprintf(s->ns, sizeof s->ns, "/");
+  snprintf(s->remote, sizeof s->remote, "%s", c->remote);
+  buf_init(&s->queue, c->srv->cfg.out_cap);
+  uv_timer_init(c->srv->loop, &s->timer);
+  s->timer.data = s;
+  uv_timer_start(&s->timer, on_heartbeat, c->srv->cfg.ping_interval_ms, 0);
+  HASH_ADD_STR(c->srv->sessions, sid.s, s);
+  return s;
+}
+
+static size_t max_payload(server_t *srv) { return policy_limits_of(srv->policy, NULL)->max_payload; }
+
+/* The open packet: 0{"sid",…}. */
+static int open_packet(eio_session *s, int with_upgrades) {
+  buf_reset(&pkt);
+  return buf_printf(&pkt, "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%llu,\"pingTimeout\":%llu,\"maxPayload\":%zu}",
+                    s->sid.s, with_upgrades ? "\"websocket\"" : "", (unsigned long long)s->srv->cfg.ping_interval_ms,
+                    (unsigned long long)s->srv->cfg.ping_timeout_ms, max_payload(s->srv));
+}
+
+/* ---- Socket.IO packets ---- */
+
+static void sio_connect_error(eio_session *s, const char *ns, size_t ns_len, const char *msg) {
+  buf_reset(&pkt);
+  buf_puts(&pkt, "44");
+  if (!(ns_len == 1 && ns[0] == '/')) { buf_append(&pkt, ns, ns_len); buf_putc(&pkt, ','); }
+  buf_puts(&pkt, "{\"message\":");
+  jw_string(&pkt, msg, strlen(msg));
+  buf_putc(&pkt, '}');
+  sess_send(s, pkt.data, pkt.len);
+}
+
+static void sio_connect(eio_session *s, const sio_packet *sp) {
+  char ns[SIO_MAX_NAMESPACE + 1], tenant[72];
+  policy_verdict v;
+  memcpy(ns, sp->ns, sp->ns_len);
+  ns[sp->ns_len] = 0;
+  if (s->connected) {  /* one namespace per session */
+    if (strcmp(ns, s->ns) != 0) sio_connect_error(s, sp->ns, sp->ns_len, "one namespace per connection");
+    else { sio_head(s, '0'); buf_printf(&pkt, "{\"sid\":\"%s\"}", s->sio_sid.s); sess_send(s, pkt.data, pkt.len); }
+    return;
+  }
+  policy_conn_info info = {"socket.io", s->hs, s->remote, ns, sp->len ? sp->data : NULL, sp->len};
+  int rc = policy_on_connect(s->srv->policy, &info, tenant, sizeof tenant, &v);
+  if (rc) { sio_connect_error(s, sp->ns, sp->ns_len, v.msg); return; }
+  if (proto_peer_open(&s->peer, s->srv, tenant) || ids_new(&s->sio_sid)) {
+    sio_connect_error(s, sp->ns, sp->ns_len, "cannot accept more users");
+    return;
+  }
+  snprintf(s->ns, sizeof s->ns, "%s", ns);
+  s->connected = 1;
+  sio_head(s, '0');
+  buf_printf(&pkt, "{\"sid\":\"%s\"}", s->sio_sid.s);
+  sess_send(s, pkt.data, pkt.len);
+}
+
+static void sio_message(eio_session *s, const char *p, size_t n) {
+  sio_packet sp;
+  int rc = sio_packet_parse(p, n, &sp);
+  if (rc) {
+    log_warn("socket.io session %s from %s: %s packet, closing", s->sid.s, s->remote,
+             rc == PARLEY_EUNSUPP ? "binary" : "malformed");
+    sess_close(s, "bad Socket.IO packet");
+    return;
+  }
+  int ns_ok = sp.ns_len == strlen(s->ns) && memcmp(sp.ns, s->ns, sp.ns_len) == 0;
+  switch (sp.type) {
+    case SIO_CONNECT:
+      sio_connect(s, &sp);
+      break;
+    case SIO_DISCONNECT:
+      if (s->connected && ns_ok) { proto_peer_gone(&s->peer); s->connected = 0; }
+      break;
+    case SIO_EVENT: {
+      if (!s->connected || !ns_ok) {
+        log_warn("socket.io session %s from %s: event outside a connected namespace, closing", s->sid.s, s->remote);
+        sess_close(s, "event before connect");
+        return;
+      }
+      proto_ack ack = {sp.ack};
+      proto_handle(&s->peer, sp.data, sp.len, &ack);
+      break;
+    }
+    case SIO_ACK:  /* the server asks for no acks */
+      break;
+  }
+}
+
+/* ---- Engine.IO packets ---- */
+
+static void upgrade_done(eio_session *s, conn_t *c) {
+  s->probe = NULL;
+  s->ws = c;
+  s->upgraded = 1;
+  if (s->poll) {  /* release a GET still waiting (it should have had the noop already) */
+    conn_t *pc = s->poll;
+    detach(s, pc);
+    pc->held = 0;
+    conn_http_reply(pc, 200, "text/plain; charset=UTF-8", "6", 1, NULL, 1);
+    conn_http_resume(pc);
+  }
+  size_t pos = 0;  /* what was queued for polling now goes over the WebSocket, in order */
+  const char *one;
+  size_t len;
+  buf_t q = s->queue;
+  buf_init(&s->queue, q.max);
+  while (q.len && eio_payload_next(q.data, q.len, &pos, &one, &len) == 0) conn_ws_send_text(c, one, len);
+  buf_free(&q);
+}
+
+/* One engine packet from the client; from: the WebSocket it came on, or NULL (polling). */
+static void eio_packet(eio_session *s, const char *p, size_t n, conn_t *from) {
+  int type = eio_packet_type(p, n);
+  int on_probe = from && from == s->probe;
+  if (on_probe && type != EIO_PING && type != EIO_UPGRADE) type = -1;
+  switch (type) {
+    case EIO_PING:
+      if (on_probe && n == 6 && memcmp(p + 1, "probe", 5) == 0) {
+        conn_ws_send_text(from, "3probe", 6);
+        sess_send_str(s, "6");  /* lets the waiting GET return */
+      } else if (!on_probe) {
+        buf_reset(&pkt);
+        buf_putc(&pkt, '3');
+        buf_append(&pkt, p + 1, n - 1);
+        sess_send(s, pkt.data, pkt.len);
+      } else {
+        sess_close(s, "bad probe");
+      }
+      break;
+    case EIO_PONG: on_pong(s); break;
+    case EIO_MESSAGE: sio_message(s, p + 1, n - 1); break;
+    case EIO_UPGRADE:
+      if (on_probe && n == 1) upgrade_done(s, from);
+      else sess_close(s, "unexpected upgrade packet");
+      break;
+    case EIO_NOOP: break;
+    case EIO_CLOSE: sess_close(s, "client closed"); break;
+    default:
+      log_warn("socket.io session %s from %s: malformed engine packet, closing", s->sid.s, s->remote);
+      sess_close(s, "malformed engine packet");
+      break;
+  }
+}
+
+void eio_ws_message(conn_t *c, const char *p, size_t n) {
+  eio_session *s = c->sess;
+  if (!s) return;
+  if (s->ws != c && s->probe != c) return;
+  eio_packet(s, p, n, c);
+}
+
+/* ---- HTTP transport ---- */
+
+static void poll_answer(conn_t *c, eio_session *s) {
+  c->held = 0;
+  detach(s, c);
+  conn_http_reply(c, 200, "text/plain; charset=UTF-8", s->queue.data ? s->queue.data : "", s->queue.len,
+                  "Access-Control-Allow-Origin: *\r\n", 1);
+  buf_reset(&s->queue);
+}
+
+void eio_poll_flush(conn_t *c) {
+  eio_session *s = c->sess;
+  if (!s || s->poll != c || !s->queue.len) return;
+  poll_answer(c, s);
+  conn_http_resume(c);
+}
+
+static void poll_get(conn_t *c, http_req *r, eio_session *s) {
+  if (s->poll) {
+    eio_error(c, r, EIO_ERR_BAD, "Bad request");
+    sess_close(s, "two polls at once");
+    return;
+  }
+  c->sess = s;
+  s->poll = c;
+  if (s->queue.len) { poll_answer(c, s); return; }
+  c->held = 1;  /* answered when a packet is queued (a ping at the latest) */
+}
+
+static void poll_post(conn_t *c, http_req *r, eio_session *s) {
+  size_t pos = 0, len;
+  const char *one;
+  conn_http_reply(c, 200, "text/html", "ok", 2, cors(r), http_req_keep_alive(r));
+  while (!s->closing && eio_payload_next(r->body.data ? r->body.data : "", r->body.len, &pos, &one, &len) == 0)
+    eio_packet(s, one, len, NULL);
+}
+
+static void preflight(conn_t *c, http_req *r) {
+  char extra[512];
+  size_t n = 0;
+  const char *want = http_req_header(r, "access-control-request-headers", &n);
+  snprintf(extra, sizeof extra,
+           "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
+           "Access-Control-Allow-Headers: %.*s\r\nAccess-Control-Max-Age: 86400\r\n",
+           want ? (int)(n < 300 ? n : 300) : 12, want ? want : "content-type");
+  conn_http_reply(c, 204, "text/plain", "", 0, extra, http_req_keep_alive(r));
+}
+
+static void handshake(conn_t *c, http_req *r, int websocket) {
+  if (websocket && !conn_ws_handshake_ok(c, r)) return;
+  if (!websocket && strcmp(http_req_method(r), "GET") != 0) { eio_error(c, r, EIO_ERR_METHOD, "Bad handshake method"); return; }
+  eio_session *s = sess_new(c, r);
+  if (!s) { conn_http_reply(c, 503, "text/plain", "out of memory", 13, NULL, 0); return; }
+  if (!websocket) {
+    open_packet(s, 1);
+    conn_http_reply(c, 200, "text/plain; charset=UTF-8", pkt.data, pkt.len, cors(r), http_req_keep_alive(r));
+    return;
+  }
+  c->eio = 1;
+  conn_ws_accept(c, r, max_payload(c->srv));
+  c->sess = s;
+  s->ws = c;
+  s->upgraded = 1;
+  open_packet(s, 0);
+  conn_ws_send_text(c, pkt.data, pkt.len);
+}
+
+void eio_http_request(conn_t *c, http_req *r) {
+  const char *q, *v;
+  size_t qn, vn;
+  http_req_query(r, &q, &qn);
+  if (strcmp(http_req_method(r), "OPTIONS") == 0) { preflight(c, r); return; }
+  v = query_get(q, qn, "EIO", &vn);
+  if (!query_is(v, vn, "4")) { eio_error(c, r, EIO_ERR_VERSION, "Unsupported protocol version"); return; }
+  v = query_get(q, qn, "transport", &vn);
+  int websocket = query_is(v, vn, "websocket");
+  if (!websocket && !query_is(v, vn, "polling")) { eio_error(c, r, EIO_ERR_TRANSPORT, "Transport unknown"); return; }
+  if (websocket != http_req_is_upgrade(r) && websocket) { eio_error(c, r, EIO_ERR_BAD, "Bad request"); return; }
+  v = query_get(q, qn, "sid", &vn);
+  if (!v) { handshake(c, r, websocket); return; }
+  eio_session *s = NULL;
+  if (vn == ID_LEN) HASH_FIND(hh, c->srv->sessions, v, ID_LEN, s);
+  if (!s || s->closing) { eio_error(c, r, EIO_ERR_SID, "Session ID unknown"); return; }
+  if (websocket) {  /* the upgrade probe */
+    if (s->upgraded || s->probe) { eio_error(c, r, EIO_ERR_BAD, "Bad request"); return; }
+    if (!conn_ws_handshake_ok(c, r)) return;
+    c->eio = 1;
+    conn_ws_accept(c, r, max_payload(c->srv));
+    c->sess = s;
+    s->probe = c;
+    return;
+  }
+  if (s->upgraded) { eio_error(c, r, EIO_ERR_BAD, "Bad request"); return; }
+  if (strcmp(http_req_method(r), "GET") == 0) poll_get(c, r, s);
+  else if (strcmp(http_req_method(r), "POST") == 0) poll_post(c, r, s);
+  else eio_error(c, r, EIO_ERR_BAD, "Bad request");
+}
+
+void eio_conn_gone(conn_t *c) {
+  eio_session *s = c->sess;
+  if (!s) return;
+  int was_ws = s->ws == c;
+  detach(s, c);
+  c->held = 0;
+  if (was_ws) sess_close(s, "transport closed");
+}
+
+void eio_close_all(server_t *srv) {
+  eio_session *s, *tmp;
+  HASH_ITER(hh, srv->sessions, s, tmp) sess_close(s, "server stopping");
+}
