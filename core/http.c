@@ -1,5 +1,5 @@
 /* http.c - HTTP/1.1 request reading on llhttp, bounded: the header block may
- * not pass HTTP_MAX_HEADER_BYTES; bodies are parsed and dropped. */
+ * not pass HTTP_MAX_HEADER_BYTES; bodies are kept up to a cap (413 past it). */
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>
@@ -42,6 +42,16 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   return arena_add(r, at, n, &h->val_len, 0);
 }
 
+/* Trailing spaces and tabs are not part of a field value (RFC 9110 5.5). */
+static int on_header_value_complete(llhttp_t *p) {
+  http_req *r = req_of(p);
+  if (r->nhdrs == 0) return 0;
+  http_hdr *h = &r->hdrs[r->nhdrs - 1];
+  while (h->val_len && (r->arena.data[h->val_off + h->val_len - 1] == ' ' || r->arena.data[h->val_off + h->val_len - 1] == '\t'))
+    h->val_len--;
+  return 0;
+}
+
 static int on_body(llhttp_t *p, const char *at, size_t n) {
   http_req *r = req_of(p);
   if (buf_append(&r->body, at, n) == 0) return 0;
@@ -70,6 +80,7 @@ void http_req_init(http_req *r, size_t body_cap) {
     settings.on_header_value = on_header_value;
     settings.on_headers_complete = on_headers_complete;
     settings.on_body = on_body;
+    settings.on_header_value_complete = on_header_value_complete;
     settings.on_message_complete = on_message_complete;
     settings_ready = 1;
   }

@@ -1,5 +1,6 @@
 /* json.c - strict JSON scanning into spans (no allocation) and a small writer
  * for the replies the core builds. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,10 +197,12 @@ int json_array_items(json_span arr, json_span *items, size_t max, size_t *count)
 static int key_equals(json_span k, const char *key) {
   size_t kl = strlen(key);
   if (!memchr(k.p, '\\', k.n)) return k.n == kl + 2 && memcmp(k.p + 1, key, kl) == 0;
-  char tmp[256];
+  char small[256], *tmp = k.n < sizeof small ? small : malloc(k.n);  /* decoded <= raw */
   size_t len;
-  if (json_string_decode(k, tmp, sizeof tmp, &len)) return 0;
-  return len == kl && memcmp(tmp, key, kl) == 0;
+  int eq = tmp && json_string_decode(k, tmp, k.n < sizeof small ? sizeof small : k.n, &len) == 0 && len == kl &&
+           memcmp(tmp, key, kl) == 0;
+  if (tmp != small) free(tmp);
+  return eq;
 }
 
 int json_object_get(json_span obj, const char *key, json_span *out) {
@@ -258,11 +261,13 @@ int json_string_decode(json_span s, char *out, size_t cap, size_t *len) {
 }
 
 double json_number(json_span num) {
-  char tmp[64];
-  size_t n = num.n < sizeof tmp - 1 ? num.n : sizeof tmp - 1;
-  memcpy(tmp, num.p, n);
-  tmp[n] = 0;
-  return strtod(tmp, NULL);
+  char small[64], *tmp = num.n < sizeof small ? small : malloc(num.n + 1);
+  if (!tmp) return NAN;
+  memcpy(tmp, num.p, num.n);
+  tmp[num.n] = 0;
+  double d = strtod(tmp, NULL);
+  if (tmp != small) free(tmp);
+  return d;
 }
 
 int jw_string(buf_t *b, const char *s, size_t n) {

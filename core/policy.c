@@ -26,6 +26,7 @@ struct policy_s {
   policy_limits limits;
   char version[13];
   char dir[PATH_MAX];
+  char where[PATH_MAX + 96];   /* the hook being called, with its file:line */
 };
 
 /* ---- the VM: allocator with a cap, sandbox ---- */
@@ -52,9 +53,10 @@ static const char *const sandbox_globals[] = {
 static const char *const sandbox_os[] = {"time", "clock", "date", NULL};
 
 static int l_print(lua_State *L) {
+  int n = lua_gettop(L);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  for (int i = 1; i <= lua_gettop(L); i++) {
+  for (int i = 1; i <= n; i++) {
     if (i > 1) luaL_addchar(&b, '\t');
     luaL_tolstring(L, i, NULL);
     luaL_addvalue(&b);
@@ -111,7 +113,11 @@ static void sandbox_env(policy_t *P) {
 }
 
 static void budget_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
+  /* From now on every instruction fails: a pcall in the policy cannot catch
+   * the overrun and carry on with a fresh budget. */
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+  if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+    luaL_error(L, "%s:%d: instruction budget exceeded", ar->short_src, ar->currentline);
   luaL_error(L, "instruction budget exceeded");
 }
 
@@ -127,6 +133,12 @@ static int traceback(lua_State *L) {
 static int gate_call(policy_t *P, const char *what, int nargs, int nres) {
   lua_State *L = P->L;
   int fn = lua_gettop(L) - nargs;
+  lua_Debug ar;
+  lua_pushvalue(L, fn);
+  if (lua_getinfo(L, ">S", &ar) && ar.linedefined > 0)
+    snprintf(P->where, sizeof P->where, "%s (%s:%d)", what, ar.short_src, ar.linedefined);
+  else
+    snprintf(P->where, sizeof P->where, "%s", what);
   lua_pushcfunction(L, traceback);
   lua_insert(L, fn);
   lua_sethook(L, budget_hook, LUA_MASKCOUNT, (int)P->budget);
@@ -139,7 +151,7 @@ static int gate_call(policy_t *P, const char *what, int nargs, int nres) {
   snprintf(first, sizeof first, "%s", err ? err : "(error object is not a string)");
   char *nl = strchr(first, '\n');
   if (nl) *nl = 0;
-  log_warn("policy %s failed: %s", what, rc == LUA_ERRMEM ? "memory cap reached" : first);
+  log_warn("policy %s failed: %s", P->where, rc == LUA_ERRMEM ? "memory cap reached" : first);
   if (err && nl) log_debug("%s", err);
   lua_pop(L, 1);
   lua_gc(L, LUA_GCCOLLECT);
@@ -208,13 +220,13 @@ static void limits_default(policy_limits *l) {
   l->burst = 400;
 }
 
-/* Read limits.<name> (a positive number) when present. */
-static int limit_field(lua_State *L, const char *name, double *out) {
+/* Read limits.<name> (a number in 1..max) when present. */
+static int limit_field(lua_State *L, const char *name, double max, double *out) {
   int t = lua_getfield(L, -1, name);
-  int ok = t == LUA_TNIL || (t == LUA_TNUMBER && lua_tonumber(L, -1) > 0 && lua_tonumber(L, -1) <= 1e12);
+  int ok = t == LUA_TNIL || (t == LUA_TNUMBER && lua_tonumber(L, -1) >= 1 && lua_tonumber(L, -1) <= max);
   if (t == LUA_TNUMBER && ok) *out = lua_tonumber(L, -1);
   lua_pop(L, 1);
-  if (!ok) log_error("policy self-check: limits.%s must be a positive number", name);
+  if (!ok) log_error("policy self-check: limits.%s must be a number from 1 to %.0f", name, max);
   return ok ? 0 : PARLEY_EINVAL;
 }
 
@@ -227,8 +239,9 @@ static int read_limits(lua_State *L, policy_limits *l) {
                  (double)l->max_request_id, l->max_rooms_per_user, l->max_users_per_room, l->rate, l->burst};
   static const char *const names[9] = {"max_payload", "max_signal", "max_name", "max_password", "max_request_id",
                                        "max_rooms_per_user", "max_users_per_room", "rate", "burst"};
+  static const double maxima[9] = {64 << 20, 64 << 20, 1 << 20, 1 << 20, 1 << 20, 1e6, 1e6, 1e9, 1e9};
   int rc = 0;
-  for (int i = 0; i < 9; i++) rc |= limit_field(L, names[i], &v[i]);
+  for (int i = 0; i < 9; i++) rc |= limit_field(L, names[i], maxima[i], &v[i]);
   lua_pop(L, 1);
   if (rc) return PARLEY_EINVAL;
   l->max_payload = (size_t)v[0]; l->max_signal = (size_t)v[1]; l->max_name = (size_t)v[2];
@@ -395,12 +408,12 @@ int policy_on_connect(policy_t *P, const policy_conn_info *c, char *tenant, size
     size_t n;
     const char *s = lua_tolstring(L, -2, &n);
     if (valid_tenant_name(s, n) && n < cap) memcpy(tenant, s, n + 1);
-    else { log_warn("policy on_connect: bad tenant name"); verdict(v, ERR_UNSPECIFIED, "bad tenant"); rc = PARLEY_EINVAL; }
+    else { log_warn("policy %s: bad tenant name (letters, digits, _ . -, 1..64)", P->where); verdict(v, ERR_UNSPECIFIED, "bad tenant"); rc = PARLEY_EINVAL; }
   } else if (lua_isnil(L, -2)) {
     verdict(v, ERR_UNSPECIFIED, lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "refused");
     rc = PARLEY_EINVAL;
   } else {
-    log_warn("policy on_connect: must return a tenant name or nil, reason");
+    log_warn("policy %s: must return a tenant name or nil, reason", P->where);
     verdict(v, ERR_UNSPECIFIED, "policy error in on_connect");
     rc = PARLEY_ELUA;
   }
@@ -414,11 +427,11 @@ static int settings_result(policy_t *P, const char *hook, const char *event, roo
   const char *why = NULL;
   if (lua_istable(L, -2)) {
     if (lconv_to_settings(L, -2, out, &why) == 0) return 0;
-    log_warn("policy %s: %s", hook, why);
+    log_warn("policy %s: %s", P->where, why);
   } else if (lua_isnil(L, -2)) {
     return refused(P, -1, event, v);
   } else {
-    log_warn("policy %s: must return a settings table or nil, reason", hook);
+    log_warn("policy %s: must return a settings table or nil, reason", P->where);
   }
   hook_failed(v, hook);
   return PARLEY_ELUA;
@@ -434,10 +447,22 @@ static int copy_settings(const room_settings *in, room_settings *out) {
   return PARLEY_ENOMEM;
 }
 
+/* types[type] exists (always true when the policy has no types table). */
+static int type_known(policy_t *P, int type) {
+  lua_State *L = P->L;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, P->ref_policy);
+  lua_getfield(L, -1, "types");
+  int known = !lua_istable(L, -1) || lua_rawgeti(L, -1, type) != LUA_TNIL;
+  lua_settop(L, top);
+  return known;
+}
+
 int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, room_settings *out, policy_verdict *v) {
   lua_State *L = P->L;
   int top = lua_gettop(L), rc;
   if (!hook_push(P, "create_room")) {
+    if (!type_known(P, req->type)) { policy_map_error(P, "unknown_type", "CREATE_ROOM", v); return PARLEY_EINVAL; }
     if ((rc = copy_settings(req, out))) verdict(v, ERR_UNSPECIFIED, "out of memory");
     return rc;
   }
@@ -455,6 +480,7 @@ int policy_update_room(policy_t *P, const room_t *r, const room_settings *req, c
   int top = lua_gettop(L), rc;
   if (!hook_push(P, "update_room")) {
     if (r->owner != u) { policy_map_error(P, "not_owner", "UPDATE_ROOM", v); return PARLEY_EINVAL; }
+    if (req->max_users < (int)r->nmembers) { policy_map_error(P, "room_full", "UPDATE_ROOM", v); return PARLEY_EINVAL; }
     if ((rc = copy_settings(req, out))) verdict(v, ERR_UNSPECIFIED, "out of memory");
     return rc;
   }
@@ -481,7 +507,7 @@ int policy_check_password(policy_t *P, const room_t *r, const char *supplied, co
   lconv_push_user(L, u);
   if (gate_call(P, "check_password", 3, 1)) { hook_failed(v, "check_password"); rc = PARLEY_ELUA; }
   else if (!lua_isboolean(L, -1)) {
-    log_warn("policy check_password: must return a boolean");
+    log_warn("policy %s: must return a boolean", P->where);
     hook_failed(v, "check_password");
     rc = PARLEY_ELUA;
   } else if (!lua_toboolean(L, -1)) {
@@ -508,6 +534,7 @@ static int spec_fallback(const room_t *r, const user_t *u, buf_t *json) {
 /* Push types[type].spec, or nothing (returns 0). */
 static int type_spec_push(policy_t *P, int type) {
   lua_State *L = P->L;
+  int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, P->ref_policy);
   lua_getfield(L, -1, "types");
   lua_remove(L, -2);
@@ -516,10 +543,8 @@ static int type_spec_push(policy_t *P, int type) {
     lua_remove(L, -2);
     lua_remove(L, -2);
     if (lua_isfunction(L, -1)) return 1;
-    lua_pop(L, 1);
-    return 0;
   }
-  lua_settop(L, lua_gettop(L) - (lua_istable(L, -1) ? 2 : 1));
+  lua_settop(L, top);
   return 0;
 }
 
@@ -535,7 +560,7 @@ int policy_spec(policy_t *P, const room_t *r, const user_t *u, buf_t *json, poli
   lconv_push_user(L, u);
   if (gate_call(P, "spec", 2, 1)) { hook_failed(v, "spec"); rc = PARLEY_ELUA; }
   else if (lconv_to_json(L, -1, json)) {
-    log_warn("policy spec: the value cannot be sent as JSON");
+    log_warn("policy %s: the value cannot be sent as JSON", P->where);
     hook_failed(v, "spec");
     rc = PARLEY_ELUA;
   }
@@ -549,7 +574,7 @@ static void map_fallback(const char *reason, policy_verdict *v) {
     {"invalid_password", ERR_INVALID_PASSWORD, "invalid password"},
     {"room_full", ERR_LIMIT_REACHED, "the room is full"},
     {"limit_reached", ERR_LIMIT_REACHED, "limit reached"},
-    {"not_owner", ERR_ROOM_ERROR, "only the room's owner may do this"},
+    {"not_owner", ERR_ROOM_ERROR, "only the room's owner may update it"},
     {"unknown_type", ERR_ROOM_ERROR, "unknown room type"},
     {NULL, 0, NULL}};
   for (int i = 0; map[i].reason; i++)
@@ -573,7 +598,7 @@ void policy_map_error(policy_t *P, const char *reason, const char *event, policy
       v->code = (int)code;
       if (lua_type(L, -1) == LUA_TSTRING) snprintf(v->msg, sizeof v->msg, "%s", lua_tostring(L, -1));
     } else if (!lua_isnil(L, -2)) {
-      log_warn("policy map_error: must return an integer code and an optional message");
+      log_warn("policy %s: must return an integer code and an optional message", P->where);
     }
   }
   lua_settop(L, top);

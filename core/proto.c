@@ -154,6 +154,12 @@ static room_t *find_room(req_t *q, json_span v) {
 
 /* ---- events ---- */
 
+/* Events with no reply of their own answer an ack id with an empty ack. */
+static void empty_ack(req_t *q) {
+  if (q->ack && q->ack->ack_id >= 0) q->c->ops->send_event(q->c, NULL, NULL, 0, q->ack);
+}
+
+
 static void ev_get_id(req_t *q) {
   begin_reply(q);
   put_str("userID", q->c->user->id.s);
@@ -293,9 +299,12 @@ static void ev_disconnect(req_t *q) {
   room_t *r = find_room(q, q->payload);
   if (!r || !rooms_is_member(r, q->c->user)) { fail_reason(q, "no_such_room"); return; }
   leave(q->c, r, q->c->user);
+  empty_ack(q);
 }
 
-static void ev_signal(req_t *q) { relay_signal(q->c, q->payload, q->ack); }
+static void ev_signal(req_t *q) {
+  if (relay_signal(q->c, q->payload, q->ack) == 0) empty_ack(q);
+}
 
 typedef struct {
   const char *name;

@@ -14,31 +14,30 @@ static const char *span_id(json_span v) {
   return v.p + 1;
 }
 
-static void signal_error(peer_t *c, int code, const char *msg) {
-  proto_error(c, NULL, 0, code, "SIGNAL", msg, NULL);
+static int signal_error(peer_t *c, int code, const char *msg, const proto_ack *ack) {
+  proto_error(c, NULL, 0, code, "SIGNAL", msg, ack);
+  return -1;
 }
 
-void relay_signal(peer_t *c, json_span p, const proto_ack *ack) {
+int relay_signal(peer_t *c, json_span p, const proto_ack *ack) {
   json_span room_v, target_v, signal_v, source_v;
   const policy_limits *lim = policy_limits_of(c->srv->policy, c->tenant);
-  (void)ack;
   if (p.type != JSON_OBJECT || json_object_get(p, "room", &room_v) || room_v.type != JSON_STRING ||
       json_object_get(p, "target", &target_v) || target_v.type != JSON_STRING ||
       json_object_get(p, "signal", &signal_v)) {
-    signal_error(c, ERR_UNSPECIFIED, "SIGNAL needs room: string, target: string, signal");
-    return;
+    return signal_error(c, ERR_UNSPECIFIED, "SIGNAL needs room: string, target: string, signal", ack);
   }
   int has_source = json_object_get(p, "source", &source_v) == 0;
-  if (has_source && source_v.type != JSON_STRING) { signal_error(c, ERR_UNSPECIFIED, "source must be a string"); return; }
-  if (signal_v.n > lim->max_signal) { signal_error(c, ERR_UNSPECIFIED, "signal over the size limit"); return; }
+  if (has_source && source_v.type != JSON_STRING) return signal_error(c, ERR_UNSPECIFIED, "source must be a string", ack);
+  if (signal_v.n > lim->max_signal) return signal_error(c, ERR_UNSPECIFIED, "signal over the size limit", ack);
   const char *rid = span_id(room_v), *tid = span_id(target_v);
   room_t *r = rid ? rooms_find(c->tenant, rid, ID_LEN) : NULL;
-  if (!r || !rooms_is_member(r, c->user)) { signal_error(c, ERR_NO_SUCH_ROOM, "you are not in that room"); return; }
+  if (!r || !rooms_is_member(r, c->user)) return signal_error(c, ERR_NO_SUCH_ROOM, "you are not in that room", ack);
   user_t *t = tid ? rooms_member_find(r, tid, ID_LEN) : NULL;
-  if (!t) { signal_error(c, ERR_ROOM_ERROR, "the target is not in that room"); return; }
+  if (!t) return signal_error(c, ERR_ROOM_ERROR, "the target is not in that room", ack);
   if (has_source) {
     const char *sid = span_id(source_v);
-    if (!sid || memcmp(sid, c->user->id.s, ID_LEN) != 0) { signal_error(c, ERR_ROOM_ERROR, "source is not you"); return; }
+    if (!sid || memcmp(sid, c->user->id.s, ID_LEN) != 0) return signal_error(c, ERR_ROOM_ERROR, "source is not you", ack);
   }
   char head[128];
   int hl = snprintf(head, sizeof head, "{\"source\":\"%s\",\"target\":\"%s\",\"room\":\"%s\",\"signal\":",
@@ -47,4 +46,5 @@ void relay_signal(peer_t *c, json_span p, const proto_ack *ack) {
                        uv_buf_init("}", 1)};
   peer_t *to = t->peer;
   to->ops->send_event(to, "SIGNAL", parts, 3, NULL);
+  return 0;
 }

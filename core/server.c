@@ -71,6 +71,26 @@ static void on_signal(uv_signal_t *h, int signum) {
   server_stop(s);
 }
 
+/* SIGHUP: build a new VM from the policies; only one that loads and passes
+ * the self-check replaces the current one. State lives in C: nothing is lost. */
+int server_reload(server_t *s) {
+  policy_t *np;
+  int rc = policy_load(s->cfg.policies, &s->cfg.policy, &np);
+  if (rc) {
+    log_error("policy reload failed; version %s keeps serving", policy_version(s->policy));
+    return rc;
+  }
+  log_info("policy reloaded: version %s replaces %s", policy_version(np), policy_version(s->policy));
+  policy_free(s->policy);
+  s->policy = np;
+  return 0;
+}
+
+static void on_sighup(uv_signal_t *h, int signum) {
+  (void)signum;
+  server_reload(h->data);
+}
+
 static void on_stop_timer(uv_timer_t *t) {
   server_t *s = t->data;
   while (s->conns) conn_close(s->conns, "server stopping");
@@ -85,6 +105,7 @@ void server_stop(server_t *s) {
   uv_close((uv_handle_t *)&s->listener, NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
+  uv_close((uv_handle_t *)&s->sighup, NULL);
   for (conn_t *c = s->conns, *next; c; c = next) {
     next = c->next;
     if (c->state == CONN_WS) conn_ws_close(c, WS_CLOSE_GOING_AWAY, "server stopping");
@@ -133,6 +154,9 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
   s->sigint.data = s->sigterm.data = s;
   uv_signal_start(&s->sigint, on_signal, SIGINT);
   uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+  uv_signal_init(loop, &s->sighup);
+  s->sighup.data = s;
+  uv_signal_start(&s->sighup, on_sighup, SIGHUP);
   fprintf(stderr, "parley listening on %s:%d\n", cfg->host, s->bound_port);
   fflush(stderr);
   return 0;

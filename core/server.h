@@ -22,7 +22,7 @@ struct server_s {
   uv_tcp_t listener;
   uv_check_t flusher;
   uv_idle_t wake;            /* active while output waits for the flush */
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
   uv_timer_t stop_timer;
   server_config cfg;
   conn_t *conns;
@@ -42,6 +42,8 @@ void server_config_default(server_config *cfg);
 int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg);
 /* Stop accepting, close every connection with 1001, then the handles. */
 void server_stop(server_t *s);
+/* Reload the policies (SIGHUP); the old VM stays when the new one fails. */
+int server_reload(server_t *s);
 /* Release what server_init made (after the loop has run dry). */
 void server_free(server_t *s);
 void server_mark_dirty(server_t *s, conn_t *c);

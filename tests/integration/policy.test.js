@@ -25,8 +25,8 @@ function policyDir(patch, { replaceWhole } = {}) {
   return dir;
 }
 
-async function serverWith(dir, t) {
-  const s = await startServer({ args: ['--policies', dir] });
+async function serverWith(dir, t, extra = []) {
+  const s = await startServer({ args: ['--policies', dir, ...extra] });
   t.after(() => s.stop());
   return s;
 }
@@ -151,4 +151,50 @@ test('Policy: the sandbox has no io, os.execute, load or dofile; a policy using 
     assert.match(err, /default\.lua/, `${bad}: the log names the file`);
     assert.doesNotMatch(err, /parley listening/);
   }
+});
+
+test('Policy: pcall cannot catch the budget overrun and loop forever', T, async (t) => {
+  const s = await serverWith(policyDir(`function M.create_room(req, user)
+  while true do pcall(function() while true do end end) end end`), t);
+  const a = await connectUser(s, t);
+  await a.fails('CREATE_ROOM', { maxUsers: 2, name: 'x', password: '', type: 0 }, ERR.ROOM_ERROR, { timeout: 10_000 });
+  const h = await httpGet(s.port, '/healthz');
+  assert.equal(h.status, 200);
+  await assertAliveThenStop(s);
+});
+
+test('Policy: a limit out of range fails the self-check (max_users_per_room = 1e10)', T, async () => {
+  const dir = policyDir('M.limits.max_users_per_room = 1e10');
+  const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--policies', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr.on('data', (d) => { err += d; });
+  const code = await withTimeout(new Promise((r) => proc.once('exit', r)), 5000, 'server with a bad limit')
+    .catch((e) => { proc.kill('SIGKILL'); throw e; });
+  assert.notEqual(code, 0);
+  assert.match(err, /max_users_per_room/);
+});
+
+test('Policy: SIGHUP reloads; a broken policy leaves the old one serving; rooms survive', T, async (t) => {
+  const dir = policyDir(null);
+  const file = path.join(dir, 'default.lua');
+  const original = readFileSync(file, 'utf8');
+  const s = await serverWith(dir, t, ['--log-level', 'info']);
+  const a = await connectUser(s, t), b = await connectUser(s, t);
+  const room = await createRoom(a, { maxUsers: 5 });
+  await a.fails('CREATE_ROOM', { maxUsers: 2, name: 'x', password: '', type: 9 }, ERR.ROOM_ERROR);
+  // a new type appears after the reload
+  writeFileSync(file, original.replace(/\nreturn M\s*$/, '\nM.types[9] = { name = "Nine", spec = function(r) return "nine" end }\nreturn M\n'));
+  s.proc.kill('SIGHUP');
+  await withTimeout((async () => { while (!/policy reloaded/.test(s.stderr)) await new Promise((r) => setTimeout(r, 20)); })(), 5000, 'reload log');
+  const nine = await createRoom(a, { type: 9 });
+  assert.equal((await joinRoom(b, nine.roomID)).spec, 'nine');
+  // a broken file: the previous VM keeps serving
+  writeFileSync(file, 'return {{{');
+  s.proc.kill('SIGHUP');
+  await withTimeout((async () => { while (!/policy reload failed/.test(s.stderr)) await new Promise((r) => setTimeout(r, 20)); })(), 5000, 'reload failure log');
+  const again = await createRoom(a, { type: 9 });
+  assert.equal(again.type, 9);
+  // the room made before both reloads is intact
+  assert.equal((await joinRoom(b, room.roomID)).curUsers, 2);
+  await assertAliveThenStop(s);
 });

@@ -1,0 +1,291 @@
+/* test_rooms.c - the contract of core/rooms.h: tenants are got or created by
+ * name; users and rooms get distinct unguessable IDs; a room's creator owns it;
+ * members keep join order; ownership passes to the longest-present member; the
+ * last leave deletes the room; tenants do not see each other's rooms; settings
+ * are copied; rooms_free releases everything (the sanitizer build checks). */
+#include <stdlib.h>
+#include <string.h>
+#include "check.h"
+#include "err.h"
+#include "rooms.h"
+
+static int is_id(const char *s) {
+  if (strlen(s) != ID_LEN) return 0;
+  for (const char *p = s; *p; p++)
+    if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+      return 0;
+  return 1;
+}
+
+static void test_tenants(void) {
+  rooms_state st;
+  rooms_init(&st);
+  tenant_t *a = NULL, *a2 = NULL, *b = NULL;
+  CHECK(rooms_tenant(&st, "acme", &a) == 0 && a);
+  CHECK(rooms_tenant(&st, "acme", &a2) == 0 && a2 == a);
+  CHECK(rooms_tenant(&st, "globex", &b) == 0 && b && b != a);
+  CHECK(strcmp(a->name, "acme") == 0 && strcmp(b->name, "globex") == 0);
+  /* the name is copied, not borrowed */
+  char name[] = "initech";
+  tenant_t *c = NULL, *c2 = NULL;
+  CHECK(rooms_tenant(&st, name, &c) == 0);
+  name[0] = 'X';
+  CHECK(strcmp(c->name, "initech") == 0);
+  CHECK(rooms_tenant(&st, "initech", &c2) == 0 && c2 == c);
+  CHECK(a->nrooms == 0 && a->nusers == 0);
+  rooms_free(&st);
+}
+
+static void test_users(void) {
+  rooms_state st;
+  rooms_init(&st);
+  tenant_t *t;
+  CHECK(rooms_tenant(&st, "t", &t) == 0);
+  enum { N = 200 };
+  user_t *u[N];
+  int peers[N];
+  int bad_ids = 0, dups = 0, lookups = 0;
+  for (int i = 0; i < N; i++) {
+    CHECK(rooms_user_add(&st, t, &peers[i], &u[i]) == 0);
+    if (!is_id(u[i]->id.s)) bad_ids++;
+    for (int j = 0; j < i; j++)
+      if (strcmp(u[i]->id.s, u[j]->id.s) == 0) dups++;
+  }
+  CHECK(bad_ids == 0);
+  CHECK(dups == 0);
+  CHECK(st.nusers == N && t->nusers == N);
+  for (int i = 0; i < N; i++)
+    if (rooms_user_find(&st, u[i]->id.s) != u[i] || u[i]->peer != &peers[i] || u[i]->tenant != t || u[i]->nrooms != 0)
+      lookups++;
+  CHECK(lookups == 0);
+  CHECK(rooms_user_find(&st, "AAAAAAAAAAAAAAAAAAAAAA") == NULL);
+  CHECK(rooms_user_find(&st, "") == NULL);
+
+  char id[ID_LEN + 1];
+  strcpy(id, u[7]->id.s);
+  rooms_user_remove(&st, u[7]);
+  CHECK(rooms_user_find(&st, id) == NULL);
+  CHECK(st.nusers == N - 1 && t->nusers == N - 1);
+  rooms_free(&st);  /* the other users are freed here */
+}
+
+static room_settings settings(const char *name, const char *pwd, int max_users, int type) {
+  room_settings s;
+  s.name = (char *)name;
+  s.password = (char *)pwd;
+  s.max_users = max_users;
+  s.type = type;
+  return s;
+}
+
+static void test_create_join_leave(void) {
+  rooms_state st;
+  rooms_init(&st);
+  tenant_t *t;
+  user_t *a, *b, *c, *d;
+  CHECK(rooms_tenant(&st, "t", &t) == 0);
+  CHECK(rooms_user_add(&st, t, NULL, &a) == 0);
+  CHECK(rooms_user_add(&st, t, NULL, &b) == 0);
+  CHECK(rooms_user_add(&st, t, NULL, &c) == 0);
+  CHECK(rooms_user_add(&st, t, NULL, &d) == 0);
+
+  char name[] = "lobby", pwd[] = "secret";
+  room_settings s = settings(name, pwd, 4, 2);
+  room_t *r = NULL;
+  CHECK(rooms_create(&st, a, &s, &r) == 0 && r);
+  name[0] = 'X';
+  pwd[0] = 'X';
+  CHECK(strcmp(r->s.name, "lobby") == 0 && strcmp(r->s.password, "secret") == 0);  /* copied */
+  CHECK(r->s.max_users == 4 && r->s.type == 2);
+  CHECK(is_id(r->id.s));
+  CHECK(r->tenant == t);
+  CHECK(r->owner == a);
+  CHECK(r->nmembers == 1 && r->members[0] == a);
+  CHECK(rooms_is_member(r, a) && !rooms_is_member(r, b));
+  CHECK(a->nrooms == 1 && a->rooms[0] == r);
+  CHECK(t->nrooms == 1 && st.nrooms == 1);
+  CHECK(rooms_find(t, r->id.s, ID_LEN) == r);
+  CHECK(rooms_find(t, r->id.s, ID_LEN - 1) == NULL);
+  CHECK(rooms_find(t, "AAAAAAAAAAAAAAAAAAAAAA", ID_LEN) == NULL);
+
+  /* join order is kept */
+  CHECK(rooms_join(r, c) == 0);
+  CHECK(rooms_join(r, b) == 0);
+  CHECK(rooms_join(r, d) == 0);
+  CHECK(r->nmembers == 4);
+  CHECK(r->members[0] == a && r->members[1] == c && r->members[2] == b && r->members[3] == d);
+  CHECK(rooms_is_member(r, b) && rooms_is_member(r, d));
+  CHECK(b->nrooms == 1 && b->rooms[0] == r);
+
+  /* members found by ID (n bytes, need not be NUL-terminated) */
+  char idbuf[ID_LEN + 5];
+  memcpy(idbuf, b->id.s, ID_LEN);
+  memcpy(idbuf + ID_LEN, "junk", 5);
+  CHECK(rooms_member_find(r, idbuf, ID_LEN) == b);
+  CHECK(rooms_member_find(r, a->id.s, ID_LEN) == a);
+  CHECK(rooms_member_find(r, b->id.s, ID_LEN - 1) == NULL);
+  CHECK(rooms_member_find(r, "AAAAAAAAAAAAAAAAAAAAAA", ID_LEN) == NULL);
+
+  /* a non-owner leaves: owner unchanged, order of the rest kept */
+  int deleted = -1;
+  CHECK(rooms_leave(&st, r, b, &deleted) == 0 && deleted == 0);
+  CHECK(r->owner == a);
+  CHECK(r->nmembers == 3 && r->members[0] == a && r->members[1] == c && r->members[2] == d);
+  CHECK(!rooms_is_member(r, b) && b->nrooms == 0);
+  CHECK(rooms_member_find(r, b->id.s, ID_LEN) == NULL);
+  /* leaving a room one is not in */
+  deleted = -1;
+  CHECK(rooms_leave(&st, r, b, &deleted) != 0 && deleted == 0);
+  CHECK(r->nmembers == 3);
+
+  /* b comes back: now the most recent member */
+  CHECK(rooms_join(r, b) == 0);
+  CHECK(r->members[3] == b);
+
+  /* the owner leaves: the longest-present member (c) owns the room */
+  CHECK(rooms_leave(&st, r, a, &deleted) == 0 && deleted == 0);
+  CHECK(r->owner == c);
+  CHECK(r->members[0] == c && r->members[1] == d && r->members[2] == b);
+  CHECK(a->nrooms == 0);
+  CHECK(rooms_leave(&st, r, c, &deleted) == 0 && deleted == 0);
+  CHECK(r->owner == d);
+  CHECK(rooms_leave(&st, r, b, &deleted) == 0 && deleted == 0);
+  CHECK(r->owner == d && r->nmembers == 1);
+
+  /* the last leave deletes the room */
+  char rid[ID_LEN + 1];
+  strcpy(rid, r->id.s);
+  CHECK(rooms_leave(&st, r, d, &deleted) == 0 && deleted == 1);
+  CHECK(rooms_find(t, rid, ID_LEN) == NULL);
+  CHECK(t->nrooms == 0 && st.nrooms == 0);
+  CHECK(d->nrooms == 0);
+
+  /* users remain and can be removed once out of every room */
+  CHECK(st.nusers == 4);
+  rooms_user_remove(&st, a);
+  rooms_user_remove(&st, b);
+  rooms_user_remove(&st, c);
+  rooms_user_remove(&st, d);
+  CHECK(st.nusers == 0 && t->nusers == 0);
+  rooms_free(&st);
+}
+
+static void test_user_in_several_rooms(void) {
+  rooms_state st;
+  rooms_init(&st);
+  tenant_t *t;
+  user_t *a, *b;
+  room_t *r1, *r2, *r3;
+  room_settings s = settings("x", "", 0, 0);
+  CHECK(rooms_tenant(&st, "t", &t) == 0);
+  CHECK(rooms_user_add(&st, t, NULL, &a) == 0);
+  CHECK(rooms_user_add(&st, t, NULL, &b) == 0);
+  CHECK(rooms_create(&st, a, &s, &r1) == 0);
+  CHECK(rooms_create(&st, a, &s, &r2) == 0);
+  CHECK(rooms_create(&st, b, &s, &r3) == 0);
+  CHECK(strcmp(r1->id.s, r2->id.s) != 0 && strcmp(r2->id.s, r3->id.s) != 0);
+  CHECK(rooms_join(r3, a) == 0);
+  CHECK(a->nrooms == 3 && a->rooms[0] == r1 && a->rooms[1] == r2 && a->rooms[2] == r3);
+  CHECK(st.nrooms == 3 && t->nrooms == 3);
+  int deleted;
+  CHECK(rooms_leave(&st, r2, a, &deleted) == 0 && deleted == 1);
+  CHECK(a->nrooms == 2 && a->rooms[0] == r1 && a->rooms[1] == r3);
+  CHECK(st.nrooms == 2);
+  CHECK(rooms_leave(&st, r3, b, &deleted) == 0 && deleted == 0);
+  CHECK(r3->owner == a);
+  rooms_free(&st);  /* rooms still populated: all freed */
+}
+
+static void test_tenant_isolation(void) {
+  rooms_state st;
+  rooms_init(&st);
+  tenant_t *ta, *tb;
+  user_t *ua, *ub;
+  room_t *ra, *rb;
+  room_settings s = settings("same name", "", 0, 0);
+  CHECK(rooms_tenant(&st, "A", &ta) == 0);
+  CHECK(rooms_tenant(&st, "B", &tb) == 0);
+  CHECK(rooms_user_add(&st, ta, NULL, &ua) == 0);
+  CHECK(rooms_user_add(&st, tb, NULL, &ub) == 0);
+  CHECK(rooms_create(&st, ua, &s, &ra) == 0);
+  CHECK(rooms_create(&st, ub, &s, &rb) == 0);
+  CHECK(ra->tenant == ta && rb->tenant == tb);
+  CHECK(rooms_find(ta, ra->id.s, ID_LEN) == ra);
+  CHECK(rooms_find(tb, ra->id.s, ID_LEN) == NULL);
+  CHECK(rooms_find(tb, rb->id.s, ID_LEN) == rb);
+  CHECK(rooms_find(ta, rb->id.s, ID_LEN) == NULL);
+  CHECK(ta->nrooms == 1 && tb->nrooms == 1 && st.nrooms == 2);
+  CHECK(ta->nusers == 1 && tb->nusers == 1 && st.nusers == 2);
+  rooms_free(&st);
+}
+
+static void test_update_and_meta(void) {
+  rooms_state st;
+  rooms_init(&st);
+  tenant_t *t;
+  user_t *a;
+  room_t *r;
+  room_settings s = settings("old", "p1", 2, 1);
+  CHECK(rooms_tenant(&st, "t", &t) == 0);
+  CHECK(rooms_user_add(&st, t, NULL, &a) == 0);
+  CHECK(rooms_create(&st, a, &s, &r) == 0);
+
+  char *name = strdup("new name"), *pwd = strdup("p2");
+  room_settings u = settings(name, pwd, 8, 3);
+  CHECK(rooms_update(r, &u) == 0);
+  free(name);  /* the room kept copies */
+  free(pwd);
+  CHECK(strcmp(r->s.name, "new name") == 0 && strcmp(r->s.password, "p2") == 0);
+  CHECK(r->s.max_users == 8 && r->s.type == 3);
+  CHECK(r->s.name != u.name);
+
+  CHECK(r->meta == NULL);
+  const char json[] = "{\"a\":1}trailing";
+  CHECK(rooms_set_meta(r, json, 7) == 0);
+  CHECK(r->meta && strcmp(r->meta, "{\"a\":1}") == 0);
+  CHECK(rooms_set_meta(r, "[]", 2) == 0);
+  CHECK(strcmp(r->meta, "[]") == 0);
+  CHECK(rooms_set_meta(r, NULL, 0) == 0);
+  CHECK(r->meta == NULL);
+  CHECK(rooms_set_meta(r, "{}", 2) == 0);
+  rooms_free(&st);  /* frees the meta too */
+  CHECK(st.tenants == NULL && st.users == NULL && st.nusers == 0 && st.nrooms == 0);
+}
+
+/* Many tenants, users and rooms left in place: rooms_free must release all of
+ * it (LeakSanitizer reports anything left). */
+static void test_free_everything(void) {
+  rooms_state st;
+  rooms_init(&st);
+  for (int i = 0; i < 5; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "t%d", i);
+    tenant_t *t;
+    CHECK(rooms_tenant(&st, name, &t) == 0);
+    user_t *owner = NULL;
+    for (int j = 0; j < 10; j++) {
+      user_t *u;
+      room_t *r;
+      room_settings s = settings("room", "pw", 0, j);
+      CHECK(rooms_user_add(&st, t, NULL, &u) == 0);
+      CHECK(rooms_create(&st, u, &s, &r) == 0);
+      CHECK(rooms_set_meta(r, "{\"k\":\"v\"}", 9) == 0);
+      if (owner) CHECK(rooms_join(r, owner) == 0);
+      else owner = u;
+    }
+  }
+  CHECK(st.nrooms == 50 && st.nusers == 50);
+  rooms_free(&st);
+  CHECK(st.tenants == NULL && st.users == NULL);
+}
+
+int main(void) {
+  test_tenants();
+  test_users();
+  test_create_join_leave();
+  test_user_in_several_rooms();
+  test_tenant_isolation();
+  test_update_and_meta();
+  test_free_everything();
+  CHECK_DONE();
+}
