@@ -6,6 +6,7 @@
 #include <string.h>
 #include "conn.h"
 #include "eio.h"
+#include "web.h"
 #include "err.h"
 #include "log.h"
 #include "policy.h"
@@ -247,10 +248,13 @@ void conn_http_reply(conn_t *c, int status, const char *ctype, const char *body,
   buf_init(&out, 0);
   if (http_response(&out, status, ctype, body, n, extra, keep) == 0) conn_write(c, out.data, out.len);
   buf_free(&out);
-  if (!keep) {
-    c->close_after_write = 1;
-    uv_timer_start(&c->timer, on_timer, CLOSE_GRACE_MS, 0);
-  }
+  if (!keep) conn_end(c);
+}
+
+void conn_end(conn_t *c) {
+  c->close_after_write = 1;
+  uv_timer_start(&c->timer, on_timer, CLOSE_GRACE_MS, 0);
+  server_mark_dirty(c->srv, c);
 }
 
 static void http_reply(conn_t *c, int status, const char *ctype, const char *body, const char *extra, int keep) {
@@ -355,7 +359,8 @@ static void http_dispatch(conn_t *c) {
   if (!h && sl && ((n == sl && memcmp(path, sio, n) == 0) || (n + 1 == sl && sio[n] == '/' && memcmp(path, sio, n) == 0)))
     h = route_sio;
   if (h) h(c, c->http);
-  else http_reply(c, 404, "text/plain", "not found", NULL, http_req_keep_alive(c->http) && !http_req_is_upgrade(c->http));
+  else if (!http_req_is_upgrade(c->http)) web_serve(c, c->http);
+  else http_reply(c, 404, "text/plain", "not found", NULL, 0);
 }
 
 static void http_read(conn_t *c, char *p, size_t n) {

@@ -44,6 +44,8 @@ void conn_ws_close(conn_t *c, uint16_t code, const char *why);
 /* HTTP response (keep: keep the connection alive, else close after it). */
 void conn_http_reply(conn_t *c, int status, const char *ctype, const char *body, size_t n, const char *extra,
                      int keep);
+/* Close once everything queued is written. */
+void conn_end(conn_t *c);
 /* A held long-poll was answered: go on with the next request. */
 void conn_http_resume(conn_t *c);
 /* 1 when r is a WebSocket upgrade we can take; else the error reply is sent. */

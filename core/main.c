@@ -11,13 +11,16 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: parley [--listen HOST:PORT] [--policies DIR] [--log-level debug|info|warn|error]\n"
           "              [--ping-interval MS] [--ping-timeout MS] [--sio-path PATH]\n"
-          "              [--lua-budget N] [--lua-memory MIB] [--version] [--help]\n"
+          "              [--lua-budget N] [--lua-memory MIB] [--web DIR] [--client-js FILE]\n"
+          "              [--version] [--help]\n"
           "  --listen HOST:PORT   address to listen on (default 127.0.0.1:8080; port 0 picks one)\n"
           "  --policies DIR       directory holding default.lua (default ./policies)\n"
           "  --log-level LEVEL    debug, info, warn or error (default info)\n"
           "  --ping-interval MS   WebSocket ping interval (default 25000)\n"
           "  --ping-timeout MS    close when no pong within this time (default 20000)\n"
           "  --sio-path PATH      Socket.IO endpoint (default /socket.io/)\n"
+          "  --web DIR            static files served at / (default web; \"\" for none)\n"
+          "  --client-js FILE     the file served at /parley.js (default clients/js/parley.js)\n"
           "  --lua-budget N       VM instructions per policy hook call (default 1000000)\n"
           "  --lua-memory MIB     memory cap of the policy VM (default 64)\n"
           "SIGHUP reloads the policies; SIGINT/SIGTERM stop the server.\n");
@@ -62,6 +65,8 @@ static int parse_args(int argc, char **argv, server_config *cfg) {
     else if (!strcmp(a, "--ping-timeout")) bad = parse_ms(v, &cfg->ping_timeout_ms);
     else if (!strcmp(a, "--lua-budget")) { uint64_t b; bad = parse_ms(v, &b) || b > 2000000000u; cfg->policy.budget = (long long)b; }
     else if (!strcmp(a, "--lua-memory")) { uint64_t mb; bad = parse_ms(v, &mb) || mb > 65536; cfg->policy.mem_cap = (size_t)mb << 20; }
+    else if (!strcmp(a, "--web")) bad = snprintf(cfg->web, sizeof cfg->web, "%s", v) >= (int)sizeof cfg->web;
+    else if (!strcmp(a, "--client-js")) bad = snprintf(cfg->client_js, sizeof cfg->client_js, "%s", v) >= (int)sizeof cfg->client_js;
     else if (!strcmp(a, "--sio-path")) bad = v[0] != '/' || snprintf(cfg->sio_path, sizeof cfg->sio_path, "%s", v) >= (int)sizeof cfg->sio_path;
     else { fprintf(stderr, "parley: unknown option %s\n", a); usage(stderr); return -1; }
     if (bad) { fprintf(stderr, "parley: bad value for %s: %s\n", a, v); return -1; }

@@ -15,6 +15,8 @@ void server_config_default(server_config *cfg) {
   cfg->port = 8080;
   snprintf(cfg->policies, sizeof cfg->policies, "policies");
   snprintf(cfg->sio_path, sizeof cfg->sio_path, "/socket.io/");
+  snprintf(cfg->web, sizeof cfg->web, "web");
+  snprintf(cfg->client_js, sizeof cfg->client_js, "clients/js/parley.js");
   cfg->ping_interval_ms = 25000;
   cfg->ping_timeout_ms = 20000;
   cfg->out_cap = 8u << 20;

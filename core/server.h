@@ -11,7 +11,9 @@ typedef struct {
   char host[64];
   int port;
   char policies[1024];
-  char sio_path[256];        /* Engine.IO / Socket.IO endpoint, "" to disable */
+  char sio_path[256];
+  char web[1024];            /* static files served at /, "" for none */
+  char client_js[1024];      /* the file served at /parley.js */        /* Engine.IO / Socket.IO endpoint, "" to disable */
   uint64_t ping_interval_ms, ping_timeout_ms;
   size_t out_cap;            /* bytes queued per connection before it counts as slow */
   policy_options policy;
