@@ -198,6 +198,8 @@ static int int_field(lua_State *L, int idx, const char *field, int *out) {
   return 0;
 }
 
+static int meta_field(lua_State *L, int idx, char **out);
+
 int lconv_to_settings(lua_State *L, int idx, room_settings *out, const char **why) {
   int bad = 0;
   idx = lua_absindex(L, idx);
@@ -209,6 +211,7 @@ int lconv_to_settings(lua_State *L, int idx, room_settings *out, const char **wh
   else if (!out->name || !out->password) { *why = "out of memory"; bad = 1; }
   else if (int_field(L, idx, "maxUsers", &out->max_users)) { *why = "maxUsers must be an integer"; bad = 1; }
   else if (int_field(L, idx, "type", &out->type)) { *why = "type must be an integer"; bad = 1; }
+  else if (meta_field(L, idx, &out->meta)) { *why = "meta must be JSON-able data of at most 64 KiB"; bad = 1; }
   if (!bad) return 0;
   free(out->name);
   free(out->password);
@@ -293,4 +296,21 @@ int lconv_to_json(lua_State *L, int idx, buf_t *out) {
   int rc = to_json_depth(L, lua_absindex(L, idx), out, 0);
   if (rc) out->len = mark;
   return rc;
+}
+
+#define LCONV_MAX_META (64u << 10)
+
+/* settings.meta (optional) as JSON text. */
+static int meta_field(lua_State *L, int idx, char **out) {
+  buf_t b;
+  int rc = 0;
+  *out = NULL;
+  if (lua_getfield(L, idx, "meta") == LUA_TNIL) { lua_pop(L, 1); return 0; }
+  buf_init(&b, LCONV_MAX_META);
+  rc = lconv_to_json(L, -1, &b);
+  if (!rc) rc = buf_putc(&b, 0);
+  lua_pop(L, 1);
+  if (rc) { buf_free(&b); return rc; }
+  *out = b.data;
+  return 0;
 }

@@ -12,13 +12,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include "err.h"
+#include <dirent.h>
+#include <uthash.h>
 #include "log.h"
 #include "lua_api.h"
 #include "lua_conv.h"
 #include "policy.h"
 
+/* A tenant's policy file: its table overrides the default's hooks, types and
+ * limits entries. */
+typedef struct {
+  char name[65];
+  int ref;                 /* registry: the table tenants/<name>.lua returned */
+  int has_types;
+  int has_on_signal;
+  policy_limits limits;    /* the default's, with the tenant's entries */
+  UT_hash_handle hh;
+} tenant_policy;
+
 struct policy_s {
   lua_State *L;
+  tenant_policy *tenants;  /* hash by name */
+  int has_on_signal;
   size_t mem_used, mem_cap;
   long long budget;
   int ref_policy;          /* registry: the table default.lua returned */
@@ -183,7 +198,7 @@ static int l_require(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, "parley.loaded");
   if (lua_getfield(L, -1, name) != LUA_TNIL) return 1;
   lua_pop(L, 1);
-  char path[PATH_MAX];
+  char path[PATH_MAX + 96];
   int n = snprintf(path, sizeof path, "%s/%s", P->dir, name);
   if (n < 0 || (size_t)n + 5 >= sizeof path) return luaL_error(L, "require: path too long");
   for (char *c = path + strlen(P->dir) + 1; *c; c++) if (*c == '.') *c = '/';
@@ -218,6 +233,8 @@ static void limits_default(policy_limits *l) {
   l->max_users_per_room = 50;
   l->rate = 200;
   l->burst = 400;
+  l->max_rooms = 1000000000;
+  l->max_connections = 1000000000;
 }
 
 /* Read limits.<name> (a number in 1..max) when present. */
@@ -230,31 +247,38 @@ static int limit_field(lua_State *L, const char *name, double max, double *out) 
   return ok ? 0 : PARLEY_EINVAL;
 }
 
-static int read_limits(lua_State *L, policy_limits *l) {
-  limits_default(l);
+/* limits.<name> entries over base; the table to read is at the top of the stack. */
+static int read_limits(lua_State *L, const policy_limits *base, policy_limits *l) {
+  *l = *base;
   int t = lua_getfield(L, -1, "limits");
   if (t == LUA_TNIL) { lua_pop(L, 1); return 0; }
   if (t != LUA_TTABLE) { lua_pop(L, 1); log_error("policy self-check: limits must be a table"); return PARLEY_EINVAL; }
-  double v[9] = {(double)l->max_payload, (double)l->max_signal, (double)l->max_name, (double)l->max_password,
-                 (double)l->max_request_id, l->max_rooms_per_user, l->max_users_per_room, l->rate, l->burst};
-  static const char *const names[9] = {"max_payload", "max_signal", "max_name", "max_password", "max_request_id",
-                                       "max_rooms_per_user", "max_users_per_room", "rate", "burst"};
-  static const double maxima[9] = {64 << 20, 64 << 20, 1 << 20, 1 << 20, 1 << 20, 1e6, 1e6, 1e9, 1e9};
+  enum { N = 11 };
+  double v[N] = {(double)l->max_payload, (double)l->max_signal, (double)l->max_name, (double)l->max_password,
+                 (double)l->max_request_id, l->max_rooms_per_user, l->max_users_per_room, l->rate, l->burst,
+                 (double)l->max_rooms, (double)l->max_connections};
+  static const char *const names[N] = {"max_payload", "max_signal", "max_name", "max_password", "max_request_id",
+                                       "max_rooms_per_user", "max_users_per_room", "rate", "burst",
+                                       "max_rooms", "max_connections"};
+  static const double maxima[N] = {64 << 20, 64 << 20, 1 << 20, 1 << 20, 1 << 20, 1e6, 1e6, 1e9, 1e9, 1e9, 1e9};
   int rc = 0;
-  for (int i = 0; i < 9; i++) rc |= limit_field(L, names[i], maxima[i], &v[i]);
+  for (int i = 0; i < N; i++) rc |= limit_field(L, names[i], maxima[i], &v[i]);
   lua_pop(L, 1);
   if (rc) return PARLEY_EINVAL;
   l->max_payload = (size_t)v[0]; l->max_signal = (size_t)v[1]; l->max_name = (size_t)v[2];
   l->max_password = (size_t)v[3]; l->max_request_id = (size_t)v[4];
   l->max_rooms_per_user = (int)v[5]; l->max_users_per_room = (int)v[6];
   l->rate = v[7]; l->burst = v[8];
+  l->max_rooms = (size_t)v[9]; l->max_connections = (size_t)v[10];
   return 0;
 }
 
 /* types: { [id] = { name = "P2PMesh", spec = function(room, user) ... end }, ... } */
-static int check_types(lua_State *L) {
+static int check_types(lua_State *L, int required, int *present) {
   int t = lua_getfield(L, -1, "types");
   int rc = 0;
+  *present = t != LUA_TNIL;
+  if (t == LUA_TNIL && !required) { lua_pop(L, 1); return 0; }
   if (t != LUA_TTABLE) { lua_pop(L, 1); log_error("policy self-check: types must be a table"); return PARLEY_EINVAL; }
   lua_pushnil(L);
   while (lua_next(L, -2)) {
@@ -271,31 +295,83 @@ static int check_types(lua_State *L) {
   return rc;
 }
 
-static int self_check(policy_t *P) {
-  lua_State *L = P->L;
-  if (!lua_istable(L, -1)) { log_error("policy self-check: default.lua must return a table"); return PARLEY_EINVAL; }
+/* The table at the top of the stack: hooks are functions, types well formed,
+ * limits in range (over base). */
+static int self_check(lua_State *L, const char *file, int is_default, const policy_limits *base,
+                      policy_limits *limits, int *has_types, int *has_on_signal) {
+  if (!lua_istable(L, -1)) { log_error("policy self-check: %s must return a table", file); return PARLEY_EINVAL; }
   for (const char *const *h = hook_names; *h; h++) {
     int t = lua_getfield(L, -1, *h);
     lua_pop(L, 1);
-    if (t != LUA_TNIL && t != LUA_TFUNCTION) { log_error("policy self-check: %s must be a function", *h); return PARLEY_EINVAL; }
+    if (t != LUA_TNIL && t != LUA_TFUNCTION) { log_error("policy self-check: %s: %s must be a function", file, *h); return PARLEY_EINVAL; }
+    if (strcmp(*h, "on_signal") == 0) *has_on_signal = t == LUA_TFUNCTION;
   }
-  int rc = check_types(L);
-  return rc ? rc : read_limits(L, &P->limits);
+  int rc = check_types(L, is_default, has_types);
+  if (!rc) rc = read_limits(L, base, limits);
+  if (rc) log_error("policy self-check failed for %s", file);
+  return rc;
 }
 
-static void file_version(const char *path, char out[13]) {
-  unsigned char md[EVP_MAX_MD_SIZE], chunk[4096];
-  unsigned mdlen = 0;
-  EVP_MD_CTX *c = EVP_MD_CTX_new();
+static void digest_file(EVP_MD_CTX *c, const char *path) {
+  unsigned char chunk[4096];
   FILE *f = fopen(path, "rb");
-  strcpy(out, "unknown");
-  if (c && f && EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) EVP_DigestUpdate(c, chunk, n);
-    if (EVP_DigestFinal_ex(c, md, &mdlen))
-      for (int i = 0; i < 6; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+  size_t n;
+  if (!f) return;
+  EVP_DigestUpdate(c, path, strlen(path));
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) EVP_DigestUpdate(c, chunk, n);
+  fclose(f);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The tenant policy files, sorted: names (without .lua) into a malloc'ed array. */
+static int tenant_files(const char *dir, char ***out, size_t *count) {
+  char path[PATH_MAX + 96];
+  snprintf(path, sizeof path, "%s/tenants", dir);
+  *out = NULL;
+  *count = 0;
+  DIR *d = opendir(path);
+  if (!d) return 0;
+  struct dirent *e;
+  size_t cap = 0;
+  while ((e = readdir(d))) {
+    size_t n = strlen(e->d_name);
+    if (n < 5 || n > 64 + 4 || strcmp(e->d_name + n - 4, ".lua") != 0 || e->d_name[0] == '.') continue;
+    if (*count == cap) {
+      cap = cap ? cap * 2 : 8;
+      char **na = realloc(*out, cap * sizeof *na);
+      if (!na) break;
+      *out = na;
+    }
+    (*out)[*count] = strndup(e->d_name, n - 4);
+    if ((*out)[*count]) (*count)++;
   }
-  if (f) fclose(f);
+  closedir(d);
+  if (*count) qsort(*out, *count, sizeof **out, cmp_str);
+  return 0;
+}
+
+static void free_names(char **names, size_t n) {
+  for (size_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+}
+
+/* A hash over every policy file, for the log line saying which one is active. */
+static void policy_digest(const char *dir, char **tenants, size_t nt, char out[13]) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned mdlen = 0;
+  char path[PATH_MAX + 96];
+  EVP_MD_CTX *c = EVP_MD_CTX_new();
+  strcpy(out, "unknown");
+  if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL)) { EVP_MD_CTX_free(c); return; }
+  snprintf(path, sizeof path, "%s/default.lua", dir);
+  digest_file(c, path);
+  for (size_t i = 0; i < nt; i++) {
+    snprintf(path, sizeof path, "%s/tenants/%s.lua", dir, tenants[i]);
+    digest_file(c, path);
+  }
+  if (EVP_DigestFinal_ex(c, md, &mdlen))
+    for (int i = 0; i < 6; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
   EVP_MD_CTX_free(c);
 }
 
@@ -319,51 +395,110 @@ static lua_State *vm_new(policy_t *P) {
   return L;
 }
 
+static int valid_tenant_name(const char *s, size_t n);
+
+/* Load tenants/<name>.lua for each name. */
+static int load_tenants(policy_t *P, char **names, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    char path[PATH_MAX + 96];
+    if (!valid_tenant_name(names[i], strlen(names[i]))) {
+      log_error("policy: tenants/%s.lua: a tenant name is letters, digits, _ . - (1..64)", names[i]);
+      return PARLEY_EINVAL;
+    }
+    snprintf(path, sizeof path, "%s/tenants/%s.lua", P->dir, names[i]);
+    tenant_policy *tp = calloc(1, sizeof *tp);
+    if (!tp) return PARLEY_ENOMEM;
+    snprintf(tp->name, sizeof tp->name, "%s", names[i]);
+    tp->has_on_signal = P->has_on_signal;
+    int rc = load_file(P, path);
+    if (!rc) rc = self_check(P->L, path, 0, &P->limits, &tp->limits, &tp->has_types, &tp->has_on_signal);
+    if (rc) { free(tp); return rc; }
+    if (!tp->has_on_signal) tp->has_on_signal = P->has_on_signal;
+    tp->ref = luaL_ref(P->L, LUA_REGISTRYINDEX);
+    HASH_ADD_STR(P->tenants, name, tp);
+  }
+  return 0;
+}
+
 int policy_load(const char *dir, const policy_options *o, policy_t **out) {
   policy_t *P = calloc(1, sizeof *P);
-  char path[PATH_MAX];
+  char path[PATH_MAX + 96], **tenants = NULL;
+  size_t nt = 0;
+  policy_limits base;
+  int has_types;
   *out = NULL;
   if (!P) return PARLEY_ENOMEM;
   P->mem_cap = o->mem_cap;
   P->budget = o->budget > INT_MAX ? INT_MAX : o->budget;
   snprintf(P->dir, sizeof P->dir, "%s", dir);
   snprintf(path, sizeof path, "%s/default.lua", dir);
+  limits_default(&base);
   int rc = PARLEY_ENOMEM;
   if (!(P->L = vm_new(P))) goto fail;
   sandbox_template(P);
   if ((rc = load_file(P, path))) goto fail;
-  if ((rc = self_check(P))) goto fail;
+  if ((rc = self_check(P->L, path, 1, &base, &P->limits, &has_types, &P->has_on_signal))) goto fail;
   P->ref_policy = luaL_ref(P->L, LUA_REGISTRYINDEX);
-  file_version(path, P->version);
-  log_info("policy %s loaded (version %s)", path, P->version);
+  tenant_files(dir, &tenants, &nt);
+  if ((rc = load_tenants(P, tenants, nt))) goto fail;
+  policy_digest(dir, tenants, nt, P->version);
+  log_info("policy %s loaded with %zu tenant polic%s (version %s)", path, nt, nt == 1 ? "y" : "ies", P->version);
+  free_names(tenants, nt);
   *out = P;
   return 0;
 fail:
   log_error("policy %s not loaded", path);
+  free_names(tenants, nt);
   policy_free(P);
   return rc;
 }
 
 void policy_free(policy_t *P) {
   if (!P) return;
+  tenant_policy *tp, *tmp;
+  HASH_ITER(hh, P->tenants, tp, tmp) { HASH_DEL(P->tenants, tp); free(tp); }
   if (P->L) lua_close(P->L);
   free(P);
 }
 
+static tenant_policy *tenant_of(policy_t *P, const tenant_t *t) {
+  tenant_policy *tp = NULL;
+  if (t && P->tenants) HASH_FIND_STR(P->tenants, t->name, tp);
+  return tp;
+}
+
 const policy_limits *policy_limits_of(policy_t *P, const tenant_t *t) {
-  (void)t;  /* per-tenant limits arrive with tenant policies */
-  return &P->limits;
+  tenant_policy *tp = tenant_of(P, t);
+  return tp ? &tp->limits : &P->limits;
+}
+
+int policy_wants_signal(policy_t *P, const tenant_t *t) {
+  tenant_policy *tp = tenant_of(P, t);
+  return tp ? tp->has_on_signal : P->has_on_signal;
 }
 
 const char *policy_version(const policy_t *P) { return P->version; }
 
 /* ---- hooks ---- */
 
-/* Push the policy's hook; 0 (nothing pushed) when the policy has none. */
-static int hook_push(policy_t *P, const char *name) {
+/* Push field `name` of the tenant's policy table, else of the default's. */
+static void field_push(policy_t *P, const tenant_t *t, const char *name) {
+  tenant_policy *tp = tenant_of(P, t);
+  if (tp) {
+    lua_rawgeti(P->L, LUA_REGISTRYINDEX, tp->ref);
+    lua_getfield(P->L, -1, name);
+    lua_remove(P->L, -2);
+    if (!lua_isnil(P->L, -1)) return;
+    lua_pop(P->L, 1);
+  }
   lua_rawgeti(P->L, LUA_REGISTRYINDEX, P->ref_policy);
   lua_getfield(P->L, -1, name);
   lua_remove(P->L, -2);
+}
+
+/* Push the hook for tenant t; 0 (nothing pushed) when neither policy has it. */
+static int hook_push(policy_t *P, const tenant_t *t, const char *name) {
+  field_push(P, t, name);
   if (lua_isfunction(P->L, -1)) return 1;
   lua_pop(P->L, 1);
   return 0;
@@ -380,11 +515,11 @@ static void hook_failed(policy_verdict *v, const char *hook) {
 }
 
 /* A hook returned nil, reason: map the reason. */
-static int refused(policy_t *P, int idx, const char *event, policy_verdict *v) {
+static int refused(policy_t *P, const tenant_t *t, int idx, const char *event, policy_verdict *v) {
   const char *reason = lua_type(P->L, idx) == LUA_TSTRING ? lua_tostring(P->L, idx) : "refused";
   char copy[128];
   snprintf(copy, sizeof copy, "%s", reason);
-  policy_map_error(P, copy, event, v);
+  policy_map_error(P, t, copy, event, v);
   return PARLEY_EINVAL;
 }
 
@@ -401,7 +536,7 @@ int policy_on_connect(policy_t *P, const policy_conn_info *c, char *tenant, size
   lua_State *L = P->L;
   int top = lua_gettop(L), rc = 0;
   snprintf(tenant, cap, "default");
-  if (!hook_push(P, "on_connect")) return 0;
+  if (!hook_push(P, NULL, "on_connect")) return 0;
   lconv_push_conn(L, c);
   if (gate_call(P, "on_connect", 1, 2)) { verdict(v, ERR_UNSPECIFIED, "policy error in on_connect"); rc = PARLEY_ELUA; }
   else if (lua_type(L, -2) == LUA_TSTRING) {
@@ -422,14 +557,15 @@ int policy_on_connect(policy_t *P, const policy_conn_info *c, char *tenant, size
 }
 
 /* Shared by create_room and update_room: a settings table, or nil, reason. */
-static int settings_result(policy_t *P, const char *hook, const char *event, room_settings *out, policy_verdict *v) {
+static int settings_result(policy_t *P, const tenant_t *t, const char *hook, const char *event, room_settings *out,
+                           policy_verdict *v) {
   lua_State *L = P->L;
   const char *why = NULL;
   if (lua_istable(L, -2)) {
     if (lconv_to_settings(L, -2, out, &why) == 0) return 0;
     log_warn("policy %s: %s", P->where, why);
   } else if (lua_isnil(L, -2)) {
-    return refused(P, -1, event, v);
+    return refused(P, t, -1, event, v);
   } else {
     log_warn("policy %s: must return a settings table or nil, reason", P->where);
   }
@@ -438,6 +574,7 @@ static int settings_result(policy_t *P, const char *hook, const char *event, roo
 }
 
 static int copy_settings(const room_settings *in, room_settings *out) {
+  out->meta = NULL;
   out->name = strdup(in->name);
   out->password = strdup(in->password);
   out->max_users = in->max_users;
@@ -448,11 +585,10 @@ static int copy_settings(const room_settings *in, room_settings *out) {
 }
 
 /* types[type] exists (always true when the policy has no types table). */
-static int type_known(policy_t *P, int type) {
+static int type_known(policy_t *P, const tenant_t *t, int type) {
   lua_State *L = P->L;
   int top = lua_gettop(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, P->ref_policy);
-  lua_getfield(L, -1, "types");
+  field_push(P, t, "types");
   int known = !lua_istable(L, -1) || lua_rawgeti(L, -1, type) != LUA_TNIL;
   lua_settop(L, top);
   return known;
@@ -461,15 +597,15 @@ static int type_known(policy_t *P, int type) {
 int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, room_settings *out, policy_verdict *v) {
   lua_State *L = P->L;
   int top = lua_gettop(L), rc;
-  if (!hook_push(P, "create_room")) {
-    if (!type_known(P, req->type)) { policy_map_error(P, "unknown_type", "CREATE_ROOM", v); return PARLEY_EINVAL; }
+  if (!hook_push(P, u->tenant, "create_room")) {
+    if (!type_known(P, u->tenant, req->type)) { policy_map_error(P, u->tenant, "unknown_type", "CREATE_ROOM", v); return PARLEY_EINVAL; }
     if ((rc = copy_settings(req, out))) verdict(v, ERR_UNSPECIFIED, "out of memory");
     return rc;
   }
   lconv_push_settings(L, req);
   lconv_push_user(L, u);
   if (gate_call(P, "create_room", 2, 2)) { hook_failed(v, "create_room"); rc = PARLEY_ELUA; }
-  else rc = settings_result(P, "create_room", "CREATE_ROOM", out, v);
+  else rc = settings_result(P, u->tenant, "create_room", "CREATE_ROOM", out, v);
   lua_settop(L, top);
   return rc;
 }
@@ -478,9 +614,9 @@ int policy_update_room(policy_t *P, const room_t *r, const room_settings *req, c
                        room_settings *out, policy_verdict *v) {
   lua_State *L = P->L;
   int top = lua_gettop(L), rc;
-  if (!hook_push(P, "update_room")) {
-    if (r->owner != u) { policy_map_error(P, "not_owner", "UPDATE_ROOM", v); return PARLEY_EINVAL; }
-    if (req->max_users < (int)r->nmembers) { policy_map_error(P, "room_full", "UPDATE_ROOM", v); return PARLEY_EINVAL; }
+  if (!hook_push(P, r->tenant, "update_room")) {
+    if (r->owner != u) { policy_map_error(P, r->tenant, "not_owner", "UPDATE_ROOM", v); return PARLEY_EINVAL; }
+    if (req->max_users < (int)r->nmembers) { policy_map_error(P, r->tenant, "room_full", "UPDATE_ROOM", v); return PARLEY_EINVAL; }
     if ((rc = copy_settings(req, out))) verdict(v, ERR_UNSPECIFIED, "out of memory");
     return rc;
   }
@@ -488,7 +624,7 @@ int policy_update_room(policy_t *P, const room_t *r, const room_settings *req, c
   lconv_push_settings(L, req);
   lconv_push_user(L, u);
   if (gate_call(P, "update_room", 3, 2)) { hook_failed(v, "update_room"); rc = PARLEY_ELUA; }
-  else rc = settings_result(P, "update_room", "UPDATE_ROOM", out, v);
+  else rc = settings_result(P, r->tenant, "update_room", "UPDATE_ROOM", out, v);
   lua_settop(L, top);
   return rc;
 }
@@ -496,10 +632,10 @@ int policy_update_room(policy_t *P, const room_t *r, const room_settings *req, c
 int policy_check_password(policy_t *P, const room_t *r, const char *supplied, const user_t *u, policy_verdict *v) {
   lua_State *L = P->L;
   int top = lua_gettop(L), rc = 0;
-  if (!hook_push(P, "check_password")) {
+  if (!hook_push(P, r->tenant, "check_password")) {
     size_t a = strlen(r->s.password), b = strlen(supplied);
     if (a == b && CRYPTO_memcmp(r->s.password, supplied, a) == 0) return 0;
-    policy_map_error(P, "invalid_password", "JOIN_ROOM", v);
+    policy_map_error(P, r->tenant, "invalid_password", "JOIN_ROOM", v);
     return PARLEY_EINVAL;
   }
   lconv_push_room(L, r);
@@ -511,7 +647,7 @@ int policy_check_password(policy_t *P, const room_t *r, const char *supplied, co
     hook_failed(v, "check_password");
     rc = PARLEY_ELUA;
   } else if (!lua_toboolean(L, -1)) {
-    policy_map_error(P, "invalid_password", "JOIN_ROOM", v);
+    policy_map_error(P, r->tenant, "invalid_password", "JOIN_ROOM", v);
     rc = PARLEY_EINVAL;
   }
   lua_settop(L, top);
@@ -532,12 +668,10 @@ static int spec_fallback(const room_t *r, const user_t *u, buf_t *json) {
 }
 
 /* Push types[type].spec, or nothing (returns 0). */
-static int type_spec_push(policy_t *P, int type) {
+static int type_spec_push(policy_t *P, const tenant_t *t, int type) {
   lua_State *L = P->L;
   int top = lua_gettop(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, P->ref_policy);
-  lua_getfield(L, -1, "types");
-  lua_remove(L, -2);
+  field_push(P, t, "types");
   if (lua_istable(L, -1) && lua_rawgeti(L, -1, type) == LUA_TTABLE) {
     lua_getfield(L, -1, "spec");
     lua_remove(L, -2);
@@ -551,7 +685,7 @@ static int type_spec_push(policy_t *P, int type) {
 int policy_spec(policy_t *P, const room_t *r, const user_t *u, buf_t *json, policy_verdict *v) {
   lua_State *L = P->L;
   int top = lua_gettop(L), rc = 0;
-  if (!hook_push(P, "spec") && !type_spec_push(P, r->s.type)) {
+  if (!hook_push(P, r->tenant, "spec") && !type_spec_push(P, r->tenant, r->s.type)) {
     lua_settop(L, top);
     if ((rc = spec_fallback(r, u, json))) verdict(v, ERR_UNSPECIFIED, "out of memory");
     return rc;
@@ -582,11 +716,11 @@ static void map_fallback(const char *reason, policy_verdict *v) {
   verdict(v, ERR_ROOM_ERROR, reason);
 }
 
-void policy_map_error(policy_t *P, const char *reason, const char *event, policy_verdict *v) {
+void policy_map_error(policy_t *P, const tenant_t *t, const char *reason, const char *event, policy_verdict *v) {
   lua_State *L = P->L;
   int top = lua_gettop(L);
   map_fallback(reason, v);
-  if (!hook_push(P, "map_error")) return;
+  if (!hook_push(P, t, "map_error")) return;
   lua_pushstring(L, reason);
   lua_createtable(L, 0, 1);
   lua_pushstring(L, event);
@@ -604,8 +738,25 @@ void policy_map_error(policy_t *P, const char *reason, const char *event, policy
   lua_settop(L, top);
 }
 
+int policy_on_signal(policy_t *P, const room_t *r, const user_t *u, const user_t *target, const char *signal,
+                     size_t n, policy_verdict *v) {
+  lua_State *L = P->L;
+  int top = lua_gettop(L), rc = 0;
+  if (!hook_push(P, r->tenant, "on_signal")) return 0;
+  lconv_push_room(L, r);
+  lconv_push_user(L, u);
+  lua_pushstring(L, target->id.s);
+  lua_pushlstring(L, signal, n);
+  if (gate_call(P, "on_signal", 4, 2)) { hook_failed(v, "on_signal"); rc = PARLEY_ELUA; }
+  else if (lua_toboolean(L, -2)) rc = 0;
+  else rc = refused(P, r->tenant, -1, "SIGNAL", v);
+  lua_settop(L, top);
+  return rc;
+}
+
 void policy_settings_free(room_settings *s) {
   free(s->name);
   free(s->password);
-  s->name = s->password = NULL;
+  free(s->meta);
+  s->name = s->password = s->meta = NULL;
 }

@@ -16,6 +16,8 @@ typedef struct {
   size_t max_payload, max_signal, max_name, max_password, max_request_id;
   int max_rooms_per_user, max_users_per_room;
   double rate, burst;
+  size_t max_rooms;         /* rooms per tenant */
+  size_t max_connections;   /* users per tenant */
 } policy_limits;
 
 /* Why a request is refused: the Errors code and a message for the client. */
@@ -46,6 +48,7 @@ void policy_options_default(policy_options *o);
  * and the error (file:line) has been logged. */
 int policy_load(const char *dir, const policy_options *o, policy_t **out);
 void policy_free(policy_t *P);
+/* The limits of tenant t (its policy file's entries over the default's). */
 const policy_limits *policy_limits_of(policy_t *P, const tenant_t *t);
 const char *policy_version(const policy_t *P);
 
@@ -58,8 +61,14 @@ int policy_check_password(policy_t *P, const room_t *r, const char *supplied, co
 int policy_spec(policy_t *P, const room_t *r, const user_t *u, buf_t *json, policy_verdict *v);
 int policy_update_room(policy_t *P, const room_t *r, const room_settings *req, const user_t *u,
                        room_settings *out, policy_verdict *v);
-/* Map a reason (e.g. "no_such_room") for event to an Errors code and message. */
-void policy_map_error(policy_t *P, const char *reason, const char *event, policy_verdict *v);
+/* Map a reason (e.g. "no_such_room") for event to an Errors code and message,
+ * with tenant t's policy (NULL: the default's). */
+void policy_map_error(policy_t *P, const tenant_t *t, const char *reason, const char *event, policy_verdict *v);
+/* 1 when t's policy defines on_signal (SIGNAL then goes through Lua). */
+int policy_wants_signal(policy_t *P, const tenant_t *t);
+/* on_signal(room, user, target, signal_json) -> true to relay, or false/nil, reason. */
+int policy_on_signal(policy_t *P, const room_t *r, const user_t *u, const user_t *target, const char *signal,
+                     size_t n, policy_verdict *v);
 void policy_settings_free(room_settings *s);
 
 #endif

@@ -59,7 +59,7 @@ static void fail_verdict(req_t *q, const policy_verdict *v) { fail(q, v->code, v
 
 static void fail_reason(req_t *q, const char *reason) {
   policy_verdict v;
-  policy_map_error(pol(q->c), reason, q->event, &v);
+  policy_map_error(pol(q->c), q->c->tenant, reason, q->event, &v);
   fail_verdict(q, &v);
 }
 
@@ -180,7 +180,11 @@ static void ev_create_room(req_t *q) {
   room_t *r;
   policy_verdict v;
   if (read_settings(q, &req, 1)) return;
-  if ((int)u->nrooms >= q->lim->max_rooms_per_user) { fail_reason(q, "limit_reached"); policy_settings_free(&req); return; }
+  if ((int)u->nrooms >= q->lim->max_rooms_per_user || q->c->tenant->nrooms >= q->lim->max_rooms) {
+    fail_reason(q, "limit_reached");
+    policy_settings_free(&req);
+    return;
+  }
   int rc = policy_create_room(pol(q->c), u, &req, &s, &v);
   policy_settings_free(&req);
   if (rc) { fail_verdict(q, &v); return; }
@@ -409,6 +413,7 @@ int proto_peer_open(peer_t *c, server_t *srv, const char *tenant) {
   tenant_t *t;
   c->srv = srv;
   int rc = rooms_tenant(&srv->rooms, tenant, &t);
+  if (!rc && t->nusers >= policy_limits_of(srv->policy, t)->max_connections) rc = PARLEY_ELIMIT;
   if (!rc) rc = rooms_user_add(&srv->rooms, t, c, &c->user);
   if (!rc) c->tenant = t;
   return rc;

@@ -39,6 +39,11 @@ int relay_signal(peer_t *c, json_span p, const proto_ack *ack) {
     const char *sid = span_id(source_v);
     if (!sid || memcmp(sid, c->user->id.s, ID_LEN) != 0) return signal_error(c, ERR_ROOM_ERROR, "source is not you", ack);
   }
+  if (policy_wants_signal(c->srv->policy, c->tenant)) {  /* the policy opted in: it pays for Lua */
+    policy_verdict v;
+    if (policy_on_signal(c->srv->policy, r, c->user, t, signal_v.p, signal_v.n, &v))
+      return signal_error(c, v.code, v.msg, ack);
+  }
   char head[128];
   int hl = snprintf(head, sizeof head, "{\"source\":\"%s\",\"target\":\"%s\",\"room\":\"%s\",\"signal\":",
                     c->user->id.s, t->id.s, r->id.s);

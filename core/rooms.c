@@ -14,6 +14,7 @@ static void settings_free(room_settings *s) {
   s->name = s->password = NULL;
 }
 
+/* Names, password, maxUsers, type (and meta when src has some) into dst. */
 static int settings_copy(room_settings *dst, const room_settings *src) {
   char *name = strdup(src->name ? src->name : "");
   char *pwd = strdup(src->password ? src->password : "");
@@ -24,6 +25,10 @@ static int settings_copy(room_settings *dst, const room_settings *src) {
   dst->max_users = src->max_users;
   dst->type = src->type;
   return 0;
+}
+
+static int meta_copy(room_t *r, const room_settings *s) {
+  return s->meta ? rooms_set_meta(r, s->meta, strlen(s->meta)) : 0;
 }
 
 static void room_free(room_t *r) {
@@ -130,6 +135,7 @@ int rooms_create(rooms_state *st, user_t *u, const room_settings *s, room_t **ou
     HASH_FIND_STR(t->rooms, r->id.s, dup);
   } while (dup);
   int rc = settings_copy(&r->s, s);
+  if (!rc) rc = meta_copy(r, s);
   if (!rc) rc = rooms_join(r, u);
   if (rc) { room_free(r); return rc; }
   r->tenant = t;
@@ -178,7 +184,10 @@ int rooms_leave(rooms_state *st, room_t *r, user_t *u, int *deleted) {
   return 0;
 }
 
-int rooms_update(room_t *r, const room_settings *s) { return settings_copy(&r->s, s); }
+int rooms_update(room_t *r, const room_settings *s) {
+  int rc = settings_copy(&r->s, s);
+  return rc ? rc : meta_copy(r, s);
+}
 
 int rooms_set_meta(room_t *r, const char *json, size_t n) {
   char *m = NULL;

@@ -26,6 +26,7 @@ typedef struct {
   char *password;
   int max_users;
   int type;
+  char *meta;           /* policy data as JSON text; NULL: leave the room's as it is */
 } room_settings;
 
 struct room_s {

@@ -93,6 +93,32 @@ static void on_sighup(uv_signal_t *h, int signum) {
   server_reload(h->data);
 }
 
+/* A change under the policies directory: reload once things are quiet. */
+#define RELOAD_DEBOUNCE_MS 150
+
+static void on_reload_timer(uv_timer_t *t) {
+  server_t *s = t->data;
+  server_reload(s);
+  server_watch(s);  /* tenants/ may have appeared or gone */
+}
+
+static void on_fs_event(uv_fs_event_t *h, const char *file, int events, int status) {
+  server_t *s = h->data;
+  (void)file; (void)events;
+  if (status < 0 || s->stopping) return;
+  uv_timer_start(&s->reload_timer, on_reload_timer, RELOAD_DEBOUNCE_MS, 0);
+}
+
+void server_watch(server_t *s) {
+  char path[sizeof s->cfg.policies + 16];
+  for (int i = 0; i < 2; i++) {
+    if (uv_is_active((uv_handle_t *)&s->watch[i])) uv_fs_event_stop(&s->watch[i]);
+    snprintf(path, sizeof path, i ? "%s/tenants" : "%s", s->cfg.policies);
+    int rc = uv_fs_event_start(&s->watch[i], on_fs_event, path, 0);
+    if (rc && i == 0) log_warn("not watching %s for changes: %s (SIGHUP still reloads)", path, uv_strerror(rc));
+  }
+}
+
 static void on_stop_timer(uv_timer_t *t) {
   server_t *s = t->data;
   while (s->conns) conn_close(s->conns, "server stopping");
@@ -108,6 +134,9 @@ void server_stop(server_t *s) {
   uv_close((uv_handle_t *)&s->sigint, NULL);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
   uv_close((uv_handle_t *)&s->sighup, NULL);
+  uv_close((uv_handle_t *)&s->watch[0], NULL);
+  uv_close((uv_handle_t *)&s->watch[1], NULL);
+  uv_close((uv_handle_t *)&s->reload_timer, NULL);
   for (conn_t *c = s->conns, *next; c; c = next) {
     next = c->next;
     if (c->state == CONN_WS) conn_ws_close(c, WS_CLOSE_GOING_AWAY, "server stopping");
@@ -159,6 +188,13 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
   uv_signal_init(loop, &s->sighup);
   s->sighup.data = s;
   uv_signal_start(&s->sighup, on_sighup, SIGHUP);
+  uv_timer_init(loop, &s->reload_timer);
+  s->reload_timer.data = s;
+  for (int i = 0; i < 2; i++) {
+    uv_fs_event_init(loop, &s->watch[i]);
+    s->watch[i].data = s;
+  }
+  server_watch(s);
   fprintf(stderr, "parley listening on %s:%d\n", cfg->host, s->bound_port);
   fflush(stderr);
   return 0;

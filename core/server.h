@@ -25,6 +25,8 @@ struct server_s {
   uv_check_t flusher;
   uv_idle_t wake;            /* active while output waits for the flush */
   uv_signal_t sigint, sigterm, sighup;
+  uv_fs_event_t watch[2];    /* the policies directory and its tenants/ */
+  uv_timer_t reload_timer;   /* debounces file changes */
   uv_timer_t stop_timer;
   server_config cfg;
   conn_t *conns;
@@ -46,6 +48,8 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg);
 void server_stop(server_t *s);
 /* Reload the policies (SIGHUP); the old VM stays when the new one fails. */
 int server_reload(server_t *s);
+/* (Re)start watching the policies directory and tenants/ for changes. */
+void server_watch(server_t *s);
 /* Release what server_init made (after the loop has run dry). */
 void server_free(server_t *s);
 void server_mark_dirty(server_t *s, conn_t *c);
