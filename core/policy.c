@@ -274,11 +274,11 @@ static int read_limits(lua_State *L, const policy_limits *base, policy_limits *l
 }
 
 /* types: { [id] = { name = "P2PMesh", spec = function(room, user) ... end }, ... } */
-static int check_types(lua_State *L, int required, int *present) {
+static int check_types(lua_State *L, int *present) {
   int t = lua_getfield(L, -1, "types");
   int rc = 0;
   *present = t != LUA_TNIL;
-  if (t == LUA_TNIL && !required) { lua_pop(L, 1); return 0; }
+  if (t == LUA_TNIL) { lua_pop(L, 1); return 0; }
   if (t != LUA_TTABLE) { lua_pop(L, 1); log_error("policy self-check: types must be a table"); return PARLEY_EINVAL; }
   lua_pushnil(L);
   while (lua_next(L, -2)) {
@@ -297,7 +297,7 @@ static int check_types(lua_State *L, int required, int *present) {
 
 /* The table at the top of the stack: hooks are functions, types well formed,
  * limits in range (over base). */
-static int self_check(lua_State *L, const char *file, int is_default, const policy_limits *base,
+static int self_check(lua_State *L, const char *file, const policy_limits *base,
                       policy_limits *limits, int *has_types, int *has_on_signal) {
   if (!lua_istable(L, -1)) { log_error("policy self-check: %s must return a table", file); return PARLEY_EINVAL; }
   for (const char *const *h = hook_names; *h; h++) {
@@ -306,7 +306,7 @@ static int self_check(lua_State *L, const char *file, int is_default, const poli
     if (t != LUA_TNIL && t != LUA_TFUNCTION) { log_error("policy self-check: %s: %s must be a function", file, *h); return PARLEY_EINVAL; }
     if (strcmp(*h, "on_signal") == 0) *has_on_signal = t == LUA_TFUNCTION;
   }
-  int rc = check_types(L, is_default, has_types);
+  int rc = check_types(L, has_types);
   if (!rc) rc = read_limits(L, base, limits);
   if (rc) log_error("policy self-check failed for %s", file);
   return rc;
@@ -411,7 +411,7 @@ static int load_tenants(policy_t *P, char **names, size_t n) {
     snprintf(tp->name, sizeof tp->name, "%s", names[i]);
     tp->has_on_signal = P->has_on_signal;
     int rc = load_file(P, path);
-    if (!rc) rc = self_check(P->L, path, 0, &P->limits, &tp->limits, &tp->has_types, &tp->has_on_signal);
+    if (!rc) rc = self_check(P->L, path, &P->limits, &tp->limits, &tp->has_types, &tp->has_on_signal);
     if (rc) { free(tp); return rc; }
     if (!tp->has_on_signal) tp->has_on_signal = P->has_on_signal;
     tp->ref = luaL_ref(P->L, LUA_REGISTRYINDEX);
@@ -437,7 +437,7 @@ int policy_load(const char *dir, const policy_options *o, policy_t **out) {
   if (!(P->L = vm_new(P))) goto fail;
   sandbox_template(P);
   if ((rc = load_file(P, path))) goto fail;
-  if ((rc = self_check(P->L, path, 1, &base, &P->limits, &has_types, &P->has_on_signal))) goto fail;
+  if ((rc = self_check(P->L, path, &base, &P->limits, &has_types, &P->has_on_signal))) goto fail;
   P->ref_policy = luaL_ref(P->L, LUA_REGISTRYINDEX);
   tenant_files(dir, &tenants, &nt);
   if ((rc = load_tenants(P, tenants, nt))) goto fail;
@@ -584,12 +584,13 @@ static int copy_settings(const room_settings *in, room_settings *out) {
   return PARLEY_ENOMEM;
 }
 
-/* types[type] exists (always true when the policy has no types table). */
+/* types[type] exists. */
 static int type_known(policy_t *P, const tenant_t *t, int type) {
   lua_State *L = P->L;
   int top = lua_gettop(L);
   field_push(P, t, "types");
-  int known = !lua_istable(L, -1) || lua_rawgeti(L, -1, type) != LUA_TNIL;
+  /* without a types table: the protocol's P2PMesh, SFUClientSide, SFUServerSide */
+  int known = lua_istable(L, -1) ? lua_rawgeti(L, -1, type) != LUA_TNIL : type >= 0 && type <= 2;
   lua_settop(L, top);
   return known;
 }
