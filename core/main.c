@@ -52,7 +52,7 @@ static int parse_ms(const char *arg, uint64_t *out) {
 }
 
 static int parse_args(int argc, char **argv, server_config *cfg) {
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
     if (!strcmp(a, "--version")) { printf("parley %s\n", PARLEY_VERSION); exit(0); }
@@ -70,7 +70,6 @@ static int parse_args(int argc, char **argv, server_config *cfg) {
     else if (!strcmp(a, "--sio-path")) bad = v[0] != '/' || snprintf(cfg->sio_path, sizeof cfg->sio_path, "%s", v) >= (int)sizeof cfg->sio_path;
     else { fprintf(stderr, "parley: unknown option %s\n", a); usage(stderr); return -1; }
     if (bad) { fprintf(stderr, "parley: bad value for %s: %s\n", a, v); return -1; }
-    i++;
   }
   return 0;
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh - the whole test suite: deps, build, unit tests (ctest),
-# integration tests; then the same again on an AddressSanitizer + UBSan build.
+# integration tests; then the same again on an AddressSanitizer + UBSan build;
+# then a short libFuzzer run of every parser (tests/fuzz/run.sh).
 # Set PARLEY_SKIP_SANITIZE=1 to run the plain build only (quicker, local use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +24,6 @@ else
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   run_suite build-asan -DPARLEY_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 fi
+echo "== fuzz smoke run" >&2
+tests/fuzz/run.sh
 echo "== all tests passed" >&2

@@ -135,6 +135,7 @@ test('Bad input: missing fields → ERROR UNSPECIFIED with the requestId and eve
 });
 
 test('Bad input: a malformed UPDATE_ROOM on a real room changes nothing (checked by a follow-up join)', T, async (t) => {
+  const pair = await makePair(server, t);
   const [owner, joiner] = [await connectUser(server, t), await connectUser(server, t)];
   const room = await createRoom(owner, { name: 'stable', maxUsers: 4, password: 'pw' });
   owner.sendRaw(JSON.stringify(['UPDATE_ROOM', { requestId: 'bad', room: room.roomID, maxUsers: '9', name: 'changed', password: 'new' }]));
@@ -144,6 +145,7 @@ test('Bad input: a malformed UPDATE_ROOM on a real room changes nothing (checked
   const j = await joiner.ok('JOIN_ROOM', { room: room.roomID, password: 'pw' });
   assert.equal(j.name, 'stable');
   assert.equal(j.maxUsers, 4);
+  await assertPairWorks(pair);
 });
 
 test('Bad input: absurdly deep nesting (100k levels) → ERROR UNSPECIFIED, no crash', T, async (t) => {

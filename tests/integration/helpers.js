@@ -594,8 +594,13 @@ export class RawWs {
   /**
    * TCP connect + handshake by hand. Resolves the RawWs once the server
    * answered 101 with the right Sec-WebSocket-Accept.
+   * opts: path, extraHeaders (raw header lines), upgrade / connection (header
+   * values), chunk (write the request in pieces of this many bytes).
    */
-  static async connect(port, { path: urlPath = '/ws', extraHeaders = '', timeout = 3000 } = {}) {
+  static async connect(port, {
+    path: urlPath = '/ws', extraHeaders = '', timeout = 3000,
+    upgrade = 'websocket', connection = 'Upgrade', chunk = 0,
+  } = {}) {
     const socket = await withTimeout(new Promise((resolve, reject) => {
       const s = net.connect(port, '127.0.0.1', () => resolve(s));
       s.once('error', reject);
@@ -603,8 +608,16 @@ export class RawWs {
     socket.setNoDelay(true);
     const raw = new RawWs(socket);
     const key = randomBytes(16).toString('base64');
-    socket.write(`GET ${urlPath} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n`
-      + `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extraHeaders}\r\n`);
+    const req = Buffer.from(`GET ${urlPath} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: ${upgrade}\r\n`
+      + `Connection: ${connection}\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extraHeaders}\r\n`);
+    if (chunk > 0) {
+      for (let i = 0; i < req.length; i += chunk) {
+        socket.write(req.subarray(i, i + chunk));
+        await sleep(2);
+      }
+    } else {
+      socket.write(req);
+    }
     try {
       raw.handshake = await withTimeout(raw._readHandshake(), timeout, 'WebSocket handshake');
     } catch (e) {

@@ -25,6 +25,15 @@ function policyDir(patch, { replaceWhole } = {}) {
   return dir;
 }
 
+/** Resolve once the server's stderr matches re; reject after ms (the poll stops too). */
+async function waitForLog(s, re, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (!re.test(s.stderr)) {
+    if (Date.now() > deadline) throw new Error(`no log line matching ${re} within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function serverWith(dir, t, extra = []) {
   const s = await startServer({ args: ['--policies', dir, ...extra] });
   t.after(() => s.stop());
@@ -185,13 +194,13 @@ test('Policy: SIGHUP reloads; a broken policy leaves the old one serving; rooms 
   // a new type appears after the reload
   writeFileSync(file, original.replace(/\nreturn M\s*$/, '\nM.types[9] = { name = "Nine", spec = function(r) return "nine" end }\nreturn M\n'));
   s.proc.kill('SIGHUP');
-  await withTimeout((async () => { while (!/policy reloaded/.test(s.stderr)) await new Promise((r) => setTimeout(r, 20)); })(), 5000, 'reload log');
+  await waitForLog(s, /policy reloaded/);
   const nine = await createRoom(a, { type: 9 });
   assert.equal((await joinRoom(b, nine.roomID)).spec, 'nine');
   // a broken file: the previous VM keeps serving
   writeFileSync(file, 'return {{{');
   s.proc.kill('SIGHUP');
-  await withTimeout((async () => { while (!/policy reload failed/.test(s.stderr)) await new Promise((r) => setTimeout(r, 20)); })(), 5000, 'reload failure log');
+  await waitForLog(s, /policy reload failed/);
   const again = await createRoom(a, { type: 9 });
   assert.equal(again.type, 9);
   // the room made before both reloads is intact

@@ -100,6 +100,15 @@ test('CREATE_ROOM: one user may create several rooms; nobody else is notified', 
   await other.expectNothing(200);
 });
 
+test('CREATE_ROOM: extra fields sent by the client are ignored', T, async (t) => {
+  const c = await connectUser(server, t);
+  const r = await c.ok('CREATE_ROOM', { maxUsers: 3, name: 'x', password: 'p', type: 1, curUsers: 40, owner: 'me', roomID: 'mine' });
+  assert.equal(r.curUsers, 1);
+  assert.equal(r.maxUsers, 3);
+  assert.notEqual(r.roomID, 'mine');
+  assert.match(r.roomID, ID_RE);
+});
+
 test('CREATE_ROOM: server still alive, /healthz answers, SIGTERM exits 0', T, async () => {
   await assertAliveThenStop(server);
 });

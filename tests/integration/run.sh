@@ -9,7 +9,9 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
-if [ ! -d "$here/node_modules/ws" ]; then
+# Install when node_modules is missing or older than the lock file.
+if [ ! -f "$here/node_modules/.package-lock.json" ] \
+   || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
   (cd "$here" && npm ci --silent --no-audit --no-fund)
 fi
 
@@ -21,4 +23,4 @@ else
 fi
 
 cd "$root"
-exec node --test --test-concurrency="${PARLEY_TEST_CONCURRENCY:-2}" "${files[@]}"
+exec node --test --test-force-exit --test-concurrency="${PARLEY_TEST_CONCURRENCY:-2}" "${files[@]}"

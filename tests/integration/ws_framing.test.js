@@ -37,6 +37,20 @@ test('WS: handshake answers 101 with the right Sec-WebSocket-Accept; a text fram
   assert.equal(payload.requestID, 'hello');
 });
 
+test('WS: handshake variants real clients send — "Connection: keep-alive, Upgrade", mixed-case values, request split across writes', T, async (t) => {
+  const variants = [
+    { connection: 'keep-alive, Upgrade' }, // Firefox
+    { upgrade: 'WebSocket', connection: 'upgrade' },
+    { chunk: 7 },
+    { extraHeaders: 'Origin: http://example.test\r\nSec-WebSocket-Protocol: chat\r\nUser-Agent: test\r\n' },
+  ];
+  for (const v of variants) {
+    const raw = await rawConnect(server, t, v);
+    raw.sendText(getId(JSON.stringify(v)));
+    await expectGetIdReply(raw, JSON.stringify(v));
+  }
+});
+
 test('WS: a client offering permessage-deflate (as browsers do) still works', T, async () => {
   const ws = new WebSocket(server.url); // ws offers permessage-deflate by default
   try {
@@ -129,14 +143,17 @@ test('WS: reserved opcodes (0x3 data, 0xB control) → close 1002', T, async (t)
   await assertPairWorks(pair);
 });
 
-test('WS: control frame with payload over 125 bytes → close 1002', T, async (t) => {
+test('WS: control frame with payload over 125 bytes → close 1002, other clients unaffected', T, async (t) => {
+  const pair = await makePair(server, t);
   const raw = await rawConnect(server, t);
   raw.sendFrame(OP.PING, Buffer.alloc(126, 0x61));
   const r = await raw.expectClose(1002);
   assert.ok(!r.before.some((f) => f.opcode === OP.PONG), 'an oversized ping must not be answered');
+  await assertPairWorks(pair);
 });
 
 test('WS (RFC 6455 §5.4/§5.5): fragmented control frame, stray continuation, data frame inside a fragmented message → close 1002', T, async (t) => {
+  const pair = await makePair(server, t);
   {
     const raw = await rawConnect(server, t);
     raw.sendFrame(OP.PING, 'abc', { fin: false });
@@ -153,6 +170,7 @@ test('WS (RFC 6455 §5.4/§5.5): fragmented control frame, stray continuation, d
     raw.sendFrame(OP.TEXT, getId('interleaved'), { fin: true });
     await raw.expectClose(1002);
   }
+  await assertPairWorks(pair);
 });
 
 test('WS (RFC 6455 §5.2): RSV bits set without a negotiated extension → close 1002', T, async (t) => {

@@ -153,7 +153,7 @@ static void test_object_get(void) {
   CHECK(json_object_get(obj, "k\\u0065y", &v) == PARLEY_ENOTFOUND);  /* keys compare decoded */
 
   /* the nested object is itself an object span */
-  json_span b, c;
+  json_span b = {JSON_NONE, NULL, 0}, c = {JSON_NONE, NULL, 0};
   CHECK(json_object_get(obj, "b", &b) == 0 && json_object_get(b, "c", &c) == 0);
   CHECK(span_is(c, JSON_ARRAY, "[2,3]"));
 
