@@ -59,15 +59,19 @@ void conn_close(conn_t *c, const char *why) {
 
 /* ---- output ---- */
 
+/* Over the queue cap: a slow consumer, closed at the next flush. */
+static int doom(conn_t *c) {
+  log_warn("conn %s: slow consumer (%zu bytes queued), closing", c->remote, c->out.len);
+  c->doomed = 1;
+  server_mark_dirty(c->srv, c);
+  return PARLEY_ETOOBIG;
+}
+
 int conn_write(conn_t *c, const void *p, size_t n) {
   if (c->state == CONN_CLOSING || c->doomed) return PARLEY_EIO;
-  int rc = buf_append(&c->out, p, n);
-  if (rc) {
-    log_warn("conn %s: slow consumer (%zu bytes queued), closing", c->remote, c->out.len);
-    c->doomed = 1;
-  }
+  if (buf_append(&c->out, p, n)) return doom(c);
   server_mark_dirty(c->srv, c);
-  return rc;
+  return 0;
 }
 
 static int ws_send_frame(conn_t *c, int opcode, const char *p, size_t n) {
@@ -86,7 +90,7 @@ static int ws_peer_send(peer_t *p, const char *name, const uv_buf_t *parts, int 
   for (int i = 0; i < nparts; i++) total += parts[i].len;
   uint8_t h[10];
   size_t hl = ws_frame_header(h, WS_TEXT, total);
-  if (buf_reserve(&c->out, hl + total)) return conn_write(c, h, hl + total); /* over the cap: dooms it */
+  if (buf_reserve(&c->out, hl + total)) return doom(c);
   buf_append(&c->out, h, hl);
   buf_append(&c->out, "[\"", 2);
   buf_append(&c->out, name, nl);
