@@ -4,12 +4,17 @@
 -- this file decides the rules. It returns one table:
 --   { types = {...}, limits = {...}, <hooks> }
 -- Every hook is optional: a missing hook falls back to the built-in default
--- (documented in docs/policies.md). A hook that raises an error, runs past the
--- instruction budget or returns the wrong type fails only that request, with
--- ROOM_ERROR and a log line naming this file and line.
+-- (documented in docs/policies.md), and so do `types` and `limits`. A hook that
+-- raises an error, runs past the instruction budget or returns the wrong type
+-- fails only that request (ROOM_ERROR; for on_connect the connection is
+-- refused) with a log line naming the hook, this file and the line.
+-- Tenants: policies/tenants/<name>.lua returns only what it overrides.
+-- Saving this file (or SIGHUP) reloads it; if the new version fails to load,
+-- the old one keeps serving.
 --
--- Available here: the Lua base library (no load/dofile/io/debug), string,
--- table, math, utf8, os.time/os.clock/os.date, cjson, and `parley`:
+-- Available here: the Lua base library without load/loadfile/dofile/
+-- collectgarbage, string, table, math, utf8, os.time/os.clock/os.date, print
+-- (logs), require (modules in this directory only), cjson, and `parley`:
 --   parley.log(level, msg)  parley.now()  parley.random_id()
 --   parley.equal(a, b)      -- constant-time string comparison
 --   parley.hmac(alg, key, msg)  parley.base64(s)  parley.base64url(s)  parley.hex(s)
