@@ -34,7 +34,7 @@ int conn_new(server_t *srv, conn_t **out) {
   if (!c->http) { free(c); return PARLEY_ENOMEM; }
   http_req_init(c->http, policy_limits_of(srv->policy, NULL)->max_payload);
   buf_init(&c->in, 65536);
-  buf_init(&c->out, srv->cfg.out_cap);
+  buf_init(&c->out, 0);  /* capped in conn_write and ws_peer_send, with what is in flight */
   buf_init(&c->inflight, 0);
   ws_reader_init(&c->ws, 1);
   uv_tcp_init(srv->loop, &c->tcp);
@@ -67,9 +67,14 @@ static int doom(conn_t *c) {
   return PARLEY_ETOOBIG;
 }
 
+/* Bytes queued and in flight may not pass the server's out_cap. */
+static int over_cap(const conn_t *c, size_t more) {
+  return c->out.len + c->inflight.len + more > c->srv->cfg.out_cap;
+}
+
 int conn_write(conn_t *c, const void *p, size_t n) {
   if (c->state == CONN_CLOSING || c->doomed) return PARLEY_EIO;
-  if (buf_append(&c->out, p, n)) return doom(c);
+  if (over_cap(c, n) || buf_append(&c->out, p, n)) return doom(c);
   server_mark_dirty(c->srv, c);
   return 0;
 }
@@ -90,7 +95,7 @@ static int ws_peer_send(peer_t *p, const char *name, const uv_buf_t *parts, int 
   for (int i = 0; i < nparts; i++) total += parts[i].len;
   uint8_t h[10];
   size_t hl = ws_frame_header(h, WS_TEXT, total);
-  if (buf_reserve(&c->out, hl + total)) return doom(c);
+  if (over_cap(c, hl + total) || buf_reserve(&c->out, hl + total)) return doom(c);
   buf_append(&c->out, h, hl);
   buf_append(&c->out, "[\"", 2);
   buf_append(&c->out, name, nl);
@@ -136,9 +141,10 @@ static void on_write(uv_write_t *req, int status) {
 }
 
 void conn_flush(conn_t *c) {
-  if (c->state == CONN_CLOSING || c->writing) return;
+  if (c->state == CONN_CLOSING) return;
+  if (c->doomed) { conn_close(c, "slow consumer"); return; }  /* even with a write stuck in flight */
+  if (c->writing) return;
   if (c->held && c->sess) eio_poll_flush(c);
-  if (c->doomed) { conn_close(c, "slow consumer"); return; }
   if (!c->out.len) {
     if (c->close_after_write) shutdown_write(c);
     return;
@@ -146,8 +152,6 @@ void conn_flush(conn_t *c) {
   buf_t t = c->inflight;   /* swap: the queue becomes the write, the old write buffer the queue */
   c->inflight = c->out;
   c->out = t;
-  c->out.max = c->inflight.max;
-  c->inflight.max = 0;
   uv_buf_t b = uv_buf_init(c->inflight.data, (unsigned)c->inflight.len);
   c->wreq.data = c;
   c->writing = 1;
