@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(cmake make gcc pkg-config libuv1-dev liblua5.4-dev lua-cjson-dev node-llhttp
-      libssl-dev uthash-dev curl clang libclang-rt-14-dev)
+      libssl-dev uthash-dev curl clang libclang-rt-14-dev chromium fonts-liberation)
 
 missing=()
 for p in "${DEBS[@]}"; do
@@ -22,8 +22,10 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages of the integration tests (pinned by package-lock.json).
-if [ ! -d tests/integration/node_modules ] || [ tests/integration/package-lock.json -nt tests/integration/node_modules ]; then
-  echo "deps: installing npm packages for tests/integration" >&2
-  (cd tests/integration && npm ci --silent --no-audit --no-fund >/dev/null)
-fi
+# npm packages of the tests (pinned by each package-lock.json).
+for d in tests/integration tests/client tests/e2e; do
+  if [ ! -f "$d/node_modules/.package-lock.json" ] || [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
+    echo "deps: installing npm packages for $d" >&2
+    (cd "$d" && npm ci --silent --no-audit --no-fund >/dev/null)
+  fi
+done

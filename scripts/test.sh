@@ -15,9 +15,13 @@ run_suite() {  # $1 build dir, rest: cmake options
   (cd "$dir" && ctest --output-on-failure --timeout 120)
   echo "== integration tests ($dir)" >&2
   PARLEY_BIN="$PWD/$dir/parley" tests/integration/run.sh
+  echo "== client library tests ($dir)" >&2
+  PARLEY_BIN="$PWD/$dir/parley" tests/client/run.sh
 }
 
 run_suite build
+echo "== end-to-end tests in Chromium (build)" >&2
+PARLEY_BIN="$PWD/build/parley" tests/e2e/run.sh
 if [ "${PARLEY_SKIP_SANITIZE:-0}" = 1 ]; then
   echo "== sanitizer run skipped: PARLEY_SKIP_SANITIZE=1" >&2
 else

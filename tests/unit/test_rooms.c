@@ -70,7 +70,7 @@ static void test_users(void) {
 }
 
 static room_settings settings(const char *name, const char *pwd, int max_users, int type) {
-  room_settings s;
+  room_settings s = {0};
   s.name = (char *)name;
   s.password = (char *)pwd;
   s.max_users = max_users;
