@@ -1,94 +1,11 @@
 // Helpers of the client library tests: start a real server, wait for client
 // events with bounded timeouts, record every event a client emits.
 
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { ParleyClient } from '../../clients/js/parley.js';
+import { REPO, BIN, sleep, withTimeout, startServer } from '../lib/server.js';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const BIN = process.env.PARLEY_BIN ? path.resolve(process.env.PARLEY_BIN) : path.join(REPO, 'build', 'parley');
-export { WebSocket, ParleyClient };
-
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Race a promise against a timer. */
-export function withTimeout(promise, ms, what) {
-  let timer;
-  const t = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
-
-const live = new Set();
-process.on('exit', () => {
-  for (const p of live) { try { p.kill('SIGKILL'); } catch { /* gone */ } }
-});
-
-/**
- * Start build/parley on 127.0.0.1:`port` (0: any). Resolves to
- * {port, url, proc, stderr, stop(), kill(signal)} once it printed its listening line.
- */
-export async function startServer({ port = 0 } = {}) {
-  if (!existsSync(BIN)) throw new Error(`server binary not found: ${BIN} (build it, or set PARLEY_BIN)`);
-  const args = ['--listen', `127.0.0.1:${port}`, '--policies', path.join(REPO, 'policies'),
-    '--web', path.join(REPO, 'web'), '--client-js', path.join(REPO, 'clients', 'js', 'parley.js'),
-    '--log-level', 'warn'];
-  const proc = spawn(BIN, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
-  live.add(proc);
-  let stderr = '';
-  let exitInfo = null;
-  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => {
-    exitInfo = { code, signal };
-    live.delete(proc);
-    resolve(exitInfo);
-  }));
-  proc.stderr.setEncoding('utf8');
-  const got = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => finish(new Error('no "parley listening on" line within 10 s')), 10_000);
-    const onData = (d) => {
-      stderr += d;
-      const m = /parley listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
-      if (m) finish(null, Number(m[1]));
-    };
-    const onExit = (code, signal) => finish(new Error(`server exited early (code ${code}, signal ${signal})`));
-    function finish(err, value) {
-      clearTimeout(timer);
-      proc.stderr.off('data', onData);
-      proc.off('exit', onExit);
-      if (err) {
-        try { proc.kill('SIGKILL'); } catch { /* gone */ }
-        err.message += `\n--- server stderr ---\n${stderr}`;
-        reject(err);
-      } else resolve(value);
-    }
-    proc.stderr.on('data', onData);
-    proc.once('exit', onExit);
-  });
-  proc.stderr.on('data', (d) => { stderr += d; });
-  return {
-    port: got,
-    url: `ws://127.0.0.1:${got}/ws`,
-    httpBase: `http://127.0.0.1:${got}`,
-    proc,
-    exited,
-    get stderr() { return stderr; },
-    alive: () => exitInfo === null,
-    /** SIGTERM; SIGKILL after 5 s. Resolves to the exit info. */
-    async stop() {
-      if (exitInfo) return exitInfo;
-      proc.kill('SIGTERM');
-      const r = await Promise.race([exited, sleep(5000).then(() => null)]);
-      if (r) return r;
-      proc.kill('SIGKILL');
-      return exited;
-    },
-    kill(signal = 'SIGKILL') { if (!exitInfo) proc.kill(signal); },
-  };
-}
+export { REPO, BIN, sleep, withTimeout, startServer, WebSocket, ParleyClient };
 
 /** Start a server on a given port, retrying for a while (the port may be in TIME_WAIT use). */
 export async function restartOnPort(port) {

@@ -2,15 +2,13 @@
 // playwright-core with a fresh profile, plain HTTP requests. Every wait is
 // bounded; every process started here is stopped, also when a test fails.
 
-import { spawn } from 'node:child_process';
+import { REPO, BIN, sleep, withTimeout, startServer as startLibServer } from '../lib/server.js';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const BIN = process.env.PARLEY_BIN ? path.resolve(process.env.PARLEY_BIN) : path.join(REPO, 'build', 'parley');
+export { REPO, BIN, sleep, withTimeout };
 export const CHROMIUM = process.env.PARLEY_CHROMIUM || '/usr/bin/chromium';
 export const ARTIFACTS = path.join(REPO, 'tests', 'e2e', 'artifacts');
 
@@ -21,76 +19,16 @@ export const CHROMIUM_ARGS = [
   '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
 ];
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-export function withTimeout(promise, ms, what) {
-  let timer;
-  const t = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
-
-// ------------------------------------------------------------------ server
-
-const liveServers = new Set();
 const liveProfiles = new Set();
 process.on('exit', () => {
-  for (const p of liveServers) { try { p.kill('SIGKILL'); } catch { /* gone */ } }
   for (const dir of liveProfiles) killProfileProcesses(dir);
 });
 
-/** Start build/parley on an ephemeral port with web/ and clients/js/parley.js. */
-export async function startServer({ web = path.join(REPO, 'web') } = {}) {
-  if (!existsSync(BIN)) throw new Error(`server binary not found: ${BIN} (build it, or set PARLEY_BIN)`);
-  const args = ['--listen', '127.0.0.1:0', '--policies', path.join(REPO, 'policies'), '--web', web,
-    '--client-js', path.join(REPO, 'clients', 'js', 'parley.js'), '--log-level', 'warn'];
-  const proc = spawn(BIN, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
-  liveServers.add(proc);
-  let stderr = '';
-  let exitInfo = null;
-  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => {
-    exitInfo = { code, signal };
-    liveServers.delete(proc);
-    resolve(exitInfo);
-  }));
-  proc.stderr.setEncoding('utf8');
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => finish(new Error('no "parley listening on" line within 10 s')), 10_000);
-    const onData = (d) => {
-      stderr += d;
-      const m = /parley listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
-      if (m) finish(null, Number(m[1]));
-    };
-    const onExit = (code, signal) => finish(new Error(`server exited early (code ${code}, signal ${signal})`));
-    function finish(err, value) {
-      clearTimeout(timer);
-      proc.stderr.off('data', onData);
-      proc.off('exit', onExit);
-      if (err) {
-        try { proc.kill('SIGKILL'); } catch { /* gone */ }
-        err.message += `\n--- server stderr ---\n${stderr}`;
-        reject(err);
-      } else resolve(value);
-    }
-    proc.stderr.on('data', onData);
-    proc.once('exit', onExit);
-  });
-  proc.stderr.on('data', (d) => { stderr += d; });
-  return {
-    port,
-    base: `http://127.0.0.1:${port}`,
-    get stderr() { return stderr; },
-    alive: () => exitInfo === null,
-    async stop() {
-      if (exitInfo) return exitInfo;
-      proc.kill('SIGTERM');
-      const r = await Promise.race([exited, sleep(5000).then(() => null)]);
-      if (r) return r;
-      proc.kill('SIGKILL');
-      return exited;
-    },
-  };
+/** A server with web/ (or `web`) and clients/js/parley.js; `base` is its http:// URL. */
+export async function startServer({ web } = {}) {
+  const s = await startLibServer({ args: web ? ['--web', web] : [] });
+  s.base = s.httpBase;
+  return s;
 }
 
 // ----------------------------------------------------------------- browser
