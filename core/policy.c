@@ -32,6 +32,7 @@ typedef struct {
 
 struct policy_s {
   lua_State *L;
+  int capped;              /* the memory cap binds: inside gate_call only */
   tenant_policy *tenants;  /* hash by name */
   int has_on_signal;
   size_t mem_used, mem_cap;
@@ -54,7 +55,11 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     P->mem_used -= old;
     return NULL;
   }
-  if (nsize > old && P->mem_used + (nsize - old) > P->mem_cap) return NULL;
+  /* The cap binds policy code (inside the gate). The core's own pushes of hook
+   * arguments and reads of results run outside any pcall, where a failed
+   * allocation would abort the process; they may pass the cap by the little
+   * they need, and the policy's next allocation then fails inside the gate. */
+  if (P->capped && nsize > old && P->mem_used + (nsize - old) > P->mem_cap) return NULL;
   void *np = realloc(ptr, nsize);
   if (np) P->mem_used = P->mem_used - old + nsize;
   return np;
@@ -157,7 +162,9 @@ static int gate_call(policy_t *P, const char *what, int nargs, int nres) {
   lua_pushcfunction(L, traceback);
   lua_insert(L, fn);
   lua_sethook(L, budget_hook, LUA_MASKCOUNT, (int)P->budget);
+  P->capped = 1;
   int rc = lua_pcall(L, nargs, nres, fn);
+  P->capped = 0;
   lua_sethook(L, NULL, 0, 0);
   lua_remove(L, fn);
   if (rc == LUA_OK) return 0;
@@ -749,8 +756,13 @@ int policy_on_signal(policy_t *P, const room_t *r, const user_t *u, const user_t
   lua_pushstring(L, target->id.s);
   lua_pushlstring(L, signal, n);
   if (gate_call(P, "on_signal", 4, 2)) { hook_failed(v, "on_signal"); rc = PARLEY_ELUA; }
-  else if (lua_toboolean(L, -2)) rc = 0;
-  else rc = refused(P, r->tenant, -1, "SIGNAL", v);
+  else if (lua_isboolean(L, -2) && lua_toboolean(L, -2)) rc = 0;
+  else if (lua_isnil(L, -2) || lua_isboolean(L, -2)) rc = refused(P, r->tenant, -1, "SIGNAL", v);
+  else {  /* fail closed: only true relays */
+    log_warn("policy %s: must return true, or false/nil and a reason", P->where);
+    hook_failed(v, "on_signal");
+    rc = PARLEY_ELUA;
+  }
   lua_settop(L, top);
   return rc;
 }
