@@ -110,7 +110,7 @@ static void ws_peer_close(peer_t *p, const char *why) {
   conn_ws_close((conn_t *)((char *)p - offsetof(conn_t, peer)), WS_CLOSE_POLICY, why);
 }
 
-static const peer_ops ws_peer_ops = {ws_peer_send, ws_peer_close};
+static const peer_ops ws_peer_ops = {ws_peer_send, ws_peer_close, 0};  /* bad envelopes get ERROR */
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
   (void)status;
@@ -228,7 +228,11 @@ static size_t ws_consume(conn_t *c, char *p, size_t n) {
     int rc = ws_reader_next(&c->ws, p + pos, n - pos, &used, &m, &code);
     pos += used;
     if (rc == PARLEY_EAGAIN) break;
-    if (rc) { conn_ws_close(c, code, "framing error"); break; }
+    if (rc) {
+      log_warn("conn %s: %s WebSocket framing error, closing with %u", c->remote, c->eio ? "Socket.IO" : "/ws", code);
+      conn_ws_close(c, code, "framing error");
+      break;
+    }
     peer_alive(c);
     ws_message(c, &m);
   }

@@ -123,9 +123,14 @@ static int sio_peer_send(peer_t *p, const char *name, const uv_buf_t *parts, int
   return 0;
 }
 
-static void sio_peer_close(peer_t *p, const char *why) { sess_close(sess_of(p), why); }
+static void sio_peer_close(peer_t *p, const char *why) {
+  eio_session *s = sess_of(p);
+  log_warn("socket.io session %s from %s: %s, closing", s->sid.s, s->remote, why);
+  sess_close(s, why);
+}
 
-static const peer_ops sio_peer_ops = {sio_peer_send, sio_peer_close};
+/* Event data that is not ["name", ...] breaks Socket.IO's framing: the session is closed. */
+static const peer_ops sio_peer_ops = {sio_peer_send, sio_peer_close, 1};
 
 /* ---- heartbeat ---- */
 

@@ -22,6 +22,9 @@ typedef struct {
   int (*send_event)(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack);
   /* Close for a protocol reason (e.g. rate limit abuse), with a log line. */
   void (*close)(peer_t *p, const char *why);
+  /* 1: an event that is not a JSON array starting with the event name breaks
+   * the framing and closes the peer; 0: it gets ERROR UNSPECIFIED. */
+  int strict_envelope;
 } peer_ops;
 
 struct peer_s {

@@ -615,6 +615,11 @@ int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, r
   if (gate_call(P, "create_room", 2, 2)) { hook_failed(v, "create_room"); rc = PARLEY_ELUA; }
   else rc = settings_result(P, u->tenant, "create_room", "CREATE_ROOM", out, v);
   lua_settop(L, top);
+  if (rc == 0 && !type_known(P, u->tenant, out->type)) {  /* whatever the hook said: a type the tenant has */
+    policy_settings_free(out);
+    policy_map_error(P, u->tenant, "unknown_type", "CREATE_ROOM", v);
+    rc = PARLEY_EINVAL;
+  }
   return rc;
 }
 

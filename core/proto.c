@@ -370,12 +370,15 @@ static const event_def *decode(req_t *q, const char *text, size_t n, char *name,
   json_span root, items[2];
   size_t count = 0, len;
   name[0] = 0;
-  if (json_parse(text, n, JSON_MAX_DEPTH, &root) || root.type != JSON_ARRAY) {
-    fail(q, ERR_UNSPECIFIED, "an event is a JSON array [\"EVENT\", payload]");
+  int prc = json_parse(text, n, JSON_MAX_DEPTH, &root);
+  int envelope = prc == 0 && root.type == JSON_ARRAY;
+  if (envelope) json_array_items(root, items, 2, &count);
+  envelope = envelope && count >= 1 && items[0].type == JSON_STRING;
+  if (!envelope && prc != PARLEY_ETOOBIG && q->c->ops->strict_envelope && !q->quiet) {  /* too deep is bad input */
+    q->c->ops->close(q->c, "event is not a JSON array starting with the event name");
     return NULL;
   }
-  json_array_items(root, items, 2, &count);
-  if (count != 2 || items[0].type != JSON_STRING || json_string_decode(items[0], name, cap, &len)) {
+  if (!envelope || count != 2 || json_string_decode(items[0], name, cap, &len)) {
     fail(q, ERR_UNSPECIFIED, "an event is a JSON array [\"EVENT\", payload]");
     return NULL;
   }

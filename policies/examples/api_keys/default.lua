@@ -1,0 +1,50 @@
+-- policies/examples/api_keys/default.lua - an API key picks the tenant.
+--
+-- Run:  build/parley --policies policies/examples/api_keys
+--
+-- Every client presents an API key:
+--   plain WebSocket:  ws://HOST/ws?key=<key>
+--   Socket.IO:        io(URL, { auth = { key: "<key>" } })   (conn.auth.key)
+-- The key is looked up in KEYS below; the value is the tenant. A missing or
+-- unknown key is refused: a /ws client gets HTTP 403 with the reason as the
+-- body, a Socket.IO client a `connect_error` whose message is the reason.
+--
+-- Each tenant's own rules live in tenants/<tenant>.lua (acme.lua, globex.lua
+-- here). A tenant file returns only what it changes; everything else comes
+-- from this file, and whatever this file leaves out comes from the built-in
+-- fallbacks, which implement protocol.md (room types 0, 1, 2 with their
+-- default specs, password check, owner-only updates, the error codes).
+-- A tenant that has a key but no file (initech) simply gets this policy.
+--
+-- In production the keys would not sit in the source: generate the table
+-- (e.g. keys.lua next to this file, loaded with require("keys")) from your
+-- customer database and let the server reload it (any change under this
+-- directory reloads the policies; state is kept).
+
+local M = {}
+
+-- API key -> tenant name. Tenant names: 1..64 characters from A-Z a-z 0-9 _ - .
+-- Keys should be long random strings; these are short for the examples.
+local KEYS = {
+  ["acme-3f9c1d2e"]    = "acme",      -- tenants/acme.lua: rooms of at most 4 users
+  ["globex-7b41a0c5"]  = "globex",    -- tenants/globex.lua: P2P mesh rooms only
+  ["initech-0d5e8f11"] = "initech",   -- no file: this policy as it is
+}
+
+-- conn = { framing = "ws" | "socket.io", path, query, headers, remote_addr,
+--          namespace (Socket.IO only), auth (Socket.IO auth payload, decoded) }
+-- Returns the tenant name, or nil and the reason to refuse the connection.
+function M.on_connect(conn)
+  -- Socket.IO clients connect to a namespace; only the main one is served.
+  if conn.namespace and conn.namespace ~= "/" then return nil, "Invalid namespace" end
+  local key = conn.query.key
+  if type(conn.auth) == "table" and type(conn.auth.key) == "string" then key = conn.auth.key end
+  if not key or key == "" then return nil, "missing API key" end
+  -- A table lookup hashes the whole key: no loop of prefix comparisons that
+  -- would tell an attacker how many leading characters were right.
+  local tenant = KEYS[key]
+  if not tenant then return nil, "unknown API key" end
+  return tenant
+end
+
+return M
