@@ -341,14 +341,14 @@ static void route_ws(void *ctx, http_req *r) {
   if (!conn_ws_handshake_ok(c, r)) return;
   policy_verdict v;
   policy_conn_info info = {"ws", r, c->remote, NULL, NULL, 0};
-  char tenant[72];
-  int rc = policy_on_connect(c->srv->policy, &info, tenant, sizeof tenant, &v);
+  char tenant[72], *data;
+  int rc = policy_on_connect(c->srv->policy, &info, tenant, sizeof tenant, &data, &v);
   if (rc) {
     http_reply(c, rc == PARLEY_ELUA ? 500 : 403, "text/plain", v.msg, NULL, 0);
     return;
   }
   c->peer.ops = &ws_peer_ops;
-  if (proto_peer_open(&c->peer, c->srv, tenant)) { http_reply(c, 503, "text/plain", "cannot accept more users", NULL, 0); return; }
+  if (proto_peer_open(&c->peer, c->srv, tenant, data)) { http_reply(c, 503, "text/plain", "cannot accept more users", NULL, 0); return; }
   conn_ws_accept(c, r, policy_limits_of(c->srv->policy, c->peer.tenant)->max_payload);
   uv_timer_start(&c->timer, on_timer, c->srv->cfg.ping_interval_ms, 0);
 }

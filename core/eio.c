@@ -254,9 +254,10 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
     return;
   }
   policy_conn_info info = {"socket.io", s->hs, s->remote, ns, sp->len ? sp->data : NULL, sp->len};
-  int rc = policy_on_connect(s->srv->policy, &info, tenant, sizeof tenant, &v);
+  char *data;
+  int rc = policy_on_connect(s->srv->policy, &info, tenant, sizeof tenant, &data, &v);
   if (rc) { sio_connect_error(s, sp->ns, sp->ns_len, v.msg); return; }
-  if (proto_peer_open(&s->peer, s->srv, tenant) || ids_new(&s->sio_sid)) {
+  if (ids_new(&s->sio_sid) || proto_peer_open(&s->peer, s->srv, tenant, data)) {
     sio_connect_error(s, sp->ns, sp->ns_len, "cannot accept more users");
     return;
   }

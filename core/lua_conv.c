@@ -9,12 +9,21 @@
 
 #define LCONV_MAX_DEPTH 32
 
+static void push_json_field(lua_State *L, const char *json, const char *field) {
+  json_span v;
+  if (json && json_parse(json, strlen(json), JSON_MAX_DEPTH, &v) == 0) {
+    lconv_push_json(L, v);
+    lua_setfield(L, -2, field);
+  }
+}
+
 void lconv_push_user(lua_State *L, const user_t *u) {
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
   lua_pushstring(L, u->id.s);
   lua_setfield(L, -2, "id");
   lua_pushstring(L, u->tenant->name);
   lua_setfield(L, -2, "tenant");
+  push_json_field(L, u->data, "data");
 }
 
 void lconv_push_room(lua_State *L, const room_t *r) {
@@ -43,13 +52,7 @@ void lconv_push_room(lua_State *L, const room_t *r) {
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   lua_setfield(L, -2, "members");
-  if (r->meta) {
-    json_span v;
-    if (json_parse(r->meta, strlen(r->meta), JSON_MAX_DEPTH, &v) == 0) {
-      lconv_push_json(L, v);
-      lua_setfield(L, -2, "meta");
-    }
-  }
+  push_json_field(L, r->meta, "meta");
 }
 
 void lconv_push_settings(lua_State *L, const room_settings *s) {

@@ -539,18 +539,44 @@ static int valid_tenant_name(const char *s, size_t n) {
   return 1;
 }
 
-int policy_on_connect(policy_t *P, const policy_conn_info *c, char *tenant, size_t cap, policy_verdict *v) {
+#define POLICY_MAX_USER_DATA (16u << 10)
+
+/* on_connect's second result, when there is one, as JSON for user.data. */
+static int user_data(policy_t *P, char **data) {
+  buf_t b;
+  if (lua_isnil(P->L, -1)) return 0;
+  buf_init(&b, POLICY_MAX_USER_DATA);
+  if (lconv_to_json(P->L, -1, &b) || buf_putc(&b, 0)) {
+    buf_free(&b);
+    log_warn("policy %s: the user data (second result) must be JSON-able, at most 16 KiB", P->where);
+    return PARLEY_EINVAL;
+  }
+  *data = b.data;
+  return 0;
+}
+
+int policy_on_connect(policy_t *P, const policy_conn_info *c, char *tenant, size_t cap, char **data,
+                      policy_verdict *v) {
   lua_State *L = P->L;
   int top = lua_gettop(L), rc = 0;
   snprintf(tenant, cap, "default");
+  *data = NULL;
   if (!hook_push(P, NULL, "on_connect")) return 0;
   lconv_push_conn(L, c);
   if (gate_call(P, "on_connect", 1, 2)) { verdict(v, ERR_UNSPECIFIED, "policy error in on_connect"); rc = PARLEY_ELUA; }
   else if (lua_type(L, -2) == LUA_TSTRING) {
     size_t n;
     const char *s = lua_tolstring(L, -2, &n);
-    if (valid_tenant_name(s, n) && n < cap) memcpy(tenant, s, n + 1);
-    else { log_warn("policy %s: bad tenant name (letters, digits, _ . -, 1..64)", P->where); verdict(v, ERR_UNSPECIFIED, "bad tenant"); rc = PARLEY_EINVAL; }
+    if (!valid_tenant_name(s, n) || n >= cap) {
+      log_warn("policy %s: bad tenant name (letters, digits, _ . -, 1..64)", P->where);
+      verdict(v, ERR_UNSPECIFIED, "bad tenant");
+      rc = PARLEY_EINVAL;
+    } else if (user_data(P, data)) {
+      verdict(v, ERR_UNSPECIFIED, "policy error in on_connect");
+      rc = PARLEY_ELUA;
+    } else {
+      memcpy(tenant, s, n + 1);
+    }
   } else if (lua_isnil(L, -2)) {
     verdict(v, ERR_UNSPECIFIED, lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "refused");
     rc = PARLEY_EINVAL;

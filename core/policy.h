@@ -53,7 +53,10 @@ const policy_limits *policy_limits_of(policy_t *P, const tenant_t *t);
 const char *policy_version(const policy_t *P);
 
 /* Each returns 0 to accept, or nonzero with *v saying why not. */
-int policy_on_connect(policy_t *P, const policy_conn_info *c, char *tenant, size_t cap, policy_verdict *v);
+/* on_connect(conn) -> tenant[, data]: *data gets the data as JSON (malloc'ed)
+ * or NULL; it becomes user.data in later hooks. */
+int policy_on_connect(policy_t *P, const policy_conn_info *c, char *tenant, size_t cap, char **data,
+                      policy_verdict *v);
 /* out's strings are malloc'ed: free them with policy_settings_free. */
 int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, room_settings *out, policy_verdict *v);
 int policy_check_password(policy_t *P, const room_t *r, const char *supplied, const user_t *u, policy_verdict *v);

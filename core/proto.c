@@ -412,14 +412,16 @@ void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
   e->handler(&q);
 }
 
-int proto_peer_open(peer_t *c, server_t *srv, const char *tenant) {
+int proto_peer_open(peer_t *c, server_t *srv, const char *tenant, char *data) {
   tenant_t *t;
   c->srv = srv;
   int rc = rooms_tenant(&srv->rooms, tenant, &t);
   if (!rc && t->nusers >= policy_limits_of(srv->policy, t)->max_connections) rc = PARLEY_ELIMIT;
   if (!rc) rc = rooms_user_add(&srv->rooms, t, c, &c->user);
-  if (!rc) c->tenant = t;
-  return rc;
+  if (rc) { free(data); return rc; }
+  c->user->data = data;
+  c->tenant = t;
+  return 0;
 }
 
 void proto_peer_gone(peer_t *c) {

@@ -6,8 +6,9 @@
 #include <stddef.h>
 #include "peer.h"
 
-/* The peer was accepted as a user of tenant: make its user. */
-int proto_peer_open(peer_t *p, server_t *srv, const char *tenant);
+/* The peer was accepted as a user of tenant: make its user (data: on_connect's
+ * JSON for user.data, taken over; may be NULL). */
+int proto_peer_open(peer_t *p, server_t *srv, const char *tenant, char *data);
 /* The peer is going: leave every room (others are told), drop the user. */
 void proto_peer_gone(peer_t *p);
 /* Handle one event ["NAME", payload]; text is borrowed for the call. */

@@ -48,7 +48,7 @@ void rooms_free(rooms_state *st) {
     free(t->name);
     free(t);
   }
-  HASH_ITER(hh, st->users, u, utmp) { HASH_DEL(st->users, u); free(u->rooms); free(u); }
+  HASH_ITER(hh, st->users, u, utmp) { HASH_DEL(st->users, u); free(u->rooms); free(u->data); free(u); }
   memset(st, 0, sizeof *st);
 }
 
@@ -85,6 +85,7 @@ void rooms_user_remove(rooms_state *st, user_t *u) {
   st->nusers--;
   u->tenant->nusers--;
   free(u->rooms);
+  free(u->data);
   free(u);
 }
 

@@ -16,6 +16,7 @@ struct user_s {
   tenant_t *tenant;     /* borrowed */
   void *peer;           /* borrowed: the peer (peer.h) this user speaks through */
   room_t **rooms;       /* rooms joined, in join order (owned array, borrowed rooms) */
+  char *data;           /* what on_connect said about this user, as JSON (owned), or NULL */
   size_t nrooms, caprooms;
   UT_hash_handle hh;
 };

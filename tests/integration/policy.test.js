@@ -207,3 +207,20 @@ test('Policy: SIGHUP reloads; a broken policy leaves the old one serving; rooms 
   assert.equal((await joinRoom(b, room.roomID)).curUsers, 2);
   await assertAliveThenStop(s);
 });
+
+test('Policy: on_connect may return data for the user; later hooks see it as user.data', T, async (t) => {
+  const s = await serverWith(policyDir(`function M.on_connect(conn)
+  return "default", { role = conn.query.role or "guest", n = 1 }
+end
+local create = M.create_room
+function M.create_room(req, user)
+  if user.data.role ~= "host" or user.data.n ~= 1 then return nil, "hosts only" end
+  return create(req, user)
+end`), t);
+  const host = await connectUser({ ...s, url: `${s.url}?role=host` }, t);
+  const guest = await connectUser(s, t);
+  await createRoom(host);
+  const e = await guest.fails('CREATE_ROOM', { maxUsers: 2, name: 'x', password: '', type: 0 }, ERR.ROOM_ERROR);
+  assert.equal(e.msg, 'hosts only');
+  await assertAliveThenStop(s);
+});
