@@ -20,23 +20,9 @@
 -- Any failure refuses the connection: HTTP 403 with the reason (/ws), or a
 -- Socket.IO connect_error with the reason as its message.
 --
--- THE DECISION: per-user claims are carried in the tenant name.
--- Hooks after on_connect only see user = {id, tenant}. on_connect runs before
--- the server assigns the userID, and nothing the policy returns from
--- on_connect is handed to later hooks except the tenant name. So the only
--- way for create_room to know *this user's* `types` claim is to put it into
--- the tenant name: tenant "acme" with types [1, 0] connects as tenant
--- "acme.t0-1" (types sorted, duplicates dropped), and create_room reads the
--- list back from user.tenant.
--- The price: rooms live inside a tenant, so users whose `types` claims differ
--- are in different tenants and cannot join each other's rooms (a roomID of
--- "acme.t0" is NO_SUCH_ROOM to a user of "acme.t0-1"); per-tenant limits
--- (max_rooms, max_connections) and tenant files (tenants/<name>.lua) apply
--- per composite name too. That is right when a rights level is its own
--- product (free users meet free users). When users with different rights
--- must share rooms, return `claims.tenant` alone from on_connect and decide
--- room types per tenant instead (a tenants/<tenant>.lua with its own `types`);
--- the `types` claim then cannot be enforced per user.
+-- Per-user claims: on_connect returns the tenant and, as a second result, data
+-- about this user ({types = {...}}); every later hook sees it as user.data.
+-- Users of one tenant share rooms whatever their `types` claims.
 local jwt = require("lib.jwt")   -- lib/jwt.lua next to this file
 
 local M = {}
@@ -49,20 +35,19 @@ local SECRET = "parley-example-secret-change-me"
 -- SFUClientSide, SFUServerSide apply, with their built-in specs).
 local KNOWN_TYPES = { [0] = true, [1] = true, [2] = true }
 
--- The `types` claim -> "0-1" (sorted, unique), or nil when it is not a list
--- of at most 8 small non-negative integers.
-local function types_suffix(list)
-  if list == nil then return "0" end
+-- The `types` claim -> a set {[0] = true, [1] = true}, or nil when it is not a
+-- list of at most 8 small non-negative integers.
+local function type_set(list)
+  if list == nil then return { [0] = true } end
   if type(list) ~= "table" or #list == 0 or #list > 8 then return nil end
-  local seen, ids = {}, {}
+  local set = {}
   for _, v in ipairs(list) do
     -- JSON numbers may arrive as floats (1.0): keep integral ones as integers
     local t = type(v) == "number" and math.tointeger(v)
     if not t or t < 0 or t > 99 then return nil end
-    if not seen[t] then seen[t] = true; ids[#ids + 1] = t end
+    set[t] = true
   end
-  table.sort(ids)
-  return table.concat(ids, "-")
+  return set
 end
 
 function M.on_connect(conn)
@@ -81,16 +66,19 @@ function M.on_connect(conn)
   if type(tenant) ~= "string" or not tenant:match("^[%w_%-]+$") or #tenant > 30 then
     return nil, "bad tenant claim"
   end
-  local suffix = types_suffix(claims.types)
-  if not suffix then return nil, "bad types claim" end
-  return tenant .. ".t" .. suffix          -- e.g. "acme.t0-1"
+  local types = type_set(claims.types)
+  if not types then return nil, "bad types claim" end
+  -- user.data in later hooks. JSON keys are strings: store the list, not the set.
+  local list = {}
+  for t in pairs(types) do list[#list + 1] = t end
+  table.sort(list)
+  return tenant, { types = list }
 end
 
--- The room types the user's token allowed, read back from the tenant name.
+-- The room types the user's token allowed (from on_connect's user data).
 local function allowed_types(user)
   local allowed = {}
-  local list = user.tenant:match("%.t([%d%-]+)$")
-  for id in (list or ""):gmatch("%d+") do allowed[tonumber(id)] = true end
+  for _, t in ipairs(user.data and user.data.types or {}) do allowed[t] = true end
   return allowed
 end
 
