@@ -1,7 +1,13 @@
 // Shared helpers for the Parley integration tests.
 //
 //   startServer(opts)   spawn build/parley on an ephemeral port, parse the port
-//   Client              a `ws` client speaking ["EVENT", payload] frames
+//   Client              a client speaking Parley events, over the framing chosen
+//                       by env PARLEY_FRAMING: `ws` (default: plain /ws frames
+//                       ["EVENT", payload] with the `ws` package), `sio-ws`
+//                       (socket.io-client, WebSocket transport only) or `sio`
+//                       (socket.io-client defaults: polling, then upgrade)
+//   SioClient           the Socket.IO variant of Client (what Client.connect
+//                       returns under sio-ws / sio)
 //   RawWs / buildFrame  a hand-rolled RFC 6455 client over a raw TCP socket
 //   httpGet / RawHttp   plain HTTP requests (fresh socket / kept-alive socket)
 //
@@ -17,6 +23,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
+import { io } from 'socket.io-client';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = process.env.PARLEY_BIN
@@ -29,6 +36,27 @@ export const ERR = Object.freeze({
 export const ID_RE = /^[A-Za-z0-9_-]{22}$/;
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------
+// Framing selection (env PARLEY_FRAMING)
+// ---------------------------------------------------------------------------
+
+export const FRAMINGS = Object.freeze(['ws', 'sio-ws', 'sio']);
+export const FRAMING = process.env.PARLEY_FRAMING || 'ws';
+if (!FRAMINGS.includes(FRAMING)) {
+  throw new Error(`PARLEY_FRAMING=${FRAMING}: expected one of ${FRAMINGS.join(', ')}`);
+}
+/** True when `framing` (default: this run's) is one of the Socket.IO ones. */
+export const isSio = (framing = FRAMING) => framing !== 'ws';
+
+/**
+ * node:test options for a test that only makes sense over the plain /ws
+ * framing: `test(name, { ...T, ...plainOnly('why') }, fn)`. Under sio-ws / sio
+ * the test is skipped and the reason shows in the report.
+ */
+export function plainOnly(reason) {
+  return isSio() ? { skip: `plain /ws framing only (PARLEY_FRAMING=${FRAMING}): ${reason}` } : {};
+}
 
 /** Race a promise against a timer; rejects with `what` in the message. */
 export function withTimeout(promise, ms, what) {
@@ -321,8 +349,15 @@ let reqCounter = 0;
 export const newRequestId = () => `req-${process.pid}-${++reqCounter}`;
 
 export class Client {
-  /** Connect to `url`; resolves once the WebSocket is open. */
-  static connect(url, { timeout = 5000 } = {}) {
+  /**
+   * Connect a user; resolves once it can send events. `url` is the server's
+   * /ws URL (server.url, with or without a query string) or its HTTP base.
+   * opts: timeout; framing (default: env PARLEY_FRAMING); under the Socket.IO
+   * framings also auth, path, query, extra (more io() options).
+   */
+  static connect(url, opts = {}) {
+    const { timeout = 5000, framing = FRAMING } = opts;
+    if (isSio(framing)) return SioClient.connect(url, { ...opts, timeout, framing });
     const c = new Client(new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeout }));
     return withTimeout(c.opened, timeout, `ws connect ${url}`).then(() => c, (e) => {
       c.ws.terminate();
@@ -330,28 +365,37 @@ export class Client {
     });
   }
 
+  /** A plain /ws client around a `ws` WebSocket (always the plain framing). */
   constructor(ws) {
-    this.ws = ws;
+    this.framing = 'ws';
     this.id = null; // userID, filled by connectUser()
     this.buf = []; // unconsumed messages: {event, payload, raw}
     this.waiters = [];
     this.closeInfo = null;
+    if (ws) this._attachWs(ws);
+  }
+
+  _attachWs(ws) {
+    this.ws = ws;
     this.opened = new Promise((resolve, reject) => {
       ws.once('open', resolve);
       ws.once('error', reject);
     });
     this.opened.catch(() => {});
     this.closed = new Promise((resolve) => {
-      ws.once('close', (code, reason) => {
-        this.closeInfo = { code, reason: reason.toString() };
-        resolve(this.closeInfo);
-        for (const w of this.waiters.splice(0)) {
-          w.reject(new Error(`connection closed (code ${code}) while waiting for ${w.desc}`));
-        }
-      });
+      ws.once('close', (code, reason) => this._closedWith({ code, reason: reason.toString() }, resolve));
     });
     ws.on('error', () => { /* surfaced through 'close' */ });
     ws.on('message', (data, isBinary) => this._onMessage(data, isBinary));
+  }
+
+  /** Record the close and fail every pending waiter. */
+  _closedWith(info, resolve) {
+    this.closeInfo = info;
+    resolve(info);
+    for (const w of this.waiters.splice(0)) {
+      w.reject(new Error(`connection closed (code ${info.code}, ${info.reason}) while waiting for ${w.desc}${info.trace ? `; last packets: ${info.trace}` : ''}`));
+    }
   }
 
   _onMessage(data, isBinary) {
@@ -371,6 +415,10 @@ export class Client {
         msg = { event: '<not-json>', payload: raw, raw };
       }
     }
+    this._deliver(msg);
+  }
+
+  _deliver(msg) {
     const i = this.waiters.findIndex((w) => w.pred(msg));
     if (i >= 0) {
       const [w] = this.waiters.splice(i, 1);
@@ -386,12 +434,15 @@ export class Client {
 
   sendRaw(data, opts) { this.ws.send(data, opts); }
 
+  /** Drop the connection abruptly (TCP reset, no close frame). */
+  terminate() { this.ws.terminate(); return Promise.resolve(); }
+
   /** Next message matching pred (buffered ones first). Resolves {event, payload, raw}. */
   waitFor(pred, { timeout = 3000, desc = 'a matching message' } = {}) {
     const i = this.buf.findIndex(pred);
     if (i >= 0) return Promise.resolve(this.buf.splice(i, 1)[0]);
     if (this.closeInfo) {
-      return Promise.reject(new Error(`connection closed (code ${this.closeInfo.code}) before ${desc}`));
+      return Promise.reject(new Error(`connection closed (code ${this.closeInfo.code}, ${this.closeInfo.reason}) before ${desc}`));
     }
     return new Promise((resolve, reject) => {
       const w = { pred, desc, resolve: null, reject: null };
@@ -467,7 +518,180 @@ export class Client {
 
   /** Wait for the server to close the connection; resolves {code, reason}. */
   waitClose(timeout = 3000) {
-    return withTimeout(this.closed, timeout, 'server closing the WebSocket');
+    return withTimeout(this.closed, timeout, 'server closing the connection');
+  }
+}
+
+/**
+ * Socket.IO URL pieces from a test's URL: server.url (ws://host/ws?query) maps
+ * to the HTTP base plus the query (namespace "/"); an http:// URL is used as it
+ * is, its path being the namespace (server.httpBase + '/admin').
+ */
+function sioTarget(url) {
+  const u = new URL(url);
+  const query = Object.fromEntries(u.searchParams);
+  if (u.protocol === 'ws:' || u.protocol === 'wss:') {
+    if (u.pathname !== '/ws') throw new Error(`SioClient: cannot map ${url} to Socket.IO (only the /ws URL maps)`);
+    return { base: `${u.protocol === 'wss:' ? 'https' : 'http'}://${u.host}`, query };
+  }
+  return { base: `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`, query };
+}
+
+/**
+ * The same Client API over socket.io-client. Events are socket.emit(event,
+ * payload) without an ack, so replies arrive as events just as over /ws;
+ * incoming events (socket.onAny) become the same {event, payload, raw}
+ * messages. closeInfo / waitClose() give {code: null, reason} (the 'disconnect'
+ * reason). `ws` is a small stand-in for code written against the `ws` object
+ * (on('message'|'ping'), terminate(), close(), send(), readyState, _socket).
+ */
+export class SioClient extends Client {
+  /**
+   * opts: timeout, framing ('sio-ws' → transports ['websocket'], 'sio' →
+   * socket.io-client's default: polling, then upgrade), auth, path, query,
+   * extra (more io() options), setup(socket) (called right after io(), before
+   * the handshake completes). Resolves on 'connect'; rejects with the
+   * connect_error's message (err.sioMessage) otherwise.
+   */
+  static connect(url, {
+    timeout = 5000, framing = FRAMING === 'ws' ? 'sio' : FRAMING, auth, path: sioPath, query, extra, setup,
+  } = {}) {
+    const target = sioTarget(url);
+    const opts = {
+      reconnection: false,
+      forceNew: true,
+      timeout,
+      query: { ...target.query, ...query },
+      ...(framing === 'sio-ws' ? { transports: ['websocket'] } : {}),
+      ...(sioPath ? { path: sioPath } : {}),
+      ...(auth !== undefined ? { auth } : {}),
+      ...extra,
+    };
+    const socket = io(target.base, opts);
+    if (setup) setup(socket);
+    const c = new SioClient(socket, framing);
+    return withTimeout(c.opened, timeout, `socket.io connect ${target.base} (${framing})`).then(() => c, (e) => {
+      c.socket.disconnect();
+      throw e;
+    });
+  }
+
+  constructor(socket, framing = 'sio') {
+    super(null);
+    this.framing = framing;
+    this.socket = socket;
+    this.rawListeners = [];
+    this.opened = new Promise((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('connect_error', (err) => {
+        const e = new Error(`connect_error: ${err.message}`);
+        e.sioMessage = err.message;
+        e.data = err.data;
+        reject(e);
+      });
+    });
+    this.opened.catch(() => {});
+    this.closed = new Promise((resolve) => {
+      socket.once('disconnect', (reason, details) => {
+        note(`disconnect: ${reason}`);
+        this._closedWith({ code: null, reason, details, trace: this.trace.join(' | ') }, resolve);
+      });
+    });
+    // The last engine packets each way, with times: shown when the session ends unexpectedly.
+    this.trace = [];
+    const t0 = Date.now();
+    const note = (what) => {
+      this.trace.push(`${Date.now() - t0}ms ${what}`);
+      if (this.trace.length > 16) this.trace.shift();
+    };
+    socket.io.on('open', () => {
+      const eng = socket.io.engine;
+      note(`open ${eng.transport?.name}`);
+      eng.on('packet', (p) => note(`in ${p.type} ${String(p.data ?? '').slice(0, 40)}`));
+      eng.on('packetCreate', (p) => note(`out ${p.type} ${String(p.data ?? '').slice(0, 40)}`));
+      eng.on('upgrade', (tr) => note(`upgraded to ${tr.name}`));
+      eng.on('upgradeError', (e) => note(`upgrade error ${e.message}`));
+    });
+    socket.onAny((event, ...args) => {
+      const raw = JSON.stringify([event, ...args]);
+      for (const fn of this.rawListeners) fn(Buffer.from(raw), false);
+      this._deliver({ event, payload: args[0], raw });
+    });
+    const client = this;
+    this.ws = {
+      on(ev, fn) {
+        if (ev === 'message') client.rawListeners.push(fn);
+        else if (ev === 'ping') socket.io.on('ping', fn);
+        else if (ev === 'close') client.closed.then((i) => fn(i.code, Buffer.from(i.reason ?? '')));
+        return this;
+      },
+      // The WebSocket transport's TCP socket (code that pauses reading, e.g.
+      // slow_consumer.test.js). Still on polling: a stand-in whose pause() /
+      // resume() act on that socket once the upgrade is done.
+      get _socket() {
+        const tcp = () => client.engine?.transport?.ws?._socket;
+        if (tcp()) return tcp();
+        return {
+          pause() { client.upgraded(5000).then(() => tcp()?.pause(), () => {}); },
+          resume() { client.upgraded(5000).then(() => tcp()?.resume(), () => {}); },
+        };
+      },
+      terminate() { client.terminate(); },
+      close() { client.close(); },
+      send(data) { client.sendRaw(data); },
+      get readyState() { return socket.connected ? WebSocket.OPEN : (client.closeInfo ? WebSocket.CLOSED : WebSocket.CONNECTING); },
+    };
+  }
+
+  /** The underlying engine.io-client socket. */
+  get engine() { return this.socket.io.engine; }
+
+  get transport() { return this.engine?.transport?.name; }
+
+  get isOpen() { return this.socket.connected; }
+
+  send(event, payload) { this.socket.emit(event, payload); }
+
+  /**
+   * Send `text` as the data of a Socket.IO EVENT packet (engine packet
+   * "42" + text), bypassing socket.io-client's encoder; what emit() would send
+   * when text is a JSON array with the event name first. A Buffer goes out as a
+   * binary engine message.
+   */
+  sendRaw(data) {
+    if (Buffer.isBuffer(data)) this.engine.write(data);
+    else this.engine.write(`2${data}`);
+  }
+
+  /** Send one raw Engine.IO message packet: "4" + sioPacket (e.g. '451-[…]'). */
+  sendSioPacket(sioPacket) { this.engine.write(sioPacket); }
+
+  /** Resolves once the transport is WebSocket (at once for sio-ws). */
+  upgraded(timeout = 3000) {
+    if (this.transport === 'websocket') return Promise.resolve();
+    return withTimeout(new Promise((resolve) => this.engine.once('upgrade', () => resolve())), timeout,
+      `transport upgrade (still ${this.transport})`);
+  }
+
+  /**
+   * Drop the connection abruptly: the WebSocket's TCP connection is destroyed
+   * without a close frame, a '41' or an engine close packet. A session still
+   * on polling has no connection of its own to drop, so this waits for the
+   * upgrade first (bounded; falls back to a polite disconnect).
+   */
+  async terminate() {
+    if (this.closeInfo) return;
+    if (this.transport !== 'websocket') await this.upgraded(3000).catch(() => {});
+    const t = this.engine?.transport;
+    if (t && t.name === 'websocket' && t.ws) t.ws.terminate();
+    else this.socket.disconnect();
+  }
+
+  /** socket.disconnect() ('41', then the engine closes); resolves the close info. */
+  async close() {
+    if (this.closeInfo) return this.closeInfo;
+    this.socket.disconnect();
+    return this.closeInfo ?? { code: null, reason: 'io client disconnect' };
   }
 }
 
@@ -484,10 +708,10 @@ export function assertError(p, { error, event, requestID } = {}) {
 
 /**
  * Connect a user, learn its userID with GET_ID, and close it when test `t`
- * ends. Returns the Client (with .id).
+ * ends. Returns the Client (with .id). opts go to Client.connect (framing…).
  */
-export async function connectUser(server, t) {
-  const c = await Client.connect(server.url);
+export async function connectUser(server, t, opts) {
+  const c = await Client.connect(server.url, opts);
   if (t) t.after(() => c.close());
   const r = await c.ok('GET_ID', {});
   assert.match(r.userID, ID_RE);
@@ -495,8 +719,8 @@ export async function connectUser(server, t) {
   return c;
 }
 
-export async function connectUsers(server, t, n) {
-  return Promise.all(Array.from({ length: n }, () => connectUser(server, t)));
+export async function connectUsers(server, t, n, opts) {
+  return Promise.all(Array.from({ length: n }, () => connectUser(server, t, opts)));
 }
 
 export const ROOM_DEFAULTS = Object.freeze({ maxUsers: 10, name: 'room', password: 'pw', type: 0 });

@@ -1,8 +1,13 @@
 // /ws liveness: WebSocket pings every --ping-interval, close after --ping-timeout without a pong.
+// Under PARLEY_FRAMING=sio-ws|sio the raw-frame tests are skipped; the
+// auto-answering client is then socket.io-client answering Engine.IO pings
+// ("2" → "3"), and the dead raw /ws client shares a room with a Socket.IO user.
+// (The Socket.IO ping timeout itself is in sio.test.js.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startServer, assertAliveThenStop, rawConnect, connectUser, createRoom, OP, sleep, ERR,
+  plainOnly, isSio,
 } from './helpers.js';
 
 let server;
@@ -11,7 +16,7 @@ after(async () => { if (server) await server.stop(); });
 
 const T = { timeout: 15_000 };
 
-test('Liveness: a client that never answers pings is pinged, then closed within ~1 s', T, async (t) => {
+test('Liveness: a client that never answers pings is pinged, then closed within ~1 s', { ...T, ...plainOnly('WebSocket ping frames') }, async (t) => {
   const raw = await rawConnect(server, t);
   const t0 = Date.now();
   const closed = await raw.waitEnd(3000);
@@ -26,7 +31,7 @@ test('Liveness: a client that never answers pings is pinged, then closed within 
   }
 });
 
-test('Liveness: a raw client that answers each ping with a matching pong stays connected', T, async (t) => {
+test('Liveness: a raw client that answers each ping with a matching pong stays connected', { ...T, ...plainOnly('WebSocket ping frames') }, async (t) => {
   const raw = await rawConnect(server, t);
   const deadline = Date.now() + 1600;
   let pings = 0;
@@ -50,10 +55,11 @@ test('Liveness: a raw client that answers each ping with a matching pong stays c
   }
 });
 
-test('Liveness: a `ws` client (auto-pong) stays open over 1.5 s and keeps being served', T, async (t) => {
+test(`Liveness: a ${isSio() ? 'socket.io-client (answers Engine.IO pings)' : '`ws` client (auto-pong)'} stays open over 1.5 s and keeps being served`, T, async (t) => {
   const c = await connectUser(server, t);
   let pings = 0;
-  c.ws.on('ping', () => { pings++; });
+  if (isSio()) c.socket.io.on('ping', () => { pings++; });
+  else c.ws.on('ping', () => { pings++; });
   await sleep(1600);
   assert.ok(c.isOpen, `closed: ${JSON.stringify(c.closeInfo)}`);
   assert.ok(pings >= 3, `saw ${pings} pings`);

@@ -1,18 +1,20 @@
 // RFC 6455 framing on /ws, driven over raw TCP sockets with hand-built frames.
+// Plain framing only: under PARLEY_FRAMING=sio-ws|sio these are skipped (the
+// Socket.IO framing's own malformed-input rules are in sio.test.js).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import {
   startServer, assertAliveThenStop, rawConnect, buildFrame, closePayload, OP, ID_RE,
-  makePair, assertPairWorks, sleep, withTimeout,
+  makePair, assertPairWorks, sleep, withTimeout, plainOnly,
 } from './helpers.js';
 
 let server;
 before(async () => { server = await startServer(); });
 after(async () => { if (server) await server.stop(); });
 
-const T = { timeout: 20_000 };
+const T = { timeout: 20_000, ...plainOnly('raw RFC 6455 framing on /ws') };
 const getId = (rid) => JSON.stringify(['GET_ID', { requestId: rid }]);
 
 async function expectGetIdReply(raw, rid) {
@@ -256,6 +258,6 @@ test('WS: client close frame → server echoes a close frame and closes TCP', T,
   assert.ok(await raw.waitEnd(2000), 'server did not close TCP after the close handshake');
 });
 
-test('WS: server still alive, /healthz answers, SIGTERM exits 0', T, async () => {
+test('WS: server still alive, /healthz answers, SIGTERM exits 0', { timeout: 20_000 }, async () => {
   await assertAliveThenStop(server);
 });
