@@ -1,6 +1,7 @@
 /* json.c - strict JSON scanning into spans (no allocation) and a small writer
  * for the replies the core builds. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 typedef struct {
   const char *p, *end;
   int depth, max_depth;
+  json_index *ix;   /* record the top array's items and item 1's members, or NULL */
+  size_t item;      /* the top-level item being scanned */
 } scan_t;
 
 static void skip_ws(scan_t *s) {
@@ -24,9 +27,26 @@ static int hexval(char c) {
   return -1;
 }
 
+/* 1 for bytes a string may hold as they are: not '"', '\\', control, non-ASCII. */
+static const unsigned char plain[256] = {[0x20 ... 0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7f] = 1};
+
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* 1 when none of the 8 bytes in w is '"', '\\', a control byte or non-ASCII
+ * (the usual bit tricks: a byte b < n shows as (w - n*ONES) & ~w & HIGHS). */
+static int plain8(uint64_t w) {
+  uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+  return ((((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w) | w) & HIGHS) == 0;
+}
+
 static int scan_string(scan_t *s) {
   s->p++; /* opening quote */
   while (s->p < s->end) {
+    uint64_t w;
+    while (s->end - s->p >= 8 && (memcpy(&w, s->p, 8), plain8(w))) s->p += 8;
+    while (s->p < s->end && plain[(unsigned char)*s->p]) s->p++;
+    if (s->p >= s->end) break;
     unsigned char c = (unsigned char)*s->p;
     if (c == '"') { s->p++; return 0; }
     if (c < 0x20) return PARLEY_EINVAL;
@@ -84,25 +104,47 @@ static int scan_literal(scan_t *s, const char *lit) {
 static int scan_value(scan_t *s, json_type *type);
 
 /* Arrays and objects share one loop: members are "key": value for objects. */
+/* While validating, note spans for the event layer (see json_index). */
+static void index_item(scan_t *s, json_span v) {
+  if (s->item < 2) s->ix->items[s->item] = v;
+  s->ix->nitems = ++s->item;
+}
+
+static void index_member(scan_t *s, json_span k, json_span v) {
+  json_index *ix = s->ix;
+  if (ix->nmembers < JSON_INDEX_MEMBERS) { ix->members[ix->nmembers].key = k; ix->members[ix->nmembers].val = v; }
+  ix->nmembers++;
+}
+
 static int scan_container(scan_t *s, int is_object) {
   char close = is_object ? '}' : ']';
   if (++s->depth > s->max_depth) return PARLEY_ETOOBIG;
+  int items = s->ix && s->depth == 1 && !is_object;                  /* the event array */
+  int members = s->ix && s->depth == 2 && is_object && s->item == 1;  /* its payload object */
   s->p++;
   skip_ws(s);
   if (s->p < s->end && *s->p == close) { s->p++; s->depth--; return 0; }
   for (;;) {
     json_type t;
+    json_span k = {JSON_STRING, NULL, 0};
     skip_ws(s);
     if (is_object) {
       if (s->p >= s->end || *s->p != '"') return PARLEY_EINVAL;
+      k.p = s->p;
       int rc = scan_string(s);
       if (rc) return rc;
+      k.n = (size_t)(s->p - k.p);
       skip_ws(s);
       if (s->p >= s->end || *s->p != ':') return PARLEY_EINVAL;
       s->p++;
+      skip_ws(s);
     }
+    const char *start = s->p;
     int rc = scan_value(s, &t);
     if (rc) return rc;
+    json_span v = {t, start, (size_t)(s->p - start)};
+    if (items) index_item(s, v);
+    else if (members) index_member(s, k, v);
     skip_ws(s);
     if (s->p >= s->end) return PARLEY_EINVAL;
     if (*s->p == ',') { s->p++; continue; }
@@ -128,7 +170,15 @@ static int scan_value(scan_t *s, json_type *type) {
 }
 
 int json_parse(const char *p, size_t n, int max_depth, json_span *out) {
-  scan_t s = {p, p + n, 0, max_depth};
+  return json_parse_indexed(p, n, max_depth, out, NULL);
+}
+
+int json_parse_indexed(const char *p, size_t n, int max_depth, json_span *out, json_index *ix) {
+  if (ix) {
+    ix->nitems = ix->nmembers = 0;
+    ix->items[0].type = ix->items[1].type = JSON_NONE;
+  }
+  scan_t s = {p, p + n, 0, max_depth, ix, 0};
   skip_ws(&s);
   const char *start = s.p;
   json_type t = JSON_NONE;
@@ -146,7 +196,7 @@ int json_parse(const char *p, size_t n, int max_depth, json_span *out) {
 /* Scan one value of already-validated text at *p (no depth limit needed: the
  * text passed json_parse). */
 static json_span next_value(const char **p, const char *end) {
-  scan_t s = {*p, end, 0, 1 << 30};
+  scan_t s = {*p, end, 0, 1 << 30, NULL, 0};
   json_span v = {JSON_NONE, NULL, 0};
   skip_ws(&s);
   v.p = s.p;
@@ -196,13 +246,22 @@ int json_array_items(json_span arr, json_span *items, size_t max, size_t *count)
 /* Compare a raw JSON string token (with quotes) to a plain key. */
 static int key_equals(json_span k, const char *key) {
   size_t kl = strlen(key);
-  if (!memchr(k.p, '\\', k.n)) return k.n == kl + 2 && memcmp(k.p + 1, key, kl) == 0;
+  if (k.n == kl + 2 && memcmp(k.p + 1, key, kl) == 0 && !memchr(key, '\\', kl)) return 1;  /* the usual spelling */
+  if (k.n < kl + 2 || !memchr(k.p, '\\', k.n)) return 0;  /* escapes only make keys longer */
   char small[256], *tmp = k.n < sizeof small ? small : malloc(k.n);  /* decoded <= raw */
   size_t len;
   int eq = tmp && json_string_decode(k, tmp, k.n < sizeof small ? sizeof small : k.n, &len) == 0 && len == kl &&
            memcmp(tmp, key, kl) == 0;
   if (tmp != small) free(tmp);
   return eq;
+}
+
+int json_index_get(const json_index *ix, const char *key, json_span *out) {
+  if (ix->nitems < 2 || ix->items[1].type != JSON_OBJECT) return PARLEY_EINVAL;
+  if (ix->nmembers > JSON_INDEX_MEMBERS) return json_object_get(ix->items[1], key, out);
+  for (size_t i = ix->nmembers; i-- > 0;)  /* the last one wins, as in json_object_get */
+    if (key_equals(ix->members[i].key, key)) { *out = ix->members[i].val; return 0; }
+  return PARLEY_ENOTFOUND;
 }
 
 int json_object_get(json_span obj, const char *key, json_span *out) {

@@ -22,6 +22,18 @@ typedef struct {
 } json_span;
 
 #define JSON_MAX_DEPTH 64
+#define JSON_INDEX_MEMBERS 16
+
+/* What one validating pass notes of an event ["NAME", payload]: the top-level
+ * array's first two items, and the members of item 1 when it is an object
+ * (the first JSON_INDEX_MEMBERS of them; nmembers counts them all). Lets the
+ * event layer read fields without scanning the frame again. */
+typedef struct {
+  json_span items[2];
+  size_t nitems;
+  struct { json_span key, val; } members[JSON_INDEX_MEMBERS];
+  size_t nmembers;
+} json_index;
 
 /* Validate that [p, p+n) is exactly one JSON value (surrounding whitespace
  * allowed), nested at most max_depth deep. On success *out spans the value. */
@@ -35,6 +47,12 @@ typedef struct {
 } json_iter;
 void json_iter_init(json_iter *it, json_span container);
 int json_iter_next(json_iter *it, json_span *key, json_span *val);
+
+/* json_parse that also fills *ix (for a top-level array). */
+int json_parse_indexed(const char *p, size_t n, int max_depth, json_span *out, json_index *ix);
+/* Member key of the indexed payload object (the last one when repeated);
+ * PARLEY_ENOTFOUND when absent, PARLEY_EINVAL when the payload is no object. */
+int json_index_get(const json_index *ix, const char *key, json_span *out);
 
 /* The items of a validated array, up to max; *count gets the total count. */
 int json_array_items(json_span arr, json_span *items, size_t max, size_t *count);

@@ -23,6 +23,7 @@ typedef struct {
   const proto_ack *ack;
   const policy_limits *lim;
   int quiet;                /* decoding only: send no errors */
+  json_index ix;            /* the event's spans, noted while validating it */
 } req_t;
 
 static buf_t scratch;       /* reply building; the loop is single-threaded */
@@ -97,7 +98,7 @@ static void notify_others(room_t *r, user_t *skip, const char *event) {
 static int field_string(req_t *q, const char *key, char **out, size_t *len) {
   json_span v;
   *out = NULL;
-  if (json_object_get(q->payload, key, &v) || v.type != JSON_STRING) return PARLEY_EINVAL;
+  if (json_index_get(&q->ix, key, &v) || v.type != JSON_STRING) return PARLEY_EINVAL;
   char *s = malloc(v.n + 1);
   if (!s) return PARLEY_ENOMEM;
   if (json_string_decode(v, s, v.n + 1, len) || strlen(s) != *len) { free(s); return PARLEY_EINVAL; }
@@ -107,7 +108,7 @@ static int field_string(req_t *q, const char *key, char **out, size_t *len) {
 
 static int field_int(req_t *q, const char *key, int *out) {
   json_span v;
-  if (json_object_get(q->payload, key, &v) || v.type != JSON_NUMBER) return PARLEY_EINVAL;
+  if (json_index_get(&q->ix, key, &v) || v.type != JSON_NUMBER) return PARLEY_EINVAL;
   double d = json_number(v);
   if (d != floor(d) || fabs(d) > 2147483647.0) return PARLEY_EINVAL;
   *out = (int)d;
@@ -229,7 +230,7 @@ static void ev_join_room(req_t *q) {
   user_t *u = q->c->user;
   policy_verdict v;
   int deleted;
-  if (json_object_get(q->payload, "room", &rv) || rv.type != JSON_STRING || field_string(q, "password", &pwd, &pl)) {
+  if (json_index_get(&q->ix, "room", &rv) || rv.type != JSON_STRING || field_string(q, "password", &pwd, &pl)) {
     fail(q, ERR_UNSPECIFIED, "JOIN_ROOM needs room: string, password: string");
     return;
   }
@@ -258,7 +259,7 @@ static void ev_update_room(req_t *q) {
   json_span rv;
   room_settings req, s;
   policy_verdict v;
-  if (json_object_get(q->payload, "room", &rv) || rv.type != JSON_STRING) {
+  if (json_index_get(&q->ix, "room", &rv) || rv.type != JSON_STRING) {
     fail(q, ERR_UNSPECIFIED, "UPDATE_ROOM needs room: string, maxUsers: number, name: string, password: string");
     return;
   }
@@ -307,17 +308,19 @@ static void ev_disconnect(req_t *q) {
 }
 
 static void ev_signal(req_t *q) {
-  if (relay_signal(q->c, q->payload, q->ack) == 0) empty_ack(q);
+  if (relay_signal(q->c, &q->ix, q->ack) == 0) empty_ack(q);
 }
+
+enum { RID_NONE = -1, RID_OPTIONAL = 0, RID_REQUIRED = 1 };
 
 typedef struct {
   const char *name;
   void (*handler)(req_t *q);
-  int needs_request_id;
+  int needs_request_id;   /* RID_*: SIGNAL's errors carry requestID null, so it is not read */
 } event_def;
 
 static const event_def events[] = {
-  {"SIGNAL", ev_signal, 0},
+  {"SIGNAL", ev_signal, RID_NONE},
   {"GET_ID", ev_get_id, 1},
   {"CREATE_ROOM", ev_create_room, 1},
   {"JOIN_ROOM", ev_join_room, 1},
@@ -347,7 +350,7 @@ static int read_request_id(req_t *q, int required) {
   json_span v;
   q->rid = "null";
   q->rid_len = 4;
-  if (q->payload.type != JSON_OBJECT || json_object_get(q->payload, "requestId", &v)) {
+  if (q->payload.type != JSON_OBJECT || json_index_get(&q->ix, "requestId", &v)) {
     if (!required) return 0;
     fail(q, ERR_UNSPECIFIED, q->payload.type == JSON_OBJECT ? "requestId missing" : "payload must be an object");
     return PARLEY_EINVAL;
@@ -367,12 +370,12 @@ static int read_request_id(req_t *q, int required) {
 
 /* ["NAME", payload]: the event definition and the payload. */
 static const event_def *decode(req_t *q, const char *text, size_t n, char *name, size_t cap) {
-  json_span root, items[2];
-  size_t count = 0, len;
+  json_span root, *items = q->ix.items;
+  size_t count, len;
   name[0] = 0;
-  int prc = json_parse(text, n, JSON_MAX_DEPTH, &root);
+  int prc = json_parse_indexed(text, n, JSON_MAX_DEPTH, &root, &q->ix);
   int envelope = prc == 0 && root.type == JSON_ARRAY;
-  if (envelope) json_array_items(root, items, 2, &count);
+  count = envelope ? q->ix.nitems : 0;
   envelope = envelope && count >= 1 && items[0].type == JSON_STRING;
   if (!envelope && prc != PARLEY_ETOOBIG && q->c->ops->strict_envelope && !q->quiet) {  /* too deep is bad input */
     q->c->ops->close(q->c, "event is not a JSON array starting with the event name");
@@ -393,7 +396,7 @@ static const event_def *decode(req_t *q, const char *text, size_t n, char *name,
 
 void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
   char name[32];
-  req_t q = {c, NULL, {JSON_NONE, NULL, 0}, NULL, 0, ack, policy_limits_of(pol(c), c->tenant), 0};
+  req_t q = {.c = c, .ack = ack, .lim = policy_limits_of(pol(c), c->tenant)};
   if (!c->user) return;
   if (rate_check(c, q.lim)) {
     if (c->strikes > (unsigned)q.lim->rate) { c->ops->close(c, "rate limit exceeded persistently"); return; }
@@ -407,8 +410,11 @@ void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
   }
   const event_def *e = decode(&q, text, n, name, sizeof name);
   if (!e) return;
-  if (read_request_id(&q, e->needs_request_id)) return;
-  if (e->needs_request_id && q.payload.type != JSON_OBJECT) { fail(&q, ERR_UNSPECIFIED, "payload must be an object"); return; }
+  if (e->needs_request_id != RID_NONE && read_request_id(&q, e->needs_request_id == RID_REQUIRED)) return;
+  if (e->needs_request_id == RID_REQUIRED && q.payload.type != JSON_OBJECT) {
+    fail(&q, ERR_UNSPECIFIED, "payload must be an object");
+    return;
+  }
   e->handler(&q);
 }
 

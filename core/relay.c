@@ -14,20 +14,65 @@ static const char *span_id(json_span v) {
   return v.p + 1;
 }
 
+/* {"source":"…","target":"…","room":"…","signal": (IDs are ID_LEN characters). */
+static size_t relay_head(char *out, const char *source, const char *target, const char *room) {
+  static const char k1[] = "{\"source\":\"", k2[] = "\",\"target\":\"", k3[] = "\",\"room\":\"", k4[] = "\",\"signal\":";
+  char *o = out;
+  memcpy(o, k1, sizeof k1 - 1); o += sizeof k1 - 1;
+  memcpy(o, source, ID_LEN); o += ID_LEN;
+  memcpy(o, k2, sizeof k2 - 1); o += sizeof k2 - 1;
+  memcpy(o, target, ID_LEN); o += ID_LEN;
+  memcpy(o, k3, sizeof k3 - 1); o += sizeof k3 - 1;
+  memcpy(o, room, ID_LEN); o += ID_LEN;
+  memcpy(o, k4, sizeof k4 - 1); o += sizeof k4 - 1;
+  return (size_t)(o - out);
+}
+
 static int signal_error(peer_t *c, int code, const char *msg, const proto_ack *ack) {
   proto_error(c, NULL, 0, code, "SIGNAL", msg, ack);
   return -1;
 }
 
-int relay_signal(peer_t *c, json_span p, const proto_ack *ack) {
-  json_span room_v, target_v, signal_v, source_v;
-  const policy_limits *lim = policy_limits_of(c->srv->policy, c->tenant);
-  if (p.type != JSON_OBJECT || json_object_get(p, "room", &room_v) || room_v.type != JSON_STRING ||
-      json_object_get(p, "target", &target_v) || target_v.type != JSON_STRING ||
-      json_object_get(p, "signal", &signal_v)) {
-    return signal_error(c, ERR_UNSPECIFIED, "SIGNAL needs room: string, target: string, signal", ack);
+typedef struct {
+  json_span room, target, signal, source;  /* type JSON_NONE when absent */
+} signal_fields;
+
+static int raw_key(json_span k, const char *quoted) {
+  size_t n = strlen(quoted);
+  return k.n == n && memcmp(k.p, quoted, n) == 0;
+}
+
+/* The four fields in one walk over the indexed members (the last one wins);
+ * keys spelled with escapes, or more members than the index holds, take the
+ * general lookup. */
+static void signal_fields_read(const json_index *ix, signal_fields *f) {
+  memset(f, 0, sizeof *f);
+  int general = ix->nmembers > JSON_INDEX_MEMBERS;
+  for (size_t i = 0; i < ix->nmembers && !general; i++) {
+    json_span k = ix->members[i].key, v = ix->members[i].val;
+    if (raw_key(k, "\"room\"")) f->room = v;
+    else if (raw_key(k, "\"target\"")) f->target = v;
+    else if (raw_key(k, "\"signal\"")) f->signal = v;
+    else if (raw_key(k, "\"source\"")) f->source = v;
+    else if (memchr(k.p, '\\', k.n)) general = 1;
   }
-  int has_source = json_object_get(p, "source", &source_v) == 0;
+  if (!general) return;
+  memset(f, 0, sizeof *f);
+  json_index_get(ix, "room", &f->room);
+  json_index_get(ix, "target", &f->target);
+  json_index_get(ix, "signal", &f->signal);
+  json_index_get(ix, "source", &f->source);
+}
+
+int relay_signal(peer_t *c, const json_index *ix, const proto_ack *ack) {
+  signal_fields f;
+  const policy_limits *lim = policy_limits_of(c->srv->policy, c->tenant);
+  if (ix->nitems < 2 || ix->items[1].type != JSON_OBJECT) f.room.type = JSON_NONE;
+  else signal_fields_read(ix, &f);
+  json_span room_v = f.room, target_v = f.target, signal_v = f.signal, source_v = f.source;
+  if (room_v.type != JSON_STRING || target_v.type != JSON_STRING || signal_v.type == JSON_NONE)
+    return signal_error(c, ERR_UNSPECIFIED, "SIGNAL needs room: string, target: string, signal", ack);
+  int has_source = source_v.type != JSON_NONE;
   if (has_source && source_v.type != JSON_STRING) return signal_error(c, ERR_UNSPECIFIED, "source must be a string", ack);
   if (signal_v.n > lim->max_signal) return signal_error(c, ERR_UNSPECIFIED, "signal over the size limit", ack);
   const char *rid = span_id(room_v), *tid = span_id(target_v);
@@ -45,8 +90,7 @@ int relay_signal(peer_t *c, json_span p, const proto_ack *ack) {
       return signal_error(c, v.code, v.msg, ack);
   }
   char head[128];
-  int hl = snprintf(head, sizeof head, "{\"source\":\"%s\",\"target\":\"%s\",\"room\":\"%s\",\"signal\":",
-                    c->user->id.s, t->id.s, r->id.s);
+  size_t hl = relay_head(head, c->user->id.s, t->id.s, r->id.s);
   uv_buf_t parts[3] = {uv_buf_init(head, (unsigned)hl), uv_buf_init((char *)signal_v.p, (unsigned)signal_v.n),
                        uv_buf_init("}", 1)};
   peer_t *to = t->peer;

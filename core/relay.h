@@ -5,8 +5,8 @@
 #include "peer.h"
 #include "json.h"
 
-/* payload: the validated SIGNAL payload inside the event. 0 when relayed;
- * else the ERROR has been sent. */
-int relay_signal(peer_t *p, json_span payload, const proto_ack *ack);
+/* ix: the SIGNAL event as indexed while it was validated (its payload's
+ * members). 0 when relayed; else the ERROR has been sent. */
+int relay_signal(peer_t *p, const json_index *ix, const proto_ack *ack);
 
 #endif

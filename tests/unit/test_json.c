@@ -394,7 +394,36 @@ static void test_utf8(void) {
   }
 }
 
+/* json_parse_indexed: the spans noted in one pass equal what a second look finds. */
+static void test_index(void) {
+  json_index ix;
+  json_span root, v, w;
+  const char *ev = " [ \"SIGNAL\" , {\"room\":\"r\", \"signal\": {\"a\":[1,{\"room\":2}]}, \"t\\u0061rget\":\"x\", \"room\":\"r2\"} ] ";
+  CHECK(json_parse_indexed(ev, strlen(ev), JSON_MAX_DEPTH, &root, &ix) == 0);
+  CHECK(ix.nitems == 2 && ix.items[0].type == JSON_STRING && ix.items[1].type == JSON_OBJECT);
+  CHECK(ix.nmembers == 4);  /* nested "room" keys are not members */
+  CHECK(json_index_get(&ix, "room", &v) == 0 && json_object_get(ix.items[1], "room", &w) == 0 && v.p == w.p && v.n == w.n);
+  CHECK(v.n == 4 && memcmp(v.p, "\"r2\"", 4) == 0);  /* the last one wins */
+  CHECK(json_index_get(&ix, "signal", &v) == 0 && v.type == JSON_OBJECT && v.n == strlen("{\"a\":[1,{\"room\":2}]}"));
+  CHECK(json_index_get(&ix, "target", &v) == 0 && v.type == JSON_STRING);  /* escaped key */
+  CHECK(json_index_get(&ix, "missing", &v) == PARLEY_ENOTFOUND);
+  /* more members than the index holds: lookups still find every one */
+  char big[2048];
+  size_t o = (size_t)snprintf(big, sizeof big, "[\"E\",{");
+  for (int i = 0; i < 40; i++) o += (size_t)snprintf(big + o, sizeof big - o, "%s\"k%d\":%d", i ? "," : "", i, i);
+  snprintf(big + o, sizeof big - o, "}]");
+  CHECK(json_parse_indexed(big, strlen(big), JSON_MAX_DEPTH, &root, &ix) == 0 && ix.nmembers == 40);
+  CHECK(json_index_get(&ix, "k39", &v) == 0 && v.n == 2 && memcmp(v.p, "39", 2) == 0);
+  CHECK(json_index_get(&ix, "k3", &v) == 0 && v.n == 1 && v.p[0] == '3');
+  /* a payload that is not an object, and a one-item array */
+  CHECK(json_parse_indexed("[\"D\",\"room\"]", 12, JSON_MAX_DEPTH, &root, &ix) == 0 && ix.nitems == 2);
+  CHECK(json_index_get(&ix, "room", &v) == PARLEY_EINVAL);
+  CHECK(json_parse_indexed("[\"GET_ID\"]", 10, JSON_MAX_DEPTH, &root, &ix) == 0 && ix.nitems == 1);
+  CHECK(json_parse_indexed("{\"a\":1}", 7, JSON_MAX_DEPTH, &root, &ix) == 0 && ix.nitems == 0);
+}
+
 int main(void) {
+  test_index();
   test_accepts();
   test_rejects();
   test_depth();
