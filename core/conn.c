@@ -338,7 +338,14 @@ int conn_ws_send_text(conn_t *c, const char *p, size_t n) { return ws_send_frame
 
 static void route_ws(void *ctx, http_req *r) {
   conn_t *c = ctx;
+  size_t on;
+  int any;
+  const char *origin = http_req_header(r, "origin", &on);
   if (!conn_ws_handshake_ok(c, r)) return;
+  if (!policy_origin_allowed(c->srv->policy, NULL, origin, on, &any)) {
+    http_reply(c, 403, "text/plain", "origin not allowed", NULL, 0);
+    return;
+  }
   policy_verdict v;
   policy_conn_info info = {"ws", r, c->remote, NULL, NULL, 0};
   char tenant[72], *data;
@@ -349,6 +356,11 @@ static void route_ws(void *ctx, http_req *r) {
   }
   c->peer.ops = &ws_peer_ops;
   if (proto_peer_open(&c->peer, c->srv, tenant, data)) { http_reply(c, 503, "text/plain", "cannot accept more users", NULL, 0); return; }
+  if (!policy_origin_allowed(c->srv->policy, c->peer.tenant, origin, on, &any)) {  /* the tenant's own list */
+    proto_peer_gone(&c->peer);
+    http_reply(c, 403, "text/plain", "origin not allowed", NULL, 0);
+    return;
+  }
   conn_ws_accept(c, r, policy_limits_of(c->srv->policy, c->peer.tenant)->max_payload);
   uv_timer_start(&c->timer, on_timer, c->srv->cfg.ping_interval_ms, 0);
 }

@@ -30,10 +30,12 @@ struct eio_session {
   char ns[SIO_MAX_NAMESPACE + 1];  /* the connected Socket.IO namespace */
   parley_id sio_sid;
   http_req *hs;                /* owned copy of the handshake request, for on_connect */
+  char *poll_cors;             /* the CORS header line for the held GET (owned), or NULL */
   char remote[48];
 };
 
-enum { EIO_ERR_TRANSPORT = 0, EIO_ERR_SID = 1, EIO_ERR_METHOD = 2, EIO_ERR_BAD = 3, EIO_ERR_VERSION = 5 };
+enum { EIO_ERR_TRANSPORT = 0, EIO_ERR_SID = 1, EIO_ERR_METHOD = 2, EIO_ERR_BAD = 3, EIO_ERR_FORBIDDEN = 4,
+       EIO_ERR_VERSION = 5 };
 
 static buf_t pkt;  /* packet building; the loop is single-threaded */
 
@@ -60,16 +62,24 @@ static int query_is(const char *v, size_t vn, const char *want) {
   return v && vn == strlen(want) && memcmp(v, want, vn) == 0;
 }
 
-/* CORS for browsers polling from another origin: any origin, no credentials. */
-static const char *cors(http_req *r) {
+/* CORS for browsers polling from another origin, as the policy's `origins`
+ * allow (default: any, as "*"); no credentials. NULL: no header to add. */
+static const char *cors(conn_t *c, http_req *r) {
+  static char line[600];
   size_t n;
-  return http_req_header(r, "origin", &n) ? "Access-Control-Allow-Origin: *\r\n" : NULL;
+  int any;
+  const char *origin = http_req_header(r, "origin", &n);
+  if (!origin || !policy_origin_allowed(c->srv->policy, NULL, origin, n, &any)) return NULL;
+  if (any) return "Access-Control-Allow-Origin: *\r\n";
+  snprintf(line, sizeof line, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n", (int)(n < 512 ? n : 512), origin);
+  return line;
 }
 
 static void eio_error(conn_t *c, http_req *r, int code, const char *msg) {
   char body[128];
   int n = snprintf(body, sizeof body, "{\"code\":%d,\"message\":\"%s\"}", code, msg);
-  conn_http_reply(c, 400, "application/json", body, (size_t)n, cors(r), http_req_keep_alive(r));
+  conn_http_reply(c, code == EIO_ERR_FORBIDDEN ? 403 : 400, "application/json", body, (size_t)n, cors(c, r),
+                  http_req_keep_alive(r));
 }
 
 /* ---- sending ---- */
@@ -155,6 +165,7 @@ static void on_pong(eio_session *s) {
 static void sess_free(uv_handle_t *h) {
   eio_session *s = h->data;
   buf_free(&s->queue);
+  free(s->poll_cors);
   if (s->hs) { http_req_free(s->hs); free(s->hs); }
   free(s);
 }
@@ -259,6 +270,14 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
   if (rc) { sio_connect_error(s, sp->ns, sp->ns_len, v.msg); return; }
   if (ids_new(&s->sio_sid) || proto_peer_open(&s->peer, s->srv, tenant, data)) {
     sio_connect_error(s, sp->ns, sp->ns_len, "cannot accept more users");
+    return;
+  }
+  size_t on;
+  int any;
+  const char *origin = http_req_header(s->hs, "origin", &on);
+  if (!policy_origin_allowed(s->srv->policy, s->peer.tenant, origin, on, &any)) {  /* the tenant's own list */
+    proto_peer_gone(&s->peer);
+    sio_connect_error(s, sp->ns, sp->ns_len, "origin not allowed");
     return;
   }
   snprintf(s->ns, sizeof s->ns, "%s", ns);
@@ -369,7 +388,7 @@ static void poll_answer(conn_t *c, eio_session *s) {
   c->held = 0;
   detach(s, c);
   conn_http_reply(c, 200, "text/plain; charset=UTF-8", s->queue.data ? s->queue.data : "", s->queue.len,
-                  "Access-Control-Allow-Origin: *\r\n", 1);
+                  s->poll_cors, 1);
   buf_reset(&s->queue);
 }
 
@@ -388,6 +407,9 @@ static void poll_get(conn_t *c, http_req *r, eio_session *s) {
   }
   c->sess = s;
   s->poll = c;
+  const char *line = cors(c, r);  /* kept: the answer may come after this request is gone */
+  free(s->poll_cors);
+  s->poll_cors = line ? strdup(line) : NULL;
   if (s->queue.len) { poll_answer(c, s); return; }
   c->held = 1;  /* answered when a packet is queued (a ping at the latest) */
 }
@@ -395,30 +417,41 @@ static void poll_get(conn_t *c, http_req *r, eio_session *s) {
 static void poll_post(conn_t *c, http_req *r, eio_session *s) {
   size_t pos = 0, len;
   const char *one;
-  conn_http_reply(c, 200, "text/html", "ok", 2, cors(r), http_req_keep_alive(r));
+  conn_http_reply(c, 200, "text/html", "ok", 2, cors(c, r), http_req_keep_alive(r));
   while (!s->closing && eio_payload_next(r->body.data ? r->body.data : "", r->body.len, &pos, &one, &len) == 0)
     eio_packet(s, one, len, NULL);
 }
 
 static void preflight(conn_t *c, http_req *r) {
-  char extra[512];
+  char extra[1200];
   size_t n = 0;
-  const char *want = http_req_header(r, "access-control-request-headers", &n);
+  const char *want = http_req_header(r, "access-control-request-headers", &n), *allow = cors(c, r);
   snprintf(extra, sizeof extra,
-           "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
+           "%sAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
            "Access-Control-Allow-Headers: %.*s\r\nAccess-Control-Max-Age: 86400\r\n",
-           want ? (int)(n < 300 ? n : 300) : 12, want ? want : "content-type");
+           allow ? allow : "", want ? (int)(n < 300 ? n : 300) : 12, want ? want : "content-type");
   conn_http_reply(c, 204, "text/plain", "", 0, extra, http_req_keep_alive(r));
 }
 
+/* A browser page whose origin the default policy's `origins` leave out. */
+static int origin_refused(conn_t *c, http_req *r) {
+  size_t n;
+  int any;
+  const char *origin = http_req_header(r, "origin", &n);
+  if (policy_origin_allowed(c->srv->policy, NULL, origin, n, &any)) return 0;
+  eio_error(c, r, EIO_ERR_FORBIDDEN, "Forbidden");
+  return 1;
+}
+
 static void handshake(conn_t *c, http_req *r, int websocket) {
+  if (origin_refused(c, r)) return;
   if (websocket && !conn_ws_handshake_ok(c, r)) return;
   if (!websocket && strcmp(http_req_method(r), "GET") != 0) { eio_error(c, r, EIO_ERR_METHOD, "Bad handshake method"); return; }
   eio_session *s = sess_new(c, r);
   if (!s) { conn_http_reply(c, 503, "text/plain", "out of memory", 13, NULL, 0); return; }
   if (!websocket) {
     open_packet(s, 1);
-    conn_http_reply(c, 200, "text/plain; charset=UTF-8", pkt.data, pkt.len, cors(r), http_req_keep_alive(r));
+    conn_http_reply(c, 200, "text/plain; charset=UTF-8", pkt.data, pkt.len, cors(c, r), http_req_keep_alive(r));
     return;
   }
   c->eio = 1;

@@ -302,6 +302,22 @@ static int check_types(lua_State *L, int *present) {
   return rc;
 }
 
+/* origins: absent, or a list of strings (exact origins, or "*"). */
+static int check_origins(lua_State *L, const char *file) {
+  int t = lua_getfield(L, -1, "origins"), ok = t == LUA_TNIL || t == LUA_TTABLE;
+  if (t == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (ok && lua_next(L, -2)) {
+      ok = lua_isinteger(L, -2) && lua_type(L, -1) == LUA_TSTRING;
+      lua_pop(L, 1);
+    }
+    if (!ok) lua_pop(L, 1);  /* the key lua_next left */
+  }
+  lua_pop(L, 1);
+  if (!ok) log_error("policy self-check: %s: origins must be a list of strings (origins, or \"*\")", file);
+  return ok ? 0 : PARLEY_EINVAL;
+}
+
 /* The table at the top of the stack: hooks are functions, types well formed,
  * limits in range (over base). */
 static int self_check(lua_State *L, const char *file, const policy_limits *base,
@@ -314,6 +330,7 @@ static int self_check(lua_State *L, const char *file, const policy_limits *base,
     if (strcmp(*h, "on_signal") == 0) *has_on_signal = t == LUA_TFUNCTION;
   }
   int rc = check_types(L, has_types);
+  if (!rc) rc = check_origins(L, file);
   if (!rc) rc = read_limits(L, base, limits);
   if (rc) log_error("policy self-check failed for %s", file);
   return rc;
@@ -510,6 +527,27 @@ static int hook_push(policy_t *P, const tenant_t *t, const char *name) {
   lua_pop(P->L, 1);
   return 0;
 }
+
+int policy_origin_allowed(policy_t *P, const tenant_t *t, const char *origin, size_t n, int *any) {
+  lua_State *L = P->L;
+  int top = lua_gettop(L), ok = 1;
+  *any = 1;
+  field_push(P, t, "origins");
+  if (lua_istable(L, -1)) {
+    *any = 0;
+    ok = 0;
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+      size_t ln;
+      const char *s = lua_tolstring(L, -1, &ln);
+      if (ln == 1 && s[0] == '*') *any = 1;
+      if (*any || (origin && ln == n && memcmp(s, origin, n) == 0)) ok = 1;
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, top);
+  return ok || !origin;  /* no Origin header: not a browser, nothing to check */
+}
+
 
 static void verdict(policy_verdict *v, int code, const char *msg) {
   v->code = code;

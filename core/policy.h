@@ -67,6 +67,10 @@ int policy_update_room(policy_t *P, const room_t *r, const room_settings *req, c
 /* Map a reason (e.g. "no_such_room") for event to an Errors code and message,
  * with tenant t's policy (NULL: the default's). */
 void policy_map_error(policy_t *P, const tenant_t *t, const char *reason, const char *event, policy_verdict *v);
+/* 1 when a browser page from origin (n bytes; NULL: no Origin header) may
+ * connect as tenant t (NULL: before the tenant is known), by the policy's
+ * `origins` list. *any: every origin is allowed (CORS may answer "*"). */
+int policy_origin_allowed(policy_t *P, const tenant_t *t, const char *origin, size_t n, int *any);
 /* 1 when t's policy defines on_signal (SIGNAL then goes through Lua). */
 int policy_wants_signal(policy_t *P, const tenant_t *t);
 /* on_signal(room, user, target, signal_json) -> true to relay, or false/nil, reason. */

@@ -45,6 +45,12 @@ end
 
 local function owner(room) return room.owner end
 
+-- Browser origins allowed to connect (plain /ws and Socket.IO) and answered
+-- by CORS, e.g. { "https://app.example.com" }; leave it out (or put "*") for
+-- any origin. Clients that send no Origin header (apps, servers) are not
+-- affected. A tenant file may set its own list.
+-- M.origins = { "https://app.example.com" }
+
 -- Room types: [RoomType number] = { name, spec = function(room, user) -> JOIN_ROOM spec }.
 -- Add a type by adding an entry here; no recompiling.
 M.types = {
