@@ -10,21 +10,14 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
-if [ ! -f "$here/node_modules/.package-lock.json" ] \
-   || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
-  (cd "$here" && npm ci --silent --no-audit --no-fund)
-fi
+. "$root/tests/lib/node-suite.sh"
+suite_npm "$here"
 if [ ! -x "${PARLEY_CHROMIUM:-/usr/bin/chromium}" ]; then
   echo "e2e: ${PARLEY_CHROMIUM:-/usr/bin/chromium} not found (apt-get install -y chromium)" >&2
   exit 1
 fi
 
-files=()
-if [ "$#" -gt 0 ]; then
-  for name in "$@"; do files+=("tests/e2e/${name%.test.js}.test.js"); done
-else
-  for f in "$here"/*.test.js; do files+=("tests/e2e/$(basename "$f")"); done
-fi
+suite_files "$here" "$@"
 
 cd "$root"
 mkdir -p tests/e2e/artifacts

@@ -18,18 +18,10 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
-# Install when node_modules is missing or older than the lock file.
-if [ ! -f "$here/node_modules/.package-lock.json" ] \
-   || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
-  (cd "$here" && npm ci --silent --no-audit --no-fund)
-fi
+. "$root/tests/lib/node-suite.sh"
+suite_npm "$here"
 
-files=()
-if [ "$#" -gt 0 ]; then
-  for name in "$@"; do files+=("tests/integration/${name%.test.js}.test.js"); done
-else
-  for f in "$here"/*.test.js; do files+=("tests/integration/$(basename "$f")"); done
-fi
+suite_files "$here" "$@"
 
 read -r -a framings <<< "${PARLEY_FRAMINGS:-ws sio-ws sio}"
 for framing in "${framings[@]}"; do
