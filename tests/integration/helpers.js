@@ -14,21 +14,15 @@
 // Every await in here is bounded by a timeout so that a broken server makes a
 // test fail instead of hanging.
 
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
+import { REPO, BIN, withTimeout, startServer as startLibServer } from '../lib/server.js';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const BIN = process.env.PARLEY_BIN
-  ? path.resolve(process.env.PARLEY_BIN)
-  : path.join(REPO, 'build', 'parley');
+export { REPO, BIN };
 
 export const ERR = Object.freeze({
   UNSPECIFIED: 0, INVALID_PASSWORD: 1, LIMIT_REACHED: 2, NO_SUCH_ROOM: 3, ROOM_ERROR: 4,
@@ -58,106 +52,22 @@ export function plainOnly(reason) {
   return isSio() ? { skip: `plain /ws framing only (PARLEY_FRAMING=${FRAMING}): ${reason}` } : {};
 }
 
-/** Race a promise against a timer; rejects with `what` in the message. */
-export function withTimeout(promise, ms, what) {
-  let timer;
-  const t = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
+export { withTimeout };
 
 // ---------------------------------------------------------------------------
-// Server process
+// Server process (tests/lib/server.js starts and stops it)
 // ---------------------------------------------------------------------------
-
-const liveProcs = new Set();
-process.on('exit', () => {
-  for (const p of liveProcs) {
-    try { p.kill('SIGKILL'); } catch { /* already gone */ }
-  }
-});
 
 /**
  * Start a server. opts: {pingInterval, pingTimeout, args: [...extra]}.
  * Resolves to {port, url, httpBase, proc, stderr, exited, alive(), stop()}.
  */
-export async function startServer(opts = {}) {
-  if (!existsSync(BIN)) {
-    throw new Error(`server binary not found: ${BIN} (build it, or set PARLEY_BIN)`);
-  }
-  const args = ['--listen', '127.0.0.1:0', '--policies', path.join(REPO, 'policies'),
-    '--log-level', 'warn'];
+export function startServer(opts = {}) {
+  const args = [];
   if (opts.pingInterval != null) args.push('--ping-interval', String(opts.pingInterval));
   if (opts.pingTimeout != null) args.push('--ping-timeout', String(opts.pingTimeout));
   if (opts.args) args.push(...opts.args);
-
-  const proc = spawn(BIN, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  liveProcs.add(proc);
-  let stderr = '';
-  let stdout = '';
-  let exitInfo = null;
-  const exited = new Promise((resolve) => {
-    proc.once('exit', (code, signal) => {
-      exitInfo = { code, signal };
-      liveProcs.delete(proc);
-      resolve(exitInfo);
-    });
-  });
-  proc.stdout.setEncoding('utf8');
-  proc.stdout.on('data', (d) => { stdout += d; });
-  proc.stderr.setEncoding('utf8');
-
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error('no "parley listening on" line within 10 s')), 10_000);
-    const onData = (d) => {
-      stderr += d;
-      const m = /parley listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
-      if (m) done(null, Number(m[1]));
-    };
-    const onExit = (code, signal) => done(new Error(`server exited early (code ${code}, signal ${signal})`));
-    const onError = (e) => done(e);
-    function done(err, value) {
-      clearTimeout(timer);
-      proc.stderr.off('data', onData);
-      proc.off('exit', onExit);
-      proc.off('error', onError);
-      if (err) {
-        try { proc.kill('SIGKILL'); } catch { /* gone */ }
-        err.message += `\n--- server stderr ---\n${stderr}\n--- server stdout ---\n${stdout}`;
-        reject(err);
-      } else {
-        resolve(value);
-      }
-    }
-    proc.stderr.on('data', onData);
-    proc.once('exit', onExit);
-    proc.once('error', onError);
-  });
-  proc.stderr.on('data', (d) => { stderr += d; });
-
-  const server = {
-    port,
-    url: `ws://127.0.0.1:${port}/ws`,
-    httpBase: `http://127.0.0.1:${port}`,
-    proc,
-    exited,
-    get stderr() { return stderr; },
-    get stdout() { return stdout; },
-    get exitInfo() { return exitInfo; },
-    alive() { return exitInfo === null; },
-    /** SIGTERM, wait up to 5 s, then SIGKILL. Resolves to {code, signal, killed}. */
-    async stop() {
-      if (exitInfo) return { ...exitInfo, killed: false };
-      proc.kill('SIGTERM');
-      const timer = new Promise((r) => setTimeout(() => r(null), 5000));
-      const res = await Promise.race([exited, timer]);
-      if (res) return { ...res, killed: false };
-      proc.kill('SIGKILL');
-      return { ...(await exited), killed: true };
-    },
-  };
-  return server;
+  return startLibServer({ args });
 }
 
 /**
