@@ -1,0 +1,105 @@
+'use strict';
+// bench/report.js - turn the results of scripts/bench.sh (one JSON line per
+// run: {target, server, framing, scenario, repeat, busy_before_pct,
+// server_cpu_total_s, result}) into the comparison table: one row per figure,
+// one column per server and framing, and the ratios of Parley to each Node.js
+// peer on the same framing. With repeated runs each cell is the median.
+//
+//   node bench/report.js RESULTS.jsonl            (Markdown table on stdout)
+
+const fs = require('node:fs');
+
+const file = process.argv[2];
+if (!file) { console.error('usage: node bench/report.js RESULTS.jsonl'); process.exit(2); }
+// A line that is not JSON (a run cut short mid-write) counts as a run without a result.
+const runs = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => {
+  try { return JSON.parse(line); } catch { return { target: '?', scenario: '?', result: null, unreadable: line.slice(0, 80) }; }
+});
+const getAll = (target, scenario) => runs.filter((r) => r.target === target && r.scenario === scenario);
+const median = (xs) => {
+  const v = xs.filter((x) => x !== undefined && x !== null && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (!v.length) return undefined;
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
+
+// Columns: [target id, heading]. Ratios compare Parley with the peer on the same framing.
+const COLUMNS = [['parley-sio', 'parley (sio)'], ['parley-ws', 'parley (ws)'], ['socketio', 'socket.io'], ['ws', 'ws']];
+const RATIOS = [['parley-sio', 'socketio', 'parley(sio) / socket.io'], ['parley-ws', 'ws', 'parley(ws) / ws']];
+
+// Rows: scenario, label, how to read the figure from a run (undefined: no figure).
+const ROWS = [
+  ['relay', 'relay flat out: signals/s', (r) => r.rate],
+  ['relay', 'relay flat out: signals per server CPU-second', (r) => r.per_server_cpu_s],
+  ['relay', 'relay flat out: one-way latency p50 µs (queueing: P×W in flight)', (r) => r.latency_us?.p50],
+  ['relay', 'relay flat out: server RSS at the end, MB', (r) => (r.rss_after_kb > 0 ? r.rss_after_kb / 1024 : undefined)],
+  ['paced', 'relay paced: signals/s achieved', (r) => r.rate],
+  ['paced', 'relay paced: one-way latency p50 µs', (r) => r.latency_us?.p50],
+  ['paced', 'relay paced: one-way latency p90 µs', (r) => r.latency_us?.p90],
+  ['paced', 'relay paced: one-way latency p99 µs', (r) => r.latency_us?.p99],
+  ['paced', 'relay paced: one-way latency p99.9 µs', (r) => r.latency_us?.p999],
+  ['paced', 'relay paced: server CPU %', (r) => (r.server_cpu_s >= 0 && r.duration_s ? (100 * r.server_cpu_s) / r.duration_s : undefined)],
+  ['churn', 'churn: control ops/s', (r) => r.rate],
+  ['churn', 'churn: ops per server CPU-second', (r) => r.per_server_cpu_s],
+  ['churn', 'churn: op latency p50 µs', (r) => r.latency_us?.p50],
+  ['churn', 'churn: op latency p99 µs', (r) => r.latency_us?.p99],
+  ['idle', 'idle: connections held', (r) => r.idle_connections],
+  ['idle', 'idle: server bytes per connection', (r) => r.bytes_per_conn],
+  ['idle', 'idle: connections opened per second', (r) => r.rate],
+];
+
+const fmt = (v) => {
+  if (v === undefined || v === null || Number.isNaN(v)) return '–';
+  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US');
+  if (Math.abs(v) >= 10) return v.toFixed(0);
+  return v.toFixed(1);
+};
+
+// Lower is better for these rows (latency, memory, CPU); higher for the rest.
+const LOWER_IS_BETTER = /latency|RSS|bytes|CPU %/;
+
+// A run that failed, lost signals or got ERRORs is flagged (!) and explained below the table.
+const notes = [];
+const flag = (all) => all.map(flagOne).find((f) => f) || '';
+for (const run of runs.filter((r) => r.unreadable)) notes.push(`unreadable result line: ${run.unreadable}…`);
+const flagOne = (run) => {
+  if (!run) return '';
+  const r = run.result || {};
+  const problems = [];
+  if (!r.ok) problems.push(r.failure || 'run failed');
+  if (r.lost) problems.push(`${r.lost} signals lost`);
+  if (r.errors) problems.push(`${r.errors} ERROR events`);
+  if (r.closed_unexpectedly) problems.push(`${r.closed_unexpectedly} connections closed by the server`);
+  if (r.conn_failures) problems.push(`${r.conn_failures} connections failed`);
+  if (r.protocol_errors) problems.push(`${r.protocol_errors} protocol errors`);
+  // Interference: other processes' CPU during the measured window (loadgen's
+  // "machine" figures), else the machine's load sampled just before the run.
+  const others = r.machine?.others_cpu_s, dur = r.duration_s;
+  if (others !== undefined && dur > 0) {
+    if (others / dur > 0.1) problems.push(`other processes used ${Math.round((100 * others) / dur)}% of a CPU during the run`);
+  } else if (run.busy_before_pct > 10) {
+    problems.push(`machine ${run.busy_before_pct}% busy before the run`);
+  }
+  if (!problems.length) return '';
+  const note = `${run.target} ${run.scenario}${run.repeat > 1 ? ` (run ${run.repeat})` : ''}: ${problems.join(', ')}`;
+  if (!notes.includes(note)) notes.push(note);
+  return ' !';
+};
+
+const value = (target, scenario, read) =>
+  median(getAll(target, scenario).filter((run) => run.result).map((run) => read(run.result)));
+
+const head = ['figure', ...COLUMNS.map((c) => c[1]), ...RATIOS.map((r) => r[2])];
+const lines = [`| ${head.join(' | ')} |`, `|${head.map((h, i) => (i ? '---:' : '---')).join('|')}|`];
+for (const [scenario, label, read] of ROWS) {
+  const cells = COLUMNS.map(([t]) => fmt(value(t, scenario, read)) + flag(getAll(t, scenario)));
+  const ratios = RATIOS.map(([a, b]) => {
+    const x = value(a, scenario, read), y = value(b, scenario, read);
+    return x !== undefined && y ? `${(x / y).toFixed(2)}×` : '–';
+  });
+  const shown = LOWER_IS_BETTER.test(label) ? `${label} (lower is better)` : label;
+  lines.push(`| ${[shown, ...cells, ...ratios].join(' | ')} |`);
+}
+console.log(lines.join('\n'));
+const revs = [...new Set(runs.map((r) => r.parley_rev).filter(Boolean))];
+if (revs.length) console.log(`\nParley at ${revs.join(', ')}; ${runs.length} runs.`);
+if (notes.length) console.log(`\n! ${notes.join('\n! ')}`);

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# scripts/bench.sh - Parley's benchmark: Parley against the Node.js reference
+# peers (bench/peers/socketio: Socket.IO v4, bench/peers/ws: the ws package) on
+# the scenarios of bench/loadgen (relay flat out, relay paced at a fixed rate,
+# churn, idle). Builds what it needs,
+# then for every server and scenario starts a fresh server pinned to CPU 0
+# (taskset -c 0), runs the load generator pinned to CPU 1, reads the server's
+# CPU time and RSS from /proc, stops the server by PID, and prints one table
+# (docs/benchmarks.md explains the method and the figures).
+#
+# Parley runs with bench/policies/default.lua: the shipped policies/default.lua
+# (required through the symlink bench/policies/shipped.lua) with only the
+# per-connection rate limit lifted (200 events/s would throttle the load).
+#
+# Knobs (environment):
+#   BENCH_DURATION     measured seconds of relay and churn (default 10)
+#   BENCH_PAIRS        relay: client pairs (default 1000)
+#   BENCH_WINDOW       relay: SIGNALs in flight per pair (default 16)
+#   BENCH_SIZE         relay: bytes per SIGNAL frame (default 200)
+#   BENCH_RATE         paced: offered signals/s, both directions (default 10000)
+#   BENCH_CLIENTS      churn: clients (default 100)
+#   BENCH_CONNECTIONS  idle: connections held (default 15000)
+#   BENCH_SCENARIOS    default "relay paced churn idle" (paced = relay at BENCH_RATE)
+#   BENCH_TARGETS      default "parley-ws parley-sio socketio ws"
+#   BENCH_REPEAT       runs of each (target, scenario); the table shows medians (default 1)
+#   BENCH_QUIET_WAIT   before each run, wait up to this many seconds for the
+#                      machine to be under 10 % busy (default 30)
+#   BENCH_OUT          where results, logs and the table go (default build/bench-results)
+#   BENCH_SERVER_CPU / BENCH_CLIENT_CPU   the CPUs to pin to (default 0 / 1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+log() { echo "bench: $*" >&2; }
+
+[ "$#" -eq 0 ] || { echo "usage: scripts/bench.sh   (knobs: BENCH_* variables, see the top of this file)" >&2; exit 2; }
+
+DURATION=${BENCH_DURATION:-10}
+PAIRS=${BENCH_PAIRS:-1000}
+WINDOW=${BENCH_WINDOW:-16}
+SIZE=${BENCH_SIZE:-200}
+RATE=${BENCH_RATE:-10000}
+CLIENTS=${BENCH_CLIENTS:-100}
+CONNECTIONS=${BENCH_CONNECTIONS:-15000}
+SCENARIOS=${BENCH_SCENARIOS:-relay paced churn idle}
+TARGETS=${BENCH_TARGETS:-parley-ws parley-sio socketio ws}
+REPEAT=${BENCH_REPEAT:-1}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-30}
+OUT=${BENCH_OUT:-$ROOT/build/bench-results}
+SERVER_CPU=${BENCH_SERVER_CPU:-0}
+CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
+
+# ---- everything we start is stopped by PID, even on failure ----
+SERVER_PID=""
+LOADGEN_PID=""
+stop_loadgen() {
+  local pid=$LOADGEN_PID
+  LOADGEN_PID=""
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true   # timeout(1) passes it on to loadgen
+  wait "$pid" 2>/dev/null || true
+}
+stop_server() {
+  local pid=$SERVER_PID
+  SERVER_PID=""
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then log "server $pid ignored SIGTERM; killing it"; kill -KILL "$pid" 2>/dev/null || true; fi
+  wait "$pid" 2>/dev/null || true
+}
+trap 'stop_loadgen; stop_server' EXIT
+trap 'exit 130' INT TERM
+
+# ---- build ----
+command -v taskset >/dev/null || { log "taskset is missing (Debian: util-linux)"; exit 1; }
+command -v node >/dev/null || { log "node is missing (scripts/deps.sh installs it)"; exit 1; }
+log "building parley"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)" --target parley loadgen >/dev/null
+LOADGEN=$ROOT/build/bench/loadgen
+for peer in socketio ws; do
+  dir=bench/peers/$peer
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing npm packages of $dir"
+    (cd "$dir" && npm ci --silent --no-audit --no-fund >/dev/null)
+  fi
+done
+
+REV=$(git describe --always --dirty 2>/dev/null || echo unknown)
+log "parley at $REV"
+mkdir -p "$OUT"
+RESULTS=$OUT/results.jsonl
+: > "$RESULTS"
+
+# Percent of all CPUs busy over one second: anything else running on the
+# machine skews the figures (both processes are pinned, but not alone).
+busy_pct() {
+  local a b
+  a=$(head -1 /proc/stat); sleep 1; b=$(head -1 /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN { n = split(a, x); split(b, y); t = 0
+    for (i = 2; i <= n; i++) t += y[i] - x[i]
+    idle = (y[5] - x[5]) + (y[6] - x[6]); printf "%.0f", (t > 0 ? 100 * (t - idle) / t : 0) }'
+}
+
+# utime + stime of a process (all threads), in clock ticks.
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+
+# start_server TARGET LOGFILE: sets SERVER_PID and PORT.
+start_server() {
+  local target=$1 logf=$2
+  case $target in
+    parley-*) taskset -c "$SERVER_CPU" build/parley --listen 127.0.0.1:0 --policies bench/policies --log-level warn >"$logf" 2>&1 & ;;
+    socketio) taskset -c "$SERVER_CPU" node bench/peers/socketio/server.js 0 >"$logf" 2>&1 & ;;
+    ws)       taskset -c "$SERVER_CPU" node bench/peers/ws/server.js 0 >"$logf" 2>&1 & ;;
+    *) log "unknown target $target"; return 1 ;;
+  esac
+  SERVER_PID=$!
+  PORT=""
+  for _ in $(seq 100); do
+    PORT=$(sed -n 's/.*listening on \(.*:\)\{0,1\}\([0-9][0-9]*\)$/\2/p' "$logf" | head -1)
+    [ -n "$PORT" ] && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  log "$target did not start; its log:"; cat "$logf" >&2
+  return 1
+}
+
+run_one() {  # TARGET SCENARIO REPEAT
+  local target=$1 scenario=$2 rep=$3 framing server busy mode=$2 extra=()
+  case $target in
+    parley-ws) server=parley; framing=ws ;;
+    parley-sio) server=parley; framing=sio ;;
+    socketio) server=socketio; framing=sio ;;
+    ws) server=ws; framing=ws ;;
+  esac
+  if [ "$scenario" = paced ]; then mode=relay; extra=(--rate "$RATE"); fi
+  local tag=$target-$scenario-$rep
+  local waited=0
+  busy=$(busy_pct)
+  while [ "$busy" -gt 10 ] && [ "$waited" -lt "$QUIET_WAIT" ]; do busy=$(busy_pct); waited=$((waited + 1)); done
+  [ "$busy" -le 10 ] || log "$tag: WARNING: the machine is ${busy}% busy with other work; figures will be low and noisy"
+  start_server "$target" "$OUT/$tag.server.log" || { echo "{\"target\":\"$target\",\"scenario\":\"$scenario\",\"repeat\":$rep,\"result\":null}" >>"$RESULTS"; return 0; }
+  local args=(--url "ws://127.0.0.1:$PORT" --framing "$framing" --scenario "$mode" "${extra[@]}" --server-pid "$SERVER_PID"
+              --duration "$DURATION" --pairs "$PAIRS" --window "$WINDOW" --size "$SIZE"
+              --clients "$CLIENTS" --connections "$CONNECTIONS")
+  log "$tag: server pid $SERVER_PID port $PORT"
+  local cpu0 cpu1 rc=0
+  cpu0=$(cpu_ticks "$SERVER_PID")
+  # Bounded: setup (at most 120 s in loadgen), the run, the drain, and a margin.
+  timeout --kill-after=5 $((${DURATION%.*} + 180)) taskset -c "$CLIENT_CPU" "$LOADGEN" "${args[@]}" \
+    >"$OUT/$tag.json" 2>"$OUT/$tag.loadgen.log" &
+  LOADGEN_PID=$!
+  wait "$LOADGEN_PID" || rc=$?
+  LOADGEN_PID=""
+  cpu1=$(cpu_ticks "$SERVER_PID" 2>/dev/null || echo "$cpu0")
+  [ "$rc" -eq 0 ] || log "$tag: loadgen exited $rc (see $OUT/$tag.loadgen.log)"
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then log "$tag: the server died during the run; its log:"; tail -5 "$OUT/$tag.server.log" >&2; fi
+  stop_server
+  local result
+  result=$(head -c 100000 "$OUT/$tag.json")
+  [ -n "$result" ] || result=null
+  local total
+  total=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", (b-a)/hz}')
+  echo "{\"target\":\"$target\",\"server\":\"$server\",\"framing\":\"$framing\",\"scenario\":\"$scenario\",\"repeat\":$rep,\"parley_rev\":\"$REV\",\"busy_before_pct\":$busy,\"server_cpu_total_s\":$total,\"result\":$result}" >>"$RESULTS"
+  sleep 1  # let the closed connections settle
+}
+
+log "duration ${DURATION}s; relay $PAIRS pairs x window $WINDOW x ${SIZE}B (paced: $RATE signals/s); churn $CLIENTS clients; idle $CONNECTIONS connections"
+for rep in $(seq "$REPEAT"); do
+  for scenario in $SCENARIOS; do
+    for target in $TARGETS; do run_one "$target" "$scenario" "$rep"; done
+  done
+done
+
+node bench/report.js "$RESULTS" | tee "$OUT/table.md"
+log "raw results: $RESULTS; table: $OUT/table.md"
