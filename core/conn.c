@@ -130,10 +130,14 @@ static void shutdown_write(conn_t *c) {
   }
 }
 
+#define CONN_KEEP_BUF (16u << 10)  /* write buffers bigger than this are freed when idle */
+
 static void on_write(uv_write_t *req, int status) {
   conn_t *c = req->data;
   c->writing = 0;
   buf_reset(&c->inflight);
+  if (c->inflight.cap > CONN_KEEP_BUF) buf_free(&c->inflight);  /* a burst is over: give it back */
+  if (!c->out.len && c->out.cap > CONN_KEEP_BUF) buf_free(&c->out);
   if (c->state == CONN_CLOSING) return;
   if (status < 0) { conn_close(c, uv_strerror(status)); return; }
   if (c->out.len) { conn_flush(c); return; }

@@ -29,7 +29,8 @@ struct eio_session {
   unsigned awaiting_pong : 1, upgraded : 1, closing : 1, connected : 1;
   char ns[SIO_MAX_NAMESPACE + 1];  /* the connected Socket.IO namespace */
   parley_id sio_sid;
-  http_req *hs;                /* owned copy of the handshake request, for on_connect */
+  char *hs;                    /* the handshake request as HTTP text (http_req_snapshot), for on_connect */
+  size_t hs_len;
   char *poll_cors;             /* the CORS header line for the held GET (owned), or NULL */
   char remote[48];
 };
@@ -166,7 +167,7 @@ static void sess_free(uv_handle_t *h) {
   eio_session *s = h->data;
   buf_free(&s->queue);
   free(s->poll_cors);
-  if (s->hs) { http_req_free(s->hs); free(s->hs); }
+  free(s->hs);
   free(s);
 }
 
@@ -200,15 +201,15 @@ static void sess_close(eio_session *s, const char *why) {
   uv_close((uv_handle_t *)&s->timer, sess_free);
 }
 
-/* Keep a copy of the handshake request: on_connect sees its path, query and headers. */
-static http_req *copy_request(const http_req *r) {
-  http_req *h = malloc(sizeof *h);
-  if (!h) return NULL;
-  memcpy(h, r, sizeof *h);
-  buf_init(&h->arena, 0);
-  buf_init(&h->body, 0);
-  if (buf_append(&h->arena, r->arena.data, r->arena.len)) { free(h); return NULL; }
-  return h;
+/* Keep the handshake request as text (a few hundred bytes, not a whole reader):
+ * on_connect sees its path, query and headers. */
+static int keep_request(eio_session *s, const http_req *r) {
+  buf_t b;
+  buf_init(&b, 0);
+  if (http_req_snapshot(r, &b)) { buf_free(&b); return PARLEY_ENOMEM; }
+  s->hs = b.data;
+  s->hs_len = b.len;
+  return 0;
 }
 
 static eio_session *sess_new(conn_t *c, http_req *r) {
@@ -218,7 +219,7 @@ static eio_session *sess_new(conn_t *c, http_req *r) {
     if (ids_new(&s->sid)) { free(s); return NULL; }
     HASH_FIND_STR(c->srv->sessions, s->sid.s, dup);
   } while (dup);
-  if (!(s->hs = copy_request(r))) { free(s); return NULL; }
+  if (keep_request(s, r)) { free(s); return NULL; }
   s->srv = c->srv;
   s->peer.ops = &sio_peer_ops;
   s->peer.srv = c->srv;
@@ -254,9 +255,32 @@ static void sio_connect_error(eio_session *s, const char *ns, size_t ns_len, con
   sess_send(s, pkt.data, pkt.len);
 }
 
-static void sio_connect(eio_session *s, const sio_packet *sp) {
-  char ns[SIO_MAX_NAMESPACE + 1], tenant[72];
+/* on_connect, the user, the tenant's origins: 1 when the namespace connect is accepted. */
+static int sio_accept(eio_session *s, const sio_packet *sp, const char *ns, http_req *hs) {
+  char tenant[72], *data;
   policy_verdict v;
+  policy_conn_info info = {"socket.io", hs, s->remote, ns, sp->len ? sp->data : NULL, sp->len};
+  if (policy_on_connect(s->srv->policy, &info, tenant, sizeof tenant, &data, &v)) {
+    sio_connect_error(s, sp->ns, sp->ns_len, v.msg);
+    return 0;
+  }
+  if (ids_new(&s->sio_sid) || proto_peer_open(&s->peer, s->srv, tenant, data)) {
+    sio_connect_error(s, sp->ns, sp->ns_len, "cannot accept more users");
+    return 0;
+  }
+  size_t on;
+  int any;
+  const char *origin = http_req_header(hs, "origin", &on);
+  if (!policy_origin_allowed(s->srv->policy, s->peer.tenant, origin, on, &any)) {  /* the tenant's own list */
+    proto_peer_gone(&s->peer);
+    sio_connect_error(s, sp->ns, sp->ns_len, "origin not allowed");
+    return 0;
+  }
+  return 1;
+}
+
+static void sio_connect(eio_session *s, const sio_packet *sp) {
+  char ns[SIO_MAX_NAMESPACE + 1];
   memcpy(ns, sp->ns, sp->ns_len);
   ns[sp->ns_len] = 0;
   if (s->connected) {  /* one namespace per session */
@@ -264,22 +288,17 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
     else { sio_head(s, '0'); buf_printf(&pkt, "{\"sid\":\"%s\"}", s->sio_sid.s); sess_send(s, pkt.data, pkt.len); }
     return;
   }
-  policy_conn_info info = {"socket.io", s->hs, s->remote, ns, sp->len ? sp->data : NULL, sp->len};
-  char *data;
-  int rc = policy_on_connect(s->srv->policy, &info, tenant, sizeof tenant, &data, &v);
-  if (rc) { sio_connect_error(s, sp->ns, sp->ns_len, v.msg); return; }
-  if (ids_new(&s->sio_sid) || proto_peer_open(&s->peer, s->srv, tenant, data)) {
+  http_req *hs = malloc(sizeof *hs);  /* the handshake, read back for the policy */
+  if (!hs || http_req_from_snapshot(hs, s->hs, s->hs_len)) {
+    if (hs) http_req_free(hs);
+    free(hs);
     sio_connect_error(s, sp->ns, sp->ns_len, "cannot accept more users");
     return;
   }
-  size_t on;
-  int any;
-  const char *origin = http_req_header(s->hs, "origin", &on);
-  if (!policy_origin_allowed(s->srv->policy, s->peer.tenant, origin, on, &any)) {  /* the tenant's own list */
-    proto_peer_gone(&s->peer);
-    sio_connect_error(s, sp->ns, sp->ns_len, "origin not allowed");
-    return;
-  }
+  int ok = sio_accept(s, sp, ns, hs);
+  http_req_free(hs);
+  free(hs);
+  if (!ok) return;
   snprintf(s->ns, sizeof s->ns, "%s", ns);
   s->connected = 1;
   sio_head(s, '0');

@@ -176,6 +176,22 @@ int http_has_token(const char *v, size_t n, const char *token) {
   return 0;
 }
 
+int http_req_snapshot(const http_req *r, buf_t *out) {
+  int rc = buf_printf(out, "%s %.*s HTTP/1.1\r\n", http_req_method(r), (int)r->url_len, r->arena.data + r->url_off);
+  for (int i = 0; i < r->nhdrs && !rc; i++) {
+    const http_hdr *h = &r->hdrs[i];
+    rc = buf_printf(out, "%.*s: %.*s\r\n", (int)h->name_len, r->arena.data + h->name_off, (int)h->val_len,
+                    r->arena.data + h->val_off);
+  }
+  return rc ? rc : buf_puts(out, "\r\n");
+}
+
+int http_req_from_snapshot(http_req *r, const char *p, size_t n) {
+  size_t used;
+  http_req_init(r, 0);
+  return http_req_feed(r, p, n, &used) == HTTP_GOT_REQUEST ? 0 : PARLEY_EINVAL;
+}
+
 const char *http_status_text(int status) {
   switch (status) {
     case 101: return "Switching Protocols";

@@ -50,6 +50,12 @@ const char *http_req_header(const http_req *r, const char *lname, size_t *len);
 /* 1 when a comma-separated header value holds token (case-insensitive). */
 int http_has_token(const char *v, size_t n, const char *token);
 
+/* The request line and headers of r as HTTP text (what http_req_feed can read
+ * back): a compact copy to keep instead of the whole reader. */
+int http_req_snapshot(const http_req *r, buf_t *out);
+/* Init r (as http_req_init) and read a snapshot back into it. */
+int http_req_from_snapshot(http_req *r, const char *p, size_t n);
+
 /* Append a whole response. extra: more header lines, each ending in \r\n, or NULL. */
 int http_response(buf_t *out, int status, const char *ctype, const char *body, size_t n,
                   const char *extra, int keep_alive);

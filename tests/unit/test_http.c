@@ -438,7 +438,39 @@ static void test_response(void) {
   buf_free(&b);
 }
 
+/* A snapshot reads back to the same method, path, query and headers. */
+static void test_snapshot(void) {
+  const char *req = "GET /socket.io/?EIO=4&transport=polling&t=x%20y HTTP/1.1\r\nHost: a.example\r\n"
+                    "Origin: https://app.example\r\nX-Token:  abc  \r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+  http_req r, back;
+  size_t used, n1, n2;
+  buf_t snap;
+  const char *p1, *p2;
+  http_req_init(&r, 0);
+  CHECK(http_req_feed(&r, req, strlen(req), &used) == HTTP_GOT_REQUEST);
+  buf_init(&snap, 0);
+  CHECK(http_req_snapshot(&r, &snap) == 0);
+  CHECK(snap.len < strlen(req) + 16);
+  CHECK(http_req_from_snapshot(&back, snap.data, snap.len) == 0);
+  CHECK(strcmp(http_req_method(&back), "GET") == 0);
+  http_req_path(&r, &p1, &n1);
+  http_req_path(&back, &p2, &n2);
+  CHECK(n1 == n2 && memcmp(p1, p2, n1) == 0);
+  http_req_query(&r, &p1, &n1);
+  http_req_query(&back, &p2, &n2);
+  CHECK(n1 == n2 && memcmp(p1, p2, n1) == 0);
+  CHECK(back.nhdrs == r.nhdrs);
+  p2 = http_req_header(&back, "x-token", &n2);
+  CHECK(p2 && n2 == 3 && memcmp(p2, "abc", 3) == 0);
+  p2 = http_req_header(&back, "origin", &n2);
+  CHECK(p2 && n2 == strlen("https://app.example"));
+  http_req_free(&r);
+  http_req_free(&back);
+  buf_free(&snap);
+}
+
 int main(void) {
+  test_snapshot();
   test_whole();
   test_byte_by_byte();
   test_pipelined();
