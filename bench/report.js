@@ -32,6 +32,8 @@ const ROWS = [
   ['relay', 'relay flat out: signals per server CPU-second', (r) => r.per_server_cpu_s],
   ['relay', 'relay flat out: one-way latency p50 µs (queueing: P×W in flight)', (r) => r.latency_us?.p50],
   ['relay', 'relay flat out: server RSS at the end, MB', (r) => (r.rss_after_kb > 0 ? r.rss_after_kb / 1024 : undefined)],
+  ['latency', 'unloaded (1 pair, W=1): one-way latency p50 µs', (r) => r.latency_us?.p50],
+  ['latency', 'unloaded (1 pair, W=1): one-way latency p99 µs', (r) => r.latency_us?.p99],
   ['paced', 'relay paced: signals/s achieved', (r) => r.rate],
   ['paced', 'relay paced: one-way latency p50 µs', (r) => r.latency_us?.p50],
   ['paced', 'relay paced: one-way latency p90 µs', (r) => r.latency_us?.p90],

@@ -20,7 +20,8 @@
 #   BENCH_RATE         paced: offered signals/s, both directions (default 10000)
 #   BENCH_CLIENTS      churn: clients (default 100)
 #   BENCH_CONNECTIONS  idle: connections held (default 15000)
-#   BENCH_SCENARIOS    default "relay paced churn idle" (paced = relay at BENCH_RATE)
+#   BENCH_SCENARIOS    default "relay latency paced churn idle" (latency = relay with one
+#                      pair and one signal in flight: unloaded latency; paced = relay at BENCH_RATE)
 #   BENCH_TARGETS      default "parley-ws parley-sio socketio ws"
 #   BENCH_REPEAT       runs of each (target, scenario); the table shows medians (default 1)
 #   BENCH_QUIET_WAIT   before each run, wait up to this many seconds for the
@@ -42,7 +43,7 @@ SIZE=${BENCH_SIZE:-200}
 RATE=${BENCH_RATE:-10000}
 CLIENTS=${BENCH_CLIENTS:-100}
 CONNECTIONS=${BENCH_CONNECTIONS:-15000}
-SCENARIOS=${BENCH_SCENARIOS:-relay paced churn idle}
+SCENARIOS=${BENCH_SCENARIOS:-relay latency paced churn idle}
 TARGETS=${BENCH_TARGETS:-parley-ws parley-sio socketio ws}
 REPEAT=${BENCH_REPEAT:-1}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-30}
@@ -136,6 +137,8 @@ run_one() {  # TARGET SCENARIO REPEAT
     ws) server=ws; framing=ws ;;
   esac
   if [ "$scenario" = paced ]; then mode=relay; extra=(--rate "$RATE"); fi
+  local pairs=$PAIRS window=$WINDOW
+  if [ "$scenario" = latency ]; then mode=relay; pairs=1; window=1; fi  # one pair, one signal in flight
   local tag=$target-$scenario-$rep
   local waited=0
   busy=$(busy_pct)
@@ -143,7 +146,7 @@ run_one() {  # TARGET SCENARIO REPEAT
   [ "$busy" -le 10 ] || log "$tag: WARNING: the machine is ${busy}% busy with other work; figures will be low and noisy"
   start_server "$target" "$OUT/$tag.server.log" || { echo "{\"target\":\"$target\",\"scenario\":\"$scenario\",\"repeat\":$rep,\"result\":null}" >>"$RESULTS"; return 0; }
   local args=(--url "ws://127.0.0.1:$PORT" --framing "$framing" --scenario "$mode" "${extra[@]}" --server-pid "$SERVER_PID"
-              --duration "$DURATION" --pairs "$PAIRS" --window "$WINDOW" --size "$SIZE"
+              --duration "$DURATION" --pairs "$pairs" --window "$window" --size "$SIZE"
               --clients "$CLIENTS" --connections "$CONNECTIONS")
   log "$tag: server pid $SERVER_PID port $PORT"
   local cpu0 cpu1 rc=0

@@ -50,17 +50,6 @@ function M.on_connect(conn)
   return "default"
 end
 
--- The protocol's default spec for the room's type, computed here because a
--- `spec` hook replaces the built-in one entirely: P2PMesh (0) -> the other
--- members' userIDs in join order; any other type -> the owner's userID.
-local function default_spec(room, user)
-  if room.type ~= 0 then return room.owner end
-  local ids = {}
-  for _, id in ipairs(room.members) do
-    if id ~= user.id then ids[#ids + 1] = id end
-  end
-  return ids
-end
 
 -- room = {id, tenant, name, password, maxUsers, curUsers, type, owner, members, created, meta?}
 -- user = {id, tenant}: the joiner (already in room.members).
@@ -68,7 +57,7 @@ function M.spec(room, user)
   local username = string.format("%d:%s", os.time() + TTL, user.id)
   local credential = parley.base64(parley.hmac("sha1", SECRET, username))
   return {
-    peers = default_spec(room, user),
+    peers = parley.default_spec(room, user),  -- the built-in spec: P2PMesh -> other members, else the owner
     iceServers = {
       { urls = URLS, username = username, credential = credential },
     },
