@@ -402,8 +402,7 @@ void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
     if (c->strikes > (unsigned)q.lim->rate) { c->ops->close(c, "rate limit exceeded persistently"); return; }
     q.quiet = 1;  /* read what can be read of the event for the error, nothing more */
     const event_def *e = decode(&q, text, n, name, sizeof name);
-    if (e) read_request_id(&q, 0);
-    if (q.rid_len > q.lim->max_request_id + 2) q.rid = NULL;
+    if (e) read_request_id(&q, 0);  /* leaves requestID null when it can't be echoed */
     q.quiet = 0;
     fail(&q, ERR_LIMIT_REACHED, "rate limit: slow down");
     return;
