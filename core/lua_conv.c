@@ -77,7 +77,7 @@ static void push_urldecoded(lua_State *L, const char *p, size_t n) {
   luaL_buffinit(L, &b);
   for (size_t i = 0; i < n; i++) {
     if (p[i] == '+') luaL_addchar(&b, ' ');
-    else if (p[i] == '%' && i + 2 < n + 0 && hexv(p[i + 1]) >= 0 && hexv(p[i + 2]) >= 0) {
+    else if (p[i] == '%' && i + 2 < n && hexv(p[i + 1]) >= 0 && hexv(p[i + 2]) >= 0) {
       luaL_addchar(&b, (char)(hexv(p[i + 1]) * 16 + hexv(p[i + 2])));
       i += 2;
     } else luaL_addchar(&b, p[i]);

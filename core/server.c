@@ -57,7 +57,12 @@ void server_conn_gone(server_t *s, conn_t *c) {
 static void on_connection(uv_stream_t *l, int status) {
   server_t *s = l->data;
   conn_t *c;
-  if (status < 0) { log_warn("accept: %s", uv_strerror(status)); return; }
+  if (status < 0) {  /* e.g. out of file descriptors: say so at most once a second */
+    static uint64_t last_ms;
+    uint64_t now = uv_now(s->loop);
+    if (now - last_ms >= 1000 || last_ms == 0) { log_warn("accept: %s", uv_strerror(status)); last_ms = now; }
+    return;
+  }
   if (conn_new(s, &c)) { log_error("accept: out of memory"); return; }
   if (uv_accept(l, (uv_stream_t *)&c->tcp)) { conn_close(c, "accept failed"); return; }
   c->next = s->conns;
