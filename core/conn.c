@@ -86,24 +86,41 @@ static int ws_send_frame(conn_t *c, int opcode, const char *p, size_t n) {
   return rc ? rc : conn_write(c, p, n);
 }
 
-/* The plain /ws framing of an event: one text frame ["name",payload]. */
-static int ws_peer_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
-  conn_t *c = (conn_t *)((char *)p - offsetof(conn_t, peer));
-  (void)ack; /* /ws has no acks: requestID correlates */
+int conn_ws_send_textv(conn_t *c, const uv_buf_t *parts, int nparts) {
   if (c->state != CONN_WS || c->ws_closing || c->doomed) return PARLEY_EIO;
-  size_t nl = strlen(name), total = nl + 5;
+  size_t total = 0;
   for (int i = 0; i < nparts; i++) total += parts[i].len;
   uint8_t h[10];
   size_t hl = ws_frame_header(h, WS_TEXT, total);
   if (over_cap(c, hl + total) || buf_reserve(&c->out, hl + total)) return doom(c);
   buf_append(&c->out, h, hl);
-  buf_append(&c->out, "[\"", 2);
-  buf_append(&c->out, name, nl);
-  buf_append(&c->out, "\",", 2);
   for (int i = 0; i < nparts; i++) buf_append(&c->out, parts[i].base, parts[i].len);
-  buf_append(&c->out, "]", 1);
   server_mark_dirty(c->srv, c);
   return 0;
+}
+
+int conn_ws_send_text(conn_t *c, const char *p, size_t n) {
+  uv_buf_t part = uv_buf_init((char *)p, (unsigned)n);
+  return conn_ws_send_textv(c, &part, 1);
+}
+
+/* The plain /ws framing of an event: one text frame ["name",payload]. */
+static int ws_peer_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
+  conn_t *c = (conn_t *)((char *)p - offsetof(conn_t, peer));
+  char head[80];
+  uv_buf_t all[PEER_MAX_PARTS + 2];
+  (void)ack; /* /ws has no acks: requestID correlates */
+  size_t nl = strlen(name);
+  if (nl + 4 > sizeof head || nparts > PEER_MAX_PARTS) return PARLEY_EINVAL;
+  head[0] = '[';  /* ["name", — built by hand: this runs for every relayed signal */
+  head[1] = '"';
+  memcpy(head + 2, name, nl);
+  head[nl + 2] = '"';
+  head[nl + 3] = ',';
+  all[0] = uv_buf_init(head, (unsigned)(nl + 4));
+  for (int i = 0; i < nparts; i++) all[i + 1] = parts[i];
+  all[nparts + 1] = uv_buf_init("]", 1);
+  return conn_ws_send_textv(c, all, nparts + 2);
 }
 
 static void ws_peer_close(peer_t *p, const char *why) {
@@ -338,7 +355,6 @@ void conn_ws_accept(conn_t *c, http_req *r, size_t max_message) {
   uv_timer_stop(&c->timer);  /* the framing above decides on liveness */
 }
 
-int conn_ws_send_text(conn_t *c, const char *p, size_t n) { return ws_send_frame(c, WS_TEXT, p, n); }
 
 static void route_ws(void *ctx, http_req *r) {
   conn_t *c = ctx;

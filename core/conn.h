@@ -52,8 +52,9 @@ void conn_http_resume(conn_t *c);
 int conn_ws_handshake_ok(conn_t *c, http_req *r);
 /* Answer 101 and switch to WebSocket framing with messages up to max_message. */
 void conn_ws_accept(conn_t *c, http_req *r, size_t max_message);
-/* One WebSocket text frame. */
+/* One WebSocket text frame, from one piece or spliced from several. */
 int conn_ws_send_text(conn_t *c, const char *p, size_t n);
+int conn_ws_send_textv(conn_t *c, const uv_buf_t *parts, int nparts);
 /* Queue raw bytes. Never closes synchronously: a connection over its queue
  * cap is closed at the next flush (a slow consumer). */
 int conn_write(conn_t *c, const void *p, size_t n);

@@ -86,17 +86,24 @@ static void eio_error(conn_t *c, http_req *r, int code, const char *msg) {
 /* ---- sending ---- */
 
 /* One engine packet to the client, over whichever transport is current. */
-static void sess_send(eio_session *s, const char *p, size_t n) {
+/* One engine packet to the client, spliced from parts, over whichever
+ * transport is current: a WebSocket frame, or the polling queue. */
+static void sess_sendv(eio_session *s, const uv_buf_t *parts, int nparts) {
   if (s->closing) return;
   if (s->upgraded) {
-    if (s->ws) conn_ws_send_text(s->ws, p, n);
+    if (s->ws) conn_ws_send_textv(s->ws, parts, nparts);
     return;
   }
   int rc = 0;
   if (s->queue.len) rc = buf_putc(&s->queue, EIO_SEPARATOR);
-  if (!rc) rc = buf_append(&s->queue, p, n);
+  for (int i = 0; i < nparts && !rc; i++) rc = buf_append(&s->queue, parts[i].base, parts[i].len);
   if (rc) { sess_close(s, "slow consumer: polling queue over its cap"); return; }
   if (s->poll) server_mark_dirty(s->srv, s->poll);
+}
+
+static void sess_send(eio_session *s, const char *p, size_t n) {
+  uv_buf_t part = uv_buf_init((char *)p, (unsigned)n);
+  sess_sendv(s, &part, 1);
 }
 
 static void sess_send_str(eio_session *s, const char *p) { sess_send(s, p, strlen(p)); }
@@ -106,7 +113,7 @@ static void sio_head(eio_session *s, char type) {
   buf_reset(&pkt);
   buf_putc(&pkt, '4');
   buf_putc(&pkt, type);
-  if (strcmp(s->ns, "/") != 0) {
+  if (s->ns[1]) {  /* packets leave out the default namespace "/" */
     buf_puts(&pkt, s->ns);
     buf_putc(&pkt, ',');
   }
@@ -114,23 +121,37 @@ static void sio_head(eio_session *s, char type) {
 
 static eio_session *sess_of(peer_t *p) { return (eio_session *)p; }
 
-/* peer op: 42["name",payload], or 43<id>[payload] for a reply with an ack. */
+/* 42[/ns,]["name", — by hand: every signal relayed to a Socket.IO client comes here. */
+static int sio_event_head(char *out, size_t cap, const char *ns, const char *name, int nparts) {
+  size_t nsl = strlen(ns), nl = strlen(name), o = 0;
+  if (nsl + nl + 8 > cap) return -1;
+  out[o++] = '4';
+  out[o++] = '2';
+  if (nsl) { memcpy(out + o, ns, nsl); o += nsl; out[o++] = ','; }
+  out[o++] = '[';
+  out[o++] = '"';
+  memcpy(out + o, name, nl);
+  o += nl;
+  out[o++] = '"';
+  if (nparts) out[o++] = ',';
+  return (int)o;
+}
+
+/* peer op: 42["name",payload], or 43<id>[payload] for a reply with an ack;
+ * the payload parts are spliced, not copied first. */
 static int sio_peer_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
   eio_session *s = sess_of(p);
+  char head[SIO_MAX_NAMESPACE + 96];
+  uv_buf_t all[PEER_MAX_PARTS + 2];
   if (s->closing || !s->connected) return PARLEY_EIO;
-  if (ack && ack->ack_id >= 0) {
-    sio_head(s, '3');
-    buf_printf(&pkt, "%lld[", ack->ack_id);
-  } else {
-    sio_head(s, '2');
-    buf_puts(&pkt, "[\"");
-    buf_puts(&pkt, name);
-    buf_puts(&pkt, "\"");
-    if (nparts) buf_putc(&pkt, ',');
-  }
-  for (int i = 0; i < nparts; i++) buf_append(&pkt, parts[i].base, parts[i].len);
-  buf_putc(&pkt, ']');
-  sess_send(s, pkt.data, pkt.len);
+  const char *ns = s->ns[1] ? s->ns : "";  /* packets leave out the default namespace "/" */
+  int hl = ack && ack->ack_id >= 0 ? snprintf(head, sizeof head, "43%s%s%lld[", ns, ns[0] ? "," : "", ack->ack_id)
+                                   : sio_event_head(head, sizeof head, ns, name, nparts);
+  if (hl < 0 || (size_t)hl >= sizeof head || nparts > PEER_MAX_PARTS) return PARLEY_EINVAL;
+  all[0] = uv_buf_init(head, (unsigned)hl);
+  for (int i = 0; i < nparts; i++) all[i + 1] = parts[i];
+  all[nparts + 1] = uv_buf_init("]", 1);
+  sess_sendv(s, all, nparts + 2);
   return 0;
 }
 

@@ -163,6 +163,22 @@ const char *http_req_header(const http_req *r, const char *lname, size_t *len) {
   return NULL;
 }
 
+static int hexv(int c) {
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+int http_pct_decode(const char *p, size_t n, char *out, size_t *len, int flags) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    int ok = p[i] == '%' && i + 2 < n && hexv(p[i + 1]) >= 0 && hexv(p[i + 2]) >= 0;
+    if (ok) { out[o++] = (char)(hexv(p[i + 1]) * 16 + hexv(p[i + 2])); i += 2; }
+    else if (p[i] == '%' && (flags & HTTP_PCT_STRICT)) return PARLEY_EINVAL;
+    else out[o++] = p[i] == '+' && (flags & HTTP_PCT_PLUS) ? ' ' : p[i];
+  }
+  *len = o;
+  return 0;
+}
+
 int http_has_token(const char *v, size_t n, const char *token) {
   size_t tl = strlen(token), i = 0;
   while (i < n) {

@@ -45,6 +45,11 @@ const char *http_req_method(const http_req *r);
 /* The path (without query) and the query (without '?'; n = 0 when none). */
 void http_req_path(const http_req *r, const char **p, size_t *n);
 void http_req_query(const http_req *r, const char **p, size_t *n);
+enum { HTTP_PCT_STRICT = 1, HTTP_PCT_PLUS = 2 };
+/* Percent-decode p[0..n) into out (room for n bytes: decoding never grows).
+ * HTTP_PCT_STRICT: a malformed escape is an error (else kept as it is);
+ * HTTP_PCT_PLUS: '+' is a space (query strings). */
+int http_pct_decode(const char *p, size_t n, char *out, size_t *len, int flags);
 /* A header's value by lower-case name; NULL when absent. */
 const char *http_req_header(const http_req *r, const char *lname, size_t *len);
 /* 1 when a comma-separated header value holds token (case-insensitive). */

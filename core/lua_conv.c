@@ -67,22 +67,13 @@ void lconv_push_settings(lua_State *L, const room_settings *s) {
   lua_setfield(L, -2, "type");
 }
 
-static int hexv(int c) {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* Push a percent-decoded query component. */
+/* Push a percent-decoded query component ('+' is a space; a bad escape stays as text). */
 static void push_urldecoded(lua_State *L, const char *p, size_t n) {
   luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (size_t i = 0; i < n; i++) {
-    if (p[i] == '+') luaL_addchar(&b, ' ');
-    else if (p[i] == '%' && i + 2 < n && hexv(p[i + 1]) >= 0 && hexv(p[i + 2]) >= 0) {
-      luaL_addchar(&b, (char)(hexv(p[i + 1]) * 16 + hexv(p[i + 2])));
-      i += 2;
-    } else luaL_addchar(&b, p[i]);
-  }
-  luaL_pushresult(&b);
+  size_t len;
+  char *out = luaL_buffinitsize(L, &b, n);
+  http_pct_decode(p, n, out, &len, HTTP_PCT_PLUS);
+  luaL_pushresultsize(&b, len);
 }
 
 static void push_query(lua_State *L, const char *q, size_t n) {

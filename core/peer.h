@@ -15,6 +15,8 @@ typedef struct {
   long long ack_id;
 } proto_ack;
 
+#define PEER_MAX_PARTS 6   /* payload pieces one send_event may splice */
+
 typedef struct {
   /* Queue one event: name and payload (in parts, spliced without an
    * intermediate copy). A reply with an ack goes as the ack where the framing

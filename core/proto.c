@@ -308,7 +308,7 @@ static void ev_disconnect(req_t *q) {
 }
 
 static void ev_signal(req_t *q) {
-  if (relay_signal(q->c, &q->ix, q->ack) == 0) empty_ack(q);
+  if (relay_signal(q->c, &q->ix, q->lim, q->ack) == 0) empty_ack(q);
 }
 
 enum { RID_NONE = -1, RID_OPTIONAL = 0, RID_REQUIRED = 1 };

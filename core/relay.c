@@ -64,9 +64,8 @@ static void signal_fields_read(const json_index *ix, signal_fields *f) {
   json_index_get(ix, "source", &f->source);
 }
 
-int relay_signal(peer_t *c, const json_index *ix, const proto_ack *ack) {
+int relay_signal(peer_t *c, const json_index *ix, const policy_limits *lim, const proto_ack *ack) {
   signal_fields f;
-  const policy_limits *lim = policy_limits_of(c->srv->policy, c->tenant);
   if (ix->nitems < 2 || ix->items[1].type != JSON_OBJECT) f.room.type = JSON_NONE;
   else signal_fields_read(ix, &f);
   json_span room_v = f.room, target_v = f.target, signal_v = f.signal, source_v = f.source;

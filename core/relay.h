@@ -4,9 +4,10 @@
 #define PARLEY_RELAY_H
 #include "peer.h"
 #include "json.h"
+#include "policy.h"
 
 /* ix: the SIGNAL event as indexed while it was validated (its payload's
  * members). 0 when relayed; else the ERROR has been sent. */
-int relay_signal(peer_t *p, const json_index *ix, const proto_ack *ack);
+int relay_signal(peer_t *p, const json_index *ix, const policy_limits *lim, const proto_ack *ack);
 
 #endif

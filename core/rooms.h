@@ -46,7 +46,6 @@ struct tenant_s {
   char *name;           /* owned */
   room_t *rooms;        /* hash by id */
   size_t nrooms, nusers;
-  void *policy;         /* borrowed: per-tenant policy data, set by the policy layer */
   UT_hash_handle hh;
 };
 

@@ -46,30 +46,6 @@ int web_path_safe(const char *p, size_t n) {
   return 1;
 }
 
-static int hexv(int c) {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* Percent-decode into out (cap bytes); -1 on a malformed escape or overflow. */
-static int url_decode(const char *p, size_t n, char *out, size_t cap, size_t *len) {
-  size_t o = 0;
-  for (size_t i = 0; i < n; i++) {
-    char ch = p[i];
-    if (ch == '%') {
-      if (i + 2 >= n) return -1;
-      int h = hexv(p[i + 1]), l = hexv(p[i + 2]);
-      if (h < 0 || l < 0) return -1;
-      ch = (char)(h * 16 + l);
-      i += 2;
-    }
-    if (o + 1 >= cap) return -1;
-    out[o++] = ch;
-  }
-  out[o] = 0;
-  *len = o;
-  return 0;
-}
-
 static void not_found(conn_t *c, http_req *r) {
   conn_http_reply(c, 404, "text/plain", "not found", 9, NULL, http_req_keep_alive(r));
 }
@@ -99,8 +75,10 @@ void web_serve(conn_t *c, http_req *r) {
   char path[1024], file[2200];
   int head = strcmp(http_req_method(r), "HEAD") == 0;
   http_req_path(r, &raw, &rn);
-  if ((!head && strcmp(http_req_method(r), "GET") != 0) || url_decode(raw, rn, path, sizeof path, &dn) ||
-      !web_path_safe(path, dn) || !cfg->web[0]) {
+  int bad = (!head && strcmp(http_req_method(r), "GET") != 0) || !cfg->web[0] || rn >= sizeof path ||
+            http_pct_decode(raw, rn, path, &dn, HTTP_PCT_STRICT);
+  if (!bad) path[dn] = 0;
+  if (bad || !web_path_safe(path, dn)) {
     not_found(c, r);
     return;
   }

@@ -469,7 +469,20 @@ static void test_snapshot(void) {
   buf_free(&snap);
 }
 
+/* Percent-decoding, for query strings (lenient, '+' is space) and paths (strict). */
+static void test_pct_decode(void) {
+  char out[64];
+  size_t len;
+  CHECK(http_pct_decode("a%20b+c%2F", 10, out, &len, HTTP_PCT_PLUS) == 0 && len == 6 && memcmp(out, "a b c/", 6) == 0);
+  CHECK(http_pct_decode("a+b", 3, out, &len, 0) == 0 && len == 3 && memcmp(out, "a+b", 3) == 0);
+  CHECK(http_pct_decode("%zz%4", 5, out, &len, HTTP_PCT_PLUS) == 0 && len == 5 && memcmp(out, "%zz%4", 5) == 0);
+  CHECK(http_pct_decode("%zz", 3, out, &len, HTTP_PCT_STRICT) == PARLEY_EINVAL);
+  CHECK(http_pct_decode("/a%4", 4, out, &len, HTTP_PCT_STRICT) == PARLEY_EINVAL);  /* truncated escape */
+  CHECK(http_pct_decode("%2e%2E%00", 9, out, &len, HTTP_PCT_STRICT) == 0 && len == 3 && out[0] == '.' && out[2] == 0);
+}
+
 int main(void) {
+  test_pct_decode();
   test_snapshot();
   test_whole();
   test_byte_by_byte();
