@@ -26,6 +26,8 @@ static void on_close(uv_handle_t *h) {
   free(c);
 }
 
+static void conn_task(server_task *t);
+
 int conn_new(server_t *srv, conn_t **out) {
   conn_t *c = calloc(1, sizeof *c);
   if (!c) return PARLEY_ENOMEM;
@@ -40,9 +42,41 @@ int conn_new(server_t *srv, conn_t **out) {
   uv_tcp_init(srv->loop, &c->tcp);
   uv_timer_init(srv->loop, &c->timer);
   c->tcp.data = c->timer.data = c;
+  c->task.run = conn_task;
   c->open_handles = 2;
   *out = c;
   return 0;
+}
+
+static void http_read(conn_t *c, char *p, size_t n);
+
+/* Tell the layers above, once, that this connection's peer or transport is gone. */
+static void detach_above(conn_t *c) {
+  c->detach_due = 0;
+  if (c->sess) eio_conn_gone(c);
+  proto_peer_gone(&c->peer);
+}
+
+/* Parse the input that waited behind a long-poll. */
+static void resume_input(conn_t *c) {
+  c->resume_due = 0;
+  if (c->state != CONN_HTTP || c->close_after_write || c->held || !c->in.len) return;
+  buf_t stash = c->in;
+  buf_init(&c->in, stash.max);
+  http_read(c, stash.data, stash.len);
+  buf_free(&stash);
+}
+
+/* The connection's deferred work, at the server's safe point. */
+static void conn_task(server_task *t) {
+  conn_t *c = (conn_t *)((char *)t - offsetof(conn_t, task));
+  if (c->resume_due) resume_input(c);
+  if (c->detach_due) detach_above(c);
+  if (c->state != CONN_CLOSING || c->released) return;
+  c->released = 1;
+  server_conn_gone(c->srv, c);
+  uv_close((uv_handle_t *)&c->tcp, on_close);
+  uv_close((uv_handle_t *)&c->timer, on_close);
 }
 
 void conn_close(conn_t *c, const char *why) {
@@ -50,11 +84,11 @@ void conn_close(conn_t *c, const char *why) {
   log_debug("conn %s closed: %s", c->remote, why);
   if (c->state == CONN_WS) c->srv->nsessions--;
   c->state = CONN_CLOSING;
-  if (c->sess) eio_conn_gone(c);
-  proto_peer_gone(&c->peer);
-  server_conn_gone(c->srv, c);
-  uv_close((uv_handle_t *)&c->tcp, on_close);
-  uv_close((uv_handle_t *)&c->timer, on_close);
+  c->held = 0;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  uv_timer_stop(&c->timer);
+  c->detach_due = 1;
+  server_defer(c->srv, &c->task);
 }
 
 /* ---- output ---- */
@@ -208,8 +242,8 @@ static void peer_alive(conn_t *c) {
 void conn_ws_close(conn_t *c, uint16_t code, const char *why) {
   if (c->state != CONN_WS || c->ws_closing) { conn_close(c, why); return; }
   log_debug("conn %s: closing with %u: %s", c->remote, code, why);
-  if (c->sess) eio_conn_gone(c);
-  proto_peer_gone(&c->peer);
+  c->detach_due = 1;
+  server_defer(c->srv, &c->task);
   char p[2] = {(char)(code >> 8), (char)(code & 255)};
   ws_send_frame(c, WS_CLOSE, p, 2);
   c->ws_closing = 1;
@@ -260,17 +294,30 @@ static size_t ws_consume(conn_t *c, char *p, size_t n) {
   return pos;
 }
 
+static int ws_reading(const conn_t *c) { return c->state == CONN_WS && !c->ws_closing; }
+
+/* Frames are parsed where they lie; only a partial frame at the end is kept
+ * in c->in, which holds at most one frame (the largest message plus its
+ * header). A read that completes a kept frame is taken in pieces: what the
+ * frame needs first, then the rest as a fresh read. */
 static void ws_read(conn_t *c, char *p, size_t n) {
-  if (c->ws_closing) return;
-  if (c->in.len == 0) {  /* common case: parse in the read buffer, keep only a partial tail */
-    size_t used = ws_consume(c, p, n);
-    if (c->state == CONN_WS && !c->ws_closing && used < n && buf_append(&c->in, p + used, n - used))
-      conn_ws_close(c, WS_CLOSE_TOO_BIG, "input over the limit");
-    return;
+  while (n && ws_reading(c)) {
+    if (c->in.len == 0) {
+      size_t used = ws_consume(c, p, n);
+      if (ws_reading(c) && used < n && buf_append(&c->in, p + used, n - used))
+        conn_ws_close(c, WS_CLOSE_TOO_BIG, "input over the limit");
+      return;
+    }
+    size_t room = c->in.max - c->in.len, take = n < room ? n : room;
+    if (take == 0) { conn_ws_close(c, WS_CLOSE_TOO_BIG, "input over the limit"); return; }
+    buf_append(&c->in, p, take);
+    p += take;
+    n -= take;
+    size_t used = ws_consume(c, c->in.data, c->in.len);
+    if (c->state != CONN_WS) return;
+    buf_consume(&c->in, used);
+    if (used == 0 && c->in.len == c->in.max) { conn_ws_close(c, WS_CLOSE_TOO_BIG, "input over the limit"); return; }
   }
-  if (buf_append(&c->in, p, n)) { conn_ws_close(c, WS_CLOSE_TOO_BIG, "input over the limit"); return; }
-  size_t used = ws_consume(c, c->in.data, c->in.len);
-  if (c->state == CONN_WS) buf_consume(&c->in, used);
 }
 
 /* ---- HTTP ---- */
@@ -302,10 +349,11 @@ static void route_healthz(void *ctx, http_req *r) {
 static void route_metrics(void *ctx, http_req *r) {
   conn_t *c = ctx;
   server_t *s = c->srv;
-  char body[256];
+  char body[512];
   snprintf(body, sizeof body,
-           "parley_connections %zu\nparley_users %zu\nparley_rooms %zu\nparley_tcp_connections %zu\n",
-           s->nsessions, s->rooms.nusers, s->rooms.nrooms, s->nconns);
+           "parley_connections %zu\nparley_users %zu\nparley_rooms %zu\nparley_tcp_connections %zu\n"
+           "parley_tenants %zu\nparley_eio_sessions %zu\nparley_client_addresses %zu\n",
+           s->nsessions, s->rooms.nusers, s->rooms.nrooms, s->nconns, s->rooms.ntenants, s->neio, s->addrs.n);
   http_reply(c, 200, "text/plain; version=0.0.4", body, NULL, http_req_keep_alive(r));
 }
 
@@ -367,7 +415,9 @@ static void route_ws(void *ctx, http_req *r) {
     return;
   }
   policy_verdict v;
-  policy_conn_info info = {"ws", r, c->remote, NULL, NULL, 0};
+  char remote[ADDRS_MAX_TEXT];
+  server_client_addr(c->srv, c, r, remote);
+  policy_conn_info info = {"ws", r, remote, NULL, NULL, 0};
   char tenant[72], *data;
   int rc = policy_on_connect(c->srv->policy, &info, tenant, sizeof tenant, &data, &v);
   if (rc) {
@@ -445,10 +495,8 @@ void conn_http_resume(conn_t *c) {
   if (c->state != CONN_HTTP || c->close_after_write) return;
   uv_timer_start(&c->timer, on_timer, HTTP_IDLE_MS, 0);
   if (!c->in.len) return;
-  buf_t stash = c->in;
-  buf_init(&c->in, stash.max);
-  http_read(c, stash.data, stash.len);
-  buf_free(&stash);
+  c->resume_due = 1;  /* parsed at the next safe point, not inside this call */
+  server_defer(c->srv, &c->task);
 }
 
 /* ---- reading ---- */
@@ -463,7 +511,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
   conn_t *c = st->data;
   if (nread < 0) { conn_close(c, nread == UV_EOF ? "peer closed the connection" : uv_strerror((int)nread)); return; }
   if (nread == 0 || c->state == CONN_CLOSING) return;
-  if (c->state == CONN_HTTP && c->held) {
+  if (c->state == CONN_HTTP && (c->held || c->resume_due)) {  /* behind a long-poll, or input not parsed yet */
     if (buf_append(&c->in, b->base, (size_t)nread)) conn_close(c, "too much pipelined input");
   } else if (c->state == CONN_HTTP) {
     http_read(c, b->base, (size_t)nread);

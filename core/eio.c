@@ -26,19 +26,25 @@ struct eio_session {
   buf_t queue;                 /* polling: packets for the next GET, \x1e-separated */
   uv_timer_t timer;            /* heartbeat */
   uint64_t ping_ms;
-  unsigned awaiting_pong : 1, upgraded : 1, closing : 1, connected : 1;
+  unsigned awaiting_pong : 1, upgraded : 1, closing : 1, connected : 1,
+           client_closed : 1,  /* the client sent close (1): a held GET gets a noop, not close */
+           poll_keep : 1;      /* the held GET's request allows keep-alive */
+  server_task task;            /* the deferred end of a closing session */
+  const char *why;             /* why it is closing (a string constant) */
   char ns[SIO_MAX_NAMESPACE + 1];  /* the connected Socket.IO namespace */
   parley_id sio_sid;
   char *hs;                    /* the handshake request as HTTP text (http_req_snapshot), for on_connect */
   size_t hs_len;
   char *poll_cors;             /* the CORS header line for the held GET (owned), or NULL */
-  char remote[48];
+  char remote[48];             /* the client's address (forwarded by a trusted proxy, or the peer's) */
+  addr_entry *addr;            /* borrowed: its counts in the server's table */
+  unsigned refused;            /* namespace connects refused so far */
 };
+
+#define EIO_MAX_REFUSED 3        /* refused namespace connects before the session is closed */
 
 enum { EIO_ERR_TRANSPORT = 0, EIO_ERR_SID = 1, EIO_ERR_METHOD = 2, EIO_ERR_BAD = 3, EIO_ERR_FORBIDDEN = 4,
        EIO_ERR_VERSION = 5 };
-
-static buf_t pkt;  /* packet building; the loop is single-threaded */
 
 static void sess_close(eio_session *s, const char *why);
 
@@ -65,27 +71,26 @@ static int query_is(const char *v, size_t vn, const char *want) {
 
 /* CORS for browsers polling from another origin, as the policy's `origins`
  * allow (default: any, as "*"); no credentials. NULL: no header to add. */
-static const char *cors(conn_t *c, http_req *r) {
-  static char line[600];
+#define CORS_LINE_MAX 600
+static const char *cors(conn_t *c, http_req *r, char line[CORS_LINE_MAX]) {
   size_t n;
   int any;
   const char *origin = http_req_header(r, "origin", &n);
   if (!origin || !policy_origin_allowed(c->srv->policy, NULL, origin, n, &any)) return NULL;
   if (any) return "Access-Control-Allow-Origin: *\r\n";
-  snprintf(line, sizeof line, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n", (int)(n < 512 ? n : 512), origin);
+  snprintf(line, CORS_LINE_MAX, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n", (int)(n < 512 ? n : 512), origin);
   return line;
 }
 
 static void eio_error(conn_t *c, http_req *r, int code, const char *msg) {
-  char body[128];
+  char body[128], line[CORS_LINE_MAX];
   int n = snprintf(body, sizeof body, "{\"code\":%d,\"message\":\"%s\"}", code, msg);
-  conn_http_reply(c, code == EIO_ERR_FORBIDDEN ? 403 : 400, "application/json", body, (size_t)n, cors(c, r),
+  conn_http_reply(c, code == EIO_ERR_FORBIDDEN ? 403 : 400, "application/json", body, (size_t)n, cors(c, r, line),
                   http_req_keep_alive(r));
 }
 
 /* ---- sending ---- */
 
-/* One engine packet to the client, over whichever transport is current. */
 /* One engine packet to the client, spliced from parts, over whichever
  * transport is current: a WebSocket frame, or the polling queue. */
 static void sess_sendv(eio_session *s, const uv_buf_t *parts, int nparts) {
@@ -108,15 +113,11 @@ static void sess_send(eio_session *s, const char *p, size_t n) {
 
 static void sess_send_str(eio_session *s, const char *p) { sess_send(s, p, strlen(p)); }
 
-/* "4" + Socket.IO packet type + "/ns," when not "/" (no trailing data). */
-static void sio_head(eio_session *s, char type) {
-  buf_reset(&pkt);
-  buf_putc(&pkt, '4');
-  buf_putc(&pkt, type);
-  if (s->ns[1]) {  /* packets leave out the default namespace "/" */
-    buf_puts(&pkt, s->ns);
-    buf_putc(&pkt, ',');
-  }
+/* "40[/ns,]{"sid":…}": the namespace connect is accepted. */
+static void sio_send_connected(eio_session *s) {
+  char p[SIO_MAX_NAMESPACE + 64];
+  int n = snprintf(p, sizeof p, "40%s%s{\"sid\":\"%s\"}", s->ns[1] ? s->ns : "", s->ns[1] ? "," : "", s->sio_sid.s);
+  if (n > 0 && (size_t)n < sizeof p) sess_send(s, p, (size_t)n);
 }
 
 static eio_session *sess_of(peer_t *p) { return (eio_session *)p; }
@@ -200,26 +201,56 @@ static void detach(eio_session *s, conn_t *c) {
   if (s->probe == c) s->probe = NULL;
 }
 
-static void sess_close(eio_session *s, const char *why) {
-  if (s->closing) return;
-  log_debug("socket.io session %s closed: %s", s->sid.s, why);
+/* The deferred end of a session (a task, at the server's safe point): the
+ * user leaves its rooms, a held GET is answered, the transports close. */
+static void sess_finish(server_task *t) {
+  eio_session *s = (eio_session *)((char *)t - offsetof(eio_session, task));
   if (s->connected) proto_peer_gone(&s->peer);
   s->connected = 0;
-  if (s->poll) {  /* the waiting GET learns of the close */
+  if (s->poll) {  /* the waiting GET learns of the close: a noop when the client asked for it */
     conn_t *c = s->poll;
     detach(s, c);
     c->held = 0;
-    conn_http_reply(c, 200, "text/plain; charset=UTF-8", "1", 1, NULL, 1);
+    conn_http_reply(c, 200, "text/plain; charset=UTF-8", s->client_closed ? "6" : "1", 1, s->poll_cors, s->poll_keep);
     conn_http_resume(c);
   }
-  s->closing = 1;
   conn_t *ws = s->ws, *probe = s->probe;
   detach(s, ws);
   detach(s, probe);
-  if (ws) conn_ws_close(ws, WS_CLOSE_NORMAL, why);
-  if (probe) conn_ws_close(probe, WS_CLOSE_NORMAL, why);
-  HASH_DEL(s->srv->sessions, s);
+  if (ws) conn_ws_close(ws, WS_CLOSE_NORMAL, s->why);
+  if (probe) conn_ws_close(probe, WS_CLOSE_NORMAL, s->why);
   uv_close((uv_handle_t *)&s->timer, sess_free);
+}
+
+/* Session caps: how many there are, per client address, and their handshake copies. */
+static void sess_count(eio_session *s, addr_entry *a) {
+  s->addr = a;
+  a->sessions++;
+  s->srv->neio++;
+  s->srv->hs_bytes += s->hs_len;
+}
+
+static void sess_uncount(eio_session *s) {
+  if (!s->addr) return;
+  s->addr->sessions--;
+  addrs_release(&s->srv->addrs, s->addr);
+  s->addr = NULL;
+  s->srv->neio--;
+  s->srv->hs_bytes -= s->hs_len;
+}
+
+/* Mark the session closing and take it out of the table at once, so that no
+ * request can reach it any more; the rest happens in sess_finish. Safe to
+ * call from anywhere, a send included. */
+static void sess_close(eio_session *s, const char *why) {
+  if (s->closing) return;
+  log_debug("socket.io session %s closed: %s", s->sid.s, why);
+  s->closing = 1;
+  s->why = why;
+  HASH_DEL(s->srv->sessions, s);
+  sess_uncount(s);
+  uv_timer_stop(&s->timer);
+  server_defer(s->srv, &s->task);
 }
 
 /* Keep the handshake request as text (a few hundred bytes, not a whole reader):
@@ -233,7 +264,7 @@ static int keep_request(eio_session *s, const http_req *r) {
   return 0;
 }
 
-static eio_session *sess_new(conn_t *c, http_req *r) {
+static eio_session *sess_new(conn_t *c, http_req *r, const char *remote, addr_entry *a) {
   eio_session *s = calloc(1, sizeof *s), *dup;
   if (!s) return NULL;
   do {
@@ -242,10 +273,12 @@ static eio_session *sess_new(conn_t *c, http_req *r) {
   } while (dup);
   if (keep_request(s, r)) { free(s); return NULL; }
   s->srv = c->srv;
+  s->task.run = sess_finish;
   s->peer.ops = &sio_peer_ops;
   s->peer.srv = c->srv;
   snprintf(s->ns, sizeof s->ns, "/");
-  snprintf(s->remote, sizeof s->remote, "%s", c->remote);
+  snprintf(s->remote, sizeof s->remote, "%s", remote);
+  sess_count(s, a);
   buf_init(&s->queue, c->srv->cfg.out_cap);
   uv_timer_init(c->srv->loop, &s->timer);
   s->timer.data = s;
@@ -257,9 +290,8 @@ static eio_session *sess_new(conn_t *c, http_req *r) {
 static size_t max_payload(server_t *srv) { return policy_limits_of(srv->policy, NULL)->max_payload; }
 
 /* The open packet: 0{"sid",…}. */
-static int open_packet(eio_session *s, int with_upgrades) {
-  buf_reset(&pkt);
-  return buf_printf(&pkt, "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%llu,\"pingTimeout\":%llu,\"maxPayload\":%zu}",
+static int open_packet(eio_session *s, int with_upgrades, buf_t *pkt) {
+  return buf_printf(pkt, "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%llu,\"pingTimeout\":%llu,\"maxPayload\":%zu}",
                     s->sid.s, with_upgrades ? "\"websocket\"" : "", (unsigned long long)s->srv->cfg.ping_interval_ms,
                     (unsigned long long)s->srv->cfg.ping_timeout_ms, max_payload(s->srv));
 }
@@ -267,13 +299,15 @@ static int open_packet(eio_session *s, int with_upgrades) {
 /* ---- Socket.IO packets ---- */
 
 static void sio_connect_error(eio_session *s, const char *ns, size_t ns_len, const char *msg) {
-  buf_reset(&pkt);
+  buf_t pkt;
+  buf_init(&pkt, 0);
   buf_puts(&pkt, "44");
   if (!(ns_len == 1 && ns[0] == '/')) { buf_append(&pkt, ns, ns_len); buf_putc(&pkt, ','); }
   buf_puts(&pkt, "{\"message\":");
   jw_string(&pkt, msg, strlen(msg));
   buf_putc(&pkt, '}');
   sess_send(s, pkt.data, pkt.len);
+  buf_free(&pkt);
 }
 
 /* on_connect, the user, the tenant's origins: 1 when the namespace connect is accepted. */
@@ -306,7 +340,7 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
   ns[sp->ns_len] = 0;
   if (s->connected) {  /* one namespace per session */
     if (strcmp(ns, s->ns) != 0) sio_connect_error(s, sp->ns, sp->ns_len, "one namespace per connection");
-    else { sio_head(s, '0'); buf_printf(&pkt, "{\"sid\":\"%s\"}", s->sio_sid.s); sess_send(s, pkt.data, pkt.len); }
+    else sio_send_connected(s);
     return;
   }
   http_req *hs = malloc(sizeof *hs);  /* the handshake, read back for the policy */
@@ -319,12 +353,26 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
   int ok = sio_accept(s, sp, ns, hs);
   http_req_free(hs);
   free(hs);
+  if (!ok && ++s->refused >= EIO_MAX_REFUSED) {  /* each try runs on_connect: not a loop to offer */
+    log_info("socket.io session %s from %s: %u namespace connects refused, closing", s->sid.s, s->remote, s->refused);
+    sess_close(s, "namespace connects refused");
+  }
   if (!ok) return;
   snprintf(s->ns, sizeof s->ns, "%s", ns);
   s->connected = 1;
-  sio_head(s, '0');
-  buf_printf(&pkt, "{\"sid\":\"%s\"}", s->sio_sid.s);
-  sess_send(s, pkt.data, pkt.len);
+  sio_send_connected(s);
+}
+
+/* Every packet a client can repeat counts against the session's rate limit
+ * (the one events use); over it, the packet is dropped; over it for long, the
+ * session is closed. */
+static int rate_ok(eio_session *s) {
+  int rc = proto_rate_charge(&s->peer);
+  if (rc == PARLEY_EPROTO) {
+    log_info("socket.io session %s from %s: rate limit exceeded persistently, closing", s->sid.s, s->remote);
+    sess_close(s, "rate limit exceeded persistently");
+  }
+  return rc == 0;
 }
 
 static void sio_message(eio_session *s, const char *p, size_t n) {
@@ -337,6 +385,7 @@ static void sio_message(eio_session *s, const char *p, size_t n) {
     return;
   }
   int ns_ok = sp.ns_len == strlen(s->ns) && memcmp(sp.ns, s->ns, sp.ns_len) == 0;
+  if (sp.type != SIO_EVENT && !rate_ok(s)) return;  /* events count in the event layer */
   switch (sp.type) {
     case SIO_CONNECT:
       sio_connect(s, &sp);
@@ -385,6 +434,7 @@ static void upgrade_done(eio_session *s, conn_t *c) {
 static void eio_packet(eio_session *s, const char *p, size_t n, conn_t *from) {
   int type = eio_packet_type(p, n);
   int on_probe = from && from == s->probe;
+  if (type != EIO_MESSAGE && !rate_ok(s)) return;
   if (on_probe && type != EIO_PING && type != EIO_UPGRADE) type = -1;
   switch (type) {
     case EIO_PING:
@@ -392,10 +442,8 @@ static void eio_packet(eio_session *s, const char *p, size_t n, conn_t *from) {
         conn_ws_send_text(from, "3probe", 6);
         sess_send_str(s, "6");  /* lets the waiting GET return */
       } else if (!on_probe) {
-        buf_reset(&pkt);
-        buf_putc(&pkt, '3');
-        buf_append(&pkt, p + 1, n - 1);
-        sess_send(s, pkt.data, pkt.len);
+        uv_buf_t pong[2] = {uv_buf_init("3", 1), uv_buf_init((char *)p + 1, (unsigned)(n - 1))};
+        sess_sendv(s, pong, 2);
       } else {
         sess_close(s, "bad probe");
       }
@@ -407,7 +455,7 @@ static void eio_packet(eio_session *s, const char *p, size_t n, conn_t *from) {
       else sess_close(s, "unexpected upgrade packet");
       break;
     case EIO_NOOP: break;
-    case EIO_CLOSE: sess_close(s, "client closed"); break;
+    case EIO_CLOSE: s->client_closed = 1; sess_close(s, "client closed"); break;
     default:
       log_warn("socket.io session %s from %s: malformed engine packet, closing", s->sid.s, s->remote);
       sess_close(s, "malformed engine packet");
@@ -417,7 +465,7 @@ static void eio_packet(eio_session *s, const char *p, size_t n, conn_t *from) {
 
 void eio_ws_message(conn_t *c, const char *p, size_t n) {
   eio_session *s = c->sess;
-  if (!s) return;
+  if (!s || s->closing) return;
   if (s->ws != c && s->probe != c) return;
   eio_packet(s, p, n, c);
 }
@@ -428,7 +476,7 @@ static void poll_answer(conn_t *c, eio_session *s) {
   c->held = 0;
   detach(s, c);
   conn_http_reply(c, 200, "text/plain; charset=UTF-8", s->queue.data ? s->queue.data : "", s->queue.len,
-                  s->poll_cors, 1);
+                  s->poll_cors, s->poll_keep);
   buf_reset(&s->queue);
 }
 
@@ -447,7 +495,9 @@ static void poll_get(conn_t *c, http_req *r, eio_session *s) {
   }
   c->sess = s;
   s->poll = c;
-  const char *line = cors(c, r);  /* kept: the answer may come after this request is gone */
+  s->poll_keep = http_req_keep_alive(r) != 0;  /* Connection: close is honoured when the answer comes */
+  char buf[CORS_LINE_MAX];
+  const char *line = cors(c, r, buf);  /* kept: the answer may come after this request is gone */
   free(s->poll_cors);
   s->poll_cors = line ? strdup(line) : NULL;
   if (s->queue.len) { poll_answer(c, s); return; }
@@ -457,7 +507,8 @@ static void poll_get(conn_t *c, http_req *r, eio_session *s) {
 static void poll_post(conn_t *c, http_req *r, eio_session *s) {
   size_t pos = 0, len;
   const char *one;
-  conn_http_reply(c, 200, "text/html", "ok", 2, cors(c, r), http_req_keep_alive(r));
+  char line[CORS_LINE_MAX];
+  conn_http_reply(c, 200, "text/html", "ok", 2, cors(c, r, line), http_req_keep_alive(r));
   while (!s->closing && eio_payload_next(r->body.data ? r->body.data : "", r->body.len, &pos, &one, &len) == 0)
     eio_packet(s, one, len, NULL);
 }
@@ -465,7 +516,8 @@ static void poll_post(conn_t *c, http_req *r, eio_session *s) {
 static void preflight(conn_t *c, http_req *r) {
   char extra[1200];
   size_t n = 0;
-  const char *want = http_req_header(r, "access-control-request-headers", &n), *allow = cors(c, r);
+  char line[CORS_LINE_MAX];
+  const char *want = http_req_header(r, "access-control-request-headers", &n), *allow = cors(c, r, line);
   snprintf(extra, sizeof extra,
            "%sAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
            "Access-Control-Allow-Headers: %.*s\r\nAccess-Control-Max-Age: 86400\r\n",
@@ -483,24 +535,50 @@ static int origin_refused(conn_t *c, http_req *r) {
   return 1;
 }
 
+/* The session caps (server.h): 0, or the HTTP status to refuse with. */
+static int over_caps(server_t *srv, addr_entry *a) {
+  if (!a || srv->neio >= srv->cfg.max_sessions || srv->hs_bytes + HTTP_MAX_HEADER_BYTES > srv->cfg.max_handshake_bytes)
+    return 503;
+  return a->sessions >= srv->cfg.max_sessions_per_addr ? 429 : 0;
+}
+
 static void handshake(conn_t *c, http_req *r, int websocket) {
+  char remote[ADDRS_MAX_TEXT];
   if (origin_refused(c, r)) return;
   if (websocket && !conn_ws_handshake_ok(c, r)) return;
   if (!websocket && strcmp(http_req_method(r), "GET") != 0) { eio_error(c, r, EIO_ERR_METHOD, "Bad handshake method"); return; }
-  eio_session *s = sess_new(c, r);
-  if (!s) { conn_http_reply(c, 503, "text/plain", "out of memory", 13, NULL, 0); return; }
-  if (!websocket) {
-    open_packet(s, 1);
-    conn_http_reply(c, 200, "text/plain; charset=UTF-8", pkt.data, pkt.len, cors(c, r), http_req_keep_alive(r));
+  server_client_addr(c->srv, c, r, remote);
+  addr_entry *a = addrs_get(&c->srv->addrs, remote);
+  int refuse = over_caps(c->srv, a);
+  if (refuse) {
+    char line[CORS_LINE_MAX];
+    log_info("socket.io handshake from %s refused: too many sessions (%s)", remote, refuse == 429 ? "this address" : "in all");
+    if (a) addrs_release(&c->srv->addrs, a);
+    conn_http_reply(c, refuse, "application/json", "{\"code\":3,\"message\":\"Too many sessions\"}", 40,
+                    cors(c, r, line), http_req_keep_alive(r));
     return;
   }
-  c->eio = 1;
-  conn_ws_accept(c, r, max_payload(c->srv));
-  c->sess = s;
-  s->ws = c;
-  s->upgraded = 1;
-  open_packet(s, 0);
-  conn_ws_send_text(c, pkt.data, pkt.len);
+  eio_session *s = sess_new(c, r, remote, a);
+  if (!s) {
+    addrs_release(&c->srv->addrs, a);
+    conn_http_reply(c, 503, "text/plain", "out of memory", 13, NULL, 0);
+    return;
+  }
+  buf_t pkt;
+  buf_init(&pkt, 0);
+  open_packet(s, !websocket, &pkt);
+  if (!websocket) {
+    char line[CORS_LINE_MAX];
+    conn_http_reply(c, 200, "text/plain; charset=UTF-8", pkt.data, pkt.len, cors(c, r, line), http_req_keep_alive(r));
+  } else {
+    c->eio = 1;
+    conn_ws_accept(c, r, max_payload(c->srv));
+    c->sess = s;
+    s->ws = c;
+    s->upgraded = 1;
+    conn_ws_send_text(c, pkt.data, pkt.len);
+  }
+  buf_free(&pkt);
 }
 
 void eio_http_request(conn_t *c, http_req *r) {
@@ -520,10 +598,13 @@ void eio_http_request(conn_t *c, http_req *r) {
   if (vn == ID_LEN) HASH_FIND(hh, c->srv->sessions, v, ID_LEN, s);
   if (!s || s->closing) { eio_error(c, r, EIO_ERR_SID, "Session ID unknown"); return; }
   if (websocket) {  /* the upgrade probe */
-    if (s->upgraded || s->probe) { eio_error(c, r, EIO_ERR_BAD, "Bad request"); return; }
     if (!conn_ws_handshake_ok(c, r)) return;
     c->eio = 1;
     conn_ws_accept(c, r, max_payload(c->srv));
+    if (s->upgraded || s->probe) {  /* as the reference server: accepted, then closed */
+      conn_ws_close(c, WS_CLOSE_NORMAL, "transport already upgraded");
+      return;
+    }
     c->sess = s;
     s->probe = c;
     return;

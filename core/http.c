@@ -96,9 +96,12 @@ void http_req_free(http_req *r) {
   buf_free(&r->body);
 }
 
+#define HTTP_KEEP_BODY (16u << 10)  /* body buffers bigger than this are given back after the request */
+
 void http_req_next(http_req *r) {
   buf_reset(&r->arena);
-  buf_reset(&r->body);
+  if (r->body.cap > HTTP_KEEP_BODY) buf_free(&r->body);  /* a 1 MB POST must not stay for the connection's life */
+  else buf_reset(&r->body);
   r->body_too_big = 0;
   r->url_off = r->url_len = 0;
   r->nhdrs = r->in_value = r->headers_done = r->complete = 0;

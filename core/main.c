@@ -12,6 +12,8 @@ static void usage(FILE *f) {
           "usage: parley [--listen HOST:PORT] [--policies DIR] [--log-level debug|info|warn|error]\n"
           "              [--ping-interval MS] [--ping-timeout MS] [--sio-path PATH]\n"
           "              [--lua-budget N] [--lua-memory MIB] [--web DIR] [--client-js FILE]\n"
+          "              [--max-conns N] [--max-conns-per-addr N] [--max-sessions N]\n"
+          "              [--max-sessions-per-addr N] [--trust-proxy CIDR]\n"
           "              [--version] [--help]\n"
           "  --listen HOST:PORT   address to listen on (default 127.0.0.1:8080; port 0 picks one)\n"
           "  --policies DIR       directory holding default.lua (default ./policies)\n"
@@ -23,6 +25,12 @@ static void usage(FILE *f) {
           "  --client-js FILE     the file served at /parley.js (default clients/js/parley.js)\n"
           "  --lua-budget N       VM instructions per policy hook call (default 1000000)\n"
           "  --lua-memory MIB     memory cap of the policy VM (default 64)\n"
+          "  --max-conns N        TCP connections in all (default: the open-files limit less 64)\n"
+          "  --max-conns-per-addr N  TCP connections per client address (default 1024)\n"
+          "  --max-sessions N     Socket.IO (Engine.IO) sessions in all (default 20000)\n"
+          "  --max-sessions-per-addr N  Socket.IO sessions per client address (default 1024)\n"
+          "  --trust-proxy CIDR   peers in this range are proxies: the last X-Forwarded-For\n"
+          "                       entry is the client's address (default: trust none)\n"
           "SIGHUP reloads the policies; SIGINT/SIGTERM stop the server.\n");
 }
 
@@ -51,6 +59,14 @@ static int parse_ms(const char *arg, uint64_t *out) {
   return 0;
 }
 
+/* A count from 1 to 10 million. */
+static int parse_count(const char *arg, size_t *out) {
+  uint64_t v;
+  if (parse_ms(arg, &v) || v > 10000000u) return -1;
+  *out = (size_t)v;
+  return 0;
+}
+
 static int parse_args(int argc, char **argv, server_config *cfg) {
   for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -67,6 +83,11 @@ static int parse_args(int argc, char **argv, server_config *cfg) {
     else if (!strcmp(a, "--lua-memory")) { uint64_t mb; bad = parse_ms(v, &mb) || mb > 65536; cfg->policy.mem_cap = (size_t)mb << 20; }
     else if (!strcmp(a, "--web")) bad = snprintf(cfg->web, sizeof cfg->web, "%s", v) >= (int)sizeof cfg->web;
     else if (!strcmp(a, "--client-js")) bad = snprintf(cfg->client_js, sizeof cfg->client_js, "%s", v) >= (int)sizeof cfg->client_js;
+    else if (!strcmp(a, "--max-conns")) bad = parse_count(v, &cfg->max_conns);
+    else if (!strcmp(a, "--max-conns-per-addr")) bad = parse_count(v, &cfg->max_conns_per_addr);
+    else if (!strcmp(a, "--max-sessions")) bad = parse_count(v, &cfg->max_sessions);
+    else if (!strcmp(a, "--max-sessions-per-addr")) bad = parse_count(v, &cfg->max_sessions_per_addr);
+    else if (!strcmp(a, "--trust-proxy")) bad = addrs_cidr_parse(v, &cfg->trust_proxy);
     else if (!strcmp(a, "--sio-path")) bad = v[0] != '/' || snprintf(cfg->sio_path, sizeof cfg->sio_path, "%s", v) >= (int)sizeof cfg->sio_path;
     else { fprintf(stderr, "parley: unknown option %s\n", a); usage(stderr); return -1; }
     if (bad) { fprintf(stderr, "parley: bad value for %s: %s\n", a, v); return -1; }

@@ -17,12 +17,20 @@ typedef struct {
 
 #define PEER_MAX_PARTS 6   /* payload pieces one send_event may splice */
 
+/* The lifecycle rule (task.h, docs/architecture.md): neither op closes or
+ * frees anything inside the call. A peer that must go (a slow consumer, a
+ * close asked for) is only marked; it stops taking events at once, and the
+ * event layer hears of it through proto_peer_gone at the server's next safe
+ * point, never while one of its own loops is running. So the event layer may
+ * send to every member of a room, and go on using the room and its users,
+ * whatever a send does. */
 typedef struct {
   /* Queue one event: name and payload (in parts, spliced without an
    * intermediate copy). A reply with an ack goes as the ack where the framing
    * has them. Never closes synchronously; returns nonzero when dropped. */
   int (*send_event)(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack);
-  /* Close for a protocol reason (e.g. rate limit abuse), with a log line. */
+  /* Close for a protocol reason (e.g. rate limit abuse), with a log line.
+   * Marks only: the peer is gone at the next safe point. */
   void (*close)(peer_t *p, const char *why);
   /* 1: an event that is not a JSON array starting with the event name breaks
    * the framing and closes the peer; 0: it gets ERROR UNSPECIFIED. */

@@ -24,9 +24,8 @@ typedef struct {
   const policy_limits *lim;
   int quiet;                /* decoding only: send no errors */
   json_index ix;            /* the event's spans, noted while validating it */
+  buf_t out;                /* this request's reply or notification (never shared) */
 } req_t;
-
-static buf_t scratch;       /* reply building; the loop is single-threaded */
 
 static policy_t *pol(peer_t *c) { return c->srv->policy; }
 
@@ -65,31 +64,32 @@ static void fail_reason(req_t *q, const char *reason) {
 }
 
 static void reply(req_t *q, const char *event) {
-  peer_send(q->c, event, scratch.data, scratch.len, q->ack);
+  peer_send(q->c, event, q->out.data, q->out.len, q->ack);
 }
 
 static void begin_reply(req_t *q) {
-  buf_reset(&scratch);
-  buf_puts(&scratch, "{\"requestID\":");
-  buf_append(&scratch, q->rid, q->rid_len);
+  buf_reset(&q->out);
+  buf_puts(&q->out, "{\"requestID\":");
+  buf_append(&q->out, q->rid, q->rid_len);
 }
 
-static void put_str(const char *key, const char *s) {
-  buf_putc(&scratch, ',');
-  jw_key(&scratch, key);
-  jw_string(&scratch, s, strlen(s));
+static void put_str(buf_t *b, const char *key, const char *s) {
+  buf_putc(b, ',');
+  jw_key(b, key);
+  jw_string(b, s, strlen(s));
 }
 
-static void put_int(const char *key, long long v) {
-  buf_putc(&scratch, ',');
-  jw_key(&scratch, key);
-  jw_int(&scratch, v);
+static void put_int(buf_t *b, const char *key, long long v) {
+  buf_putc(b, ',');
+  jw_key(b, key);
+  jw_int(b, v);
 }
 
-/* Send scratch to every member of r but skip. */
-static void notify_others(room_t *r, user_t *skip, const char *event) {
+/* Send b to every member of r but skip. Sends never close anything
+ * synchronously (peer.h), so r and its members stay as they are meanwhile. */
+static void notify_others(room_t *r, user_t *skip, const char *event, const buf_t *b) {
   for (size_t i = 0; i < r->nmembers; i++)
-    if (r->members[i] != skip) peer_send(r->members[i]->peer, event, scratch.data, scratch.len, NULL);
+    if (r->members[i] != skip) peer_send(r->members[i]->peer, event, b->data, b->len, NULL);
 }
 
 /* ---- payload fields ---- */
@@ -163,16 +163,16 @@ static void empty_ack(req_t *q) {
 
 static void ev_get_id(req_t *q) {
   begin_reply(q);
-  put_str("userID", q->c->user->id.s);
-  buf_putc(&scratch, '}');
+  put_str(&q->out, "userID", q->c->user->id.s);
+  buf_putc(&q->out, '}');
   reply(q, "GET_ID");
 }
 
-static void room_reply_fields(const room_t *r) {
-  put_str("password", r->s.password);
-  put_str("name", r->s.name);
-  put_int("maxUsers", r->s.max_users);
-  put_int("curUsers", (long long)r->nmembers);
+static void room_reply_fields(req_t *q, const room_t *r) {
+  put_str(&q->out, "password", r->s.password);
+  put_str(&q->out, "name", r->s.name);
+  put_int(&q->out, "maxUsers", r->s.max_users);
+  put_int(&q->out, "curUsers", (long long)r->nmembers);
 }
 
 static void ev_create_room(req_t *q) {
@@ -193,10 +193,10 @@ static void ev_create_room(req_t *q) {
     if (rooms_create(&q->c->srv->rooms, u, &s, &r)) fail(q, ERR_UNSPECIFIED, "out of memory");
     else {
       begin_reply(q);
-      put_str("roomID", r->id.s);
-      room_reply_fields(r);
-      put_int("type", r->s.type);
-      buf_putc(&scratch, '}');
+      put_str(&q->out, "roomID", r->id.s);
+      room_reply_fields(q, r);
+      put_int(&q->out, "type", r->s.type);
+      buf_putc(&q->out, '}');
       reply(q, "CREATE_ROOM");
     }
   }
@@ -210,14 +210,14 @@ static int join_reply(req_t *q, room_t *r) {
   buf_init(&spec, 0);
   if (policy_spec(pol(q->c), r, q->c->user, &spec, &v)) { buf_free(&spec); fail_verdict(q, &v); return PARLEY_ELUA; }
   begin_reply(q);
-  put_str("name", r->s.name);
-  put_int("maxUsers", r->s.max_users);
-  put_int("curUsers", (long long)r->nmembers);
-  put_int("type", r->s.type);
-  buf_puts(&scratch, ",\"spec\":");
-  buf_append(&scratch, spec.data, spec.len);
-  put_str("roomID", r->id.s);
-  buf_putc(&scratch, '}');
+  put_str(&q->out, "name", r->s.name);
+  put_int(&q->out, "maxUsers", r->s.max_users);
+  put_int(&q->out, "curUsers", (long long)r->nmembers);
+  put_int(&q->out, "type", r->s.type);
+  buf_puts(&q->out, ",\"spec\":");
+  buf_append(&q->out, spec.data, spec.len);
+  put_str(&q->out, "roomID", r->id.s);
+  buf_putc(&q->out, '}');
   buf_free(&spec);
   reply(q, "JOIN_ROOM");
   return 0;
@@ -244,13 +244,13 @@ static void ev_join_room(req_t *q) {
   else if (rooms_join(r, u)) fail(q, ERR_UNSPECIFIED, "out of memory");
   else if (join_reply(q, r)) rooms_leave(&q->c->srv->rooms, r, u, &deleted);
   else {
-    buf_reset(&scratch);
-    buf_puts(&scratch, "{\"from\":{\"userID\":");
-    jw_string(&scratch, u->id.s, ID_LEN);
-    buf_puts(&scratch, ",\"roomID\":");
-    jw_string(&scratch, r->id.s, ID_LEN);
-    buf_puts(&scratch, "}}");
-    notify_others(r, u, "JOIN_ROOM");
+    buf_reset(&q->out);
+    buf_puts(&q->out, "{\"from\":{\"userID\":");
+    jw_string(&q->out, u->id.s, ID_LEN);
+    buf_puts(&q->out, ",\"roomID\":");
+    jw_string(&q->out, r->id.s, ID_LEN);
+    buf_puts(&q->out, "}}");
+    notify_others(r, u, "JOIN_ROOM", &q->out);
   }
   free(pwd);
 }
@@ -275,9 +275,9 @@ static void ev_update_room(req_t *q) {
     if (rooms_update(r, &s)) fail(q, ERR_UNSPECIFIED, "out of memory");
     else {
       begin_reply(q);
-      room_reply_fields(r);
-      put_str("roomID", r->id.s);
-      buf_putc(&scratch, '}');
+      room_reply_fields(q, r);
+      put_str(&q->out, "roomID", r->id.s);
+      buf_putc(&q->out, '}');
       reply(q, "UPDATE_ROOM");
     }
   }
@@ -290,13 +290,10 @@ static void leave(peer_t *c, room_t *r, user_t *u) {
   char rid[ID_LEN + 1];
   memcpy(rid, r->id.s, sizeof rid);
   if (rooms_leave(&c->srv->rooms, r, u, &deleted) || deleted) return;
-  buf_reset(&scratch);
-  buf_puts(&scratch, "{\"userID\":");
-  jw_string(&scratch, u->id.s, ID_LEN);
-  buf_puts(&scratch, ",\"roomID\":");
-  jw_string(&scratch, rid, ID_LEN);
-  buf_putc(&scratch, '}');
-  notify_others(r, u, "DISCONNECT");
+  char note[2 * ID_LEN + 32];  /* {"userID":"…","roomID":"…"}: IDs need no escapes */
+  int n = snprintf(note, sizeof note, "{\"userID\":\"%s\",\"roomID\":\"%s\"}", u->id.s, rid);
+  buf_t b = {note, (size_t)n, sizeof note, sizeof note};
+  notify_others(r, u, "DISCONNECT", &b);
 }
 
 static void ev_disconnect(req_t *q) {
@@ -343,6 +340,12 @@ static int rate_check(peer_t *c, const policy_limits *lim) {
   return PARLEY_ELIMIT;
 }
 
+int proto_rate_charge(peer_t *c) {
+  const policy_limits *lim = policy_limits_of(pol(c), c->tenant);
+  if (rate_check(c, lim) == 0) return 0;
+  return c->strikes > (unsigned)lim->rate ? PARLEY_EPROTO : PARLEY_ELIMIT;
+}
+
 /* ---- entry points ---- */
 
 /* requestId: a string or a number of at most max_request_id bytes. */
@@ -381,6 +384,11 @@ static const event_def *decode(req_t *q, const char *text, size_t n, char *name,
     q->c->ops->close(q->c, "event is not a JSON array starting with the event name");
     return NULL;
   }
+  if (envelope && count == 1 && json_string_decode(items[0], name, cap, &len) == 0 && strlen(name) == len) {
+    q->event = name;  /* ["CREATE_ROOM"]: the ERROR names the event it answers */
+    fail(q, ERR_UNSPECIFIED, "the event has no payload: an event is a JSON array [\"EVENT\", payload]");
+    return NULL;
+  }
   if (!envelope || count != 2 || json_string_decode(items[0], name, cap, &len)) {
     fail(q, ERR_UNSPECIFIED, "an event is a JSON array [\"EVENT\", payload]");
     return NULL;
@@ -396,8 +404,8 @@ static const event_def *decode(req_t *q, const char *text, size_t n, char *name,
 
 void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
   char name[32];
-  req_t q = {.c = c, .ack = ack, .lim = policy_limits_of(pol(c), c->tenant)};
   if (!c->user) return;
+  req_t q = {.c = c, .ack = ack, .lim = policy_limits_of(pol(c), c->tenant)};
   if (rate_check(c, q.lim)) {
     if (c->strikes > (unsigned)q.lim->rate) { c->ops->close(c, "rate limit exceeded persistently"); return; }
     q.quiet = 1;  /* read what can be read of the event for the error, nothing more */
@@ -415,15 +423,20 @@ void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
     return;
   }
   e->handler(&q);
+  buf_free(&q.out);
 }
 
 int proto_peer_open(peer_t *c, server_t *srv, const char *tenant, char *data) {
-  tenant_t *t;
+  tenant_t *t = NULL;
   c->srv = srv;
   int rc = rooms_tenant(&srv->rooms, tenant, &t);
   if (!rc && t->nusers >= policy_limits_of(srv->policy, t)->max_connections) rc = PARLEY_ELIMIT;
   if (!rc) rc = rooms_user_add(&srv->rooms, t, c, &c->user);
-  if (rc) { free(data); return rc; }
+  if (rc) {
+    if (t) rooms_tenant_release(&srv->rooms, t);
+    free(data);
+    return rc;
+  }
   c->user->data = data;
   c->tenant = t;
   return 0;
@@ -434,5 +447,6 @@ void proto_peer_gone(peer_t *c) {
   if (!u) return;
   c->user = NULL;
   while (u->nrooms) leave(c, u->rooms[u->nrooms - 1], u);
-  rooms_user_remove(&c->srv->rooms, u);
+  rooms_user_remove(&c->srv->rooms, u);  /* frees the tenant too when it was its last user */
+  c->tenant = NULL;
 }

@@ -14,6 +14,12 @@ void proto_peer_gone(peer_t *p);
 /* Handle one event ["NAME", payload]; text is borrowed for the call. */
 void proto_handle(peer_t *p, const char *text, size_t n, const proto_ack *ack);
 
+/* Count one packet that is not an event (a Socket.IO connect, a ping, ...)
+ * against the peer's rate limit, the one events use: 0 when it may proceed,
+ * PARLEY_ELIMIT when it is over the rate (drop it), PARLEY_EPROTO when it has
+ * been over for a whole second's worth (close the peer). */
+int proto_rate_charge(peer_t *p);
+
 /* Send ERROR {requestID (raw JSON or NULL for null), error, event, msg}. */
 void proto_error(peer_t *p, const char *request_id, size_t rid_len, int code, const char *event, const char *msg,
                  const proto_ack *ack);

@@ -59,6 +59,7 @@ int rooms_tenant(rooms_state *st, const char *name, tenant_t **out) {
     t = calloc(1, sizeof *t);
     if (!t || !(t->name = strdup(name))) { free(t); return PARLEY_ENOMEM; }
     HASH_ADD_KEYPTR(hh, st->tenants, t->name, strlen(t->name), t);
+    st->ntenants++;
   }
   *out = t;
   return 0;
@@ -80,10 +81,22 @@ int rooms_user_add(rooms_state *st, tenant_t *t, void *peer, user_t **out) {
   return 0;
 }
 
+static void tenant_free(rooms_state *st, tenant_t *t) {
+  HASH_DEL(st->tenants, t);
+  st->ntenants--;
+  free(t->name);
+  free(t);
+}
+
+void rooms_tenant_release(rooms_state *st, tenant_t *t) {
+  if (t->nusers == 0 && t->nrooms == 0) tenant_free(st, t);
+}
+
 void rooms_user_remove(rooms_state *st, user_t *u) {
   HASH_DEL(st->users, u);
   st->nusers--;
-  u->tenant->nusers--;
+  /* rooms always have a member, so a tenant without users has no rooms either */
+  if (--u->tenant->nusers == 0 && u->tenant->nrooms == 0) tenant_free(st, u->tenant);
   free(u->rooms);
   free(u->data);
   free(u);

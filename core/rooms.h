@@ -52,15 +52,18 @@ struct tenant_s {
 typedef struct {
   tenant_t *tenants;    /* hash by name */
   user_t *users;        /* hash by id */
-  size_t nusers, nrooms;
+  size_t nusers, nrooms, ntenants;
 } rooms_state;
 
 void rooms_init(rooms_state *st);
 void rooms_free(rooms_state *st);            /* frees every tenant, room and user */
 
 int rooms_tenant(rooms_state *st, const char *name, tenant_t **out);   /* get or create */
+void rooms_tenant_release(rooms_state *st, tenant_t *t);  /* free t if it has no users (a failed add) */
 int rooms_user_add(rooms_state *st, tenant_t *t, void *peer, user_t **out);
-/* The user must have left every room first (rooms_leave). Frees the user. */
+/* The user must have left every room first (rooms_leave). Frees the user, and
+ * its tenant when that was the tenant's last user (a tenant holds no state of
+ * its own beyond its users and rooms: tenant pointers die with their users). */
 void rooms_user_remove(rooms_state *st, user_t *u);
 user_t *rooms_user_find(rooms_state *st, const char *id);
 

@@ -1,6 +1,7 @@
 /* server.c - the listener, the connection list, the flush of queued output
  * once per loop turn, and shutdown on SIGINT/SIGTERM. */
 #include <stdio.h>
+#include <sys/resource.h>
 #include <string.h>
 #include "err.h"
 #include "log.h"
@@ -20,6 +21,11 @@ void server_config_default(server_config *cfg) {
   cfg->ping_interval_ms = 25000;
   cfg->ping_timeout_ms = 20000;
   cfg->out_cap = 8u << 20;
+  cfg->max_conns = 0;
+  cfg->max_conns_per_addr = 1024;
+  cfg->max_sessions = 20000;
+  cfg->max_sessions_per_addr = 1024;
+  cfg->max_handshake_bytes = 64u << 20;
   policy_options_default(&cfg->policy);
 }
 
@@ -29,18 +35,45 @@ void server_mark_dirty(server_t *s, conn_t *c) {
   if (c->dirty) return;
   c->dirty = 1;
   c->dirty_next = s->dirty;
-  if (!s->dirty) uv_idle_start(&s->wake, on_idle);  /* keep the loop from blocking before the flush */
+  if (!s->dirty && !s->flushed_last) uv_idle_start(&s->wake, on_idle);  /* keep the loop from blocking before the flush */
   s->dirty = c;
 }
 
-/* Once per loop turn, after reads: write what every connection has queued. */
+void server_defer(server_t *s, server_task *t) {
+  if (t->queued) return;
+  t->queued = 1;
+  t->next = NULL;
+  if (s->tasks_tail) s->tasks_tail->next = t;
+  else s->tasks = t;
+  s->tasks_tail = t;
+  if (!s->flushed_last) uv_idle_start(&s->wake, on_idle);  /* keep the loop from blocking before the check */
+}
+
+void server_run_tasks(server_t *s) {
+  while (s->tasks) {
+    server_task *t = s->tasks;
+    s->tasks = t->next;
+    if (!s->tasks) s->tasks_tail = NULL;
+    t->queued = 0;
+    t->run(t);  /* may free t's owner, and may queue more */
+  }
+}
+
+/* Once per loop turn, after reads: the deferred work (closes, detaches,
+ * resumed input), then write what every connection has queued. A flush can
+ * queue work (a slow consumer's close) and work can queue output: both run
+ * until neither is left. */
 static void on_check(uv_check_t *h) {
   server_t *s = h->data;
+  server_run_tasks(s);
   while (s->dirty) {
-    conn_t *c = s->dirty;
-    s->dirty = c->dirty_next;
-    c->dirty = 0;
-    conn_flush(c);
+    while (s->dirty) {
+      conn_t *c = s->dirty;
+      s->dirty = c->dirty_next;
+      c->dirty = 0;
+      conn_flush(c);
+    }
+    server_run_tasks(s);
   }
   uv_idle_stop(&s->wake);
 }
@@ -51,7 +84,36 @@ void server_conn_gone(server_t *s, conn_t *c) {
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = NULL;
   s->nconns--;
+  if (c->addr) { c->addr->conns--; addrs_release(&s->addrs, c->addr); c->addr = NULL; }
   /* c stays on the dirty list until the flush; conn_flush skips closed ones */
+}
+
+void server_client_addr(server_t *s, const conn_t *c, const http_req *r, char out[ADDRS_MAX_TEXT]) {
+  size_t n;
+  const char *xff;
+  snprintf(out, ADDRS_MAX_TEXT, "%s", c->remote);
+  if (!s->cfg.trust_proxy.family || !addrs_cidr_has(&s->cfg.trust_proxy, c->remote)) return;
+  if (!(xff = http_req_header(r, "x-forwarded-for", &n)) || n == 0) return;
+  size_t end = n, start;
+  while (end && (xff[end - 1] == ' ' || xff[end - 1] == '\t')) end--;
+  start = end;
+  while (start && xff[start - 1] != ',') start--;
+  while (start < end && (xff[start] == ' ' || xff[start] == '\t')) start++;
+  char cand[ADDRS_MAX_TEXT];
+  addrs_cidr any;
+  if (end - start == 0 || end - start >= sizeof cand) return;
+  memcpy(cand, xff + start, end - start);
+  cand[end - start] = 0;
+  if (addrs_cidr_parse(cand, &any) == 0 && !strchr(cand, '/')) memcpy(out, cand, end - start + 1);
+}
+
+/* NULL when c, just accepted, is within the connection caps; else why not. */
+static const char *admit(server_t *s, conn_t *c) {
+  if (s->nconns > s->cfg.max_conns) return "too many connections";
+  if (!(c->addr = addrs_get(&s->addrs, c->remote))) return "out of memory";
+  c->addr->conns++;
+  if (c->addr->conns > s->cfg.max_conns_per_addr) return "too many connections from this address";
+  return NULL;
 }
 
 static void on_connection(uv_stream_t *l, int status) {
@@ -64,12 +126,17 @@ static void on_connection(uv_stream_t *l, int status) {
     return;
   }
   if (conn_new(s, &c)) { log_error("accept: out of memory"); return; }
-  if (uv_accept(l, (uv_stream_t *)&c->tcp)) { conn_close(c, "accept failed"); return; }
-  c->next = s->conns;
+  c->next = s->conns;  /* on the list first: closing takes it off */
   if (s->conns) s->conns->prev = c;
   s->conns = c;
   s->nconns++;
+  if (uv_accept(l, (uv_stream_t *)&c->tcp)) { conn_close(c, "accept failed"); return; }
   conn_start(c);
+  const char *why = admit(s, c);
+  if (why) {
+    log_info("conn %s refused: %s", c->remote, why);
+    conn_close(c, why);
+  }
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -126,7 +193,10 @@ void server_watch(server_t *s) {
 
 static void on_stop_timer(uv_timer_t *t) {
   server_t *s = t->data;
-  while (s->conns) conn_close(s->conns, "server stopping");
+  for (conn_t *c = s->conns; c; c = c->next) conn_close(c, "server stopping");
+  eio_close_all(s);     /* sessions made since server_stop */
+  server_run_tasks(s);  /* the flusher that would run them closes now */
+  s->flushed_last = 1;
   uv_close((uv_handle_t *)&s->flusher, NULL);
   uv_close((uv_handle_t *)&s->wake, NULL);
   uv_close((uv_handle_t *)&s->stop_timer, NULL);
@@ -171,10 +241,19 @@ static int listen_on(server_t *s) {
   return 0;
 }
 
+/* Connections in all: what the open-files limit leaves after a reserve for
+ * the listener, policy files and the like. */
+static size_t default_max_conns(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1000000) return 1000000;
+  return rl.rlim_cur > 128 ? (size_t)rl.rlim_cur - 64 : 64;
+}
+
 int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
   memset(s, 0, sizeof *s);
   s->loop = loop;
   s->cfg = *cfg;
+  if (!s->cfg.max_conns) s->cfg.max_conns = default_max_conns();
   rooms_init(&s->rooms);
   int rc = policy_load(cfg->policies, &cfg->policy, &s->policy);
   if (rc) return rc;
@@ -207,6 +286,7 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
 
 void server_free(server_t *s) {
   rooms_free(&s->rooms);
+  addrs_free(&s->addrs);
   policy_free(s->policy);
   s->policy = NULL;
 }

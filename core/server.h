@@ -3,9 +3,11 @@
 #ifndef PARLEY_SERVER_H
 #define PARLEY_SERVER_H
 #include <uv.h>
+#include "addrs.h"
 #include "conn.h"
 #include "policy.h"
 #include "rooms.h"
+#include "task.h"
 
 typedef struct {
   char host[64];
@@ -16,6 +18,12 @@ typedef struct {
   char client_js[1024];      /* the file served at /parley.js */        /* Engine.IO / Socket.IO endpoint, "" to disable */
   uint64_t ping_interval_ms, ping_timeout_ms;
   size_t out_cap;            /* bytes queued per connection before it counts as slow */
+  size_t max_conns;          /* TCP connections in all (0: from the open-files limit) */
+  size_t max_conns_per_addr; /* TCP connections per client address */
+  size_t max_sessions;       /* Engine.IO sessions in all */
+  size_t max_sessions_per_addr;
+  size_t max_handshake_bytes;  /* handshake copies that sessions keep, in all */
+  addrs_cidr trust_proxy;    /* peers in this range are proxies: X-Forwarded-For names the client */
   policy_options policy;
 } server_config;
 
@@ -33,10 +41,15 @@ struct server_s {
   size_t nconns;             /* TCP connections */
   size_t nsessions;          /* of which upgraded (WebSocket / Socket.IO) */
   conn_t *dirty;
+  server_task *tasks, *tasks_tail;  /* deferred work, run in order */
   rooms_state rooms;
   struct eio_session *sessions;  /* Engine.IO sessions by sid */
+  size_t neio;               /* Engine.IO sessions (not closing) */
+  size_t hs_bytes;           /* their handshake copies */
+  addrs_t addrs;             /* connections and sessions per client address */
   policy_t *policy;
   int stopping;
+  int flushed_last;          /* the flusher is closed: nothing runs tasks any more */
   int bound_port;
   char read_buf[65536];
 };
@@ -53,6 +66,14 @@ void server_watch(server_t *s);
 /* Release what server_init made (after the loop has run dry). */
 void server_free(server_t *s);
 void server_mark_dirty(server_t *s, conn_t *c);
+/* Queue t (t->run set by its owner) for the next safe point. */
+void server_defer(server_t *s, server_task *t);
+/* Run every queued task, and what they queue in turn (a safe point only:
+ * the check phase, a timer callback, shutdown). */
+void server_run_tasks(server_t *s);
 void server_conn_gone(server_t *s, conn_t *c);
+/* The client's address for request r on c: the last X-Forwarded-For entry when
+ * c's peer is a trusted proxy (--trust-proxy) and it names one, else c's peer. */
+void server_client_addr(server_t *s, const conn_t *c, const http_req *r, char out[ADDRS_MAX_TEXT]);
 
 #endif

@@ -1,7 +1,9 @@
 /* web.c - static files: the demo page under --web DIR (default web/) and the
  * client library at /parley.js. Files are small and local, read whole; a
  * request path is percent-decoded, then refused if any segment is "..", ".",
- * empty, or holds a NUL or a backslash. */
+ * empty, or holds a NUL or a backslash, and opened beneath the root one
+ * component at a time without following symbolic links; only regular files
+ * are served. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,9 +52,32 @@ static void not_found(conn_t *c, http_req *r) {
   conn_http_reply(c, 404, "text/plain", "not found", 9, NULL, http_req_keep_alive(r));
 }
 
-/* Read a whole regular file; NULL when it can't be served. */
-static char *read_file(const char *path, struct stat *st) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+/* Open rel (a safe path, "/a/b.html") under the root directory without
+ * following a symbolic link at any step: each directory is opened from the
+ * one before with O_NOFOLLOW. The file is opened non-blocking, so a FIFO
+ * cannot stall the loop (it is then refused as not a regular file). */
+static int open_beneath(const char *root, const char *rel) {
+  int dir = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const char *p = rel + 1;
+  while (dir >= 0) {
+    const char *slash = strchr(p, '/');
+    char part[256];
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    if (n == 0 || n >= sizeof part) { close(dir); return -1; }
+    memcpy(part, p, n);
+    part[n] = 0;
+    int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | (slash ? O_DIRECTORY : O_NONBLOCK);
+    int next = openat(dir, part, flags);
+    close(dir);
+    if (!slash) return next;
+    dir = next;
+    p = slash + 1;
+  }
+  return -1;
+}
+
+/* Read a whole regular file from fd (closed here); NULL when it can't be served. */
+static char *read_file(int fd, struct stat *st) {
   if (fd < 0) return NULL;
   char *data = NULL;
   if (fstat(fd, st) == 0 && S_ISREG(st->st_mode) && (size_t)st->st_size <= WEB_MAX_FILE &&
@@ -82,10 +107,16 @@ void web_serve(conn_t *c, http_req *r) {
     not_found(c, r);
     return;
   }
-  if (strcmp(path, "/parley.js") == 0) snprintf(file, sizeof file, "%s", cfg->client_js);
-  else snprintf(file, sizeof file, "%s%s%s", cfg->web, path, path[dn - 1] == '/' ? "index.html" : "");
+  int fd;
+  if (strcmp(path, "/parley.js") == 0) {  /* the operator's own file, wherever it is */
+    snprintf(file, sizeof file, "%s", cfg->client_js);
+    fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  } else {
+    snprintf(file, sizeof file, "%s%s", path, path[dn - 1] == '/' ? "index.html" : "");
+    fd = open_beneath(cfg->web, file);
+  }
   struct stat st;
-  char *data = read_file(file, &st);
+  char *data = read_file(fd, &st);
   if (!data) { not_found(c, r); return; }
   char etag[64], lm[64], extra[256];
   snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_mtime, (unsigned long long)st.st_size);
