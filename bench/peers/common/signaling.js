@@ -1,6 +1,6 @@
 'use strict';
 // bench/peers/common/signaling.js - the rules of Parley's wire protocol
-// (shared/protocol.md, v1) in plain Node.js, independent of the transport:
+// (docs/protocol.md, v1) in plain Node.js, independent of the transport:
 // users, rooms in a Map, the six client events, replies, notifications and
 // ERRORs with the default policy's limits and error codes. The two reference
 // peers (socketio/, ws/) wire it to Socket.IO v4 and to the `ws` package, so

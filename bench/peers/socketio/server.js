@@ -1,5 +1,5 @@
 'use strict';
-// bench/peers/socketio/server.js - Parley's protocol (shared/protocol.md) on
+// bench/peers/socketio/server.js - Parley's protocol (docs/protocol.md) on
 // Node.js + Socket.IO v4: the stack our users run today, used by the benchmark
 // as the baseline (scripts/bench.sh). Idiomatic and honest: one handler per
 // event with socket.on, replies with socket.emit (or the ack callback when the

@@ -1,5 +1,5 @@
 'use strict';
-// bench/peers/ws/server.js - Parley's protocol (shared/protocol.md) on Node.js
+// bench/peers/ws/server.js - Parley's protocol (docs/protocol.md) on Node.js
 // + the `ws` package at path /ws, each text frame one JSON array
 // ["EVENT", payload]: the lighter Node.js stack, used by the benchmark
 // (scripts/bench.sh) next to the Socket.IO peer. Same rules as that peer
