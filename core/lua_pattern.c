@@ -74,7 +74,7 @@ static void ms_reset(mstate *ms) {
 
 /* ---- single characters ---- */
 
-/* c against a class letter (%a ... %x, upper case for the complement); any
+/* c against a class letter (%a ... %x, %z; upper case for the complement); any
  * other letter stands for itself. */
 static int class_match(int c, int cl) {
   int r;
@@ -89,6 +89,7 @@ static int class_match(int c, int cl) {
   case 'u': r = isupper(c); break;
   case 'w': r = isalnum(c); break;
   case 'x': r = isxdigit(c); break;
+  case 'z': r = c == 0; break; /* deprecated, still in 5.4 */
   default: return cl == c;
   }
   return isupper(cl) ? !r : r != 0;
