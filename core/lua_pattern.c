@@ -75,10 +75,11 @@ static void ms_reset(mstate *ms) {
 /* ---- single characters ---- */
 
 /* c against a class letter (%a ... %x, %z; upper case for the complement); any
- * other letter stands for itself. */
+ * other letter stands for itself. cl | 0x20 lowers exactly the ASCII capitals
+ * onto the class letters (no locale call on the hot path). */
 static int class_match(int c, int cl) {
   int r;
-  switch (tolower(cl)) {
+  switch (cl | 0x20) {
   case 'a': r = isalpha(c); break;
   case 'c': r = iscntrl(c); break;
   case 'd': r = isdigit(c); break;
@@ -92,7 +93,7 @@ static int class_match(int c, int cl) {
   case 'z': r = c == 0; break; /* deprecated, still in 5.4 */
   default: return cl == c;
   }
-  return isupper(cl) ? !r : r != 0;
+  return (cl & 0x20) ? r != 0 : r == 0;
 }
 
 /* c against the set [...] from p (its '[') to ec (its ']'). */
@@ -151,10 +152,8 @@ static const char *do_match(mstate *ms, const char *s, const char *p);
 /* The longest run of the class first, then shorter ones. */
 static const char *max_expand(mstate *ms, const char *s, const char *p, const char *ep) {
   ptrdiff_t i = 0;
-  while (single_match(ms, s + i, p, ep)) {
-    step(ms, 1);
-    i++;
-  }
+  while (single_match(ms, s + i, p, ep)) i++;
+  step(ms, (unsigned long)i); /* the scan is linear: charged after it */
   for (; i >= 0; i--) {
     step(ms, 1);
     const char *r = do_match(ms, s + i, ep + 1);

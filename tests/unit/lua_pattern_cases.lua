@@ -284,8 +284,8 @@ local tokens = {
 }
 local chars = {"a", "b", "1", "(", ")", " "}
 
-local function random_cases(n)
-  math.randomseed(20261201)
+local function random_cases(n, seed)
+  math.randomseed(seed or 20261201)
   for _ = 1, n do
     local p = {}
     for i = 1, math.random(1, 6) do p[i] = tokens[math.random(#tokens)] end
@@ -303,10 +303,10 @@ local function random_cases(n)
   end
 end
 
-return function(nrandom)
+return function(nrandom, seed)
   out = {}
   special()
   cross()
-  random_cases(nrandom)
+  random_cases(nrandom, seed)
   return out
 end
