@@ -26,6 +26,7 @@ if [ "${PARLEY_SKIP_SANITIZE:-0}" = 1 ]; then
   echo "== sanitizer run skipped: PARLEY_SKIP_SANITIZE=1" >&2
 else
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  export PARLEY_SANITIZED=1  # tests run the same scenarios but assert no timings or memory figures
   run_suite build-asan -DPARLEY_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 fi
 echo "== fuzz smoke run" >&2
