@@ -162,7 +162,8 @@ before(async () => {
   writeFileSync(path.join(dir, 'lib', 'bytecode.lua'), Buffer.from('\x1bLuaT\x00\x19\x93\r\n\x1a\njunk', 'latin1'));
   writeFileSync(path.join(dir, 'secret.txt'), 'not lua');
   server = await startServer({
-    args: ['--policies', dir, '--log-level', 'info', '--lua-memory', '16', '--lua-budget', '200000'],
+    args: ['--policies', dir, '--log-level', 'info', '--lua-memory', '16', '--lua-budget', '200000',
+      '--lua-time-ms', '10000', '--tenant-hook-ms', '100000'],   // the memory cap, not the time caps, stops the bombs
   });
 });
 after(async () => {
