@@ -298,6 +298,7 @@ test('Faults: a tenant whose hooks run long gets LIMIT_REACHED at once; another 
     'default.lua': GOOD,
     'tenants/a.lua': `local M = {}
 function M.create_room(req, user)
+  if req.name == "quick" then return req end
   local t0 = os.clock()
   while os.clock() - t0 < 0.04 do end
   return req
@@ -319,10 +320,12 @@ return M
   assert.equal(br.event, 'CREATE_ROOM', br.raw);
   if (!SANITIZED) assert.ok(bMs < 250, `B waited ${bMs} ms`);
   const got = await Promise.all(replies);
-  const ok = got.filter((m) => m.event === 'CREATE_ROOM').length;
+  // the hook ran (created; or, on a loaded machine, stopped by the 50 ms cap) or was refused at once
+  const ran = got.filter((m) => m.event === 'CREATE_ROOM' || m.payload.error === ERR.ROOM_ERROR).length;
   const limited = got.filter((m) => m.event === 'ERROR' && m.payload.error === ERR.LIMIT_REACHED);
-  t.diagnostic(`A: ${ok} created, ${limited.length} LIMIT_REACHED`);
-  assert.ok(ok >= 1 && ok <= 5, `A created ${ok}`);
+  t.diagnostic(`A: ${ran} ran the hook, ${limited.length} LIMIT_REACHED`);
+  assert.ok(ran >= 1 && ran <= 5, `A ran ${ran}`);
+  assert.equal(ran + limited.length, 12);
   assert.ok(limited.length >= 7, `A refused ${limited.length}`);
   assert.match(limited[0].payload.msg, /policy time budget exhausted, retry later/);
   // later requests beyond the budget fail quickly
@@ -334,6 +337,6 @@ return M
   assert.equal((s.stderr.match(/tenant a used up its hook time/g) || []).length, 1, 'logged once a second at most');
   // and the bucket refills
   await sleep(1100);
-  assert.equal((await a.ok('CREATE_ROOM', room('refilled'))).name, 'refilled');
+  assert.equal((await a.ok('CREATE_ROOM', room('quick'))).name, 'quick');
   await assertAliveThenStop(s);
 });
