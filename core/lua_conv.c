@@ -1,5 +1,7 @@
 /* lua_conv.c - C <-> Lua conversion: rooms, users, settings, connection info
- * and JSON, one direction per function. */
+ * and JSON, one direction per function. Policy values are read raw (no
+ * metamethods); every function here runs inside the policy gate (policy.c)
+ * and may raise a Lua error, e.g. out of memory. */
 #include <lauxlib.h>
 #include <math.h>
 #include <stdlib.h>
@@ -171,8 +173,14 @@ static void push_json_depth(lua_State *L, json_span v, int depth) {
 
 void lconv_push_json(lua_State *L, json_span v) { push_json_depth(L, v, 0); }
 
+/* Push t[field] without metamethods (policy values are read raw); its type. */
+static int raw_field(lua_State *L, int idx, const char *field) {
+  lua_pushstring(L, field);
+  return lua_rawget(L, idx);
+}
+
 static char *dup_field_string(lua_State *L, int idx, const char *field, int *bad) {
-  lua_getfield(L, idx, field);
+  raw_field(L, idx, field);
   size_t n;
   const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
   char *out = NULL;
@@ -183,9 +191,8 @@ static char *dup_field_string(lua_State *L, int idx, const char *field, int *bad
 }
 
 static int int_field(lua_State *L, int idx, const char *field, int *out) {
-  lua_getfield(L, idx, field);
   int isint = 0;
-  lua_Integer v = lua_tointegerx(L, -1, &isint);
+  lua_Integer v = raw_field(L, idx, field) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : 0;
   lua_pop(L, 1);
   if (!isint || v < -2147483647 || v > 2147483647) return -1;
   *out = (int)v;
@@ -230,6 +237,19 @@ static lua_Integer array_len(lua_State *L, int idx) {
 
 static int to_json_depth(lua_State *L, int idx, buf_t *out, int depth);
 
+/* A number key as Lua's tostring shows it, formatted here: converting the key
+ * in the VM would allocate (and could raise midway through the output). */
+static const char *number_key(lua_State *L, int idx, char *num, size_t *n) {
+  int len;
+  if (lua_isinteger(L, idx)) len = snprintf(num, 48, "%lld", (long long)lua_tointeger(L, idx));
+  else {
+    len = snprintf(num, 44, "%.14g", (double)lua_tonumber(L, idx));
+    if (num[strspn(num, "-0123456789")] == 0) { strcpy(num + len, ".0"); len += 2; }
+  }
+  *n = (size_t)len;
+  return num;
+}
+
 static int table_to_json(lua_State *L, int idx, buf_t *out, int depth) {
   lua_Integer n = array_len(L, idx);
   int rc = 0;
@@ -249,14 +269,13 @@ static int table_to_json(lua_State *L, int idx, buf_t *out, int depth) {
   while (!rc && lua_next(L, idx)) {
     int kt = lua_type(L, -2);
     if (kt != LUA_TSTRING && kt != LUA_TNUMBER) { rc = PARLEY_EINVAL; lua_pop(L, 2); break; }
-    lua_pushvalue(L, -2);  /* tostring on a copy: lua_next needs the original key */
+    char num[48];
     size_t kl;
-    const char *k = lua_tolstring(L, -1, &kl);
+    const char *k = kt == LUA_TSTRING ? lua_tolstring(L, -2, &kl) : number_key(L, -2, num, &kl);
     if (!first) rc = buf_putc(out, ',');
     first = 0;
     if (!rc) rc = jw_string(out, k, kl);
     if (!rc) rc = buf_putc(out, ':');
-    lua_pop(L, 1);
     if (!rc) rc = to_json_depth(L, lua_gettop(L), out, depth + 1);
     lua_pop(L, 1);
   }
@@ -299,7 +318,7 @@ static int meta_field(lua_State *L, int idx, char **out) {
   buf_t b;
   int rc = 0;
   *out = NULL;
-  if (lua_getfield(L, idx, "meta") == LUA_TNIL) { lua_pop(L, 1); return 0; }
+  if (raw_field(L, idx, "meta") == LUA_TNIL) { lua_pop(L, 1); return 0; }
   buf_init(&b, LCONV_MAX_META);
   rc = lconv_to_json(L, -1, &b);
   if (!rc) rc = buf_putc(&b, 0);

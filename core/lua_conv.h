@@ -1,5 +1,8 @@
 /* lua_conv.h - every conversion between C data and Lua values, one direction
- * per function. Hooks see copies (read-only views), never raw pointers. */
+ * per function. Hooks see copies (read-only views), never raw pointers.
+ * Call these only inside the policy gate: they may raise Lua errors, and
+ * they read policy tables raw (no metamethods). Strings they malloc into an
+ * out-parameter stay the caller's even when an error is raised midway. */
 #ifndef PARLEY_LUA_CONV_H
 #define PARLEY_LUA_CONV_H
 #include <lua.h>

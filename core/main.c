@@ -11,7 +11,8 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: parley [--listen HOST:PORT] [--policies DIR] [--log-level debug|info|warn|error]\n"
           "              [--ping-interval MS] [--ping-timeout MS] [--sio-path PATH]\n"
-          "              [--lua-budget N] [--lua-memory MIB] [--web DIR] [--client-js FILE]\n"
+          "              [--lua-budget N] [--lua-memory MIB] [--lua-time-ms MS] [--tenant-hook-ms MS]\n"
+          "              [--web DIR] [--client-js FILE]\n"
           "              [--max-conns N] [--max-conns-per-addr N] [--max-sessions N]\n"
           "              [--max-sessions-per-addr N] [--trust-proxy CIDR]\n"
           "              [--version] [--help]\n"
@@ -24,7 +25,12 @@ static void usage(FILE *f) {
           "  --web DIR            static files served at / (default web; \"\" for none)\n"
           "  --client-js FILE     the file served at /parley.js (default clients/js/parley.js)\n"
           "  --lua-budget N       VM instructions per policy hook call (default 1000000)\n"
-          "  --lua-memory MIB     memory cap of the policy VM (default 64)\n"
+          "  --lua-memory MIB     memory cap of each policy VM: default.lua's, and one per\n"
+          "                       tenant policy file (default 64)\n"
+          "  --lua-time-ms MS     wall time per policy hook call (default 50)\n"
+          "  --tenant-hook-ms MS  policy hook time per second per tenant, also the burst\n"
+          "                       (default 100); past it the tenant's requests fail with\n"
+          "                       LIMIT_REACHED until it refills\n"
           "  --max-conns N        TCP connections in all (default: the open-files limit less 64)\n"
           "  --max-conns-per-addr N  TCP connections per client address (default 1024)\n"
           "  --max-sessions N     Socket.IO (Engine.IO) sessions in all (default 20000)\n"
@@ -81,6 +87,8 @@ static int parse_args(int argc, char **argv, server_config *cfg) {
     else if (!strcmp(a, "--ping-timeout")) bad = parse_ms(v, &cfg->ping_timeout_ms);
     else if (!strcmp(a, "--lua-budget")) { uint64_t b; bad = parse_ms(v, &b) || b > 2000000000u; cfg->policy.budget = (long long)b; }
     else if (!strcmp(a, "--lua-memory")) { uint64_t mb; bad = parse_ms(v, &mb) || mb > 65536; cfg->policy.mem_cap = (size_t)mb << 20; }
+    else if (!strcmp(a, "--lua-time-ms")) { uint64_t ms; bad = parse_ms(v, &ms) || ms > 600000; cfg->policy.time_ms = (unsigned)ms; }
+    else if (!strcmp(a, "--tenant-hook-ms")) { uint64_t ms; bad = parse_ms(v, &ms) || ms > 1000000; cfg->policy.tenant_hook_ms = (unsigned)ms; }
     else if (!strcmp(a, "--web")) bad = snprintf(cfg->web, sizeof cfg->web, "%s", v) >= (int)sizeof cfg->web;
     else if (!strcmp(a, "--client-js")) bad = snprintf(cfg->client_js, sizeof cfg->client_js, "%s", v) >= (int)sizeof cfg->client_js;
     else if (!strcmp(a, "--max-conns")) bad = parse_count(v, &cfg->max_conns);

@@ -1,16 +1,21 @@
-/* policy.c - the Lua VM that runs policies: sandboxed loading from the
- * policies directory, the self-check, the one gate every hook call goes
- * through (instruction budget, memory cap, traceback, pcall), and the typed
- * hook calls with their fallbacks when a policy leaves a hook out. */
+/* policy.c - the Lua VMs that run policies: one for default.lua and one per
+ * tenant policy file (default.lua, then the tenant's file), each with its own
+ * memory cap. Sandboxed loading from the policies directory, the self-check,
+ * the one gate everything that touches policy values goes through (pcall,
+ * instruction budget, wall-time cap, memory cap, traceback), each tenant's
+ * hook-time bucket, and the typed hook calls with their fallbacks when a
+ * policy leaves a hook out. */
 #include <lauxlib.h>
 #include <lua5.4/lua-cjson.h>
 #include <lualib.h>
 #include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "err.h"
 #include <dirent.h>
 #include <uthash.h>
@@ -18,59 +23,87 @@
 #include "lua_api.h"
 #include "lua_conv.h"
 #include "policy.h"
+#include "lua_pattern.h"
 
-/* A tenant's policy file: its table overrides the default's hooks, types and
- * limits entries. */
-typedef struct {
-  char name[65];
-  int ref;                 /* registry: the table tenants/<name>.lua returned */
-  int has_types;
+#define POLICY_HOOK_EVERY 1000        /* the count hook fires every this many instructions */
+#define POLICY_CJSON_DEPTH 128        /* cjson's encode/decode nesting limit, fixed by the core */
+#define POLICY_ORIGINS_MAX 256
+
+/* One VM: default.lua's table, and for a tenant VM the tenant file's table
+ * over it. Owned by its policy_t. */
+typedef struct vm_s {
+  lua_State *L;
+  char name[65];           /* the tenant; "" for the default VM */
+  size_t mem_used, mem_cap;
+  int capped;              /* inside the gate: the memory cap binds */
+  long long budget;        /* instructions per call */
+  long long left;          /* instructions left in this call */
+  int hook_count;          /* the count hook's current period */
+  int tripped;             /* 0, or why every instruction now fails: 1 budget, 2 time */
+  uint64_t deadline_ns;    /* monotonic: the call's wall-time cap */
+  unsigned time_ms;
+  int ref_default;         /* registry: the table default.lua returned */
+  int ref_tenant;          /* registry: the tenant file's table; LUA_NOREF in the default VM */
+  int ref_env;             /* registry: the allow-list the sandbox copies */
   int has_on_signal;
   policy_limits limits;    /* the default's, with the tenant's entries */
+  int origins_any;         /* no origins list, or "*" in it */
+  char **origins;          /* owned: the origins list, snapshot at load */
+  size_t norigins;
+  char dir[PATH_MAX];
+  char where[PATH_MAX + 96];   /* what the gate runs: the hook with its file:line */
   UT_hash_handle hh;
-} tenant_policy;
+} vm_t;
 
 struct policy_s {
-  lua_State *L;
-  int capped;              /* the memory cap binds: inside gate_call only */
-  tenant_policy *tenants;  /* hash by name */
-  int has_on_signal;
-  size_t mem_used, mem_cap;
-  long long budget;
-  int ref_policy;          /* registry: the table default.lua returned */
-  int ref_env;             /* registry: the allow-list the sandbox copies */
-  policy_limits limits;
+  vm_t *def;               /* owned: default.lua alone; serves tenants without a file */
+  vm_t *tenants;           /* owned: hash by name */
+  policy_options opt;
+  double connect_tokens;   /* the server-wide bucket on_connect charges */
+  uint64_t connect_stamp_ms, connect_logged_ms;
   char version[13];
-  char dir[PATH_MAX];
-  char where[PATH_MAX + 96];   /* the hook being called, with its file:line */
 };
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* ---- the VM: allocator with a cap, sandbox ---- */
 
 static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  policy_t *P = ud;
+  vm_t *vm = ud;
   size_t old = ptr ? osize : 0;
   if (nsize == 0) {
     free(ptr);
-    P->mem_used -= old;
+    vm->mem_used -= old;
     return NULL;
   }
-  /* The cap binds policy code (inside the gate). The core's own pushes of hook
-   * arguments and reads of results run outside any pcall, where a failed
-   * allocation would abort the process; they may pass the cap by the little
-   * they need, and the policy's next allocation then fails inside the gate. */
-  if (P->capped && nsize > old && P->mem_used + (nsize - old) > P->mem_cap) return NULL;
+  /* The cap binds everything inside the gate (policy code and the core's
+   * pushes and reads alike: a failure there is caught). Outside it the core
+   * only builds the sandbox, reports errors and closes the VM. */
+  if (vm->capped && nsize > old && vm->mem_used + (nsize - old) > vm->mem_cap) return NULL;
   void *np = realloc(ptr, nsize);
-  if (np) P->mem_used = P->mem_used - old + nsize;
+  if (np) vm->mem_used = vm->mem_used - old + nsize;
   return np;
+}
+
+static vm_t *vm_of_state(lua_State *L) {
+  void *ud = NULL;
+  lua_getallocf(L, &ud);
+  return ud;
 }
 
 /* Globals a policy may use: the allow-list, kept as data. */
 static const char *const sandbox_globals[] = {
   "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget", "rawlen",
-  "rawset", "select", "setmetatable", "getmetatable", "tonumber", "tostring", "type",
+  "rawset", "select", "getmetatable", "tonumber", "tostring", "type",
   "xpcall", "_VERSION", "string", "table", "math", "utf8", NULL};
 static const char *const sandbox_os[] = {"time", "clock", "date", NULL};
+/* What policies see of cjson: a private instance's codec, no config setters. */
+static const char *const sandbox_cjson[] = {"encode", "decode", "null", "empty_array", "array_mt",
+                                            "empty_array_mt", "_NAME", "_VERSION", NULL};
 
 static int l_print(lua_State *L) {
   int n = lua_gettop(L);
@@ -86,16 +119,60 @@ static int l_print(lua_State *L) {
   return 0;
 }
 
+/* setmetatable without finalizers: __gc would run with no budget, no time
+ * cap and outside any pcall (also when a reload closes the VM). */
+static int l_setmetatable(lua_State *L) {
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, 2) != LUA_TNIL)
+      return luaL_error(L, "setmetatable: a metatable with __gc is not allowed in policies (no finalizers)");
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
 static int l_require(lua_State *L);
 
+/* Push a private cjson instance with the core's limits, as a table of its
+ * codec only. */
+static void cjson_push(lua_State *L) {
+  lua_getglobal(L, "cjson");
+  if (lua_getfield(L, -1, "new") == LUA_TFUNCTION) {
+    lua_call(L, 0, 1);
+    lua_remove(L, -2);
+  } else {
+    lua_pop(L, 1);
+  }
+  for (const char *const *f = (const char *const[]){"encode_max_depth", "decode_max_depth", NULL}; *f; f++) {
+    if (lua_getfield(L, -1, *f) == LUA_TFUNCTION) {
+      lua_pushinteger(L, POLICY_CJSON_DEPTH);
+      lua_call(L, 1, 0);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_newtable(L);
+  for (const char *const *f = sandbox_cjson; *f; f++) {
+    lua_getfield(L, -2, *f);
+    lua_setfield(L, -2, *f);
+  }
+  lua_remove(L, -2);
+}
+
 /* Build the allow-list table in the registry (ref_env). */
-static void sandbox_template(policy_t *P) {
-  lua_State *L = P->L;
+static void sandbox_template(vm_t *vm) {
+  lua_State *L = vm->L;
   lua_newtable(L);
   for (const char *const *g = sandbox_globals; *g; g++) {
     lua_getglobal(L, *g);
     lua_setfield(L, -2, *g);
   }
+  lua_getglobal(L, "setmetatable");
+  lua_pushcclosure(L, l_setmetatable, 1);
+  lua_setfield(L, -2, "setmetatable");
   lua_newtable(L);
   lua_getglobal(L, "os");
   for (const char *const *f = sandbox_os; *f; f++) {
@@ -106,21 +183,21 @@ static void sandbox_template(policy_t *P) {
   lua_setfield(L, -2, "os");
   lua_api_push(L);
   lua_setfield(L, -2, "parley");
-  lua_getglobal(L, "cjson");
+  cjson_push(L);
   lua_setfield(L, -2, "cjson");
   lua_pushcfunction(L, l_print);
   lua_setfield(L, -2, "print");
-  lua_pushlightuserdata(L, P);
+  lua_pushlightuserdata(L, vm);
   lua_pushcclosure(L, l_require, 1);
   lua_setfield(L, -2, "require");
-  P->ref_env = luaL_ref(L, LUA_REGISTRYINDEX);
+  vm->ref_env = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 /* Push a fresh environment for one policy file: a copy of the allow-list. */
-static void sandbox_env(policy_t *P) {
-  lua_State *L = P->L;
+static void sandbox_env(vm_t *vm) {
+  lua_State *L = vm->L;
   lua_newtable(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, P->ref_env);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_env);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     lua_pushvalue(L, -2);
@@ -132,13 +209,44 @@ static void sandbox_env(policy_t *P) {
   lua_setfield(L, -2, "_G");
 }
 
-static void budget_hook(lua_State *L, lua_Debug *ar) {
-  /* From now on every instruction fails: a pcall in the policy cannot catch
-   * the overrun and carry on with a fresh budget. */
-  lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+/* ---- the gate: budget, wall time, pcall ---- */
+
+/* Spend n instructions (or pattern steps); 1 when the call is over budget or
+ * time. From then on every instruction fails: a pcall in the policy cannot
+ * catch the overrun and carry on. */
+static int vm_charge(vm_t *vm, long long n) {
+  if (!vm->tripped) {
+    vm->left -= n;
+    if (vm->left <= 0) vm->tripped = 1;
+    else if (mono_ns() >= vm->deadline_ns) vm->tripped = 2;
+    else return 0;
+  }
+  vm->hook_count = 1;
+  lua_sethook(vm->L, lua_gethook(vm->L), LUA_MASKCOUNT, 1);
+  return 1;
+}
+
+static void vm_hook(lua_State *L, lua_Debug *ar) {
+  vm_t *vm = vm_of_state(L);
+  if (!vm_charge(vm, vm->hook_count)) {
+    if (vm->left < vm->hook_count) {
+      vm->hook_count = (int)vm->left;
+      lua_sethook(L, vm_hook, LUA_MASKCOUNT, vm->hook_count);
+    }
+    return;
+  }
+  char what[64];
+  if (vm->tripped == 1) snprintf(what, sizeof what, "instruction budget exceeded");
+  else snprintf(what, sizeof what, "time limit exceeded (%u ms)", vm->time_ms);
   if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-    luaL_error(L, "%s:%d: instruction budget exceeded", ar->short_src, ar->currentline);
-  luaL_error(L, "instruction budget exceeded");
+    luaL_error(L, "%s:%d: %s", ar->short_src, ar->currentline, what);
+  luaL_error(L, "%s", what);
+}
+
+/* lua_pattern's meter: pattern steps count against the call's budget and
+ * wall-time cap like instructions. Nonzero: stop. */
+static int vm_lpat_charge(void *ud, unsigned long steps) {
+  return vm_charge(ud, steps > LLONG_MAX ? LLONG_MAX : (long long)steps);
 }
 
 static int traceback(lua_State *L) {
@@ -148,55 +256,43 @@ static int traceback(lua_State *L) {
   return 1;
 }
 
-/* The gate: call the function below nargs arguments on the stack, with the
- * budget and a traceback handler. On failure logs and pops the error. */
-static int gate_call(policy_t *P, const char *what, int nargs, int nres) {
-  lua_State *L = P->L;
-  int fn = lua_gettop(L) - nargs;
-  lua_Debug ar;
-  lua_pushvalue(L, fn);
-  if (lua_getinfo(L, ">S", &ar) && ar.linedefined > 0)
-    snprintf(P->where, sizeof P->where, "%s (%s:%d)", what, ar.short_src, ar.linedefined);
-  else
-    snprintf(P->where, sizeof P->where, "%s", what);
+/* The gate: run body(ctx) as a protected C function with the budget, the
+ * wall-time cap (ms) and the memory cap. Whatever it raises (a policy
+ * error, a metamethod's, a memory error, an overrun) is logged with
+ * vm->where and becomes PARLEY_ELUA. */
+static int gate_run(vm_t *vm, const char *what, lua_CFunction body, void *ctx, unsigned ms) {
+  lua_State *L = vm->L;
+  int top = lua_gettop(L);
+  snprintf(vm->where, sizeof vm->where, "%s", what);
   lua_pushcfunction(L, traceback);
-  lua_insert(L, fn);
-  lua_sethook(L, budget_hook, LUA_MASKCOUNT, (int)P->budget);
-  P->capped = 1;
-  int rc = lua_pcall(L, nargs, nres, fn);
-  P->capped = 0;
+  lua_pushcfunction(L, body);
+  lua_pushlightuserdata(L, ctx);
+  vm->left = vm->budget;
+  vm->tripped = 0;
+  vm->hook_count = vm->budget < POLICY_HOOK_EVERY ? (int)vm->budget : POLICY_HOOK_EVERY;
+  vm->time_ms = ms;
+  vm->deadline_ns = mono_ns() + (uint64_t)ms * 1000000u;
+  lua_sethook(L, vm_hook, LUA_MASKCOUNT, vm->hook_count);
+  vm->capped = 1;
+  int rc = lua_pcall(L, 1, 0, top + 1);
+  vm->capped = 0;
   lua_sethook(L, NULL, 0, 0);
-  lua_remove(L, fn);
-  if (rc == LUA_OK) return 0;
-  const char *err = lua_tostring(L, -1);
+  if (rc == LUA_OK) { lua_settop(L, top); return 0; }
+  const char *err = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
   char first[512];
   snprintf(first, sizeof first, "%s", err ? err : "(error object is not a string)");
   char *nl = strchr(first, '\n');
   if (nl) *nl = 0;
-  log_warn("policy %s failed: %s", P->where, rc == LUA_ERRMEM ? "memory cap reached" : first);
+  log_warn("policy %s failed: %s", vm->where, rc == LUA_ERRMEM ? "memory cap reached" : first);
   if (err && nl) log_debug("%s", err);
-  lua_pop(L, 1);
+  lua_settop(L, top);
   lua_gc(L, LUA_GCCOLLECT);
   return PARLEY_ELUA;
 }
 
-/* Load one policy file in text mode with its own environment and run it;
- * leaves its result on the stack. */
-static int load_file(policy_t *P, const char *path) {
-  lua_State *L = P->L;
-  if (luaL_loadfilex(L, path, "t") != LUA_OK) {
-    log_error("policy load failed: %s", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return PARLEY_ELUA;
-  }
-  sandbox_env(P);
-  lua_setupvalue(L, -2, 1);
-  return gate_call(P, path, 0, 1);
-}
-
 /* require(name): modules only from the policies directory, cached per VM. */
 static int l_require(lua_State *L) {
-  policy_t *P = lua_touserdata(L, lua_upvalueindex(1));
+  vm_t *vm = lua_touserdata(L, lua_upvalueindex(1));
   const char *name = luaL_checkstring(L, 1);
   for (const char *c = name; *c; c++)
     if (!(*c == '_' || *c == '.' || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
@@ -206,12 +302,12 @@ static int l_require(lua_State *L) {
   if (lua_getfield(L, -1, name) != LUA_TNIL) return 1;
   lua_pop(L, 1);
   char path[PATH_MAX + 96];
-  int n = snprintf(path, sizeof path, "%s/%s", P->dir, name);
+  int n = snprintf(path, sizeof path, "%s/%s", vm->dir, name);
   if (n < 0 || (size_t)n + 5 >= sizeof path) return luaL_error(L, "require: path too long");
-  for (char *c = path + strlen(P->dir) + 1; *c; c++) if (*c == '.') *c = '/';
+  for (char *c = path + strlen(vm->dir) + 1; *c; c++) if (*c == '.') *c = '/';
   strcat(path, ".lua");
   if (luaL_loadfilex(L, path, "t") != LUA_OK) return lua_error(L);
-  sandbox_env(P);
+  sandbox_env(vm);
   lua_setupvalue(L, -2, 1);
   lua_call(L, 0, 1);
   if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); }
@@ -220,6 +316,12 @@ static int l_require(lua_State *L) {
   return 1;
 }
 
+/* Push t[name] without metamethods; returns its type. */
+static int rawfield(lua_State *L, int t, const char *name) {
+  t = lua_absindex(L, t);
+  lua_pushstring(L, name);
+  return lua_rawget(L, t);
+}
 /* ---- self-check and limits ---- */
 
 static const char *const hook_names[] = {"on_connect", "create_room", "check_password", "spec",
@@ -228,6 +330,8 @@ static const char *const hook_names[] = {"on_connect", "create_room", "check_pas
 void policy_options_default(policy_options *o) {
   o->mem_cap = 64u << 20;
   o->budget = 1000000;
+  o->time_ms = 50;
+  o->tenant_hook_ms = 100;
 }
 
 static void limits_default(policy_limits *l) {
@@ -246,7 +350,7 @@ static void limits_default(policy_limits *l) {
 
 /* Read limits.<name> (a number in 1..max) when present. */
 static int limit_field(lua_State *L, const char *name, double max, double *out) {
-  int t = lua_getfield(L, -1, name);
+  int t = rawfield(L, -1, name);
   int ok = t == LUA_TNIL || (t == LUA_TNUMBER && lua_tonumber(L, -1) >= 1 && lua_tonumber(L, -1) <= max);
   if (t == LUA_TNUMBER && ok) *out = lua_tonumber(L, -1);
   lua_pop(L, 1);
@@ -257,7 +361,7 @@ static int limit_field(lua_State *L, const char *name, double max, double *out) 
 /* limits.<name> entries over base; the table to read is at the top of the stack. */
 static int read_limits(lua_State *L, const policy_limits *base, policy_limits *l) {
   *l = *base;
-  int t = lua_getfield(L, -1, "limits");
+  int t = rawfield(L, -1, "limits");
   if (t == LUA_TNIL) { lua_pop(L, 1); return 0; }
   if (t != LUA_TTABLE) { lua_pop(L, 1); log_error("policy self-check: limits must be a table"); return PARLEY_EINVAL; }
   enum { N = 11 };
@@ -282,7 +386,7 @@ static int read_limits(lua_State *L, const policy_limits *base, policy_limits *l
 
 /* types: { [id] = { name = "P2PMesh", spec = function(room, user) ... end }, ... } */
 static int check_types(lua_State *L, int *present) {
-  int t = lua_getfield(L, -1, "types");
+  int t = rawfield(L, -1, "types");
   int rc = 0;
   *present = t != LUA_TNIL;
   if (t == LUA_TNIL) { lua_pop(L, 1); return 0; }
@@ -291,8 +395,8 @@ static int check_types(lua_State *L, int *present) {
   while (lua_next(L, -2)) {
     int ok = lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 0 && lua_tointeger(L, -2) < INT_MAX && lua_istable(L, -1);
     if (ok) {
-      ok = lua_getfield(L, -1, "name") == LUA_TSTRING;
-      ok = (lua_getfield(L, -2, "spec") == LUA_TNIL || lua_isfunction(L, -1)) && ok;
+      ok = rawfield(L, -1, "name") == LUA_TSTRING;
+      ok = (rawfield(L, -2, "spec") == LUA_TNIL || lua_isfunction(L, -1)) && ok;
       lua_pop(L, 2);
     }
     if (!ok) { log_error("policy self-check: types entries must be [integer id] = {name = string, spec = function?}"); rc = PARLEY_EINVAL; }
@@ -302,35 +406,65 @@ static int check_types(lua_State *L, int *present) {
   return rc;
 }
 
-/* origins: absent, or a list of strings (exact origins, or "*"). */
-static int check_origins(lua_State *L, const char *file) {
-  int t = lua_getfield(L, -1, "origins"), ok = t == LUA_TNIL || t == LUA_TTABLE;
+static void origins_free(vm_t *vm) {
+  for (size_t i = 0; i < vm->norigins; i++) free(vm->origins[i]);
+  free(vm->origins);
+  vm->origins = NULL;
+  vm->norigins = 0;
+}
+
+/* origins: absent, or a list of strings (exact origins, or "*"); the table
+ * at the top of the stack. When present it replaces vm's list (a snapshot:
+ * the origin checks touch no Lua). */
+static int read_origins(lua_State *L, vm_t *vm, const char *file) {
+  int t = rawfield(L, -1, "origins"), ok = t == LUA_TNIL || t == LUA_TTABLE;
   if (t == LUA_TTABLE) {
+    origins_free(vm);
+    vm->origins_any = 0;
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1), count = 0;
     lua_pushnil(L);
     while (ok && lua_next(L, -2)) {
-      ok = lua_isinteger(L, -2) && lua_type(L, -1) == LUA_TSTRING;
+      ok = lua_isinteger(L, -2) && lua_type(L, -1) == LUA_TSTRING && ++count <= POLICY_ORIGINS_MAX;
       lua_pop(L, 1);
     }
     if (!ok) lua_pop(L, 1);  /* the key lua_next left */
+    ok = ok && count == n && (vm->origins = calloc((size_t)n + 1, sizeof *vm->origins));
+    for (lua_Integer i = 1; ok && i <= n; i++) {
+      size_t len;
+      lua_rawgeti(L, -1, i);
+      const char *s = lua_tolstring(L, -1, &len);
+      if (len == 1 && s[0] == '*') vm->origins_any = 1;
+      ok = (vm->origins[vm->norigins] = strndup(s, len)) != NULL;
+      if (ok) vm->norigins++;
+      lua_pop(L, 1);
+    }
   }
   lua_pop(L, 1);
-  if (!ok) log_error("policy self-check: %s: origins must be a list of strings (origins, or \"*\")", file);
+  if (!ok) log_error("policy self-check: %s: origins must be a list of strings (origins, or \"*\"), at most %d",
+                     file, POLICY_ORIGINS_MAX);
   return ok ? 0 : PARLEY_EINVAL;
 }
 
-/* The table at the top of the stack: hooks are functions, types well formed,
- * limits in range (over base). */
-static int self_check(lua_State *L, const char *file, const policy_limits *base,
-                      policy_limits *limits, int *has_types, int *has_on_signal) {
+/* The table at the top of the stack: a plain table (read raw: no
+ * metatable), hooks are functions, types well formed, limits in range (over
+ * base), origins a list. */
+static int self_check(lua_State *L, vm_t *vm, const char *file, const policy_limits *base, policy_limits *limits,
+                      int *has_on_signal) {
+  int has_types;
   if (!lua_istable(L, -1)) { log_error("policy self-check: %s must return a table", file); return PARLEY_EINVAL; }
+  if (lua_getmetatable(L, -1)) {
+    lua_pop(L, 1);
+    log_error("policy self-check: %s must return a plain table (no metatable)", file);
+    return PARLEY_EINVAL;
+  }
   for (const char *const *h = hook_names; *h; h++) {
-    int t = lua_getfield(L, -1, *h);
+    int t = rawfield(L, -1, *h);
     lua_pop(L, 1);
     if (t != LUA_TNIL && t != LUA_TFUNCTION) { log_error("policy self-check: %s: %s must be a function", file, *h); return PARLEY_EINVAL; }
     if (strcmp(*h, "on_signal") == 0) *has_on_signal = t == LUA_TFUNCTION;
   }
-  int rc = check_types(L, has_types);
-  if (!rc) rc = check_origins(L, file);
+  int rc = check_types(L, &has_types);
+  if (!rc) rc = read_origins(L, vm, file);
   if (!rc) rc = read_limits(L, base, limits);
   if (rc) log_error("policy self-check failed for %s", file);
   return rc;
@@ -399,9 +533,12 @@ static void policy_digest(const char *dir, char **tenants, size_t nt, char out[1
   EVP_MD_CTX_free(c);
 }
 
-static lua_State *vm_new(policy_t *P) {
-  lua_State *L = lua_newstate(vm_alloc, P);
-  if (!L) return NULL;
+/* ---- building a VM ---- */
+
+/* Open the libraries and build the sandbox (protected: a failure is an error,
+ * not a panic). */
+static int vm_setup_body(lua_State *L) {
+  vm_t *vm = lua_touserdata(L, 1);
   static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base}, {LUA_STRLIBNAME, luaopen_string},
                                   {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
                                   {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_OSLIBNAME, luaopen_os},
@@ -414,32 +551,111 @@ static lua_State *vm_new(policy_t *P) {
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
   lua_pop(L, 1);
+  lpat_install(L, vm_lpat_charge, vm);  /* find/match/gmatch/gsub metered like instructions */
   lua_newtable(L);
   lua_setfield(L, LUA_REGISTRYINDEX, "parley.loaded");
-  return L;
+  sandbox_template(vm);
+  return 0;
+}
+
+static void vm_free(vm_t *vm) {
+  if (!vm) return;
+  if (vm->L) lua_close(vm->L);
+  origins_free(vm);
+  free(vm);
+}
+
+static vm_t *vm_new(const char *dir, const char *name, const policy_options *o) {
+  vm_t *vm = calloc(1, sizeof *vm);
+  if (!vm) return NULL;
+  snprintf(vm->name, sizeof vm->name, "%s", name);
+  snprintf(vm->dir, sizeof vm->dir, "%s", dir);
+  vm->mem_cap = o->mem_cap;
+  vm->budget = o->budget < 1 ? 1 : o->budget > INT_MAX ? INT_MAX : o->budget;
+  vm->ref_default = vm->ref_tenant = vm->ref_env = LUA_NOREF;
+  vm->origins_any = 1;
+  if (!(vm->L = lua_newstate(vm_alloc, vm))) { free(vm); return NULL; }
+  lua_pushcfunction(vm->L, vm_setup_body);
+  lua_pushlightuserdata(vm->L, vm);
+  if (lua_pcall(vm->L, 1, 0, 0) != LUA_OK) {
+    log_error("policy: cannot build a VM: %s", lua_type(vm->L, -1) == LUA_TSTRING ? lua_tostring(vm->L, -1) : "?");
+    vm_free(vm);
+    return NULL;
+  }
+  return vm;
+}
+
+typedef struct {
+  vm_t *vm;
+  const char *path;
+  const policy_limits *base;
+  int *ref;                /* out: the registry ref of the file's table */
+  int rc;
+} load_ctx;
+
+/* Load one policy file in text mode with its own environment, run it and
+ * self-check its table; all inside the gate. */
+static int load_body(lua_State *L) {
+  load_ctx *c = lua_touserdata(L, 1);
+  vm_t *vm = c->vm;
+  int has_on_signal = 0;
+  if (luaL_loadfilex(L, c->path, "t") != LUA_OK) {
+    log_error("policy load failed: %s", lua_tostring(L, -1));
+    c->rc = PARLEY_ELUA;
+    return 0;
+  }
+  sandbox_env(vm);
+  lua_setupvalue(L, -2, 1);
+  lua_call(L, 0, 1);
+  if ((c->rc = self_check(L, vm, c->path, c->base, &vm->limits, &has_on_signal))) return 0;
+  if (has_on_signal) vm->has_on_signal = 1;
+  *c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+/* Loading a file may take longer than a hook call: 10x --lua-time-ms, at least 1 s. */
+static unsigned load_ms(const policy_options *o) { return o->time_ms >= 100 ? o->time_ms * 10 : 1000; }
+
+static int load_file(vm_t *vm, const policy_options *o, const char *path, const policy_limits *base, int *ref) {
+  load_ctx c = {vm, path, base, ref, 0};
+  int rc = gate_run(vm, path, load_body, &c, load_ms(o));
+  return rc ? rc : c.rc;
 }
 
 static int valid_tenant_name(const char *s, size_t n);
 
-/* Load tenants/<name>.lua for each name. */
-static int load_tenants(policy_t *P, char **names, size_t n) {
+/* A VM with default.lua and, for a tenant, tenants/<name>.lua over it. */
+static int vm_load(const char *dir, const char *name, const policy_options *o, vm_t **out) {
+  char path[PATH_MAX + 96];
+  policy_limits base;
+  vm_t *vm = vm_new(dir, name, o);
+  int rc;
+  *out = NULL;
+  if (!vm) return PARLEY_ENOMEM;
+  limits_default(&base);
+  snprintf(path, sizeof path, "%s/default.lua", dir);
+  rc = load_file(vm, o, path, &base, &vm->ref_default);
+  if (!rc && name[0]) {
+    base = vm->limits;
+    snprintf(path, sizeof path, "%s/tenants/%s.lua", dir, name);
+    rc = load_file(vm, o, path, &base, &vm->ref_tenant);
+  }
+  if (rc) { vm_free(vm); return rc; }
+  *out = vm;
+  return 0;
+}
+
+/* Load a VM for each tenant file. */
+static int load_tenants(policy_t *P, const char *dir, char **names, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    char path[PATH_MAX + 96];
+    vm_t *vm;
     if (!valid_tenant_name(names[i], strlen(names[i]))) {
       log_error("policy: tenants/%s.lua: a tenant name is letters, digits, _ . - (1..64)", names[i]);
       return PARLEY_EINVAL;
     }
-    snprintf(path, sizeof path, "%s/tenants/%s.lua", P->dir, names[i]);
-    tenant_policy *tp = calloc(1, sizeof *tp);
-    if (!tp) return PARLEY_ENOMEM;
-    snprintf(tp->name, sizeof tp->name, "%s", names[i]);
-    tp->has_on_signal = P->has_on_signal;
-    int rc = load_file(P, path);
-    if (!rc) rc = self_check(P->L, path, &P->limits, &tp->limits, &tp->has_types, &tp->has_on_signal);
-    if (rc) { free(tp); return rc; }
-    if (!tp->has_on_signal) tp->has_on_signal = P->has_on_signal;
-    tp->ref = luaL_ref(P->L, LUA_REGISTRYINDEX);
-    HASH_ADD_STR(P->tenants, name, tp);
+    int rc = vm_load(dir, names[i], &P->opt, &vm);
+    if (rc) return rc;
+    HASH_ADD_STR(P->tenants, name, vm);
   }
   return 0;
 }
@@ -448,110 +664,155 @@ int policy_load(const char *dir, const policy_options *o, policy_t **out) {
   policy_t *P = calloc(1, sizeof *P);
   char path[PATH_MAX + 96], **tenants = NULL;
   size_t nt = 0;
-  policy_limits base;
-  int has_types;
   *out = NULL;
   if (!P) return PARLEY_ENOMEM;
-  P->mem_cap = o->mem_cap;
-  P->budget = o->budget > INT_MAX ? INT_MAX : o->budget;
-  snprintf(P->dir, sizeof P->dir, "%s", dir);
+  P->opt = *o;
+  if (!P->opt.time_ms) P->opt.time_ms = 1;
   snprintf(path, sizeof path, "%s/default.lua", dir);
-  limits_default(&base);
-  int rc = PARLEY_ENOMEM;
-  if (!(P->L = vm_new(P))) goto fail;
-  sandbox_template(P);
-  if ((rc = load_file(P, path))) goto fail;
-  if ((rc = self_check(P->L, path, &base, &P->limits, &has_types, &P->has_on_signal))) goto fail;
-  P->ref_policy = luaL_ref(P->L, LUA_REGISTRYINDEX);
-  tenant_files(dir, &tenants, &nt);
-  if ((rc = load_tenants(P, tenants, nt))) goto fail;
+  int rc = vm_load(dir, "", &P->opt, &P->def);
+  if (!rc) {
+    tenant_files(dir, &tenants, &nt);
+    rc = load_tenants(P, dir, tenants, nt);
+  }
+  if (rc) {
+    log_error("policy %s not loaded", path);
+    free_names(tenants, nt);
+    policy_free(P);
+    return rc;
+  }
   policy_digest(dir, tenants, nt, P->version);
   log_info("policy %s loaded with %zu tenant polic%s (version %s)", path, nt, nt == 1 ? "y" : "ies", P->version);
   free_names(tenants, nt);
   *out = P;
   return 0;
-fail:
-  log_error("policy %s not loaded", path);
-  free_names(tenants, nt);
-  policy_free(P);
-  return rc;
 }
 
 void policy_free(policy_t *P) {
   if (!P) return;
-  tenant_policy *tp, *tmp;
-  HASH_ITER(hh, P->tenants, tp, tmp) { HASH_DEL(P->tenants, tp); free(tp); }
-  if (P->L) lua_close(P->L);
+  vm_t *vm, *tmp;
+  HASH_ITER(hh, P->tenants, vm, tmp) { HASH_DEL(P->tenants, vm); vm_free(vm); }
+  vm_free(P->def);
   free(P);
 }
 
-static tenant_policy *tenant_of(policy_t *P, const tenant_t *t) {
-  tenant_policy *tp = NULL;
-  if (t && P->tenants) HASH_FIND_STR(P->tenants, t->name, tp);
-  return tp;
+/* The VM serving tenant t: its file's, else the default (t NULL too). */
+static vm_t *vm_of(policy_t *P, const tenant_t *t) {
+  vm_t *vm = NULL;
+  if (t && P->tenants) HASH_FIND_STR(P->tenants, t->name, vm);
+  return vm ? vm : P->def;
 }
 
-const policy_limits *policy_limits_of(policy_t *P, const tenant_t *t) {
-  tenant_policy *tp = tenant_of(P, t);
-  return tp ? &tp->limits : &P->limits;
-}
+const policy_limits *policy_limits_of(policy_t *P, const tenant_t *t) { return &vm_of(P, t)->limits; }
 
-int policy_wants_signal(policy_t *P, const tenant_t *t) {
-  tenant_policy *tp = tenant_of(P, t);
-  return tp ? tp->has_on_signal : P->has_on_signal;
-}
+int policy_wants_signal(policy_t *P, const tenant_t *t) { return vm_of(P, t)->has_on_signal; }
 
 const char *policy_version(const policy_t *P) { return P->version; }
 
-/* ---- hooks ---- */
-
-/* Push field `name` of the tenant's policy table, else of the default's. */
-static void field_push(policy_t *P, const tenant_t *t, const char *name) {
-  tenant_policy *tp = tenant_of(P, t);
-  if (tp) {
-    lua_rawgeti(P->L, LUA_REGISTRYINDEX, tp->ref);
-    lua_getfield(P->L, -1, name);
-    lua_remove(P->L, -2);
-    if (!lua_isnil(P->L, -1)) return;
-    lua_pop(P->L, 1);
-  }
-  lua_rawgeti(P->L, LUA_REGISTRYINDEX, P->ref_policy);
-  lua_getfield(P->L, -1, name);
-  lua_remove(P->L, -2);
-}
-
-/* Push the hook for tenant t; 0 (nothing pushed) when neither policy has it. */
-static int hook_push(policy_t *P, const tenant_t *t, const char *name) {
-  field_push(P, t, name);
-  if (lua_isfunction(P->L, -1)) return 1;
-  lua_pop(P->L, 1);
+int policy_origin_allowed(policy_t *P, const tenant_t *t, const char *origin, size_t n, int *any) {
+  vm_t *vm = vm_of(P, t);
+  *any = vm->origins_any;
+  if (!origin || vm->origins_any) return 1;  /* no Origin header: not a browser, nothing to check */
+  for (size_t i = 0; i < vm->norigins; i++)
+    if (strlen(vm->origins[i]) == n && memcmp(vm->origins[i], origin, n) == 0) return 1;
   return 0;
 }
 
-int policy_origin_allowed(policy_t *P, const tenant_t *t, const char *origin, size_t n, int *any) {
-  lua_State *L = P->L;
-  int top = lua_gettop(L), ok = 1;
-  *any = 1;
-  field_push(P, t, "origins");
-  if (lua_istable(L, -1)) {
-    *any = 0;
-    ok = 0;
-    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
-      size_t ln;
-      const char *s = lua_tolstring(L, -1, &ln);
-      if (ln == 1 && s[0] == '*') *any = 1;
-      if (*any || (origin && ln == n && memcmp(s, origin, n) == 0)) ok = 1;
-      lua_pop(L, 1);
-    }
-  }
-  lua_settop(L, top);
-  return ok || !origin;  /* no Origin header: not a browser, nothing to check */
+/* ---- the tenant time budget ---- */
+
+/* Refill a bucket of depth ms (ms per second); 1 when it has time left. */
+static int bucket_ready(double *tokens, uint64_t *stamp, unsigned depth) {
+  uint64_t now = mono_ns() / 1000000u + 1;
+  if (!*stamp) *tokens = depth;
+  else if (now > *stamp) *tokens += (double)(now - *stamp) * depth / 1000.0;
+  if (*tokens > depth) *tokens = depth;
+  *stamp = now;
+  return *tokens > 0;
 }
 
+/* A bucket refused: log at most once a second. */
+static void bucket_log(uint64_t *logged, const char *who) {
+  uint64_t now = mono_ns() / 1000000u + 1;
+  if (*logged && now - *logged < 1000) return;
+  *logged = now;
+  log_warn("policy: %s used up its hook time (--tenant-hook-ms); requests fail until it refills", who);
+}
 
 static void verdict(policy_verdict *v, int code, const char *msg) {
   v->code = code;
   snprintf(v->msg, sizeof v->msg, "%s", msg);
+}
+
+/* The gate for a call on behalf of tenant t (NULL: on_connect, the server-wide
+ * bucket): refused at once (PARLEY_ELIMIT, *v set) when the bucket is empty;
+ * else the call's wall time is charged to the bucket. */
+static int tenant_gate(policy_t *P, const tenant_t *t, const char *what, lua_CFunction body, void *ctx,
+                       policy_verdict *v) {
+  /* tenants are the core's mutable objects; the API hands them out const */
+  tenant_t *mt = (tenant_t *)t;
+  double *tokens = mt ? &mt->hook_tokens : &P->connect_tokens;
+  uint64_t *stamp = mt ? &mt->hook_stamp_ms : &P->connect_stamp_ms;
+  if (!bucket_ready(tokens, stamp, P->opt.tenant_hook_ms)) {
+    char who[96];
+    if (mt) snprintf(who, sizeof who, "tenant %s", mt->name);
+    else snprintf(who, sizeof who, "on_connect (all tenants)");
+    bucket_log(mt ? &mt->hook_logged_ms : &P->connect_logged_ms, who);
+    if (mt) verdict(v, ERR_LIMIT_REACHED, "policy time budget exhausted, retry later");
+    else verdict(v, ERR_UNSPECIFIED, "server busy");
+    return PARLEY_ELIMIT;
+  }
+  uint64_t t0 = mono_ns();
+  int rc = gate_run(vm_of(P, t), what, body, ctx, P->opt.time_ms);
+  *tokens -= (double)(mono_ns() - t0) / 1e6;
+  return rc;
+}
+/* ---- hooks ---- */
+
+/* What every hook body reports besides its own results. */
+typedef struct {
+  const char *hook;
+  int found;               /* the hook (or types[t].spec) was there and called */
+  int bad;                 /* its result had the wrong shape (logged) */
+  int refused;             /* it said nil/false, reason */
+  char reason[128];
+} hook_res;
+
+/* Push field `name` of the tenant file's table, else of default.lua's; raw. */
+static void field_push(lua_State *L, vm_t *vm, const char *name) {
+  if (vm->ref_tenant != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_tenant);
+    rawfield(L, -1, name);
+    lua_remove(L, -2);
+    if (!lua_isnil(L, -1)) return;
+    lua_pop(L, 1);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_default);
+  rawfield(L, -1, name);
+  lua_remove(L, -2);
+}
+
+/* The function on top of the stack is about to be called as `what`: name it
+ * with its file:line in the gate's log lines. */
+static void name_call(lua_State *L, vm_t *vm, const char *what) {
+  lua_Debug ar;
+  lua_pushvalue(L, -1);
+  if (lua_getinfo(L, ">S", &ar) && ar.linedefined > 0)
+    snprintf(vm->where, sizeof vm->where, "%s (%s:%d)", what, ar.short_src, ar.linedefined);
+}
+
+/* Push the hook; 0 (nothing pushed) when neither table has it. */
+static int hook_push(lua_State *L, vm_t *vm, const char *name) {
+  field_push(L, vm, name);
+  if (lua_isfunction(L, -1)) { name_call(L, vm, name); return 1; }
+  lua_pop(L, 1);
+  return 0;
+}
+
+static vm_t *body_vm(lua_State *L) { return vm_of_state(L); }
+
+/* A hook returned nil/false, reason (the reason at idx). */
+static void set_refused(lua_State *L, int idx, hook_res *h) {
+  h->refused = 1;
+  snprintf(h->reason, sizeof h->reason, "%s", lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : "refused");
 }
 
 static void hook_failed(policy_verdict *v, const char *hook) {
@@ -559,13 +820,14 @@ static void hook_failed(policy_verdict *v, const char *hook) {
   snprintf(v->msg, sizeof v->msg, "policy error in %s", hook);
 }
 
-/* A hook returned nil, reason: map the reason. */
-static int refused(policy_t *P, const tenant_t *t, int idx, const char *event, policy_verdict *v) {
-  const char *reason = lua_type(P->L, idx) == LUA_TSTRING ? lua_tostring(P->L, idx) : "refused";
-  char copy[128];
-  snprintf(copy, sizeof copy, "%s", reason);
-  policy_map_error(P, t, copy, event, v);
-  return PARLEY_EINVAL;
+/* The verdict of a hook call that did not accept: rc from the gate, then the
+ * body's report. Returns 0 when the hook accepted. */
+static int hook_verdict(policy_t *P, const tenant_t *t, int rc, const hook_res *h, const char *event,
+                        policy_verdict *v) {
+  if (rc == PARLEY_ELIMIT) return rc;
+  if (rc || h->bad) { hook_failed(v, h->hook); return PARLEY_ELUA; }
+  if (h->refused) { policy_map_error(P, t, h->reason, event, v); return PARLEY_EINVAL; }
+  return 0;
 }
 
 static int valid_tenant_name(const char *s, size_t n) {
@@ -579,69 +841,75 @@ static int valid_tenant_name(const char *s, size_t n) {
 
 #define POLICY_MAX_USER_DATA (16u << 10)
 
-/* on_connect's second result, when there is one, as JSON for user.data. */
-static int user_data(policy_t *P, char **data) {
-  buf_t b;
-  if (lua_isnil(P->L, -1)) return 0;
-  buf_init(&b, POLICY_MAX_USER_DATA);
-  if (lconv_to_json(P->L, -1, &b) || buf_putc(&b, 0)) {
-    buf_free(&b);
-    log_warn("policy %s: the user data (second result) must be JSON-able, at most 16 KiB", P->where);
-    return PARLEY_EINVAL;
+typedef struct {
+  hook_res h;
+  const policy_conn_info *c;
+  char *tenant;
+  size_t cap;
+  int bad_name;
+  buf_t data;              /* owned: the user data as JSON */
+} connect_ctx;
+
+static int connect_body(lua_State *L) {
+  connect_ctx *x = lua_touserdata(L, 1);
+  vm_t *vm = body_vm(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_default);  /* only the default's picks the tenant */
+  rawfield(L, -1, "on_connect");
+  if (!lua_isfunction(L, -1)) return 0;
+  x->h.found = 1;
+  name_call(L, vm, "on_connect");
+  lconv_push_conn(L, x->c);
+  lua_call(L, 1, 2);
+  if (lua_type(L, -2) == LUA_TSTRING) {
+    size_t n;
+    const char *s = lua_tolstring(L, -2, &n);
+    if (!valid_tenant_name(s, n) || n >= x->cap) {
+      log_warn("policy %s: bad tenant name (letters, digits, _ . -, 1..64)", vm->where);
+      x->bad_name = 1;
+    } else if (!lua_isnil(L, -1) && (lconv_to_json(L, -1, &x->data) || buf_putc(&x->data, 0))) {
+      log_warn("policy %s: the user data (second result) must be JSON-able, at most 16 KiB", vm->where);
+      x->h.bad = 1;
+    } else {
+      memcpy(x->tenant, s, n + 1);
+    }
+  } else if (lua_isnil(L, -2)) {
+    set_refused(L, -1, &x->h);
+  } else {
+    log_warn("policy %s: must return a tenant name or nil, reason", vm->where);
+    x->h.bad = 1;
   }
-  *data = b.data;
   return 0;
 }
 
 int policy_on_connect(policy_t *P, const policy_conn_info *c, char *tenant, size_t cap, char **data,
                       policy_verdict *v) {
-  lua_State *L = P->L;
-  int top = lua_gettop(L), rc = 0;
+  connect_ctx x = {.h = {.hook = "on_connect"}, .c = c, .tenant = tenant, .cap = cap};
+  buf_init(&x.data, POLICY_MAX_USER_DATA);
   snprintf(tenant, cap, "default");
   *data = NULL;
-  if (!hook_push(P, NULL, "on_connect")) return 0;
-  lconv_push_conn(L, c);
-  if (gate_call(P, "on_connect", 1, 2)) { verdict(v, ERR_UNSPECIFIED, "policy error in on_connect"); rc = PARLEY_ELUA; }
-  else if (lua_type(L, -2) == LUA_TSTRING) {
-    size_t n;
-    const char *s = lua_tolstring(L, -2, &n);
-    if (!valid_tenant_name(s, n) || n >= cap) {
-      log_warn("policy %s: bad tenant name (letters, digits, _ . -, 1..64)", P->where);
-      verdict(v, ERR_UNSPECIFIED, "bad tenant");
-      rc = PARLEY_EINVAL;
-    } else if (user_data(P, data)) {
-      verdict(v, ERR_UNSPECIFIED, "policy error in on_connect");
-      rc = PARLEY_ELUA;
-    } else {
-      memcpy(tenant, s, n + 1);
-    }
-  } else if (lua_isnil(L, -2)) {
-    verdict(v, ERR_UNSPECIFIED, lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "refused");
-    rc = PARLEY_EINVAL;
-  } else {
-    log_warn("policy %s: must return a tenant name or nil, reason", P->where);
-    verdict(v, ERR_UNSPECIFIED, "policy error in on_connect");
-    rc = PARLEY_ELUA;
-  }
-  lua_settop(L, top);
+  int rc = tenant_gate(P, NULL, "on_connect", connect_body, &x, v);
+  if (rc == PARLEY_ELIMIT) {}
+  else if (rc || x.h.bad) { verdict(v, ERR_UNSPECIFIED, "policy error in on_connect"); rc = PARLEY_ELUA; }
+  else if (x.bad_name) { verdict(v, ERR_UNSPECIFIED, "bad tenant"); rc = PARLEY_EINVAL; }
+  else if (x.h.refused) { verdict(v, ERR_UNSPECIFIED, x.h.reason); rc = PARLEY_EINVAL; }
+  if (rc || !x.data.len) { buf_free(&x.data); if (rc) snprintf(tenant, cap, "default"); }
+  else *data = x.data.data;
   return rc;
 }
 
 /* Shared by create_room and update_room: a settings table, or nil, reason. */
-static int settings_result(policy_t *P, const tenant_t *t, const char *hook, const char *event, room_settings *out,
-                           policy_verdict *v) {
-  lua_State *L = P->L;
+static void settings_result(lua_State *L, vm_t *vm, hook_res *h, room_settings *out) {
   const char *why = NULL;
   if (lua_istable(L, -2)) {
-    if (lconv_to_settings(L, -2, out, &why) == 0) return 0;
-    log_warn("policy %s: %s", P->where, why);
+    if (lconv_to_settings(L, -2, out, &why) == 0) return;
+    log_warn("policy %s: %s", vm->where, why);
   } else if (lua_isnil(L, -2)) {
-    return refused(P, t, -1, event, v);
+    set_refused(L, -1, h);
+    return;
   } else {
-    log_warn("policy %s: must return a settings table or nil, reason", P->where);
+    log_warn("policy %s: must return a settings table or nil, reason", vm->where);
   }
-  hook_failed(v, hook);
-  return PARLEY_ELUA;
+  h->bad = 1;
 }
 
 static int copy_settings(const room_settings *in, room_settings *out) {
@@ -655,80 +923,111 @@ static int copy_settings(const room_settings *in, room_settings *out) {
   return PARLEY_ENOMEM;
 }
 
-/* types[type] exists. */
-static int type_known(policy_t *P, const tenant_t *t, int type) {
-  lua_State *L = P->L;
+/* types[type] exists (without a types table: the protocol's P2PMesh,
+ * SFUClientSide, SFUServerSide). */
+static int type_known(lua_State *L, vm_t *vm, int type) {
   int top = lua_gettop(L);
-  field_push(P, t, "types");
-  /* without a types table: the protocol's P2PMesh, SFUClientSide, SFUServerSide */
+  field_push(L, vm, "types");
   int known = lua_istable(L, -1) ? lua_rawgeti(L, -1, type) != LUA_TNIL : type >= 0 && type <= 2;
   lua_settop(L, top);
   return known;
 }
 
-int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, room_settings *out, policy_verdict *v) {
-  lua_State *L = P->L;
-  int top = lua_gettop(L), rc;
-  if (!hook_push(P, u->tenant, "create_room")) {
-    if (!type_known(P, u->tenant, req->type)) { policy_map_error(P, u->tenant, "unknown_type", "CREATE_ROOM", v); return PARLEY_EINVAL; }
-    if ((rc = copy_settings(req, out))) verdict(v, ERR_UNSPECIFIED, "out of memory");
-    return rc;
+typedef struct {
+  hook_res h;
+  const user_t *u;
+  const room_t *r;
+  const room_settings *req;
+  room_settings *out;      /* malloc'ed strings, freed by the caller on failure */
+  int known;               /* the resulting type is one the tenant has */
+} settings_ctx;
+
+static int create_body(lua_State *L) {
+  settings_ctx *x = lua_touserdata(L, 1);
+  vm_t *vm = body_vm(L);
+  if (hook_push(L, vm, "create_room")) {
+    x->h.found = 1;
+    lconv_push_settings(L, x->req);
+    lconv_push_user(L, x->u);
+    lua_call(L, 2, 2);
+    settings_result(L, vm, &x->h, x->out);
   }
-  lconv_push_settings(L, req);
-  lconv_push_user(L, u);
-  if (gate_call(P, "create_room", 2, 2)) { hook_failed(v, "create_room"); rc = PARLEY_ELUA; }
-  else rc = settings_result(P, u->tenant, "create_room", "CREATE_ROOM", out, v);
-  lua_settop(L, top);
-  if (rc == 0 && !type_known(P, u->tenant, out->type)) {  /* whatever the hook said: a type the tenant has */
-    policy_settings_free(out);
+  if (!x->h.bad && !x->h.refused) x->known = type_known(L, vm, x->h.found ? x->out->type : x->req->type);
+  return 0;
+}
+
+int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, room_settings *out, policy_verdict *v) {
+  settings_ctx x = {.h = {.hook = "create_room"}, .u = u, .req = req, .out = out};
+  memset(out, 0, sizeof *out);
+  int rc = hook_verdict(P, u->tenant, tenant_gate(P, u->tenant, "create_room", create_body, &x, v), &x.h,
+                        "CREATE_ROOM", v);
+  if (!rc && !x.known) {  /* whatever the hook said: a type the tenant has */
     policy_map_error(P, u->tenant, "unknown_type", "CREATE_ROOM", v);
     rc = PARLEY_EINVAL;
   }
+  if (!rc && !x.h.found && (rc = copy_settings(req, out))) verdict(v, ERR_UNSPECIFIED, "out of memory");
+  if (rc) policy_settings_free(out);
   return rc;
+}
+
+static int update_body(lua_State *L) {
+  settings_ctx *x = lua_touserdata(L, 1);
+  vm_t *vm = body_vm(L);
+  if (!hook_push(L, vm, "update_room")) return 0;
+  x->h.found = 1;
+  lconv_push_room(L, x->r);
+  lconv_push_settings(L, x->req);
+  lconv_push_user(L, x->u);
+  lua_call(L, 3, 2);
+  settings_result(L, vm, &x->h, x->out);
+  return 0;
 }
 
 int policy_update_room(policy_t *P, const room_t *r, const room_settings *req, const user_t *u,
                        room_settings *out, policy_verdict *v) {
-  lua_State *L = P->L;
-  int top = lua_gettop(L), rc;
-  if (!hook_push(P, r->tenant, "update_room")) {
-    if (r->owner != u) { policy_map_error(P, r->tenant, "not_owner", "UPDATE_ROOM", v); return PARLEY_EINVAL; }
-    if (req->max_users < (int)r->nmembers) { policy_map_error(P, r->tenant, "room_full", "UPDATE_ROOM", v); return PARLEY_EINVAL; }
-    if ((rc = copy_settings(req, out))) verdict(v, ERR_UNSPECIFIED, "out of memory");
-    return rc;
+  settings_ctx x = {.h = {.hook = "update_room"}, .u = u, .r = r, .req = req, .out = out};
+  memset(out, 0, sizeof *out);
+  int rc = hook_verdict(P, r->tenant, tenant_gate(P, r->tenant, "update_room", update_body, &x, v), &x.h,
+                        "UPDATE_ROOM", v);
+  if (!rc && !x.h.found) {
+    if (r->owner != u) { policy_map_error(P, r->tenant, "not_owner", "UPDATE_ROOM", v); rc = PARLEY_EINVAL; }
+    else if (req->max_users < (int)r->nmembers) { policy_map_error(P, r->tenant, "room_full", "UPDATE_ROOM", v); rc = PARLEY_EINVAL; }
+    else if ((rc = copy_settings(req, out))) verdict(v, ERR_UNSPECIFIED, "out of memory");
   }
-  lconv_push_room(L, r);
-  lconv_push_settings(L, req);
-  lconv_push_user(L, u);
-  if (gate_call(P, "update_room", 3, 2)) { hook_failed(v, "update_room"); rc = PARLEY_ELUA; }
-  else rc = settings_result(P, r->tenant, "update_room", "UPDATE_ROOM", out, v);
-  lua_settop(L, top);
+  if (rc) policy_settings_free(out);
   return rc;
 }
 
+typedef struct {
+  hook_res h;
+  const room_t *r;
+  const user_t *u;
+  const char *supplied;
+} password_ctx;
+
+static int password_body(lua_State *L) {
+  password_ctx *x = lua_touserdata(L, 1);
+  vm_t *vm = body_vm(L);
+  if (!hook_push(L, vm, "check_password")) return 0;
+  x->h.found = 1;
+  lconv_push_room(L, x->r);
+  lua_pushstring(L, x->supplied);
+  lconv_push_user(L, x->u);
+  lua_call(L, 3, 1);
+  if (!lua_isboolean(L, -1)) { log_warn("policy %s: must return a boolean", vm->where); x->h.bad = 1; }
+  else if (!lua_toboolean(L, -1)) { x->h.refused = 1; snprintf(x->h.reason, sizeof x->h.reason, "invalid_password"); }
+  return 0;
+}
+
 int policy_check_password(policy_t *P, const room_t *r, const char *supplied, const user_t *u, policy_verdict *v) {
-  lua_State *L = P->L;
-  int top = lua_gettop(L), rc = 0;
-  if (!hook_push(P, r->tenant, "check_password")) {
-    size_t a = strlen(r->s.password), b = strlen(supplied);
-    if (a == b && CRYPTO_memcmp(r->s.password, supplied, a) == 0) return 0;
-    policy_map_error(P, r->tenant, "invalid_password", "JOIN_ROOM", v);
-    return PARLEY_EINVAL;
-  }
-  lconv_push_room(L, r);
-  lua_pushstring(L, supplied);
-  lconv_push_user(L, u);
-  if (gate_call(P, "check_password", 3, 1)) { hook_failed(v, "check_password"); rc = PARLEY_ELUA; }
-  else if (!lua_isboolean(L, -1)) {
-    log_warn("policy %s: must return a boolean", P->where);
-    hook_failed(v, "check_password");
-    rc = PARLEY_ELUA;
-  } else if (!lua_toboolean(L, -1)) {
-    policy_map_error(P, r->tenant, "invalid_password", "JOIN_ROOM", v);
-    rc = PARLEY_EINVAL;
-  }
-  lua_settop(L, top);
-  return rc;
+  password_ctx x = {.h = {.hook = "check_password"}, .r = r, .u = u, .supplied = supplied};
+  int rc = hook_verdict(P, r->tenant, tenant_gate(P, r->tenant, "check_password", password_body, &x, v), &x.h,
+                        "JOIN_ROOM", v);
+  if (rc || x.h.found) return rc;
+  size_t a = strlen(r->s.password), b = strlen(supplied);
+  if (a == b && CRYPTO_memcmp(r->s.password, supplied, a) == 0) return 0;
+  policy_map_error(P, r->tenant, "invalid_password", "JOIN_ROOM", v);
+  return PARLEY_EINVAL;
 }
 
 /* No spec hook and no types[t].spec: the protocol's defaults. */
@@ -745,37 +1044,47 @@ static int spec_fallback(const room_t *r, const user_t *u, buf_t *json) {
 }
 
 /* Push types[type].spec, or nothing (returns 0). */
-static int type_spec_push(policy_t *P, const tenant_t *t, int type) {
-  lua_State *L = P->L;
+static int type_spec_push(lua_State *L, vm_t *vm, int type) {
   int top = lua_gettop(L);
-  field_push(P, t, "types");
-  if (lua_istable(L, -1) && lua_rawgeti(L, -1, type) == LUA_TTABLE) {
-    lua_getfield(L, -1, "spec");
-    lua_remove(L, -2);
-    lua_remove(L, -2);
-    if (lua_isfunction(L, -1)) return 1;
+  field_push(L, vm, "types");
+  if (lua_istable(L, -1) && lua_rawgeti(L, -1, type) == LUA_TTABLE && rawfield(L, -1, "spec") == LUA_TFUNCTION) {
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+    name_call(L, vm, "spec");
+    return 1;
   }
   lua_settop(L, top);
   return 0;
 }
 
+typedef struct {
+  hook_res h;
+  const room_t *r;
+  const user_t *u;
+  buf_t *json;
+} spec_ctx;
+
+static int spec_body(lua_State *L) {
+  spec_ctx *x = lua_touserdata(L, 1);
+  vm_t *vm = body_vm(L);
+  if (!hook_push(L, vm, "spec") && !type_spec_push(L, vm, x->r->s.type)) return 0;
+  x->h.found = 1;
+  lconv_push_room(L, x->r);
+  lconv_push_user(L, x->u);
+  lua_call(L, 2, 1);
+  if (lconv_to_json(L, -1, x->json)) {
+    log_warn("policy %s: the value cannot be sent as JSON", vm->where);
+    x->h.bad = 1;
+  }
+  return 0;
+}
+
 int policy_spec(policy_t *P, const room_t *r, const user_t *u, buf_t *json, policy_verdict *v) {
-  lua_State *L = P->L;
-  int top = lua_gettop(L), rc = 0;
-  if (!hook_push(P, r->tenant, "spec") && !type_spec_push(P, r->tenant, r->s.type)) {
-    lua_settop(L, top);
-    if ((rc = spec_fallback(r, u, json))) verdict(v, ERR_UNSPECIFIED, "out of memory");
-    return rc;
-  }
-  lconv_push_room(L, r);
-  lconv_push_user(L, u);
-  if (gate_call(P, "spec", 2, 1)) { hook_failed(v, "spec"); rc = PARLEY_ELUA; }
-  else if (lconv_to_json(L, -1, json)) {
-    log_warn("policy %s: the value cannot be sent as JSON", P->where);
-    hook_failed(v, "spec");
-    rc = PARLEY_ELUA;
-  }
-  lua_settop(L, top);
+  spec_ctx x = {.h = {.hook = "spec"}, .r = r, .u = u, .json = json};
+  size_t mark = json->len;
+  int rc = hook_verdict(P, r->tenant, tenant_gate(P, r->tenant, "spec", spec_body, &x, v), &x.h, "JOIN_ROOM", v);
+  if (rc) { json->len = mark; return rc; }
+  if (!x.h.found && (rc = spec_fallback(r, u, json))) verdict(v, ERR_UNSPECIFIED, "out of memory");
   return rc;
 }
 
@@ -793,47 +1102,72 @@ static void map_fallback(const char *reason, policy_verdict *v) {
   verdict(v, ERR_ROOM_ERROR, reason);
 }
 
-void policy_map_error(policy_t *P, const tenant_t *t, const char *reason, const char *event, policy_verdict *v) {
-  lua_State *L = P->L;
-  int top = lua_gettop(L);
-  map_fallback(reason, v);
-  if (!hook_push(P, t, "map_error")) return;
-  lua_pushstring(L, reason);
+typedef struct {
+  const char *reason, *event;
+  policy_verdict *v;       /* holds the fallback's mapping; the hook's result overrides it */
+} map_ctx;
+
+static int map_body(lua_State *L) {
+  map_ctx *x = lua_touserdata(L, 1);
+  vm_t *vm = body_vm(L);
+  if (!hook_push(L, vm, "map_error")) return 0;
+  lua_pushstring(L, x->reason);
   lua_createtable(L, 0, 1);
-  lua_pushstring(L, event);
+  lua_pushstring(L, x->event);
   lua_setfield(L, -2, "event");
-  if (gate_call(P, "map_error", 2, 2) == 0) {
-    int isint = 0;
-    lua_Integer code = lua_tointegerx(L, -2, &isint);
-    if (isint && code >= 0 && code <= 255) {
-      v->code = (int)code;
-      if (lua_type(L, -1) == LUA_TSTRING) snprintf(v->msg, sizeof v->msg, "%s", lua_tostring(L, -1));
-    } else if (!lua_isnil(L, -2)) {
-      log_warn("policy %s: must return an integer code and an optional message", P->where);
-    }
+  lua_call(L, 2, 2);
+  int isint = 0;
+  lua_Integer code = lua_type(L, -2) == LUA_TNUMBER ? lua_tointegerx(L, -2, &isint) : 0;
+  if (isint && code >= 0 && code <= 255) {
+    x->v->code = (int)code;
+    if (lua_type(L, -1) == LUA_TSTRING) snprintf(x->v->msg, sizeof x->v->msg, "%s", lua_tostring(L, -1));
+  } else if (!lua_isnil(L, -2)) {
+    log_warn("policy %s: must return an integer code and an optional message", vm->where);
   }
-  lua_settop(L, top);
+  return 0;
+}
+
+void policy_map_error(policy_t *P, const tenant_t *t, const char *reason, const char *event, policy_verdict *v) {
+  policy_verdict mapped;
+  map_fallback(reason, &mapped);
+  map_ctx x = {reason, event, &mapped};
+  int rc = tenant_gate(P, t, "map_error", map_body, &x, v);
+  if (rc == PARLEY_ELIMIT) return;  /* *v says why (the tenant's hook time is used up) */
+  if (rc) map_fallback(reason, &mapped);  /* a failed hook may have half-written it */
+  *v = mapped;
+}
+
+typedef struct {
+  hook_res h;
+  const room_t *r;
+  const user_t *u, *target;
+  const char *signal;
+  size_t n;
+} signal_ctx;
+
+static int signal_body(lua_State *L) {
+  signal_ctx *x = lua_touserdata(L, 1);
+  vm_t *vm = body_vm(L);
+  if (!hook_push(L, vm, "on_signal")) return 0;
+  x->h.found = 1;
+  lconv_push_room(L, x->r);
+  lconv_push_user(L, x->u);
+  lua_pushstring(L, x->target->id.s);
+  lua_pushlstring(L, x->signal, x->n);
+  lua_call(L, 4, 2);
+  if (lua_isboolean(L, -2) && lua_toboolean(L, -2)) return 0;
+  if (lua_isnil(L, -2) || lua_isboolean(L, -2)) set_refused(L, -1, &x->h);
+  else {  /* fail closed: only true relays */
+    log_warn("policy %s: must return true, or false/nil and a reason", vm->where);
+    x->h.bad = 1;
+  }
+  return 0;
 }
 
 int policy_on_signal(policy_t *P, const room_t *r, const user_t *u, const user_t *target, const char *signal,
                      size_t n, policy_verdict *v) {
-  lua_State *L = P->L;
-  int top = lua_gettop(L), rc = 0;
-  if (!hook_push(P, r->tenant, "on_signal")) return 0;
-  lconv_push_room(L, r);
-  lconv_push_user(L, u);
-  lua_pushstring(L, target->id.s);
-  lua_pushlstring(L, signal, n);
-  if (gate_call(P, "on_signal", 4, 2)) { hook_failed(v, "on_signal"); rc = PARLEY_ELUA; }
-  else if (lua_isboolean(L, -2) && lua_toboolean(L, -2)) rc = 0;
-  else if (lua_isnil(L, -2) || lua_isboolean(L, -2)) rc = refused(P, r->tenant, -1, "SIGNAL", v);
-  else {  /* fail closed: only true relays */
-    log_warn("policy %s: must return true, or false/nil and a reason", P->where);
-    hook_failed(v, "on_signal");
-    rc = PARLEY_ELUA;
-  }
-  lua_settop(L, top);
-  return rc;
+  signal_ctx x = {.h = {.hook = "on_signal"}, .r = r, .u = u, .target = target, .signal = signal, .n = n};
+  return hook_verdict(P, r->tenant, tenant_gate(P, r->tenant, "on_signal", signal_body, &x, v), &x.h, "SIGNAL", v);
 }
 
 void policy_settings_free(room_settings *s) {

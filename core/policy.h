@@ -1,7 +1,9 @@
-/* policy.h - the Lua policy layer: one VM per policy set, loaded sandboxed from
- * the policies directory, and one typed C function per hook. Every call into
- * Lua goes through one gate (instruction budget, traceback, pcall); any
- * failure becomes the hook's documented verdict, never a crash. */
+/* policy.h - the Lua policy layer: one VM for default.lua and one per tenant
+ * policy file, loaded sandboxed from the policies directory, and one typed C
+ * function per hook. Everything that touches policy values runs inside one
+ * gate (pcall, instruction budget, wall-time cap, memory cap, traceback) and
+ * each tenant's hook time is metered; any failure becomes the hook's
+ * documented verdict, never a crash or a hang. */
 #ifndef PARLEY_POLICY_H
 #define PARLEY_POLICY_H
 #include <stddef.h>
@@ -27,8 +29,10 @@ typedef struct {
 } policy_verdict;
 
 typedef struct {
-  size_t mem_cap;          /* bytes per VM */
+  size_t mem_cap;          /* bytes per VM (the default's, and each tenant file's) */
   long long budget;        /* VM instructions per hook call */
+  unsigned time_ms;        /* wall time per hook call (--lua-time-ms) */
+  unsigned tenant_hook_ms; /* hook time per second per tenant, and the bucket's depth (--tenant-hook-ms) */
 } policy_options;
 
 /* What on_connect sees of a connection (borrowed for the call). */
@@ -44,8 +48,9 @@ typedef struct {
 typedef struct policy_s policy_t;
 
 void policy_options_default(policy_options *o);
-/* Build a VM from dir/default.lua and self-check it. On failure *out is NULL
- * and the error (file:line) has been logged. */
+/* Build the VMs (default.lua; default.lua + tenants/<name>.lua per tenant
+ * file) and self-check them, all or nothing. On failure *out is NULL and the
+ * error (file:line) has been logged. */
 int policy_load(const char *dir, const policy_options *o, policy_t **out);
 void policy_free(policy_t *P);
 /* The limits of tenant t (its policy file's entries over the default's). */

@@ -47,6 +47,9 @@ struct tenant_s {
   room_t *rooms;        /* hash by id */
   size_t nrooms, nusers;
   UT_hash_handle hh;
+  double hook_tokens;        /* policy.c: ms of hook time left in the tenant's bucket */
+  uint64_t hook_stamp_ms;    /* policy.c: last refill (monotonic ms; 0: never, the bucket is full) */
+  uint64_t hook_logged_ms;   /* policy.c: last "time budget exhausted" log line */
 };
 
 typedef struct {

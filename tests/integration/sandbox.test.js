@@ -162,7 +162,8 @@ before(async () => {
   writeFileSync(path.join(dir, 'lib', 'bytecode.lua'), Buffer.from('\x1bLuaT\x00\x19\x93\r\n\x1a\njunk', 'latin1'));
   writeFileSync(path.join(dir, 'secret.txt'), 'not lua');
   server = await startServer({
-    args: ['--policies', dir, '--log-level', 'info', '--lua-memory', '16', '--lua-budget', '200000'],
+    args: ['--policies', dir, '--log-level', 'info', '--lua-memory', '16', '--lua-budget', '200000',
+      '--lua-time-ms', '10000', '--tenant-hook-ms', '100000'],   // the memory cap, not the time caps, stops the bombs
   });
 });
 after(async () => {
@@ -453,7 +454,8 @@ test('Sandbox: the server survived everything above', async () => {
 // The core pushes hook arguments outside lua_pcall: at the cap, a failed
 // allocation there would abort the process. The cap binds policy code only.
 test('Sandbox: a policy that keeps the VM full at its cap does not take the server down', { timeout: 20_000 }, async (t) => {
-  const s = await startServer({ args: ['--policies', dir, '--lua-memory', '8'] });
+  // the memory cap is under test: the time caps must not stop the fill first (slow under sanitizers)
+  const s = await startServer({ args: ['--policies', dir, '--lua-memory', '8', '--lua-time-ms', '10000', '--tenant-hook-ms', '100000'] });
   t.after(() => s.stop());
   const [a, b] = [await connectUser(s, t), await connectUser(s, t)];
   const r = await createRoom(a, room('before'));
