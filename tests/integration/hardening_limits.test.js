@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import WebSocket from 'ws';
 import {
   REPO, ERR, RawHttp, RawWs, OP, buildFrame, Client, assertError, httpGet, waitMetrics,
 } from './helpers.js';
@@ -98,6 +99,50 @@ for (const [flag, n] of [['--max-conns-per-addr', 5], ['--max-conns', 5]]) {
     await assertClean(srv);
   });
 }
+
+test('F3: --trust-proxy: behind a trusted proxy the session caps key on the last X-Forwarded-For entry; from an untrusted peer the header is ignored', { ...T, ...RAW }, async (t) => {
+  const hs = (srv, c, xff) => request(srv, c, 'GET', pollUrl(), '', `X-Forwarded-For: ${xff}\r\n`);
+  const trusted = await freshServer(t, ['--max-sessions-per-addr', '2', '--trust-proxy', '127.0.0.0/8']);
+  const c = await rawHttp(trusted, t);
+  assert.equal((await hs(trusted, c, '203.0.113.9, 10.0.0.1')).status, 200, 'first session of 10.0.0.1');
+  assert.equal((await hs(trusted, c, '10.0.0.1')).status, 200, 'second session of 10.0.0.1');
+  assert.equal((await hs(trusted, c, '198.51.100.7, 10.0.0.1')).status, 429, 'third session of 10.0.0.1 (the last entry counts)');
+  assert.equal((await hs(trusted, c, '10.0.0.2')).status, 200, 'another client behind the proxy');
+  assert.equal((await hs(trusted, c, 'not-an-address')).status, 200, 'a bad entry falls back to the peer address');
+  await assertClean(trusted);
+  const untrusted = await freshServer(t, ['--max-sessions-per-addr', '2', '--trust-proxy', '10.0.0.0/8']);
+  const u = await rawHttp(untrusted, t);
+  assert.equal((await hs(untrusted, u, '10.0.0.1')).status, 200);
+  assert.equal((await hs(untrusted, u, '10.0.0.2')).status, 200);
+  assert.equal((await hs(untrusted, u, '10.0.0.3')).status, 429, 'the peer (127.0.0.1) is no proxy: its header is ignored');
+  await assertClean(untrusted);
+});
+
+test("F3: --trust-proxy: the policy's on_connect sees the forwarded client address as remote_addr", { ...T, ...RAW }, async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'parley-xff-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, 'default.lua'), `return {
+  on_connect = function(conn)
+    if conn.remote_addr ~= "192.0.2.44" then return nil, "from " .. conn.remote_addr end
+    return "default"
+  end,
+}
+`);
+  const srv = await freshServer(t, ['--policies', dir, '--trust-proxy', '127.0.0.1']);
+  const open = (headers) => new Promise((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/ws`, { headers });
+    ws.on('open', () => { ws.close(); resolve('open'); });
+    ws.on('unexpected-response', (req, res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve(`${res.statusCode} ${body}`));
+    });
+    ws.on('error', () => {});
+  });
+  assert.equal(await open({ 'X-Forwarded-For': '192.0.2.44' }), 'open');
+  assert.equal(await open({}), '403 from 127.0.0.1');
+  await assertClean(srv);
+});
 
 // ---------------------------------------------------------------------------
 // F8: two maximal /ws messages in one TCP write
