@@ -98,6 +98,7 @@ LOAD_PIDS=()        # every client process (loadgen, node, the short-churn loop)
 CHURN_PIDS=()       # the long churn loadgens (SIGSTOP/SIGCONT duty cycle)
 cleanup() {
   local pid
+  trap '' INT TERM HUP   # finish the cleanup (it is bounded: about 20 s at most)
   touch "$STOP_FLAG" 2>/dev/null || true
   for pid in "${LOAD_PIDS[@]}"; do
     kill -CONT "$pid" 2>/dev/null || true
@@ -115,6 +116,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+trap 'exit 129' HUP
 
 # A child that has exited but is not reaped yet still answers kill -0: look at its state.
 alive() {
