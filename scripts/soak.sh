@@ -173,6 +173,12 @@ DUTY_ON=1
 # Once a second: the periodic sample, and the long churn's duty cycle (4 s periods).
 tick() {
   TICKS=$((TICKS + 1))
+  if ! alive "$SERVER_PID"; then
+    wait "$SERVER_PID" 2>/dev/null && rc=0 || rc=$?
+    SERVER_PID=""
+    log "FAIL: the server died (exit status $rc); the end of its log:"; tail -5 "$OUT/server.log" >&2
+    exit 1
+  fi
   if [ "${#CHURN_PIDS[@]}" -gt 0 ] && [ "$CHURN_DUTY" -lt 100 ]; then
     local on=0 pid
     [ $((TICKS % 4 * 100)) -lt $((CHURN_DUTY * 4)) ] && on=1
@@ -325,7 +331,7 @@ AFTER_FDS=$LAST_FDS AFTER_RSS=$LAST_RSS
 AFTER_STATE=$(tail -1 "$CSV" | cut -d, -f4-9)
 
 HEALTH=$(curl -s --max-time 10 -w ' %{http_code}' "http://127.0.0.1:$PORT/healthz" || true)
-kill -TERM "$SERVER_PID"
+kill -TERM "$SERVER_PID" 2>/dev/null || true
 SERVER_RC=0
 for _ in $(seq 100); do alive "$SERVER_PID" || break; sleep 0.1; done
 if alive "$SERVER_PID"; then SERVER_RC=timeout; else wait "$SERVER_PID" || SERVER_RC=$?; fi
@@ -403,8 +409,8 @@ check() {  # OK? TEXT
   echo "  load: relay $PAIRS pairs at $RATE signals/s; churn 2x$CHURN_CLIENTS clients at ${CHURN_DUTY}% duty + ${C[short_runs]} short runs of $SHORT_CLIENTS clients; $POLLING polling sessions"
   echo "  server CPU during the run: $(awk -v a="$CPU_UP" -v b="$CPU_END" -v t="$((END_T - T_UP + T0))" 'BEGIN { printf "%.0f s (%.0f %% of one core)", b - a, (b - a) * 100 / t }')"
   echo "  relay ${C[relay_sent]} signals sent, ${C[relay_received]} received; churn ${C[churn_ops]} operations; polling ${C[polling_opened]} sessions opened, ${C[polling_closed]} closed, ${C[polling_pings]} heartbeats"
-  RSS_DIFF=$(awk -v a="$WARM_RSS" -v b="$END_RSS" 'BEGIN { printf "%+.1f", (b - a) * 100 / a }')
-  check "$(awk -v d="$RSS_DIFF" -v t="$RSS_TOL_PCT" 'BEGIN { print (d <= t && d >= -t) ? 1 : 0 }')" \
+  RSS_DIFF=$(awk -v a="$WARM_RSS" -v b="$END_RSS" 'BEGIN { if (a > 0 && b > 0) printf "%+.1f", (b - a) * 100 / a; else print "?" }')
+  check "$(awk -v d="$RSS_DIFF" -v t="$RSS_TOL_PCT" 'BEGIN { print (d != "?" && d + 0 <= t && d + 0 >= -t) ? 1 : 0 }')" \
     "RSS at the end within ${RSS_TOL_PCT} % of warm-up: $WARM_RSS kB at ${WARM_T}s -> $END_RSS kB at ${END_T}s ($RSS_DIFF %)"
   check "$([ $((AFTER_FDS - BASE_FDS)) -le $FD_TOL ] && [ $((BASE_FDS - AFTER_FDS)) -le $FD_TOL ] && echo 1)" \
     "fds back to the baseline (±$FD_TOL) after the clients closed: $BASE_FDS before, $END_FDS at the end, $AFTER_FDS after"
