@@ -269,7 +269,6 @@ short_churn_loop() {
 }
 short_churn_loop &
 LOAD_PIDS+=($!)
-SHORT_PID=$!
 node scripts/soak-polling.mjs --url "http://127.0.0.1:$PORT" --sessions "$POLLING" \
   >"$OUT/polling.json" 2>"$OUT/polling.log" &
 LOAD_PIDS+=($!)
@@ -327,7 +326,7 @@ while :; do
   tick
 done
 sample after
-AFTER_FDS=$LAST_FDS AFTER_RSS=$LAST_RSS
+AFTER_FDS=$LAST_FDS
 AFTER_STATE=$(tail -1 "$CSV" | cut -d, -f4-9)
 
 HEALTH=$(curl -s --max-time 10 -w ' %{http_code}' "http://127.0.0.1:$PORT/healthz" || true)
@@ -408,6 +407,7 @@ check() {  # OK? TEXT
   echo "soak: $MINUTES min, $CONNECTIONS held connections; parley $(git describe --always --dirty 2>/dev/null || echo '?'); $(date -u +%FT%TZ)"
   echo "  load: relay $PAIRS pairs at $RATE signals/s; churn 2x$CHURN_CLIENTS clients at ${CHURN_DUTY}% duty + ${C[short_runs]} short runs of $SHORT_CLIENTS clients; $POLLING polling sessions"
   echo "  server CPU during the run: $(awk -v a="$CPU_UP" -v b="$CPU_END" -v t="$((END_T - T_UP + T0))" 'BEGIN { printf "%.0f s (%.0f %% of one core)", b - a, (b - a) * 100 / t }')"
+  echo "  server log: $(($(wc -l <"$OUT/server.log") - 1)) lines at --log-level warn besides 'listening' (in $OUT/server.log)"
   echo "  relay ${C[relay_sent]} signals sent, ${C[relay_received]} received; churn ${C[churn_ops]} operations; polling ${C[polling_opened]} sessions opened, ${C[polling_closed]} closed, ${C[polling_pings]} heartbeats"
   RSS_DIFF=$(awk -v a="$WARM_RSS" -v b="$END_RSS" 'BEGIN { if (a > 0 && b > 0) printf "%+.1f", (b - a) * 100 / a; else print "?" }')
   check "$(awk -v d="$RSS_DIFF" -v t="$RSS_TOL_PCT" 'BEGIN { print (d != "?" && d + 0 <= t && d + 0 >= -t) ? 1 : 0 }')" \
