@@ -421,7 +421,8 @@ check() {  # OK? TEXT
     "relay: ${C[relay_lost]} signals lost, ${C[relay_errors]} errors"
   check "$([ "${C[churn_errors]}" = 0 ] && [ "${C[short_failed]}" = 0 ] && [ "${C[churn_ops]}" -gt 0 ] && echo 1)" \
     "churn: ${C[churn_errors]} errors, ${C[short_failed]} failed short runs"
-  check "$([ "${C[polling_errors]}" = 0 ] && echo 1)" "polling: ${C[polling_errors]} errors"
+  check "$([ "${C[polling_errors]}" = 0 ] && [ "${C[polling_closed]}" -gt 0 ] && [ "${C[polling_pings]}" -gt 0 ] && echo 1)" \
+    "polling: ${C[polling_errors]} errors; sessions closed and replaced, heartbeats answered"
   check "$([ "${C[problems]}" = 0 ] && echo 1)" "no client reported a failed connection, an unexpected close or a protocol error (${C[problems]} problems)"
   check "$([ "$METRICS_FAILURES" = 0 ] && echo 1)" "every /metrics sample answered ($METRICS_FAILURES missed)"
   check "$([ "$HEALTH" = "ok 200" ] && echo 1)" "/healthz after the run: ${HEALTH:-no answer}"
