@@ -208,7 +208,10 @@ int http_req_snapshot(const http_req *r, buf_t *out) {
 int http_req_from_snapshot(http_req *r, const char *p, size_t n) {
   size_t used;
   http_req_init(r, 0);
-  return http_req_feed(r, p, n, &used) == HTTP_GOT_REQUEST ? 0 : PARLEY_EINVAL;
+  int rc = http_req_feed(r, p, n, &used);
+  /* a snapshot has no body: a request that announced one (Content-Length,
+   * chunked) reads back once its headers are complete */
+  return rc == HTTP_GOT_REQUEST || (rc == HTTP_NEED_MORE && r->headers_done) ? 0 : PARLEY_EINVAL;
 }
 
 const char *http_status_text(int status) {
