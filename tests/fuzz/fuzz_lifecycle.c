@@ -13,7 +13,7 @@
  *   3 WS k CTL PKT SPLIT                         4 CLOSE k MODE(0 close,
  *   1 shutdown(SHUT_WR), 2 read what is there, then close)
  *   5 RUN (one uv_run NOWAIT)   6 SETTLE (8 x NOWAIT)   7 DRAIN k
- *   8 DRAIN all         9 SLEEP ms(1-40; at most SLEEP_BUDGET_MS per input)
+ *   8 DRAIN all         9 SLEEP ms(1-25; at most SLEEP_BUDGET_MS per input)
  *   10 RAW k len bytes.. (written as they are)
  * REQ = kind flags ...: kind % 10: 0 polling handshake, 1 polling GET sid j,
  *   2 POST sid j n(1-6) PKT.., 3 upgrade /ws, 4 upgrade Socket.IO handshake,
@@ -56,7 +56,7 @@
 
 #define NCONN 6
 #define NLEARN 8
-#define SLEEP_BUDGET_MS 120
+#define SLEEP_BUDGET_MS 50
 #define PEEK_BYTES 16384
 #define MAX_SIGNAL 65000
 
@@ -364,7 +364,7 @@ static void step(input *in, buf_t *out) {
     case 6: settle(); break;
     case 7: drain(conn_arg(in, 0)); break;
     case 8: for (k = 0; k < NCONN; k++) drain(k); break;
-    case 9: sleep_ms(1 + u8(in) % 40); break;
+    case 9: sleep_ms(1 + u8(in) % 25); break;
     default: k = conn_arg(in, 1); raw_bytes(in, out, u8(in)); put(k, out->data, out->len); break;
   }
 }

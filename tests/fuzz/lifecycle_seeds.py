@@ -82,17 +82,17 @@ def finding2(pad, last):
 def generic():
     seeds = {}
     seeds["ws-direct"] = (send(0, req(UPSIO)) + S + ws(0, 0, pkt(P_CONNECT)) + ws(0, 0, pkt(P_GET_ID)) +
-                          ws(0, 0, create()) + S + bytes([SLEEP, 25]) + ws(0, 0, pkt(P_PONG)) + S + close(0) + S)
+                          ws(0, 0, create()) + S + bytes([SLEEP, 24]) + ws(0, 0, pkt(P_PONG)) + S + close(0) + S)
     seeds["upgrade"] = (send(0, handshake()) + S + send(0, get(0)) + send(1, req(PROBE, 0, 0)) + S +
                         ws(1, 0, pkt(P_PROBE)) + S + ws(1, 0, pkt(P_UPGRADE)) + S + ws(1, 0, pkt(P_CONNECT)) + S +
                         ws(1, 4, b"") + S)
     seeds["plain-ws"] = (send(0, req(UPWS)) + send(1, req(UPWS)) + S + ws(0, 16, pkt(P_GET_ID)) +
                          ws(1, 16, pkt(P_GET_ID)) + ws(0, 16, create()) + S + bytes([DRAINALL]) +
                          ws(1, 16, join(0)) + S + ws(0, 16, signal(0, 1, 300), split=128) + S +
-                         bytes([SLEEP, 30]) + S + close(0, 1) + S)
+                         bytes([SLEEP, 24]) + S + close(0, 1) + S)
     seeds["poll-heartbeat"] = (send(0, handshake()) + S + send(1, post(0, pkt(P_CONNECT), pkt(P_GET_ID))) +
-                               send(0, get(0)) + S + bytes([SLEEP, 25]) + send(0, get(0)) + S +
-                               send(1, post(0, pkt(P_PONG))) + bytes([SLEEP, 39, SLEEP, 39]) + S)
+                               send(0, get(0)) + S + bytes([SLEEP, 24]) + send(0, get(0)) + S +
+                               send(1, post(0, pkt(P_PONG))) + bytes([SLEEP, 24, SLEEP, 24]) + S)
     seeds["misc-http"] = (send(0, req(HEALTH)) + send(0, req(HEALTH, 2)) + send(0, req(OPTIONS)) +
                           send(1, req(RAWREQ, 0, 6) + b"GET / ") + bytes([RAW, 1, 4]) + b"\r\n\r\n" + S +
                           send(2, req(GETSID, 1, 0)) + S)
