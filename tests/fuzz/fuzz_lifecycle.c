@@ -8,7 +8,8 @@
  *
  * Op encoding (bytes; an exhausted input reads as 0s, so every prefix is a
  * valid script). k = byte % NCONN picks a client; send ops open it if needed.
- *   op = byte % 11:
+ *   op = byte % 11; for the send ops (1, 2, 3, 10) an odd byte / 11 adds a
+ *   loop turn (RUN) after the write:
  *   0 OPEN k            1 SEND k REQ SPLIT      2 PIPE k n(2-3) REQ.. SPLIT
  *   3 WS k CTL PKT SPLIT                         4 CLOSE k MODE(0 close,
  *   1 shutdown(SHUT_WR), 2 read what is there, then close)
@@ -54,7 +55,7 @@
 #include "log.h"
 #include "server.h"
 
-#define NCONN 6
+#define NCONN 4
 #define NLEARN 8
 #define SLEEP_BUDGET_MS 50
 #define PEEK_BYTES 16384
@@ -344,8 +345,8 @@ static int conn_arg(input *in, int open) {
 static void step(input *in, buf_t *out) {
   static const char *const names[] = {"open", "send", "pipe", "ws", "close", "run", "settle", "drain",
                                       "drain all", "sleep", "raw"};
-  unsigned op = u8(in) % 11;
-  int k;
+  unsigned b = u8(in), op = b % 11, turn = (b / 11) & 1;
+  int k = -1;
   buf_reset(out);
   trace(names[op], -1, NULL, 0);
   switch (op) {
@@ -367,6 +368,7 @@ static void step(input *in, buf_t *out) {
     case 9: sleep_ms(1 + u8(in) % 25); break;
     default: k = conn_arg(in, 1); raw_bytes(in, out, u8(in)); put(k, out->data, out->len); break;
   }
+  if (turn && (op == 1 || op == 2 || op == 3 || op == 10)) run_once();
 }
 
 static void start_server(void) {
