@@ -6,8 +6,9 @@
  * targets cannot: ASan/UBSan turn them into crashes, and every input ends with
  * server_stop and uv_loop_close(loop) == 0.
  *
- * Op encoding (bytes; an exhausted input reads as 0s, so every prefix is a
- * valid script). k = byte % NCONN picks a client; send ops open it if needed.
+ * Encoding (bytes; an exhausted input reads as 0s, so every prefix is a valid
+ * script): the first byte picks the server's out_cap (byte % 3: 256, 64 or
+ * 16 KiB), then ops. k = byte % NCONN picks a client; send ops open it if needed.
  *   op = byte % 11; for the send ops (1, 2, 3, 10) an odd byte / 11 adds a
  *   loop turn (RUN) after the write:
  *   0 OPEN k            1 SEND k REQ SPLIT      2 PIPE k n(2-3) REQ.. SPLIT
@@ -371,7 +372,7 @@ static void step(input *in, buf_t *out) {
   if (turn && (op == 1 || op == 2 || op == 3 || op == 10)) run_once();
 }
 
-static void start_server(void) {
+static void start_server(unsigned cap_byte) {
   server_config cfg;
   server_config_default(&cfg);
   snprintf(cfg.host, sizeof cfg.host, "127.0.0.1");
@@ -380,7 +381,7 @@ static void start_server(void) {
   cfg.web[0] = 0;
   cfg.ping_interval_ms = 20;
   cfg.ping_timeout_ms = 20;
-  cfg.out_cap = 256u << 10;  /* small: slow consumers within reach of small inputs */
+  cfg.out_cap = (256u << 10) >> (2 * (cap_byte % 3));  /* 256, 64 or 16 KiB: slow consumers within reach */
   int saved = dup(2), devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
   dup2(devnull, 2);  /* server_init prints its listening line */
   int rc = server_init(&H.srv, &H.loop, &cfg);
@@ -433,7 +434,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   H.slept_ms = 0;
   for (int k = 0; k < NCONN; k++) H.fd[k] = -1;
   if (uv_loop_init(&H.loop)) abort();
-  start_server();
+  start_server(u8(&in));
   buf_init(&out, 0);
   while (in.n) step(&in, &out);
   buf_free(&out);

@@ -7,6 +7,7 @@ queue overflowing inside the event layer), and a few generic scripts."""
 import os
 import sys
 
+CAP_256K, CAP_64K, CAP_16K = range(3)  # the first byte: the server's out_cap
 OPEN, SEND, PIPE, WS, CLOSE, RUN, SETTLE, DRAIN, DRAINALL, SLEEP, RAW = range(11)
 HS, GETSID, POST, UPWS, UPSIO, PROBE, HEALTH, OPTIONS, RAWREQ, GETORIGIN = range(10)
 P_CLOSE, P_PING, P_PONG, P_NOOP, P_CONNECT, P_DISCONN, P_PROBE, P_UPGRADE = range(8)
@@ -114,7 +115,7 @@ def main():
     seeds.update(generic())
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:
-            f.write(data)
+            f.write(bytes([CAP_256K]) + data)
 
 
 if __name__ == "__main__":
