@@ -63,7 +63,7 @@ def finding1_zombie_user():
             send(3, post(1, signal(0, 0, 16))) + S + close(1) + S)
 
 
-def finding2(pad, last):
+def finding2(sizes, last):
     """Session B (1) never polls; A (0) fills B's queue with SIGNALs up to a
     few bytes under the cap; then `last` (A leaves the room: B is notified
     inside notify_others, or B joins a second room: its own JOIN_ROOM reply)
@@ -72,7 +72,7 @@ def finding2(pad, last):
     setup = (send(0, handshake()) + S + send(1, handshake()) + S +
              send(2, post(0, pkt(P_CONNECT), create(), create())) + S + send(2, get(0)) + S +  # rooms 0, 1
              send(3, post(1, pkt(P_CONNECT), join(0))) + S + send(2, get(0)) + S)            # user 0 = B
-    fill = send(2, post(0, *[signal(0, 0, 65000)] * 4, signal(0, 0, pad))) + S
+    fill = send(2, post(0, *[signal(0, 0, n) for n in sizes])) + S
     if last == "leave":
         return setup + fill + send(2, post(0, leave(0))) + S
     if last == "join":
@@ -108,14 +108,20 @@ def generic():
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus", "lifecycle")
     os.makedirs(out, exist_ok=True)
-    # pads found by sweeping (out_cap 256 KiB): leave overflows for 1260-1320, join for 1200-1320
+    # The last SIGNAL's size, found by sweeping: with out_cap 256 KiB (4 x 65000
+    # first) leave overflows for 1260-1320, join for 1200-1320; with 16 KiB
+    # leave for 16000-16060, join for 15940-16060.
+    big = [65000] * 4
     seeds = {"finding1-reattach": finding1_reattach(), "finding1-zombie-user": finding1_zombie_user(),
-             "finding2-leave": finding2(1290, "leave"), "finding2-join": finding2(1260, "join"),
-             "finding2-shutdown": finding2(1290, "none")}
+             "finding2-leave": finding2(big + [1290], "leave"), "finding2-join": finding2(big + [1260], "join"),
+             "finding2-shutdown": finding2(big + [1290], "none")}
     seeds.update(generic())
+    seeds = {name: bytes([CAP_256K]) + data for name, data in seeds.items()}
+    seeds["finding2-leave-16k"] = bytes([CAP_16K]) + finding2([16030], "leave")
+    seeds["finding2-join-16k"] = bytes([CAP_16K]) + finding2([16000], "join")
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:
-            f.write(bytes([CAP_256K]) + data)
+            f.write(data)
 
 
 if __name__ == "__main__":
