@@ -27,8 +27,13 @@
  * CTL (WS): opcode (bits 0-2: text text text cont close ping pong binary),
  *   bit3: not FIN, bit4: plain /ws event (no Engine.IO prefix).
  * SPLIT: 0 one write; else the first SPLIT*len/256 bytes, a loop turn, the rest.
- * sid j, room r, user u: an index into what the harness learned by reading
- * responses (open packets, GET_ID / CREATE_ROOM / JOIN_ROOM replies).
+ * sid j, room r, user u: an index into what the harness learned from what the
+ * server sent (open packets, GET_ID / CREATE_ROOM / JOIN_ROOM replies and
+ * notifications): after each loop turn it peeks (MSG_PEEK) at what waits on
+ * every client, so learning does not read it away; DRAIN reads it.
+ * End of an input: all clients closed, a loop turn, server_stop (its 1 s grace
+ * for real clients cut short), the loop run dry (an abort after 5 s), and
+ * uv_loop_close must succeed: a handle left open is a finding.
  *
  * The clock is real: SLEEP really sleeps and the 20 ms ping interval/timeout
  * fire by wall time, so a run is slightly non-deterministic (an input that
