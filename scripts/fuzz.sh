@@ -17,6 +17,8 @@ targets=${*:-json ws http sio lifecycle}
 CC=clang cmake -S . -B build-fuzz -DPARLEY_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j2 >/dev/null
 mkdir -p build-fuzz/crashes
+stamp=build-fuzz/.fuzz-sh-start
+touch "$stamp"
 summary=()
 
 # The last status line of a libFuzzer log, as "runs exec/s cov".
@@ -46,10 +48,11 @@ for t in $targets; do
   after=$(ls build-fuzz/crashes | grep -c "^$t-" || true)
   read -r runs eps cov < <(stats "$log")
   summary+=("$(printf '%-10s %10s runs %6s exec/s  corpus %5s inputs %8s  cov %6s  crashes %s%s' \
-    "$t" "$runs" "$eps" "$(ls "$corpus" | wc -l)" "$(du -sh "$corpus" | cut -f1)" "$cov" \
+    "$t" "$runs" "$eps" "$(ls "$corpus" | wc -l)" "$(du -sh --apparent-size "$corpus" | cut -f1)" "$cov" \
     "$((after - before))" "$([ "$rc" -ne 0 ] && echo " (exit $rc)")")")
 done
 
 echo "== fuzz.sh summary (${secs}s each)"
 printf '%s\n' "${summary[@]}"
-ls -t build-fuzz/crashes | head -20 | sed "s|^|crash input: build-fuzz/crashes/|"
+find build-fuzz/crashes -type f -newer "$stamp" | sort | sed 's/^/new crash input: /'
+
