@@ -26,7 +26,8 @@ for t in $targets; do
     if build-fuzz/fuzz_$t -artifact_prefix=build-fuzz/crashes/replay- "$f" > "$log" 2>&1; then
       passed=$((passed + 1))
     else
-      echo "regression $f: FAILED ($(grep -m1 -oE 'ERROR: [A-Za-z]+: [a-z-]+|fuzz_[a-z]+: .*' "$log" || echo crash)), see $log"
+      why=$(grep -m1 -E '^SUMMARY: [A-Za-z]+Sanitizer' "$log" || grep -m1 -E '^fuzz_[a-z]+: ' "$log" || echo crash)
+      echo "regression $f: FAILED (${why#SUMMARY: }), see $log"
       failed=$((failed + 1))
     fi
   done
