@@ -139,6 +139,22 @@ static void on_connection(uv_stream_t *l, int status) {
   }
 }
 
+/* A connected socket (e.g. one end of an AF_UNIX socketpair, in a test) served
+ * as an accepted one. Linked before uv_tcp_open so that a failure can close it
+ * normally; on failure fd is still the caller's. */
+int server_adopt(server_t *s, uv_os_sock_t fd) {
+  conn_t *c;
+  if (conn_new(s, &c)) return PARLEY_ENOMEM;
+  c->next = s->conns;
+  if (s->conns) s->conns->prev = c;
+  s->conns = c;
+  s->nconns++;
+  int rc = uv_tcp_open(&c->tcp, fd);
+  if (rc) { conn_close(c, "adopt failed"); return rc; }
+  conn_start(c);
+  return 0;
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   server_t *s = h->data;
   log_info("signal %d: shutting down", signum);

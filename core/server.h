@@ -65,6 +65,9 @@ int server_reload(server_t *s);
 void server_watch(server_t *s);
 /* Release what server_init made (after the loop has run dry). */
 void server_free(server_t *s);
+/* Serve an already connected socket as if accepted (in-process tests and the
+ * lifecycle fuzzer); 0, or an error with fd still the caller's. */
+int server_adopt(server_t *s, uv_os_sock_t fd);
 void server_mark_dirty(server_t *s, conn_t *c);
 /* Queue t (t->run set by its owner) for the next safe point. */
 void server_defer(server_t *s, server_task *t);
