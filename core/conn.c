@@ -523,9 +523,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
 void conn_start(conn_t *c) {
   struct sockaddr_storage sa;
   int len = sizeof sa;
+  snprintf(c->remote, sizeof c->remote, "local");  /* not an IP peer (a socketpair in tests) */
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {
     if (sa.ss_family == AF_INET) uv_ip4_name((struct sockaddr_in *)&sa, c->remote, sizeof c->remote);
-    else uv_ip6_name((struct sockaddr_in6 *)&sa, c->remote, sizeof c->remote);
+    else if (sa.ss_family == AF_INET6) uv_ip6_name((struct sockaddr_in6 *)&sa, c->remote, sizeof c->remote);
   }
   uv_tcp_nodelay(&c->tcp, 1);
   uv_timer_start(&c->timer, on_timer, HTTP_IDLE_MS, 0);

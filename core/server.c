@@ -116,44 +116,44 @@ static const char *admit(server_t *s, conn_t *c) {
   return NULL;
 }
 
-static void on_connection(uv_stream_t *l, int status) {
-  server_t *s = l->data;
-  conn_t *c;
-  if (status < 0) {  /* e.g. out of file descriptors: say so at most once a second */
-    static uint64_t last_ms;
-    uint64_t now = uv_now(s->loop);
-    if (now - last_ms >= 1000 || last_ms == 0) { log_warn("accept: %s", uv_strerror(status)); last_ms = now; }
-    return;
-  }
-  if (conn_new(s, &c)) { log_error("accept: out of memory"); return; }
-  c->next = s->conns;  /* on the list first: closing takes it off */
-  if (s->conns) s->conns->prev = c;
-  s->conns = c;
-  s->nconns++;
-  if (uv_accept(l, (uv_stream_t *)&c->tcp)) { conn_close(c, "accept failed"); return; }
-  conn_start(c);
-  const char *why = admit(s, c);
-  if (why) {
-    log_info("conn %s refused: %s", c->remote, why);
-    conn_close(c, why);
-  }
-}
-
-/* A connected socket (e.g. one end of an AF_UNIX socketpair, in a test) served
- * as an accepted one. Linked before uv_tcp_open so that a failure can close it
- * normally; on failure fd is still the caller's. */
-int server_adopt(server_t *s, uv_os_sock_t fd) {
+/* A new connection: on the list first (closing takes it off), then its
+ * socket (open_socket: uv_accept or uv_tcp_open), then the caps. */
+static int serve(server_t *s, int (*open_socket)(conn_t *c, void *arg), void *arg) {
   conn_t *c;
   if (conn_new(s, &c)) return PARLEY_ENOMEM;
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
   s->conns = c;
   s->nconns++;
-  int rc = uv_tcp_open(&c->tcp, fd);
-  if (rc) { conn_close(c, "adopt failed"); return rc; }
+  int rc = open_socket(c, arg);
+  if (rc) { conn_close(c, "accept failed"); return rc; }
   conn_start(c);
+  const char *why = admit(s, c);
+  if (why) {
+    log_info("conn %s refused: %s", c->remote, why);
+    conn_close(c, why);
+  }
   return 0;
 }
+
+static int accept_socket(conn_t *c, void *listener) { return uv_accept(listener, (uv_stream_t *)&c->tcp); }
+
+static void on_connection(uv_stream_t *l, int status) {
+  server_t *s = l->data;
+  if (status < 0) {  /* e.g. out of file descriptors: say so at most once a second */
+    static uint64_t last_ms;
+    uint64_t now = uv_now(s->loop);
+    if (now - last_ms >= 1000 || last_ms == 0) { log_warn("accept: %s", uv_strerror(status)); last_ms = now; }
+    return;
+  }
+  if (serve(s, accept_socket, l) == PARLEY_ENOMEM) log_error("accept: out of memory");
+}
+
+static int open_fd(conn_t *c, void *fd) { return uv_tcp_open(&c->tcp, *(uv_os_sock_t *)fd); }
+
+/* A connected socket (e.g. one end of an AF_UNIX socketpair, in a test) served
+ * as an accepted one, caps included; on failure fd is still the caller's. */
+int server_adopt(server_t *s, uv_os_sock_t fd) { return serve(s, open_fd, &fd); }
 
 static void on_signal(uv_signal_t *h, int signum) {
   server_t *s = h->data;
