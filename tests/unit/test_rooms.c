@@ -165,8 +165,12 @@ static void test_create_join_leave(void) {
   rooms_user_remove(&st, a);
   rooms_user_remove(&st, b);
   rooms_user_remove(&st, c);
-  rooms_user_remove(&st, d);
-  CHECK(st.nusers == 0 && t->nusers == 0);
+  CHECK(t->nusers == 1 && st.ntenants == 1);
+  rooms_user_remove(&st, d);  /* the tenant's last user: the tenant goes with it (t is gone) */
+  CHECK(st.nusers == 0 && st.ntenants == 0);
+  CHECK(rooms_tenant(&st, "t", &t) == 0 && t->nusers == 0 && st.ntenants == 1);  /* made anew on demand */
+  rooms_tenant_release(&st, t);  /* a tenant nobody joined is released */
+  CHECK(st.ntenants == 0);
   rooms_free(&st);
 }
 
