@@ -57,6 +57,7 @@
 #include <unistd.h>
 #include <uv.h>
 #include "buf.h"
+#include "eio.h"
 #include "ids.h"
 #include "log.h"
 #include "server.h"
@@ -66,6 +67,7 @@
 #define SLEEP_BUDGET_MS 50
 #define PEEK_BYTES 16384
 #define MAX_SIGNAL 65000
+#define RESTART_EVERY 1000  /* inputs per server before a full stop and uv_loop_close check */
 
 typedef struct { const uint8_t *p; size_t n; } input;
 
@@ -80,7 +82,8 @@ static struct {
   int fd[NCONN];               /* client ends, -1 when closed */
   idset sids, users, rooms;
   unsigned slept_ms;
-  int trace;
+  int trace, up;               /* up: the server is running */
+  unsigned inputs, restart_every;
   char rx[1 << 16];
 } H;
 
@@ -171,11 +174,16 @@ static void settle(void) {
   peek_all();
 }
 
+/* Wait for the loop's next timer (a heartbeat, a ping timeout), at most ms:
+ * no time passes for nothing, and none at all when no timer is pending. */
 static void sleep_ms(unsigned ms) {
+  int due = uv_backend_timeout(&H.loop);
+  if (due < 0) { run_once(); return; }
+  if ((unsigned)due < ms) ms = (unsigned)due;
   if (H.slept_ms + ms > SLEEP_BUDGET_MS) ms = SLEEP_BUDGET_MS - H.slept_ms;
   H.slept_ms += ms;
   struct timespec ts = {0, (long)ms * 1000000L};
-  nanosleep(&ts, NULL);
+  if (ms) nanosleep(&ts, NULL);
   run_once();
 }
 
@@ -358,10 +366,14 @@ static void step(input *in, buf_t *out) {
   switch (op) {
     case 0: open_conn(conn_arg(in, 0)); break;
     case 1: k = conn_arg(in, 1); request(in, out); put_split(k, out, u8(in)); break;
-    case 2: {
+    case 2: {  /* an odd b / 22: the first request repeated (not read again) */
       k = conn_arg(in, 1);
       unsigned n = 2 + u8(in) % 2;
-      for (unsigned i = 0; i < n; i++) request(in, out);
+      request(in, out);
+      size_t one = out->len;
+      for (unsigned i = 1; i < n; i++)
+        if ((b / 22) & 1) { if (!buf_reserve(out, one)) buf_append(out, out->data, one); }  /* reserved: data stays put */
+        else request(in, out);
       put_split(k, out, u8(in));
       break;
     }
@@ -377,16 +389,26 @@ static void step(input *in, buf_t *out) {
   if (turn && (op == 1 || op == 2 || op == 3 || op == 10)) run_once();
 }
 
-static void start_server(unsigned cap_byte) {
+/* The first byte: out_cap (b % 6: 256, 64, 16, 4, 1 KiB or 512 bytes; small
+ * caps put slow-consumer closes within reach of a few events) and the ping
+ * interval/timeout ((b / 6) % 2: 20 ms, or 3 ms so that a short SLEEP fires
+ * the heartbeat). Bytes 0-2 read as they always did (256/64/16 KiB, 20 ms). */
+static const size_t caps[6] = {256u << 10, 64u << 10, 16u << 10, 4u << 10, 1u << 10, 512};
+
+static void configure(server_config *cfg, unsigned b) {
+  cfg->out_cap = caps[b % 6];
+  cfg->ping_interval_ms = cfg->ping_timeout_ms = (b / 6) % 2 ? 3 : 20;
+}
+
+static void start_server(void) {
   server_config cfg;
   server_config_default(&cfg);
   snprintf(cfg.host, sizeof cfg.host, "127.0.0.1");
   cfg.port = 0;  /* listens, never used: clients come through server_adopt */
   snprintf(cfg.policies, sizeof cfg.policies, "%s/policies", PARLEY_SOURCE_DIR);
   cfg.web[0] = 0;
-  cfg.ping_interval_ms = 20;
-  cfg.ping_timeout_ms = 20;
-  cfg.out_cap = (256u << 10) >> (2 * (cap_byte % 3));  /* 256, 64 or 16 KiB: slow consumers within reach */
+  configure(&cfg, 0);
+  if (uv_loop_init(&H.loop)) abort();
   int saved = dup(2), devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
   dup2(devnull, 2);  /* server_init prints its listening line */
   int rc = server_init(&H.srv, &H.loop, &cfg);
@@ -394,13 +416,49 @@ static void start_server(unsigned cap_byte) {
   close(saved);
   close(devnull);
   if (rc) { fprintf(stderr, "fuzz_lifecycle: server_init failed (%d)\n", rc); abort(); }
+  H.up = 1;
+}
+
+static void close_clients(void) {
+  for (int k = 0; k < NCONN; k++)
+    if (H.fd[k] >= 0) { close(H.fd[k]); H.fd[k] = -1; }
+}
+
+static int server_empty(void) {
+  return !H.srv.nconns && !H.srv.conns && !H.srv.sessions && !H.srv.rooms.nusers && !H.srv.rooms.nrooms;
+}
+
+/* Between inputs (the server is reused: no new Lua VM, listener or watches per
+ * input): every client closed, the loop turned so the server sees the EOFs,
+ * every Engine.IO session closed as server_stop would (eio_close_all), and the
+ * loop run until the server holds no connection, session, user or room. A
+ * connection that ignores its client's EOF is closed after a while; one that
+ * still will not go is a finding. */
+static void reset(void) {
+  close_clients();
+  for (int i = 0; i < 4; i++) uv_run(&H.loop, UV_RUN_NOWAIT);
+  eio_close_all(&H.srv);
+  uint64_t deadline = uv_hrtime() + 5000000000ull;
+  for (unsigned turns = 0; !server_empty(); turns++) {
+    uv_run(&H.loop, UV_RUN_NOWAIT);
+    if (turns == 64)
+      for (conn_t *c = H.srv.conns, *next; c; c = next) { next = c->next; conn_close(c, "fuzz reset"); }
+    if (uv_hrtime() > deadline) {
+      fprintf(stderr, "fuzz_lifecycle: the server still holds %zu connections, %s sessions, %zu users, %zu rooms "
+              "5 s after its clients closed\n", H.srv.nconns, H.srv.sessions ? "some" : "no",
+              H.srv.rooms.nusers, H.srv.rooms.nrooms);
+      abort();
+    }
+  }
+  uv_run(&H.loop, UV_RUN_NOWAIT);  /* close callbacks of what closed last */
 }
 
 /* Close every client, stop the server, run the loop dry; a handle still open
  * after that is a finding. */
 static void finish(void) {
-  for (int k = 0; k < NCONN; k++)
-    if (H.fd[k] >= 0) { close(H.fd[k]); H.fd[k] = -1; }
+  if (!H.up) return;
+  H.up = 0;
+  close_clients();
   uv_run(&H.loop, UV_RUN_NOWAIT);
   server_stop(&H.srv);
   /* the 1 s stop grace is for real clients, which are all gone: end it now */
@@ -427,6 +485,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   const char *lv = getenv("FUZZ_LIFECYCLE_LOG");
   if (!lv || log_level_parse(lv, &log_level)) log_level = LOG_ERROR + 1;  /* quiet: the server logs every close */
   H.trace = getenv("FUZZ_LIFECYCLE_TRACE") != NULL;
+  const char *every = getenv("FUZZ_LIFECYCLE_RESTART");  /* inputs per server; 1: a fresh server each time */
+  H.restart_every = every && atoi(every) > 0 ? (unsigned)atoi(every) : RESTART_EVERY;
+  for (int k = 0; k < NCONN; k++) H.fd[k] = -1;
+  atexit(finish);
   return 0;
 }
 
@@ -437,12 +499,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   memset(&H.users, 0, sizeof H.users);
   memset(&H.rooms, 0, sizeof H.rooms);
   H.slept_ms = 0;
-  for (int k = 0; k < NCONN; k++) H.fd[k] = -1;
-  if (uv_loop_init(&H.loop)) abort();
-  start_server(u8(&in));
+  if (!H.up) start_server();
+  configure(&H.srv.cfg, u8(&in));
   buf_init(&out, 0);
   while (in.n) step(&in, &out);
   buf_free(&out);
-  finish();
+  reset();
+  if (++H.inputs % H.restart_every == 0) finish();
   return 0;
 }
