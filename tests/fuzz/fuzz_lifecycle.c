@@ -7,8 +7,8 @@
  * server_stop and uv_loop_close(loop) == 0.
  *
  * Encoding (bytes; an exhausted input reads as 0s, so every prefix is a valid
- * script): the first byte picks the server's out_cap (byte % 3: 256, 64 or
- * 16 KiB), then ops. k = byte % NCONN picks a client; send ops open it if needed.
+ * script): the first byte picks the server's out_cap and ping interval (see
+ * configure()), then ops. k = byte % NCONN picks a client; send ops open it if needed.
  *   op = byte % 11; for the send ops (1, 2, 3, 10) an odd byte / 11 adds a
  *   loop turn (RUN) after the write:
  *   0 OPEN k            1 SEND k REQ SPLIT      2 PIPE k n(2-3) REQ.. SPLIT
@@ -389,15 +389,17 @@ static void step(input *in, buf_t *out) {
   if (turn && (op == 1 || op == 2 || op == 3 || op == 10)) run_once();
 }
 
-/* The first byte: out_cap (b % 6: 256, 64, 16, 4, 1 KiB or 512 bytes; small
- * caps put slow-consumer closes within reach of a few events) and the ping
- * interval/timeout ((b / 6) % 2: 20 ms, or 3 ms so that a short SLEEP fires
- * the heartbeat). Bytes 0-2 read as they always did (256/64/16 KiB, 20 ms). */
-static const size_t caps[6] = {256u << 10, 64u << 10, 16u << 10, 4u << 10, 1u << 10, 512};
+/* The first byte: out_cap (b % 12: 256, 64, 16, 4 or 1 KiB, or 512 down to
+ * 224 bytes: caps at the size of a few messages make every event a possible
+ * slow-consumer close, yet still let a handshake reply (~220 bytes) out) and
+ * the ping interval/timeout ((b / 12) % 2: 20 ms, or 3 ms so that a short
+ * SLEEP fires the heartbeat). Bytes 0-2 read as they always did (256/64/16
+ * KiB, 20 ms). */
+static const size_t caps[12] = {256u << 10, 64u << 10, 16u << 10, 4u << 10, 1u << 10, 512, 448, 384, 320, 288, 256, 224};
 
 static void configure(server_config *cfg, unsigned b) {
-  cfg->out_cap = caps[b % 6];
-  cfg->ping_interval_ms = cfg->ping_timeout_ms = (b / 6) % 2 ? 3 : 20;
+  cfg->out_cap = caps[b % 12];
+  cfg->ping_interval_ms = cfg->ping_timeout_ms = (b / 12) % 2 ? 3 : 20;
 }
 
 static void start_server(void) {

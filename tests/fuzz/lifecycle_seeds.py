@@ -11,7 +11,7 @@ mutations insert whole steps instead of bytes that shift every op after them."""
 import os
 import sys
 
-CAP_256K, CAP_64K, CAP_16K = range(3)  # the first byte: the server's out_cap
+CAP_256K, CAP_64K, CAP_16K = range(3)  # the first byte: the server's out_cap (more in fuzz_lifecycle.c's configure())
 OPEN, SEND, PIPE, WS, CLOSE, RUN, SETTLE, DRAIN, DRAINALL, SLEEP, RAW = range(11)
 HS, GETSID, POST, UPWS, UPSIO, PROBE, HEALTH, OPTIONS, RAWREQ, GETORIGIN = range(10)
 P_CLOSE, P_PING, P_PONG, P_NOOP, P_CONNECT, P_DISCONN, P_PROBE, P_UPGRADE = range(8)
@@ -129,6 +129,7 @@ def dictionary():
             t + bytes([3]) + post(1, pkt(P_CONNECT), join(0)) + b"\0",
             t + bytes([2]) + post(0, signal(0, 0, 16000)) + b"\0",
             t + bytes([2]) + post(0, leave(0)) + b"\0",
+            t + bytes([3]) + post(1, pkt(P_PINGS, 100)) + b"\0",
             t + bytes([0]) + req(UPSIO) + b"\0",
             t + bytes([1]) + req(PROBE, 0, 0) + b"\0",
             bytes([WS + TURN, 0, 0]) + pkt(P_CONNECT) + b"\0",
