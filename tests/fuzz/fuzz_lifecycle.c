@@ -1,21 +1,24 @@
 /* fuzz_lifecycle.c - libFuzzer target that drives the real server in-process:
- * server_init on a fresh loop, clients on AF_UNIX socketpairs handed to
- * server_adopt, and the input read as a script of operations (open, send
- * requests / pipelines / WebSocket frames, close, run the loop, read, sleep).
- * It finds lifecycle bugs (use after free, leaked handles) that the parser
- * targets cannot: ASan/UBSan turn them into crashes, and every input ends with
- * server_stop and uv_loop_close(loop) == 0.
+ * one server (server_init once, reused by many inputs), clients on AF_UNIX
+ * socketpairs handed to server_adopt, and the input read as a script of
+ * operations (open, send requests / pipelines / WebSocket frames, close, run
+ * the loop, read, sleep). It finds lifecycle bugs (use after free, leaked
+ * handles) that the parser targets cannot: ASan/UBSan turn them into crashes,
+ * every input must leave the server empty, and every RESTART_EVERY inputs (and
+ * at exit) server_stop and uv_loop_close(loop) == 0.
  *
  * Encoding (bytes; an exhausted input reads as 0s, so every prefix is a valid
  * script): the first byte picks the server's out_cap and ping interval (see
  * configure()), then ops. k = byte % NCONN picks a client; send ops open it if needed.
  *   op = byte % 11; for the send ops (1, 2, 3, 10) an odd byte / 11 adds a
- *   loop turn (RUN) after the write:
+ *   loop turn (RUN) after the write; for PIPE an odd byte / 22 sends its
+ *   first REQ n times (one REQ read) instead of n different ones:
  *   0 OPEN k            1 SEND k REQ SPLIT      2 PIPE k n(2-3) REQ.. SPLIT
  *   3 WS k CTL PKT SPLIT                         4 CLOSE k MODE(0 close,
  *   1 shutdown(SHUT_WR), 2 read what is there, then close)
  *   5 RUN (one uv_run NOWAIT)   6 SETTLE (8 x NOWAIT)   7 DRAIN k
- *   8 DRAIN all         9 SLEEP ms(1-25; at most SLEEP_BUDGET_MS per input)
+ *   8 DRAIN all         9 SLEEP ms(1-25): until the next timer is due, at
+ *   most ms (none when no timer is pending; SLEEP_BUDGET_MS per input)
  *   10 RAW k len bytes.. (written as they are)
  * REQ = kind flags ...: kind % 10: 0 polling handshake, 1 polling GET sid j,
  *   2 POST sid j n(1-6) PKT.., 3 upgrade /ws, 4 upgrade Socket.IO handshake,
@@ -31,11 +34,17 @@
  * server sent (open packets, GET_ID / CREATE_ROOM / JOIN_ROOM replies and
  * notifications): after each loop turn it peeks (MSG_PEEK) at what waits on
  * every client, so learning does not read it away; DRAIN reads it.
- * End of an input: all clients closed, a loop turn, server_stop (its 1 s grace
- * for real clients cut short), the loop run dry (an abort after 5 s), and
- * uv_loop_close must succeed: a handle left open is a finding.
+ * End of an input (reset()): all clients closed, a few loop turns,
+ * eio_close_all (as server_stop does), and the loop run until the server holds
+ * no connection, session, user or room (an abort after 5 s). Every
+ * RESTART_EVERY inputs (FUZZ_LIFECYCLE_RESTART=N; 1: a fresh server for every
+ * input, as before) and at exit: server_stop (its 1 s grace for real clients
+ * cut short), the loop run dry, and uv_loop_close must succeed: a handle left
+ * open is a finding. A crash input replays alone on a fresh server.
+ * tests/fuzz/lifecycle.dict (from lifecycle_seeds.py) holds encoded client
+ * steps for -dict.
  *
- * The clock is real: SLEEP really sleeps and the 20 ms ping interval/timeout
+ * The clock is real: SLEEP really sleeps and the 20 (or 3) ms ping interval/timeout
  * fire by wall time, so a run is slightly non-deterministic (an input that
  * crashed may need a retry to crash again). libuv timers read the loop's
  * monotonic clock (uv_now/uv_update_time), which a harness can't advance; a
