@@ -2,7 +2,8 @@
 # scripts/fuzz.sh [SECONDS] [TARGET...] - a longer fuzzing campaign: builds the
 # libFuzzer targets (build-fuzz/, clang) and runs each TARGET (default: all of
 # json ws http sio lifecycle) for SECONDS (default 600) with a persistent
-# corpus build-fuzz/corpus/<target>, seeded from tests/fuzz/corpus/<target>.
+# corpus build-fuzz/corpus/<target>, seeded from tests/fuzz/corpus/<target>
+# (and the dictionary tests/fuzz/<target>.dict when there is one).
 # One fuzzing process at a time. By default a crash does not end a target's
 # run (libFuzzer -fork=1 -ignore_crashes=1: a child process fuzzes, the parent
 # keeps the corpus and restarts it); FUZZ_STOP_ON_CRASH=1 stops at the first.
@@ -39,6 +40,7 @@ for t in $targets; do
   cp -n tests/fuzz/corpus/$t/* "$corpus"/ 2>/dev/null || true
   opts=(-max_total_time="$secs" -max_len=4096 -timeout=25 -print_final_stats=1
         -artifact_prefix=build-fuzz/crashes/$t-)
+  [ -f tests/fuzz/$t.dict ] && opts+=(-dict=tests/fuzz/$t.dict)
   [ "${FUZZ_STOP_ON_CRASH:-0}" = 1 ] || opts+=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
   log=build-fuzz/fuzz-$t.log
   before=$(ls build-fuzz/crashes | grep -c "^$t-" || true)

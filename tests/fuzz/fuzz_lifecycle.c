@@ -1,21 +1,24 @@
 /* fuzz_lifecycle.c - libFuzzer target that drives the real server in-process:
- * server_init on a fresh loop, clients on AF_UNIX socketpairs handed to
- * server_adopt, and the input read as a script of operations (open, send
- * requests / pipelines / WebSocket frames, close, run the loop, read, sleep).
- * It finds lifecycle bugs (use after free, leaked handles) that the parser
- * targets cannot: ASan/UBSan turn them into crashes, and every input ends with
- * server_stop and uv_loop_close(loop) == 0.
+ * one server (server_init once, reused by many inputs), clients on AF_UNIX
+ * socketpairs handed to server_adopt, and the input read as a script of
+ * operations (open, send requests / pipelines / WebSocket frames, close, run
+ * the loop, read, sleep). It finds lifecycle bugs (use after free, leaked
+ * handles) that the parser targets cannot: ASan/UBSan turn them into crashes,
+ * every input must leave the server empty, and every RESTART_EVERY inputs (and
+ * at exit) server_stop and uv_loop_close(loop) == 0.
  *
  * Encoding (bytes; an exhausted input reads as 0s, so every prefix is a valid
- * script): the first byte picks the server's out_cap (byte % 3: 256, 64 or
- * 16 KiB), then ops. k = byte % NCONN picks a client; send ops open it if needed.
+ * script): the first byte picks the server's out_cap and ping interval (see
+ * configure()), then ops. k = byte % NCONN picks a client; send ops open it if needed.
  *   op = byte % 11; for the send ops (1, 2, 3, 10) an odd byte / 11 adds a
- *   loop turn (RUN) after the write:
+ *   loop turn (RUN) after the write; for PIPE an odd byte / 22 sends its
+ *   first REQ n times (one REQ read) instead of n different ones:
  *   0 OPEN k            1 SEND k REQ SPLIT      2 PIPE k n(2-3) REQ.. SPLIT
  *   3 WS k CTL PKT SPLIT                         4 CLOSE k MODE(0 close,
  *   1 shutdown(SHUT_WR), 2 read what is there, then close)
  *   5 RUN (one uv_run NOWAIT)   6 SETTLE (8 x NOWAIT)   7 DRAIN k
- *   8 DRAIN all         9 SLEEP ms(1-25; at most SLEEP_BUDGET_MS per input)
+ *   8 DRAIN all         9 SLEEP ms(1-25): until the next timer is due, at
+ *   most ms (none when no timer is pending; SLEEP_BUDGET_MS per input)
  *   10 RAW k len bytes.. (written as they are)
  * REQ = kind flags ...: kind % 10: 0 polling handshake, 1 polling GET sid j,
  *   2 POST sid j n(1-6) PKT.., 3 upgrade /ws, 4 upgrade Socket.IO handshake,
@@ -31,11 +34,17 @@
  * server sent (open packets, GET_ID / CREATE_ROOM / JOIN_ROOM replies and
  * notifications): after each loop turn it peeks (MSG_PEEK) at what waits on
  * every client, so learning does not read it away; DRAIN reads it.
- * End of an input: all clients closed, a loop turn, server_stop (its 1 s grace
- * for real clients cut short), the loop run dry (an abort after 5 s), and
- * uv_loop_close must succeed: a handle left open is a finding.
+ * End of an input (reset()): all clients closed, a few loop turns,
+ * eio_close_all (as server_stop does), and the loop run until the server holds
+ * no connection, session, user or room (an abort after 5 s). Every
+ * RESTART_EVERY inputs (FUZZ_LIFECYCLE_RESTART=N; 1: a fresh server for every
+ * input, as before) and at exit: server_stop (its 1 s grace for real clients
+ * cut short), the loop run dry, and uv_loop_close must succeed: a handle left
+ * open is a finding. A crash input replays alone on a fresh server.
+ * tests/fuzz/lifecycle.dict (from lifecycle_seeds.py) holds encoded client
+ * steps for -dict.
  *
- * The clock is real: SLEEP really sleeps and the 20 ms ping interval/timeout
+ * The clock is real: SLEEP really sleeps and the 20 (or 3) ms ping interval/timeout
  * fire by wall time, so a run is slightly non-deterministic (an input that
  * crashed may need a retry to crash again). libuv timers read the loop's
  * monotonic clock (uv_now/uv_update_time), which a harness can't advance; a
@@ -57,6 +66,7 @@
 #include <unistd.h>
 #include <uv.h>
 #include "buf.h"
+#include "eio.h"
 #include "ids.h"
 #include "log.h"
 #include "server.h"
@@ -66,6 +76,7 @@
 #define SLEEP_BUDGET_MS 50
 #define PEEK_BYTES 16384
 #define MAX_SIGNAL 65000
+#define RESTART_EVERY 1000  /* inputs per server before a full stop and uv_loop_close check */
 
 typedef struct { const uint8_t *p; size_t n; } input;
 
@@ -80,7 +91,8 @@ static struct {
   int fd[NCONN];               /* client ends, -1 when closed */
   idset sids, users, rooms;
   unsigned slept_ms;
-  int trace;
+  int trace, up;               /* up: the server is running */
+  unsigned inputs, restart_every;
   char rx[1 << 16];
 } H;
 
@@ -171,11 +183,16 @@ static void settle(void) {
   peek_all();
 }
 
+/* Wait for the loop's next timer (a heartbeat, a ping timeout), at most ms:
+ * no time passes for nothing, and none at all when no timer is pending. */
 static void sleep_ms(unsigned ms) {
+  int due = uv_backend_timeout(&H.loop);
+  if (due < 0) { run_once(); return; }
+  if ((unsigned)due < ms) ms = (unsigned)due;
   if (H.slept_ms + ms > SLEEP_BUDGET_MS) ms = SLEEP_BUDGET_MS - H.slept_ms;
   H.slept_ms += ms;
   struct timespec ts = {0, (long)ms * 1000000L};
-  nanosleep(&ts, NULL);
+  if (ms) nanosleep(&ts, NULL);
   run_once();
 }
 
@@ -358,10 +375,14 @@ static void step(input *in, buf_t *out) {
   switch (op) {
     case 0: open_conn(conn_arg(in, 0)); break;
     case 1: k = conn_arg(in, 1); request(in, out); put_split(k, out, u8(in)); break;
-    case 2: {
+    case 2: {  /* an odd b / 22: the first request repeated (not read again) */
       k = conn_arg(in, 1);
       unsigned n = 2 + u8(in) % 2;
-      for (unsigned i = 0; i < n; i++) request(in, out);
+      request(in, out);
+      size_t one = out->len;
+      for (unsigned i = 1; i < n; i++)
+        if ((b / 22) & 1) { if (!buf_reserve(out, one)) buf_append(out, out->data, one); }  /* reserved: data stays put */
+        else request(in, out);
       put_split(k, out, u8(in));
       break;
     }
@@ -377,16 +398,28 @@ static void step(input *in, buf_t *out) {
   if (turn && (op == 1 || op == 2 || op == 3 || op == 10)) run_once();
 }
 
-static void start_server(unsigned cap_byte) {
+/* The first byte: out_cap (b % 12: 256, 64, 16, 4 or 1 KiB, or 512 down to
+ * 224 bytes: caps at the size of a few messages make every event a possible
+ * slow-consumer close, yet still let a handshake reply (~220 bytes) out) and
+ * the ping interval/timeout ((b / 12) % 2: 20 ms, or 3 ms so that a short
+ * SLEEP fires the heartbeat). Bytes 0-2 read as they always did (256/64/16
+ * KiB, 20 ms). */
+static const size_t caps[12] = {256u << 10, 64u << 10, 16u << 10, 4u << 10, 1u << 10, 512, 448, 384, 320, 288, 256, 224};
+
+static void configure(server_config *cfg, unsigned b) {
+  cfg->out_cap = caps[b % 12];
+  cfg->ping_interval_ms = cfg->ping_timeout_ms = (b / 12) % 2 ? 3 : 20;
+}
+
+static void start_server(void) {
   server_config cfg;
   server_config_default(&cfg);
   snprintf(cfg.host, sizeof cfg.host, "127.0.0.1");
   cfg.port = 0;  /* listens, never used: clients come through server_adopt */
   snprintf(cfg.policies, sizeof cfg.policies, "%s/policies", PARLEY_SOURCE_DIR);
   cfg.web[0] = 0;
-  cfg.ping_interval_ms = 20;
-  cfg.ping_timeout_ms = 20;
-  cfg.out_cap = (256u << 10) >> (2 * (cap_byte % 3));  /* 256, 64 or 16 KiB: slow consumers within reach */
+  configure(&cfg, 0);
+  if (uv_loop_init(&H.loop)) abort();
   int saved = dup(2), devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
   dup2(devnull, 2);  /* server_init prints its listening line */
   int rc = server_init(&H.srv, &H.loop, &cfg);
@@ -394,13 +427,49 @@ static void start_server(unsigned cap_byte) {
   close(saved);
   close(devnull);
   if (rc) { fprintf(stderr, "fuzz_lifecycle: server_init failed (%d)\n", rc); abort(); }
+  H.up = 1;
+}
+
+static void close_clients(void) {
+  for (int k = 0; k < NCONN; k++)
+    if (H.fd[k] >= 0) { close(H.fd[k]); H.fd[k] = -1; }
+}
+
+static int server_empty(void) {
+  return !H.srv.nconns && !H.srv.conns && !H.srv.sessions && !H.srv.rooms.nusers && !H.srv.rooms.nrooms;
+}
+
+/* Between inputs (the server is reused: no new Lua VM, listener or watches per
+ * input): every client closed, the loop turned so the server sees the EOFs,
+ * every Engine.IO session closed as server_stop would (eio_close_all), and the
+ * loop run until the server holds no connection, session, user or room. A
+ * connection that ignores its client's EOF is closed after a while; one that
+ * still will not go is a finding. */
+static void reset(void) {
+  close_clients();
+  for (int i = 0; i < 4; i++) uv_run(&H.loop, UV_RUN_NOWAIT);
+  eio_close_all(&H.srv);
+  uint64_t deadline = uv_hrtime() + 5000000000ull;
+  for (unsigned turns = 0; !server_empty(); turns++) {
+    uv_run(&H.loop, UV_RUN_NOWAIT);
+    if (turns == 64)
+      for (conn_t *c = H.srv.conns, *next; c; c = next) { next = c->next; conn_close(c, "fuzz reset"); }
+    if (uv_hrtime() > deadline) {
+      fprintf(stderr, "fuzz_lifecycle: the server still holds %zu connections, %s sessions, %zu users, %zu rooms "
+              "5 s after its clients closed\n", H.srv.nconns, H.srv.sessions ? "some" : "no",
+              H.srv.rooms.nusers, H.srv.rooms.nrooms);
+      abort();
+    }
+  }
+  uv_run(&H.loop, UV_RUN_NOWAIT);  /* close callbacks of what closed last */
 }
 
 /* Close every client, stop the server, run the loop dry; a handle still open
  * after that is a finding. */
 static void finish(void) {
-  for (int k = 0; k < NCONN; k++)
-    if (H.fd[k] >= 0) { close(H.fd[k]); H.fd[k] = -1; }
+  if (!H.up) return;
+  H.up = 0;
+  close_clients();
   uv_run(&H.loop, UV_RUN_NOWAIT);
   server_stop(&H.srv);
   /* the 1 s stop grace is for real clients, which are all gone: end it now */
@@ -427,6 +496,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   const char *lv = getenv("FUZZ_LIFECYCLE_LOG");
   if (!lv || log_level_parse(lv, &log_level)) log_level = LOG_ERROR + 1;  /* quiet: the server logs every close */
   H.trace = getenv("FUZZ_LIFECYCLE_TRACE") != NULL;
+  const char *every = getenv("FUZZ_LIFECYCLE_RESTART");  /* inputs per server; 1: a fresh server each time */
+  H.restart_every = every && atoi(every) > 0 ? (unsigned)atoi(every) : RESTART_EVERY;
+  for (int k = 0; k < NCONN; k++) H.fd[k] = -1;
+  atexit(finish);
   return 0;
 }
 
@@ -437,12 +510,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   memset(&H.users, 0, sizeof H.users);
   memset(&H.rooms, 0, sizeof H.rooms);
   H.slept_ms = 0;
-  for (int k = 0; k < NCONN; k++) H.fd[k] = -1;
-  if (uv_loop_init(&H.loop)) abort();
-  start_server(u8(&in));
+  if (!H.up) start_server();
+  configure(&H.srv.cfg, u8(&in));
   buf_init(&out, 0);
   while (in.n) step(&in, &out);
   buf_free(&out);
-  finish();
+  reset();
+  if (++H.inputs % H.restart_every == 0) finish();
   return 0;
 }

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""tests/fuzz/lifecycle_seeds.py [DIR] - writes the seed corpus of fuzz_lifecycle
-(default tests/fuzz/corpus/lifecycle/) in its op encoding (see the comment at
-the top of fuzz_lifecycle.c): the audit's reproductions of finding 1 (a dying
-Engine.IO session re-attached by a pipelined poll) and finding 2 (a polling
-queue overflowing inside the event layer), and a few generic scripts."""
+"""tests/fuzz/lifecycle_seeds.py [DIR [DICT]] - writes the seed corpus of
+fuzz_lifecycle (default tests/fuzz/corpus/lifecycle/) in its op encoding (see
+the comment at the top of fuzz_lifecycle.c): the audit's reproductions of
+finding 1 (a dying Engine.IO session re-attached by a pipelined poll) and
+finding 2 (a polling queue overflowing inside the event layer), and a few
+generic scripts; and its libFuzzer dictionary (default
+tests/fuzz/lifecycle.dict): single client steps (a handshake, a poll, a
+pipelined poll, a POST of one packet, a close...) as encoded ops, so that
+mutations insert whole steps instead of bytes that shift every op after them."""
 import os
 import sys
 
-CAP_256K, CAP_64K, CAP_16K = range(3)  # the first byte: the server's out_cap
+CAP_256K, CAP_64K, CAP_16K = range(3)  # the first byte: the server's out_cap (more in fuzz_lifecycle.c's configure())
 OPEN, SEND, PIPE, WS, CLOSE, RUN, SETTLE, DRAIN, DRAINALL, SLEEP, RAW = range(11)
 HS, GETSID, POST, UPWS, UPSIO, PROBE, HEALTH, OPTIONS, RAWREQ, GETORIGIN = range(10)
 P_CLOSE, P_PING, P_PONG, P_NOOP, P_CONNECT, P_DISCONN, P_PROBE, P_UPGRADE = range(8)
@@ -34,6 +38,10 @@ def get(sid): return req(GETSID, 0, sid)
 
 def post(sid, *packets):
     return req(POST, 0, sid, len(packets) - 1) + b"".join(packets)
+
+
+TURN = 11       # op + TURN: a loop turn after the write (send ops)
+REPEAT = 22     # PIPE + REPEAT (+ TURN): the first request repeated
 
 
 def send(k, r, split=0): return bytes([SEND, k]) + r + bytes([split])
@@ -105,8 +113,37 @@ def generic():
     return seeds
 
 
+def dictionary():
+    """One client step each, with its loop turn: the fuzzer combines them."""
+    t = bytes([SEND + TURN])
+    toks = [t + bytes([0]) + handshake() + b"\0",
+            t + bytes([1]) + get(0) + b"\0",
+            t + bytes([2]) + get(0) + b"\0",
+            bytes([PIPE + TURN + REPEAT, 1, 0]) + get(0) + b"\0",
+            bytes([PIPE + TURN, 1, 0]) + get(0) + get(0) + b"\0",
+            bytes([PIPE + TURN, 1, 0]) + get(0) + post(0, pkt(P_CONNECT)) + b"\0",
+            t + bytes([2]) + post(0, pkt(P_CLOSE)) + b"\0",
+            t + bytes([2]) + post(0, pkt(P_PONG)) + b"\0",
+            t + bytes([2]) + post(0, pkt(P_RAW, 1, 0x21)) + b"\0",
+            t + bytes([2]) + post(0, pkt(P_CONNECT), create()) + b"\0",
+            t + bytes([3]) + post(1, pkt(P_CONNECT), join(0)) + b"\0",
+            t + bytes([2]) + post(0, signal(0, 0, 16000)) + b"\0",
+            t + bytes([2]) + post(0, leave(0)) + b"\0",
+            t + bytes([3]) + post(1, pkt(P_PINGS, 100)) + b"\0",
+            t + bytes([0]) + req(UPSIO) + b"\0",
+            t + bytes([1]) + req(PROBE, 0, 0) + b"\0",
+            bytes([WS + TURN, 0, 0]) + pkt(P_CONNECT) + b"\0",
+            close(1), bytes([SETTLE]), bytes([SLEEP, 24]), bytes([DRAINALL])]
+    return ['"' + "".join("\\x%02x" % c for c in tok) + '"' for tok in toks]
+
+
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus", "lifecycle")
+    here = os.path.dirname(__file__)
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "corpus", "lifecycle")
+    dict_path = sys.argv[2] if len(sys.argv) > 2 else os.path.join(here, "lifecycle.dict")
+    with open(dict_path, "w") as f:
+        f.write("# fuzz_lifecycle: encoded client steps, written by lifecycle_seeds.py\n")
+        f.write("\n".join(dictionary()) + "\n")
     os.makedirs(out, exist_ok=True)
     # The last SIGNAL's size, found by sweeping: with out_cap 256 KiB (4 x 65000
     # first) leave overflows for 1260-1320, join for 1200-1320; with 16 KiB

@@ -2,7 +2,8 @@
 # tests/fuzz/run.sh [SECONDS] - build the libFuzzer targets with clang, replay
 # tests/fuzz/regressions/<target>-*.bin through their targets, then run each
 # target for a bounded time (default 15 s, or $FUZZ_SECONDS; fuzz_lifecycle at
-# most 60 s, with -seed=1) from its seed corpus. A crash, leak or sanitizer
+# most 60 s, with -seed=1) from its seed corpus (and tests/fuzz/<target>.dict
+# when there is one). A crash, leak or sanitizer
 # report fails the run and leaves the input in build-fuzz/crashes/.
 # A regression input is a bug that was found: it crashes until the bug is fixed.
 set -euo pipefail
@@ -38,6 +39,7 @@ for t in $targets; do
   work=$(mktemp -d)
   opts=(-max_total_time="$secs")
   if [ "$t" = lifecycle ]; then opts=(-max_total_time=$((secs < 60 ? secs : 60)) -seed=1 -timeout=25); fi
+  [ -f tests/fuzz/$t.dict ] && opts+=(-dict=tests/fuzz/$t.dict)
   if build-fuzz/fuzz_$t "${opts[@]}" -max_len=4096 -artifact_prefix=build-fuzz/crashes/$t- \
        "$work" tests/fuzz/corpus/$t > "build-fuzz/fuzz_$t.log" 2>&1; then
     echo "fuzz_$t: ok ($(grep -o 'Done [0-9]* runs' "build-fuzz/fuzz_$t.log"))"
