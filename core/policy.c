@@ -331,7 +331,7 @@ void policy_options_default(policy_options *o) {
   o->mem_cap = 64u << 20;
   o->budget = 1000000;
   o->time_ms = 50;
-  o->tenant_hook_ms = 100;
+  o->tenant_hook_ms = 500;
 }
 
 static void limits_default(policy_limits *l) {
@@ -719,11 +719,16 @@ int policy_origin_allowed(policy_t *P, const tenant_t *t, const char *origin, si
 
 /* ---- the tenant time budget ---- */
 
-/* Refill a bucket of depth ms (ms per second); 1 when it has time left. */
-static int bucket_ready(double *tokens, uint64_t *stamp, unsigned depth) {
+/* A bucket holds at most this much hook time: the longest a tenant can keep
+ * the loop busy at once (plus one call's cap), whatever its refill rate. */
+#define POLICY_HOOK_BURST_MS 100
+
+/* Refill a bucket at rate ms per second, up to the burst; 1 when it has time left. */
+static int bucket_ready(double *tokens, uint64_t *stamp, unsigned rate) {
   uint64_t now = mono_ns() / 1000000u + 1;
+  double depth = rate < POLICY_HOOK_BURST_MS ? rate : POLICY_HOOK_BURST_MS;
   if (!*stamp) *tokens = depth;
-  else if (now > *stamp) *tokens += (double)(now - *stamp) * depth / 1000.0;
+  else if (now > *stamp) *tokens += (double)(now - *stamp) * rate / 1000.0;
   if (*tokens > depth) *tokens = depth;
   *stamp = now;
   return *tokens > 0;

@@ -32,7 +32,7 @@ typedef struct {
   size_t mem_cap;          /* bytes per VM (the default's, and each tenant file's) */
   long long budget;        /* VM instructions per hook call */
   unsigned time_ms;        /* wall time per hook call (--lua-time-ms) */
-  unsigned tenant_hook_ms; /* hook time per second per tenant, and the bucket's depth (--tenant-hook-ms) */
+  unsigned tenant_hook_ms; /* hook time per second per tenant (--tenant-hook-ms); the bucket holds at most 100 ms */
 } policy_options;
 
 /* What on_connect sees of a connection (borrowed for the call). */
