@@ -23,6 +23,7 @@
 #include "lua_api.h"
 #include "lua_conv.h"
 #include "policy.h"
+#include "lua_meter.h"
 #include "lua_pattern.h"
 
 #define POLICY_HOOK_EVERY 1000        /* the count hook fires every this many instructions */
@@ -72,6 +73,14 @@ static uint64_t mono_ns(void) {
 
 /* ---- the VM: allocator with a cap, sandbox ---- */
 
+static int vm_charge(vm_t *vm, long long n);
+
+/* A big allocation inside the gate is charged as work (filling it is the
+ * cost: one step per this many bytes): one instruction that concatenates two
+ * 30 MB strings must not be as cheap as one that adds two numbers. */
+#define POLICY_ALLOC_CHARGE_MIN (64u << 10)
+#define POLICY_ALLOC_BYTES_PER_STEP 16
+
 static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   vm_t *vm = ud;
   size_t old = ptr ? osize : 0;
@@ -84,6 +93,9 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
    * pushes and reads alike: a failure there is caught). Outside it the core
    * only builds the sandbox, reports errors and closes the VM. */
   if (vm->capped && nsize > old && vm->mem_used + (nsize - old) > vm->mem_cap) return NULL;
+  if (vm->capped && nsize >= old + POLICY_ALLOC_CHARGE_MIN &&
+      vm_charge(vm, (long long)((nsize - old) / POLICY_ALLOC_BYTES_PER_STEP)))
+    return NULL;  /* the budget or the clock is spent: a memory error now, the hook's error next */
   void *np = realloc(ptr, nsize);
   if (np) vm->mem_used = vm->mem_used - old + nsize;
   return np;
@@ -243,9 +255,9 @@ static void vm_hook(lua_State *L, lua_Debug *ar) {
   luaL_error(L, "%s", what);
 }
 
-/* lua_pattern's meter: pattern steps count against the call's budget and
- * wall-time cap like instructions. Nonzero: stop. */
-static int vm_lpat_charge(void *ud, unsigned long steps) {
+/* lua_pattern's and lua_meter's meter: pattern steps and library work count
+ * against the call's budget and wall-time cap like instructions. Nonzero: stop. */
+static int vm_steps_charge(void *ud, unsigned long steps) {
   return vm_charge(ud, steps > LLONG_MAX ? LLONG_MAX : (long long)steps);
 }
 
@@ -551,7 +563,8 @@ static int vm_setup_body(lua_State *L) {
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
   lua_pop(L, 1);
-  lpat_install(L, vm_lpat_charge, vm);  /* find/match/gmatch/gsub metered like instructions */
+  lpat_install(L, vm_steps_charge, vm);  /* find/match/gmatch/gsub metered like instructions */
+  lmeter_install(L, vm_steps_charge, vm);  /* so is the other library work done in C (sort, upper, ...) */
   lua_newtable(L);
   lua_setfield(L, LUA_REGISTRYINDEX, "parley.loaded");
   sandbox_template(vm);

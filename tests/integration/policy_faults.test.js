@@ -76,6 +76,19 @@ const ON_CONNECT = `
 function M.on_connect(conn)
   if conn.query.mode == "loop" then while true do end end
   if conn.query.mode == "pattern" then string.find(string.rep("a", 200), ".-.-.-.-b") end
+  if conn.query.mode == "sort" then
+    local t = { string.byte(string.rep("ab", 450000), 1, -1) }
+    table.sort(t)
+  end
+  if conn.query.mode == "upper" then local u = string.rep("x", 60e6):upper() end
+  if conn.query.mode == "insert" then
+    local t = { string.byte(string.rep("ab", 450000), 1, -1) }
+    for i = 1, 1000 do table.insert(t, 1, i) end
+  end
+  if conn.query.mode == "concat" then
+    local big = string.rep("x", 20e6)
+    for i = 1, 100000 do local y = big .. "a" end
+  end
   return conn.query.tenant or "default"
 end
 `;
@@ -236,7 +249,23 @@ test('Faults: while true do end in on_connect is stopped by the wall-time cap; /
   await assertAliveThenStop(s);
 });
 
-test('Faults: a backtracking pattern in on_connect is stopped like a loop (needs core/lua_pattern.c)', {
+test('Faults: library work done in C (sort, upper, a shifting insert, concatenating big strings) is charged before it is done: each fails its call at once', T, async (t) => {
+  const s = await start(newDir({ 'default.lua': GOOD }));
+  for (const mode of ['sort', 'upper', 'insert', 'concat']) {
+    const t0 = Date.now();
+    const got = await Client.connect(`${s.url}?mode=${mode}`).then((c) => c.close(), () => 'refused');
+    const ms = Date.now() - t0;
+    assert.equal(got, 'refused', mode);
+    // measured before: table.sort of 900,000 numbers held the loop 350 ms, string.upper of 60 MB 170 ms
+    if (!SANITIZED) assert.ok(ms < 150, `${mode}: refused after ${ms} ms`);
+    await healthy(s, 1000);
+  }
+  await waitLog(s, /budget exceeded \(a library call too big/);
+  await user(s, t);
+  await assertAliveThenStop(s);
+});
+
+test('Faults: a backtracking pattern in on_connect is stopped like a loop', {
   ...T,
 }, async (t) => {
   const s = await start(newDir({ 'default.lua': GOOD }), ['--lua-budget', '2000000000']);
