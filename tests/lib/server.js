@@ -27,6 +27,12 @@ export function withTimeout(promise, ms, what) {
   return Promise.race([promise, t]).finally(() => clearTimeout(timer));
 }
 
+/** The first sanitizer report in a server's stderr (AddressSanitizer, LeakSanitizer, UBSan), or null. */
+export function sanitizerReport(text) {
+  const m = /==\d+==ERROR: \w+Sanitizer|[\w./-]+\.c:\d+:\d+: runtime error:/.exec(text);
+  return m ? text.slice(m.index, m.index + 4000) : null;
+}
+
 const live = new Set();
 process.on('exit', () => {
   for (const p of live) { try { p.kill('SIGKILL'); } catch { /* gone */ } }
@@ -91,14 +97,25 @@ export async function startServer({ port = 0, args = [], logLevel = 'warn' } = {
     get stdout() { return stdout; },
     get exitInfo() { return exitInfo; },
     alive() { return exitInfo === null; },
-    /** SIGTERM, wait up to 5 s, then SIGKILL. Resolves to {code, signal, killed}. */
+    /**
+     * SIGTERM, wait up to 5 s, then SIGKILL. Resolves to {code, signal, killed};
+     * rejects when the server's stderr holds a sanitizer report (a leak found at
+     * exit, a use after free, undefined behaviour), whatever the test checked.
+     */
     async stop() {
-      if (exitInfo) return { ...exitInfo, killed: false };
-      proc.kill('SIGTERM');
-      const r = await Promise.race([exited, sleep(5000).then(() => null)]);
-      if (r) return { ...r, killed: false };
-      proc.kill('SIGKILL');
-      return { ...(await exited), killed: true };
+      let r = exitInfo ? { ...exitInfo, killed: false } : null;
+      if (!r) {
+        proc.kill('SIGTERM');
+        const e = await Promise.race([exited, sleep(5000).then(() => null)]);
+        if (e) r = { ...e, killed: false };
+        else {
+          proc.kill('SIGKILL');
+          r = { ...(await exited), killed: true };
+        }
+      }
+      const report = sanitizerReport(stderr);
+      if (report) throw new Error(`the server reported a sanitizer error:\n${report}`);
+      return r;
     },
     kill(signal = 'SIGKILL') { if (!exitInfo) proc.kill(signal); },
   };
