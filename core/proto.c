@@ -85,11 +85,11 @@ static void put_int(buf_t *b, const char *key, long long v) {
   jw_int(b, v);
 }
 
-/* Send b to every member of r but skip. Sends never close anything
- * synchronously (peer.h), so r and its members stay as they are meanwhile. */
-static void notify_others(room_t *r, user_t *skip, const char *event, const buf_t *b) {
+/* Send the payload p[0..n) to every member of r but skip. Sends never close
+ * anything synchronously (peer.h), so r and its members stay as they are. */
+static void notify_others(room_t *r, user_t *skip, const char *event, const char *p, size_t n) {
   for (size_t i = 0; i < r->nmembers; i++)
-    if (r->members[i] != skip) peer_send(r->members[i]->peer, event, b->data, b->len, NULL);
+    if (r->members[i] != skip) peer_send(r->members[i]->peer, event, p, n, NULL);
 }
 
 /* ---- payload fields ---- */
@@ -250,7 +250,7 @@ static void ev_join_room(req_t *q) {
     buf_puts(&q->out, ",\"roomID\":");
     jw_string(&q->out, r->id.s, ID_LEN);
     buf_puts(&q->out, "}}");
-    notify_others(r, u, "JOIN_ROOM", &q->out);
+    notify_others(r, u, "JOIN_ROOM", q->out.data, q->out.len);
   }
   free(pwd);
 }
@@ -292,8 +292,7 @@ static void leave(peer_t *c, room_t *r, user_t *u) {
   if (rooms_leave(&c->srv->rooms, r, u, &deleted) || deleted) return;
   char note[2 * ID_LEN + 32];  /* {"userID":"…","roomID":"…"}: IDs need no escapes */
   int n = snprintf(note, sizeof note, "{\"userID\":\"%s\",\"roomID\":\"%s\"}", u->id.s, rid);
-  buf_t b = {note, (size_t)n, sizeof note, sizeof note};
-  notify_others(r, u, "DISCONNECT", &b);
+  if (n > 0 && (size_t)n < sizeof note) notify_others(r, u, "DISCONNECT", note, (size_t)n);
 }
 
 static void ev_disconnect(req_t *q) {
