@@ -17,6 +17,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
@@ -53,6 +55,15 @@ export function plainOnly(reason) {
 }
 
 export { withTimeout };
+
+/** Replace dir/name atomically (write elsewhere, rename in): a policy reload never reads half a file. */
+export function putFile(dir, name, text) {
+  const file = path.join(dir, name);
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${dir}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
 
 // ---------------------------------------------------------------------------
 // Server process (tests/lib/server.js starts and stops it)

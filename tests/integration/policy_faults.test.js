@@ -7,11 +7,12 @@
 // writes its own policy dir and starts its own server; plain /ws only.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync, renameSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   ERR, REPO, startServer, assertAliveThenStop, Client, httpGet, plainOnly, withTimeout, sleep, newRequestId,
+  putFile,
 } from './helpers.js';
 
 const T = { timeout: 60_000, ...plainOnly('policy faults are the same whatever the framing') };
@@ -20,14 +21,7 @@ const SANITIZED = process.env.PARLEY_SANITIZED === '1';
 const dirs = [];
 after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
 
-/** Replace dir/name atomically: a reload never reads half a file. */
-function put(dir, name, text) {
-  const file = path.join(dir, name);
-  mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${dir}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
-}
+const put = putFile;
 
 function newDir(files) {
   const dir = mkdtempSync(path.join(tmpdir(), 'parley-faults-'));

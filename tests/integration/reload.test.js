@@ -6,13 +6,14 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
-  mkdtempSync, mkdirSync, writeFileSync, readFileSync, renameSync, rmSync, existsSync,
+  mkdtempSync, readFileSync, rmSync, existsSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   ERR, startServer, assertAliveThenStop, connectUser, createRoom, joinRoom, Client,
   sleep, withTimeout,
+  putFile,
 } from './helpers.js';
 
 const dirs = [];
@@ -25,14 +26,7 @@ function newDir(files) {
   return dir;
 }
 
-/** Replace dir/name atomically (write elsewhere, rename in): a reload never reads half a file. */
-function put(dir, name, text) {
-  const file = path.join(dir, name);
-  mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${dir}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
-}
+const put = putFile;
 
 /** The version the server logs: SHA-256 over (path, bytes) of default.lua then tenants/*.lua, 12 hex digits. */
 function versionOf(dir, tenants = []) {
