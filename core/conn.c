@@ -353,7 +353,7 @@ static void route_metrics(void *ctx, http_req *r) {
   snprintf(body, sizeof body,
            "parley_connections %zu\nparley_users %zu\nparley_rooms %zu\nparley_tcp_connections %zu\n"
            "parley_tenants %zu\nparley_eio_sessions %zu\nparley_client_addresses %zu\n",
-           s->nsessions, s->rooms.nusers, s->rooms.nrooms, s->nconns, s->rooms.ntenants, s->neio, s->addrs.n);
+           s->nsessions, s->rooms.nusers, s->rooms.nrooms, s->nconns, s->rooms.ntenants, eio_sessions(s), s->addrs.n);
   http_reply(c, 200, "text/plain; version=0.0.4", body, NULL, http_req_keep_alive(r));
 }
 

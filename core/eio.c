@@ -226,7 +226,6 @@ static void sess_finish(server_task *t) {
 static void sess_count(eio_session *s, addr_entry *a) {
   s->addr = a;
   a->sessions++;
-  s->srv->neio++;
   s->srv->hs_bytes += s->hs_len;
 }
 
@@ -235,7 +234,6 @@ static void sess_uncount(eio_session *s) {
   s->addr->sessions--;
   addrs_release(&s->srv->addrs, s->addr);
   s->addr = NULL;
-  s->srv->neio--;
   s->srv->hs_bytes -= s->hs_len;
 }
 
@@ -537,7 +535,7 @@ static int origin_refused(conn_t *c, http_req *r) {
 
 /* The session caps (server.h): 0, or the HTTP status to refuse with. */
 static int over_caps(server_t *srv, addr_entry *a) {
-  if (!a || srv->neio >= srv->cfg.max_sessions || srv->hs_bytes + HTTP_MAX_HEADER_BYTES > srv->cfg.max_handshake_bytes)
+  if (!a || eio_sessions(srv) >= srv->cfg.max_sessions || srv->hs_bytes + HTTP_MAX_HEADER_BYTES > srv->cfg.max_handshake_bytes)
     return 503;
   return a->sessions >= srv->cfg.max_sessions_per_addr ? 429 : 0;
 }
@@ -623,6 +621,8 @@ void eio_conn_gone(conn_t *c) {
   c->held = 0;
   if (was_ws) sess_close(s, "transport closed");
 }
+
+size_t eio_sessions(server_t *srv) { return HASH_COUNT(srv->sessions); }
 
 void eio_close_all(server_t *srv) {
   eio_session *s, *tmp;

@@ -20,6 +20,8 @@ void eio_ws_message(conn_t *c, const char *p, size_t n);
 void eio_poll_flush(conn_t *c);
 /* c, which serves a session, is closing. */
 void eio_conn_gone(conn_t *c);
+/* Sessions in the sid table (closing ones have left it). */
+size_t eio_sessions(server_t *srv);
 /* Server shutdown: close every session. */
 void eio_close_all(server_t *s);
 

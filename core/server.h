@@ -44,7 +44,6 @@ struct server_s {
   server_task *tasks, *tasks_tail;  /* deferred work, run in order */
   rooms_state rooms;
   struct eio_session *sessions;  /* Engine.IO sessions by sid */
-  size_t neio;               /* Engine.IO sessions (not closing) */
   size_t hs_bytes;           /* their handshake copies */
   addrs_t addrs;             /* connections and sessions per client address */
   policy_t *policy;
