@@ -1,23 +1,18 @@
 /* conn.c - one client connection: reads into the HTTP reader until an upgrade,
  * then into the WebSocket reader; queues output and writes it once per loop
- * turn; pings; closes exactly once and frees itself in the close callback. */
+ * turn; pings; closes exactly once and frees itself in the close callback.
+ * It calls up only through its owner's handler table (conn.h). */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "conn.h"
-#include "eio.h"
-#include "web.h"
 #include "err.h"
 #include "log.h"
-#include "policy.h"
-#include "proto.h"
-#include "server.h"
 
 #define CLOSE_GRACE_MS 2000
 
 static void on_close(uv_handle_t *h) {
   conn_t *c = h->data;
-  if (--c->open_handles > 0) return;
   if (c->http) { http_req_free(c->http); free(c->http); }
   buf_free(&c->in);
   buf_free(&c->out);
@@ -26,35 +21,46 @@ static void on_close(uv_handle_t *h) {
   free(c);
 }
 
-static void conn_task(server_task *t);
+static void conn_task(evloop_task *t);
+static void conn_flush(evloop_task *t);
 
-int conn_new(server_t *srv, conn_t **out) {
+int conn_new(conn_env *env, size_t max_body, conn_t **out) {
   conn_t *c = calloc(1, sizeof *c);
   if (!c) return PARLEY_ENOMEM;
-  c->srv = srv;
+  c->env = env;
   c->http = malloc(sizeof *c->http);
   if (!c->http) { free(c); return PARLEY_ENOMEM; }
-  http_req_init(c->http, policy_limits_of(srv->policy, NULL)->max_payload);
+  http_req_init(c->http, max_body);
   buf_init(&c->in, 65536);
-  buf_init(&c->out, 0);  /* capped in conn_write and ws_peer_send, with what is in flight */
+  buf_init(&c->out, 0);  /* capped in conn_write and conn_ws_send_textv, with what is in flight */
   buf_init(&c->inflight, 0);
   ws_reader_init(&c->ws, 1);
-  uv_tcp_init(srv->loop, &c->tcp);
-  uv_timer_init(srv->loop, &c->timer);
-  c->tcp.data = c->timer.data = c;
+  uv_tcp_init(env->ev->loop, &c->tcp);
+  c->tcp.data = c;
   c->task.run = conn_task;
-  c->open_handles = 2;
+  c->flush.run = conn_flush;
+  conn_release_owner(c);
   *out = c;
   return 0;
 }
 
+void conn_set_owner(conn_t *c, const conn_handlers *h, void *owner) {
+  c->h = h;
+  c->owner = owner;
+}
+
+void conn_release_owner(conn_t *c) { conn_set_owner(c, c->env->fresh, c->env->fresh_owner); }
+
+static evloop_t *loop_of(const conn_t *c) { return c->env->ev; }
+
+static void timer_start(conn_t *c, uint64_t ms);
+
 static void http_read(conn_t *c, char *p, size_t n);
 
-/* Tell the layers above, once, that this connection's peer or transport is gone. */
-static void detach_above(conn_t *c) {
-  c->detach_due = 0;
-  if (c->sess) eio_conn_gone(c);
-  proto_peer_gone(&c->peer);
+/* Tell the owner, once, that this connection is gone. */
+static void tell_gone(conn_t *c) {
+  c->gone_due = 0;
+  if (c->h && c->h->gone) c->h->gone(c);
 }
 
 /* Parse the input that waited behind a long-poll. */
@@ -68,27 +74,27 @@ static void resume_input(conn_t *c) {
 }
 
 /* The connection's deferred work, at the server's safe point. */
-static void conn_task(server_task *t) {
+static void conn_task(evloop_task *t) {
   conn_t *c = (conn_t *)((char *)t - offsetof(conn_t, task));
   if (c->resume_due) resume_input(c);
-  if (c->detach_due) detach_above(c);
+  if (c->gone_due) tell_gone(c);
   if (c->state != CONN_CLOSING || c->released) return;
   c->released = 1;
-  server_conn_gone(c->srv, c);
+  evloop_timer_stop(loop_of(c), &c->timer);
+  if (c->env->released) c->env->released(c, c->env->released_arg);
   uv_close((uv_handle_t *)&c->tcp, on_close);
-  uv_close((uv_handle_t *)&c->timer, on_close);
 }
 
 void conn_close(conn_t *c, const char *why) {
   if (c->state == CONN_CLOSING) return;
   log_debug("conn %s closed: %s", c->remote, why);
-  if (c->state == CONN_WS) c->srv->nsessions--;
+  if (c->state == CONN_WS) c->env->nupgraded--;
   c->state = CONN_CLOSING;
   c->held = 0;
   uv_read_stop((uv_stream_t *)&c->tcp);
-  uv_timer_stop(&c->timer);
-  c->detach_due = 1;
-  server_defer(c->srv, &c->task);
+  evloop_timer_stop(loop_of(c), &c->timer);
+  c->gone_due = 1;
+  evloop_defer(loop_of(c), &c->task);
 }
 
 /* ---- output ---- */
@@ -97,19 +103,21 @@ void conn_close(conn_t *c, const char *why) {
 static int doom(conn_t *c) {
   log_warn("conn %s: slow consumer (%zu bytes queued), closing", c->remote, c->out.len);
   c->doomed = 1;
-  server_mark_dirty(c->srv, c);
+  evloop_flush_later(loop_of(c), &c->flush);
   return PARLEY_ETOOBIG;
 }
 
 /* Bytes queued and in flight may not pass the server's out_cap. */
 static int over_cap(const conn_t *c, size_t more) {
-  return c->out.len + c->inflight.len + more > c->srv->cfg.out_cap;
+  return c->out.len + c->inflight.len + more > c->env->out_cap;
 }
+
+void conn_flush_soon(conn_t *c) { evloop_flush_later(loop_of(c), &c->flush); }
 
 int conn_write(conn_t *c, const void *p, size_t n) {
   if (c->state == CONN_CLOSING || c->doomed) return PARLEY_EIO;
   if (over_cap(c, n) || buf_append(&c->out, p, n)) return doom(c);
-  server_mark_dirty(c->srv, c);
+  evloop_flush_later(loop_of(c), &c->flush);
   return 0;
 }
 
@@ -129,7 +137,7 @@ int conn_ws_send_textv(conn_t *c, const uv_buf_t *parts, int nparts) {
   if (over_cap(c, hl + total) || buf_reserve(&c->out, hl + total)) return doom(c);
   buf_append(&c->out, h, hl);
   for (int i = 0; i < nparts; i++) buf_append(&c->out, parts[i].base, parts[i].len);
-  server_mark_dirty(c->srv, c);
+  evloop_flush_later(loop_of(c), &c->flush);
   return 0;
 }
 
@@ -137,31 +145,6 @@ int conn_ws_send_text(conn_t *c, const char *p, size_t n) {
   uv_buf_t part = uv_buf_init((char *)p, (unsigned)n);
   return conn_ws_send_textv(c, &part, 1);
 }
-
-/* The plain /ws framing of an event: one text frame ["name",payload]. */
-static int ws_peer_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
-  conn_t *c = (conn_t *)((char *)p - offsetof(conn_t, peer));
-  char head[80];
-  uv_buf_t all[PEER_MAX_PARTS + 2];
-  (void)ack; /* /ws has no acks: requestID correlates */
-  size_t nl = strlen(name);
-  if (nl + 4 > sizeof head || nparts > PEER_MAX_PARTS) return PARLEY_EINVAL;
-  head[0] = '[';  /* ["name", — built by hand: this runs for every relayed signal */
-  head[1] = '"';
-  memcpy(head + 2, name, nl);
-  head[nl + 2] = '"';
-  head[nl + 3] = ',';
-  all[0] = uv_buf_init(head, (unsigned)(nl + 4));
-  for (int i = 0; i < nparts; i++) all[i + 1] = parts[i];
-  all[nparts + 1] = uv_buf_init("]", 1);
-  return conn_ws_send_textv(c, all, nparts + 2);
-}
-
-static void ws_peer_close(peer_t *p, const char *why) {
-  conn_ws_close((conn_t *)((char *)p - offsetof(conn_t, peer)), WS_CLOSE_POLICY, why);
-}
-
-static const peer_ops ws_peer_ops = {ws_peer_send, ws_peer_close, 0};  /* bad envelopes get ERROR */
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
   (void)status;
@@ -191,22 +174,24 @@ static void on_write(uv_write_t *req, int status) {
   if (!c->out.len && c->out.cap > CONN_KEEP_BUF) buf_free(&c->out);
   if (c->state == CONN_CLOSING) return;
   if (status < 0) { conn_close(c, uv_strerror(status)); return; }
-  if (c->out.len) { conn_flush(c); return; }
+  if (c->out.len) { conn_flush(&c->flush); return; }
   if (c->close_after_write) shutdown_write(c);
 }
 
-void conn_flush(conn_t *c) {
+/* Write what is queued (once per loop turn, or when the last write is done). */
+static void conn_flush(evloop_task *t) {
+  conn_t *c = (conn_t *)((char *)t - offsetof(conn_t, flush));
   if (c->state == CONN_CLOSING) return;
   if (c->doomed) { conn_close(c, "slow consumer"); return; }  /* even with a write stuck in flight */
   if (c->writing) return;
-  if (c->held && c->sess) eio_poll_flush(c);
+  if (c->held && c->h->flush_held) c->h->flush_held(c);
   if (!c->out.len) {
     if (c->close_after_write) shutdown_write(c);
     return;
   }
-  buf_t t = c->inflight;   /* swap: the queue becomes the write, the old write buffer the queue */
+  buf_t swap = c->inflight;   /* the queue becomes the write, the old write buffer the queue */
   c->inflight = c->out;
-  c->out = t;
+  c->out = swap;
   uv_buf_t b = uv_buf_init(c->inflight.data, (unsigned)c->inflight.len);
   c->wreq.data = c;
   c->writing = 1;
@@ -218,23 +203,27 @@ void conn_flush(conn_t *c) {
 
 #define HTTP_IDLE_MS 30000
 
-static void on_timer(uv_timer_t *t) {
-  conn_t *c = t->data;
-  server_config *cfg = &c->srv->cfg;
+static void on_timer(evloop_timer *t) {
+  conn_t *c = (conn_t *)((char *)t - offsetof(conn_t, timer));
   if (c->state == CONN_HTTP || c->ws_closing || c->close_after_write) { conn_close(c, "deadline passed"); return; }
   if (c->awaiting_pong) { conn_close(c, "no pong within the ping timeout"); return; }
   ws_send_frame(c, WS_PING, "", 0);
   c->awaiting_pong = 1;
-  c->ping_ms = uv_now(c->srv->loop);
-  uv_timer_start(&c->timer, on_timer, cfg->ping_timeout_ms, 0);
+  c->ping_ms = evloop_now(loop_of(c));
+  timer_start(c, c->env->ping_timeout_ms);
+}
+
+/* A closing connection keeps no timer: it is freed once its socket closes. */
+static void timer_start(conn_t *c, uint64_t ms) {
+  if (c->state != CONN_CLOSING) evloop_timer_start(loop_of(c), &c->timer, ms, on_timer);
 }
 
 /* Any frame from the peer proves it is alive; schedule the next ping. */
 static void peer_alive(conn_t *c) {
   if (!c->awaiting_pong) return;
   c->awaiting_pong = 0;
-  uint64_t due = c->ping_ms + c->srv->cfg.ping_interval_ms, now = uv_now(c->srv->loop);
-  uv_timer_start(&c->timer, on_timer, due > now ? due - now : 1, 0);
+  uint64_t due = c->ping_ms + c->env->ping_interval_ms, now = evloop_now(loop_of(c));
+  timer_start(c, due > now ? due - now : 1);
 }
 
 /* ---- WebSocket ---- */
@@ -242,13 +231,13 @@ static void peer_alive(conn_t *c) {
 void conn_ws_close(conn_t *c, uint16_t code, const char *why) {
   if (c->state != CONN_WS || c->ws_closing) { conn_close(c, why); return; }
   log_debug("conn %s: closing with %u: %s", c->remote, code, why);
-  c->detach_due = 1;
-  server_defer(c->srv, &c->task);
+  c->gone_due = 1;
+  evloop_defer(loop_of(c), &c->task);
   char p[2] = {(char)(code >> 8), (char)(code & 255)};
   ws_send_frame(c, WS_CLOSE, p, 2);
   c->ws_closing = 1;
   c->close_after_write = 1;
-  uv_timer_start(&c->timer, on_timer, CLOSE_GRACE_MS, 0);
+  timer_start(c, CLOSE_GRACE_MS);
 }
 
 /* One message or control frame from the peer. */
@@ -256,8 +245,7 @@ static void ws_message(conn_t *c, const ws_msg *m) {
   uint16_t code;
   switch (m->opcode) {
     case WS_TEXT:
-      if (c->eio) eio_ws_message(c, m->data, m->len);
-      else proto_handle(&c->peer, m->data, m->len, NULL);
+      if (c->h->message) c->h->message(c, m->data, m->len);
       break;
     case WS_PING:
       ws_send_frame(c, WS_PONG, m->data, m->len);
@@ -284,7 +272,7 @@ static size_t ws_consume(conn_t *c, char *p, size_t n) {
     pos += used;
     if (rc == PARLEY_EAGAIN) break;
     if (rc) {
-      log_warn("conn %s: %s WebSocket framing error, closing with %u", c->remote, c->eio ? "Socket.IO" : "/ws", code);
+      log_warn("conn %s: WebSocket framing error, closing with %u", c->remote, code);
       conn_ws_close(c, code, "framing error");
       break;
     }
@@ -333,28 +321,12 @@ void conn_http_reply(conn_t *c, int status, const char *ctype, const char *body,
 
 void conn_end(conn_t *c) {
   c->close_after_write = 1;
-  uv_timer_start(&c->timer, on_timer, CLOSE_GRACE_MS, 0);
-  server_mark_dirty(c->srv, c);
+  timer_start(c, CLOSE_GRACE_MS);
+  evloop_flush_later(loop_of(c), &c->flush);
 }
 
 static void http_reply(conn_t *c, int status, const char *ctype, const char *body, const char *extra, int keep) {
   conn_http_reply(c, status, ctype, body, strlen(body), extra, keep);
-}
-
-static void route_healthz(void *ctx, http_req *r) {
-  conn_t *c = ctx;
-  http_reply(c, 200, "text/plain", "ok", NULL, http_req_keep_alive(r));
-}
-
-static void route_metrics(void *ctx, http_req *r) {
-  conn_t *c = ctx;
-  server_t *s = c->srv;
-  char body[512];
-  snprintf(body, sizeof body,
-           "parley_connections %zu\nparley_users %zu\nparley_rooms %zu\nparley_tcp_connections %zu\n"
-           "parley_tenants %zu\nparley_eio_sessions %zu\nparley_client_addresses %zu\n",
-           s->nsessions, s->rooms.nusers, s->rooms.nrooms, s->nconns, s->rooms.ntenants, eio_sessions(s), s->addrs.n);
-  http_reply(c, 200, "text/plain; version=0.0.4", body, NULL, http_req_keep_alive(r));
 }
 
 /* Validate the opening handshake; 0 when it is a WebSocket upgrade we take. */
@@ -385,7 +357,7 @@ int conn_ws_handshake_ok(conn_t *c, http_req *r) {
   return 0;
 }
 
-void conn_ws_accept(conn_t *c, http_req *r, size_t max_message) {
+void conn_ws_accept(conn_t *c, http_req *r, size_t max_message, int pings) {
   size_t kn;
   const char *key = http_req_header(r, "sec-websocket-key", &kn);
   char accept[29], resp[256];
@@ -395,67 +367,16 @@ void conn_ws_accept(conn_t *c, http_req *r, size_t max_message) {
            "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
   conn_write(c, resp, strlen(resp));
   c->state = CONN_WS;
-  c->srv->nsessions++;
+  c->env->nupgraded++;
   ws_reader_free(&c->ws);
   ws_reader_init(&c->ws, max_message);
   buf_free(&c->in);
   buf_init(&c->in, max_message + WS_MAX_HEADER);
-  uv_timer_stop(&c->timer);  /* the framing above decides on liveness */
+  c->pings = pings != 0;
+  if (pings) timer_start(c, c->env->ping_interval_ms);
+  else evloop_timer_stop(loop_of(c), &c->timer);  /* the framing above keeps it alive */
 }
 
-
-static void route_ws(void *ctx, http_req *r) {
-  conn_t *c = ctx;
-  size_t on;
-  int any;
-  const char *origin = http_req_header(r, "origin", &on);
-  if (!conn_ws_handshake_ok(c, r)) return;
-  if (!policy_origin_allowed(c->srv->policy, NULL, origin, on, &any)) {
-    http_reply(c, 403, "text/plain", "origin not allowed", NULL, 0);
-    return;
-  }
-  policy_verdict v;
-  char remote[ADDRS_MAX_TEXT];
-  server_client_addr(c->srv, c, r, remote);
-  policy_conn_info info = {"ws", r, remote, NULL, NULL, 0};
-  char tenant[72], *data;
-  int rc = policy_on_connect(c->srv->policy, &info, tenant, sizeof tenant, &data, &v);
-  if (rc) {
-    http_reply(c, rc == PARLEY_ELUA ? 500 : 403, "text/plain", v.msg, NULL, 0);
-    return;
-  }
-  c->peer.ops = &ws_peer_ops;
-  if (proto_peer_open(&c->peer, c->srv, tenant, data)) { http_reply(c, 503, "text/plain", "cannot accept more users", NULL, 0); return; }
-  if (!policy_origin_allowed(c->srv->policy, c->peer.tenant, origin, on, &any)) {  /* the tenant's own list */
-    proto_peer_gone(&c->peer);
-    http_reply(c, 403, "text/plain", "origin not allowed", NULL, 0);
-    return;
-  }
-  conn_ws_accept(c, r, policy_limits_of(c->srv->policy, c->peer.tenant)->max_payload);
-  uv_timer_start(&c->timer, on_timer, c->srv->cfg.ping_interval_ms, 0);
-}
-
-static void route_sio(void *ctx, http_req *r) { eio_http_request(ctx, r); }
-
-static const http_route routes[] = {
-  {"/healthz", route_healthz},
-  {"/metrics", route_metrics},
-  {"/ws", route_ws},
-  {NULL, NULL}};
-
-static void http_dispatch(conn_t *c) {
-  const char *path;
-  size_t n;
-  http_req_path(c->http, &path, &n);
-  http_handler h = http_route_find(routes, path, n);
-  const char *sio = c->srv->cfg.sio_path;
-  size_t sl = strlen(sio);
-  if (!h && sl && ((n == sl && memcmp(path, sio, n) == 0) || (n + 1 == sl && sio[n] == '/' && memcmp(path, sio, n) == 0)))
-    h = route_sio;
-  if (h) h(c, c->http);
-  else if (!http_req_is_upgrade(c->http)) web_serve(c, c->http);
-  else http_reply(c, 404, "text/plain", "not found", NULL, 0);
-}
 
 static void http_read(conn_t *c, char *p, size_t n) {
   while (c->state == CONN_HTTP && !c->close_after_write) {
@@ -465,7 +386,8 @@ static void http_read(conn_t *c, char *p, size_t n) {
     if (rc != HTTP_GOT_REQUEST) { http_reply(c, rc, "text/plain", http_status_text(rc), NULL, 0); return; }
     p += used;
     n -= used;
-    http_dispatch(c);
+    if (c->h->request) c->h->request(c, c->http);
+    else http_reply(c, 404, "text/plain", "not found", NULL, 0);
     if (c->state == CONN_WS) {
       http_req_free(c->http);
       free(c->http);
@@ -476,27 +398,29 @@ static void http_read(conn_t *c, char *p, size_t n) {
     if (c->close_after_write) return;
     if (c->held) {  /* a long-poll waits for data: keep what follows until it is answered */
       http_req_next(c->http);
-      uv_timer_stop(&c->timer);
+      evloop_timer_stop(loop_of(c), &c->timer);
       if (n && buf_append(&c->in, p, n)) conn_close(c, "too much pipelined input");
       return;
     }
     if (http_req_is_upgrade(c->http)) {  /* an upgrade we did not take: nothing sensible can follow */
       c->close_after_write = 1;
-      uv_timer_start(&c->timer, on_timer, CLOSE_GRACE_MS, 0);
+      timer_start(c, CLOSE_GRACE_MS);
       return;
     }
     http_req_next(c->http);
-    uv_timer_start(&c->timer, on_timer, HTTP_IDLE_MS, 0);
+    timer_start(c, HTTP_IDLE_MS);
   }
 }
+
+void conn_http_hold(conn_t *c) { c->held = 1; }
 
 void conn_http_resume(conn_t *c) {
   c->held = 0;
   if (c->state != CONN_HTTP || c->close_after_write) return;
-  uv_timer_start(&c->timer, on_timer, HTTP_IDLE_MS, 0);
+  timer_start(c, HTTP_IDLE_MS);
   if (!c->in.len) return;
   c->resume_due = 1;  /* parsed at the next safe point, not inside this call */
-  server_defer(c->srv, &c->task);
+  evloop_defer(loop_of(c), &c->task);
 }
 
 /* ---- reading ---- */
@@ -504,7 +428,7 @@ void conn_http_resume(conn_t *c) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   (void)suggested;
   conn_t *c = h->data;
-  *b = uv_buf_init(c->srv->read_buf, sizeof c->srv->read_buf);
+  *b = uv_buf_init(loop_of(c)->read_buf, sizeof loop_of(c)->read_buf);
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
@@ -529,7 +453,7 @@ void conn_start(conn_t *c) {
     else if (sa.ss_family == AF_INET6) uv_ip6_name((struct sockaddr_in6 *)&sa, c->remote, sizeof c->remote);
   }
   uv_tcp_nodelay(&c->tcp, 1);
-  uv_timer_start(&c->timer, on_timer, HTTP_IDLE_MS, 0);
+  timer_start(c, HTTP_IDLE_MS);
   int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (rc) conn_close(c, uv_strerror(rc));
 }

@@ -1,75 +1,117 @@
-/* conn.h - one client connection, whichever framing: its socket, HTTP request
- * reader, WebSocket reader, write queue, liveness timer and user. */
+/* conn.h - one client connection: its socket, HTTP request reader, WebSocket
+ * reader, write queue and liveness timer. It knows nothing above it: the layer
+ * that owns it (the router, then a session) registers a handler table, and
+ * the connection calls up only through that table. */
 #ifndef PARLEY_CONN_H
 #define PARLEY_CONN_H
 #include <stdint.h>
 #include <uv.h>
+#include "addrs.h"
 #include "buf.h"
 #include "http.h"
-#include "rooms.h"
-#include "task.h"
-#include "peer.h"
+#include "evloop.h"
 #include "ws.h"
 
 typedef enum { CONN_HTTP, CONN_WS, CONN_CLOSING } conn_state;
+typedef struct conn_s conn_t;
 
-typedef struct conn_s {
+/* What the connection tells its owner. Any entry may be NULL. */
+typedef struct {
+  /* A complete HTTP request; r is valid for the call. The handler answers it
+   * (conn_http_reply), holds it (conn_http_hold) or upgrades (conn_ws_accept). */
+  void (*request)(conn_t *c, http_req *r);
+  /* A WebSocket text message, valid for the call. */
+  void (*message)(conn_t *c, const char *p, size_t n);
+  /* The connection is closing: forget it. Called once, at the safe point. */
+  void (*gone)(conn_t *c);
+  /* A held response is about to be written out: answer it now if the owner
+   * has something to say. */
+  void (*flush_held)(conn_t *c);
+} conn_handlers;
+
+/* What the connections of one server share (owned by the server). */
+typedef struct {
+  evloop_t *ev;            /* borrowed: the loop's tasks, flushes, timers */
+  const conn_handlers *fresh;  /* a new connection's handlers (the router) */
+  void *fresh_owner;
+  size_t out_cap;            /* bytes queued per connection before it counts as slow */
+  uint64_t ping_interval_ms, ping_timeout_ms;  /* WebSocket pings (plain /ws) */
+  size_t nconns;             /* connections (the owner counts them) */
+  size_t nupgraded;          /* of which past a WebSocket upgrade */
+  /* The owner's accounting, when a connection's socket is closing. */
+  void (*released)(conn_t *c, void *arg);
+  void *released_arg;
+} conn_env;
+
+struct conn_s {
   uv_tcp_t tcp;
-  uv_timer_t timer;          /* ping / pong deadline / close deadline */
-  server_t *srv;             /* borrowed */
+  evloop_timer timer;         /* HTTP idle / ping / pong deadline / close deadline */
+  conn_env *env;             /* borrowed */
+  const conn_handlers *h;    /* borrowed: the owner's table */
+  void *owner;               /* borrowed: the owner's object (a session, a /ws peer) */
   conn_state state;
-  int open_handles;          /* freed when both handles are closed */
   http_req *http;            /* owned; only before the upgrade */
-  buf_t in;                  /* WebSocket bytes not parsed yet */
+  buf_t in;                  /* input not parsed yet (a partial frame, or input behind a held response) */
   ws_reader ws;
   buf_t out, inflight;       /* queued output; output being written */
   uv_write_t wreq;
-  unsigned writing : 1, close_after_write : 1, dirty : 1, doomed : 1, ws_closing : 1, awaiting_pong : 1,
-           shut : 1,
-           eio : 1,                /* carries Engine.IO (Socket.IO) rather than plain /ws */
-           held : 1,               /* an HTTP long-poll is waiting for data */
-           detach_due : 1,         /* the layers above are to be told it is gone (task) */
-           resume_due : 1,         /* input kept behind a long-poll is to be parsed (task) */
-           released : 1;           /* handles closed: freed in their close callbacks */
-  server_task task;          /* deferred detach / resume / release, run by the server */
-  struct eio_session *sess;  /* borrowed: the Engine.IO session this connection serves */
+  unsigned writing : 1, close_after_write : 1, doomed : 1, ws_closing : 1, awaiting_pong : 1, shut : 1,
+           pings : 1,              /* the connection pings (plain /ws; Engine.IO has its own heartbeat) */
+           held : 1,               /* an HTTP response is held (a long-poll waits for data) */
+           gone_due : 1,           /* the owner is to be told it is gone (task) */
+           resume_due : 1,         /* input kept behind a held response is to be parsed (task) */
+           released : 1;           /* the socket is closing: freed in its close callback */
+  evloop_task task;           /* deferred gone / resume / release */
+  evloop_task flush;          /* queued output, written once per loop turn */
   uint64_t ping_ms;          /* when the last ping went out */
-  peer_t peer;               /* the event layer's view of this user (plain /ws) */
-  struct conn_s *prev, *next;     /* the server's list */
-  struct conn_s *dirty_next;      /* the server's flush list */
-  char remote[48];
-  struct addr_entry_s *addr; /* borrowed: this client address's counts (server.c) */
-} conn_t;
+  conn_t *prev, *next;       /* the server's list */
+  char remote[ADDRS_MAX_TEXT];
+  addr_entry *addr;          /* borrowed: the server's count for this address */
+};
 
-int conn_new(server_t *srv, conn_t **out);   /* the server accepts into c->tcp */
-void conn_start(conn_t *c);                  /* after accept: read */
+/* A connection on env, reading HTTP requests with bodies up to max_body; the
+ * caller opens c->tcp (uv_accept, uv_tcp_open), then calls conn_start. */
+int conn_new(conn_env *env, size_t max_body, conn_t **out);
+void conn_start(conn_t *c);
+/* Hand the connection to an owner (its handlers and object), or back to the
+ * router (conn_release_owner). */
+void conn_set_owner(conn_t *c, const conn_handlers *h, void *owner);
+void conn_release_owner(conn_t *c);
+
 /* Close (no close frame). Idempotent. Marks the connection closing at once
- * (no more input is read, no more output queued); the user leaving its rooms
- * and the release of the handles are deferred to the server's next safe point,
- * so this is safe to call from anywhere, a send included. */
+ * (no more input is read, no more output queued); telling the owner and
+ * closing the socket are deferred to the loop's safe point, so this is safe to
+ * call from anywhere, a send included. */
 void conn_close(conn_t *c, const char *why);
-/* Send a WebSocket close frame with code, then close (the layers above are
- * told at the next safe point). */
+/* Send a WebSocket close frame with code, then close (the owner is told at
+ * the next safe point). */
 void conn_ws_close(conn_t *c, uint16_t code, const char *why);
+
 /* HTTP response (keep: keep the connection alive, else close after it). */
 void conn_http_reply(conn_t *c, int status, const char *ctype, const char *body, size_t n, const char *extra,
                      int keep);
 /* Close once everything queued is written. */
 void conn_end(conn_t *c);
-/* A held long-poll was answered: go on with the next request (parsed at the
+/* Hold the current request's response: input that follows waits (bounded)
+ * until conn_http_resume. */
+void conn_http_hold(conn_t *c);
+/* The held response was given: go on with the next request (parsed at the
  * next safe point, never inside this call). */
 void conn_http_resume(conn_t *c);
+
 /* 1 when r is a WebSocket upgrade we can take; else the error reply is sent. */
 int conn_ws_handshake_ok(conn_t *c, http_req *r);
-/* Answer 101 and switch to WebSocket framing with messages up to max_message. */
-void conn_ws_accept(conn_t *c, http_req *r, size_t max_message);
+/* Answer 101 and switch to WebSocket framing with messages up to max_message;
+ * pings: the connection pings its peer (else the owner keeps it alive). */
+void conn_ws_accept(conn_t *c, http_req *r, size_t max_message, int pings);
 /* One WebSocket text frame, from one piece or spliced from several. */
 int conn_ws_send_text(conn_t *c, const char *p, size_t n);
 int conn_ws_send_textv(conn_t *c, const uv_buf_t *parts, int nparts);
+/* Write at this turn's flush (a held response is offered to the owner's
+ * flush_held first). */
+void conn_flush_soon(conn_t *c);
 /* Queue raw bytes. Never closes synchronously: a connection over its queue
  * cap is closed at the next flush (a slow consumer). */
 int conn_write(conn_t *c, const void *p, size_t n);
-/* Start writing what is queued (called by the server once per loop turn). */
-void conn_flush(conn_t *c);
 
 #endif

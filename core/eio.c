@@ -12,24 +12,23 @@
 #include "log.h"
 #include "policy.h"
 #include "proto.h"
-#include "server.h"
 #include "sio.h"
 
 struct eio_session {
   peer_t peer;                 /* first: the event layer's view */
-  server_t *srv;               /* borrowed */
+  eio_state *e;                /* borrowed */
   parley_id sid;
   UT_hash_handle hh;
   conn_t *ws;                  /* the WebSocket transport, once upgraded (or direct) */
   conn_t *poll;                /* a held GET */
   conn_t *probe;               /* a WebSocket being probed for the upgrade */
   buf_t queue;                 /* polling: packets for the next GET, \x1e-separated */
-  uv_timer_t timer;            /* heartbeat */
+  evloop_timer timer;           /* heartbeat */
   uint64_t ping_ms;
   unsigned awaiting_pong : 1, upgraded : 1, closing : 1, connected : 1,
            client_closed : 1,  /* the client sent close (1): a held GET gets a noop, not close */
            poll_keep : 1;      /* the held GET's request allows keep-alive */
-  server_task task;            /* the deferred end of a closing session */
+  evloop_task task;             /* the deferred end of a closing session */
   const char *why;             /* why it is closing (a string constant) */
   char ns[SIO_MAX_NAMESPACE + 1];  /* the connected Socket.IO namespace */
   parley_id sio_sid;
@@ -47,6 +46,8 @@ enum { EIO_ERR_TRANSPORT = 0, EIO_ERR_SID = 1, EIO_ERR_METHOD = 2, EIO_ERR_BAD =
        EIO_ERR_VERSION = 5 };
 
 static void sess_close(eio_session *s, const char *why);
+static const conn_handlers ws_handlers, poll_handlers;
+static policy_t *pol(const eio_state *e) { return e->admit->ctx->policy; }
 
 /* ---- HTTP helpers ---- */
 
@@ -72,20 +73,20 @@ static int query_is(const char *v, size_t vn, const char *want) {
 /* CORS for browsers polling from another origin, as the policy's `origins`
  * allow (default: any, as "*"); no credentials. NULL: no header to add. */
 #define CORS_LINE_MAX 600
-static const char *cors(conn_t *c, http_req *r, char line[CORS_LINE_MAX]) {
+static const char *cors(const eio_state *e, http_req *r, char line[CORS_LINE_MAX]) {
   size_t n;
   int any;
   const char *origin = http_req_header(r, "origin", &n);
-  if (!origin || !policy_origin_allowed(c->srv->policy, NULL, origin, n, &any)) return NULL;
+  if (!origin || !policy_origin_allowed(pol(e), NULL, origin, n, &any)) return NULL;
   if (any) return "Access-Control-Allow-Origin: *\r\n";
   snprintf(line, CORS_LINE_MAX, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n", (int)(n < 512 ? n : 512), origin);
   return line;
 }
 
-static void eio_error(conn_t *c, http_req *r, int code, const char *msg) {
+static void eio_error(const eio_state *e, conn_t *c, http_req *r, int code, const char *msg) {
   char body[128], line[CORS_LINE_MAX];
   int n = snprintf(body, sizeof body, "{\"code\":%d,\"message\":\"%s\"}", code, msg);
-  conn_http_reply(c, code == EIO_ERR_FORBIDDEN ? 403 : 400, "application/json", body, (size_t)n, cors(c, r, line),
+  conn_http_reply(c, code == EIO_ERR_FORBIDDEN ? 403 : 400, "application/json", body, (size_t)n, cors(e, r, line),
                   http_req_keep_alive(r));
 }
 
@@ -103,7 +104,7 @@ static void sess_sendv(eio_session *s, const uv_buf_t *parts, int nparts) {
   if (s->queue.len) rc = buf_putc(&s->queue, EIO_SEPARATOR);
   for (int i = 0; i < nparts && !rc; i++) rc = buf_append(&s->queue, parts[i].base, parts[i].len);
   if (rc) { sess_close(s, "slow consumer: polling queue over its cap"); return; }
-  if (s->poll) server_mark_dirty(s->srv, s->poll);
+  if (s->poll) conn_flush_soon(s->poll);  /* the held GET is answered at the flush */
 }
 
 static void sess_send(eio_session *s, const char *p, size_t n) {
@@ -138,22 +139,30 @@ static int sio_event_head(char *out, size_t cap, const char *ns, const char *nam
   return (int)o;
 }
 
-/* peer op: 42["name",payload], or 43<id>[payload] for a reply with an ack;
- * the payload parts are spliced, not copied first. */
-static int sio_peer_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
+/* 42["name",payload], or 43<id>[payload] when ack asks for one; the payload
+ * parts are spliced, not copied first. */
+static int sio_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
   eio_session *s = sess_of(p);
   char head[SIO_MAX_NAMESPACE + 96];
   uv_buf_t all[PEER_MAX_PARTS + 2];
   if (s->closing || !s->connected) return PARLEY_EIO;
   const char *ns = s->ns[1] ? s->ns : "";  /* packets leave out the default namespace "/" */
   int hl = ack && ack->ack_id >= 0 ? snprintf(head, sizeof head, "43%s%s%lld[", ns, ns[0] ? "," : "", ack->ack_id)
-                                   : sio_event_head(head, sizeof head, ns, name, nparts);
+                                   : sio_event_head(head, sizeof head, ns, name ? name : "", nparts);
   if (hl < 0 || (size_t)hl >= sizeof head || nparts > PEER_MAX_PARTS) return PARLEY_EINVAL;
   all[0] = uv_buf_init(head, (unsigned)hl);
   for (int i = 0; i < nparts; i++) all[i + 1] = parts[i];
   all[nparts + 1] = uv_buf_init("]", 1);
   sess_sendv(s, all, nparts + 2);
   return 0;
+}
+
+static int sio_peer_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts) {
+  return sio_send(p, name, parts, nparts, NULL);
+}
+
+static void sio_peer_ack(peer_t *p, const proto_ack *ack) {
+  if (ack->ack_id >= 0) sio_send(p, NULL, NULL, 0, ack);  /* 43<id>[] */
 }
 
 static void sio_peer_close(peer_t *p, const char *why) {
@@ -163,39 +172,39 @@ static void sio_peer_close(peer_t *p, const char *why) {
 }
 
 /* Event data that is not ["name", ...] breaks Socket.IO's framing: the session is closed. */
-static const peer_ops sio_peer_ops = {sio_peer_send, sio_peer_close, 1};
+static const peer_ops sio_peer_ops = {sio_peer_send, sio_send, sio_peer_ack, sio_peer_close, 1};
 
 /* ---- heartbeat ---- */
 
-static void on_heartbeat(uv_timer_t *t) {
-  eio_session *s = t->data;
+static void on_heartbeat(evloop_timer *t) {
+  eio_session *s = (eio_session *)((char *)t - offsetof(eio_session, timer));
   if (s->awaiting_pong) { sess_close(s, "no pong within the ping timeout"); return; }
   sess_send_str(s, "2");
   s->awaiting_pong = 1;
-  s->ping_ms = uv_now(s->srv->loop);
-  uv_timer_start(&s->timer, on_heartbeat, s->srv->cfg.ping_timeout_ms, 0);
+  s->ping_ms = evloop_now(s->e->ev);
+  evloop_timer_start(s->e->ev, &s->timer, s->e->ping_timeout_ms, on_heartbeat);
 }
 
 static void on_pong(eio_session *s) {
   if (!s->awaiting_pong) return;
   s->awaiting_pong = 0;
-  uint64_t due = s->ping_ms + s->srv->cfg.ping_interval_ms, now = uv_now(s->srv->loop);
-  uv_timer_start(&s->timer, on_heartbeat, due > now ? due - now : 1, 0);
+  uint64_t due = s->ping_ms + s->e->ping_interval_ms, now = evloop_now(s->e->ev);
+  evloop_timer_start(s->e->ev, &s->timer, due > now ? due - now : 1, on_heartbeat);
 }
 
 /* ---- session lifecycle ---- */
 
-static void sess_free(uv_handle_t *h) {
-  eio_session *s = h->data;
+static void sess_free(eio_session *s) {
   buf_free(&s->queue);
   free(s->poll_cors);
   free(s->hs);
   free(s);
 }
 
+/* c no longer carries s: it goes back to the router. */
 static void detach(eio_session *s, conn_t *c) {
   if (!c) return;
-  c->sess = NULL;
+  if (c->owner == s) conn_release_owner(c);
   if (s->ws == c) s->ws = NULL;
   if (s->poll == c) s->poll = NULL;
   if (s->probe == c) s->probe = NULL;
@@ -203,14 +212,13 @@ static void detach(eio_session *s, conn_t *c) {
 
 /* The deferred end of a session (a task, at the server's safe point): the
  * user leaves its rooms, a held GET is answered, the transports close. */
-static void sess_finish(server_task *t) {
+static void sess_finish(evloop_task *t) {
   eio_session *s = (eio_session *)((char *)t - offsetof(eio_session, task));
   if (s->connected) proto_peer_gone(&s->peer);
   s->connected = 0;
   if (s->poll) {  /* the waiting GET learns of the close: a noop when the client asked for it */
     conn_t *c = s->poll;
     detach(s, c);
-    c->held = 0;
     conn_http_reply(c, 200, "text/plain; charset=UTF-8", s->client_closed ? "6" : "1", 1, s->poll_cors, s->poll_keep);
     conn_http_resume(c);
   }
@@ -219,22 +227,23 @@ static void sess_finish(server_task *t) {
   detach(s, probe);
   if (ws) conn_ws_close(ws, WS_CLOSE_NORMAL, s->why);
   if (probe) conn_ws_close(probe, WS_CLOSE_NORMAL, s->why);
-  uv_close((uv_handle_t *)&s->timer, sess_free);
+  evloop_timer_stop(s->e->ev, &s->timer);
+  sess_free(s);  /* nothing holds it now: out of the table, its transports detached */
 }
 
 /* Session caps: how many there are, per client address, and their handshake copies. */
 static void sess_count(eio_session *s, addr_entry *a) {
   s->addr = a;
   a->sessions++;
-  s->srv->hs_bytes += s->hs_len;
+  s->e->hs_bytes += s->hs_len;
 }
 
 static void sess_uncount(eio_session *s) {
   if (!s->addr) return;
   s->addr->sessions--;
-  addrs_release(&s->srv->addrs, s->addr);
+  addrs_release(s->e->addrs, s->addr);
   s->addr = NULL;
-  s->srv->hs_bytes -= s->hs_len;
+  s->e->hs_bytes -= s->hs_len;
 }
 
 /* Mark the session closing and take it out of the table at once, so that no
@@ -245,10 +254,10 @@ static void sess_close(eio_session *s, const char *why) {
   log_debug("socket.io session %s closed: %s", s->sid.s, why);
   s->closing = 1;
   s->why = why;
-  HASH_DEL(s->srv->sessions, s);
+  HASH_DEL(s->e->sessions, s);
   sess_uncount(s);
-  uv_timer_stop(&s->timer);
-  server_defer(s->srv, &s->task);
+  evloop_timer_stop(s->e->ev, &s->timer);
+  evloop_defer(s->e->ev, &s->task);
 }
 
 /* Keep the handshake request as text (a few hundred bytes, not a whole reader):
@@ -262,36 +271,34 @@ static int keep_request(eio_session *s, const http_req *r) {
   return 0;
 }
 
-static eio_session *sess_new(conn_t *c, http_req *r, const char *remote, addr_entry *a) {
+static eio_session *sess_new(eio_state *e, http_req *r, const char *remote, addr_entry *a) {
   eio_session *s = calloc(1, sizeof *s), *dup;
   if (!s) return NULL;
   do {
     if (ids_new(&s->sid)) { free(s); return NULL; }
-    HASH_FIND_STR(c->srv->sessions, s->sid.s, dup);
+    HASH_FIND_STR(e->sessions, s->sid.s, dup);
   } while (dup);
   if (keep_request(s, r)) { free(s); return NULL; }
-  s->srv = c->srv;
+  s->e = e;
   s->task.run = sess_finish;
   s->peer.ops = &sio_peer_ops;
-  s->peer.srv = c->srv;
+  s->peer.ctx = e->admit->ctx;  /* the rate limit counts packets before the namespace connect */
   snprintf(s->ns, sizeof s->ns, "/");
   snprintf(s->remote, sizeof s->remote, "%s", remote);
   sess_count(s, a);
-  buf_init(&s->queue, c->srv->cfg.out_cap);
-  uv_timer_init(c->srv->loop, &s->timer);
-  s->timer.data = s;
-  uv_timer_start(&s->timer, on_heartbeat, c->srv->cfg.ping_interval_ms, 0);
-  HASH_ADD_STR(c->srv->sessions, sid.s, s);
+  buf_init(&s->queue, e->queue_cap);
+  evloop_timer_start(e->ev, &s->timer, e->ping_interval_ms, on_heartbeat);
+  HASH_ADD_STR(e->sessions, sid.s, s);
   return s;
 }
 
-static size_t max_payload(server_t *srv) { return policy_limits_of(srv->policy, NULL)->max_payload; }
+static size_t max_payload(const eio_state *e) { return policy_limits_of(pol(e), NULL)->max_payload; }
 
 /* The open packet: 0{"sid",…}. */
 static int open_packet(eio_session *s, int with_upgrades, buf_t *pkt) {
   return buf_printf(pkt, "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%llu,\"pingTimeout\":%llu,\"maxPayload\":%zu}",
-                    s->sid.s, with_upgrades ? "\"websocket\"" : "", (unsigned long long)s->srv->cfg.ping_interval_ms,
-                    (unsigned long long)s->srv->cfg.ping_timeout_ms, max_payload(s->srv));
+                    s->sid.s, with_upgrades ? "\"websocket\"" : "", (unsigned long long)s->e->ping_interval_ms,
+                    (unsigned long long)s->e->ping_timeout_ms, max_payload(s->e));
 }
 
 /* ---- Socket.IO packets ---- */
@@ -308,28 +315,15 @@ static void sio_connect_error(eio_session *s, const char *ns, size_t ns_len, con
   buf_free(&pkt);
 }
 
-/* on_connect, the user, the tenant's origins: 1 when the namespace connect is accepted. */
+/* Admission (on_connect, the user, the tenant's origins): 1 when the
+ * namespace connect is accepted. */
 static int sio_accept(eio_session *s, const sio_packet *sp, const char *ns, http_req *hs) {
-  char tenant[72], *data;
-  policy_verdict v;
+  admit_refusal why;
   policy_conn_info info = {"socket.io", hs, s->remote, ns, sp->len ? sp->data : NULL, sp->len};
-  if (policy_on_connect(s->srv->policy, &info, tenant, sizeof tenant, &data, &v)) {
-    sio_connect_error(s, sp->ns, sp->ns_len, v.msg);
-    return 0;
-  }
-  if (ids_new(&s->sio_sid) || proto_peer_open(&s->peer, s->srv, tenant, data)) {
-    sio_connect_error(s, sp->ns, sp->ns_len, "cannot accept more users");
-    return 0;
-  }
-  size_t on;
-  int any;
-  const char *origin = http_req_header(hs, "origin", &on);
-  if (!policy_origin_allowed(s->srv->policy, s->peer.tenant, origin, on, &any)) {  /* the tenant's own list */
-    proto_peer_gone(&s->peer);
-    sio_connect_error(s, sp->ns, sp->ns_len, "origin not allowed");
-    return 0;
-  }
-  return 1;
+  if (ids_new(&s->sio_sid)) snprintf(why.msg, sizeof why.msg, "cannot accept more users");
+  else if (admit_user(s->e->admit, &s->peer, &info, &why) == 0) return 1;
+  sio_connect_error(s, sp->ns, sp->ns_len, why.msg);
+  return 0;
 }
 
 static void sio_connect(eio_session *s, const sio_packet *sp) {
@@ -415,7 +409,6 @@ static void upgrade_done(eio_session *s, conn_t *c) {
   if (s->poll) {  /* release a GET still waiting (it should have had the noop already) */
     conn_t *pc = s->poll;
     detach(s, pc);
-    pc->held = 0;
     conn_http_reply(pc, 200, "text/plain; charset=UTF-8", "6", 1, NULL, 1);
     conn_http_resume(pc);
   }
@@ -461,9 +454,10 @@ static void eio_packet(eio_session *s, const char *p, size_t n, conn_t *from) {
   }
 }
 
-void eio_ws_message(conn_t *c, const char *p, size_t n) {
-  eio_session *s = c->sess;
-  if (!s || s->closing) return;
+/* A text message on a WebSocket carrying s (direct, upgraded or a probe). */
+static void on_ws_message(conn_t *c, const char *p, size_t n) {
+  eio_session *s = c->owner;
+  if (s->closing) return;
   if (s->ws != c && s->probe != c) return;
   eio_packet(s, p, n, c);
 }
@@ -471,51 +465,51 @@ void eio_ws_message(conn_t *c, const char *p, size_t n) {
 /* ---- HTTP transport ---- */
 
 static void poll_answer(conn_t *c, eio_session *s) {
-  c->held = 0;
   detach(s, c);
   conn_http_reply(c, 200, "text/plain; charset=UTF-8", s->queue.data ? s->queue.data : "", s->queue.len,
                   s->poll_cors, s->poll_keep);
   buf_reset(&s->queue);
 }
 
-void eio_poll_flush(conn_t *c) {
-  eio_session *s = c->sess;
-  if (!s || s->poll != c || !s->queue.len) return;
+/* The held GET's connection is being flushed: answer it with what is queued. */
+static void on_flush_held(conn_t *c) {
+  eio_session *s = c->owner;
+  if (s->poll != c || !s->queue.len) return;
   poll_answer(c, s);
   conn_http_resume(c);
 }
 
 static void poll_get(conn_t *c, http_req *r, eio_session *s) {
   if (s->poll) {
-    eio_error(c, r, EIO_ERR_BAD, "Bad request");
+    eio_error(s->e, c, r, EIO_ERR_BAD, "Bad request");
     sess_close(s, "two polls at once");
     return;
   }
-  c->sess = s;
+  conn_set_owner(c, &poll_handlers, s);
   s->poll = c;
   s->poll_keep = http_req_keep_alive(r) != 0;  /* Connection: close is honoured when the answer comes */
   char buf[CORS_LINE_MAX];
-  const char *line = cors(c, r, buf);  /* kept: the answer may come after this request is gone */
+  const char *line = cors(s->e, r, buf);  /* kept: the answer may come after this request is gone */
   free(s->poll_cors);
   s->poll_cors = line ? strdup(line) : NULL;
   if (s->queue.len) { poll_answer(c, s); return; }
-  c->held = 1;  /* answered when a packet is queued (a ping at the latest) */
+  conn_http_hold(c);  /* answered when a packet is queued (a ping at the latest) */
 }
 
 static void poll_post(conn_t *c, http_req *r, eio_session *s) {
   size_t pos = 0, len;
   const char *one;
   char line[CORS_LINE_MAX];
-  conn_http_reply(c, 200, "text/html", "ok", 2, cors(c, r, line), http_req_keep_alive(r));
+  conn_http_reply(c, 200, "text/html", "ok", 2, cors(s->e, r, line), http_req_keep_alive(r));
   while (!s->closing && eio_payload_next(r->body.data ? r->body.data : "", r->body.len, &pos, &one, &len) == 0)
     eio_packet(s, one, len, NULL);
 }
 
-static void preflight(conn_t *c, http_req *r) {
+static void preflight(const eio_state *e, conn_t *c, http_req *r) {
   char extra[1200];
   size_t n = 0;
   char line[CORS_LINE_MAX];
-  const char *want = http_req_header(r, "access-control-request-headers", &n), *allow = cors(c, r, line);
+  const char *want = http_req_header(r, "access-control-request-headers", &n), *allow = cors(e, r, line);
   snprintf(extra, sizeof extra,
            "%sAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
            "Access-Control-Allow-Headers: %.*s\r\nAccess-Control-Max-Age: 86400\r\n",
@@ -523,42 +517,34 @@ static void preflight(conn_t *c, http_req *r) {
   conn_http_reply(c, 204, "text/plain", "", 0, extra, http_req_keep_alive(r));
 }
 
-/* A browser page whose origin the default policy's `origins` leave out. */
-static int origin_refused(conn_t *c, http_req *r) {
-  size_t n;
-  int any;
-  const char *origin = http_req_header(r, "origin", &n);
-  if (policy_origin_allowed(c->srv->policy, NULL, origin, n, &any)) return 0;
-  eio_error(c, r, EIO_ERR_FORBIDDEN, "Forbidden");
-  return 1;
-}
-
-/* The session caps (server.h): 0, or the HTTP status to refuse with. */
-static int over_caps(server_t *srv, addr_entry *a) {
-  if (!a || eio_sessions(srv) >= srv->cfg.max_sessions || srv->hs_bytes + HTTP_MAX_HEADER_BYTES > srv->cfg.max_handshake_bytes)
+/* The session caps (eio.h): 0, or the HTTP status to refuse with. */
+static int over_caps(const eio_state *e, addr_entry *a) {
+  if (!a || eio_sessions(e) >= e->max_sessions || e->hs_bytes + HTTP_MAX_HEADER_BYTES > e->max_handshake_bytes)
     return 503;
-  return a->sessions >= srv->cfg.max_sessions_per_addr ? 429 : 0;
+  return a->sessions >= e->max_sessions_per_addr ? 429 : 0;
 }
 
-static void handshake(conn_t *c, http_req *r, int websocket) {
+static void handshake(eio_state *e, conn_t *c, http_req *r, int websocket) {
   char remote[ADDRS_MAX_TEXT];
-  if (origin_refused(c, r)) return;
+  admit_refusal why;
+  admit_client_addr(e->admit, c->remote, r, remote);
+  policy_conn_info info = {"socket.io", r, remote, NULL, NULL, 0};
+  if (admit_origin(e->admit, &info, &why)) { eio_error(e, c, r, EIO_ERR_FORBIDDEN, "Forbidden"); return; }
   if (websocket && !conn_ws_handshake_ok(c, r)) return;
-  if (!websocket && strcmp(http_req_method(r), "GET") != 0) { eio_error(c, r, EIO_ERR_METHOD, "Bad handshake method"); return; }
-  server_client_addr(c->srv, c, r, remote);
-  addr_entry *a = addrs_get(&c->srv->addrs, remote);
-  int refuse = over_caps(c->srv, a);
+  if (!websocket && strcmp(http_req_method(r), "GET") != 0) { eio_error(e, c, r, EIO_ERR_METHOD, "Bad handshake method"); return; }
+  addr_entry *a = addrs_get(e->addrs, remote);
+  int refuse = over_caps(e, a);
   if (refuse) {
     char line[CORS_LINE_MAX];
     log_info("socket.io handshake from %s refused: too many sessions (%s)", remote, refuse == 429 ? "this address" : "in all");
-    if (a) addrs_release(&c->srv->addrs, a);
+    if (a) addrs_release(e->addrs, a);
     conn_http_reply(c, refuse, "application/json", "{\"code\":3,\"message\":\"Too many sessions\"}", 40,
-                    cors(c, r, line), http_req_keep_alive(r));
+                    cors(e, r, line), http_req_keep_alive(r));
     return;
   }
-  eio_session *s = sess_new(c, r, remote, a);
+  eio_session *s = sess_new(e, r, remote, a);
   if (!s) {
-    addrs_release(&c->srv->addrs, a);
+    addrs_release(e->addrs, a);
     conn_http_reply(c, 503, "text/plain", "out of memory", 13, NULL, 0);
     return;
   }
@@ -567,11 +553,10 @@ static void handshake(conn_t *c, http_req *r, int websocket) {
   open_packet(s, !websocket, &pkt);
   if (!websocket) {
     char line[CORS_LINE_MAX];
-    conn_http_reply(c, 200, "text/plain; charset=UTF-8", pkt.data, pkt.len, cors(c, r, line), http_req_keep_alive(r));
+    conn_http_reply(c, 200, "text/plain; charset=UTF-8", pkt.data, pkt.len, cors(e, r, line), http_req_keep_alive(r));
   } else {
-    c->eio = 1;
-    conn_ws_accept(c, r, max_payload(c->srv));
-    c->sess = s;
+    conn_ws_accept(c, r, max_payload(e), 0);
+    conn_set_owner(c, &ws_handlers, s);
     s->ws = c;
     s->upgraded = 1;
     conn_ws_send_text(c, pkt.data, pkt.len);
@@ -579,52 +564,54 @@ static void handshake(conn_t *c, http_req *r, int websocket) {
   buf_free(&pkt);
 }
 
-void eio_http_request(conn_t *c, http_req *r) {
+void eio_request(eio_state *e, conn_t *c, http_req *r) {
   const char *q, *v;
   size_t qn, vn;
   http_req_query(r, &q, &qn);
-  if (strcmp(http_req_method(r), "OPTIONS") == 0) { preflight(c, r); return; }
+  if (strcmp(http_req_method(r), "OPTIONS") == 0) { preflight(e, c, r); return; }
   v = query_get(q, qn, "EIO", &vn);
-  if (!query_is(v, vn, "4")) { eio_error(c, r, EIO_ERR_VERSION, "Unsupported protocol version"); return; }
+  if (!query_is(v, vn, "4")) { eio_error(e, c, r, EIO_ERR_VERSION, "Unsupported protocol version"); return; }
   v = query_get(q, qn, "transport", &vn);
   int websocket = query_is(v, vn, "websocket");
-  if (!websocket && !query_is(v, vn, "polling")) { eio_error(c, r, EIO_ERR_TRANSPORT, "Transport unknown"); return; }
-  if (websocket != http_req_is_upgrade(r) && websocket) { eio_error(c, r, EIO_ERR_BAD, "Bad request"); return; }
+  if (!websocket && !query_is(v, vn, "polling")) { eio_error(e, c, r, EIO_ERR_TRANSPORT, "Transport unknown"); return; }
+  if (websocket != http_req_is_upgrade(r) && websocket) { eio_error(e, c, r, EIO_ERR_BAD, "Bad request"); return; }
   v = query_get(q, qn, "sid", &vn);
-  if (!v) { handshake(c, r, websocket); return; }
+  if (!v) { handshake(e, c, r, websocket); return; }
   eio_session *s = NULL;
-  if (vn == ID_LEN) HASH_FIND(hh, c->srv->sessions, v, ID_LEN, s);
-  if (!s || s->closing) { eio_error(c, r, EIO_ERR_SID, "Session ID unknown"); return; }
+  if (vn == ID_LEN) HASH_FIND(hh, e->sessions, v, ID_LEN, s);
+  if (!s || s->closing) { eio_error(e, c, r, EIO_ERR_SID, "Session ID unknown"); return; }
   if (websocket) {  /* the upgrade probe */
     if (!conn_ws_handshake_ok(c, r)) return;
-    c->eio = 1;
-    conn_ws_accept(c, r, max_payload(c->srv));
+    conn_ws_accept(c, r, max_payload(e), 0);
     if (s->upgraded || s->probe) {  /* as the reference server: accepted, then closed */
       conn_ws_close(c, WS_CLOSE_NORMAL, "transport already upgraded");
       return;
     }
-    c->sess = s;
+    conn_set_owner(c, &ws_handlers, s);
     s->probe = c;
     return;
   }
-  if (s->upgraded) { eio_error(c, r, EIO_ERR_BAD, "Bad request"); return; }
+  if (s->upgraded) { eio_error(e, c, r, EIO_ERR_BAD, "Bad request"); return; }
   if (strcmp(http_req_method(r), "GET") == 0) poll_get(c, r, s);
   else if (strcmp(http_req_method(r), "POST") == 0) poll_post(c, r, s);
-  else eio_error(c, r, EIO_ERR_BAD, "Bad request");
+  else eio_error(e, c, r, EIO_ERR_BAD, "Bad request");
 }
 
-void eio_conn_gone(conn_t *c) {
-  eio_session *s = c->sess;
-  if (!s) return;
+/* A connection carrying s is closing: a WebSocket transport takes the
+ * session with it; a probe or a held GET only leaves it. */
+static void on_conn_gone(conn_t *c) {
+  eio_session *s = c->owner;
   int was_ws = s->ws == c;
   detach(s, c);
-  c->held = 0;
   if (was_ws) sess_close(s, "transport closed");
 }
 
-size_t eio_sessions(server_t *srv) { return HASH_COUNT(srv->sessions); }
+static const conn_handlers ws_handlers = {NULL, on_ws_message, on_conn_gone, NULL};
+static const conn_handlers poll_handlers = {NULL, NULL, on_conn_gone, on_flush_held};
 
-void eio_close_all(server_t *srv) {
+size_t eio_sessions(const eio_state *e) { return HASH_COUNT(e->sessions); }
+
+void eio_close_all(eio_state *e) {
   eio_session *s, *tmp;
-  HASH_ITER(hh, srv->sessions, s, tmp) sess_close(s, "server stopping");
+  HASH_ITER(hh, e->sessions, s, tmp) sess_close(s, "server stopping");
 }

@@ -1,28 +1,36 @@
 /* eio.h - Engine.IO v4 sessions and the Socket.IO v5 layer on top: HTTP
  * long-polling and WebSocket transports, the upgrade between them, heartbeat,
- * namespace connect (with the policy's on_connect), events and acks. A
- * session is a peer of the event layer; it outlives the connections that
- * carry it. */
+ * namespace connect (through the admission path), events and acks. A session
+ * is a peer of the event layer; it outlives the connections that carry it.
+ * The session table is the eio_state's own. */
 #ifndef PARLEY_EIO_H
 #define PARLEY_EIO_H
 #include <stddef.h>
+#include "addrs.h"
+#include "admit.h"
 #include "conn.h"
 #include "http.h"
+#include "evloop.h"
 
-typedef struct server_s server_t;
 typedef struct eio_session eio_session;
 
+typedef struct {
+  evloop_t *ev;            /* borrowed */
+  const admit_t *admit;      /* borrowed: admission, and the event layer's context */
+  addrs_t *addrs;            /* borrowed: sessions per client address */
+  uint64_t ping_interval_ms, ping_timeout_ms;
+  size_t queue_cap;          /* bytes a polling session may queue before it counts as slow */
+  size_t max_sessions, max_sessions_per_addr;
+  size_t max_handshake_bytes;  /* handshake copies that sessions keep, in all */
+  eio_session *sessions;     /* by sid (owned) */
+  size_t hs_bytes;           /* their handshake copies */
+} eio_state;
+
 /* A request for the Socket.IO path (polling GET/POST, or a WebSocket upgrade). */
-void eio_http_request(conn_t *c, http_req *r);
-/* A text message on a WebSocket that carries Engine.IO. */
-void eio_ws_message(conn_t *c, const char *p, size_t n);
-/* A held long-poll connection is being flushed: answer it with what is queued. */
-void eio_poll_flush(conn_t *c);
-/* c, which serves a session, is closing. */
-void eio_conn_gone(conn_t *c);
+void eio_request(eio_state *e, conn_t *c, http_req *r);
 /* Sessions in the sid table (closing ones have left it). */
-size_t eio_sessions(server_t *srv);
+size_t eio_sessions(const eio_state *e);
 /* Server shutdown: close every session. */
-void eio_close_all(server_t *s);
+void eio_close_all(eio_state *e);
 
 #endif

@@ -6,9 +6,18 @@
 #include <stdint.h>
 #include <uv.h>
 #include "rooms.h"
+#include "evloop.h"
 
-typedef struct server_s server_t;
+typedef struct policy_s policy_t;
 typedef struct peer_s peer_t;
+
+/* What the event layer sees of the world: the loop (its clock), the state
+ * and the policies. Owned by the server, shared by every peer of a loop. */
+typedef struct {
+  evloop_t *ev;            /* borrowed */
+  rooms_state *rooms;        /* borrowed: the store */
+  policy_t *policy;          /* borrowed: the current policies (the owner swaps it on reload) */
+} proto_ctx;
 
 /* Where a reply goes: a Socket.IO ack id, or none (-1). */
 typedef struct {
@@ -17,7 +26,7 @@ typedef struct {
 
 #define PEER_MAX_PARTS 6   /* payload pieces one send_event may splice */
 
-/* The lifecycle rule (task.h, docs/architecture.md): neither op closes or
+/* The lifecycle rule (evloop.h, docs/architecture.md): neither op closes or
  * frees anything inside the call. A peer that must go (a slow consumer, a
  * close asked for) is only marked; it stops taking events at once, and the
  * event layer hears of it through proto_peer_gone at the server's next safe
@@ -25,10 +34,16 @@ typedef struct {
  * send to every member of a room, and go on using the room and its users,
  * whatever a send does. */
 typedef struct {
-  /* Queue one event: name and payload (in parts, spliced without an
-   * intermediate copy). A reply with an ack goes as the ack where the framing
-   * has them. Never closes synchronously; returns nonzero when dropped. */
-  int (*send_event)(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack);
+  /* Queue one event (a notification, a relayed signal): name and payload in
+   * parts, spliced without an intermediate copy. Never closes synchronously;
+   * returns nonzero when dropped. */
+  int (*send_event)(peer_t *p, const char *name, const uv_buf_t *parts, int nparts);
+  /* Queue the answer to a request (a reply or an ERROR): as the ack where the
+   * framing has them and the request asked for one, else as an event. */
+  int (*reply)(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack);
+  /* Acknowledge a request that has no answer of its own (where the framing
+   * has acks and the request asked for one; else nothing). */
+  void (*ack)(peer_t *p, const proto_ack *ack);
   /* Close for a protocol reason (e.g. rate limit abuse), with a log line.
    * Marks only: the peer is gone at the next safe point. */
   void (*close)(peer_t *p, const char *why);
@@ -39,7 +54,7 @@ typedef struct {
 
 struct peer_s {
   const peer_ops *ops;
-  server_t *srv;             /* borrowed */
+  proto_ctx *ctx;            /* borrowed */
   user_t *user;              /* NULL until the peer is accepted as a user */
   tenant_t *tenant;          /* borrowed */
   double tokens;             /* rate limiter */
@@ -47,9 +62,14 @@ struct peer_s {
   unsigned strikes;          /* events refused in the current second */
 };
 
-static inline int peer_send(peer_t *p, const char *name, const char *payload, size_t n, const proto_ack *ack) {
+static inline int peer_send(peer_t *p, const char *name, const char *payload, size_t n) {
   uv_buf_t part = uv_buf_init((char *)payload, (unsigned)n);
-  return p->ops->send_event(p, name, &part, 1, ack);
+  return p->ops->send_event(p, name, &part, 1);
+}
+
+static inline int peer_reply(peer_t *p, const char *name, const char *payload, size_t n, const proto_ack *ack) {
+  uv_buf_t part = uv_buf_init((char *)payload, (unsigned)n);
+  return p->ops->reply(p, name, &part, 1, ack);
 }
 
 #endif

@@ -11,7 +11,6 @@
 #include "proto.h"
 #include "relay.h"
 #include "rooms.h"
-#include "server.h"
 
 /* One request being handled. */
 typedef struct {
@@ -27,7 +26,7 @@ typedef struct {
   buf_t out;                /* this request's reply or notification (never shared) */
 } req_t;
 
-static policy_t *pol(peer_t *c) { return c->srv->policy; }
+static policy_t *pol(peer_t *c) { return c->ctx->policy; }
 
 /* ---- replies ---- */
 
@@ -46,7 +45,7 @@ void proto_error(peer_t *c, const char *rid, size_t rid_len, int code, const cha
   buf_puts(&b, ",\"msg\":");
   jw_string(&b, msg, strlen(msg));
   buf_putc(&b, '}');
-  peer_send(c, "ERROR", b.data, b.len, ack);
+  peer_reply(c, "ERROR", b.data, b.len, ack);
   buf_free(&b);
 }
 
@@ -64,7 +63,7 @@ static void fail_reason(req_t *q, const char *reason) {
 }
 
 static void reply(req_t *q, const char *event) {
-  peer_send(q->c, event, q->out.data, q->out.len, q->ack);
+  peer_reply(q->c, event, q->out.data, q->out.len, q->ack);
 }
 
 static void begin_reply(req_t *q) {
@@ -89,7 +88,7 @@ static void put_int(buf_t *b, const char *key, long long v) {
  * anything synchronously (peer.h), so r and its members stay as they are. */
 static void notify_others(room_t *r, user_t *skip, const char *event, const char *p, size_t n) {
   for (size_t i = 0; i < r->nmembers; i++)
-    if (r->members[i] != skip) peer_send(r->members[i]->peer, event, p, n, NULL);
+    if (r->members[i] != skip) peer_send(r->members[i]->peer, event, p, n);
 }
 
 /* ---- payload fields ---- */
@@ -157,7 +156,7 @@ static room_t *find_room(req_t *q, json_span v) {
 
 /* Events with no reply of their own answer an ack id with an empty ack. */
 static void empty_ack(req_t *q) {
-  if (q->ack && q->ack->ack_id >= 0) q->c->ops->send_event(q->c, NULL, NULL, 0, q->ack);
+  if (q->ack) q->c->ops->ack(q->c, q->ack);
 }
 
 
@@ -190,7 +189,7 @@ static void ev_create_room(req_t *q) {
   policy_settings_free(&req);
   if (rc) { fail_verdict(q, &v); return; }
   if (check_settings(q, &s) == 0) {
-    if (rooms_create(&q->c->srv->rooms, u, &s, &r)) fail(q, ERR_UNSPECIFIED, "out of memory");
+    if (rooms_create(q->c->ctx->rooms, u, &s, &r)) fail(q, ERR_UNSPECIFIED, "out of memory");
     else {
       begin_reply(q);
       put_str(&q->out, "roomID", r->id.s);
@@ -242,7 +241,7 @@ static void ev_join_room(req_t *q) {
   else if ((int)r->nmembers >= r->s.max_users) fail_reason(q, "room_full");
   else if ((int)u->nrooms >= q->lim->max_rooms_per_user) fail_reason(q, "limit_reached");
   else if (rooms_join(r, u)) fail(q, ERR_UNSPECIFIED, "out of memory");
-  else if (join_reply(q, r)) rooms_leave(&q->c->srv->rooms, r, u, &deleted);
+  else if (join_reply(q, r)) rooms_leave(q->c->ctx->rooms, r, u, &deleted);
   else {
     buf_reset(&q->out);
     buf_puts(&q->out, "{\"from\":{\"userID\":");
@@ -289,7 +288,7 @@ static void leave(peer_t *c, room_t *r, user_t *u) {
   int deleted;
   char rid[ID_LEN + 1];
   memcpy(rid, r->id.s, sizeof rid);
-  if (rooms_leave(&c->srv->rooms, r, u, &deleted) || deleted) return;
+  if (rooms_leave(c->ctx->rooms, r, u, &deleted) || deleted) return;
   char note[2 * ID_LEN + 32];  /* {"userID":"…","roomID":"…"}: IDs need no escapes */
   int n = snprintf(note, sizeof note, "{\"userID\":\"%s\",\"roomID\":\"%s\"}", u->id.s, rid);
   if (n > 0 && (size_t)n < sizeof note) notify_others(r, u, "DISCONNECT", note, (size_t)n);
@@ -303,8 +302,11 @@ static void ev_disconnect(req_t *q) {
   empty_ack(q);
 }
 
+/* The relay's verdict: relayed (acknowledged), or an ERROR with requestID null. */
 static void ev_signal(req_t *q) {
-  if (relay_signal(q->c, &q->ix, q->lim, q->ack) == 0) empty_ack(q);
+  policy_verdict v;
+  if (relay_signal(q->c, &q->ix, q->lim, &v) == 0) empty_ack(q);
+  else proto_error(q->c, NULL, 0, v.code, "SIGNAL", v.msg, q->ack);
 }
 
 enum { RID_NONE = -1, RID_OPTIONAL = 0, RID_REQUIRED = 1 };
@@ -328,7 +330,7 @@ static const event_def events[] = {
 
 /* Token bucket: rate per second, burst deep. 0 when the event may proceed. */
 static int rate_check(peer_t *c, const policy_limits *lim) {
-  uint64_t now = uv_now(c->srv->loop);
+  uint64_t now = evloop_now(c->ctx->ev);
   if (c->bucket_ms == 0) { c->tokens = lim->burst; c->bucket_ms = now; }
   c->tokens += (double)(now - c->bucket_ms) * lim->rate / 1000.0;
   if (c->tokens > lim->burst) c->tokens = lim->burst;
@@ -425,14 +427,14 @@ void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
   buf_free(&q.out);
 }
 
-int proto_peer_open(peer_t *c, server_t *srv, const char *tenant, char *data) {
+int proto_peer_open(peer_t *c, proto_ctx *ctx, const char *tenant, char *data) {
   tenant_t *t = NULL;
-  c->srv = srv;
-  int rc = rooms_tenant(&srv->rooms, tenant, &t);
-  if (!rc && t->nusers >= policy_limits_of(srv->policy, t)->max_connections) rc = PARLEY_ELIMIT;
-  if (!rc) rc = rooms_user_add(&srv->rooms, t, c, &c->user);
+  c->ctx = ctx;
+  int rc = rooms_tenant(ctx->rooms, tenant, &t);
+  if (!rc && t->nusers >= policy_limits_of(ctx->policy, t)->max_connections) rc = PARLEY_ELIMIT;
+  if (!rc) rc = rooms_user_add(ctx->rooms, t, c, &c->user);
   if (rc) {
-    if (t) rooms_tenant_release(&srv->rooms, t);
+    if (t) rooms_tenant_release(ctx->rooms, t);
     free(data);
     return rc;
   }
@@ -446,6 +448,6 @@ void proto_peer_gone(peer_t *c) {
   if (!u) return;
   c->user = NULL;
   while (u->nrooms) leave(c, u->rooms[u->nrooms - 1], u);
-  rooms_user_remove(&c->srv->rooms, u);  /* frees the tenant too when it was its last user */
+  rooms_user_remove(c->ctx->rooms, u);  /* frees the tenant too when it was its last user */
   c->tenant = NULL;
 }

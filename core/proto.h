@@ -8,7 +8,7 @@
 
 /* The peer was accepted as a user of tenant: make its user (data: on_connect's
  * JSON for user.data, taken over; may be NULL). */
-int proto_peer_open(peer_t *p, server_t *srv, const char *tenant, char *data);
+int proto_peer_open(peer_t *p, proto_ctx *ctx, const char *tenant, char *data);
 /* The peer is going: leave every room (others are told), drop the user. */
 void proto_peer_gone(peer_t *p);
 /* Handle one event ["NAME", payload]; text is borrowed for the call. */

@@ -2,11 +2,10 @@
  * source is the sender, then splices the raw signal bytes into the target's
  * outgoing frame (one copy, into the target's write queue). */
 #include <string.h>
+#include <stdio.h>
 #include "policy.h"
-#include "proto.h"
 #include "relay.h"
 #include "rooms.h"
-#include "server.h"
 
 /* An ID from a JSON string span without escapes; NULL when it can't be one. */
 static const char *span_id(json_span v) {
@@ -28,8 +27,9 @@ static size_t relay_head(char *out, const char *source, const char *target, cons
   return (size_t)(o - out);
 }
 
-static int signal_error(peer_t *c, int code, const char *msg, const proto_ack *ack) {
-  proto_error(c, NULL, 0, code, "SIGNAL", msg, ack);
+static int refuse(policy_verdict *v, int code, const char *msg) {
+  v->code = code;
+  snprintf(v->msg, sizeof v->msg, "%s", msg);
   return -1;
 }
 
@@ -64,35 +64,33 @@ static void signal_fields_read(const json_index *ix, signal_fields *f) {
   json_index_get(ix, "source", &f->source);
 }
 
-int relay_signal(peer_t *c, const json_index *ix, const policy_limits *lim, const proto_ack *ack) {
+int relay_signal(peer_t *c, const json_index *ix, const policy_limits *lim, policy_verdict *v) {
   signal_fields f;
   if (ix->nitems < 2 || ix->items[1].type != JSON_OBJECT) f.room.type = JSON_NONE;
   else signal_fields_read(ix, &f);
   json_span room_v = f.room, target_v = f.target, signal_v = f.signal, source_v = f.source;
   if (room_v.type != JSON_STRING || target_v.type != JSON_STRING || signal_v.type == JSON_NONE)
-    return signal_error(c, ERR_UNSPECIFIED, "SIGNAL needs room: string, target: string, signal", ack);
+    return refuse(v, ERR_UNSPECIFIED, "SIGNAL needs room: string, target: string, signal");
   int has_source = source_v.type != JSON_NONE;
-  if (has_source && source_v.type != JSON_STRING) return signal_error(c, ERR_UNSPECIFIED, "source must be a string", ack);
-  if (signal_v.n > lim->max_signal) return signal_error(c, ERR_UNSPECIFIED, "signal over the size limit", ack);
+  if (has_source && source_v.type != JSON_STRING) return refuse(v, ERR_UNSPECIFIED, "source must be a string");
+  if (signal_v.n > lim->max_signal) return refuse(v, ERR_UNSPECIFIED, "signal over the size limit");
   const char *rid = span_id(room_v), *tid = span_id(target_v);
   room_t *r = rid ? rooms_find(c->tenant, rid, ID_LEN) : NULL;
-  if (!r || !rooms_is_member(r, c->user)) return signal_error(c, ERR_NO_SUCH_ROOM, "you are not in that room", ack);
+  if (!r || !rooms_is_member(r, c->user)) return refuse(v, ERR_NO_SUCH_ROOM, "you are not in that room");
   user_t *t = tid ? rooms_member_find(r, tid, ID_LEN) : NULL;
-  if (!t) return signal_error(c, ERR_ROOM_ERROR, "the target is not in that room", ack);
+  if (!t) return refuse(v, ERR_ROOM_ERROR, "the target is not in that room");
   if (has_source) {
     const char *sid = span_id(source_v);
-    if (!sid || memcmp(sid, c->user->id.s, ID_LEN) != 0) return signal_error(c, ERR_ROOM_ERROR, "source is not you", ack);
+    if (!sid || memcmp(sid, c->user->id.s, ID_LEN) != 0) return refuse(v, ERR_ROOM_ERROR, "source is not you");
   }
-  if (policy_wants_signal(c->srv->policy, c->tenant)) {  /* the policy opted in: it pays for Lua */
-    policy_verdict v;
-    if (policy_on_signal(c->srv->policy, r, c->user, t, signal_v.p, signal_v.n, &v))
-      return signal_error(c, v.code, v.msg, ack);
-  }
+  policy_t *pol = c->ctx->policy;
+  if (policy_wants_signal(pol, c->tenant) && policy_on_signal(pol, r, c->user, t, signal_v.p, signal_v.n, v))
+    return -1;  /* the policy opted in (it pays for Lua) and said no */
   char head[128];
   size_t hl = relay_head(head, c->user->id.s, t->id.s, r->id.s);
   uv_buf_t parts[3] = {uv_buf_init(head, (unsigned)hl), uv_buf_init((char *)signal_v.p, (unsigned)signal_v.n),
                        uv_buf_init("}", 1)};
   peer_t *to = t->peer;
-  to->ops->send_event(to, "SIGNAL", parts, 3, NULL);
+  to->ops->send_event(to, "SIGNAL", parts, 3);
   return 0;
 }

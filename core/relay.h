@@ -7,7 +7,8 @@
 #include "policy.h"
 
 /* ix: the SIGNAL event as indexed while it was validated (its payload's
- * members). 0 when relayed; else the ERROR has been sent. */
-int relay_signal(peer_t *p, const json_index *ix, const policy_limits *lim, const proto_ack *ack);
+ * members). 0 when relayed; else *v says why not (the caller answers with
+ * ERROR). */
+int relay_signal(peer_t *p, const json_index *ix, const policy_limits *lim, policy_verdict *v);
 
 #endif

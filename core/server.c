@@ -1,11 +1,11 @@
-/* server.c - the listener, the connection list, the flush of queued output
- * once per loop turn, and shutdown on SIGINT/SIGTERM. */
+/* server.c - builds the house: the loop's state, the listener and the
+ * connection list with their caps, the store, the policies, the admission,
+ * the Engine.IO sessions and the router; then signals, reload, shutdown. */
 #include <stdio.h>
 #include <sys/resource.h>
 #include <string.h>
 #include "err.h"
 #include "log.h"
-#include "eio.h"
 #include "server.h"
 
 #define STOP_GRACE_MS 1000
@@ -29,87 +29,20 @@ void server_config_default(server_config *cfg) {
   policy_options_default(&cfg->policy);
 }
 
-static void on_idle(uv_idle_t *h) { (void)h; }
-
-void server_mark_dirty(server_t *s, conn_t *c) {
-  if (c->dirty) return;
-  c->dirty = 1;
-  c->dirty_next = s->dirty;
-  if (!s->dirty && !s->flushed_last) uv_idle_start(&s->wake, on_idle);  /* keep the loop from blocking before the flush */
-  s->dirty = c;
-}
-
-void server_defer(server_t *s, server_task *t) {
-  if (t->queued) return;
-  t->queued = 1;
-  t->next = NULL;
-  if (s->tasks_tail) s->tasks_tail->next = t;
-  else s->tasks = t;
-  s->tasks_tail = t;
-  if (!s->flushed_last) uv_idle_start(&s->wake, on_idle);  /* keep the loop from blocking before the check */
-}
-
-void server_run_tasks(server_t *s) {
-  while (s->tasks) {
-    server_task *t = s->tasks;
-    s->tasks = t->next;
-    if (!s->tasks) s->tasks_tail = NULL;
-    t->queued = 0;
-    t->run(t);  /* may free t's owner, and may queue more */
-  }
-}
-
-/* Once per loop turn, after reads: the deferred work (closes, detaches,
- * resumed input), then write what every connection has queued. A flush can
- * queue work (a slow consumer's close) and work can queue output: both run
- * until neither is left. */
-static void on_check(uv_check_t *h) {
-  server_t *s = h->data;
-  server_run_tasks(s);
-  while (s->dirty) {
-    while (s->dirty) {
-      conn_t *c = s->dirty;
-      s->dirty = c->dirty_next;
-      c->dirty = 0;
-      conn_flush(c);
-    }
-    server_run_tasks(s);
-  }
-  uv_idle_stop(&s->wake);
-}
-
-void server_conn_gone(server_t *s, conn_t *c) {
+/* A connection's socket is closing: off the list, out of the caps. */
+static void conn_released(conn_t *c, void *arg) {
+  server_t *s = arg;
   if (c->prev) c->prev->next = c->next;
   else s->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = NULL;
-  s->nconns--;
+  s->net.nconns--;
   if (c->addr) { c->addr->conns--; addrs_release(&s->addrs, c->addr); c->addr = NULL; }
-  /* c stays on the dirty list until the flush; conn_flush skips closed ones */
-}
-
-void server_client_addr(server_t *s, const conn_t *c, const http_req *r, char out[ADDRS_MAX_TEXT]) {
-  size_t n;
-  const char *xff;
-  snprintf(out, ADDRS_MAX_TEXT, "%s", c->remote);
-  if (!s->cfg.trust_proxy.family || !addrs_cidr_has(&s->cfg.trust_proxy, c->remote)) return;
-  if (!(xff = http_req_header(r, "x-forwarded-for", &n)) || n == 0) return;
-  size_t end = n, start;
-  while (end && (xff[end - 1] == ' ' || xff[end - 1] == '\t')) end--;
-  start = end;
-  while (start && xff[start - 1] != ',') start--;
-  while (start < end && (xff[start] == ' ' || xff[start] == '\t')) start++;
-  char cand[ADDRS_MAX_TEXT];
-  addrs_cidr any;
-  if (end - start == 0 || end - start >= sizeof cand) return;
-  memcpy(cand, xff + start, end - start);
-  cand[end - start] = 0;
-  if (addrs_cidr_parse(cand, &any) == 0 && !strchr(cand, '/')) memcpy(out, cand, end - start + 1);
 }
 
 /* NULL when c, just accepted, is within the connection caps; else why not. */
 static const char *admit(server_t *s, conn_t *c) {
-  if (s->nconns > s->cfg.max_conns) return "too many connections";
+  if (s->net.nconns > s->cfg.max_conns) return "too many connections";
   if (!(c->addr = addrs_get(&s->addrs, c->remote))) return "out of memory";
   c->addr->conns++;
   if (c->addr->conns > s->cfg.max_conns_per_addr) return "too many connections from this address";
@@ -120,11 +53,11 @@ static const char *admit(server_t *s, conn_t *c) {
  * socket (open_socket: uv_accept or uv_tcp_open), then the caps. */
 static int serve(server_t *s, int (*open_socket)(conn_t *c, void *arg), void *arg) {
   conn_t *c;
-  if (conn_new(s, &c)) return PARLEY_ENOMEM;
+  if (conn_new(&s->net, policy_limits_of(s->ctx.policy, NULL)->max_payload, &c)) return PARLEY_ENOMEM;
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
   s->conns = c;
-  s->nconns++;
+  s->net.nconns++;
   int rc = open_socket(c, arg);
   if (rc) { conn_close(c, "accept failed"); return rc; }
   conn_start(c);
@@ -141,9 +74,11 @@ static int accept_socket(conn_t *c, void *listener) { return uv_accept(listener,
 static void on_connection(uv_stream_t *l, int status) {
   server_t *s = l->data;
   if (status < 0) {  /* e.g. out of file descriptors: say so at most once a second */
-    static uint64_t last_ms;
     uint64_t now = uv_now(s->loop);
-    if (now - last_ms >= 1000 || last_ms == 0) { log_warn("accept: %s", uv_strerror(status)); last_ms = now; }
+    if (now - s->accept_logged_ms >= 1000 || s->accept_logged_ms == 0) {
+      log_warn("accept: %s", uv_strerror(status));
+      s->accept_logged_ms = now;
+    }
     return;
   }
   if (serve(s, accept_socket, l) == PARLEY_ENOMEM) log_error("accept: out of memory");
@@ -167,12 +102,12 @@ int server_reload(server_t *s) {
   policy_t *np;
   int rc = policy_load(s->cfg.policies, &s->cfg.policy, &np);
   if (rc) {
-    log_error("policy reload failed; version %s keeps serving", policy_version(s->policy));
+    log_error("policy reload failed; version %s keeps serving", policy_version(s->ctx.policy));
     return rc;
   }
-  log_info("policy reloaded: version %s replaces %s", policy_version(np), policy_version(s->policy));
-  policy_free(s->policy);
-  s->policy = np;
+  log_info("policy reloaded: version %s replaces %s", policy_version(np), policy_version(s->ctx.policy));
+  policy_free(s->ctx.policy);
+  s->ctx.policy = np;
   return 0;
 }
 
@@ -210,11 +145,8 @@ void server_watch(server_t *s) {
 static void on_stop_timer(uv_timer_t *t) {
   server_t *s = t->data;
   for (conn_t *c = s->conns; c; c = c->next) conn_close(c, "server stopping");
-  eio_close_all(s);     /* sessions made since server_stop */
-  server_run_tasks(s);  /* the flusher that would run them closes now */
-  s->flushed_last = 1;
-  uv_close((uv_handle_t *)&s->flusher, NULL);
-  uv_close((uv_handle_t *)&s->wake, NULL);
+  eio_close_all(&s->eio);  /* sessions made since server_stop */
+  evloop_close(&s->ev);  /* runs what is queued, then closes */
   uv_close((uv_handle_t *)&s->stop_timer, NULL);
 }
 
@@ -233,7 +165,7 @@ void server_stop(server_t *s) {
     if (c->state == CONN_WS) conn_ws_close(c, WS_CLOSE_GOING_AWAY, "server stopping");
     else conn_close(c, "server stopping");
   }
-  eio_close_all(s);
+  eio_close_all(&s->eio);
   uv_timer_start(&s->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
 }
 
@@ -265,19 +197,37 @@ static size_t default_max_conns(void) {
   return rl.rlim_cur > 128 ? (size_t)rl.rlim_cur - 64 : 64;
 }
 
+/* Wire the layers: each gets pointers to what it may use, nothing above it. */
+static void wire(server_t *s) {
+  const server_config *cfg = &s->cfg;
+  s->net = (conn_env){.ev = &s->ev, .fresh = &routes_handlers, .fresh_owner = &s->routes,
+                      .out_cap = cfg->out_cap, .ping_interval_ms = cfg->ping_interval_ms,
+                      .ping_timeout_ms = cfg->ping_timeout_ms, .released = conn_released, .released_arg = s};
+  s->ctx.ev = &s->ev;
+  s->ctx.rooms = &s->rooms;
+  s->admit = (admit_t){.ctx = &s->ctx, .trust_proxy = cfg->trust_proxy};
+  s->eio = (eio_state){.ev = &s->ev, .admit = &s->admit, .addrs = &s->addrs,
+                       .ping_interval_ms = cfg->ping_interval_ms, .ping_timeout_ms = cfg->ping_timeout_ms,
+                       .queue_cap = cfg->out_cap, .max_sessions = cfg->max_sessions,
+                       .max_sessions_per_addr = cfg->max_sessions_per_addr,
+                       .max_handshake_bytes = cfg->max_handshake_bytes};
+  s->routes = (routes_t){.admit = &s->admit, .eio = &s->eio, .net = &s->net, .rooms = &s->rooms, .addrs = &s->addrs};
+  snprintf(s->routes.sio_path, sizeof s->routes.sio_path, "%s", cfg->sio_path);
+  snprintf(s->routes.web.root, sizeof s->routes.web.root, "%s", cfg->web);
+  snprintf(s->routes.web.client_js, sizeof s->routes.web.client_js, "%s", cfg->client_js);
+}
+
 int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
   memset(s, 0, sizeof *s);
   s->loop = loop;
   s->cfg = *cfg;
   if (!s->cfg.max_conns) s->cfg.max_conns = default_max_conns();
   rooms_init(&s->rooms);
-  int rc = policy_load(cfg->policies, &cfg->policy, &s->policy);
+  wire(s);
+  int rc = policy_load(cfg->policies, &cfg->policy, &s->ctx.policy);
   if (rc) return rc;
-  if ((rc = listen_on(s))) { policy_free(s->policy); s->policy = NULL; return rc; }
-  uv_check_init(loop, &s->flusher);
-  s->flusher.data = s;
-  uv_check_start(&s->flusher, on_check);
-  uv_idle_init(loop, &s->wake);
+  if ((rc = listen_on(s))) { policy_free(s->ctx.policy); s->ctx.policy = NULL; return rc; }
+  evloop_init(&s->ev, loop);
   uv_timer_init(loop, &s->stop_timer);
   s->stop_timer.data = s;
   uv_signal_init(loop, &s->sigint);
@@ -303,6 +253,6 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
 void server_free(server_t *s) {
   rooms_free(&s->rooms);
   addrs_free(&s->addrs);
-  policy_free(s->policy);
-  s->policy = NULL;
+  policy_free(s->ctx.policy);
+  s->ctx.policy = NULL;
 }

@@ -1,13 +1,19 @@
-/* server.h - the listener, the list of connections, the once-per-turn flush,
- * shutdown on signals, and the state every connection shares. */
+/* server.h - the top of the house: it owns the loop's state (evloop), the
+ * listener and the list of connections, the store, the policies, the
+ * Engine.IO sessions and the router, wires them together, and handles
+ * signals, reload and shutdown. Nothing below includes this header. */
 #ifndef PARLEY_SERVER_H
 #define PARLEY_SERVER_H
 #include <uv.h>
 #include "addrs.h"
+#include "admit.h"
 #include "conn.h"
+#include "eio.h"
+#include "peer.h"
 #include "policy.h"
 #include "rooms.h"
-#include "task.h"
+#include "routes.h"
+#include "evloop.h"
 
 typedef struct {
   char host[64];
@@ -27,31 +33,27 @@ typedef struct {
   policy_options policy;
 } server_config;
 
-struct server_s {
+typedef struct server_s {
   uv_loop_t *loop;
+  evloop_t ev;             /* tasks, flushes, timers, the read buffer */
   uv_tcp_t listener;
-  uv_check_t flusher;
-  uv_idle_t wake;            /* active while output waits for the flush */
   uv_signal_t sigint, sigterm, sighup;
   uv_fs_event_t watch[2];    /* the policies directory and its tenants/ */
   uv_timer_t reload_timer;   /* debounces file changes */
   uv_timer_t stop_timer;
   server_config cfg;
-  conn_t *conns;
-  size_t nconns;             /* TCP connections */
-  size_t nsessions;          /* of which upgraded (WebSocket / Socket.IO) */
-  conn_t *dirty;
-  server_task *tasks, *tasks_tail;  /* deferred work, run in order */
-  rooms_state rooms;
-  struct eio_session *sessions;  /* Engine.IO sessions by sid */
-  size_t hs_bytes;           /* their handshake copies */
+  conn_env net;              /* what every connection shares */
+  conn_t *conns;             /* every TCP connection (net.nconns of them) */
+  rooms_state rooms;         /* the store */
+  proto_ctx ctx;             /* the event layer's view: loop, store, policy (ctx.policy is owned) */
+  admit_t admit;
+  eio_state eio;             /* Engine.IO sessions */
+  routes_t routes;
   addrs_t addrs;             /* connections and sessions per client address */
-  policy_t *policy;
   int stopping;
-  int flushed_last;          /* the flusher is closed: nothing runs tasks any more */
   int bound_port;
-  char read_buf[65536];
-};
+  uint64_t accept_logged_ms; /* the last "accept failed" log line */
+} server_t;
 
 void server_config_default(server_config *cfg);
 /* Load the policy and listen; prints "parley listening on HOST:PORT". */
@@ -67,15 +69,5 @@ void server_free(server_t *s);
 /* Serve an already connected socket as if accepted (in-process tests and the
  * lifecycle fuzzer); 0, or an error with fd still the caller's. */
 int server_adopt(server_t *s, uv_os_sock_t fd);
-void server_mark_dirty(server_t *s, conn_t *c);
-/* Queue t (t->run set by its owner) for the next safe point. */
-void server_defer(server_t *s, server_task *t);
-/* Run every queued task, and what they queue in turn (a safe point only:
- * the check phase, a timer callback, shutdown). */
-void server_run_tasks(server_t *s);
-void server_conn_gone(server_t *s, conn_t *c);
-/* The client's address for request r on c: the last X-Forwarded-For entry when
- * c's peer is a trusted proxy (--trust-proxy) and it names one, else c's peer. */
-void server_client_addr(server_t *s, const conn_t *c, const http_req *r, char out[ADDRS_MAX_TEXT]);
 
 #endif

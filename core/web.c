@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include "server.h"
 #include "web.h"
 
 #define WEB_MAX_FILE (8u << 20)
@@ -93,14 +92,13 @@ static char *read_file(int fd, struct stat *st) {
   return data;
 }
 
-void web_serve(conn_t *c, http_req *r) {
-  const server_config *cfg = &c->srv->cfg;
+void web_serve(const web_config *cfg, conn_t *c, http_req *r) {
   const char *raw;
   size_t rn, dn;
   char path[1024], file[2200];
   int head = strcmp(http_req_method(r), "HEAD") == 0;
   http_req_path(r, &raw, &rn);
-  int bad = (!head && strcmp(http_req_method(r), "GET") != 0) || !cfg->web[0] || rn >= sizeof path ||
+  int bad = (!head && strcmp(http_req_method(r), "GET") != 0) || !cfg->root[0] || rn >= sizeof path ||
             http_pct_decode(raw, rn, path, &dn, HTTP_PCT_STRICT);
   if (!bad) path[dn] = 0;
   if (bad || !web_path_safe(path, dn)) {
@@ -113,7 +111,7 @@ void web_serve(conn_t *c, http_req *r) {
     fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   } else {
     snprintf(file, sizeof file, "%s%s", path, path[dn - 1] == '/' ? "index.html" : "");
-    fd = open_beneath(cfg->web, file);
+    fd = open_beneath(cfg->root, file);
   }
   struct stat st;
   char *data = read_file(fd, &st);

@@ -17,8 +17,9 @@
  *   3 WS k CTL PKT SPLIT                         4 CLOSE k MODE(0 close,
  *   1 shutdown(SHUT_WR), 2 read what is there, then close)
  *   5 RUN (one uv_run NOWAIT)   6 SETTLE (8 x NOWAIT)   7 DRAIN k
- *   8 DRAIN all         9 SLEEP ms(1-25): until the next timer is due, at
- *   most ms (none when no timer is pending; SLEEP_BUDGET_MS per input)
+ *   8 DRAIN all         9 SLEEP b: advance the server's clock to its next
+ *   timer, at most 1 + b % 25 ms (b < 200) or as far as that timer is (b >=
+ *   200: a close deadline, an HTTP idle timeout); SLEEP_BUDGET_MS per input
  *   10 RAW k len bytes.. (written as they are)
  * REQ = kind flags ...: kind % 10: 0 polling handshake, 1 polling GET sid j,
  *   2 POST sid j n(1-6) PKT.., 3 upgrade /ws, 4 upgrade Socket.IO handshake,
@@ -44,12 +45,10 @@
  * tests/fuzz/lifecycle.dict (from lifecycle_seeds.py) holds encoded client
  * steps for -dict.
  *
- * The clock is real: SLEEP really sleeps and the 20 (or 3) ms ping interval/timeout
- * fire by wall time, so a run is slightly non-deterministic (an input that
- * crashed may need a retry to crash again). libuv timers read the loop's
- * monotonic clock (uv_now/uv_update_time), which a harness can't advance; a
- * fake clock would need a clock seam in the core (every uv_now and
- * uv_timer_start going through the server).
+ * The clock is the harness's: the server's timers all run on its evloop
+ * (core/evloop.h), switched to a hand-driven clock, so SLEEP costs no wall
+ * time, a run is deterministic, and deadlines of seconds (a close grace, the
+ * HTTP idle timeout) are as reachable as the 20 (or 3) ms heartbeat.
  *
  * Triage: FUZZ_LIFECYCLE_TRACE=1 prints each op with what it wrote and read;
  * FUZZ_LIFECYCLE_LOG=debug|info|warn|error turns the server's log back on. */
@@ -73,7 +72,7 @@
 
 #define NCONN 4
 #define NLEARN 8
-#define SLEEP_BUDGET_MS 50
+#define SLEEP_BUDGET_MS 120000  /* of the harness's clock, per input */
 #define PEEK_BYTES 16384
 #define MAX_SIGNAL 65000
 #define RESTART_EVERY 1000  /* inputs per server before a full stop and uv_loop_close check */
@@ -183,16 +182,16 @@ static void settle(void) {
   peek_all();
 }
 
-/* Wait for the loop's next timer (a heartbeat, a ping timeout), at most ms:
- * no time passes for nothing, and none at all when no timer is pending. */
+/* Move the server's clock to its next timer (a heartbeat, a ping timeout, a
+ * deadline), at most ms (0: however far it is): no time passes for nothing,
+ * and none at all when no timer is pending. */
 static void sleep_ms(unsigned ms) {
-  int due = uv_backend_timeout(&H.loop);
+  int64_t due = evloop_next_due(&H.srv.ev);
   if (due < 0) { run_once(); return; }
-  if ((unsigned)due < ms) ms = (unsigned)due;
+  if (ms == 0 || (uint64_t)due < ms) ms = (unsigned)due;
   if (H.slept_ms + ms > SLEEP_BUDGET_MS) ms = SLEEP_BUDGET_MS - H.slept_ms;
   H.slept_ms += ms;
-  struct timespec ts = {0, (long)ms * 1000000L};
-  if (ms) nanosleep(&ts, NULL);
+  evloop_advance(&H.srv.ev, ms);
   run_once();
 }
 
@@ -392,7 +391,7 @@ static void step(input *in, buf_t *out) {
     case 6: settle(); break;
     case 7: drain(conn_arg(in, 0)); break;
     case 8: for (k = 0; k < NCONN; k++) drain(k); break;
-    case 9: sleep_ms(1 + u8(in) % 25); break;
+    case 9: { unsigned arg = u8(in); sleep_ms(arg < 200 ? 1 + arg % 25 : 0); break; }
     default: k = conn_arg(in, 1); raw_bytes(in, out, u8(in)); put(k, out->data, out->len); break;
   }
   if (turn && (op == 1 || op == 2 || op == 3 || op == 10)) run_once();
@@ -406,9 +405,10 @@ static void step(input *in, buf_t *out) {
  * KiB, 20 ms). */
 static const size_t caps[12] = {256u << 10, 64u << 10, 16u << 10, 4u << 10, 1u << 10, 512, 448, 384, 320, 288, 256, 224};
 
-static void configure(server_config *cfg, unsigned b) {
-  cfg->out_cap = caps[b % 12];
-  cfg->ping_interval_ms = cfg->ping_timeout_ms = (b / 12) % 2 ? 3 : 20;
+static void configure(server_t *s, unsigned b) {
+  s->net.out_cap = s->eio.queue_cap = caps[b % 12];
+  uint64_t ping = (b / 12) % 2 ? 3 : 20;
+  s->net.ping_interval_ms = s->net.ping_timeout_ms = s->eio.ping_interval_ms = s->eio.ping_timeout_ms = ping;
 }
 
 static void start_server(void) {
@@ -418,7 +418,6 @@ static void start_server(void) {
   cfg.port = 0;  /* listens, never used: clients come through server_adopt */
   snprintf(cfg.policies, sizeof cfg.policies, "%s/policies", PARLEY_SOURCE_DIR);
   cfg.web[0] = 0;
-  configure(&cfg, 0);
   if (uv_loop_init(&H.loop)) abort();
   int saved = dup(2), devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
   dup2(devnull, 2);  /* server_init prints its listening line */
@@ -427,6 +426,8 @@ static void start_server(void) {
   close(saved);
   close(devnull);
   if (rc) { fprintf(stderr, "fuzz_lifecycle: server_init failed (%d)\n", rc); abort(); }
+  evloop_clock_manual(&H.srv.ev);
+  configure(&H.srv, 0);
   H.up = 1;
 }
 
@@ -436,7 +437,7 @@ static void close_clients(void) {
 }
 
 static int server_empty(void) {
-  return !H.srv.nconns && !H.srv.conns && !H.srv.sessions && !H.srv.rooms.nusers && !H.srv.rooms.nrooms;
+  return !H.srv.net.nconns && !H.srv.conns && !H.srv.eio.sessions && !H.srv.rooms.nusers && !H.srv.rooms.nrooms;
 }
 
 /* Between inputs (the server is reused: no new Lua VM, listener or watches per
@@ -448,15 +449,16 @@ static int server_empty(void) {
 static void reset(void) {
   close_clients();
   for (int i = 0; i < 4; i++) uv_run(&H.loop, UV_RUN_NOWAIT);
-  eio_close_all(&H.srv);
+  eio_close_all(&H.srv.eio);
   uint64_t deadline = uv_hrtime() + 5000000000ull;
   for (unsigned turns = 0; !server_empty(); turns++) {
     uv_run(&H.loop, UV_RUN_NOWAIT);
+    evloop_advance(&H.srv.ev, 100);  /* close deadlines pass on the harness's clock */
     if (turns == 64)
       for (conn_t *c = H.srv.conns, *next; c; c = next) { next = c->next; conn_close(c, "fuzz reset"); }
     if (uv_hrtime() > deadline) {
       fprintf(stderr, "fuzz_lifecycle: the server still holds %zu connections, %s sessions, %zu users, %zu rooms "
-              "5 s after its clients closed\n", H.srv.nconns, H.srv.sessions ? "some" : "no",
+              "5 s after its clients closed\n", H.srv.net.nconns, H.srv.eio.sessions ? "some" : "no",
               H.srv.rooms.nusers, H.srv.rooms.nrooms);
       abort();
     }
@@ -511,7 +513,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   memset(&H.rooms, 0, sizeof H.rooms);
   H.slept_ms = 0;
   if (!H.up) start_server();
-  configure(&H.srv.cfg, u8(&in));
+  configure(&H.srv, u8(&in));
   buf_init(&out, 0);
   while (in.n) step(&in, &out);
   buf_free(&out);

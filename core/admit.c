@@ -1,0 +1,60 @@
+/* admit.c - admission: the Origin (before and after the tenant is known),
+ * on_connect, the tenant's user cap, and a log line for every refusal. The
+ * transports (ws_peer.c, eio.c) call it and only choose how to say no. */
+#include <stdio.h>
+#include <string.h>
+#include "admit.h"
+#include "err.h"
+#include "log.h"
+#include "proto.h"
+
+void admit_client_addr(const admit_t *a, const char *peer_addr, const http_req *r, char out[ADDRS_MAX_TEXT]) {
+  size_t n;
+  const char *xff;
+  snprintf(out, ADDRS_MAX_TEXT, "%s", peer_addr);
+  if (!a->trust_proxy.family || !addrs_cidr_has(&a->trust_proxy, peer_addr)) return;
+  if (!(xff = http_req_header(r, "x-forwarded-for", &n)) || n == 0) return;
+  size_t end = n, start;
+  while (end && (xff[end - 1] == ' ' || xff[end - 1] == '\t')) end--;
+  start = end;
+  while (start && xff[start - 1] != ',') start--;
+  while (start < end && (xff[start] == ' ' || xff[start] == '\t')) start++;
+  char cand[ADDRS_MAX_TEXT];
+  addrs_cidr any;
+  if (end - start == 0 || end - start >= sizeof cand) return;
+  memcpy(cand, xff + start, end - start);
+  cand[end - start] = 0;
+  if (addrs_cidr_parse(cand, &any) == 0 && !strchr(cand, '/')) memcpy(out, cand, end - start + 1);
+}
+
+static int refuse(admit_refusal *why, const policy_conn_info *info, const char *tenant, int status, const char *msg) {
+  why->status = status;
+  snprintf(why->msg, sizeof why->msg, "%s", msg);
+  log_info("%s connection from %s refused%s%s: %s", info->framing, info->remote_addr, tenant ? " for tenant " : "",
+           tenant ? tenant : "", msg);
+  return PARLEY_EINVAL;
+}
+
+static int origin_ok(const admit_t *a, const tenant_t *t, const policy_conn_info *info) {
+  size_t n;
+  int any;
+  const char *origin = http_req_header(info->http, "origin", &n);
+  return policy_origin_allowed(a->ctx->policy, t, origin, n, &any);
+}
+
+int admit_origin(const admit_t *a, const policy_conn_info *info, admit_refusal *why) {
+  return origin_ok(a, NULL, info) ? 0 : refuse(why, info, NULL, 403, "origin not allowed");
+}
+
+int admit_user(const admit_t *a, peer_t *p, const policy_conn_info *info, admit_refusal *why) {
+  char tenant[72], *data;
+  policy_verdict v;
+  int rc = policy_on_connect(a->ctx->policy, info, tenant, sizeof tenant, &data, &v);
+  if (rc) return refuse(why, info, NULL, rc == PARLEY_ELUA ? 500 : 403, v.msg);
+  if (proto_peer_open(p, a->ctx, tenant, data)) return refuse(why, info, tenant, 503, "cannot accept more users");
+  if (!origin_ok(a, p->tenant, info)) {  /* the tenant's own list */
+    proto_peer_gone(p);
+    return refuse(why, info, tenant, 403, "origin not allowed");
+  }
+  return 0;
+}

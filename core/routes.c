@@ -1,0 +1,59 @@
+/* routes.c - the router: one table from path to handler, the Socket.IO path
+ * beside it, static files for the rest; /healthz and /metrics answered here. */
+#include <stdio.h>
+#include <string.h>
+#include "routes.h"
+#include "ws_peer.h"
+
+static void reply(conn_t *c, http_req *r, int status, const char *ctype, const char *body) {
+  conn_http_reply(c, status, ctype, body, strlen(body), NULL, status == 200 && http_req_keep_alive(r));
+}
+
+/* Each route gets the connection as its context; the router is its owner. */
+static void route_healthz(void *ctx, http_req *r) { reply(ctx, r, 200, "text/plain", "ok"); }
+
+static void route_metrics(void *ctx, http_req *r) {
+  conn_t *c = ctx;
+  const routes_t *rt = c->owner;
+  char body[512];
+  snprintf(body, sizeof body,
+           "parley_connections %zu\nparley_users %zu\nparley_rooms %zu\nparley_tcp_connections %zu\n"
+           "parley_tenants %zu\nparley_eio_sessions %zu\nparley_client_addresses %zu\n",
+           rt->net->nupgraded, rt->rooms->nusers, rt->rooms->nrooms, rt->net->nconns, rt->rooms->ntenants,
+           eio_sessions(rt->eio), rt->addrs->n);
+  reply(c, r, 200, "text/plain; version=0.0.4", body);
+}
+
+static void route_ws(void *ctx, http_req *r) {
+  conn_t *c = ctx;
+  const routes_t *rt = c->owner;
+  ws_peer_upgrade(rt->admit, c, r);
+}
+
+static const http_route routes[] = {
+  {"/healthz", route_healthz},
+  {"/metrics", route_metrics},
+  {"/ws", route_ws},
+  {NULL, NULL}};
+
+/* The Socket.IO path matches with or without its trailing slash. */
+static int is_sio_path(const routes_t *rt, const char *path, size_t n) {
+  const char *sio = rt->sio_path;
+  size_t sl = strlen(sio);
+  if (!sl || n > sl || memcmp(path, sio, n) != 0) return 0;
+  return n == sl || (n + 1 == sl && sio[n] == '/');
+}
+
+static void on_request(conn_t *c, http_req *r) {
+  const routes_t *rt = c->owner;
+  const char *path;
+  size_t n;
+  http_req_path(r, &path, &n);
+  http_handler h = http_route_find(routes, path, n);
+  if (h) h(c, r);
+  else if (is_sio_path(rt, path, n)) eio_request(rt->eio, c, r);
+  else if (!http_req_is_upgrade(r)) web_serve(&rt->web, c, r);
+  else reply(c, r, 404, "text/plain", "not found");
+}
+
+const conn_handlers routes_handlers = {on_request, NULL, NULL, NULL};

@@ -1,0 +1,27 @@
+/* routes.h - where each HTTP request on a fresh connection goes: /healthz,
+ * /metrics, the plain /ws upgrade, the Socket.IO path, else a static file.
+ * Its handler table is what the server gives every new connection. */
+#ifndef PARLEY_ROUTES_H
+#define PARLEY_ROUTES_H
+#include "addrs.h"
+#include "admit.h"
+#include "conn.h"
+#include "eio.h"
+#include "rooms.h"
+#include "web.h"
+
+typedef struct {
+  char sio_path[256];        /* the Engine.IO / Socket.IO endpoint, "" to disable */
+  web_config web;
+  const admit_t *admit;      /* borrowed: the plain /ws admission */
+  eio_state *eio;            /* borrowed */
+  /* what /metrics reports (borrowed) */
+  const conn_env *net;
+  const rooms_state *rooms;
+  const addrs_t *addrs;
+} routes_t;
+
+/* The handlers of a fresh connection; its owner object is the routes_t. */
+extern const conn_handlers routes_handlers;
+
+#endif
