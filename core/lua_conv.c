@@ -21,40 +21,42 @@ static void push_json_field(lua_State *L, const char *json, const char *field) {
 
 void lconv_push_user(lua_State *L, const user_t *u) {
   lua_createtable(L, 0, 3);
-  lua_pushstring(L, u->id.s);
+  lua_pushstring(L, rooms_user_id(u));
   lua_setfield(L, -2, "id");
-  lua_pushstring(L, u->tenant->name);
+  lua_pushstring(L, rooms_tenant_name(rooms_user_tenant(u)));
   lua_setfield(L, -2, "tenant");
-  push_json_field(L, u->data, "data");
+  push_json_field(L, rooms_user_data(u), "data");
 }
 
 void lconv_push_room(lua_State *L, const room_t *r) {
+  const room_settings *s = rooms_settings(r);
+  size_t n = rooms_nmembers(r);
   lua_createtable(L, 0, 11);
-  lua_pushstring(L, r->id.s);
+  lua_pushstring(L, rooms_id(r));
   lua_setfield(L, -2, "id");
-  lua_pushstring(L, r->tenant->name);
+  lua_pushstring(L, rooms_tenant_name(rooms_room_tenant(r)));
   lua_setfield(L, -2, "tenant");
-  lua_pushstring(L, r->s.name);
+  lua_pushstring(L, s->name);
   lua_setfield(L, -2, "name");
-  lua_pushstring(L, r->s.password);
+  lua_pushstring(L, s->password);
   lua_setfield(L, -2, "password");
-  lua_pushinteger(L, r->s.max_users);
+  lua_pushinteger(L, s->max_users);
   lua_setfield(L, -2, "maxUsers");
-  lua_pushinteger(L, (lua_Integer)r->nmembers);
+  lua_pushinteger(L, (lua_Integer)n);
   lua_setfield(L, -2, "curUsers");
-  lua_pushinteger(L, r->s.type);
+  lua_pushinteger(L, s->type);
   lua_setfield(L, -2, "type");
-  lua_pushstring(L, r->owner->id.s);
+  lua_pushstring(L, rooms_user_id(rooms_owner(r)));
   lua_setfield(L, -2, "owner");
-  lua_pushnumber(L, r->created);
+  lua_pushnumber(L, rooms_created(r));
   lua_setfield(L, -2, "created");
-  lua_createtable(L, (int)r->nmembers, 0);
-  for (size_t i = 0; i < r->nmembers; i++) {
-    lua_pushstring(L, r->members[i]->id.s);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_pushstring(L, rooms_user_id(rooms_member(r, i)));
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   lua_setfield(L, -2, "members");
-  push_json_field(L, r->meta, "meta");
+  push_json_field(L, rooms_meta(r), "meta");
 }
 
 void lconv_push_settings(lua_State *L, const room_settings *s) {

@@ -711,7 +711,7 @@ void policy_free(policy_t *P) {
 /* The VM serving tenant t: its file's, else the default (t NULL too). */
 static vm_t *vm_of(policy_t *P, const tenant_t *t) {
   vm_t *vm = NULL;
-  if (t && P->tenants) HASH_FIND_STR(P->tenants, t->name, vm);
+  if (t && P->tenants) HASH_FIND_STR(P->tenants, rooms_tenant_name(t), vm);
   return vm ? vm : P->def;
 }
 
@@ -767,13 +767,14 @@ static int tenant_gate(policy_t *P, const tenant_t *t, const char *what, lua_CFu
                        policy_verdict *v) {
   /* tenants are the core's mutable objects; the API hands them out const */
   tenant_t *mt = (tenant_t *)t;
-  double *tokens = mt ? &mt->hook_tokens : &P->connect_tokens;
-  uint64_t *stamp = mt ? &mt->hook_stamp_ms : &P->connect_stamp_ms;
+  tenant_meter *m = mt ? rooms_tenant_meter(mt) : NULL;
+  double *tokens = m ? &m->hook_tokens : &P->connect_tokens;
+  uint64_t *stamp = m ? &m->hook_stamp_ms : &P->connect_stamp_ms;
   if (!bucket_ready(tokens, stamp, P->opt.tenant_hook_ms)) {
     char who[96];
-    if (mt) snprintf(who, sizeof who, "tenant %s", mt->name);
+    if (mt) snprintf(who, sizeof who, "tenant %s", rooms_tenant_name(mt));
     else snprintf(who, sizeof who, "on_connect (all tenants)");
-    bucket_log(mt ? &mt->hook_logged_ms : &P->connect_logged_ms, who);
+    bucket_log(m ? &m->hook_logged_ms : &P->connect_logged_ms, who);
     if (mt) verdict(v, ERR_LIMIT_REACHED, "policy time budget exhausted, retry later");
     else verdict(v, ERR_UNSPECIFIED, "server busy");
     return PARLEY_ELIMIT;
@@ -977,10 +978,11 @@ static int create_body(lua_State *L) {
 int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, room_settings *out, policy_verdict *v) {
   settings_ctx x = {.h = {.hook = "create_room"}, .u = u, .req = req, .out = out};
   memset(out, 0, sizeof *out);
-  int rc = hook_verdict(P, u->tenant, tenant_gate(P, u->tenant, "create_room", create_body, &x, v), &x.h,
+  tenant_t *t = rooms_user_tenant(u);
+  int rc = hook_verdict(P, t, tenant_gate(P, t, "create_room", create_body, &x, v), &x.h,
                         "CREATE_ROOM", v);
   if (!rc && !x.known) {  /* whatever the hook said: a type the tenant has */
-    policy_map_error(P, u->tenant, "unknown_type", "CREATE_ROOM", v);
+    policy_map_error(P, t, "unknown_type", "CREATE_ROOM", v);
     rc = PARLEY_EINVAL;
   }
   if (!rc && !x.h.found && (rc = copy_settings(req, out))) verdict(v, ERR_UNSPECIFIED, "out of memory");
@@ -1005,11 +1007,12 @@ int policy_update_room(policy_t *P, const room_t *r, const room_settings *req, c
                        room_settings *out, policy_verdict *v) {
   settings_ctx x = {.h = {.hook = "update_room"}, .u = u, .r = r, .req = req, .out = out};
   memset(out, 0, sizeof *out);
-  int rc = hook_verdict(P, r->tenant, tenant_gate(P, r->tenant, "update_room", update_body, &x, v), &x.h,
+  tenant_t *t = rooms_room_tenant(r);
+  int rc = hook_verdict(P, t, tenant_gate(P, t, "update_room", update_body, &x, v), &x.h,
                         "UPDATE_ROOM", v);
   if (!rc && !x.h.found) {
-    if (r->owner != u) { policy_map_error(P, r->tenant, "not_owner", "UPDATE_ROOM", v); rc = PARLEY_EINVAL; }
-    else if (req->max_users < (int)r->nmembers) { policy_map_error(P, r->tenant, "room_full", "UPDATE_ROOM", v); rc = PARLEY_EINVAL; }
+    if (rooms_owner(r) != u) { policy_map_error(P, t, "not_owner", "UPDATE_ROOM", v); rc = PARLEY_EINVAL; }
+    else if (req->max_users < (int)rooms_nmembers(r)) { policy_map_error(P, t, "room_full", "UPDATE_ROOM", v); rc = PARLEY_EINVAL; }
     else if ((rc = copy_settings(req, out))) verdict(v, ERR_UNSPECIFIED, "out of memory");
   }
   if (rc) policy_settings_free(out);
@@ -1039,24 +1042,27 @@ static int password_body(lua_State *L) {
 
 int policy_check_password(policy_t *P, const room_t *r, const char *supplied, const user_t *u, policy_verdict *v) {
   password_ctx x = {.h = {.hook = "check_password"}, .r = r, .u = u, .supplied = supplied};
-  int rc = hook_verdict(P, r->tenant, tenant_gate(P, r->tenant, "check_password", password_body, &x, v), &x.h,
+  tenant_t *t = rooms_room_tenant(r);
+  int rc = hook_verdict(P, t, tenant_gate(P, t, "check_password", password_body, &x, v), &x.h,
                         "JOIN_ROOM", v);
   if (rc || x.h.found) return rc;
-  size_t a = strlen(r->s.password), b = strlen(supplied);
-  if (a == b && CRYPTO_memcmp(r->s.password, supplied, a) == 0) return 0;
-  policy_map_error(P, r->tenant, "invalid_password", "JOIN_ROOM", v);
+  const char *pwd = rooms_settings(r)->password;
+  size_t a = strlen(pwd), b = strlen(supplied);
+  if (a == b && CRYPTO_memcmp(pwd, supplied, a) == 0) return 0;
+  policy_map_error(P, t, "invalid_password", "JOIN_ROOM", v);
   return PARLEY_EINVAL;
 }
 
 /* No spec hook and no types[t].spec: the protocol's defaults. */
 static int spec_fallback(const room_t *r, const user_t *u, buf_t *json) {
-  if (r->s.type != 0) return jw_string(json, r->owner->id.s, ID_LEN);
+  if (rooms_settings(r)->type != 0) return jw_string(json, rooms_user_id(rooms_owner(r)), ID_LEN);
   int rc = buf_putc(json, '['), first = 1;
-  for (size_t i = 0; i < r->nmembers && !rc; i++) {
-    if (r->members[i] == u) continue;
+  for (size_t i = 0; i < rooms_nmembers(r) && !rc; i++) {
+    const user_t *m = rooms_member(r, i);
+    if (m == u) continue;
     if (!first) rc = buf_putc(json, ',');
     first = 0;
-    if (!rc) rc = jw_string(json, r->members[i]->id.s, ID_LEN);
+    if (!rc) rc = jw_string(json, rooms_user_id(m), ID_LEN);
   }
   return rc ? rc : buf_putc(json, ']');
 }
@@ -1085,7 +1091,7 @@ typedef struct {
 static int spec_body(lua_State *L) {
   spec_ctx *x = lua_touserdata(L, 1);
   vm_t *vm = body_vm(L);
-  if (!hook_push(L, vm, "spec") && !type_spec_push(L, vm, x->r->s.type)) return 0;
+  if (!hook_push(L, vm, "spec") && !type_spec_push(L, vm, rooms_settings(x->r)->type)) return 0;
   x->h.found = 1;
   lconv_push_room(L, x->r);
   lconv_push_user(L, x->u);
@@ -1100,7 +1106,8 @@ static int spec_body(lua_State *L) {
 int policy_spec(policy_t *P, const room_t *r, const user_t *u, buf_t *json, policy_verdict *v) {
   spec_ctx x = {.h = {.hook = "spec"}, .r = r, .u = u, .json = json};
   size_t mark = json->len;
-  int rc = hook_verdict(P, r->tenant, tenant_gate(P, r->tenant, "spec", spec_body, &x, v), &x.h, "JOIN_ROOM", v);
+  tenant_t *t = rooms_room_tenant(r);
+  int rc = hook_verdict(P, t, tenant_gate(P, t, "spec", spec_body, &x, v), &x.h, "JOIN_ROOM", v);
   if (rc) { json->len = mark; return rc; }
   if (!x.h.found && (rc = spec_fallback(r, u, json))) verdict(v, ERR_UNSPECIFIED, "out of memory");
   return rc;
@@ -1170,7 +1177,7 @@ static int signal_body(lua_State *L) {
   x->h.found = 1;
   lconv_push_room(L, x->r);
   lconv_push_user(L, x->u);
-  lua_pushstring(L, x->target->id.s);
+  lua_pushstring(L, rooms_user_id(x->target));
   lua_pushlstring(L, x->signal, x->n);
   lua_call(L, 4, 2);
   if (lua_isboolean(L, -2) && lua_toboolean(L, -2)) return 0;
@@ -1185,7 +1192,8 @@ static int signal_body(lua_State *L) {
 int policy_on_signal(policy_t *P, const room_t *r, const user_t *u, const user_t *target, const char *signal,
                      size_t n, policy_verdict *v) {
   signal_ctx x = {.h = {.hook = "on_signal"}, .r = r, .u = u, .target = target, .signal = signal, .n = n};
-  return hook_verdict(P, r->tenant, tenant_gate(P, r->tenant, "on_signal", signal_body, &x, v), &x.h, "SIGNAL", v);
+  tenant_t *t = rooms_room_tenant(r);
+  return hook_verdict(P, t, tenant_gate(P, t, "on_signal", signal_body, &x, v), &x.h, "SIGNAL", v);
 }
 
 void policy_settings_free(room_settings *s) {

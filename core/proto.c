@@ -84,11 +84,15 @@ static void put_int(buf_t *b, const char *key, long long v) {
   jw_int(b, v);
 }
 
-/* Send the payload p[0..n) to every member of r but skip. Sends never close
- * anything synchronously (peer.h), so r and its members stay as they are. */
+/* Send the payload p[0..n) to every member of r but skip (a detached member
+ * has no peer to send to). Sends never close anything synchronously
+ * (peer.h), so r and its members stay as they are. */
 static void notify_others(room_t *r, user_t *skip, const char *event, const char *p, size_t n) {
-  for (size_t i = 0; i < r->nmembers; i++)
-    if (r->members[i] != skip) peer_send(r->members[i]->peer, event, p, n);
+  for (size_t i = 0; i < rooms_nmembers(r); i++) {
+    user_t *m = rooms_member(r, i);
+    peer_t *to = rooms_user_peer(m);
+    if (m != skip && to) peer_send(to, event, p, n);
+  }
 }
 
 /* ---- payload fields ---- */
@@ -162,16 +166,17 @@ static void empty_ack(req_t *q) {
 
 static void ev_get_id(req_t *q) {
   begin_reply(q);
-  put_str(&q->out, "userID", q->c->user->id.s);
+  put_str(&q->out, "userID", rooms_user_id(q->c->user));
   buf_putc(&q->out, '}');
   reply(q, "GET_ID");
 }
 
 static void room_reply_fields(req_t *q, const room_t *r) {
-  put_str(&q->out, "password", r->s.password);
-  put_str(&q->out, "name", r->s.name);
-  put_int(&q->out, "maxUsers", r->s.max_users);
-  put_int(&q->out, "curUsers", (long long)r->nmembers);
+  const room_settings *s = rooms_settings(r);
+  put_str(&q->out, "password", s->password);
+  put_str(&q->out, "name", s->name);
+  put_int(&q->out, "maxUsers", s->max_users);
+  put_int(&q->out, "curUsers", (long long)rooms_nmembers(r));
 }
 
 static void ev_create_room(req_t *q) {
@@ -180,7 +185,7 @@ static void ev_create_room(req_t *q) {
   room_t *r;
   policy_verdict v;
   if (read_settings(q, &req, 1)) return;
-  if ((int)u->nrooms >= q->lim->max_rooms_per_user || q->c->tenant->nrooms >= q->lim->max_rooms) {
+  if ((int)rooms_user_nrooms(u) >= q->lim->max_rooms_per_user || rooms_tenant_nrooms(q->c->tenant) >= q->lim->max_rooms) {
     fail_reason(q, "limit_reached");
     policy_settings_free(&req);
     return;
@@ -192,9 +197,9 @@ static void ev_create_room(req_t *q) {
     if (rooms_create(q->c->ctx->rooms, u, &s, &r)) fail(q, ERR_UNSPECIFIED, "out of memory");
     else {
       begin_reply(q);
-      put_str(&q->out, "roomID", r->id.s);
+      put_str(&q->out, "roomID", rooms_id(r));
       room_reply_fields(q, r);
-      put_int(&q->out, "type", r->s.type);
+      put_int(&q->out, "type", rooms_settings(r)->type);
       buf_putc(&q->out, '}');
       reply(q, "CREATE_ROOM");
     }
@@ -208,14 +213,15 @@ static int join_reply(req_t *q, room_t *r) {
   buf_t spec;
   buf_init(&spec, 0);
   if (policy_spec(pol(q->c), r, q->c->user, &spec, &v)) { buf_free(&spec); fail_verdict(q, &v); return PARLEY_ELUA; }
+  const room_settings *s = rooms_settings(r);
   begin_reply(q);
-  put_str(&q->out, "name", r->s.name);
-  put_int(&q->out, "maxUsers", r->s.max_users);
-  put_int(&q->out, "curUsers", (long long)r->nmembers);
-  put_int(&q->out, "type", r->s.type);
+  put_str(&q->out, "name", s->name);
+  put_int(&q->out, "maxUsers", s->max_users);
+  put_int(&q->out, "curUsers", (long long)rooms_nmembers(r));
+  put_int(&q->out, "type", s->type);
   buf_puts(&q->out, ",\"spec\":");
   buf_append(&q->out, spec.data, spec.len);
-  put_str(&q->out, "roomID", r->id.s);
+  put_str(&q->out, "roomID", rooms_id(r));
   buf_putc(&q->out, '}');
   buf_free(&spec);
   reply(q, "JOIN_ROOM");
@@ -238,16 +244,16 @@ static void ev_join_room(req_t *q) {
   else if (rooms_is_member(r, u)) join_reply(q, r);
   else if (pl > q->lim->max_password) fail(q, ERR_LIMIT_REACHED, "password too long");
   else if (policy_check_password(pol(q->c), r, pwd, u, &v)) fail_verdict(q, &v);
-  else if ((int)r->nmembers >= r->s.max_users) fail_reason(q, "room_full");
-  else if ((int)u->nrooms >= q->lim->max_rooms_per_user) fail_reason(q, "limit_reached");
+  else if ((int)rooms_nmembers(r) >= rooms_settings(r)->max_users) fail_reason(q, "room_full");
+  else if ((int)rooms_user_nrooms(u) >= q->lim->max_rooms_per_user) fail_reason(q, "limit_reached");
   else if (rooms_join(r, u)) fail(q, ERR_UNSPECIFIED, "out of memory");
   else if (join_reply(q, r)) rooms_leave(q->c->ctx->rooms, r, u, &deleted);
   else {
     buf_reset(&q->out);
     buf_puts(&q->out, "{\"from\":{\"userID\":");
-    jw_string(&q->out, u->id.s, ID_LEN);
+    jw_string(&q->out, rooms_user_id(u), ID_LEN);
     buf_puts(&q->out, ",\"roomID\":");
-    jw_string(&q->out, r->id.s, ID_LEN);
+    jw_string(&q->out, rooms_id(r), ID_LEN);
     buf_puts(&q->out, "}}");
     notify_others(r, u, "JOIN_ROOM", q->out.data, q->out.len);
   }
@@ -265,17 +271,17 @@ static void ev_update_room(req_t *q) {
   if (read_settings(q, &req, 0)) return;
   room_t *r = find_room(q, rv);
   if (!r) { fail_reason(q, "no_such_room"); policy_settings_free(&req); return; }
-  req.type = r->s.type;
+  req.type = rooms_settings(r)->type;
   int rc = policy_update_room(pol(q->c), r, &req, q->c->user, &s, &v);
   policy_settings_free(&req);
   if (rc) { fail_verdict(q, &v); return; }
-  s.type = r->s.type;  /* a room keeps its type */
+  s.type = rooms_settings(r)->type;  /* a room keeps its type */
   if (check_settings(q, &s) == 0) {
     if (rooms_update(r, &s)) fail(q, ERR_UNSPECIFIED, "out of memory");
     else {
       begin_reply(q);
       room_reply_fields(q, r);
-      put_str(&q->out, "roomID", r->id.s);
+      put_str(&q->out, "roomID", rooms_id(r));
       buf_putc(&q->out, '}');
       reply(q, "UPDATE_ROOM");
     }
@@ -287,10 +293,10 @@ static void ev_update_room(req_t *q) {
 static void leave(peer_t *c, room_t *r, user_t *u) {
   int deleted;
   char rid[ID_LEN + 1];
-  memcpy(rid, r->id.s, sizeof rid);
+  memcpy(rid, rooms_id(r), sizeof rid);
   if (rooms_leave(c->ctx->rooms, r, u, &deleted) || deleted) return;
   char note[2 * ID_LEN + 32];  /* {"userID":"…","roomID":"…"}: IDs need no escapes */
-  int n = snprintf(note, sizeof note, "{\"userID\":\"%s\",\"roomID\":\"%s\"}", u->id.s, rid);
+  int n = snprintf(note, sizeof note, "{\"userID\":\"%s\",\"roomID\":\"%s\"}", rooms_user_id(u), rid);
   if (n > 0 && (size_t)n < sizeof note) notify_others(r, u, "DISCONNECT", note, (size_t)n);
 }
 
@@ -431,14 +437,14 @@ int proto_peer_open(peer_t *c, proto_ctx *ctx, const char *tenant, char *data) {
   tenant_t *t = NULL;
   c->ctx = ctx;
   int rc = rooms_tenant(ctx->rooms, tenant, &t);
-  if (!rc && t->nusers >= policy_limits_of(ctx->policy, t)->max_connections) rc = PARLEY_ELIMIT;
+  if (!rc && rooms_tenant_nusers(t) >= policy_limits_of(ctx->policy, t)->max_connections) rc = PARLEY_ELIMIT;
   if (!rc) rc = rooms_user_add(ctx->rooms, t, c, &c->user);
   if (rc) {
     if (t) rooms_tenant_release(ctx->rooms, t);
     free(data);
     return rc;
   }
-  c->user->data = data;
+  rooms_user_set_data(c->user, data);
   c->tenant = t;
   return 0;
 }
@@ -447,7 +453,7 @@ void proto_peer_gone(peer_t *c) {
   user_t *u = c->user;
   if (!u) return;
   c->user = NULL;
-  while (u->nrooms) leave(c, u->rooms[u->nrooms - 1], u);
+  for (size_t n; (n = rooms_user_nrooms(u));) leave(c, rooms_user_room(u, n - 1), u);
   rooms_user_remove(c->ctx->rooms, u);  /* frees the tenant too when it was its last user */
   c->tenant = NULL;
 }

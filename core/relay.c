@@ -81,16 +81,16 @@ int relay_signal(peer_t *c, const json_index *ix, const policy_limits *lim, poli
   if (!t) return refuse(v, ERR_ROOM_ERROR, "the target is not in that room");
   if (has_source) {
     const char *sid = span_id(source_v);
-    if (!sid || memcmp(sid, c->user->id.s, ID_LEN) != 0) return refuse(v, ERR_ROOM_ERROR, "source is not you");
+    if (!sid || memcmp(sid, rooms_user_id(c->user), ID_LEN) != 0) return refuse(v, ERR_ROOM_ERROR, "source is not you");
   }
   policy_t *pol = c->ctx->policy;
   if (policy_wants_signal(pol, c->tenant) && policy_on_signal(pol, r, c->user, t, signal_v.p, signal_v.n, v))
     return -1;  /* the policy opted in (it pays for Lua) and said no */
   char head[128];
-  size_t hl = relay_head(head, c->user->id.s, t->id.s, r->id.s);
+  size_t hl = relay_head(head, rooms_user_id(c->user), rooms_user_id(t), rooms_id(r));
   uv_buf_t parts[3] = {uv_buf_init(head, (unsigned)hl), uv_buf_init((char *)signal_v.p, (unsigned)signal_v.n),
                        uv_buf_init("}", 1)};
-  peer_t *to = t->peer;
-  to->ops->send_event(to, "SIGNAL", parts, 3);
+  peer_t *to = rooms_user_peer(t);
+  if (to) to->ops->send_event(to, "SIGNAL", parts, 3);  /* a detached target misses it */
   return 0;
 }

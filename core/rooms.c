@@ -1,10 +1,42 @@
-/* rooms.c - tenants, rooms, users, membership and owners, in memory. Nothing
- * here decides a rule; proto.c asks the policy and then calls these. */
+/* rooms.c - the in-memory store: tenants, rooms, users, membership and
+ * owners, behind the functions of rooms.h. Nothing here decides a rule;
+ * proto.c asks the policy and then calls these. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <uthash.h>
 #include "err.h"
 #include "rooms.h"
+
+struct user_s {
+  parley_id id;
+  tenant_t *tenant;     /* borrowed */
+  void *peer;           /* borrowed: the peer this user speaks through; NULL while detached */
+  room_t **rooms;       /* rooms joined, in join order (owned array, borrowed rooms) */
+  char *data;           /* what on_connect said about this user, as JSON (owned), or NULL */
+  size_t nrooms, caprooms;
+  UT_hash_handle hh;
+};
+
+struct room_s {
+  parley_id id;
+  tenant_t *tenant;     /* borrowed */
+  room_settings s;      /* owned strings */
+  user_t **members;     /* join order: members[0] is the longest present */
+  size_t nmembers, capmembers;
+  user_t *owner;        /* borrowed, always a member */
+  char *meta;           /* policy data as JSON text (owned), NULL when none */
+  double created;       /* unix seconds */
+  UT_hash_handle hh;
+};
+
+struct tenant_s {
+  char *name;           /* owned */
+  room_t *rooms;        /* hash by id */
+  size_t nrooms, nusers;
+  tenant_meter meter;
+  UT_hash_handle hh;
+};
 
 void rooms_init(rooms_state *st) { memset(st, 0, sizeof *st); }
 
@@ -108,6 +140,8 @@ user_t *rooms_user_find(rooms_state *st, const char *id) {
   return u;
 }
 
+static int add_member(room_t *r, user_t *u);
+
 /* Append p to a growable pointer array. */
 static int ptr_push(void ***arr, size_t *n, size_t *cap, void *p) {
   if (*n == *cap) {
@@ -133,6 +167,11 @@ static int ptr_remove(void **arr, size_t *n, void *p) {
 }
 
 int rooms_join(room_t *r, user_t *u) {
+  if (rooms_is_member(r, u)) return PARLEY_EEXISTS;
+  return add_member(r, u);
+}
+
+static int add_member(room_t *r, user_t *u) {
   int rc = ptr_push((void ***)&u->rooms, &u->nrooms, &u->caprooms, r);
   if (rc) return rc;
   rc = ptr_push((void ***)&r->members, &r->nmembers, &r->capmembers, u);
@@ -150,7 +189,7 @@ int rooms_create(rooms_state *st, user_t *u, const room_settings *s, room_t **ou
   } while (dup);
   int rc = settings_copy(&r->s, s);
   if (!rc) rc = meta_copy(r, s);
-  if (!rc) rc = rooms_join(r, u);
+  if (!rc) rc = add_member(r, u);
   if (rc) { room_free(r); return rc; }
   r->tenant = t;
   r->owner = u;
@@ -162,7 +201,7 @@ int rooms_create(rooms_state *st, user_t *u, const room_settings *s, room_t **ou
   return 0;
 }
 
-room_t *rooms_find(tenant_t *t, const char *id, size_t n) {
+room_t *rooms_find(const tenant_t *t, const char *id, size_t n) {
   room_t *r;
   if (n != ID_LEN) return NULL;
   HASH_FIND(hh, t->rooms, id, n, r);
@@ -214,3 +253,39 @@ int rooms_set_meta(room_t *r, const char *json, size_t n) {
   r->meta = m;
   return 0;
 }
+
+int rooms_transfer(room_t *r, user_t *u) {
+  if (!rooms_is_member(r, u)) return PARLEY_ENOTFOUND;
+  r->owner = u;
+  return 0;
+}
+
+/* ---- accessors ---- */
+
+const char *rooms_tenant_name(const tenant_t *t) { return t->name; }
+size_t rooms_tenant_nusers(const tenant_t *t) { return t->nusers; }
+size_t rooms_tenant_nrooms(const tenant_t *t) { return t->nrooms; }
+tenant_meter *rooms_tenant_meter(tenant_t *t) { return &t->meter; }
+
+const char *rooms_user_id(const user_t *u) { return u->id.s; }
+tenant_t *rooms_user_tenant(const user_t *u) { return u->tenant; }
+void *rooms_user_peer(const user_t *u) { return u->peer; }
+void rooms_user_detach(user_t *u) { u->peer = NULL; }
+void rooms_user_attach(user_t *u, void *peer) { u->peer = peer; }
+const char *rooms_user_data(const user_t *u) { return u->data; }
+size_t rooms_user_nrooms(const user_t *u) { return u->nrooms; }
+room_t *rooms_user_room(const user_t *u, size_t i) { return i < u->nrooms ? u->rooms[i] : NULL; }
+
+void rooms_user_set_data(user_t *u, char *json) {
+  free(u->data);
+  u->data = json;
+}
+
+const char *rooms_id(const room_t *r) { return r->id.s; }
+tenant_t *rooms_room_tenant(const room_t *r) { return r->tenant; }
+const room_settings *rooms_settings(const room_t *r) { return &r->s; }
+const char *rooms_meta(const room_t *r) { return r->meta; }
+double rooms_created(const room_t *r) { return r->created; }
+user_t *rooms_owner(const room_t *r) { return r->owner; }
+size_t rooms_nmembers(const room_t *r) { return r->nmembers; }
+user_t *rooms_member(const room_t *r, size_t i) { return i < r->nmembers ? r->members[i] : NULL; }

@@ -24,15 +24,15 @@ static void test_tenants(void) {
   CHECK(rooms_tenant(&st, "acme", &a) == 0 && a);
   CHECK(rooms_tenant(&st, "acme", &a2) == 0 && a2 == a);
   CHECK(rooms_tenant(&st, "globex", &b) == 0 && b && b != a);
-  CHECK(strcmp(a->name, "acme") == 0 && strcmp(b->name, "globex") == 0);
+  CHECK(strcmp(rooms_tenant_name(a), "acme") == 0 && strcmp(rooms_tenant_name(b), "globex") == 0);
   /* the name is copied, not borrowed */
   char name[] = "initech";
   tenant_t *c = NULL, *c2 = NULL;
   CHECK(rooms_tenant(&st, name, &c) == 0);
   name[0] = 'X';
-  CHECK(strcmp(c->name, "initech") == 0);
+  CHECK(strcmp(rooms_tenant_name(c), "initech") == 0);
   CHECK(rooms_tenant(&st, "initech", &c2) == 0 && c2 == c);
-  CHECK(a->nrooms == 0 && a->nusers == 0);
+  CHECK(rooms_tenant_nrooms(a) == 0 && rooms_tenant_nusers(a) == 0);
   rooms_free(&st);
 }
 
@@ -47,25 +47,25 @@ static void test_users(void) {
   int bad_ids = 0, dups = 0, lookups = 0;
   for (int i = 0; i < N; i++) {
     CHECK(rooms_user_add(&st, t, &peers[i], &u[i]) == 0);
-    if (!is_id(u[i]->id.s)) bad_ids++;
+    if (!is_id(rooms_user_id(u[i]))) bad_ids++;
     for (int j = 0; j < i; j++)
-      if (strcmp(u[i]->id.s, u[j]->id.s) == 0) dups++;
+      if (strcmp(rooms_user_id(u[i]), rooms_user_id(u[j])) == 0) dups++;
   }
   CHECK(bad_ids == 0);
   CHECK(dups == 0);
-  CHECK(st.nusers == N && t->nusers == N);
+  CHECK(st.nusers == N && rooms_tenant_nusers(t) == N);
   for (int i = 0; i < N; i++)
-    if (rooms_user_find(&st, u[i]->id.s) != u[i] || u[i]->peer != &peers[i] || u[i]->tenant != t || u[i]->nrooms != 0)
+    if (rooms_user_find(&st, rooms_user_id(u[i])) != u[i] || rooms_user_peer(u[i]) != &peers[i] || rooms_user_tenant(u[i]) != t || rooms_user_nrooms(u[i]) != 0)
       lookups++;
   CHECK(lookups == 0);
   CHECK(rooms_user_find(&st, "AAAAAAAAAAAAAAAAAAAAAA") == NULL);
   CHECK(rooms_user_find(&st, "") == NULL);
 
   char id[ID_LEN + 1];
-  strcpy(id, u[7]->id.s);
+  strcpy(id, rooms_user_id(u[7]));
   rooms_user_remove(&st, u[7]);
   CHECK(rooms_user_find(&st, id) == NULL);
-  CHECK(st.nusers == N - 1 && t->nusers == N - 1);
+  CHECK(st.nusers == N - 1 && rooms_tenant_nusers(t) == N - 1);
   rooms_free(&st);  /* the other users are freed here */
 }
 
@@ -95,80 +95,80 @@ static void test_create_join_leave(void) {
   CHECK(rooms_create(&st, a, &s, &r) == 0 && r);
   name[0] = 'X';
   pwd[0] = 'X';
-  CHECK(strcmp(r->s.name, "lobby") == 0 && strcmp(r->s.password, "secret") == 0);  /* copied */
-  CHECK(r->s.max_users == 4 && r->s.type == 2);
-  CHECK(is_id(r->id.s));
-  CHECK(r->tenant == t);
-  CHECK(r->owner == a);
-  CHECK(r->nmembers == 1 && r->members[0] == a);
+  CHECK(strcmp(rooms_settings(r)->name, "lobby") == 0 && strcmp(rooms_settings(r)->password, "secret") == 0);  /* copied */
+  CHECK(rooms_settings(r)->max_users == 4 && rooms_settings(r)->type == 2);
+  CHECK(is_id(rooms_id(r)));
+  CHECK(rooms_room_tenant(r) == t);
+  CHECK(rooms_owner(r) == a);
+  CHECK(rooms_nmembers(r) == 1 && rooms_member(r, 0) == a);
   CHECK(rooms_is_member(r, a) && !rooms_is_member(r, b));
-  CHECK(a->nrooms == 1 && a->rooms[0] == r);
-  CHECK(t->nrooms == 1 && st.nrooms == 1);
-  CHECK(rooms_find(t, r->id.s, ID_LEN) == r);
-  CHECK(rooms_find(t, r->id.s, ID_LEN - 1) == NULL);
+  CHECK(rooms_user_nrooms(a) == 1 && rooms_user_room(a, 0) == r);
+  CHECK(rooms_tenant_nrooms(t) == 1 && st.nrooms == 1);
+  CHECK(rooms_find(t, rooms_id(r), ID_LEN) == r);
+  CHECK(rooms_find(t, rooms_id(r), ID_LEN - 1) == NULL);
   CHECK(rooms_find(t, "AAAAAAAAAAAAAAAAAAAAAA", ID_LEN) == NULL);
 
   /* join order is kept */
   CHECK(rooms_join(r, c) == 0);
   CHECK(rooms_join(r, b) == 0);
   CHECK(rooms_join(r, d) == 0);
-  CHECK(r->nmembers == 4);
-  CHECK(r->members[0] == a && r->members[1] == c && r->members[2] == b && r->members[3] == d);
+  CHECK(rooms_nmembers(r) == 4);
+  CHECK(rooms_member(r, 0) == a && rooms_member(r, 1) == c && rooms_member(r, 2) == b && rooms_member(r, 3) == d);
   CHECK(rooms_is_member(r, b) && rooms_is_member(r, d));
-  CHECK(b->nrooms == 1 && b->rooms[0] == r);
+  CHECK(rooms_user_nrooms(b) == 1 && rooms_user_room(b, 0) == r);
 
   /* members found by ID (n bytes, need not be NUL-terminated) */
   char idbuf[ID_LEN + 5];
-  memcpy(idbuf, b->id.s, ID_LEN);
+  memcpy(idbuf, rooms_user_id(b), ID_LEN);
   memcpy(idbuf + ID_LEN, "junk", 5);
   CHECK(rooms_member_find(r, idbuf, ID_LEN) == b);
-  CHECK(rooms_member_find(r, a->id.s, ID_LEN) == a);
-  CHECK(rooms_member_find(r, b->id.s, ID_LEN - 1) == NULL);
+  CHECK(rooms_member_find(r, rooms_user_id(a), ID_LEN) == a);
+  CHECK(rooms_member_find(r, rooms_user_id(b), ID_LEN - 1) == NULL);
   CHECK(rooms_member_find(r, "AAAAAAAAAAAAAAAAAAAAAA", ID_LEN) == NULL);
 
   /* a non-owner leaves: owner unchanged, order of the rest kept */
   int deleted = -1;
   CHECK(rooms_leave(&st, r, b, &deleted) == 0 && deleted == 0);
-  CHECK(r->owner == a);
-  CHECK(r->nmembers == 3 && r->members[0] == a && r->members[1] == c && r->members[2] == d);
-  CHECK(!rooms_is_member(r, b) && b->nrooms == 0);
-  CHECK(rooms_member_find(r, b->id.s, ID_LEN) == NULL);
+  CHECK(rooms_owner(r) == a);
+  CHECK(rooms_nmembers(r) == 3 && rooms_member(r, 0) == a && rooms_member(r, 1) == c && rooms_member(r, 2) == d);
+  CHECK(!rooms_is_member(r, b) && rooms_user_nrooms(b) == 0);
+  CHECK(rooms_member_find(r, rooms_user_id(b), ID_LEN) == NULL);
   /* leaving a room one is not in */
   deleted = -1;
   CHECK(rooms_leave(&st, r, b, &deleted) != 0 && deleted == 0);
-  CHECK(r->nmembers == 3);
+  CHECK(rooms_nmembers(r) == 3);
 
   /* b comes back: now the most recent member */
   CHECK(rooms_join(r, b) == 0);
-  CHECK(r->members[3] == b);
+  CHECK(rooms_member(r, 3) == b);
 
   /* the owner leaves: the longest-present member (c) owns the room */
   CHECK(rooms_leave(&st, r, a, &deleted) == 0 && deleted == 0);
-  CHECK(r->owner == c);
-  CHECK(r->members[0] == c && r->members[1] == d && r->members[2] == b);
-  CHECK(a->nrooms == 0);
+  CHECK(rooms_owner(r) == c);
+  CHECK(rooms_member(r, 0) == c && rooms_member(r, 1) == d && rooms_member(r, 2) == b);
+  CHECK(rooms_user_nrooms(a) == 0);
   CHECK(rooms_leave(&st, r, c, &deleted) == 0 && deleted == 0);
-  CHECK(r->owner == d);
+  CHECK(rooms_owner(r) == d);
   CHECK(rooms_leave(&st, r, b, &deleted) == 0 && deleted == 0);
-  CHECK(r->owner == d && r->nmembers == 1);
+  CHECK(rooms_owner(r) == d && rooms_nmembers(r) == 1);
 
   /* the last leave deletes the room */
   char rid[ID_LEN + 1];
-  strcpy(rid, r->id.s);
+  strcpy(rid, rooms_id(r));
   CHECK(rooms_leave(&st, r, d, &deleted) == 0 && deleted == 1);
   CHECK(rooms_find(t, rid, ID_LEN) == NULL);
-  CHECK(t->nrooms == 0 && st.nrooms == 0);
-  CHECK(d->nrooms == 0);
+  CHECK(rooms_tenant_nrooms(t) == 0 && st.nrooms == 0);
+  CHECK(rooms_user_nrooms(d) == 0);
 
   /* users remain and can be removed once out of every room */
   CHECK(st.nusers == 4);
   rooms_user_remove(&st, a);
   rooms_user_remove(&st, b);
   rooms_user_remove(&st, c);
-  CHECK(t->nusers == 1 && st.ntenants == 1);
+  CHECK(rooms_tenant_nusers(t) == 1 && st.ntenants == 1);
   rooms_user_remove(&st, d);  /* the tenant's last user: the tenant goes with it (t is gone) */
   CHECK(st.nusers == 0 && st.ntenants == 0);
-  CHECK(rooms_tenant(&st, "t", &t) == 0 && t->nusers == 0 && st.ntenants == 1);  /* made anew on demand */
+  CHECK(rooms_tenant(&st, "t", &t) == 0 && rooms_tenant_nusers(t) == 0 && st.ntenants == 1);  /* made anew on demand */
   rooms_tenant_release(&st, t);  /* a tenant nobody joined is released */
   CHECK(st.ntenants == 0);
   rooms_free(&st);
@@ -187,16 +187,16 @@ static void test_user_in_several_rooms(void) {
   CHECK(rooms_create(&st, a, &s, &r1) == 0);
   CHECK(rooms_create(&st, a, &s, &r2) == 0);
   CHECK(rooms_create(&st, b, &s, &r3) == 0);
-  CHECK(strcmp(r1->id.s, r2->id.s) != 0 && strcmp(r2->id.s, r3->id.s) != 0);
+  CHECK(strcmp(rooms_id(r1), rooms_id(r2)) != 0 && strcmp(rooms_id(r2), rooms_id(r3)) != 0);
   CHECK(rooms_join(r3, a) == 0);
-  CHECK(a->nrooms == 3 && a->rooms[0] == r1 && a->rooms[1] == r2 && a->rooms[2] == r3);
-  CHECK(st.nrooms == 3 && t->nrooms == 3);
+  CHECK(rooms_user_nrooms(a) == 3 && rooms_user_room(a, 0) == r1 && rooms_user_room(a, 1) == r2 && rooms_user_room(a, 2) == r3);
+  CHECK(st.nrooms == 3 && rooms_tenant_nrooms(t) == 3);
   int deleted;
   CHECK(rooms_leave(&st, r2, a, &deleted) == 0 && deleted == 1);
-  CHECK(a->nrooms == 2 && a->rooms[0] == r1 && a->rooms[1] == r3);
+  CHECK(rooms_user_nrooms(a) == 2 && rooms_user_room(a, 0) == r1 && rooms_user_room(a, 1) == r3);
   CHECK(st.nrooms == 2);
   CHECK(rooms_leave(&st, r3, b, &deleted) == 0 && deleted == 0);
-  CHECK(r3->owner == a);
+  CHECK(rooms_owner(r3) == a);
   rooms_free(&st);  /* rooms still populated: all freed */
 }
 
@@ -213,13 +213,13 @@ static void test_tenant_isolation(void) {
   CHECK(rooms_user_add(&st, tb, NULL, &ub) == 0);
   CHECK(rooms_create(&st, ua, &s, &ra) == 0);
   CHECK(rooms_create(&st, ub, &s, &rb) == 0);
-  CHECK(ra->tenant == ta && rb->tenant == tb);
-  CHECK(rooms_find(ta, ra->id.s, ID_LEN) == ra);
-  CHECK(rooms_find(tb, ra->id.s, ID_LEN) == NULL);
-  CHECK(rooms_find(tb, rb->id.s, ID_LEN) == rb);
-  CHECK(rooms_find(ta, rb->id.s, ID_LEN) == NULL);
-  CHECK(ta->nrooms == 1 && tb->nrooms == 1 && st.nrooms == 2);
-  CHECK(ta->nusers == 1 && tb->nusers == 1 && st.nusers == 2);
+  CHECK(rooms_room_tenant(ra) == ta && rooms_room_tenant(rb) == tb);
+  CHECK(rooms_find(ta, rooms_id(ra), ID_LEN) == ra);
+  CHECK(rooms_find(tb, rooms_id(ra), ID_LEN) == NULL);
+  CHECK(rooms_find(tb, rooms_id(rb), ID_LEN) == rb);
+  CHECK(rooms_find(ta, rooms_id(rb), ID_LEN) == NULL);
+  CHECK(rooms_tenant_nrooms(ta) == 1 && rooms_tenant_nrooms(tb) == 1 && st.nrooms == 2);
+  CHECK(rooms_tenant_nusers(ta) == 1 && rooms_tenant_nusers(tb) == 1 && st.nusers == 2);
   rooms_free(&st);
 }
 
@@ -239,18 +239,18 @@ static void test_update_and_meta(void) {
   CHECK(rooms_update(r, &u) == 0);
   free(name);  /* the room kept copies */
   free(pwd);
-  CHECK(strcmp(r->s.name, "new name") == 0 && strcmp(r->s.password, "p2") == 0);
-  CHECK(r->s.max_users == 8 && r->s.type == 3);
-  CHECK(r->s.name != u.name);
+  CHECK(strcmp(rooms_settings(r)->name, "new name") == 0 && strcmp(rooms_settings(r)->password, "p2") == 0);
+  CHECK(rooms_settings(r)->max_users == 8 && rooms_settings(r)->type == 3);
+  CHECK(rooms_settings(r)->name != u.name);
 
-  CHECK(r->meta == NULL);
+  CHECK(rooms_meta(r) == NULL);
   const char json[] = "{\"a\":1}trailing";
   CHECK(rooms_set_meta(r, json, 7) == 0);
-  CHECK(r->meta && strcmp(r->meta, "{\"a\":1}") == 0);
+  CHECK(rooms_meta(r) && strcmp(rooms_meta(r), "{\"a\":1}") == 0);
   CHECK(rooms_set_meta(r, "[]", 2) == 0);
-  CHECK(strcmp(r->meta, "[]") == 0);
+  CHECK(strcmp(rooms_meta(r), "[]") == 0);
   CHECK(rooms_set_meta(r, NULL, 0) == 0);
-  CHECK(r->meta == NULL);
+  CHECK(rooms_meta(r) == NULL);
   CHECK(rooms_set_meta(r, "{}", 2) == 0);
   rooms_free(&st);  /* frees the meta too */
   CHECK(st.tenants == NULL && st.users == NULL && st.nusers == 0 && st.nrooms == 0);
@@ -283,8 +283,39 @@ static void test_free_everything(void) {
   CHECK(st.tenants == NULL && st.users == NULL);
 }
 
+/* A detached user keeps its ID, rooms and ownership, and can be attached to a
+ * new peer; ownership moves only to a member; a second join is refused. */
+static void test_detach_attach_transfer(void) {
+  rooms_state st;
+  rooms_init(&st);
+  tenant_t *t;
+  user_t *a, *b, *c;
+  room_t *r;
+  int p1, p2, p3, deleted;
+  room_settings s = settings("x", "", 4, 0);
+  CHECK(rooms_tenant(&st, "t", &t) == 0);
+  CHECK(rooms_user_add(&st, t, &p1, &a) == 0 && rooms_user_add(&st, t, &p2, &b) == 0);
+  CHECK(rooms_user_add(&st, t, &p3, &c) == 0);
+  CHECK(rooms_create(&st, a, &s, &r) == 0 && rooms_join(r, b) == 0);
+  CHECK(rooms_join(r, b) == PARLEY_EEXISTS && rooms_nmembers(r) == 2);
+  char id[ID_LEN + 1];
+  memcpy(id, rooms_user_id(a), sizeof id);
+  rooms_user_detach(a);
+  CHECK(rooms_user_peer(a) == NULL);
+  CHECK(rooms_owner(r) == a && rooms_is_member(r, a) && rooms_nmembers(r) == 2 && rooms_user_nrooms(a) == 1);
+  CHECK(rooms_user_find(&st, id) == a && st.nusers == 3 && rooms_tenant_nusers(t) == 3);
+  rooms_user_attach(a, &p3);
+  CHECK(rooms_user_peer(a) == &p3 && strcmp(rooms_user_id(a), id) == 0);
+  CHECK(rooms_transfer(r, c) == PARLEY_ENOTFOUND && rooms_owner(r) == a);  /* not a member */
+  CHECK(rooms_transfer(r, b) == 0 && rooms_owner(r) == b);
+  CHECK(rooms_leave(&st, r, b, &deleted) == 0 && !deleted && rooms_owner(r) == a);
+  CHECK(rooms_leave(&st, r, a, &deleted) == 0 && deleted);
+  rooms_free(&st);
+}
+
 int main(void) {
   test_tenants();
+  test_detach_attach_transfer();
   test_users();
   test_create_join_leave();
   test_user_in_several_rooms();
