@@ -23,8 +23,14 @@ const median = (xs) => {
 };
 
 // Columns: [target id, heading]. Ratios compare Parley with the peer on the same framing.
-const COLUMNS = [['parley-sio', 'parley (sio)'], ['parley-ws', 'parley (ws)'], ['socketio', 'socket.io'], ['ws', 'ws']];
-const RATIOS = [['parley-sio', 'socketio', 'parley(sio) / socket.io'], ['parley-ws', 'ws', 'parley(ws) / ws']];
+// base-*: another Parley binary (BENCH_BASELINE_BIN), for before/after figures in one run; shown only when run.
+const ALL_COLUMNS = [['parley-sio', 'parley (sio)'], ['parley-ws', 'parley (ws)'], ['base-sio', 'baseline (sio)'],
+  ['base-ws', 'baseline (ws)'], ['socketio', 'socket.io'], ['ws', 'ws']];
+const ALL_RATIOS = [['parley-sio', 'socketio', 'parley(sio) / socket.io'], ['parley-ws', 'ws', 'parley(ws) / ws'],
+  ['parley-sio', 'base-sio', 'parley(sio) / baseline'], ['parley-ws', 'base-ws', 'parley(ws) / baseline']];
+const ran = (t) => runs.some((r) => r.target === t);
+const COLUMNS = ALL_COLUMNS.filter(([t]) => !t.startsWith('base-') || ran(t));
+const RATIOS = ALL_RATIOS.filter(([, b]) => !b.startsWith('base-') || ran(b));
 
 // Rows: scenario, label, how to read the figure from a run (undefined: no figure).
 const ROWS = [
