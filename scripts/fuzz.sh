@@ -41,6 +41,11 @@ for t in $targets; do
   opts=(-max_total_time="$secs" -max_len=4096 -timeout=25 -print_final_stats=1
         -artifact_prefix=build-fuzz/crashes/$t-)
   [ -f tests/fuzz/$t.dict ] && opts+=(-dict=tests/fuzz/$t.dict)
+  # lifecycle: libFuzzer's per-input leak check and its entropic scheduling took
+  # 30 % and 44 % of the time (perf) against a server that lives across inputs;
+  # without them it runs ~10x the inputs. Leaks are still found: the harness
+  # checks the server empties after every input, and LeakSanitizer runs at exit.
+  [ "$t" = lifecycle ] && opts+=(-entropic=0 -detect_leaks=0)
   [ "${FUZZ_STOP_ON_CRASH:-0}" = 1 ] || opts+=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
   log=build-fuzz/fuzz-$t.log
   before=$(ls build-fuzz/crashes | grep -c "^$t-" || true)

@@ -38,7 +38,9 @@ done
 for t in $targets; do
   work=$(mktemp -d)
   opts=(-max_total_time="$secs")
-  if [ "$t" = lifecycle ]; then opts=(-max_total_time=$((secs < 60 ? secs : 60)) -seed=1 -timeout=25); fi
+  if [ "$t" = lifecycle ]; then  # see scripts/fuzz.sh for -entropic=0 -detect_leaks=0
+    opts=(-max_total_time=$((secs < 60 ? secs : 60)) -seed=1 -timeout=25 -entropic=0 -detect_leaks=0)
+  fi
   [ -f tests/fuzz/$t.dict ] && opts+=(-dict=tests/fuzz/$t.dict)
   if build-fuzz/fuzz_$t "${opts[@]}" -max_len=4096 -artifact_prefix=build-fuzz/crashes/$t- \
        "$work" tests/fuzz/corpus/$t > "build-fuzz/fuzz_$t.log" 2>&1; then
