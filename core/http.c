@@ -69,21 +69,19 @@ static int on_message_complete(llhttp_t *p) {
   return HPE_PAUSED;
 }
 
-static llhttp_settings_t settings;
-static int settings_ready;
+/* Constant: shared by every reader of every loop (what llhttp_settings_init
+ * would leave NULL stays NULL). */
+static const llhttp_settings_t settings = {
+  .on_url = on_url,
+  .on_header_field = on_header_field,
+  .on_header_value = on_header_value,
+  .on_headers_complete = on_headers_complete,
+  .on_body = on_body,
+  .on_header_value_complete = on_header_value_complete,
+  .on_message_complete = on_message_complete,
+};
 
 void http_req_init(http_req *r, size_t body_cap) {
-  if (!settings_ready) {
-    llhttp_settings_init(&settings);
-    settings.on_url = on_url;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_header_value_complete = on_header_value_complete;
-    settings.on_message_complete = on_message_complete;
-    settings_ready = 1;
-  }
   memset(r, 0, sizeof *r);
   llhttp_init(&r->parser, HTTP_REQUEST, &settings);
   r->parser.data = r;
