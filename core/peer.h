@@ -11,12 +11,22 @@
 typedef struct policy_s policy_t;
 typedef struct peer_s peer_t;
 
-/* What the event layer sees of the world: the loop (its clock), the state
- * and the policies. Owned by the server, shared by every peer of a loop. */
+/* What the event layer counts (reported on /metrics). */
 typedef struct {
-  evloop_t *ev;            /* borrowed */
+  uint64_t events;           /* events handled (rate-limited ones included) */
+  uint64_t signals, signal_bytes;  /* SIGNALs relayed, and their signal values' bytes */
+  uint64_t rate_limited;     /* events refused by the rate limit */
+  uint64_t errors[5];        /* ERRORs sent, by code (protocol.md Errors 0-4) */
+} proto_metrics;
+
+/* What the event layer sees of the world: the loop (its clock), the state,
+ * the policies and its counters. Owned by the server, shared by every peer
+ * of a loop. */
+typedef struct {
+  evloop_t *ev;              /* borrowed */
   rooms_state *rooms;        /* borrowed: the store */
   policy_t *policy;          /* borrowed: the current policies (the owner swaps it on reload) */
+  proto_metrics metrics;
 } proto_ctx;
 
 /* Where a reply goes: a Socket.IO ack id, or none (-1). */

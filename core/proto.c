@@ -47,6 +47,7 @@ void proto_error(peer_t *c, const char *rid, size_t rid_len, int code, const cha
   buf_putc(&b, '}');
   peer_reply(c, "ERROR", b.data, b.len, ack);
   buf_free(&b);
+  if (c->ctx && code >= 0 && code < 5) c->ctx->metrics.errors[code]++;
 }
 
 static void fail(req_t *q, int code, const char *msg) {
@@ -413,7 +414,9 @@ void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
   char name[32];
   if (!c->user) return;
   req_t q = {.c = c, .ack = ack, .lim = policy_limits_of(pol(c), c->tenant)};
+  c->ctx->metrics.events++;
   if (rate_check(c, q.lim)) {
+    c->ctx->metrics.rate_limited++;
     if (c->strikes > (unsigned)q.lim->rate) { c->ops->close(c, "rate limit exceeded persistently"); return; }
     q.quiet = 1;  /* read what can be read of the event for the error, nothing more */
     const event_def *e = decode(&q, text, n, name, sizeof name);

@@ -91,6 +91,9 @@ int relay_signal(peer_t *c, const json_index *ix, const policy_limits *lim, poli
   uv_buf_t parts[3] = {uv_buf_init(head, (unsigned)hl), uv_buf_init((char *)signal_v.p, (unsigned)signal_v.n),
                        uv_buf_init("}", 1)};
   peer_t *to = rooms_user_peer(t);
-  if (to) to->ops->send_event(to, "SIGNAL", parts, 3);  /* a detached target misses it */
+  if (!to) return 0;  /* a detached target misses it */
+  to->ops->send_event(to, "SIGNAL", parts, 3);
+  c->ctx->metrics.signals++;
+  c->ctx->metrics.signal_bytes += signal_v.n;
   return 0;
 }

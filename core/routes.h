@@ -18,6 +18,7 @@ typedef struct {
   /* what /metrics reports (borrowed) */
   const conn_env *net;
   const rooms_state *rooms;
+  const proto_metrics *events;
   const addrs_t *addrs;
 } routes_t;
 

@@ -211,7 +211,8 @@ static void wire(server_t *s) {
                        .queue_cap = cfg->out_cap, .max_sessions = cfg->max_sessions,
                        .max_sessions_per_addr = cfg->max_sessions_per_addr,
                        .max_handshake_bytes = cfg->max_handshake_bytes};
-  s->routes = (routes_t){.admit = &s->admit, .eio = &s->eio, .net = &s->net, .rooms = &s->rooms, .addrs = &s->addrs};
+  s->routes = (routes_t){.admit = &s->admit, .eio = &s->eio, .net = &s->net, .rooms = &s->rooms,
+                         .events = &s->ctx.metrics, .addrs = &s->addrs};
   snprintf(s->routes.sio_path, sizeof s->routes.sio_path, "%s", cfg->sio_path);
   snprintf(s->routes.web.root, sizeof s->routes.web.root, "%s", cfg->web);
   snprintf(s->routes.web.client_js, sizeof s->routes.web.client_js, "%s", cfg->client_js);
