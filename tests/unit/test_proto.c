@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "check.h"
+#include "err.h"
 #include "fake_peer.h"
 
 /* ["GET_ID", 70 nested arrays]: JSON nested past the 64 levels allowed. */
@@ -488,8 +489,23 @@ static void test_rate_limit(void) {
   CHECK(c.n == 200 && fake_count(&c, "ERROR") == 200 && fake_count_kind(&c, FAKE_CLOSE) == 0);
   fake_handle(&c, "[\"GET_ID\",{\"requestId\":5}]", -1);
   CHECK(c.n == 201 && last(&c)->kind == FAKE_CLOSE);  /* closed, with no ERROR for it */
-  fake_peer *all[] = {&a, &b, &c};
-  fake_world_end(&w, all, 3);
+
+  /* packets that are not events (proto_rate_charge) draw on the same bucket */
+  fake_peer d;
+  CHECK(fake_open(&d, &w.ctx, 1) == 0);
+  int ok = 0;
+  for (int i = 0; i < 400; i++) ok += proto_rate_charge(&d.peer) == 0;
+  CHECK(ok == 400);
+  fake_handle(&d, "[\"GET_ID\",{\"requestId\":5}]", -1);
+  CHECK(d.n == 1 && fake_is_error(last(&d), 2, "5", "GET_ID"));  /* strike 1 */
+  int limited = 0;
+  for (int i = 0; i < 199; i++) limited += proto_rate_charge(&d.peer) == PARLEY_ELIMIT;
+  CHECK(limited == 199);
+  CHECK(proto_rate_charge(&d.peer) == PARLEY_EPROTO);  /* strike 201 */
+  evloop_advance(&w.ev, 2000);
+  CHECK(proto_rate_charge(&d.peer) == 0);
+  fake_peer *all[] = {&a, &b, &c, &d};
+  fake_world_end(&w, all, 4);
 }
 
 static void test_detached(void) {
