@@ -338,12 +338,12 @@ static const event_def events[] = {
 /* Token bucket: rate per second, burst deep. 0 when the event may proceed. */
 static int rate_check(peer_t *c, const policy_limits *lim) {
   uint64_t now = evloop_now(c->ctx->ev);
-  if (c->bucket_ms == 0) { c->tokens = lim->burst; c->bucket_ms = now; }
+  if (!c->bucket_started) { c->tokens = lim->burst; c->bucket_ms = now; c->bucket_started = 1; }
   c->tokens += (double)(now - c->bucket_ms) * lim->rate / 1000.0;
   if (c->tokens > lim->burst) c->tokens = lim->burst;
   c->bucket_ms = now;
   if (c->tokens >= 1.0) { c->tokens -= 1.0; return 0; }
-  if (now - c->strike_ms > 1000) { c->strike_ms = now; c->strikes = 0; }  /* rejections per second */
+  if (now - c->strike_ms >= 1000) { c->strike_ms = now; c->strikes = 0; }  /* rejections per second */
   c->strikes++;
   return PARLEY_ELIMIT;
 }
