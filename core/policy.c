@@ -1,12 +1,12 @@
 /* policy.c - the policies: one VM (lua_vm.c) for default.lua and one per
- * tenant policy file (default.lua, then the tenant's file). Loading each
- * file's table and its self-check (hooks, types, limits, origins), the
- * tenant overlay, each tenant's hook-time bucket, and the typed hook calls
- * with their fallbacks when a policy leaves a hook out; every one of them
- * runs inside the VM's gate. */
+ * tenant policy file, each loading core/builtin.lua (embedded), default.lua,
+ * then the tenant's file. Loading each file's table and its self-check
+ * (hooks, types, limits, origins), the tenant overlay, each tenant's
+ * hook-time bucket, and the typed hook calls, which fall back to
+ * builtin.lua's rules where a policy leaves one out; every one of them runs
+ * inside the VM's gate. */
 #include <lauxlib.h>
 #include <limits.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +16,7 @@
 #include "err.h"
 #include <dirent.h>
 #include <uthash.h>
+#include "builtin.h"
 #include "log.h"
 #include "lua_conv.h"
 #include "lua_vm.h"
@@ -23,11 +24,19 @@
 
 #define POLICY_ORIGINS_MAX 256
 
-/* One VM and what was read from it at load: default.lua's table, and for a
- * tenant VM the tenant file's table over it. Owned by its policy_t. */
+/* A reason of builtin.lua's error map and its verdict. */
+typedef struct {
+  char *reason;            /* owned */
+  policy_verdict v;
+} base_error;
+
+/* One VM and what was read from it at load: builtin.lua's table (the core's
+ * copy), default.lua's over it, and for a tenant VM the tenant file's table
+ * over both. Owned by its policy_t. */
 typedef struct pvm_s {
   lua_vm *lua;             /* owned */
   char name[65];           /* the tenant; "" for the default VM */
+  int ref_base;            /* registry: the core's copy of core/builtin.lua's table */
   int ref_default;         /* registry: the table default.lua returned */
   int ref_tenant;          /* registry: the tenant file's table; LUA_NOREF in the default VM */
   int has_on_signal;
@@ -35,6 +44,8 @@ typedef struct pvm_s {
   int origins_any;         /* no origins list, or "*" in it */
   char **origins;          /* owned: the origins list, snapshot at load */
   size_t norigins;
+  base_error *errors;      /* owned: builtin.lua's error map, snapshot at load */
+  size_t nerrors;
   UT_hash_handle hh;
 } pvm_t;
 
@@ -71,20 +82,6 @@ void policy_options_default(policy_options *o) {
   o->tenant_hook_ms = 500;
 }
 
-static void limits_default(policy_limits *l) {
-  l->max_payload = 1u << 20;
-  l->max_signal = 64u << 10;
-  l->max_name = 64;
-  l->max_password = 128;
-  l->max_request_id = 128;
-  l->max_rooms_per_user = 100;
-  l->max_users_per_room = 50;
-  l->rate = 200;
-  l->burst = 400;
-  l->max_rooms = 1000000000;
-  l->max_connections = 1000000000;
-}
-
 /* Read limits.<name> (a number in 1..max) when present. */
 static int limit_field(lua_State *L, const char *name, double max, double *out) {
   int t = rawfield(L, -1, name);
@@ -95,23 +92,28 @@ static int limit_field(lua_State *L, const char *name, double max, double *out) 
   return ok ? 0 : PARLEY_EINVAL;
 }
 
-/* limits.<name> entries over base; the table to read is at the top of the stack. */
+/* limits.<name> entries over base; the table to read is at the top of the
+ * stack. Without a base (core/builtin.lua's table) every entry is required.
+ * The maxima are the caps the core enforces whatever a policy says. */
 static int read_limits(lua_State *L, const policy_limits *base, policy_limits *l) {
-  *l = *base;
-  int t = rawfield(L, -1, "limits");
-  if (t == LUA_TNIL) { lua_pop(L, 1); return 0; }
-  if (t != LUA_TTABLE) { lua_pop(L, 1); log_error("policy self-check: limits must be a table"); return PARLEY_EINVAL; }
   enum { N = 11 };
-  double v[N] = {(double)l->max_payload, (double)l->max_signal, (double)l->max_name, (double)l->max_password,
-                 (double)l->max_request_id, l->max_rooms_per_user, l->max_users_per_room, l->rate, l->burst,
-                 (double)l->max_rooms, (double)l->max_connections};
   static const char *const names[N] = {"max_payload", "max_signal", "max_name", "max_password", "max_request_id",
                                        "max_rooms_per_user", "max_users_per_room", "rate", "burst",
                                        "max_rooms", "max_connections"};
   static const double maxima[N] = {64 << 20, 64 << 20, 1 << 20, 1 << 20, 1 << 20, 1e6, 1e6, 1e9, 1e9, 1e9, 1e9};
+  if (base) *l = *base;
+  else memset(l, 0, sizeof *l);
+  int t = rawfield(L, -1, "limits");
+  if (t == LUA_TNIL && base) { lua_pop(L, 1); return 0; }
+  if (t != LUA_TTABLE) { lua_pop(L, 1); log_error("policy self-check: limits must be a table"); return PARLEY_EINVAL; }
+  double v[N] = {(double)l->max_payload, (double)l->max_signal, (double)l->max_name, (double)l->max_password,
+                 (double)l->max_request_id, l->max_rooms_per_user, l->max_users_per_room, l->rate, l->burst,
+                 (double)l->max_rooms, (double)l->max_connections};
   int rc = 0;
   for (int i = 0; i < N; i++) rc |= limit_field(L, names[i], maxima[i], &v[i]);
   lua_pop(L, 1);
+  for (int i = 0; i < N && !rc; i++)
+    if (v[i] < 1) { log_error("policy self-check: limits.%s is missing", names[i]); rc = PARLEY_EINVAL; }
   if (rc) return PARLEY_EINVAL;
   l->max_payload = (size_t)v[0]; l->max_signal = (size_t)v[1]; l->max_name = (size_t)v[2];
   l->max_password = (size_t)v[3]; l->max_request_id = (size_t)v[4];
@@ -270,12 +272,115 @@ static void policy_digest(const char *dir, char **tenants, size_t nt, char out[1
   EVP_MD_CTX_free(c);
 }
 
+/* ---- the built-in rules: core/builtin.lua ---- */
+
+#define BASE_NAME "core/builtin.lua"
+
+/* What the core calls in builtin.lua when the policy has no such hook. */
+static const char *const base_hooks[] = {"on_connect", "create_room", "check_password", "update_room", "spec", NULL};
+
+static void errors_free(pvm_t *vm) {
+  for (size_t i = 0; i < vm->nerrors; i++) free(vm->errors[i].reason);
+  free(vm->errors);
+  vm->errors = NULL;
+  vm->nerrors = 0;
+}
+
+/* One entry of errors: reason = { code 0..255, "message" }, the value at
+ * the top of the stack, its key below. */
+static int read_error(lua_State *L, base_error *e) {
+  int top = lua_gettop(L), isint = 0;
+  lua_Integer code = 0;
+  int ok = lua_type(L, top - 1) == LUA_TSTRING && lua_istable(L, top);
+  if (ok && lua_rawgeti(L, top, 1) == LUA_TNUMBER) code = lua_tointegerx(L, -1, &isint);
+  ok = ok && isint && code >= 0 && code <= 255 && lua_rawgeti(L, top, 2) == LUA_TSTRING;
+  if (ok && (e->reason = strdup(lua_tostring(L, top - 1)))) {
+    e->v.code = (int)code;
+    snprintf(e->v.msg, sizeof e->v.msg, "%s", lua_tostring(L, -1));
+  }
+  lua_settop(L, top);
+  return !ok ? PARLEY_EINVAL : e->reason ? 0 : PARLEY_ENOMEM;
+}
+
+/* errors of the table at the top of the stack, into vm->errors. */
+static int read_errors(lua_State *L, pvm_t *vm) {
+  int top = lua_gettop(L), rc = 0;
+  size_t n = 0;
+  if (rawfield(L, top, "errors") != LUA_TTABLE) rc = PARLEY_EINVAL;
+  else {
+    for (lua_pushnil(L); lua_next(L, top + 1); lua_pop(L, 1)) n++;
+    if (n && !(vm->errors = calloc(n, sizeof *vm->errors))) rc = PARLEY_ENOMEM;
+    lua_pushnil(L);
+    while (!rc && lua_next(L, top + 1)) {
+      if (!(rc = read_error(L, &vm->errors[vm->nerrors]))) vm->nerrors++;
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, top);
+  if (rc) log_error("policy self-check: " BASE_NAME ": errors must be a table of reason = {code 0..255, message}");
+  return rc;
+}
+
+/* The built-in verdict for a reason: its entry in builtin.lua's errors, else
+ * ROOM_ERROR with the reason as the message. No Lua: it also stands in for a
+ * map_error that failed. */
+static void base_map(const pvm_t *vm, const char *reason, policy_verdict *v) {
+  for (size_t i = 0; i < vm->nerrors; i++)
+    if (strcmp(vm->errors[i].reason, reason) == 0) { *v = vm->errors[i].v; return; }
+  v->code = ERR_ROOM_ERROR;
+  snprintf(v->msg, sizeof v->msg, "%s", reason);
+}
+
+/* What only the built-in table must have: every hook the core falls back
+ * to, and types. */
+static int base_check(lua_State *L) {
+  for (const char *const *h = base_hooks; *h; h++) {
+    int t = rawfield(L, -1, *h);
+    lua_pop(L, 1);
+    if (t != LUA_TFUNCTION) { log_error("policy self-check: " BASE_NAME ": %s must be a function", *h); return PARLEY_EINVAL; }
+  }
+  int t = rawfield(L, -1, "types");
+  lua_pop(L, 1);
+  if (t != LUA_TTABLE) { log_error("policy self-check: " BASE_NAME ": types must be a table"); return PARLEY_EINVAL; }
+  return 0;
+}
+
+static int base_run(lua_State *L) {
+  return lua_vm_dostring(L, "=" BASE_NAME, (const char *)builtin_lua, builtin_lua_len);
+}
+
+typedef struct {
+  pvm_t *vm;
+  int rc;
+} base_ctx;
+
+/* Run builtin.lua twice: the core's own copy, self-checked, its limits and
+ * errors read, kept in the registry; and the policies' copy, parley.builtin
+ * (its spec also as parley.default_spec). Inside the gate. */
+static int base_body(lua_State *L) {
+  base_ctx *c = lua_touserdata(L, 1);
+  pvm_t *vm = c->vm;
+  int has_on_signal;
+  if ((c->rc = base_run(L))) return 0;
+  if ((c->rc = self_check(L, vm, BASE_NAME, NULL, &vm->limits, &has_on_signal))) return 0;
+  if ((c->rc = base_check(L)) || (c->rc = read_errors(L, vm))) return 0;
+  vm->ref_base = luaL_ref(L, LUA_REGISTRYINDEX);
+  if ((c->rc = base_run(L))) return 0;
+  lua_vm_push_global(L, "parley");
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "builtin");
+  rawfield(L, -2, "spec");
+  lua_setfield(L, -2, "default_spec");
+  return 0;
+}
+
 /* ---- building a VM ---- */
 
 static void vm_free(pvm_t *vm) {
   if (!vm) return;
   lua_vm_free(vm->lua);
   origins_free(vm);
+  errors_free(vm);
   free(vm);
 }
 
@@ -283,7 +388,7 @@ static pvm_t *vm_new(const char *dir, const char *name, const policy_options *o)
   pvm_t *vm = calloc(1, sizeof *vm);
   if (!vm) return NULL;
   snprintf(vm->name, sizeof vm->name, "%s", name);
-  vm->ref_default = vm->ref_tenant = LUA_NOREF;
+  vm->ref_base = vm->ref_default = vm->ref_tenant = LUA_NOREF;
   vm->origins_any = 1;
   if (!(vm->lua = lua_vm_new(dir, o->mem_cap, o->budget, vm))) { free(vm); return NULL; }
   return vm;
@@ -319,9 +424,16 @@ static int load_file(pvm_t *vm, const policy_options *o, const char *path, const
   return rc ? rc : c.rc;
 }
 
+static int load_base(pvm_t *vm, const policy_options *o) {
+  base_ctx c = {vm, 0};
+  int rc = lua_vm_gate(vm->lua, BASE_NAME, base_body, &c, load_ms(o));
+  return rc ? rc : c.rc;
+}
+
 static int valid_tenant_name(const char *s, size_t n);
 
-/* A VM with default.lua and, for a tenant, tenants/<name>.lua over it. */
+/* A VM with builtin.lua, default.lua and, for a tenant, tenants/<name>.lua
+ * over them. */
 static int vm_load(const char *dir, const char *name, const policy_options *o, pvm_t **out) {
   char path[PATH_MAX + 96];
   policy_limits base;
@@ -329,9 +441,10 @@ static int vm_load(const char *dir, const char *name, const policy_options *o, p
   int rc;
   *out = NULL;
   if (!vm) return PARLEY_ENOMEM;
-  limits_default(&base);
+  rc = load_base(vm, o);
+  base = vm->limits;
   snprintf(path, sizeof path, "%s/default.lua", dir);
-  rc = load_file(vm, o, path, &base, &vm->ref_default);
+  if (!rc) rc = load_file(vm, o, path, &base, &vm->ref_default);
   if (!rc && name[0]) {
     base = vm->limits;
     snprintf(path, sizeof path, "%s/tenants/%s.lua", dir, name);
@@ -472,31 +585,47 @@ static int tenant_gate(policy_t *P, const tenant_t *t, const char *what, lua_CFu
 /* What every hook body reports besides its own results. */
 typedef struct {
   const char *hook;
-  int found;               /* the hook (or types[t].spec) was there and called */
-  int bad;                 /* its result had the wrong shape (logged) */
+  int bad;                 /* its result had the wrong shape, or there was no hook (logged) */
   int refused;             /* it said nil/false, reason */
   char reason[128];
 } hook_res;
 
-/* Push field `name` of the tenant file's table, else of default.lua's; raw. */
-static void field_push(lua_State *L, pvm_t *vm, const char *name) {
-  if (vm->ref_tenant != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_tenant);
+/* Where a field is looked up, in this order: the tenant file's table,
+ * default.lua's, builtin.lua's (the core's copy). */
+enum { FROM_TENANT = 1, FROM_DEFAULT = 2, FROM_BASE = 4, FROM_POLICY = FROM_TENANT | FROM_DEFAULT,
+       FROM_ALL = FROM_POLICY | FROM_BASE };
+
+/* Push field `name` of the first of the tables in `from` that has it (nil
+ * when none); raw. */
+static void field_push(lua_State *L, pvm_t *vm, const char *name, int from) {
+  const int refs[] = {from & FROM_TENANT ? vm->ref_tenant : LUA_NOREF, from & FROM_DEFAULT ? vm->ref_default : LUA_NOREF,
+                      from & FROM_BASE ? vm->ref_base : LUA_NOREF};
+  for (size_t i = 0; i < sizeof refs / sizeof *refs; i++) {
+    if (refs[i] == LUA_NOREF) continue;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, refs[i]);
     rawfield(L, -1, name);
     lua_remove(L, -2);
     if (!lua_isnil(L, -1)) return;
     lua_pop(L, 1);
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_default);
-  rawfield(L, -1, name);
-  lua_remove(L, -2);
+  lua_pushnil(L);
 }
 
-/* Push the hook; 0 (nothing pushed) when neither table has it. */
-static int hook_push(lua_State *L, pvm_t *vm, const char *name) {
-  field_push(L, vm, name);
+/* Push the hook `name` from the tables in `from`; 0 (nothing pushed) when
+ * none has it. */
+static int hook_push(lua_State *L, pvm_t *vm, const char *name, int from) {
+  field_push(L, vm, name, from);
   if (lua_isfunction(L, -1)) { lua_vm_name_call(L, name); return 1; }
   lua_pop(L, 1);
+  return 0;
+}
+
+/* The same for a hook builtin.lua has (checked at load): 0 and h->bad only
+ * should it be missing all the same. */
+static int need_hook_push(lua_State *L, pvm_t *vm, const char *name, int from, hook_res *h) {
+  if (hook_push(L, vm, name, from)) return 1;
+  log_warn("policy %s: no %s hook, not even the built-in one", lua_vm_where(L), name);
+  h->bad = 1;
   return 0;
 }
 
@@ -546,11 +675,8 @@ typedef struct {
 static int connect_body(lua_State *L) {
   connect_ctx *x = lua_touserdata(L, 1);
   pvm_t *vm = body_vm(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_default);  /* only the default's picks the tenant */
-  rawfield(L, -1, "on_connect");
-  if (!lua_isfunction(L, -1)) return 0;
-  x->h.found = 1;
-  lua_vm_name_call(L, "on_connect");
+  /* only the default's picks the tenant */
+  if (!need_hook_push(L, vm, "on_connect", FROM_DEFAULT | FROM_BASE, &x->h)) return 0;
   lconv_push_conn(L, x->c);
   lua_call(L, 1, 2);
   if (lua_type(L, -2) == LUA_TSTRING) {
@@ -578,14 +704,14 @@ int policy_on_connect(policy_t *P, const policy_conn_info *c, char *tenant, size
                       policy_verdict *v) {
   connect_ctx x = {.h = {.hook = "on_connect"}, .c = c, .tenant = tenant, .cap = cap};
   buf_init(&x.data, POLICY_MAX_USER_DATA);
-  snprintf(tenant, cap, "default");
+  tenant[0] = 0;
   *data = NULL;
   int rc = tenant_gate(P, NULL, "on_connect", connect_body, &x, v);
   if (rc == PARLEY_ELIMIT) {}
   else if (rc || x.h.bad) { verdict(v, ERR_UNSPECIFIED, "policy error in on_connect"); rc = PARLEY_ELUA; }
   else if (x.bad_name) { verdict(v, ERR_UNSPECIFIED, "bad tenant"); rc = PARLEY_EINVAL; }
   else if (x.h.refused) { verdict(v, ERR_UNSPECIFIED, x.h.reason); rc = PARLEY_EINVAL; }
-  if (rc || !x.data.len) { buf_free(&x.data); if (rc) snprintf(tenant, cap, "default"); }
+  if (rc || !x.data.len) { buf_free(&x.data); if (rc) tenant[0] = 0; }
   else *data = x.data.data;
   return rc;
 }
@@ -605,23 +731,12 @@ static void settings_result(lua_State *L, pvm_t *vm, hook_res *h, room_settings 
   h->bad = 1;
 }
 
-static int copy_settings(const room_settings *in, room_settings *out) {
-  out->meta = NULL;
-  out->name = strdup(in->name);
-  out->password = strdup(in->password);
-  out->max_users = in->max_users;
-  out->type = in->type;
-  if (out->name && out->password) return 0;
-  policy_settings_free(out);
-  return PARLEY_ENOMEM;
-}
-
-/* types[type] exists (without a types table: the protocol's P2PMesh,
- * SFUClientSide, SFUServerSide). */
+/* types[type] exists: the tenant file's types, else default.lua's, else
+ * builtin.lua's. */
 static int type_known(lua_State *L, pvm_t *vm, int type) {
   int top = lua_gettop(L);
-  field_push(L, vm, "types");
-  int known = lua_istable(L, -1) ? lua_rawgeti(L, -1, type) != LUA_TNIL : type >= 0 && type <= 2;
+  field_push(L, vm, "types", FROM_ALL);
+  int known = lua_istable(L, -1) && lua_rawgeti(L, -1, type) != LUA_TNIL;
   lua_settop(L, top);
   return known;
 }
@@ -638,14 +753,12 @@ typedef struct {
 static int create_body(lua_State *L) {
   settings_ctx *x = lua_touserdata(L, 1);
   pvm_t *vm = body_vm(L);
-  if (hook_push(L, vm, "create_room")) {
-    x->h.found = 1;
-    lconv_push_settings(L, x->req);
-    lconv_push_user(L, x->u);
-    lua_call(L, 2, 2);
-    settings_result(L, vm, &x->h, x->out);
-  }
-  if (!x->h.bad && !x->h.refused) x->known = type_known(L, vm, x->h.found ? x->out->type : x->req->type);
+  if (!need_hook_push(L, vm, "create_room", FROM_ALL, &x->h)) return 0;
+  lconv_push_settings(L, x->req);
+  lconv_push_user(L, x->u);
+  lua_call(L, 2, 2);
+  settings_result(L, vm, &x->h, x->out);
+  if (!x->h.bad && !x->h.refused) x->known = type_known(L, vm, x->out->type);
   return 0;
 }
 
@@ -658,7 +771,6 @@ int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, r
     policy_map_error(P, u->tenant, "unknown_type", "CREATE_ROOM", v);
     rc = PARLEY_EINVAL;
   }
-  if (!rc && !x.h.found && (rc = copy_settings(req, out))) verdict(v, ERR_UNSPECIFIED, "out of memory");
   if (rc) policy_settings_free(out);
   return rc;
 }
@@ -666,8 +778,7 @@ int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, r
 static int update_body(lua_State *L) {
   settings_ctx *x = lua_touserdata(L, 1);
   pvm_t *vm = body_vm(L);
-  if (!hook_push(L, vm, "update_room")) return 0;
-  x->h.found = 1;
+  if (!need_hook_push(L, vm, "update_room", FROM_ALL, &x->h)) return 0;
   lconv_push_room(L, x->r);
   lconv_push_settings(L, x->req);
   lconv_push_user(L, x->u);
@@ -682,11 +793,6 @@ int policy_update_room(policy_t *P, const room_t *r, const room_settings *req, c
   memset(out, 0, sizeof *out);
   int rc = hook_verdict(P, r->tenant, tenant_gate(P, r->tenant, "update_room", update_body, &x, v), &x.h,
                         "UPDATE_ROOM", v);
-  if (!rc && !x.h.found) {
-    if (r->owner != u) { policy_map_error(P, r->tenant, "not_owner", "UPDATE_ROOM", v); rc = PARLEY_EINVAL; }
-    else if (req->max_users < (int)r->nmembers) { policy_map_error(P, r->tenant, "room_full", "UPDATE_ROOM", v); rc = PARLEY_EINVAL; }
-    else if ((rc = copy_settings(req, out))) verdict(v, ERR_UNSPECIFIED, "out of memory");
-  }
   if (rc) policy_settings_free(out);
   return rc;
 }
@@ -701,8 +807,7 @@ typedef struct {
 static int password_body(lua_State *L) {
   password_ctx *x = lua_touserdata(L, 1);
   pvm_t *vm = body_vm(L);
-  if (!hook_push(L, vm, "check_password")) return 0;
-  x->h.found = 1;
+  if (!need_hook_push(L, vm, "check_password", FROM_ALL, &x->h)) return 0;
   lconv_push_room(L, x->r);
   lua_pushstring(L, x->supplied);
   lconv_push_user(L, x->u);
@@ -714,32 +819,14 @@ static int password_body(lua_State *L) {
 
 int policy_check_password(policy_t *P, const room_t *r, const char *supplied, const user_t *u, policy_verdict *v) {
   password_ctx x = {.h = {.hook = "check_password"}, .r = r, .u = u, .supplied = supplied};
-  int rc = hook_verdict(P, r->tenant, tenant_gate(P, r->tenant, "check_password", password_body, &x, v), &x.h,
-                        "JOIN_ROOM", v);
-  if (rc || x.h.found) return rc;
-  size_t a = strlen(r->s.password), b = strlen(supplied);
-  if (a == b && CRYPTO_memcmp(r->s.password, supplied, a) == 0) return 0;
-  policy_map_error(P, r->tenant, "invalid_password", "JOIN_ROOM", v);
-  return PARLEY_EINVAL;
-}
-
-/* No spec hook and no types[t].spec: the protocol's defaults. */
-static int spec_fallback(const room_t *r, const user_t *u, buf_t *json) {
-  if (r->s.type != 0) return jw_string(json, r->owner->id.s, ID_LEN);
-  int rc = buf_putc(json, '['), first = 1;
-  for (size_t i = 0; i < r->nmembers && !rc; i++) {
-    if (r->members[i] == u) continue;
-    if (!first) rc = buf_putc(json, ',');
-    first = 0;
-    if (!rc) rc = jw_string(json, r->members[i]->id.s, ID_LEN);
-  }
-  return rc ? rc : buf_putc(json, ']');
+  return hook_verdict(P, r->tenant, tenant_gate(P, r->tenant, "check_password", password_body, &x, v), &x.h,
+                      "JOIN_ROOM", v);
 }
 
 /* Push types[type].spec, or nothing (returns 0). */
 static int type_spec_push(lua_State *L, pvm_t *vm, int type) {
   int top = lua_gettop(L);
-  field_push(L, vm, "types");
+  field_push(L, vm, "types", FROM_ALL);
   if (lua_istable(L, -1) && lua_rawgeti(L, -1, type) == LUA_TTABLE && rawfield(L, -1, "spec") == LUA_TFUNCTION) {
     lua_replace(L, top + 1);
     lua_settop(L, top + 1);
@@ -757,11 +844,14 @@ typedef struct {
   buf_t *json;
 } spec_ctx;
 
+/* The spec comes from the policy's spec hook, else types[type].spec, else
+ * builtin.lua's spec. */
 static int spec_body(lua_State *L) {
   spec_ctx *x = lua_touserdata(L, 1);
   pvm_t *vm = body_vm(L);
-  if (!hook_push(L, vm, "spec") && !type_spec_push(L, vm, x->r->s.type)) return 0;
-  x->h.found = 1;
+  if (!hook_push(L, vm, "spec", FROM_POLICY) && !type_spec_push(L, vm, x->r->s.type) &&
+      !need_hook_push(L, vm, "spec", FROM_BASE, &x->h))
+    return 0;
   lconv_push_room(L, x->r);
   lconv_push_user(L, x->u);
   lua_call(L, 2, 1);
@@ -776,23 +866,8 @@ int policy_spec(policy_t *P, const room_t *r, const user_t *u, buf_t *json, poli
   spec_ctx x = {.h = {.hook = "spec"}, .r = r, .u = u, .json = json};
   size_t mark = json->len;
   int rc = hook_verdict(P, r->tenant, tenant_gate(P, r->tenant, "spec", spec_body, &x, v), &x.h, "JOIN_ROOM", v);
-  if (rc) { json->len = mark; return rc; }
-  if (!x.h.found && (rc = spec_fallback(r, u, json))) verdict(v, ERR_UNSPECIFIED, "out of memory");
+  if (rc) json->len = mark;
   return rc;
-}
-
-static void map_fallback(const char *reason, policy_verdict *v) {
-  static const struct { const char *reason; int code; const char *msg; } map[] = {
-    {"no_such_room", ERR_NO_SUCH_ROOM, "no such room"},
-    {"invalid_password", ERR_INVALID_PASSWORD, "invalid password"},
-    {"room_full", ERR_LIMIT_REACHED, "the room is full"},
-    {"limit_reached", ERR_LIMIT_REACHED, "limit reached"},
-    {"not_owner", ERR_ROOM_ERROR, "only the room's owner may update it"},
-    {"unknown_type", ERR_ROOM_ERROR, "unknown room type"},
-    {NULL, 0, NULL}};
-  for (int i = 0; map[i].reason; i++)
-    if (strcmp(map[i].reason, reason) == 0) { verdict(v, map[i].code, map[i].msg); return; }
-  verdict(v, ERR_ROOM_ERROR, reason);
 }
 
 typedef struct {
@@ -803,7 +878,7 @@ typedef struct {
 static int map_body(lua_State *L) {
   map_ctx *x = lua_touserdata(L, 1);
   pvm_t *vm = body_vm(L);
-  if (!hook_push(L, vm, "map_error")) return 0;
+  if (!hook_push(L, vm, "map_error", FROM_POLICY)) return 0;
   lua_pushstring(L, x->reason);
   lua_createtable(L, 0, 1);
   lua_pushstring(L, x->event);
@@ -821,12 +896,13 @@ static int map_body(lua_State *L) {
 }
 
 void policy_map_error(policy_t *P, const tenant_t *t, const char *reason, const char *event, policy_verdict *v) {
+  const pvm_t *vm = vm_of(P, t);
   policy_verdict mapped;
-  map_fallback(reason, &mapped);
+  base_map(vm, reason, &mapped);
   map_ctx x = {reason, event, &mapped};
   int rc = tenant_gate(P, t, "map_error", map_body, &x, v);
   if (rc == PARLEY_ELIMIT) return;  /* *v says why (the tenant's hook time is used up) */
-  if (rc) map_fallback(reason, &mapped);  /* a failed hook may have half-written it */
+  if (rc) base_map(vm, reason, &mapped);  /* a failed hook may have half-written it */
   *v = mapped;
 }
 
@@ -841,8 +917,7 @@ typedef struct {
 static int signal_body(lua_State *L) {
   signal_ctx *x = lua_touserdata(L, 1);
   pvm_t *vm = body_vm(L);
-  if (!hook_push(L, vm, "on_signal")) return 0;
-  x->h.found = 1;
+  if (!hook_push(L, vm, "on_signal", FROM_POLICY)) return 0;
   lconv_push_room(L, x->r);
   lconv_push_user(L, x->u);
   lua_pushstring(L, x->target->id.s);
