@@ -360,7 +360,7 @@ typedef struct {
 static int base_body(lua_State *L) {
   base_ctx *c = lua_touserdata(L, 1);
   pvm_t *vm = c->vm;
-  int has_on_signal;
+  int has_on_signal = 0;
   if ((c->rc = base_run(L))) return 0;
   if ((c->rc = self_check(L, vm, BASE_NAME, NULL, &vm->limits, &has_on_signal))) return 0;
   if ((c->rc = base_check(L)) || (c->rc = read_errors(L, vm))) return 0;
