@@ -27,7 +27,7 @@ void admit_client_addr(const admit_t *a, const char *peer_addr, const http_req *
   if (addrs_cidr_parse(cand, &any) == 0 && !strchr(cand, '/')) memcpy(out, cand, end - start + 1);
 }
 
-static int refuse(admit_refusal *why, const policy_conn_info *info, const char *tenant, int status, const char *msg) {
+static int refuse(admit_refusal *why, const conn_info *info, const char *tenant, int status, const char *msg) {
   why->status = status;
   snprintf(why->msg, sizeof why->msg, "%s", msg);
   log_info("%s connection from %s refused%s%s: %s", info->framing, info->remote_addr, tenant ? " for tenant " : "",
@@ -35,18 +35,18 @@ static int refuse(admit_refusal *why, const policy_conn_info *info, const char *
   return PARLEY_EINVAL;
 }
 
-static int origin_ok(const admit_t *a, const tenant_t *t, const policy_conn_info *info) {
+static int origin_ok(const admit_t *a, const tenant_t *t, const conn_info *info) {
   size_t n;
   int any;
   const char *origin = http_req_header(info->http, "origin", &n);
   return policy_origin_allowed(a->ctx->policy, t, origin, n, &any);
 }
 
-int admit_origin(const admit_t *a, const policy_conn_info *info, admit_refusal *why) {
+int admit_origin(const admit_t *a, const conn_info *info, admit_refusal *why) {
   return origin_ok(a, NULL, info) ? 0 : refuse(why, info, NULL, 403, "origin not allowed");
 }
 
-int admit_user(const admit_t *a, peer_t *p, const policy_conn_info *info, admit_refusal *why) {
+int admit_user(const admit_t *a, peer_t *p, const conn_info *info, admit_refusal *why) {
   char tenant[72], *data;
   policy_verdict v;
   int rc = policy_on_connect(a->ctx->policy, info, tenant, sizeof tenant, &data, &v);

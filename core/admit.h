@@ -28,10 +28,10 @@ typedef struct {
 void admit_client_addr(const admit_t *a, const char *peer_addr, const http_req *r, char out[ADDRS_MAX_TEXT]);
 /* Before the tenant is known: may a page from r's Origin connect at all (the
  * default policy's origins)? 0, or nonzero with *why filled and logged. */
-int admit_origin(const admit_t *a, const policy_conn_info *info, admit_refusal *why);
+int admit_origin(const admit_t *a, const conn_info *info, admit_refusal *why);
 /* on_connect, then p becomes a user of the tenant it names (within the
  * tenant's caps), then the tenant's own origins. 0 with p a user, or nonzero
  * with p not a user and *why filled and logged. */
-int admit_user(const admit_t *a, peer_t *p, const policy_conn_info *info, admit_refusal *why);
+int admit_user(const admit_t *a, peer_t *p, const conn_info *info, admit_refusal *why);
 
 #endif

@@ -319,7 +319,7 @@ static void sio_connect_error(eio_session *s, const char *ns, size_t ns_len, con
  * namespace connect is accepted. */
 static int sio_accept(eio_session *s, const sio_packet *sp, const char *ns, http_req *hs) {
   admit_refusal why;
-  policy_conn_info info = {"socket.io", hs, s->remote, ns, sp->len ? sp->data : NULL, sp->len};
+  conn_info info = {"socket.io", hs, s->remote, ns, sp->len ? sp->data : NULL, sp->len};
   if (ids_new(&s->sio_sid)) snprintf(why.msg, sizeof why.msg, "cannot accept more users");
   else if (admit_user(s->e->admit, &s->peer, &info, &why) == 0) return 1;
   sio_connect_error(s, sp->ns, sp->ns_len, why.msg);
@@ -528,7 +528,7 @@ static void handshake(eio_state *e, conn_t *c, http_req *r, int websocket) {
   char remote[ADDRS_MAX_TEXT];
   admit_refusal why;
   admit_client_addr(e->admit, c->remote, r, remote);
-  policy_conn_info info = {"socket.io", r, remote, NULL, NULL, 0};
+  conn_info info = {"socket.io", r, remote, NULL, NULL, 0};
   if (admit_origin(e->admit, &info, &why)) { eio_error(e, c, r, EIO_ERR_FORBIDDEN, "Forbidden"); return; }
   if (websocket && !conn_ws_handshake_ok(c, r)) return;
   if (!websocket && strcmp(http_req_method(r), "GET") != 0) { eio_error(e, c, r, EIO_ERR_METHOD, "Bad handshake method"); return; }

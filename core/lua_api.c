@@ -1,10 +1,10 @@
 /* lua_api.c - the `parley` table policies call: logging, time, random IDs,
- * constant-time comparison, HMAC and encodings. */
+ * constant-time comparison, HMAC and encodings. (parley.builtin and
+ * parley.default_spec come from core/builtin.lua: policy.c sets them.) */
 #include <lauxlib.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <string.h>
 #include <time.h>
 #include "ids.h"
 #include "log.h"
@@ -89,36 +89,10 @@ static int l_hex(lua_State *L) {
   return 1;
 }
 
-/* parley.default_spec(room, user): the built-in JOIN_ROOM spec — type 0
- * (P2PMesh): the other members' userIDs in join order; any other type: the
- * owner's userID. For policies whose spec adds to it. */
-static int l_default_spec(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_getfield(L, 1, "type");
-  if (lua_tointeger(L, -1) != 0) {
-    lua_getfield(L, 1, "owner");
-    return 1;
-  }
-  lua_getfield(L, 2, "id");
-  const char *me = lua_tostring(L, -1);
-  lua_getfield(L, 1, "members");
-  luaL_checktype(L, -1, LUA_TTABLE);
-  lua_newtable(L);
-  lua_Integer n = 0;
-  for (lua_Integer i = 1; lua_rawgeti(L, -2, i) == LUA_TSTRING; i++) {
-    if (me && strcmp(lua_tostring(L, -1), me) == 0) { lua_pop(L, 1); continue; }
-    lua_rawseti(L, -2, ++n);
-  }
-  lua_pop(L, 1);
-  return 1;
-}
-
 void lua_api_push(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"log", l_log}, {"now", l_now}, {"random_id", l_random_id}, {"equal", l_equal},
     {"hmac", l_hmac}, {"base64", l_base64}, {"base64url", l_base64url}, {"hex", l_hex},
-    {"default_spec", l_default_spec},
     {NULL, NULL}};
   luaL_newlib(L, fns);
   lua_pushstring(L, PARLEY_VERSION);

@@ -1,6 +1,6 @@
 /* lua_conv.c - C <-> Lua conversion: rooms, users, settings, connection info
  * and JSON, one direction per function. Policy values are read raw (no
- * metamethods); every function here runs inside the policy gate (policy.c)
+ * metamethods); every function here runs inside the policy gate (lua_vm_gate)
  * and may raise a Lua error, e.g. out of memory. */
 #include <lauxlib.h>
 #include <math.h>
@@ -98,7 +98,7 @@ static void push_query(lua_State *L, const char *q, size_t n) {
   }
 }
 
-void lconv_push_conn(lua_State *L, const policy_conn_info *c) {
+void lconv_push_conn(lua_State *L, const conn_info *c) {
   const char *p;
   size_t n;
   lua_createtable(L, 0, 7);

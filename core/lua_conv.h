@@ -8,13 +8,13 @@
 #include <lua.h>
 #include "buf.h"
 #include "json.h"
-#include "policy.h"
+#include "conn_info.h"
 #include "rooms.h"
 
 void lconv_push_user(lua_State *L, const user_t *u);
 void lconv_push_room(lua_State *L, const room_t *r);
 void lconv_push_settings(lua_State *L, const room_settings *s);
-void lconv_push_conn(lua_State *L, const policy_conn_info *c);
+void lconv_push_conn(lua_State *L, const conn_info *c);
 /* Push a validated JSON value as a Lua value (null becomes nil). */
 void lconv_push_json(lua_State *L, json_span v);
 /* Read a settings table at idx (fields name, password, maxUsers, type) into

@@ -1,15 +1,12 @@
-/* policy.c - the Lua VMs that run policies: one for default.lua and one per
- * tenant policy file (default.lua, then the tenant's file), each with its own
- * memory cap. Sandboxed loading from the policies directory, the self-check,
- * the one gate everything that touches policy values goes through (pcall,
- * instruction budget, wall-time cap, memory cap, traceback), each tenant's
- * hook-time bucket, and the typed hook calls with their fallbacks when a
- * policy leaves a hook out. */
+/* policy.c - the policies: one VM (lua_vm.c) for default.lua and one per
+ * tenant policy file, each loading core/builtin.lua (embedded), default.lua,
+ * then the tenant's file. Loading each file's table and its self-check
+ * (hooks, types, limits, origins), the tenant overlay, each tenant's
+ * hook-time bucket, and the typed hook calls, which fall back to
+ * builtin.lua's rules where a policy leaves one out; every one of them runs
+ * inside the VM's gate. */
 #include <lauxlib.h>
-#include <lua5.4/lua-cjson.h>
-#include <lualib.h>
 #include <limits.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,46 +16,42 @@
 #include "err.h"
 #include <dirent.h>
 #include <uthash.h>
+#include "builtin.h"
 #include "log.h"
-#include "lua_api.h"
 #include "lua_conv.h"
+#include "lua_vm.h"
 #include "policy.h"
-#include "lua_meter.h"
-#include "lua_pattern.h"
 
-#define POLICY_HOOK_EVERY 1000        /* the count hook fires every this many instructions */
-#define POLICY_CJSON_DEPTH 128        /* cjson's encode/decode nesting limit, fixed by the core */
 #define POLICY_ORIGINS_MAX 256
 
-/* One VM: default.lua's table, and for a tenant VM the tenant file's table
- * over it. Owned by its policy_t. */
-typedef struct vm_s {
-  lua_State *L;
+/* A reason of builtin.lua's error map and its verdict. */
+typedef struct {
+  char *reason;            /* owned */
+  policy_verdict v;
+} base_error;
+
+/* One VM and what was read from it at load: builtin.lua's table (the core's
+ * copy), default.lua's over it, and for a tenant VM the tenant file's table
+ * over both. Owned by its policy_t. */
+typedef struct pvm_s {
+  lua_vm *lua;             /* owned */
   char name[65];           /* the tenant; "" for the default VM */
-  size_t mem_used, mem_cap;
-  int capped;              /* inside the gate: the memory cap binds */
-  long long budget;        /* instructions per call */
-  long long left;          /* instructions left in this call */
-  int hook_count;          /* the count hook's current period */
-  int tripped;             /* 0, or why every instruction now fails: 1 budget, 2 time */
-  uint64_t deadline_ns;    /* monotonic: the call's wall-time cap */
-  unsigned time_ms;
+  int ref_base;            /* registry: the core's copy of core/builtin.lua's table */
   int ref_default;         /* registry: the table default.lua returned */
   int ref_tenant;          /* registry: the tenant file's table; LUA_NOREF in the default VM */
-  int ref_env;             /* registry: the allow-list the sandbox copies */
   int has_on_signal;
   policy_limits limits;    /* the default's, with the tenant's entries */
   int origins_any;         /* no origins list, or "*" in it */
   char **origins;          /* owned: the origins list, snapshot at load */
   size_t norigins;
-  char dir[PATH_MAX];
-  char where[PATH_MAX + 96];   /* what the gate runs: the hook with its file:line */
+  base_error *errors;      /* owned: builtin.lua's error map, snapshot at load */
+  size_t nerrors;
   UT_hash_handle hh;
-} vm_t;
+} pvm_t;
 
 struct policy_s {
-  vm_t *def;               /* owned: default.lua alone; serves tenants without a file */
-  vm_t *tenants;           /* owned: hash by name */
+  pvm_t *def;              /* owned: default.lua alone; serves tenants without a file */
+  pvm_t *tenants;          /* owned: hash by name */
   policy_options opt;
   double connect_tokens;   /* the server-wide bucket on_connect charges */
   uint64_t connect_stamp_ms, connect_logged_ms;
@@ -69,263 +62,6 @@ static uint64_t mono_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* ---- the VM: allocator with a cap, sandbox ---- */
-
-static int vm_charge(vm_t *vm, long long n);
-
-/* A big allocation inside the gate is charged as work (filling it is the
- * cost: one step per this many bytes): one instruction that concatenates two
- * 30 MB strings must not be as cheap as one that adds two numbers. */
-#define POLICY_ALLOC_CHARGE_MIN (64u << 10)
-#define POLICY_ALLOC_BYTES_PER_STEP 16
-
-static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  vm_t *vm = ud;
-  size_t old = ptr ? osize : 0;
-  if (nsize == 0) {
-    free(ptr);
-    vm->mem_used -= old;
-    return NULL;
-  }
-  /* The cap binds everything inside the gate (policy code and the core's
-   * pushes and reads alike: a failure there is caught). Outside it the core
-   * only builds the sandbox, reports errors and closes the VM. */
-  if (vm->capped && nsize > old && vm->mem_used + (nsize - old) > vm->mem_cap) return NULL;
-  if (vm->capped && nsize >= old + POLICY_ALLOC_CHARGE_MIN &&
-      vm_charge(vm, (long long)((nsize - old) / POLICY_ALLOC_BYTES_PER_STEP)))
-    return NULL;  /* the budget or the clock is spent: a memory error now, the hook's error next */
-  void *np = realloc(ptr, nsize);
-  if (np) vm->mem_used = vm->mem_used - old + nsize;
-  return np;
-}
-
-static vm_t *vm_of_state(lua_State *L) {
-  void *ud = NULL;
-  lua_getallocf(L, &ud);
-  return ud;
-}
-
-/* Globals a policy may use: the allow-list, kept as data. */
-static const char *const sandbox_globals[] = {
-  "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget", "rawlen",
-  "rawset", "select", "getmetatable", "tonumber", "tostring", "type",
-  "xpcall", "_VERSION", "string", "table", "math", "utf8", NULL};
-static const char *const sandbox_os[] = {"time", "clock", "date", NULL};
-/* What policies see of cjson: a private instance's codec, no config setters. */
-static const char *const sandbox_cjson[] = {"encode", "decode", "null", "empty_array", "array_mt",
-                                            "empty_array_mt", "_NAME", "_VERSION", NULL};
-
-static int l_print(lua_State *L) {
-  int n = lua_gettop(L);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (int i = 1; i <= n; i++) {
-    if (i > 1) luaL_addchar(&b, '\t');
-    luaL_tolstring(L, i, NULL);
-    luaL_addvalue(&b);
-  }
-  luaL_pushresult(&b);
-  log_info("policy: %s", lua_tostring(L, -1));
-  return 0;
-}
-
-/* setmetatable without finalizers: __gc would run with no budget, no time
- * cap and outside any pcall (also when a reload closes the VM). */
-static int l_setmetatable(lua_State *L) {
-  if (lua_type(L, 2) == LUA_TTABLE) {
-    lua_pushliteral(L, "__gc");
-    if (lua_rawget(L, 2) != LUA_TNIL)
-      return luaL_error(L, "setmetatable: a metatable with __gc is not allowed in policies (no finalizers)");
-    lua_pop(L, 1);
-  }
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, 1);
-  return 1;
-}
-
-static int l_require(lua_State *L);
-
-/* Push a private cjson instance with the core's limits, as a table of its
- * codec only. */
-static void cjson_push(lua_State *L) {
-  lua_getglobal(L, "cjson");
-  if (lua_getfield(L, -1, "new") == LUA_TFUNCTION) {
-    lua_call(L, 0, 1);
-    lua_remove(L, -2);
-  } else {
-    lua_pop(L, 1);
-  }
-  for (const char *const *f = (const char *const[]){"encode_max_depth", "decode_max_depth", NULL}; *f; f++) {
-    if (lua_getfield(L, -1, *f) == LUA_TFUNCTION) {
-      lua_pushinteger(L, POLICY_CJSON_DEPTH);
-      lua_call(L, 1, 0);
-    } else {
-      lua_pop(L, 1);
-    }
-  }
-  lua_newtable(L);
-  for (const char *const *f = sandbox_cjson; *f; f++) {
-    lua_getfield(L, -2, *f);
-    lua_setfield(L, -2, *f);
-  }
-  lua_remove(L, -2);
-}
-
-/* Build the allow-list table in the registry (ref_env). */
-static void sandbox_template(vm_t *vm) {
-  lua_State *L = vm->L;
-  lua_newtable(L);
-  for (const char *const *g = sandbox_globals; *g; g++) {
-    lua_getglobal(L, *g);
-    lua_setfield(L, -2, *g);
-  }
-  lua_getglobal(L, "setmetatable");
-  lua_pushcclosure(L, l_setmetatable, 1);
-  lua_setfield(L, -2, "setmetatable");
-  lua_newtable(L);
-  lua_getglobal(L, "os");
-  for (const char *const *f = sandbox_os; *f; f++) {
-    lua_getfield(L, -1, *f);
-    lua_setfield(L, -3, *f);
-  }
-  lua_pop(L, 1);
-  lua_setfield(L, -2, "os");
-  lua_api_push(L);
-  lua_setfield(L, -2, "parley");
-  cjson_push(L);
-  lua_setfield(L, -2, "cjson");
-  lua_pushcfunction(L, l_print);
-  lua_setfield(L, -2, "print");
-  lua_pushlightuserdata(L, vm);
-  lua_pushcclosure(L, l_require, 1);
-  lua_setfield(L, -2, "require");
-  vm->ref_env = luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
-/* Push a fresh environment for one policy file: a copy of the allow-list. */
-static void sandbox_env(vm_t *vm) {
-  lua_State *L = vm->L;
-  lua_newtable(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_env);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, -5);
-  }
-  lua_pop(L, 1);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -2, "_G");
-}
-
-/* ---- the gate: budget, wall time, pcall ---- */
-
-/* Spend n instructions (or pattern steps); 1 when the call is over budget or
- * time. From then on every instruction fails: a pcall in the policy cannot
- * catch the overrun and carry on. */
-static int vm_charge(vm_t *vm, long long n) {
-  if (!vm->tripped) {
-    vm->left -= n;
-    if (vm->left <= 0) vm->tripped = 1;
-    else if (mono_ns() >= vm->deadline_ns) vm->tripped = 2;
-    else return 0;
-  }
-  vm->hook_count = 1;
-  lua_sethook(vm->L, lua_gethook(vm->L), LUA_MASKCOUNT, 1);
-  return 1;
-}
-
-static void vm_hook(lua_State *L, lua_Debug *ar) {
-  vm_t *vm = vm_of_state(L);
-  if (!vm_charge(vm, vm->hook_count)) {
-    if (vm->left < vm->hook_count) {
-      vm->hook_count = (int)vm->left;
-      lua_sethook(L, vm_hook, LUA_MASKCOUNT, vm->hook_count);
-    }
-    return;
-  }
-  char what[64];
-  if (vm->tripped == 1) snprintf(what, sizeof what, "instruction budget exceeded");
-  else snprintf(what, sizeof what, "time limit exceeded (%u ms)", vm->time_ms);
-  if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-    luaL_error(L, "%s:%d: %s", ar->short_src, ar->currentline, what);
-  luaL_error(L, "%s", what);
-}
-
-/* lua_pattern's and lua_meter's meter: pattern steps and library work count
- * against the call's budget and wall-time cap like instructions. Nonzero: stop. */
-static int vm_steps_charge(void *ud, unsigned long steps) {
-  return vm_charge(ud, steps > LLONG_MAX ? LLONG_MAX : (long long)steps);
-}
-
-static int traceback(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (!msg) msg = luaL_typename(L, 1);
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
-
-/* The gate: run body(ctx) as a protected C function with the budget, the
- * wall-time cap (ms) and the memory cap. Whatever it raises (a policy
- * error, a metamethod's, a memory error, an overrun) is logged with
- * vm->where and becomes PARLEY_ELUA. */
-static int gate_run(vm_t *vm, const char *what, lua_CFunction body, void *ctx, unsigned ms) {
-  lua_State *L = vm->L;
-  int top = lua_gettop(L);
-  snprintf(vm->where, sizeof vm->where, "%s", what);
-  lua_pushcfunction(L, traceback);
-  lua_pushcfunction(L, body);
-  lua_pushlightuserdata(L, ctx);
-  vm->left = vm->budget;
-  vm->tripped = 0;
-  vm->hook_count = vm->budget < POLICY_HOOK_EVERY ? (int)vm->budget : POLICY_HOOK_EVERY;
-  vm->time_ms = ms;
-  vm->deadline_ns = mono_ns() + (uint64_t)ms * 1000000u;
-  lua_sethook(L, vm_hook, LUA_MASKCOUNT, vm->hook_count);
-  vm->capped = 1;
-  int rc = lua_pcall(L, 1, 0, top + 1);
-  vm->capped = 0;
-  lua_sethook(L, NULL, 0, 0);
-  if (rc == LUA_OK) { lua_settop(L, top); return 0; }
-  const char *err = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-  char first[512];
-  snprintf(first, sizeof first, "%s", err ? err : "(error object is not a string)");
-  char *nl = strchr(first, '\n');
-  if (nl) *nl = 0;
-  log_warn("policy %s failed: %s", vm->where, rc == LUA_ERRMEM ? "memory cap reached" : first);
-  if (err && nl) log_debug("%s", err);
-  lua_settop(L, top);
-  lua_gc(L, LUA_GCCOLLECT);
-  return PARLEY_ELUA;
-}
-
-/* require(name): modules only from the policies directory, cached per VM. */
-static int l_require(lua_State *L) {
-  vm_t *vm = lua_touserdata(L, lua_upvalueindex(1));
-  const char *name = luaL_checkstring(L, 1);
-  for (const char *c = name; *c; c++)
-    if (!(*c == '_' || *c == '.' || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
-      return luaL_error(L, "require: bad module name '%s'", name);
-  if (strstr(name, "..") || name[0] == '.') return luaL_error(L, "require: bad module name '%s'", name);
-  lua_getfield(L, LUA_REGISTRYINDEX, "parley.loaded");
-  if (lua_getfield(L, -1, name) != LUA_TNIL) return 1;
-  lua_pop(L, 1);
-  char path[PATH_MAX + 96];
-  int n = snprintf(path, sizeof path, "%s/%s", vm->dir, name);
-  if (n < 0 || (size_t)n + 5 >= sizeof path) return luaL_error(L, "require: path too long");
-  for (char *c = path + strlen(vm->dir) + 1; *c; c++) if (*c == '.') *c = '/';
-  strcat(path, ".lua");
-  if (luaL_loadfilex(L, path, "t") != LUA_OK) return lua_error(L);
-  sandbox_env(vm);
-  lua_setupvalue(L, -2, 1);
-  lua_call(L, 0, 1);
-  if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); }
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, name);
-  return 1;
 }
 
 /* Push t[name] without metamethods; returns its type. */
@@ -346,20 +82,6 @@ void policy_options_default(policy_options *o) {
   o->tenant_hook_ms = 500;
 }
 
-static void limits_default(policy_limits *l) {
-  l->max_payload = 1u << 20;
-  l->max_signal = 64u << 10;
-  l->max_name = 64;
-  l->max_password = 128;
-  l->max_request_id = 128;
-  l->max_rooms_per_user = 100;
-  l->max_users_per_room = 50;
-  l->rate = 200;
-  l->burst = 400;
-  l->max_rooms = 1000000000;
-  l->max_connections = 1000000000;
-}
-
 /* Read limits.<name> (a number in 1..max) when present. */
 static int limit_field(lua_State *L, const char *name, double max, double *out) {
   int t = rawfield(L, -1, name);
@@ -370,23 +92,28 @@ static int limit_field(lua_State *L, const char *name, double max, double *out) 
   return ok ? 0 : PARLEY_EINVAL;
 }
 
-/* limits.<name> entries over base; the table to read is at the top of the stack. */
+/* limits.<name> entries over base; the table to read is at the top of the
+ * stack. Without a base (core/builtin.lua's table) every entry is required.
+ * The maxima are the caps the core enforces whatever a policy says. */
 static int read_limits(lua_State *L, const policy_limits *base, policy_limits *l) {
-  *l = *base;
-  int t = rawfield(L, -1, "limits");
-  if (t == LUA_TNIL) { lua_pop(L, 1); return 0; }
-  if (t != LUA_TTABLE) { lua_pop(L, 1); log_error("policy self-check: limits must be a table"); return PARLEY_EINVAL; }
   enum { N = 11 };
-  double v[N] = {(double)l->max_payload, (double)l->max_signal, (double)l->max_name, (double)l->max_password,
-                 (double)l->max_request_id, l->max_rooms_per_user, l->max_users_per_room, l->rate, l->burst,
-                 (double)l->max_rooms, (double)l->max_connections};
   static const char *const names[N] = {"max_payload", "max_signal", "max_name", "max_password", "max_request_id",
                                        "max_rooms_per_user", "max_users_per_room", "rate", "burst",
                                        "max_rooms", "max_connections"};
   static const double maxima[N] = {64 << 20, 64 << 20, 1 << 20, 1 << 20, 1 << 20, 1e6, 1e6, 1e9, 1e9, 1e9, 1e9};
+  if (base) *l = *base;
+  else memset(l, 0, sizeof *l);
+  int t = rawfield(L, -1, "limits");
+  if (t == LUA_TNIL && base) { lua_pop(L, 1); return 0; }
+  if (t != LUA_TTABLE) { lua_pop(L, 1); log_error("policy self-check: limits must be a table"); return PARLEY_EINVAL; }
+  double v[N] = {(double)l->max_payload, (double)l->max_signal, (double)l->max_name, (double)l->max_password,
+                 (double)l->max_request_id, l->max_rooms_per_user, l->max_users_per_room, l->rate, l->burst,
+                 (double)l->max_rooms, (double)l->max_connections};
   int rc = 0;
   for (int i = 0; i < N; i++) rc |= limit_field(L, names[i], maxima[i], &v[i]);
   lua_pop(L, 1);
+  for (int i = 0; i < N && !rc; i++)
+    if (v[i] < 1) { log_error("policy self-check: limits.%s is missing", names[i]); rc = PARLEY_EINVAL; }
   if (rc) return PARLEY_EINVAL;
   l->max_payload = (size_t)v[0]; l->max_signal = (size_t)v[1]; l->max_name = (size_t)v[2];
   l->max_password = (size_t)v[3]; l->max_request_id = (size_t)v[4];
@@ -418,7 +145,7 @@ static int check_types(lua_State *L, int *present) {
   return rc;
 }
 
-static void origins_free(vm_t *vm) {
+static void origins_free(pvm_t *vm) {
   for (size_t i = 0; i < vm->norigins; i++) free(vm->origins[i]);
   free(vm->origins);
   vm->origins = NULL;
@@ -428,7 +155,7 @@ static void origins_free(vm_t *vm) {
 /* origins: absent, or a list of strings (exact origins, or "*"); the table
  * at the top of the stack. When present it replaces vm's list (a snapshot:
  * the origin checks touch no Lua). */
-static int read_origins(lua_State *L, vm_t *vm, const char *file) {
+static int read_origins(lua_State *L, pvm_t *vm, const char *file) {
   int t = rawfield(L, -1, "origins"), ok = t == LUA_TNIL || t == LUA_TTABLE;
   if (t == LUA_TTABLE) {
     origins_free(vm);
@@ -460,7 +187,7 @@ static int read_origins(lua_State *L, vm_t *vm, const char *file) {
 /* The table at the top of the stack: a plain table (read raw: no
  * metatable), hooks are functions, types well formed, limits in range (over
  * base), origins a list. */
-static int self_check(lua_State *L, vm_t *vm, const char *file, const policy_limits *base, policy_limits *limits,
+static int self_check(lua_State *L, pvm_t *vm, const char *file, const policy_limits *base, policy_limits *limits,
                       int *has_on_signal) {
   int has_types;
   if (!lua_istable(L, -1)) { log_error("policy self-check: %s must return a table", file); return PARLEY_EINVAL; }
@@ -545,81 +272,143 @@ static void policy_digest(const char *dir, char **tenants, size_t nt, char out[1
   EVP_MD_CTX_free(c);
 }
 
-/* ---- building a VM ---- */
+/* ---- the built-in rules: core/builtin.lua ---- */
 
-/* Open the libraries and build the sandbox (protected: a failure is an error,
- * not a panic). */
-static int vm_setup_body(lua_State *L) {
-  vm_t *vm = lua_touserdata(L, 1);
-  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base}, {LUA_STRLIBNAME, luaopen_string},
-                                  {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
-                                  {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_OSLIBNAME, luaopen_os},
-                                  {"cjson", luaopen_cjson}, {NULL, NULL}};
-  for (const luaL_Reg *lib = libs; lib->func; lib++) {
-    luaL_requiref(L, lib->name, lib->func, 1);
-    lua_pop(L, 1);
+#define BASE_NAME "core/builtin.lua"
+
+/* What the core calls in builtin.lua when the policy has no such hook. */
+static const char *const base_hooks[] = {"on_connect", "create_room", "check_password", "update_room", "spec", NULL};
+
+static void errors_free(pvm_t *vm) {
+  for (size_t i = 0; i < vm->nerrors; i++) free(vm->errors[i].reason);
+  free(vm->errors);
+  vm->errors = NULL;
+  vm->nerrors = 0;
+}
+
+/* One entry of errors: reason = { code 0..255, "message" }, the value at
+ * the top of the stack, its key below. */
+static int read_error(lua_State *L, base_error *e) {
+  int top = lua_gettop(L), isint = 0;
+  lua_Integer code = 0;
+  int ok = lua_type(L, top - 1) == LUA_TSTRING && lua_istable(L, top);
+  if (ok && lua_rawgeti(L, top, 1) == LUA_TNUMBER) code = lua_tointegerx(L, -1, &isint);
+  ok = ok && isint && code >= 0 && code <= 255 && lua_rawgeti(L, top, 2) == LUA_TSTRING;
+  if (ok && (e->reason = strdup(lua_tostring(L, top - 1)))) {
+    e->v.code = (int)code;
+    snprintf(e->v.msg, sizeof e->v.msg, "%s", lua_tostring(L, -1));
   }
-  lua_getglobal(L, "string");  /* no bytecode out either */
-  lua_pushnil(L);
-  lua_setfield(L, -2, "dump");
+  lua_settop(L, top);
+  return !ok ? PARLEY_EINVAL : e->reason ? 0 : PARLEY_ENOMEM;
+}
+
+/* errors of the table at the top of the stack, into vm->errors. */
+static int read_errors(lua_State *L, pvm_t *vm) {
+  int top = lua_gettop(L), rc = 0;
+  size_t n = 0;
+  if (rawfield(L, top, "errors") != LUA_TTABLE) rc = PARLEY_EINVAL;
+  else {
+    for (lua_pushnil(L); lua_next(L, top + 1); lua_pop(L, 1)) n++;
+    if (n && !(vm->errors = calloc(n, sizeof *vm->errors))) rc = PARLEY_ENOMEM;
+    lua_pushnil(L);
+    while (!rc && lua_next(L, top + 1)) {
+      if (!(rc = read_error(L, &vm->errors[vm->nerrors]))) vm->nerrors++;
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, top);
+  if (rc) log_error("policy self-check: " BASE_NAME ": errors must be a table of reason = {code 0..255, message}");
+  return rc;
+}
+
+/* The built-in verdict for a reason: its entry in builtin.lua's errors, else
+ * ROOM_ERROR with the reason as the message. No Lua: it also stands in for a
+ * map_error that failed. */
+static void base_map(const pvm_t *vm, const char *reason, policy_verdict *v) {
+  for (size_t i = 0; i < vm->nerrors; i++)
+    if (strcmp(vm->errors[i].reason, reason) == 0) { *v = vm->errors[i].v; return; }
+  v->code = ERR_ROOM_ERROR;
+  snprintf(v->msg, sizeof v->msg, "%s", reason);
+}
+
+/* What only the built-in table must have: every hook the core falls back
+ * to, and types. */
+static int base_check(lua_State *L) {
+  for (const char *const *h = base_hooks; *h; h++) {
+    int t = rawfield(L, -1, *h);
+    lua_pop(L, 1);
+    if (t != LUA_TFUNCTION) { log_error("policy self-check: " BASE_NAME ": %s must be a function", *h); return PARLEY_EINVAL; }
+  }
+  int t = rawfield(L, -1, "types");
   lua_pop(L, 1);
-  lpat_install(L, vm_steps_charge, vm);  /* find/match/gmatch/gsub metered like instructions */
-  lmeter_install(L, vm_steps_charge, vm);  /* so is the other library work done in C (sort, upper, ...) */
-  lua_newtable(L);
-  lua_setfield(L, LUA_REGISTRYINDEX, "parley.loaded");
-  sandbox_template(vm);
+  if (t != LUA_TTABLE) { log_error("policy self-check: " BASE_NAME ": types must be a table"); return PARLEY_EINVAL; }
   return 0;
 }
 
-static void vm_free(vm_t *vm) {
+static int base_run(lua_State *L) {
+  return lua_vm_dostring(L, "=" BASE_NAME, (const char *)builtin_lua, builtin_lua_len);
+}
+
+typedef struct {
+  pvm_t *vm;
+  int rc;
+} base_ctx;
+
+/* Run builtin.lua twice: the core's own copy, self-checked, its limits and
+ * errors read, kept in the registry; and the policies' copy, parley.builtin
+ * (its spec also as parley.default_spec). Inside the gate. */
+static int base_body(lua_State *L) {
+  base_ctx *c = lua_touserdata(L, 1);
+  pvm_t *vm = c->vm;
+  int has_on_signal = 0;
+  if ((c->rc = base_run(L))) return 0;
+  if ((c->rc = self_check(L, vm, BASE_NAME, NULL, &vm->limits, &has_on_signal))) return 0;
+  if ((c->rc = base_check(L)) || (c->rc = read_errors(L, vm))) return 0;
+  vm->ref_base = luaL_ref(L, LUA_REGISTRYINDEX);
+  if ((c->rc = base_run(L))) return 0;
+  lua_vm_push_global(L, "parley");
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "builtin");
+  rawfield(L, -2, "spec");
+  lua_setfield(L, -2, "default_spec");
+  return 0;
+}
+
+/* ---- building a VM ---- */
+
+static void vm_free(pvm_t *vm) {
   if (!vm) return;
-  if (vm->L) lua_close(vm->L);
+  lua_vm_free(vm->lua);
   origins_free(vm);
+  errors_free(vm);
   free(vm);
 }
 
-static vm_t *vm_new(const char *dir, const char *name, const policy_options *o) {
-  vm_t *vm = calloc(1, sizeof *vm);
+static pvm_t *vm_new(const char *dir, const char *name, const policy_options *o) {
+  pvm_t *vm = calloc(1, sizeof *vm);
   if (!vm) return NULL;
   snprintf(vm->name, sizeof vm->name, "%s", name);
-  snprintf(vm->dir, sizeof vm->dir, "%s", dir);
-  vm->mem_cap = o->mem_cap;
-  vm->budget = o->budget < 1 ? 1 : o->budget > INT_MAX ? INT_MAX : o->budget;
-  vm->ref_default = vm->ref_tenant = vm->ref_env = LUA_NOREF;
+  vm->ref_base = vm->ref_default = vm->ref_tenant = LUA_NOREF;
   vm->origins_any = 1;
-  if (!(vm->L = lua_newstate(vm_alloc, vm))) { free(vm); return NULL; }
-  lua_pushcfunction(vm->L, vm_setup_body);
-  lua_pushlightuserdata(vm->L, vm);
-  if (lua_pcall(vm->L, 1, 0, 0) != LUA_OK) {
-    log_error("policy: cannot build a VM: %s", lua_type(vm->L, -1) == LUA_TSTRING ? lua_tostring(vm->L, -1) : "?");
-    vm_free(vm);
-    return NULL;
-  }
+  if (!(vm->lua = lua_vm_new(dir, o->mem_cap, o->budget, vm))) { free(vm); return NULL; }
   return vm;
 }
 
 typedef struct {
-  vm_t *vm;
+  pvm_t *vm;
   const char *path;
   const policy_limits *base;
   int *ref;                /* out: the registry ref of the file's table */
   int rc;
 } load_ctx;
 
-/* Load one policy file in text mode with its own environment, run it and
+/* Load one policy file (text mode, its own environment), run it and
  * self-check its table; all inside the gate. */
 static int load_body(lua_State *L) {
   load_ctx *c = lua_touserdata(L, 1);
-  vm_t *vm = c->vm;
+  pvm_t *vm = c->vm;
   int has_on_signal = 0;
-  if (luaL_loadfilex(L, c->path, "t") != LUA_OK) {
-    log_error("policy load failed: %s", lua_tostring(L, -1));
-    c->rc = PARLEY_ELUA;
-    return 0;
-  }
-  sandbox_env(vm);
-  lua_setupvalue(L, -2, 1);
-  lua_call(L, 0, 1);
+  if ((c->rc = lua_vm_dofile(L, c->path))) return 0;
   if ((c->rc = self_check(L, vm, c->path, c->base, &vm->limits, &has_on_signal))) return 0;
   if (has_on_signal) vm->has_on_signal = 1;
   *c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -629,25 +418,33 @@ static int load_body(lua_State *L) {
 /* Loading a file may take longer than a hook call: 10x --lua-time-ms, at least 1 s. */
 static unsigned load_ms(const policy_options *o) { return o->time_ms >= 100 ? o->time_ms * 10 : 1000; }
 
-static int load_file(vm_t *vm, const policy_options *o, const char *path, const policy_limits *base, int *ref) {
+static int load_file(pvm_t *vm, const policy_options *o, const char *path, const policy_limits *base, int *ref) {
   load_ctx c = {vm, path, base, ref, 0};
-  int rc = gate_run(vm, path, load_body, &c, load_ms(o));
+  int rc = lua_vm_gate(vm->lua, path, load_body, &c, load_ms(o));
+  return rc ? rc : c.rc;
+}
+
+static int load_base(pvm_t *vm, const policy_options *o) {
+  base_ctx c = {vm, 0};
+  int rc = lua_vm_gate(vm->lua, BASE_NAME, base_body, &c, load_ms(o));
   return rc ? rc : c.rc;
 }
 
 static int valid_tenant_name(const char *s, size_t n);
 
-/* A VM with default.lua and, for a tenant, tenants/<name>.lua over it. */
-static int vm_load(const char *dir, const char *name, const policy_options *o, vm_t **out) {
+/* A VM with builtin.lua, default.lua and, for a tenant, tenants/<name>.lua
+ * over them. */
+static int vm_load(const char *dir, const char *name, const policy_options *o, pvm_t **out) {
   char path[PATH_MAX + 96];
   policy_limits base;
-  vm_t *vm = vm_new(dir, name, o);
+  pvm_t *vm = vm_new(dir, name, o);
   int rc;
   *out = NULL;
   if (!vm) return PARLEY_ENOMEM;
-  limits_default(&base);
+  rc = load_base(vm, o);
+  base = vm->limits;
   snprintf(path, sizeof path, "%s/default.lua", dir);
-  rc = load_file(vm, o, path, &base, &vm->ref_default);
+  if (!rc) rc = load_file(vm, o, path, &base, &vm->ref_default);
   if (!rc && name[0]) {
     base = vm->limits;
     snprintf(path, sizeof path, "%s/tenants/%s.lua", dir, name);
@@ -661,7 +458,7 @@ static int vm_load(const char *dir, const char *name, const policy_options *o, v
 /* Load a VM for each tenant file. */
 static int load_tenants(policy_t *P, const char *dir, char **names, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    vm_t *vm;
+    pvm_t *vm;
     if (!valid_tenant_name(names[i], strlen(names[i]))) {
       log_error("policy: tenants/%s.lua: a tenant name is letters, digits, _ . - (1..64)", names[i]);
       return PARLEY_EINVAL;
@@ -702,15 +499,15 @@ int policy_load(const char *dir, const policy_options *o, policy_t **out) {
 
 void policy_free(policy_t *P) {
   if (!P) return;
-  vm_t *vm, *tmp;
+  pvm_t *vm, *tmp;
   HASH_ITER(hh, P->tenants, vm, tmp) { HASH_DEL(P->tenants, vm); vm_free(vm); }
   vm_free(P->def);
   free(P);
 }
 
 /* The VM serving tenant t: its file's, else the default (t NULL too). */
-static vm_t *vm_of(policy_t *P, const tenant_t *t) {
-  vm_t *vm = NULL;
+static pvm_t *vm_of(policy_t *P, const tenant_t *t) {
+  pvm_t *vm = NULL;
   if (t && P->tenants) HASH_FIND_STR(P->tenants, rooms_tenant_name(t), vm);
   return vm ? vm : P->def;
 }
@@ -722,7 +519,7 @@ int policy_wants_signal(policy_t *P, const tenant_t *t) { return vm_of(P, t)->ha
 const char *policy_version(const policy_t *P) { return P->version; }
 
 int policy_origin_allowed(policy_t *P, const tenant_t *t, const char *origin, size_t n, int *any) {
-  vm_t *vm = vm_of(P, t);
+  pvm_t *vm = vm_of(P, t);
   *any = vm->origins_any;
   if (!origin || vm->origins_any) return 1;  /* no Origin header: not a browser, nothing to check */
   for (size_t i = 0; i < vm->norigins; i++)
@@ -780,7 +577,7 @@ static int tenant_gate(policy_t *P, const tenant_t *t, const char *what, lua_CFu
     return PARLEY_ELIMIT;
   }
   uint64_t t0 = mono_ns();
-  int rc = gate_run(vm_of(P, t), what, body, ctx, P->opt.time_ms);
+  int rc = lua_vm_gate(vm_of(P, t)->lua, what, body, ctx, P->opt.time_ms);
   *tokens -= (double)(mono_ns() - t0) / 1e6;
   return rc;
 }
@@ -789,44 +586,51 @@ static int tenant_gate(policy_t *P, const tenant_t *t, const char *what, lua_CFu
 /* What every hook body reports besides its own results. */
 typedef struct {
   const char *hook;
-  int found;               /* the hook (or types[t].spec) was there and called */
-  int bad;                 /* its result had the wrong shape (logged) */
+  int bad;                 /* its result had the wrong shape, or there was no hook (logged) */
   int refused;             /* it said nil/false, reason */
   char reason[128];
 } hook_res;
 
-/* Push field `name` of the tenant file's table, else of default.lua's; raw. */
-static void field_push(lua_State *L, vm_t *vm, const char *name) {
-  if (vm->ref_tenant != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_tenant);
+/* Where a field is looked up, in this order: the tenant file's table,
+ * default.lua's, builtin.lua's (the core's copy). */
+enum { FROM_TENANT = 1, FROM_DEFAULT = 2, FROM_BASE = 4, FROM_POLICY = FROM_TENANT | FROM_DEFAULT,
+       FROM_ALL = FROM_POLICY | FROM_BASE };
+
+/* Push field `name` of the first of the tables in `from` that has it (nil
+ * when none); raw. */
+static void field_push(lua_State *L, pvm_t *vm, const char *name, int from) {
+  const int refs[] = {from & FROM_TENANT ? vm->ref_tenant : LUA_NOREF, from & FROM_DEFAULT ? vm->ref_default : LUA_NOREF,
+                      from & FROM_BASE ? vm->ref_base : LUA_NOREF};
+  for (size_t i = 0; i < sizeof refs / sizeof *refs; i++) {
+    if (refs[i] == LUA_NOREF) continue;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, refs[i]);
     rawfield(L, -1, name);
     lua_remove(L, -2);
     if (!lua_isnil(L, -1)) return;
     lua_pop(L, 1);
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_default);
-  rawfield(L, -1, name);
-  lua_remove(L, -2);
+  lua_pushnil(L);
 }
 
-/* The function on top of the stack is about to be called as `what`: name it
- * with its file:line in the gate's log lines. */
-static void name_call(lua_State *L, vm_t *vm, const char *what) {
-  lua_Debug ar;
-  lua_pushvalue(L, -1);
-  if (lua_getinfo(L, ">S", &ar) && ar.linedefined > 0)
-    snprintf(vm->where, sizeof vm->where, "%s (%s:%d)", what, ar.short_src, ar.linedefined);
-}
-
-/* Push the hook; 0 (nothing pushed) when neither table has it. */
-static int hook_push(lua_State *L, vm_t *vm, const char *name) {
-  field_push(L, vm, name);
-  if (lua_isfunction(L, -1)) { name_call(L, vm, name); return 1; }
+/* Push the hook `name` from the tables in `from`; 0 (nothing pushed) when
+ * none has it. */
+static int hook_push(lua_State *L, pvm_t *vm, const char *name, int from) {
+  field_push(L, vm, name, from);
+  if (lua_isfunction(L, -1)) { lua_vm_name_call(L, name); return 1; }
   lua_pop(L, 1);
   return 0;
 }
 
-static vm_t *body_vm(lua_State *L) { return vm_of_state(L); }
+/* The same for a hook builtin.lua has (checked at load): 0 and h->bad only
+ * should it be missing all the same. */
+static int need_hook_push(lua_State *L, pvm_t *vm, const char *name, int from, hook_res *h) {
+  if (hook_push(L, vm, name, from)) return 1;
+  log_warn("policy %s: no %s hook, not even the built-in one", lua_vm_where(L), name);
+  h->bad = 1;
+  return 0;
+}
+
+static pvm_t *body_vm(lua_State *L) { return lua_vm_user(L); }
 
 /* A hook returned nil/false, reason (the reason at idx). */
 static void set_refused(lua_State *L, int idx, hook_res *h) {
@@ -862,7 +666,7 @@ static int valid_tenant_name(const char *s, size_t n) {
 
 typedef struct {
   hook_res h;
-  const policy_conn_info *c;
+  const conn_info *c;
   char *tenant;
   size_t cap;
   int bad_name;
@@ -871,22 +675,19 @@ typedef struct {
 
 static int connect_body(lua_State *L) {
   connect_ctx *x = lua_touserdata(L, 1);
-  vm_t *vm = body_vm(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_default);  /* only the default's picks the tenant */
-  rawfield(L, -1, "on_connect");
-  if (!lua_isfunction(L, -1)) return 0;
-  x->h.found = 1;
-  name_call(L, vm, "on_connect");
+  pvm_t *vm = body_vm(L);
+  /* only the default's picks the tenant */
+  if (!need_hook_push(L, vm, "on_connect", FROM_DEFAULT | FROM_BASE, &x->h)) return 0;
   lconv_push_conn(L, x->c);
   lua_call(L, 1, 2);
   if (lua_type(L, -2) == LUA_TSTRING) {
     size_t n;
     const char *s = lua_tolstring(L, -2, &n);
     if (!valid_tenant_name(s, n) || n >= x->cap) {
-      log_warn("policy %s: bad tenant name (letters, digits, _ . -, 1..64)", vm->where);
+      log_warn("policy %s: bad tenant name (letters, digits, _ . -, 1..64)", lua_vm_where(L));
       x->bad_name = 1;
     } else if (!lua_isnil(L, -1) && (lconv_to_json(L, -1, &x->data) || buf_putc(&x->data, 0))) {
-      log_warn("policy %s: the user data (second result) must be JSON-able, at most 16 KiB", vm->where);
+      log_warn("policy %s: the user data (second result) must be JSON-able, at most 16 KiB", lua_vm_where(L));
       x->h.bad = 1;
     } else {
       memcpy(x->tenant, s, n + 1);
@@ -894,60 +695,49 @@ static int connect_body(lua_State *L) {
   } else if (lua_isnil(L, -2)) {
     set_refused(L, -1, &x->h);
   } else {
-    log_warn("policy %s: must return a tenant name or nil, reason", vm->where);
+    log_warn("policy %s: must return a tenant name or nil, reason", lua_vm_where(L));
     x->h.bad = 1;
   }
   return 0;
 }
 
-int policy_on_connect(policy_t *P, const policy_conn_info *c, char *tenant, size_t cap, char **data,
+int policy_on_connect(policy_t *P, const conn_info *c, char *tenant, size_t cap, char **data,
                       policy_verdict *v) {
   connect_ctx x = {.h = {.hook = "on_connect"}, .c = c, .tenant = tenant, .cap = cap};
   buf_init(&x.data, POLICY_MAX_USER_DATA);
-  snprintf(tenant, cap, "default");
+  tenant[0] = 0;
   *data = NULL;
   int rc = tenant_gate(P, NULL, "on_connect", connect_body, &x, v);
   if (rc == PARLEY_ELIMIT) {}
   else if (rc || x.h.bad) { verdict(v, ERR_UNSPECIFIED, "policy error in on_connect"); rc = PARLEY_ELUA; }
   else if (x.bad_name) { verdict(v, ERR_UNSPECIFIED, "bad tenant"); rc = PARLEY_EINVAL; }
   else if (x.h.refused) { verdict(v, ERR_UNSPECIFIED, x.h.reason); rc = PARLEY_EINVAL; }
-  if (rc || !x.data.len) { buf_free(&x.data); if (rc) snprintf(tenant, cap, "default"); }
+  if (rc || !x.data.len) { buf_free(&x.data); if (rc) tenant[0] = 0; }
   else *data = x.data.data;
   return rc;
 }
 
 /* Shared by create_room and update_room: a settings table, or nil, reason. */
-static void settings_result(lua_State *L, vm_t *vm, hook_res *h, room_settings *out) {
+static void settings_result(lua_State *L, pvm_t *vm, hook_res *h, room_settings *out) {
   const char *why = NULL;
   if (lua_istable(L, -2)) {
     if (lconv_to_settings(L, -2, out, &why) == 0) return;
-    log_warn("policy %s: %s", vm->where, why);
+    log_warn("policy %s: %s", lua_vm_where(L), why);
   } else if (lua_isnil(L, -2)) {
     set_refused(L, -1, h);
     return;
   } else {
-    log_warn("policy %s: must return a settings table or nil, reason", vm->where);
+    log_warn("policy %s: must return a settings table or nil, reason", lua_vm_where(L));
   }
   h->bad = 1;
 }
 
-static int copy_settings(const room_settings *in, room_settings *out) {
-  out->meta = NULL;
-  out->name = strdup(in->name);
-  out->password = strdup(in->password);
-  out->max_users = in->max_users;
-  out->type = in->type;
-  if (out->name && out->password) return 0;
-  policy_settings_free(out);
-  return PARLEY_ENOMEM;
-}
-
-/* types[type] exists (without a types table: the protocol's P2PMesh,
- * SFUClientSide, SFUServerSide). */
-static int type_known(lua_State *L, vm_t *vm, int type) {
+/* types[type] exists: the tenant file's types, else default.lua's, else
+ * builtin.lua's. */
+static int type_known(lua_State *L, pvm_t *vm, int type) {
   int top = lua_gettop(L);
-  field_push(L, vm, "types");
-  int known = lua_istable(L, -1) ? lua_rawgeti(L, -1, type) != LUA_TNIL : type >= 0 && type <= 2;
+  field_push(L, vm, "types", FROM_ALL);
+  int known = lua_istable(L, -1) && lua_rawgeti(L, -1, type) != LUA_TNIL;
   lua_settop(L, top);
   return known;
 }
@@ -963,15 +753,13 @@ typedef struct {
 
 static int create_body(lua_State *L) {
   settings_ctx *x = lua_touserdata(L, 1);
-  vm_t *vm = body_vm(L);
-  if (hook_push(L, vm, "create_room")) {
-    x->h.found = 1;
-    lconv_push_settings(L, x->req);
-    lconv_push_user(L, x->u);
-    lua_call(L, 2, 2);
-    settings_result(L, vm, &x->h, x->out);
-  }
-  if (!x->h.bad && !x->h.refused) x->known = type_known(L, vm, x->h.found ? x->out->type : x->req->type);
+  pvm_t *vm = body_vm(L);
+  if (!need_hook_push(L, vm, "create_room", FROM_ALL, &x->h)) return 0;
+  lconv_push_settings(L, x->req);
+  lconv_push_user(L, x->u);
+  lua_call(L, 2, 2);
+  settings_result(L, vm, &x->h, x->out);
+  if (!x->h.bad && !x->h.refused) x->known = type_known(L, vm, x->out->type);
   return 0;
 }
 
@@ -985,16 +773,14 @@ int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, r
     policy_map_error(P, t, "unknown_type", "CREATE_ROOM", v);
     rc = PARLEY_EINVAL;
   }
-  if (!rc && !x.h.found && (rc = copy_settings(req, out))) verdict(v, ERR_UNSPECIFIED, "out of memory");
   if (rc) policy_settings_free(out);
   return rc;
 }
 
 static int update_body(lua_State *L) {
   settings_ctx *x = lua_touserdata(L, 1);
-  vm_t *vm = body_vm(L);
-  if (!hook_push(L, vm, "update_room")) return 0;
-  x->h.found = 1;
+  pvm_t *vm = body_vm(L);
+  if (!need_hook_push(L, vm, "update_room", FROM_ALL, &x->h)) return 0;
   lconv_push_room(L, x->r);
   lconv_push_settings(L, x->req);
   lconv_push_user(L, x->u);
@@ -1010,11 +796,6 @@ int policy_update_room(policy_t *P, const room_t *r, const room_settings *req, c
   tenant_t *t = rooms_room_tenant(r);
   int rc = hook_verdict(P, t, tenant_gate(P, t, "update_room", update_body, &x, v), &x.h,
                         "UPDATE_ROOM", v);
-  if (!rc && !x.h.found) {
-    if (rooms_owner(r) != u) { policy_map_error(P, t, "not_owner", "UPDATE_ROOM", v); rc = PARLEY_EINVAL; }
-    else if (req->max_users < (int)rooms_nmembers(r)) { policy_map_error(P, t, "room_full", "UPDATE_ROOM", v); rc = PARLEY_EINVAL; }
-    else if ((rc = copy_settings(req, out))) verdict(v, ERR_UNSPECIFIED, "out of memory");
-  }
   if (rc) policy_settings_free(out);
   return rc;
 }
@@ -1028,14 +809,13 @@ typedef struct {
 
 static int password_body(lua_State *L) {
   password_ctx *x = lua_touserdata(L, 1);
-  vm_t *vm = body_vm(L);
-  if (!hook_push(L, vm, "check_password")) return 0;
-  x->h.found = 1;
+  pvm_t *vm = body_vm(L);
+  if (!need_hook_push(L, vm, "check_password", FROM_ALL, &x->h)) return 0;
   lconv_push_room(L, x->r);
   lua_pushstring(L, x->supplied);
   lconv_push_user(L, x->u);
   lua_call(L, 3, 1);
-  if (!lua_isboolean(L, -1)) { log_warn("policy %s: must return a boolean", vm->where); x->h.bad = 1; }
+  if (!lua_isboolean(L, -1)) { log_warn("policy %s: must return a boolean", lua_vm_where(L)); x->h.bad = 1; }
   else if (!lua_toboolean(L, -1)) { x->h.refused = 1; snprintf(x->h.reason, sizeof x->h.reason, "invalid_password"); }
   return 0;
 }
@@ -1043,38 +823,17 @@ static int password_body(lua_State *L) {
 int policy_check_password(policy_t *P, const room_t *r, const char *supplied, const user_t *u, policy_verdict *v) {
   password_ctx x = {.h = {.hook = "check_password"}, .r = r, .u = u, .supplied = supplied};
   tenant_t *t = rooms_room_tenant(r);
-  int rc = hook_verdict(P, t, tenant_gate(P, t, "check_password", password_body, &x, v), &x.h,
-                        "JOIN_ROOM", v);
-  if (rc || x.h.found) return rc;
-  const char *pwd = rooms_settings(r)->password;
-  size_t a = strlen(pwd), b = strlen(supplied);
-  if (a == b && CRYPTO_memcmp(pwd, supplied, a) == 0) return 0;
-  policy_map_error(P, t, "invalid_password", "JOIN_ROOM", v);
-  return PARLEY_EINVAL;
-}
-
-/* No spec hook and no types[t].spec: the protocol's defaults. */
-static int spec_fallback(const room_t *r, const user_t *u, buf_t *json) {
-  if (rooms_settings(r)->type != 0) return jw_string(json, rooms_user_id(rooms_owner(r)), ID_LEN);
-  int rc = buf_putc(json, '['), first = 1;
-  for (size_t i = 0; i < rooms_nmembers(r) && !rc; i++) {
-    const user_t *m = rooms_member(r, i);
-    if (m == u) continue;
-    if (!first) rc = buf_putc(json, ',');
-    first = 0;
-    if (!rc) rc = jw_string(json, rooms_user_id(m), ID_LEN);
-  }
-  return rc ? rc : buf_putc(json, ']');
+  return hook_verdict(P, t, tenant_gate(P, t, "check_password", password_body, &x, v), &x.h, "JOIN_ROOM", v);
 }
 
 /* Push types[type].spec, or nothing (returns 0). */
-static int type_spec_push(lua_State *L, vm_t *vm, int type) {
+static int type_spec_push(lua_State *L, pvm_t *vm, int type) {
   int top = lua_gettop(L);
-  field_push(L, vm, "types");
+  field_push(L, vm, "types", FROM_ALL);
   if (lua_istable(L, -1) && lua_rawgeti(L, -1, type) == LUA_TTABLE && rawfield(L, -1, "spec") == LUA_TFUNCTION) {
     lua_replace(L, top + 1);
     lua_settop(L, top + 1);
-    name_call(L, vm, "spec");
+    lua_vm_name_call(L, "spec");
     return 1;
   }
   lua_settop(L, top);
@@ -1088,16 +847,19 @@ typedef struct {
   buf_t *json;
 } spec_ctx;
 
+/* The spec comes from the policy's spec hook, else types[type].spec, else
+ * builtin.lua's spec. */
 static int spec_body(lua_State *L) {
   spec_ctx *x = lua_touserdata(L, 1);
-  vm_t *vm = body_vm(L);
-  if (!hook_push(L, vm, "spec") && !type_spec_push(L, vm, rooms_settings(x->r)->type)) return 0;
-  x->h.found = 1;
+  pvm_t *vm = body_vm(L);
+  if (!hook_push(L, vm, "spec", FROM_POLICY) && !type_spec_push(L, vm, rooms_settings(x->r)->type) &&
+      !need_hook_push(L, vm, "spec", FROM_BASE, &x->h))
+    return 0;
   lconv_push_room(L, x->r);
   lconv_push_user(L, x->u);
   lua_call(L, 2, 1);
   if (lconv_to_json(L, -1, x->json)) {
-    log_warn("policy %s: the value cannot be sent as JSON", vm->where);
+    log_warn("policy %s: the value cannot be sent as JSON", lua_vm_where(L));
     x->h.bad = 1;
   }
   return 0;
@@ -1108,23 +870,8 @@ int policy_spec(policy_t *P, const room_t *r, const user_t *u, buf_t *json, poli
   size_t mark = json->len;
   tenant_t *t = rooms_room_tenant(r);
   int rc = hook_verdict(P, t, tenant_gate(P, t, "spec", spec_body, &x, v), &x.h, "JOIN_ROOM", v);
-  if (rc) { json->len = mark; return rc; }
-  if (!x.h.found && (rc = spec_fallback(r, u, json))) verdict(v, ERR_UNSPECIFIED, "out of memory");
+  if (rc) json->len = mark;
   return rc;
-}
-
-static void map_fallback(const char *reason, policy_verdict *v) {
-  static const struct { const char *reason; int code; const char *msg; } map[] = {
-    {"no_such_room", ERR_NO_SUCH_ROOM, "no such room"},
-    {"invalid_password", ERR_INVALID_PASSWORD, "invalid password"},
-    {"room_full", ERR_LIMIT_REACHED, "the room is full"},
-    {"limit_reached", ERR_LIMIT_REACHED, "limit reached"},
-    {"not_owner", ERR_ROOM_ERROR, "only the room's owner may update it"},
-    {"unknown_type", ERR_ROOM_ERROR, "unknown room type"},
-    {NULL, 0, NULL}};
-  for (int i = 0; map[i].reason; i++)
-    if (strcmp(map[i].reason, reason) == 0) { verdict(v, map[i].code, map[i].msg); return; }
-  verdict(v, ERR_ROOM_ERROR, reason);
 }
 
 typedef struct {
@@ -1134,8 +881,8 @@ typedef struct {
 
 static int map_body(lua_State *L) {
   map_ctx *x = lua_touserdata(L, 1);
-  vm_t *vm = body_vm(L);
-  if (!hook_push(L, vm, "map_error")) return 0;
+  pvm_t *vm = body_vm(L);
+  if (!hook_push(L, vm, "map_error", FROM_POLICY)) return 0;
   lua_pushstring(L, x->reason);
   lua_createtable(L, 0, 1);
   lua_pushstring(L, x->event);
@@ -1147,18 +894,19 @@ static int map_body(lua_State *L) {
     x->v->code = (int)code;
     if (lua_type(L, -1) == LUA_TSTRING) snprintf(x->v->msg, sizeof x->v->msg, "%s", lua_tostring(L, -1));
   } else if (!lua_isnil(L, -2)) {
-    log_warn("policy %s: must return an integer code and an optional message", vm->where);
+    log_warn("policy %s: must return an integer code and an optional message", lua_vm_where(L));
   }
   return 0;
 }
 
 void policy_map_error(policy_t *P, const tenant_t *t, const char *reason, const char *event, policy_verdict *v) {
+  const pvm_t *vm = vm_of(P, t);
   policy_verdict mapped;
-  map_fallback(reason, &mapped);
+  base_map(vm, reason, &mapped);
   map_ctx x = {reason, event, &mapped};
   int rc = tenant_gate(P, t, "map_error", map_body, &x, v);
   if (rc == PARLEY_ELIMIT) return;  /* *v says why (the tenant's hook time is used up) */
-  if (rc) map_fallback(reason, &mapped);  /* a failed hook may have half-written it */
+  if (rc) base_map(vm, reason, &mapped);  /* a failed hook may have half-written it */
   *v = mapped;
 }
 
@@ -1172,9 +920,8 @@ typedef struct {
 
 static int signal_body(lua_State *L) {
   signal_ctx *x = lua_touserdata(L, 1);
-  vm_t *vm = body_vm(L);
-  if (!hook_push(L, vm, "on_signal")) return 0;
-  x->h.found = 1;
+  pvm_t *vm = body_vm(L);
+  if (!hook_push(L, vm, "on_signal", FROM_POLICY)) return 0;
   lconv_push_room(L, x->r);
   lconv_push_user(L, x->u);
   lua_pushstring(L, rooms_user_id(x->target));
@@ -1183,7 +930,7 @@ static int signal_body(lua_State *L) {
   if (lua_isboolean(L, -2) && lua_toboolean(L, -2)) return 0;
   if (lua_isnil(L, -2) || lua_isboolean(L, -2)) set_refused(L, -1, &x->h);
   else {  /* fail closed: only true relays */
-    log_warn("policy %s: must return true, or false/nil and a reason", vm->where);
+    log_warn("policy %s: must return true, or false/nil and a reason", lua_vm_where(L));
     x->h.bad = 1;
   }
   return 0;

@@ -8,6 +8,7 @@
 #define PARLEY_POLICY_H
 #include <stddef.h>
 #include "buf.h"
+#include "conn_info.h"
 #include "http.h"
 #include "rooms.h"
 
@@ -35,16 +36,6 @@ typedef struct {
   unsigned tenant_hook_ms; /* hook time per second per tenant (--tenant-hook-ms); the bucket holds at most 100 ms */
 } policy_options;
 
-/* What on_connect sees of a connection (borrowed for the call). */
-typedef struct {
-  const char *framing;     /* "ws" or "socket.io" */
-  const http_req *http;    /* path, query, headers */
-  const char *remote_addr;
-  const char *ns;          /* Socket.IO namespace, NULL for /ws */
-  const char *auth;        /* Socket.IO auth JSON, NULL when none */
-  size_t auth_len;
-} policy_conn_info;
-
 typedef struct policy_s policy_t;
 
 void policy_options_default(policy_options *o);
@@ -60,7 +51,7 @@ const char *policy_version(const policy_t *P);
 /* Each returns 0 to accept, or nonzero with *v saying why not. */
 /* on_connect(conn) -> tenant[, data]: *data gets the data as JSON (malloc'ed)
  * or NULL; it becomes user.data in later hooks. */
-int policy_on_connect(policy_t *P, const policy_conn_info *c, char *tenant, size_t cap, char **data,
+int policy_on_connect(policy_t *P, const conn_info *c, char *tenant, size_t cap, char **data,
                       policy_verdict *v);
 /* out's strings are malloc'ed: free them with policy_settings_free. */
 int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, room_settings *out, policy_verdict *v);

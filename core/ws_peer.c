@@ -62,7 +62,7 @@ void ws_peer_upgrade(const admit_t *a, conn_t *c, http_req *r) {
   admit_refusal why;
   if (!conn_ws_handshake_ok(c, r)) return;
   admit_client_addr(a, c->remote, r, remote);
-  policy_conn_info info = {"ws", r, remote, NULL, NULL, 0};
+  conn_info info = {"ws", r, remote, NULL, NULL, 0};
   ws_peer *wp = calloc(1, sizeof *wp);
   if (!wp) { conn_http_reply(c, 503, "text/plain", "out of memory", 13, NULL, 0); return; }
   wp->peer.ops = &ws_peer_ops;

@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
+echo "== layers of core/ (scripts/check_layers.py)" >&2
+python3 scripts/check_layers.py
 
 run_suite() {  # $1 build dir, rest: cmake options
   local dir=$1; shift
