@@ -25,7 +25,8 @@
 #   BENCH_TARGETS      default "parley-ws parley-sio socketio ws" (also base-ws, base-sio:
 #                      the binary BENCH_BASELINE_BIN, e.g. a build of an older commit, so
 #                      that before/after figures come from one run on one machine state)
-#   BENCH_BASELINE_BIN the baseline binary for the base-* targets
+#   BENCH_BASELINE_BIN the baseline binary for the base-* targets, run with its own
+#                      tree's policies (BENCH_BASELINE_POLICIES, default BIN/../../bench/policies)
 #   BENCH_REPEAT       runs of each (target, scenario); the table shows medians (default 1)
 #   BENCH_QUIET_WAIT   before each run, wait up to this many seconds for the
 #                      machine to be under 10 % busy (default 30)
@@ -112,13 +113,16 @@ cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
 # start_server TARGET LOGFILE: sets SERVER_PID and PORT.
 start_server() {
-  local target=$1 logf=$2 bin
+  local target=$1 logf=$2 bin pol
   case $target in
     # every client is on 127.0.0.1: lift the per-address caps (the defaults are for the public)
     parley-*|base-*)
-              bin=build/parley
-              if [ "${target#base-}" != "$target" ]; then bin=${BENCH_BASELINE_BIN:?base-* targets need BENCH_BASELINE_BIN}; fi
-              taskset -c "$SERVER_CPU" "$bin" --listen 127.0.0.1:0 --policies bench/policies --log-level warn \
+              bin=build/parley pol=bench/policies
+              if [ "${target#base-}" != "$target" ]; then
+                bin=${BENCH_BASELINE_BIN:?base-* targets need BENCH_BASELINE_BIN}
+                pol=${BENCH_BASELINE_POLICIES:-$(dirname "$bin")/../bench/policies}
+              fi
+              taskset -c "$SERVER_CPU" "$bin" --listen 127.0.0.1:0 --policies "$pol" --log-level warn \
                 --max-conns-per-addr 1000000 --max-sessions-per-addr 1000000 --max-sessions 1000000 >"$logf" 2>&1 & ;;
     socketio) taskset -c "$SERVER_CPU" node bench/peers/socketio/server.js 0 >"$logf" 2>&1 & ;;
     ws)       taskset -c "$SERVER_CPU" node bench/peers/ws/server.js 0 >"$logf" 2>&1 & ;;
