@@ -2,6 +2,7 @@
  * on_connect, the tenant's user cap, and a log line for every refusal. The
  * transports (ws_peer.c, eio.c) call it and only choose how to say no. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "admit.h"
 #include "err.h"
@@ -56,5 +57,16 @@ int admit_user(const admit_t *a, peer_t *p, const conn_info *info, admit_refusal
     proto_peer_gone(p);
     return refuse(why, info, tenant, 403, "origin not allowed");
   }
+  return 0;
+}
+
+int admit_resume(const admit_t *a, const tenant_t *t, const conn_info *info, admit_refusal *why) {
+  char tenant[72], *data;
+  policy_verdict v;
+  int rc = policy_on_connect(a->ctx->policy, info, tenant, sizeof tenant, &data, &v);
+  if (rc) return refuse(why, info, NULL, rc == PARLEY_ELUA ? 500 : 403, v.msg);
+  free(data);  /* the user keeps the data it was admitted with */
+  if (strcmp(tenant, rooms_tenant_name(t)) != 0) return refuse(why, info, tenant, 403, "the resume is for another tenant");
+  if (!origin_ok(a, t, info)) return refuse(why, info, tenant, 403, "origin not allowed");
   return 0;
 }

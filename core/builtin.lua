@@ -30,6 +30,8 @@ B.limits = {
   burst = 400,                  -- ...with this much burst; excess gets LIMIT_REACHED
   max_rooms = 1000000000,       -- rooms per tenant (no limit)
   max_connections = 1000000000, -- users per tenant (no limit)
+  resume_grace = 15,            -- seconds a dropped user is kept for a resume (0: no resume)
+  resume_buffer = 262144,       -- bytes of recent events kept per user to replay on a resume
 }
 
 -- RoomType -> { name }: the protocol's three types, all with the built-in spec.

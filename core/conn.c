@@ -173,7 +173,7 @@ static void on_write(uv_write_t *req, int status) {
   if (c->inflight.cap > CONN_KEEP_BUF) buf_free(&c->inflight);  /* a burst is over: give it back */
   if (!c->out.len && c->out.cap > CONN_KEEP_BUF) buf_free(&c->out);
   if (c->state == CONN_CLOSING) return;
-  if (status < 0) { conn_close(c, uv_strerror(status)); return; }
+  if (status < 0) { c->dropped = 1; conn_close(c, uv_strerror(status)); return; }
   if (c->out.len) { conn_flush(&c->flush); return; }
   if (c->close_after_write) shutdown_write(c);
 }
@@ -206,7 +206,7 @@ static void conn_flush(evloop_task *t) {
 static void on_timer(evloop_timer *t) {
   conn_t *c = (conn_t *)((char *)t - offsetof(conn_t, timer));
   if (c->state == CONN_HTTP || c->ws_closing || c->close_after_write) { conn_close(c, "deadline passed"); return; }
-  if (c->awaiting_pong) { conn_close(c, "no pong within the ping timeout"); return; }
+  if (c->awaiting_pong) { c->dropped = 1; conn_close(c, "no pong within the ping timeout"); return; }
   ws_send_frame(c, WS_PING, "", 0);
   c->awaiting_pong = 1;
   c->ping_ms = evloop_now(loop_of(c));
@@ -255,6 +255,7 @@ static void ws_message(conn_t *c, const ws_msg *m) {
     case WS_CLOSE: {
       int rc = ws_close_payload_check(m->data, m->len, &code);
       if (rc) { conn_ws_close(c, rc == PARLEY_EUTF8 ? WS_CLOSE_BAD_DATA : WS_CLOSE_PROTOCOL, "bad close frame"); break; }
+      c->peer_close_code = code;
       conn_ws_close(c, code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : code, "peer closed");
       break;
     }
@@ -433,7 +434,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
   conn_t *c = st->data;
-  if (nread < 0) { conn_close(c, nread == UV_EOF ? "peer closed the connection" : uv_strerror((int)nread)); return; }
+  if (nread < 0) {
+    if (c->state != CONN_CLOSING && !c->close_after_write) c->dropped = 1;
+    conn_close(c, nread == UV_EOF ? "peer closed the connection" : uv_strerror((int)nread));
+    return;
+  }
   if (nread == 0 || c->state == CONN_CLOSING) return;
   if (c->state == CONN_HTTP && (c->held || c->resume_due)) {  /* behind a long-poll, or input not parsed yet */
     if (buf_append(&c->in, b->base, (size_t)nread)) conn_close(c, "too much pipelined input");

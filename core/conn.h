@@ -60,7 +60,10 @@ struct conn_s {
            held : 1,               /* an HTTP response is held (a long-poll waits for data) */
            gone_due : 1,           /* the owner is to be told it is gone (task) */
            resume_due : 1,         /* input kept behind a held response is to be parsed (task) */
-           released : 1;           /* the socket is closing: freed in its close callback */
+           released : 1,           /* the socket is closing: freed in its close callback */
+           dropped : 1;            /* it ended without anyone deciding to: EOF or an error from the
+                                    * socket, or no pong within the ping timeout */
+  uint16_t peer_close_code;  /* the code of a close frame the peer started the closing with, or 0 */
   evloop_task task;           /* deferred gone / resume / release */
   evloop_task flush;          /* queued output, written once per loop turn */
   uint64_t ping_ms;          /* when the last ping went out */

@@ -15,7 +15,8 @@
 #include "sio.h"
 
 struct eio_session {
-  peer_t peer;                 /* first: the event layer's view */
+  resume_link *link;           /* borrowed: the user's link while this session carries it, else NULL */
+  peer_t pre;                  /* the rate limit of packets before there is a user */
   eio_state *e;                /* borrowed */
   parley_id sid;
   UT_hash_handle hh;
@@ -27,11 +28,11 @@ struct eio_session {
   uint64_t ping_ms;
   unsigned awaiting_pong : 1, upgraded : 1, closing : 1, connected : 1,
            client_closed : 1,  /* the client sent close (1): a held GET gets a noop, not close */
-           poll_keep : 1;      /* the held GET's request allows keep-alive */
+           poll_keep : 1,      /* the held GET's request allows keep-alive */
+           dropped : 1;        /* it ended without the user leaving: the user may resume */
   evloop_task task;             /* the deferred end of a closing session */
   const char *why;             /* why it is closing (a string constant) */
   char ns[SIO_MAX_NAMESPACE + 1];  /* the connected Socket.IO namespace */
-  parley_id sio_sid;
   char *hs;                    /* the handshake request as HTTP text (http_req_snapshot), for on_connect */
   size_t hs_len;
   char *poll_cors;             /* the CORS header line for the held GET (owned), or NULL */
@@ -50,21 +51,6 @@ static const conn_handlers ws_handlers, poll_handlers;
 static policy_t *pol(const eio_state *e) { return e->admit->ctx->policy; }
 
 /* ---- HTTP helpers ---- */
-
-/* The value of key in a query string (raw, not decoded); NULL when absent. */
-static const char *query_get(const char *q, size_t n, const char *key, size_t *vn) {
-  size_t kl = strlen(key), i = 0;
-  while (i < n) {
-    size_t s = i;
-    while (i < n && q[i] != '&') i++;
-    if (i - s > kl && q[s + kl] == '=' && memcmp(q + s, key, kl) == 0) {
-      *vn = i - s - kl - 1;
-      return q + s + kl + 1;
-    }
-    i++;
-  }
-  return NULL;
-}
 
 static int query_is(const char *v, size_t vn, const char *want) {
   return v && vn == strlen(want) && memcmp(v, want, vn) == 0;
@@ -114,14 +100,16 @@ static void sess_send(eio_session *s, const char *p, size_t n) {
 
 static void sess_send_str(eio_session *s, const char *p) { sess_send(s, p, strlen(p)); }
 
-/* "40[/ns,]{"sid":…}": the namespace connect is accepted. */
+/* "40[/ns,]{"sid":<userID>[,"pid":<resume token>]}": the namespace connect
+ * is accepted; socket.id is the Parley userID, the pid what recovers it. */
 static void sio_send_connected(eio_session *s) {
-  char p[SIO_MAX_NAMESPACE + 64];
-  int n = snprintf(p, sizeof p, "40%s%s{\"sid\":\"%s\"}", s->ns[1] ? s->ns : "", s->ns[1] ? "," : "", s->sio_sid.s);
+  char p[SIO_MAX_NAMESPACE + 96];
+  const peer_t *u = &s->link->peer;
+  int n = snprintf(p, sizeof p, "40%s%s{\"sid\":\"%s\"%s%s%s}", s->ns[1] ? s->ns : "", s->ns[1] ? "," : "",
+                   rooms_user_id(u->user), u->resume_token ? ",\"pid\":\"" : "", u->resume_token ? u->resume_token : "",
+                   u->resume_token ? "\"" : "");
   if (n > 0 && (size_t)n < sizeof p) sess_send(s, p, (size_t)n);
 }
-
-static eio_session *sess_of(peer_t *p) { return (eio_session *)p; }
 
 /* 42[/ns,]["name", — by hand: every signal relayed to a Socket.IO client comes here. */
 static int sio_event_head(char *out, size_t cap, const char *ns, const char *name, int nparts) {
@@ -139,46 +127,64 @@ static int sio_event_head(char *out, size_t cap, const char *ns, const char *nam
   return (int)o;
 }
 
-/* 42["name",payload], or 43<id>[payload] when ack asks for one; the payload
- * parts are spliced, not copied first. */
-static int sio_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
-  eio_session *s = sess_of(p);
-  char head[SIO_MAX_NAMESPACE + 96];
+/* 42["name",payload,"<position>"] (the position is the offset socket.io-client
+ * keeps to recover with), or 43<id>[payload] when ack asks for one; the
+ * payload parts are spliced, not copied first. */
+static int sio_send(eio_session *s, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack,
+                    uint64_t pos) {
+  char head[SIO_MAX_NAMESPACE + 96], tail[32];
   uv_buf_t all[PEER_MAX_PARTS + 2];
-  if (s->closing || !s->connected) return PARLEY_EIO;
+  if (s->closing) return PARLEY_EIO;
   const char *ns = s->ns[1] ? s->ns : "";  /* packets leave out the default namespace "/" */
   int hl = ack && ack->ack_id >= 0 ? snprintf(head, sizeof head, "43%s%s%lld[", ns, ns[0] ? "," : "", ack->ack_id)
                                    : sio_event_head(head, sizeof head, ns, name ? name : "", nparts);
   if (hl < 0 || (size_t)hl >= sizeof head || nparts > PEER_MAX_PARTS) return PARLEY_EINVAL;
+  int tl = pos ? snprintf(tail, sizeof tail, ",\"%llu\"]", (unsigned long long)pos) : snprintf(tail, sizeof tail, "]");
   all[0] = uv_buf_init(head, (unsigned)hl);
   for (int i = 0; i < nparts; i++) all[i + 1] = parts[i];
-  all[nparts + 1] = uv_buf_init("]", 1);
+  all[nparts + 1] = uv_buf_init(tail, (unsigned)tl);
   sess_sendv(s, all, nparts + 2);
   return 0;
 }
 
-static int sio_peer_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts) {
-  return sio_send(p, name, parts, nparts, NULL);
+/* ---- the carrier of a user's link (resume.h) ---- */
+
+static int carrier_send(void *carrier, const char *name, const uv_buf_t *parts, int nparts, uint64_t pos) {
+  return sio_send(carrier, name, parts, nparts, NULL, pos);
 }
 
-static void sio_peer_ack(peer_t *p, const proto_ack *ack) {
-  if (ack->ack_id >= 0) sio_send(p, NULL, NULL, 0, ack);  /* 43<id>[] */
+static int carrier_ack(void *carrier, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
+  return sio_send(carrier, NULL, parts, nparts, ack, 0);  /* 43<id>[...], or 43<id>[] without parts */
 }
 
-static void sio_peer_close(peer_t *p, const char *why) {
-  eio_session *s = sess_of(p);
+static void carrier_close(void *carrier, const char *why) {
+  eio_session *s = carrier;
   log_warn("socket.io session %s from %s: %s, closing", s->sid.s, s->remote, why);
   sess_close(s, why);
 }
 
+static void carrier_let_go(void *carrier, const char *why) {
+  eio_session *s = carrier;
+  s->link = NULL;
+  s->connected = 0;
+  sess_close(s, why);
+}
+
 /* Event data that is not ["name", ...] breaks Socket.IO's framing: the session is closed. */
-static const peer_ops sio_peer_ops = {sio_peer_send, sio_send, sio_peer_ack, sio_peer_close, 1};
+static const resume_carrier_ops sio_carrier = {carrier_send, carrier_ack, carrier_close, carrier_let_go, 1, 1};
+
+/* The session drops (a transport gone, a ping timeout, an Engine.IO close):
+ * its user is kept for a resume. */
+static void sess_drop(eio_session *s, const char *why) {
+  if (!s->closing) s->dropped = 1;
+  sess_close(s, why);
+}
 
 /* ---- heartbeat ---- */
 
 static void on_heartbeat(evloop_timer *t) {
   eio_session *s = (eio_session *)((char *)t - offsetof(eio_session, timer));
-  if (s->awaiting_pong) { sess_close(s, "no pong within the ping timeout"); return; }
+  if (s->awaiting_pong) { sess_drop(s, "no pong within the ping timeout"); return; }
   sess_send_str(s, "2");
   s->awaiting_pong = 1;
   s->ping_ms = evloop_now(s->e->ev);
@@ -214,8 +220,10 @@ static void detach(eio_session *s, conn_t *c) {
  * user leaves its rooms, a held GET is answered, the transports close. */
 static void sess_finish(evloop_task *t) {
   eio_session *s = (eio_session *)((char *)t - offsetof(eio_session, task));
-  if (s->connected) proto_peer_gone(&s->peer);
+  resume_link *l = s->link;
+  s->link = NULL;
   s->connected = 0;
+  if (l) resume_carrier_gone(l, s, s->dropped);
   if (s->poll) {  /* the waiting GET learns of the close: a noop when the client asked for it */
     conn_t *c = s->poll;
     detach(s, c);
@@ -281,8 +289,7 @@ static eio_session *sess_new(eio_state *e, http_req *r, const char *remote, addr
   if (keep_request(s, r)) { free(s); return NULL; }
   s->e = e;
   s->task.run = sess_finish;
-  s->peer.ops = &sio_peer_ops;
-  s->peer.ctx = e->admit->ctx;  /* the rate limit counts packets before the namespace connect */
+  s->pre.ctx = e->admit->ctx;  /* the rate limit counts packets before the namespace connect */
   snprintf(s->ns, sizeof s->ns, "/");
   snprintf(s->remote, sizeof s->remote, "%s", remote);
   sess_count(s, a);
@@ -315,15 +322,58 @@ static void sio_connect_error(eio_session *s, const char *ns, size_t ns_len, con
   buf_free(&pkt);
 }
 
-/* Admission (on_connect, the user, the tenant's origins): 1 when the
- * namespace connect is accepted. */
+/* Admission (on_connect, the user, the tenant's origins) of a new user: 1
+ * when the namespace connect is accepted. */
 static int sio_accept(eio_session *s, const sio_packet *sp, const char *ns, http_req *hs) {
   admit_refusal why;
   conn_info info = {"socket.io", hs, s->remote, ns, sp->len ? sp->data : NULL, sp->len};
-  if (ids_new(&s->sio_sid)) snprintf(why.msg, sizeof why.msg, "cannot accept more users");
-  else if (admit_user(s->e->admit, &s->peer, &info, &why) == 0) return 1;
+  resume_link *l = resume_new(s->e->resume, &sio_carrier, s);
+  if (!l) snprintf(why.msg, sizeof why.msg, "cannot accept more users");
+  else if (admit_user(s->e->admit, &l->peer, &info, &why) == 0) {
+    resume_set_limits(l);
+    s->link = l;
+    return 1;
+  } else {
+    resume_end(l);  /* never a user */
+  }
   sio_connect_error(s, sp->ns, sp->ns_len, why.msg);
   return 0;
+}
+
+/* A string member of the connect payload, decoded into out (cap bytes). */
+static int connect_field(const sio_packet *sp, const char *key, char *out, size_t cap) {
+  json_span root, v;
+  size_t n;
+  if (!sp->len || json_parse(sp->data, sp->len, JSON_MAX_DEPTH, &root) || root.type != JSON_OBJECT) return 0;
+  if (json_object_get(root, key, &v) || v.type != JSON_STRING) return 0;
+  return json_string_decode(v, out, cap, &n) == 0 && strlen(out) == n;
+}
+
+/* 40{"pid","offset",…}: the client recovers its session (socket.io's
+ * connection state recovery). 1 when s now carries the user again; 0 when it
+ * is to connect as a new user; -1 when refused (connect_error sent). */
+static int sio_resume(eio_session *s, const sio_packet *sp, const char *ns, http_req *hs, uint64_t *last) {
+  char pid[ID_LEN + 2], off[24] = "0";
+  admit_refusal why;
+  if (!connect_field(sp, "pid", pid, sizeof pid)) return 0;
+  if (!connect_field(sp, "offset", off, sizeof off) || strspn(off, "0123456789") != strlen(off) || !off[0])
+    snprintf(off, sizeof off, "0");
+  *last = strtoull(off, NULL, 10);
+  resume_link *l = resume_find(s->e->resume, pid, strlen(pid));
+  if (!l || l->ops != &sio_carrier || !l->peer.user) return 0;
+  conn_info info = {"socket.io", hs, s->remote, ns, sp->data, sp->len};
+  if (admit_resume(s->e->admit, l->peer.tenant, &info, &why)) {
+    sio_connect_error(s, sp->ns, sp->ns_len, why.msg);
+    return -1;
+  }
+  if (resume_attach(l, &sio_carrier, s, *last, 0)) {  /* what it missed is gone: so is the user */
+    if (l->carrier) l->ops->let_go(l->carrier, "its resume failed");
+    l->carrier = NULL;
+    resume_end(l);
+    return 0;
+  }
+  s->link = l;
+  return 1;
 }
 
 static void sio_connect(eio_session *s, const sio_packet *sp) {
@@ -342,7 +392,9 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
     sio_connect_error(s, sp->ns, sp->ns_len, "cannot accept more users");
     return;
   }
-  int ok = sio_accept(s, sp, ns, hs);
+  uint64_t last = 0;
+  int resumed = sio_resume(s, sp, ns, hs, &last);
+  int ok = resumed > 0 || (resumed == 0 && sio_accept(s, sp, ns, hs));
   http_req_free(hs);
   free(hs);
   if (!ok && ++s->refused >= EIO_MAX_REFUSED) {  /* each try runs on_connect: not a loop to offer */
@@ -353,13 +405,14 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
   snprintf(s->ns, sizeof s->ns, "%s", ns);
   s->connected = 1;
   sio_send_connected(s);
+  if (resumed > 0) resume_replay(s->link, last);
 }
 
 /* Every packet a client can repeat counts against the session's rate limit
  * (the one events use); over it, the packet is dropped; over it for long, the
  * session is closed. */
 static int rate_ok(eio_session *s) {
-  int rc = proto_rate_charge(&s->peer);
+  int rc = proto_rate_charge(s->link ? &s->link->peer : &s->pre);
   if (rc == PARLEY_EPROTO) {
     log_info("socket.io session %s from %s: rate limit exceeded persistently, closing", s->sid.s, s->remote);
     sess_close(s, "rate limit exceeded persistently");
@@ -383,7 +436,12 @@ static void sio_message(eio_session *s, const char *p, size_t n) {
       sio_connect(s, &sp);
       break;
     case SIO_DISCONNECT:
-      if (s->connected && ns_ok) { proto_peer_gone(&s->peer); s->connected = 0; }
+      if (s->connected && ns_ok) {  /* socket.disconnect(): the user leaves for good */
+        resume_link *l = s->link;
+        s->link = NULL;
+        s->connected = 0;
+        resume_end(l);
+      }
       break;
     case SIO_EVENT: {
       if (!s->connected || !ns_ok) {
@@ -392,7 +450,7 @@ static void sio_message(eio_session *s, const char *p, size_t n) {
         return;
       }
       proto_ack ack = {sp.ack};
-      proto_handle(&s->peer, sp.data, sp.len, &ack);
+      proto_handle(&s->link->peer, sp.data, sp.len, &ack);
       break;
     }
     case SIO_ACK:  /* the server asks for no acks */
@@ -446,7 +504,7 @@ static void eio_packet(eio_session *s, const char *p, size_t n, conn_t *from) {
       else sess_close(s, "unexpected upgrade packet");
       break;
     case EIO_NOOP: break;
-    case EIO_CLOSE: s->client_closed = 1; sess_close(s, "client closed"); break;
+    case EIO_CLOSE: s->client_closed = 1; sess_drop(s, "client closed"); break;  /* engine.close(): may resume */
     default:
       log_warn("socket.io session %s from %s: malformed engine packet, closing", s->sid.s, s->remote);
       sess_close(s, "malformed engine packet");
@@ -569,13 +627,13 @@ void eio_request(eio_state *e, conn_t *c, http_req *r) {
   size_t qn, vn;
   http_req_query(r, &q, &qn);
   if (strcmp(http_req_method(r), "OPTIONS") == 0) { preflight(e, c, r); return; }
-  v = query_get(q, qn, "EIO", &vn);
+  v = http_query_get(q, qn, "EIO", &vn);
   if (!query_is(v, vn, "4")) { eio_error(e, c, r, EIO_ERR_VERSION, "Unsupported protocol version"); return; }
-  v = query_get(q, qn, "transport", &vn);
+  v = http_query_get(q, qn, "transport", &vn);
   int websocket = query_is(v, vn, "websocket");
   if (!websocket && !query_is(v, vn, "polling")) { eio_error(e, c, r, EIO_ERR_TRANSPORT, "Transport unknown"); return; }
   if (websocket != http_req_is_upgrade(r) && websocket) { eio_error(e, c, r, EIO_ERR_BAD, "Bad request"); return; }
-  v = query_get(q, qn, "sid", &vn);
+  v = http_query_get(q, qn, "sid", &vn);
   if (!v) { handshake(e, c, r, websocket); return; }
   eio_session *s = NULL;
   if (vn == ID_LEN) HASH_FIND(hh, e->sessions, v, ID_LEN, s);
@@ -603,7 +661,7 @@ static void on_conn_gone(conn_t *c) {
   eio_session *s = c->owner;
   int was_ws = s->ws == c;
   detach(s, c);
-  if (was_ws) sess_close(s, "transport closed");
+  if (was_ws) sess_drop(s, "transport closed");
 }
 
 static const conn_handlers ws_handlers = {NULL, on_ws_message, on_conn_gone, NULL};

@@ -11,12 +11,14 @@
 #include "conn.h"
 #include "http.h"
 #include "evloop.h"
+#include "resume.h"
 
 typedef struct eio_session eio_session;
 
 typedef struct {
   evloop_t *ev;            /* borrowed */
   const admit_t *admit;      /* borrowed: admission, and the event layer's context */
+  resume_state *resume;      /* borrowed: the links users are resumed through */
   addrs_t *addrs;            /* borrowed: sessions per client address */
   uint64_t ping_interval_ms, ping_timeout_ms;
   size_t queue_cap;          /* bytes a polling session may queue before it counts as slow */

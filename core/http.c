@@ -246,3 +246,17 @@ http_handler http_route_find(const http_route *routes, const char *path, size_t 
     if (strlen(rt->path) == n && memcmp(rt->path, path, n) == 0) return rt->handler;
   return NULL;
 }
+
+const char *http_query_get(const char *q, size_t n, const char *key, size_t *vn) {
+  size_t kl = strlen(key), i = 0;
+  while (i < n) {
+    size_t s = i;
+    while (i < n && q[i] != '&') i++;
+    if (i - s > kl && q[s + kl] == '=' && memcmp(q + s, key, kl) == 0) {
+      *vn = i - s - kl - 1;
+      return q + s + kl + 1;
+    }
+    i++;
+  }
+  return NULL;
+}

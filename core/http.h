@@ -50,6 +50,9 @@ enum { HTTP_PCT_STRICT = 1, HTTP_PCT_PLUS = 2 };
  * HTTP_PCT_STRICT: a malformed escape is an error (else kept as it is);
  * HTTP_PCT_PLUS: '+' is a space (query strings). */
 int http_pct_decode(const char *p, size_t n, char *out, size_t *len, int flags);
+/* The value of key in a query string (raw, not decoded; n bytes); NULL when
+ * absent or empty-keyed. */
+const char *http_query_get(const char *q, size_t n, const char *key, size_t *vn);
 /* A header's value by lower-case name; NULL when absent. */
 const char *http_req_header(const http_req *r, const char *lname, size_t *len);
 /* 1 when a comma-separated header value holds token (case-insensitive). */

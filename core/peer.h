@@ -71,6 +71,7 @@ struct peer_s {
   uint64_t bucket_ms, strike_ms;
   unsigned strikes;          /* events refused in the current second */
   unsigned bucket_started : 1;  /* tokens holds a real count (whatever the clock reads) */
+  const char *resume_token;  /* borrowed: what GET_ID tells the client to resume with, or NULL */
 };
 
 static inline int peer_send(peer_t *p, const char *name, const char *payload, size_t n) {

@@ -82,13 +82,13 @@ void policy_options_default(policy_options *o) {
   o->tenant_hook_ms = 500;
 }
 
-/* Read limits.<name> (a number in 1..max) when present. */
-static int limit_field(lua_State *L, const char *name, double max, double *out) {
+/* Read limits.<name> (a number in min..max) when present (*seen set). */
+static int limit_field(lua_State *L, const char *name, double min, double max, double *out, int *seen) {
   int t = rawfield(L, -1, name);
-  int ok = t == LUA_TNIL || (t == LUA_TNUMBER && lua_tonumber(L, -1) >= 1 && lua_tonumber(L, -1) <= max);
-  if (t == LUA_TNUMBER && ok) *out = lua_tonumber(L, -1);
+  int ok = t == LUA_TNIL || (t == LUA_TNUMBER && lua_tonumber(L, -1) >= min && lua_tonumber(L, -1) <= max);
+  if (t == LUA_TNUMBER && ok) { *out = lua_tonumber(L, -1); *seen = 1; }
   lua_pop(L, 1);
-  if (!ok) log_error("policy self-check: limits.%s must be a number from 1 to %.0f", name, max);
+  if (!ok) log_error("policy self-check: limits.%s must be a number from %.0f to %.0f", name, min, max);
   return ok ? 0 : PARLEY_EINVAL;
 }
 
@@ -96,11 +96,13 @@ static int limit_field(lua_State *L, const char *name, double max, double *out) 
  * stack. Without a base (core/builtin.lua's table) every entry is required.
  * The maxima are the caps the core enforces whatever a policy says. */
 static int read_limits(lua_State *L, const policy_limits *base, policy_limits *l) {
-  enum { N = 11 };
+  enum { N = 13 };
   static const char *const names[N] = {"max_payload", "max_signal", "max_name", "max_password", "max_request_id",
                                        "max_rooms_per_user", "max_users_per_room", "rate", "burst",
-                                       "max_rooms", "max_connections"};
-  static const double maxima[N] = {64 << 20, 64 << 20, 1 << 20, 1 << 20, 1 << 20, 1e6, 1e6, 1e9, 1e9, 1e9, 1e9};
+                                       "max_rooms", "max_connections", "resume_grace", "resume_buffer"};
+  static const double minima[N] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1024};
+  static const double maxima[N] = {64 << 20, 64 << 20, 1 << 20, 1 << 20, 1 << 20, 1e6, 1e6, 1e9, 1e9, 1e9, 1e9,
+                                   3600, 16 << 20};
   if (base) *l = *base;
   else memset(l, 0, sizeof *l);
   int t = rawfield(L, -1, "limits");
@@ -108,18 +110,19 @@ static int read_limits(lua_State *L, const policy_limits *base, policy_limits *l
   if (t != LUA_TTABLE) { lua_pop(L, 1); log_error("policy self-check: limits must be a table"); return PARLEY_EINVAL; }
   double v[N] = {(double)l->max_payload, (double)l->max_signal, (double)l->max_name, (double)l->max_password,
                  (double)l->max_request_id, l->max_rooms_per_user, l->max_users_per_room, l->rate, l->burst,
-                 (double)l->max_rooms, (double)l->max_connections};
-  int rc = 0;
-  for (int i = 0; i < N; i++) rc |= limit_field(L, names[i], maxima[i], &v[i]);
+                 (double)l->max_rooms, (double)l->max_connections, l->resume_grace, (double)l->resume_buffer};
+  int rc = 0, seen[N] = {0};
+  for (int i = 0; i < N; i++) rc |= limit_field(L, names[i], minima[i], maxima[i], &v[i], &seen[i]);
   lua_pop(L, 1);
-  for (int i = 0; i < N && !rc; i++)
-    if (v[i] < 1) { log_error("policy self-check: limits.%s is missing", names[i]); rc = PARLEY_EINVAL; }
+  for (int i = 0; i < N && !rc && !base; i++)
+    if (!seen[i]) { log_error("policy self-check: limits.%s is missing", names[i]); rc = PARLEY_EINVAL; }
   if (rc) return PARLEY_EINVAL;
   l->max_payload = (size_t)v[0]; l->max_signal = (size_t)v[1]; l->max_name = (size_t)v[2];
   l->max_password = (size_t)v[3]; l->max_request_id = (size_t)v[4];
   l->max_rooms_per_user = (int)v[5]; l->max_users_per_room = (int)v[6];
   l->rate = v[7]; l->burst = v[8];
   l->max_rooms = (size_t)v[9]; l->max_connections = (size_t)v[10];
+  l->resume_grace = v[11]; l->resume_buffer = (size_t)v[12];
   return 0;
 }
 

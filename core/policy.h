@@ -21,6 +21,8 @@ typedef struct {
   double rate, burst;
   size_t max_rooms;         /* rooms per tenant */
   size_t max_connections;   /* users per tenant */
+  double resume_grace;      /* seconds a dropped user is kept for a resume (0: none) */
+  size_t resume_buffer;     /* bytes of recent events kept per user for a resume */
 } policy_limits;
 
 /* Why a request is refused: the Errors code and a message for the client. */

@@ -168,6 +168,7 @@ static void empty_ack(req_t *q) {
 static void ev_get_id(req_t *q) {
   begin_reply(q);
   put_str(&q->out, "userID", rooms_user_id(q->c->user));
+  if (q->c->resume_token && q->c->resume_token[0]) put_str(&q->out, "resumeToken", q->c->resume_token);
   buf_putc(&q->out, '}');
   reply(q, "GET_ID");
 }

@@ -21,10 +21,12 @@ static void route_metrics(void *ctx, http_req *r) {
            "parley_connections %zu\nparley_users %zu\nparley_rooms %zu\nparley_tcp_connections %zu\n"
            "parley_tenants %zu\nparley_eio_sessions %zu\nparley_client_addresses %zu\n"
            "parley_events_total %llu\nparley_events_rate_limited_total %llu\n"
-           "parley_signals_relayed_total %llu\nparley_signal_bytes_total %llu\n",
+           "parley_signals_relayed_total %llu\nparley_signal_bytes_total %llu\n"
+           "parley_detached_users %zu\nparley_resume_buffer_bytes %zu\n",
            rt->net->nupgraded, rt->rooms->nusers, rt->rooms->nrooms, rt->net->nconns, rt->rooms->ntenants,
            eio_sessions(rt->eio), rt->addrs->n, (unsigned long long)m->events, (unsigned long long)m->rate_limited,
-           (unsigned long long)m->signals, (unsigned long long)m->signal_bytes);
+           (unsigned long long)m->signals, (unsigned long long)m->signal_bytes, rt->resume->ndetached,
+           rt->resume->ring_bytes);
   size_t n = strlen(body);
   for (int code = 0; code < 5 && n < sizeof body; code++)
     n += (size_t)snprintf(body + n, sizeof body - n, "parley_errors_total{code=\"%d\"} %llu\n", code,
@@ -35,7 +37,7 @@ static void route_metrics(void *ctx, http_req *r) {
 static void route_ws(void *ctx, http_req *r) {
   conn_t *c = ctx;
   const routes_t *rt = c->owner;
-  ws_peer_upgrade(rt->admit, c, r);
+  ws_peer_upgrade(&rt->ws, c, r);
 }
 
 static const http_route routes[] = {

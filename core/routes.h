@@ -9,16 +9,18 @@
 #include "eio.h"
 #include "rooms.h"
 #include "web.h"
+#include "ws_peer.h"
 
 typedef struct {
   char sio_path[256];        /* the Engine.IO / Socket.IO endpoint, "" to disable */
   web_config web;
-  const admit_t *admit;      /* borrowed: the plain /ws admission */
+  ws_peer_env ws;            /* the plain /ws upgrade: admission and resumes */
   eio_state *eio;            /* borrowed */
   /* what /metrics reports (borrowed) */
   const conn_env *net;
   const rooms_state *rooms;
   const proto_metrics *events;
+  const resume_state *resume;
   const addrs_t *addrs;
 } routes_t;
 

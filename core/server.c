@@ -26,6 +26,7 @@ void server_config_default(server_config *cfg) {
   cfg->max_sessions = 20000;
   cfg->max_sessions_per_addr = 1024;
   cfg->max_handshake_bytes = 64u << 20;
+  cfg->resume_memory = 256u << 20;
   policy_options_default(&cfg->policy);
 }
 
@@ -146,6 +147,7 @@ static void on_stop_timer(uv_timer_t *t) {
   server_t *s = t->data;
   for (conn_t *c = s->conns; c; c = c->next) conn_close(c, "server stopping");
   eio_close_all(&s->eio);  /* sessions made since server_stop */
+  resume_close_all(&s->resume);  /* users detached since */
   evloop_close(&s->ev);  /* runs what is queued, then closes */
   uv_close((uv_handle_t *)&s->stop_timer, NULL);
 }
@@ -166,6 +168,7 @@ void server_stop(server_t *s) {
     else conn_close(c, "server stopping");
   }
   eio_close_all(&s->eio);
+  resume_close_all(&s->resume);  /* detached users leave; attached ones leave with their connections */
   uv_timer_start(&s->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
 }
 
@@ -206,13 +209,14 @@ static void wire(server_t *s) {
   s->ctx.ev = &s->ev;
   s->ctx.rooms = &s->rooms;
   s->admit = (admit_t){.ctx = &s->ctx, .trust_proxy = cfg->trust_proxy};
-  s->eio = (eio_state){.ev = &s->ev, .admit = &s->admit, .addrs = &s->addrs,
+  resume_init(&s->resume, &s->ev, &s->ctx, cfg->resume_memory);
+  s->eio = (eio_state){.ev = &s->ev, .admit = &s->admit, .resume = &s->resume, .addrs = &s->addrs,
                        .ping_interval_ms = cfg->ping_interval_ms, .ping_timeout_ms = cfg->ping_timeout_ms,
                        .queue_cap = cfg->out_cap, .max_sessions = cfg->max_sessions,
                        .max_sessions_per_addr = cfg->max_sessions_per_addr,
                        .max_handshake_bytes = cfg->max_handshake_bytes};
-  s->routes = (routes_t){.admit = &s->admit, .eio = &s->eio, .net = &s->net, .rooms = &s->rooms,
-                         .events = &s->ctx.metrics, .addrs = &s->addrs};
+  s->routes = (routes_t){.ws = {.admit = &s->admit, .resume = &s->resume}, .eio = &s->eio, .net = &s->net,
+                         .rooms = &s->rooms, .events = &s->ctx.metrics, .resume = &s->resume, .addrs = &s->addrs};
   snprintf(s->routes.sio_path, sizeof s->routes.sio_path, "%s", cfg->sio_path);
   snprintf(s->routes.web.root, sizeof s->routes.web.root, "%s", cfg->web);
   snprintf(s->routes.web.client_js, sizeof s->routes.web.client_js, "%s", cfg->client_js);

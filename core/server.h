@@ -29,6 +29,7 @@ typedef struct {
   size_t max_sessions;       /* Engine.IO sessions in all */
   size_t max_sessions_per_addr;
   size_t max_handshake_bytes;  /* handshake copies that sessions keep, in all */
+  size_t resume_memory;      /* bytes of recent events kept for resumes, in all */
   addrs_cidr trust_proxy;    /* peers in this range are proxies: X-Forwarded-For names the client */
   policy_options policy;
 } server_config;
@@ -48,6 +49,7 @@ typedef struct server_s {
   proto_ctx ctx;             /* the event layer's view: loop, store, policy (ctx.policy is owned) */
   admit_t admit;
   eio_state eio;             /* Engine.IO sessions */
+  resume_state resume;       /* users' links: what a dropped user resumes through */
   routes_t routes;
   addrs_t addrs;             /* connections and sessions per client address */
   int stopping;

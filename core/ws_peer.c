@@ -1,20 +1,17 @@
-/* ws_peer.c - a plain /ws connection as a peer of the event layer: admission
- * on the upgrade, one text frame per event, the peer gone with the
- * connection. */
+/* ws_peer.c - a plain /ws connection as the carrier of a user's link:
+ * admission or resumption on the upgrade, one text frame per event, and at
+ * the end the link told whether the user left (a close frame 1000) or
+ * dropped (anything else the client did not choose). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "err.h"
+#include "json.h"
 #include "proto.h"
 #include "ws_peer.h"
 
-typedef struct {
-  peer_t peer;               /* first: the event layer's view */
-  conn_t *c;                 /* borrowed: the connection carrying it */
-} ws_peer;
-
 /* One text frame ["name",payload], spliced from the parts. */
-static int ws_peer_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts) {
-  ws_peer *wp = (ws_peer *)p;
+static int send_frame(conn_t *c, const char *name, const uv_buf_t *parts, int nparts) {
   char head[80];
   uv_buf_t all[PEER_MAX_PARTS + 2];
   size_t nl = strlen(name);
@@ -27,51 +24,112 @@ static int ws_peer_send(peer_t *p, const char *name, const uv_buf_t *parts, int 
   all[0] = uv_buf_init(head, (unsigned)(nl + 4));
   for (int i = 0; i < nparts; i++) all[i + 1] = parts[i];
   all[nparts + 1] = uv_buf_init("]", 1);
-  return conn_ws_send_textv(wp->c, all, nparts + 2);
+  return conn_ws_send_textv(c, all, nparts + 2);
 }
 
-/* /ws has no acks: a reply is an event, and requestID correlates it. */
-static int ws_peer_reply(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
-  (void)ack;
-  return ws_peer_send(p, name, parts, nparts);
+/* Positions are implicit on /ws: the client counts the events it gets. */
+static int ws_send(void *carrier, const char *name, const uv_buf_t *parts, int nparts, uint64_t pos) {
+  (void)pos;
+  return send_frame(carrier, name, parts, nparts);
 }
 
-static void ws_peer_ack(peer_t *p, const proto_ack *ack) { (void)p; (void)ack; }
+static void ws_close(void *carrier, const char *why) { conn_ws_close(carrier, WS_CLOSE_POLICY, why); }
 
-static void ws_peer_close(peer_t *p, const char *why) { conn_ws_close(((ws_peer *)p)->c, WS_CLOSE_POLICY, why); }
+static void ws_let_go(void *carrier, const char *why) {
+  conn_release_owner(carrier);
+  conn_ws_close(carrier, WS_CLOSE_POLICY, why);
+}
 
-static const peer_ops ws_peer_ops = {ws_peer_send, ws_peer_reply, ws_peer_ack, ws_peer_close, 0};  /* bad envelopes get ERROR */
+static const resume_carrier_ops ws_carrier = {ws_send, NULL, ws_close, ws_let_go, 0, 0};  /* bad envelopes get ERROR */
 
 static void on_message(conn_t *c, const char *p, size_t n) {
-  ws_peer *wp = c->owner;
-  proto_handle(&wp->peer, p, n, NULL);
+  resume_link *l = c->owner;
+  proto_handle(&l->peer, p, n, NULL);
 }
 
-/* The connection is closing: the user leaves its rooms, the peer goes. */
+/* The connection is closing: a close frame 1000 (or one without a code) is
+ * the user leaving; a drop, a ping timeout or another code detaches it. */
 static void on_gone(conn_t *c) {
-  ws_peer *wp = c->owner;
+  resume_link *l = c->owner;
+  uint16_t code = c->peer_close_code;
   conn_release_owner(c);
-  proto_peer_gone(&wp->peer);
-  free(wp);
+  resume_carrier_gone(l, c, c->dropped || (code && code != WS_CLOSE_NORMAL && code != WS_CLOSE_NO_STATUS));
 }
 
 static const conn_handlers ws_peer_handlers = {NULL, on_message, on_gone, NULL};
 
-void ws_peer_upgrade(const admit_t *a, conn_t *c, http_req *r) {
+static void refuse(conn_t *c, const admit_refusal *why) {
+  conn_http_reply(c, why->status, "text/plain", why->msg, strlen(why->msg), NULL, 0);
+}
+
+/* ["RESUME",{"resumed":…,"userID":…,"resumeToken":…[,"reason":…]}]: the
+ * answer to a resume, first on the connection and not counted as a position. */
+static void send_resume(conn_t *c, resume_link *l, const char *reason) {
+  buf_t b;
+  buf_init(&b, 0);
+  buf_printf(&b, "{\"resumed\":%s,\"userID\":\"%s\"", reason ? "false" : "true", rooms_user_id(l->peer.user));
+  if (l->peer.resume_token) buf_printf(&b, ",\"resumeToken\":\"%s\"", l->peer.resume_token);
+  if (reason) { buf_puts(&b, ",\"reason\":"); jw_string(&b, reason, strlen(reason)); }
+  buf_putc(&b, '}');
+  uv_buf_t part = uv_buf_init(b.data, (unsigned)b.len);
+  send_frame(c, "RESUME", &part, 1);
+  buf_free(&b);
+}
+
+static void accept_link(conn_t *c, http_req *r, resume_link *l, const ws_peer_env *e) {
+  conn_set_owner(c, &ws_peer_handlers, l);
+  conn_ws_accept(c, r, policy_limits_of(e->admit->ctx->policy, l->peer.tenant)->max_payload, 1);
+}
+
+/* ?resume=TOKEN&last=N: 1 when c now carries the link again (or was refused);
+ * 0 with *why_not set when the client is to start over as a new user. */
+static int try_resume(const ws_peer_env *e, conn_t *c, http_req *r, const conn_info *info, const char *tok, size_t tn,
+                      const char **why_not) {
+  const char *q, *lv;
+  size_t qn, ln;
+  admit_refusal why;
+  http_req_query(r, &q, &qn);
+  lv = http_query_get(q, qn, "last", &ln);
+  char digits[24] = "0";
+  if (lv && ln && ln < sizeof digits && strspn(lv, "0123456789") >= ln) { memcpy(digits, lv, ln); digits[ln] = 0; }
+  uint64_t last = strtoull(digits, NULL, 10);
+  resume_link *l = resume_find(e->resume, tok, tn);
+  *why_not = "unknown or expired resume token";
+  if (!l || l->ops != &ws_carrier || !l->peer.user) return 0;
+  if (admit_resume(e->admit, l->peer.tenant, info, &why)) { refuse(c, &why); return 1; }
+  if (resume_attach(l, &ws_carrier, c, last, 1)) {
+    *why_not = "the events since that position are no longer held";
+    if (l->carrier) l->ops->let_go(l->carrier, "its resume failed");
+    l->carrier = NULL;
+    resume_end(l);  /* its user is gone: the others are told */
+    return 0;
+  }
+  accept_link(c, r, l, e);
+  send_resume(c, l, NULL);
+  resume_replay(l, last);
+  return 1;
+}
+
+void ws_peer_upgrade(const ws_peer_env *e, conn_t *c, http_req *r) {
   char remote[ADDRS_MAX_TEXT];
   admit_refusal why;
+  const char *q, *tok, *why_not = NULL;
+  size_t qn, tn;
   if (!conn_ws_handshake_ok(c, r)) return;
-  admit_client_addr(a, c->remote, r, remote);
+  admit_client_addr(e->admit, c->remote, r, remote);
   conn_info info = {"ws", r, remote, NULL, NULL, 0};
-  ws_peer *wp = calloc(1, sizeof *wp);
-  if (!wp) { conn_http_reply(c, 503, "text/plain", "out of memory", 13, NULL, 0); return; }
-  wp->peer.ops = &ws_peer_ops;
-  wp->c = c;
-  if (admit_origin(a, &info, &why) || admit_user(a, &wp->peer, &info, &why)) {
-    free(wp);
-    conn_http_reply(c, why.status, "text/plain", why.msg, strlen(why.msg), NULL, 0);
+  if (admit_origin(e->admit, &info, &why)) { refuse(c, &why); return; }
+  http_req_query(r, &q, &qn);
+  tok = http_query_get(q, qn, "resume", &tn);
+  if (tok && try_resume(e, c, r, &info, tok, tn, &why_not)) return;
+  resume_link *l = resume_new(e->resume, &ws_carrier, c);
+  if (!l) { conn_http_reply(c, 503, "text/plain", "out of memory", 13, NULL, 0); return; }
+  if (admit_user(e->admit, &l->peer, &info, &why)) {
+    resume_end(l);  /* never a user */
+    refuse(c, &why);
     return;
   }
-  conn_set_owner(c, &ws_peer_handlers, wp);
-  conn_ws_accept(c, r, policy_limits_of(a->ctx->policy, wp->peer.tenant)->max_payload, 1);
+  resume_set_limits(l);
+  accept_link(c, r, l, e);
+  if (tok) send_resume(c, l, why_not);
 }

@@ -18,7 +18,7 @@ LAYERS = [
     ((2, "transport"), "conn"),
     ((3, "policy"), "lua_vm lua_api lua_conv builtin policy"),
     ((4, "event"), "peer proto relay"),
-    ((5, "session"), "admit ws_peer eio web"),
+    ((5, "session"), "admit resume ws_peer eio web"),
     ((6, "routing"), "routes"),
     ((7, "server"), "server"),
     ((8, "main"), "main"),

@@ -453,7 +453,7 @@ static void reset(void) {
   uint64_t deadline = uv_hrtime() + 5000000000ull;
   for (unsigned turns = 0; !server_empty(); turns++) {
     uv_run(&H.loop, UV_RUN_NOWAIT);
-    evloop_advance(&H.srv.ev, 100);  /* close deadlines pass on the harness's clock */
+    evloop_advance(&H.srv.ev, 1000);  /* close deadlines and resume graces pass on the harness's clock */
     if (turns == 64)
       for (conn_t *c = H.srv.conns, *next; c; c = next) { next = c->next; conn_close(c, "fuzz reset"); }
     if (uv_hrtime() > deadline) {

@@ -1,0 +1,268 @@
+/* resume.c - links: the peer the event layer sends to, a ring of recorded
+ * events per link, the grace a dropped user is kept for, and the token that
+ * takes it back. A link ends (its user leaves for good) only at a safe point:
+ * from its carrier's gone, its grace timer, or a deferred task. */
+#include <stdlib.h>
+#include <string.h>
+#include "err.h"
+#include "log.h"
+#include "policy.h"
+#include "proto.h"
+#include "resume.h"
+
+#define REC_HEAD 13   /* u64 position, u8 name length, u32 payload length */
+
+static resume_link *link_of(peer_t *p) { return (resume_link *)p; }
+
+/* ---- the ring ---- */
+
+static void ring_read(const resume_link *l, size_t off, void *out, size_t n) {
+  size_t at = (l->ring_head + off) % l->ring_size, first = l->ring_size - at < n ? l->ring_size - at : n;
+  memcpy(out, l->ring + at, first);
+  memcpy((char *)out + first, l->ring, n - first);
+}
+
+static void ring_write(resume_link *l, size_t off, const void *p, size_t n) {
+  size_t at = (l->ring_head + off) % l->ring_size, first = l->ring_size - at < n ? l->ring_size - at : n;
+  memcpy(l->ring + at, p, first);
+  memcpy(l->ring, (const char *)p + first, n - first);
+}
+
+/* The size of the record at offset off. */
+static size_t rec_size(const resume_link *l, size_t off) {
+  unsigned char h[REC_HEAD];
+  ring_read(l, off, h, sizeof h);
+  uint32_t plen;
+  memcpy(&plen, h + 9, 4);
+  return REC_HEAD + h[8] + plen;
+}
+
+static void drop_oldest(resume_link *l) {
+  size_t n = rec_size(l, 0);
+  l->ring_head = (l->ring_head + n) % l->ring_size;
+  l->ring_len -= n;
+  l->st->ring_bytes -= n;
+  l->first_pos++;
+}
+
+/* Room for need more bytes: grow (doubling, up to ring_max), then drop the
+ * oldest records. 0, or nonzero when it cannot be held at all. */
+static int ring_room(resume_link *l, size_t need) {
+  if (need > l->ring_max) return PARLEY_ETOOBIG;
+  while (l->ring_len && (l->ring_len + need > l->ring_max || l->st->ring_bytes + need > l->st->ring_cap))
+    drop_oldest(l);
+  if (l->st->ring_bytes + need > l->st->ring_cap) return PARLEY_ELIMIT;
+  if (l->ring_len + need <= l->ring_size) return 0;
+  size_t size = l->ring_size ? l->ring_size : 1024;
+  while (size < l->ring_len + need) size *= 2;
+  if (size > l->ring_max) size = l->ring_max;
+  char *r = malloc(size);
+  if (!r) return PARLEY_ENOMEM;
+  if (l->ring_len) ring_read(l, 0, r, l->ring_len);  /* linear again */
+  free(l->ring);
+  l->ring = r;
+  l->ring_size = size;
+  l->ring_head = 0;
+  return 0;
+}
+
+/* Keep event pos; when it cannot be kept, every older one goes too (a resume
+ * from before it would miss it). 0 when kept. */
+static int record(resume_link *l, uint64_t pos, const char *name, const uv_buf_t *parts, int nparts) {
+  size_t nl = strlen(name), plen = 0;
+  for (int i = 0; i < nparts; i++) plen += parts[i].len;
+  size_t need = REC_HEAD + nl + plen;
+  int rc = nl > 255 || plen > UINT32_MAX ? PARLEY_ETOOBIG : ring_room(l, need);
+  if (rc) {
+    while (l->ring_len) drop_oldest(l);
+    l->first_pos = pos + 1;
+    return rc;
+  }
+  unsigned char h[REC_HEAD];
+  uint32_t p32 = (uint32_t)plen;
+  memcpy(h, &pos, 8);
+  h[8] = (unsigned char)nl;
+  memcpy(h + 9, &p32, 4);
+  size_t off = l->ring_len;
+  ring_write(l, off, h, sizeof h);
+  ring_write(l, off + REC_HEAD, name, nl);
+  off += REC_HEAD + nl;
+  for (int i = 0; i < nparts; i++) { ring_write(l, off, parts[i].base, parts[i].len); off += parts[i].len; }
+  l->ring_len += need;
+  l->st->ring_bytes += need;
+  if (l->ring_len == need) l->first_pos = pos;
+  return 0;
+}
+
+/* Send every recorded event after last to the carrier, in order. */
+static void replay(resume_link *l, uint64_t last) {
+  size_t off = 0;
+  while (off < l->ring_len) {
+    unsigned char h[REC_HEAD];
+    char name[256];
+    uint64_t pos;
+    uint32_t plen;
+    ring_read(l, off, h, sizeof h);
+    memcpy(&pos, h, 8);
+    memcpy(&plen, h + 9, 4);
+    ring_read(l, off + REC_HEAD, name, h[8]);
+    name[h[8]] = 0;
+    size_t at = (l->ring_head + off + REC_HEAD + h[8]) % l->ring_size, first = l->ring_size - at;
+    uv_buf_t parts[2] = {uv_buf_init(l->ring + at, (unsigned)(plen < first ? plen : first)),
+                         uv_buf_init(l->ring, (unsigned)(plen < first ? 0 : plen - first))};
+    if (pos > last) l->ops->send(l->carrier, name, parts, parts[1].len ? 2 : 1, pos);
+    off += REC_HEAD + h[8] + plen;
+  }
+}
+
+/* ---- the peer the event layer sees ---- */
+
+static void lost_while_detached(resume_link *l);
+
+static int link_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts) {
+  resume_link *l = link_of(p);
+  uint64_t pos = l->next_pos++;
+  int rc = record(l, pos, name, parts, nparts);
+  if (l->detached && (rc || l->first_pos > l->detach_pos)) lost_while_detached(l);
+  return l->carrier ? l->ops->send(l->carrier, name, parts, nparts, pos) : 0;
+}
+
+static int link_reply(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
+  resume_link *l = link_of(p);
+  if (!(ack && ack->ack_id >= 0 && l->ops->has_acks)) return link_send(p, name, parts, nparts);
+  return l->carrier ? l->ops->ack_reply(l->carrier, parts, nparts, ack) : PARLEY_EIO;  /* acks are not replayed */
+}
+
+static void link_ack(peer_t *p, const proto_ack *ack) {
+  resume_link *l = link_of(p);
+  if (ack->ack_id >= 0 && l->ops->has_acks && l->carrier) l->ops->ack_reply(l->carrier, NULL, 0, ack);
+}
+
+static void link_close(peer_t *p, const char *why) {
+  resume_link *l = link_of(p);
+  if (l->carrier) l->ops->close(l->carrier, why);
+}
+
+static const peer_ops link_ops_lenient = {link_send, link_reply, link_ack, link_close, 0};
+static const peer_ops link_ops_strict = {link_send, link_reply, link_ack, link_close, 1};
+
+/* ---- lifecycle ---- */
+
+void resume_init(resume_state *st, evloop_t *ev, proto_ctx *ctx, size_t ring_cap) {
+  memset(st, 0, sizeof *st);
+  st->ev = ev;
+  st->ctx = ctx;
+  st->ring_cap = ring_cap;
+}
+
+static void link_free(resume_link *l) {
+  resume_state *st = l->st;
+  evloop_timer_stop(st->ev, &l->grace);
+  evloop_timer_stop(st->ev, &l->end_soon);
+  HASH_DEL(st->by_token, l);
+  st->nlinks--;
+  if (l->detached) st->ndetached--;
+  st->ring_bytes -= l->ring_len;
+  free(l->ring);
+  free(l);
+}
+
+void resume_end(resume_link *l) {
+  proto_peer_gone(&l->peer);  /* leaves every room; the others are told */
+  link_free(l);
+}
+
+static void on_grace_end(evloop_timer *t) {
+  resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, grace));
+  log_debug("user %s: not resumed within the grace, leaving", rooms_user_id(l->peer.user));
+  resume_end(l);
+}
+
+static void on_lost(evloop_timer *t) {
+  resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, end_soon));
+  log_debug("user %s: missed more events than it may be sent again, leaving", rooms_user_id(l->peer.user));
+  resume_end(l);
+}
+
+/* Events a detached user has not seen fell out of its ring: it can no longer
+ * resume, so it ends — at the next safe point (this runs inside a send). */
+static void lost_while_detached(resume_link *l) {
+  if (l->lost) return;
+  l->lost = 1;
+  evloop_timer_start(l->st->ev, &l->end_soon, 0, on_lost);
+}
+
+static int new_token(resume_state *st, resume_link *l) {
+  parley_id id;
+  resume_link *dup;
+  do {
+    if (ids_new(&id)) return PARLEY_EIO;
+    HASH_FIND_STR(st->by_token, id.s, dup);
+  } while (dup);
+  memcpy(l->token, id.s, sizeof l->token);
+  return 0;
+}
+
+resume_link *resume_new(resume_state *st, const resume_carrier_ops *ops, void *carrier) {
+  resume_link *l = calloc(1, sizeof *l);
+  if (!l || new_token(st, l)) { free(l); return NULL; }
+  l->peer.ops = ops->strict_envelope ? &link_ops_strict : &link_ops_lenient;
+  l->peer.ctx = st->ctx;
+  l->st = st;
+  l->ops = ops;
+  l->carrier = carrier;
+  l->next_pos = l->first_pos = 1;
+  l->ring_max = policy_limits_of(st->ctx->policy, NULL)->resume_buffer;
+  HASH_ADD_STR(st->by_token, token, l);
+  st->nlinks++;
+  return l;
+}
+
+void resume_carrier_gone(resume_link *l, void *carrier, int dropped) {
+  if (l->carrier != carrier) return;  /* taken over by a resume */
+  l->carrier = NULL;
+  const policy_limits *lim = l->peer.user ? policy_limits_of(l->st->ctx->policy, l->peer.tenant) : NULL;
+  if (!dropped || !lim || lim->resume_grace <= 0 || l->lost || l->st->closing) { resume_end(l); return; }
+  l->detached = 1;
+  l->detach_pos = l->next_pos;
+  l->st->ndetached++;
+  evloop_timer_start(l->st->ev, &l->grace, (uint64_t)(lim->resume_grace * 1000), on_grace_end);
+}
+
+resume_link *resume_find(resume_state *st, const char *token, size_t n) {
+  resume_link *l = NULL;
+  if (n == ID_LEN) HASH_FIND(hh, st->by_token, token, ID_LEN, l);
+  return l && !l->lost ? l : NULL;
+}
+
+int resume_attach(resume_link *l, const resume_carrier_ops *ops, void *carrier, uint64_t last, int rotate) {
+  if (last >= l->next_pos || (last + 1 < l->next_pos && last + 1 < l->first_pos) || l->lost) return PARLEY_ENOTFOUND;
+  if (l->carrier) l->ops->let_go(l->carrier, "taken over by a resumed connection");
+  if (rotate) {
+    resume_state *st = l->st;
+    HASH_DEL(st->by_token, l);
+    if (new_token(st, l)) memset(l->token, 0, sizeof l->token);  /* no token: no further resume */
+    HASH_ADD_STR(st->by_token, token, l);
+  }
+  if (l->detached) { l->detached = 0; l->st->ndetached--; }
+  evloop_timer_stop(l->st->ev, &l->grace);
+  l->ops = ops;
+  l->carrier = carrier;
+  return 0;
+}
+
+void resume_replay(resume_link *l, uint64_t last) {
+  if (l->carrier) replay(l, last);
+}
+
+void resume_set_limits(resume_link *l) {
+  const policy_limits *lim = policy_limits_of(l->st->ctx->policy, l->peer.tenant);
+  l->ring_max = lim->resume_buffer;
+  l->peer.resume_token = lim->resume_grace > 0 ? l->token : NULL;
+}
+
+void resume_close_all(resume_state *st) {
+  resume_link *l, *tmp;
+  st->closing = 1;
+  HASH_ITER(hh, st->by_token, l, tmp) if (!l->carrier) resume_end(l);
+}

@@ -1,0 +1,91 @@
+/* resume.h - a user's end that outlives its connections. The event layer
+ * sends to a link (the link is its peer); the link gives every event a
+ * position, keeps the recent ones in a bounded ring, and forwards them to
+ * whichever carrier is attached (a plain /ws connection, a Socket.IO socket).
+ * When the carrier drops without the user leaving, the link keeps the user —
+ * same userID, rooms and ownership, nobody told — for the tenant's grace; a
+ * client that presents the link's token within it gets the link back, and
+ * every event after the position it names, before anything new. */
+#ifndef PARLEY_RESUME_H
+#define PARLEY_RESUME_H
+#include <stddef.h>
+#include <stdint.h>
+#include <uthash.h>
+#include "evloop.h"
+#include "ids.h"
+#include "peer.h"
+
+/* What a carrier does for its link (registered by ws_peer.c, eio.c). */
+typedef struct {
+  /* Queue one event; pos is its position (what Socket.IO sends as the offset). */
+  int (*send)(void *carrier, const char *name, const uv_buf_t *parts, int nparts, uint64_t pos);
+  /* Answer a request as an ack (only when has_acks and the request asked). */
+  int (*ack_reply)(void *carrier, const uv_buf_t *parts, int nparts, const proto_ack *ack);
+  /* Close the carrier for a protocol reason (marks only). */
+  void (*close)(void *carrier, const char *why);
+  /* A resume took the link over: forget it at once (nothing of the carrier
+   * may reach the link any more), then close. */
+  void (*let_go)(void *carrier, const char *why);
+  int has_acks;              /* the framing has acks (Socket.IO) */
+  int strict_envelope;       /* see peer_ops */
+} resume_carrier_ops;
+
+typedef struct resume_link_s resume_link;
+
+/* The links of one loop (owned by the server). */
+typedef struct {
+  evloop_t *ev;              /* borrowed */
+  proto_ctx *ctx;            /* borrowed: for the grace's end (proto_peer_gone) */
+  resume_link *by_token;     /* hash by token (owned links) */
+  size_t nlinks, ndetached;
+  size_t ring_bytes, ring_cap;  /* recorded events held by every link, and the cap on them */
+  int closing;               /* shutdown: a carrier that goes takes its user with it */
+} resume_state;
+
+struct resume_link_s {
+  peer_t peer;               /* first: the event layer's view */
+  resume_state *st;          /* borrowed */
+  const resume_carrier_ops *ops;
+  void *carrier;             /* borrowed; NULL while detached */
+  char token[ID_LEN + 1];    /* the resume credential (ids_new: 128 random bits) */
+  uint64_t next_pos;         /* position of the next recorded event (the first is 1) */
+  uint64_t first_pos;        /* position of the oldest event in the ring */
+  char *ring;                /* recorded events, circular (owned) */
+  size_t ring_head, ring_len, ring_size;  /* oldest byte, bytes held, capacity */
+  size_t ring_max;           /* the tenant's resume_buffer */
+  evloop_timer grace;        /* armed while detached */
+  evloop_timer end_soon;     /* a detached link that lost events ends at the next timer phase */
+  uint64_t detach_pos;       /* next_pos when it was detached: events from here on are unseen */
+  unsigned detached : 1, lost : 1;  /* lost: unseen events fell out of the ring: no resume */
+  UT_hash_handle hh;
+};
+
+void resume_init(resume_state *st, evloop_t *ev, proto_ctx *ctx, size_t ring_cap);
+/* Shutdown: every link ends (users leave), detached or not. */
+void resume_close_all(resume_state *st);
+
+/* A new link carried by carrier; the caller then makes it a user
+ * (admit_user / proto_peer_open on &link->peer). NULL when out of memory. */
+resume_link *resume_new(resume_state *st, const resume_carrier_ops *ops, void *carrier);
+/* The user's end ended for good (it left, or the server closed it): the user
+ * leaves its rooms (others are told) and the link is freed. */
+void resume_end(resume_link *l);
+/* carrier dropped (a network drop, a ping timeout, a close that was not a
+ * leave). When carrier is no longer the link's (a resume took it over) this
+ * does nothing; with a grace the user is kept, detached; without, it ends. */
+void resume_carrier_gone(resume_link *l, void *carrier, int dropped);
+
+/* The link whose token is token (n bytes), or NULL. */
+resume_link *resume_find(resume_state *st, const char *token, size_t n);
+/* Attach carrier to l, whose client has every event up to position last:
+ * a carrier still attached lets go (superseded) and the token changes when
+ * rotate. PARLEY_ENOTFOUND when events after last are no longer held (or
+ * last is beyond what was sent): l is then unchanged. */
+int resume_attach(resume_link *l, const resume_carrier_ops *ops, void *carrier, uint64_t last, int rotate);
+/* Send every recorded event after last again, in order (after attaching and
+ * whatever the framing says first). */
+void resume_replay(resume_link *l, uint64_t last);
+/* The tenant's limits apply to l from now on (after admission). */
+void resume_set_limits(resume_link *l);
+
+#endif
