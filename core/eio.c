@@ -104,10 +104,10 @@ static void sess_send_str(eio_session *s, const char *p) { sess_send(s, p, strle
  * is accepted; socket.id is the Parley userID, the pid what recovers it. */
 static void sio_send_connected(eio_session *s) {
   char p[SIO_MAX_NAMESPACE + 96];
-  const peer_t *u = &s->link->peer;
+  const resume_link *l = s->link;
   int n = snprintf(p, sizeof p, "40%s%s{\"sid\":\"%s\"%s%s%s}", s->ns[1] ? s->ns : "", s->ns[1] ? "," : "",
-                   rooms_user_id(u->user), u->resume_token ? ",\"pid\":\"" : "", u->resume_token ? u->resume_token : "",
-                   u->resume_token ? "\"" : "");
+                   rooms_user_id(l->peer.user), l->enabled ? ",\"pid\":\"" : "", l->enabled ? l->token : "",
+                   l->enabled ? "\"" : "");
   if (n > 0 && (size_t)n < sizeof p) sess_send(s, p, (size_t)n);
 }
 

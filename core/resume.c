@@ -124,7 +124,7 @@ static int link_send(peer_t *p, const char *name, const uv_buf_t *parts, int npa
   uint64_t pos = l->next_pos++;
   int rc = record(l, pos, name, parts, nparts);
   if (l->detached && (rc || l->first_pos > l->detach_pos)) lost_while_detached(l);
-  return l->carrier ? l->ops->send(l->carrier, name, parts, nparts, pos) : 0;
+  return l->carrier ? l->ops->send(l->carrier, name, parts, nparts, l->enabled ? pos : 0) : 0;
 }
 
 static int link_reply(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
@@ -255,10 +255,11 @@ void resume_replay(resume_link *l, uint64_t last) {
   if (l->carrier) replay(l, last);
 }
 
-void resume_set_limits(resume_link *l) {
+int resume_set_limits(resume_link *l) {
   const policy_limits *lim = policy_limits_of(l->st->ctx->policy, l->peer.tenant);
   l->ring_max = lim->resume_buffer;
-  l->peer.resume_token = lim->resume_grace > 0 ? l->token : NULL;
+  l->enabled = lim->resume_grace > 0;
+  return l->enabled;
 }
 
 void resume_close_all(resume_state *st) {

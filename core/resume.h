@@ -56,7 +56,8 @@ struct resume_link_s {
   evloop_timer grace;        /* armed while detached */
   evloop_timer end_soon;     /* a detached link that lost events ends at the next timer phase */
   uint64_t detach_pos;       /* next_pos when it was detached: events from here on are unseen */
-  unsigned detached : 1, lost : 1;  /* lost: unseen events fell out of the ring: no resume */
+  unsigned detached : 1, lost : 1,  /* lost: unseen events fell out of the ring: no resume */
+           enabled : 1;      /* the tenant's resume_grace is not 0: positions and the token are told */
   UT_hash_handle hh;
 };
 
@@ -85,7 +86,8 @@ int resume_attach(resume_link *l, const resume_carrier_ops *ops, void *carrier, 
 /* Send every recorded event after last again, in order (after attaching and
  * whatever the framing says first). */
 void resume_replay(resume_link *l, uint64_t last);
-/* The tenant's limits apply to l from now on (after admission). */
-void resume_set_limits(resume_link *l);
+/* The tenant's limits apply to l from now on (after admission); returns
+ * whether it may resume (its resume_grace is not 0). */
+int resume_set_limits(resume_link *l);
 
 #endif

@@ -129,7 +129,7 @@ void ws_peer_upgrade(const ws_peer_env *e, conn_t *c, http_req *r) {
     refuse(c, &why);
     return;
   }
-  resume_set_limits(l);
+  if (resume_set_limits(l)) l->peer.resume_token = l->token;  /* GET_ID tells it */
   accept_link(c, r, l, e);
   if (tok) send_resume(c, l, why_not);
 }

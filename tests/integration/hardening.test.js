@@ -150,7 +150,7 @@ class Poller {
 
 test('F2: a polling session that stops polling overflows its 8 MiB queue during room notifications → it is closed, every member hears of it exactly once, no one misses a notification; later SIGNALs to it get ROOM_ERROR', { timeout: 60_000, ...RAW }, async (t) => {
   // pings far away: nothing but what the test sends reaches the silent session
-  const srv = await freshServer(t, [], { pingInterval: 60_000, pingTimeout: 60_000 });
+  const srv = await freshServer(t, [], { pingInterval: 60_000, pingTimeout: 60_000, resumeGrace: 0 });  // packet sizes without resume offsets
   const [O, M, N] = [
     await connectUser(srv, t, { framing: 'ws' }), await connectUser(srv, t, { framing: 'ws' }),
     await connectUser(srv, t, { framing: 'ws' })];

@@ -17,7 +17,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
@@ -70,13 +71,30 @@ export function putFile(dir, name, text) {
 // ---------------------------------------------------------------------------
 
 /**
- * Start a server. opts: {pingInterval, pingTimeout, args: [...extra]}.
+ * The repository's policies with limits.resume_grace set to `seconds` for
+ * every tenant (0: a dropped connection is a leave, as tests written before
+ * session resume expect): a directory whose default.lua requires the shipped
+ * one through a symlink. Removed when the process exits.
+ */
+export function policiesWithGrace(seconds) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'parley-grace-'));
+  symlinkSync(path.join(REPO, 'policies', 'default.lua'), path.join(dir, 'shipped.lua'));
+  writeFileSync(path.join(dir, 'default.lua'),
+    `local M = require("shipped")\nM.limits.resume_grace = ${Number(seconds)}\nreturn M\n`);
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/**
+ * Start a server. opts: {pingInterval, pingTimeout, resumeGrace (seconds:
+ * the shipped policy with that limits.resume_grace), args: [...extra]}.
  * Resolves to {port, url, httpBase, proc, stderr, exited, alive(), stop()}.
  */
 export function startServer(opts = {}) {
   const args = [];
   if (opts.pingInterval != null) args.push('--ping-interval', String(opts.pingInterval));
   if (opts.pingTimeout != null) args.push('--ping-timeout', String(opts.pingTimeout));
+  if (opts.resumeGrace != null) args.push('--policies', policiesWithGrace(opts.resumeGrace));
   if (opts.args) args.push(...opts.args);
   return startLibServer({ args });
 }

@@ -7,7 +7,7 @@ import {
 } from './helpers.js';
 
 let server;
-before(async () => { server = await startServer(); });
+before(async () => { server = await startServer({ resumeGrace: 0 }); });  // a drop is a leave here (resume.test.js: the grace)
 after(async () => { if (server) await server.stop(); });
 
 const T = { timeout: 15_000 };

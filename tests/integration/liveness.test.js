@@ -11,7 +11,7 @@ import {
 } from './helpers.js';
 
 let server;
-before(async () => { server = await startServer({ pingInterval: 200, pingTimeout: 200 }); });
+before(async () => { server = await startServer({ pingInterval: 200, pingTimeout: 200, resumeGrace: 0 }); });  // a dead client leaves at once here (resume.test.js: the grace)
 after(async () => { if (server) await server.stop(); });
 
 const T = { timeout: 15_000 };

@@ -28,7 +28,7 @@ const T = { timeout: 20_000 };
 // The shared server runs at the default log level (info), so the tests can
 // check that a closed session left a log line an operator would see.
 let server;
-before(async () => { server = await startServer({ args: ['--log-level', 'info'] }); });
+before(async () => { server = await startServer({ args: ['--log-level', 'info'], resumeGrace: 0 }); });  // no resume here: the wire as before it (resume.test.js covers it)
 after(async () => { if (server) await server.stop(); });
 
 // ---------------------------------------------------------------------------
@@ -371,7 +371,7 @@ test('Socket.IO acks on the wire: 42<id>[…] → 43<id>[reply]; SIGNAL and DISC
 // ---------------------------------------------------------------------------
 
 test('Socket.IO heartbeat: a polling client that stops answering pings is closed within ~1 s (--ping-interval 200 --ping-timeout 200); its rooms are told; its sid is then unknown', T, async (t) => {
-  const srv = await startServer({ pingInterval: 200, pingTimeout: 200 });
+  const srv = await startServer({ pingInterval: 200, pingTimeout: 200, resumeGrace: 0 });
   t.after(() => srv.stop());
   const p = await RawPoll.open(srv.port);
   t.after(() => p.destroy());
