@@ -24,8 +24,10 @@
  * REQ = kind flags ...: kind % 10: 0 polling handshake, 1 polling GET sid j,
  *   2 POST sid j n(1-6) PKT.., 3 upgrade /ws, 4 upgrade Socket.IO handshake,
  *   5 upgrade probe for sid j, 6 /healthz or /metrics, 7 OPTIONS,
+ *   (kind 3 with flags bit2: /ws?resume=<token j>&last=<flags >> 3>)
  *   8 len raw bytes, 9 GET sid j with an Origin. flags bit0: Connection: close.
  * PKT = kind % 16: 1 2 3 6 40 41 2probe 5, 42 GET_ID, CREATE_ROOM(maxUsers),
+ *   (40 with the byte's bit 4 set: 40{"pid":<token byte/32>,"offset":<byte/64>}),
  *   JOIN_ROOM(room r), SIGNAL(room r, user u, size hi lo), DISCONNECT(room r),
  *   421 GET_ID (ack), raw bytes, n pings ("2" n times; one on a WebSocket).
  * CTL (WS): opcode (bits 0-2: text text text cont close ping pong binary),
@@ -33,7 +35,7 @@
  * SPLIT: 0 one write; else the first SPLIT*len/256 bytes, a loop turn, the rest.
  * sid j, room r, user u: an index into what the harness learned from what the
  * server sent (open packets, GET_ID / CREATE_ROOM / JOIN_ROOM replies and
- * notifications): after each loop turn it peeks (MSG_PEEK) at what waits on
+ * notifications; resume tokens and pids): after each loop turn it peeks (MSG_PEEK) at what waits on
  * every client, so learning does not read it away; DRAIN reads it.
  * End of an input (reset()): all clients closed, a few loop turns,
  * eio_close_all (as server_stop does), and the loop run until the server holds
@@ -88,7 +90,7 @@ static struct {
   uv_loop_t loop;
   server_t srv;
   int fd[NCONN];               /* client ends, -1 when closed */
-  idset sids, users, rooms;
+  idset sids, users, rooms, tokens;
   unsigned slept_ms;
   int trace, up;               /* up: the server is running */
   unsigned inputs, restart_every;
@@ -150,6 +152,8 @@ static void scan(const char *p, size_t n) {
   scan_key(p, n, "\"sid\":\"", ",\"upgrades\"", &H.sids);  /* Engine.IO open packets only */
   scan_key(p, n, "\"userID\":\"", NULL, &H.users);
   scan_key(p, n, "\"roomID\":\"", NULL, &H.rooms);
+  scan_key(p, n, "\"resumeToken\":\"", NULL, &H.tokens);  /* /ws resume tokens */
+  scan_key(p, n, "\"pid\":\"", NULL, &H.tokens);          /* Socket.IO recovery ids */
 }
 
 /* Look at what waits on every client socket without taking it. */
@@ -267,7 +271,11 @@ static void event(input *in, buf_t *out, unsigned kind) {
 /* One Engine.IO packet; plain: the bare event (for /ws) where there is one. */
 static void packet(input *in, buf_t *out, int plain, int in_payload) {
   static const char *const simple[] = {"1", "2", "3", "6", "40", "41", "2probe", "5"};
-  unsigned kind = u8(in) % 16;
+  unsigned byte = u8(in), kind = byte % 16;
+  if (kind == 4 && byte / 16 % 2) {  /* a recovery: 40{"pid","offset"} (the byte's high bits: which, from where) */
+    buf_printf(out, "40{\"pid\":\"%s\",\"offset\":\"%u\"}", pick(&H.tokens, byte / 32), byte / 64);
+    return;
+  }
   if (kind < 8) { buf_puts(out, simple[kind]); return; }
   if (kind < 13) {
     if (!plain) buf_puts(out, "42");
@@ -314,7 +322,14 @@ static void request(input *in, buf_t *out) {
                  pick(&H.sids, u8(in)), conn_hdr(flags), kind == 9 ? "Origin: http://o.example\r\n" : "");
       break;
     case 2: post(in, out, flags); break;
-    case 3: upgrade(out, "/ws", flags); break;
+    case 3:
+      if (flags & 4) {  /* a /ws resume: token j, last = the flags' high bits */
+        snprintf(target, sizeof target, "/ws?resume=%s&last=%u", pick(&H.tokens, u8(in)), flags >> 3);
+        upgrade(out, target, flags);
+      } else {
+        upgrade(out, "/ws", flags);
+      }
+      break;
     case 4: upgrade(out, "/socket.io/?EIO=4&transport=websocket", flags); break;
     case 5:
       snprintf(target, sizeof target, "/socket.io/?EIO=4&transport=websocket&sid=%s", pick(&H.sids, u8(in)));
@@ -511,6 +526,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   memset(&H.sids, 0, sizeof H.sids);
   memset(&H.users, 0, sizeof H.users);
   memset(&H.rooms, 0, sizeof H.rooms);
+  memset(&H.tokens, 0, sizeof H.tokens);
   H.slept_ms = 0;
   if (!H.up) start_server();
   configure(&H.srv, u8(&in));
