@@ -249,3 +249,28 @@ test('Resume (Socket.IO): stock socket.io-client recovers after engine.close(): 
   sock.disconnect();  // 41: a leave, at once
   assert.deepEqual(await b.next('DISCONNECT'), { userID: a.id, roomID: created.roomID });
 });
+
+test('Resume (Socket.IO over WebSocket): a TCP drop (no close, no 41) is recovered by the stock client: same socket.id, every missed SIGNAL once and in order, the peer saw nothing', { ...T, ...(FRAMING === 'sio-ws' ? {} : { skip: 'the WebSocket transport (PARLEY_FRAMING=sio-ws)' }) }, async (t) => {
+  const sock = io(server.httpBase, { forceNew: true, reconnectionDelay: 50, reconnectionDelayMax: 100, transports: ['websocket'] });
+  t.after(() => sock.disconnect());
+  await withTimeout(new Promise((r) => sock.once('connect', r)), 5000, 'connect');
+  const got = [];
+  sock.on('SIGNAL', (p) => got.push(p.signal.n));
+  const created = await withTimeout(new Promise((r) => {
+    sock.once('CREATE_ROOM', r);
+    sock.emit('CREATE_ROOM', { requestId: 1, maxUsers: 5, name: 'r', password: 'pw', type: 0 });
+  }), 5000, 'CREATE_ROOM');
+  const [b] = await connectUsers(server, t, 1);
+  await joinRoom(b, created.roomID);
+  const a = { id: sock.id };
+  const reconnected = new Promise((r) => sock.once('connect', r));
+  sock.io.engine.transport.ws._socket.destroy();  // the TCP connection, nothing else
+  await detached(1);
+  for (let n = 0; n < 5; n++) signal(b, a, created.roomID, n);
+  await withTimeout(reconnected, 5000, 'reconnect');
+  assert.equal(sock.recovered, true);
+  assert.equal(sock.id, a.id);
+  await withTimeout((async () => { while (got.length < 5) await sleep(10); })(), 5000, `5 signals, got ${got}`);
+  assert.deepEqual(got, [0, 1, 2, 3, 4]);
+  await b.expectNothing(200);
+});
