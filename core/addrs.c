@@ -20,7 +20,7 @@ addr_entry *addrs_get(addrs_t *a, const char *addr) {
 }
 
 void addrs_release(addrs_t *a, addr_entry *e) {
-  if (!e || e->conns || e->sessions) return;
+  if (!e || e->conns || e->sessions || e->detached) return;
   HASH_DEL(a->table, e);
   a->n--;
   free(e);

@@ -10,7 +10,7 @@
 
 typedef struct addr_entry_s {
   char addr[ADDRS_MAX_TEXT];
-  unsigned conns, sessions;
+  unsigned conns, sessions, detached;  /* detached: users kept for a resume (resume.c) */
   UT_hash_handle hh;
 } addr_entry;
 

@@ -331,6 +331,7 @@ static int sio_accept(eio_session *s, const sio_packet *sp, const char *ns, http
   if (!l) snprintf(why.msg, sizeof why.msg, "cannot accept more users");
   else if (admit_user(s->e->admit, &l->peer, &info, &why) == 0) {
     resume_set_limits(l);
+    resume_set_addr(l, s->remote);
     s->link = l;
     return 1;
   } else {
@@ -373,6 +374,7 @@ static int sio_resume(eio_session *s, const sio_packet *sp, const char *ns, http
     return 0;
   }
   s->link = l;
+  resume_set_addr(l, s->remote);
   return 1;
 }
 

@@ -15,6 +15,7 @@ static void usage(FILE *f) {
           "              [--web DIR] [--client-js FILE]\n"
           "              [--max-conns N] [--max-conns-per-addr N] [--max-sessions N]\n"
           "              [--max-sessions-per-addr N] [--trust-proxy CIDR] [--resume-memory MIB]\n"
+          "              [--max-detached-per-addr N]\n"
           "              [--version] [--help]\n"
           "  --listen HOST:PORT   address to listen on (default 127.0.0.1:8080; port 0 picks one)\n"
           "  --policies DIR       directory holding default.lua (default ./policies)\n"
@@ -39,6 +40,8 @@ static void usage(FILE *f) {
           "                       entry is the client's address (default: trust none)\n"
           "  --resume-memory MIB  recent events kept for users to resume with, in all\n"
           "                       (default 256; each user's share is its limits.resume_buffer)\n"
+          "  --max-detached-per-addr N  users per client address kept for a resume after a\n"
+          "                       drop (default 1024); past it a drop is a leave\n"
           "SIGHUP reloads the policies; SIGINT/SIGTERM stop the server.\n");
 }
 
@@ -98,6 +101,7 @@ static int parse_args(int argc, char **argv, server_config *cfg) {
     else if (!strcmp(a, "--max-sessions")) bad = parse_count(v, &cfg->max_sessions);
     else if (!strcmp(a, "--max-sessions-per-addr")) bad = parse_count(v, &cfg->max_sessions_per_addr);
     else if (!strcmp(a, "--trust-proxy")) bad = addrs_cidr_parse(v, &cfg->trust_proxy);
+    else if (!strcmp(a, "--max-detached-per-addr")) bad = parse_count(v, &cfg->max_detached_per_addr);
     else if (!strcmp(a, "--resume-memory")) { uint64_t mb; bad = parse_ms(v, &mb) || mb > 65536; cfg->resume_memory = (size_t)mb << 20; }
     else if (!strcmp(a, "--sio-path")) bad = v[0] != '/' || snprintf(cfg->sio_path, sizeof cfg->sio_path, "%s", v) >= (int)sizeof cfg->sio_path;
     else { fprintf(stderr, "parley: unknown option %s\n", a); usage(stderr); return -1; }

@@ -148,11 +148,28 @@ static const peer_ops link_ops_strict = {link_send, link_reply, link_ack, link_c
 
 /* ---- lifecycle ---- */
 
-void resume_init(resume_state *st, evloop_t *ev, proto_ctx *ctx, size_t ring_cap) {
+void resume_init(resume_state *st, evloop_t *ev, proto_ctx *ctx, addrs_t *addrs, size_t ring_cap,
+                 size_t max_detached_per_addr) {
   memset(st, 0, sizeof *st);
   st->ev = ev;
   st->ctx = ctx;
+  st->addrs = addrs;
   st->ring_cap = ring_cap;
+  st->max_detached_per_addr = max_detached_per_addr;
+}
+
+void resume_set_addr(resume_link *l, const char *addr) { snprintf(l->addr, sizeof l->addr, "%s", addr); }
+
+/* The link is no longer detached: out of its address's count. */
+static void undetach(resume_link *l) {
+  if (!l->detached) return;
+  l->detached = 0;
+  l->st->ndetached--;
+  if (l->addr_count) {
+    l->addr_count->detached--;
+    addrs_release(l->st->addrs, l->addr_count);
+    l->addr_count = NULL;
+  }
 }
 
 static void link_free(resume_link *l) {
@@ -161,7 +178,7 @@ static void link_free(resume_link *l) {
   evloop_timer_stop(st->ev, &l->end_soon);
   HASH_DEL(st->by_token, l);
   st->nlinks--;
-  if (l->detached) st->ndetached--;
+  undetach(l);
   st->ring_bytes -= l->ring_len;
   free(l->ring);
   free(l);
@@ -223,6 +240,16 @@ void resume_carrier_gone(resume_link *l, void *carrier, int dropped) {
   l->carrier = NULL;
   const policy_limits *lim = l->peer.user ? policy_limits_of(l->st->ctx->policy, l->peer.tenant) : NULL;
   if (!dropped || !lim || lim->resume_grace <= 0 || l->lost || l->st->closing) { resume_end(l); return; }
+  addr_entry *a = l->st->addrs ? addrs_get(l->st->addrs, l->addr) : NULL;
+  if (a && a->detached >= l->st->max_detached_per_addr) {  /* a client dropping users on purpose */
+    log_info("user %s from %s: %u users of this address wait for a resume already, leaving", rooms_user_id(l->peer.user),
+             l->addr, a->detached);
+    addrs_release(l->st->addrs, a);
+    resume_end(l);
+    return;
+  }
+  if (a) a->detached++;
+  l->addr_count = a;
   l->detached = 1;
   l->detach_pos = l->next_pos;
   l->st->ndetached++;
@@ -244,7 +271,7 @@ int resume_attach(resume_link *l, const resume_carrier_ops *ops, void *carrier, 
     if (new_token(st, l)) memset(l->token, 0, sizeof l->token);  /* no token: no further resume */
     HASH_ADD_STR(st->by_token, token, l);
   }
-  if (l->detached) { l->detached = 0; l->st->ndetached--; }
+  undetach(l);
   evloop_timer_stop(l->st->ev, &l->grace);
   l->ops = ops;
   l->carrier = carrier;

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uthash.h>
+#include "addrs.h"
 #include "evloop.h"
 #include "ids.h"
 #include "peer.h"
@@ -36,6 +37,8 @@ typedef struct resume_link_s resume_link;
 typedef struct {
   evloop_t *ev;              /* borrowed */
   proto_ctx *ctx;            /* borrowed: for the grace's end (proto_peer_gone) */
+  addrs_t *addrs;            /* borrowed: detached users per client address */
+  size_t max_detached_per_addr;  /* past it, a drop is a leave */
   resume_link *by_token;     /* hash by token (owned links) */
   size_t nlinks, ndetached;
   size_t ring_bytes, ring_cap;  /* recorded events held by every link, and the cap on them */
@@ -56,12 +59,17 @@ struct resume_link_s {
   evloop_timer grace;        /* armed while detached */
   evloop_timer end_soon;     /* a detached link that lost events ends at the next timer phase */
   uint64_t detach_pos;       /* next_pos when it was detached: events from here on are unseen */
+  char addr[ADDRS_MAX_TEXT]; /* the client's address when it was last attached */
+  addr_entry *addr_count;    /* borrowed while detached: that address's count */
   unsigned detached : 1, lost : 1,  /* lost: unseen events fell out of the ring: no resume */
            enabled : 1;      /* the tenant's resume_grace is not 0: positions and the token are told */
   UT_hash_handle hh;
 };
 
-void resume_init(resume_state *st, evloop_t *ev, proto_ctx *ctx, size_t ring_cap);
+void resume_init(resume_state *st, evloop_t *ev, proto_ctx *ctx, addrs_t *addrs, size_t ring_cap,
+                 size_t max_detached_per_addr);
+/* The client's address (as the admission saw it), counted when it detaches. */
+void resume_set_addr(resume_link *l, const char *addr);
 /* Shutdown: every link ends (users leave), detached or not. */
 void resume_close_all(resume_state *st);
 

@@ -27,6 +27,7 @@ void server_config_default(server_config *cfg) {
   cfg->max_sessions_per_addr = 1024;
   cfg->max_handshake_bytes = 64u << 20;
   cfg->resume_memory = 256u << 20;
+  cfg->max_detached_per_addr = 1024;
   policy_options_default(&cfg->policy);
 }
 
@@ -209,7 +210,7 @@ static void wire(server_t *s) {
   s->ctx.ev = &s->ev;
   s->ctx.rooms = &s->rooms;
   s->admit = (admit_t){.ctx = &s->ctx, .trust_proxy = cfg->trust_proxy};
-  resume_init(&s->resume, &s->ev, &s->ctx, cfg->resume_memory);
+  resume_init(&s->resume, &s->ev, &s->ctx, &s->addrs, cfg->resume_memory, cfg->max_detached_per_addr);
   s->eio = (eio_state){.ev = &s->ev, .admit = &s->admit, .resume = &s->resume, .addrs = &s->addrs,
                        .ping_interval_ms = cfg->ping_interval_ms, .ping_timeout_ms = cfg->ping_timeout_ms,
                        .queue_cap = cfg->out_cap, .max_sessions = cfg->max_sessions,

@@ -30,6 +30,7 @@ typedef struct {
   size_t max_sessions_per_addr;
   size_t max_handshake_bytes;  /* handshake copies that sessions keep, in all */
   size_t resume_memory;      /* bytes of recent events kept for resumes, in all */
+  size_t max_detached_per_addr;  /* users waiting for a resume per client address */
   addrs_cidr trust_proxy;    /* peers in this range are proxies: X-Forwarded-For names the client */
   policy_options policy;
 } server_config;

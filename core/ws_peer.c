@@ -104,6 +104,7 @@ static int try_resume(const ws_peer_env *e, conn_t *c, http_req *r, const conn_i
     resume_end(l);  /* its user is gone: the others are told */
     return 0;
   }
+  resume_set_addr(l, info->remote_addr);
   accept_link(c, r, l, e);
   send_resume(c, l, NULL);
   resume_replay(l, last);
@@ -130,6 +131,7 @@ void ws_peer_upgrade(const ws_peer_env *e, conn_t *c, http_req *r) {
     return;
   }
   if (resume_set_limits(l)) l->peer.resume_token = l->token;  /* GET_ID tells it */
+  resume_set_addr(l, remote);
   accept_link(c, r, l, e);
   if (tok) send_resume(c, l, why_not);
 }

@@ -274,3 +274,28 @@ test('Resume (Socket.IO over WebSocket): a TCP drop (no close, no 41) is recover
   assert.deepEqual(got, [0, 1, 2, 3, 4]);
   await b.expectNothing(200);
 });
+
+test('Resume: users kept for a resume are capped per client address (--max-detached-per-addr): past it a drop is a leave, logged', { ...T, ...wsOnly }, async (t) => {
+  const srv = await startServer({ args: ['--policies', dir, '--max-detached-per-addr', '2', '--log-level', 'info'] });
+  t.after(() => srv.stop());
+  const [b] = await connectUsers(srv, t, 1);
+  const room = await (async () => {
+    const r = await b.ok('CREATE_ROOM', { maxUsers: 10, name: 'r', password: 'pw', type: 0 });
+    return r.roomID;
+  })();
+  const droppers = [];
+  for (let i = 0; i < 3; i++) {
+    const d = await Counting.open(srv.url);
+    d.id = (await d.ok('GET_ID', {})).userID;
+    await d.ok('JOIN_ROOM', { room, password: 'pw' });
+    await b.next('JOIN_ROOM');
+    droppers.push(d);
+  }
+  droppers[0].drop();
+  droppers[1].drop();
+  await sleep(200);
+  await b.expectNothing(0);  // two kept
+  droppers[2].drop();
+  assert.deepEqual(await b.next('DISCONNECT'), { userID: droppers[2].id, roomID: room });
+  assert.match(srv.stderr, /users of this address wait for a resume already, leaving/);
+});

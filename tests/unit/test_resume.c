@@ -163,7 +163,7 @@ int main(void) {
   ctx.ev = &ev;
   ctx.rooms = &rooms;
   CHECK(policy_load("policies", &o, &ctx.policy) == 0);
-  resume_init(&st, &ev, &ctx, 256u << 20);
+  resume_init(&st, &ev, &ctx, NULL, 256u << 20, 0);
   test_positions_and_replay();
   test_wrap_and_trim();
   test_lost_while_detached();
