@@ -23,7 +23,7 @@ export async function restartOnPort(port) {
  */
 export function makeClient(url, options = {}) {
   const client = new ParleyClient(url, { WebSocket, ...options });
-  const names = ['ROOM', 'NEWUSER', 'ROOM_ERROR', 'DISCONNECT', 'SIGNAL', 'open', 'close', 'reconnecting'];
+  const names = ['ROOM', 'NEWUSER', 'ROOM_ERROR', 'DISCONNECT', 'SIGNAL', 'open', 'close', 'reconnecting', 'resumed'];
   const events = [];
   const waiters = [];
   const consumed = new Set();
