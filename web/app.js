@@ -21,6 +21,8 @@ const peers = new Map();
 /** userIDs in the room besides us, in the order we learnt of them. */
 const members = new Set();
 let localStream = null;
+/** Signals for our peers made while the connection was down: sent once resumed. */
+const outbox = [];
 
 const short = (id) => (id ? id.slice(0, 6) : '?');
 
@@ -57,16 +59,33 @@ function describeError(err, what) {
   }
 }
 
-client.on('open', ({ userID, reconnected }) => {
-  setStatus('connected', `Connected as ${short(userID)}${reconnected ? ' (reconnected)' : ''}`);
-  $('status').title = userID;
-});
-client.on('close', ({ willReconnect }) => {
-  if (room) {
+// A drop the client will try to resume keeps the room and the peer
+// connections (the DataChannels do not need the server); `resumed` means the
+// server kept us — same userID, same room, the signals we missed follow.
+// An `open` after a reconnect is a new user: the room is gone for us.
+client.on('open', ({ userID, reconnected, stateLost }) => {
+  if (stateLost && room) {
     leaveLocally();
     showError('The connection to the server was lost, so you have left the room.');
   }
-  setStatus('disconnected', willReconnect ? 'Disconnected. Reconnecting…' : 'Disconnected.');
+  outbox.length = 0;
+  setStatus('connected', `Connected as ${short(userID)}${reconnected ? ' (reconnected)' : ''}`);
+  $('status').title = userID;
+});
+client.on('resumed', ({ userID }) => {
+  setStatus('connected', `Connected as ${short(userID)} (resumed)`);
+  $('status').title = userID;
+  for (const { target, roomID, signal } of outbox.splice(0)) {
+    if (room && room.ID === roomID && peers.has(target)) client.signal({ target, room: roomID, signal });
+  }
+});
+client.on('close', ({ willReconnect, willResume }) => {
+  if (room && !willResume) {
+    leaveLocally();
+    showError('The connection to the server was lost, so you have left the room.');
+  }
+  setStatus('disconnected', willResume ? 'Connection lost. Resuming…'
+    : willReconnect ? 'Disconnected. Reconnecting…' : 'Disconnected.');
 });
 client.on('reconnecting', ({ attempt, delay }) => {
   setStatus('reconnecting', `Disconnected. Reconnecting (attempt ${attempt}, in ${(delay / 1000).toFixed(1)} s)…`);
@@ -162,6 +181,7 @@ client.on('ROOM_ERROR', ({ msg, target }) => {
 });
 
 function leaveLocally() {
+  outbox.length = 0;
   for (const id of [...peers.keys()]) dropPeer(id);
   members.clear();
   room = null;
@@ -231,7 +251,7 @@ function connectTo(id, initiator) {
     chain: Promise.resolve(), stream: null,
   };
   peers.set(id, peer);
-  const send = (signal) => { if (room) client.signal({ target: id, room: room.ID, signal }); };
+  const send = (signal) => sendSignal(id, signal);
 
   pc.onicecandidate = ({ candidate }) => { if (candidate) send({ candidate: candidate.toJSON() }); };
   pc.onnegotiationneeded = async () => {
@@ -292,7 +312,7 @@ async function handleSignal(id, peer, { description, candidate }) {
     await pc.setRemoteDescription(description);
     if (description.type === 'offer') {
       await pc.setLocalDescription();
-      client.signal({ target: id, room: room.ID, signal: { description: pc.localDescription.toJSON() } });
+      sendSignal(id, { description: pc.localDescription.toJSON() });
     }
   } else if (candidate) {
     try {
@@ -301,6 +321,12 @@ async function handleSignal(id, peer, { description, candidate }) {
       if (!peer.ignoreOffer) throw e;
     }
   }
+}
+
+/** SIGNAL to a peer of our room; kept for later while the connection is down. */
+function sendSignal(target, signal) {
+  if (!room) return;
+  if (!client.signal({ target, room: room.ID, signal })) outbox.push({ target, roomID: room.ID, signal });
 }
 
 function dropPeer(id) {
@@ -403,6 +429,9 @@ function addChatLine(from, text, self = false) {
 // ----------------------------------------------------------------- startup
 
 if (location.hash.length > 1) $('join-id').value = decodeURIComponent(location.hash.slice(1));
+// Closing the tab is leaving: say so (close 1000). Without it the browser's
+// close 1001 is a drop, and the server would keep us for the resume grace.
+window.addEventListener('pagehide', () => client.close());
 
 /** For tests and the console: the state of every peer connection. */
 window.parleyDemo = {

@@ -47,11 +47,21 @@ export interface ParleyClientOptions {
   maxAttempts?: number;
   /** Reject a request with TIMEOUT after this many ms (default 15000; 0 = never). */
   requestTimeout?: number;
+  /**
+   * Resume the session after a drop (default true): reconnect with the
+   * server's resume token and stay the same user (`resumed`). false: every
+   * reconnect is a new user.
+   */
+  resume?: boolean;
 }
 
 // ---- server replies (what the request promises resolve with) ----
 
-export interface GetIdReply { requestID: string | number; userID: string; }
+export interface GetIdReply {
+  requestID: string | number; userID: string;
+  /** The current resume token (absent when the tenant's resume_grace is 0). */
+  resumeToken?: string;
+}
 export interface CreateRoomReply {
   requestID: string | number; roomID: string; password: string; name: string;
   maxUsers: number; curUsers: number; type: number;
@@ -83,9 +93,24 @@ export interface NewUserEvent { base: string; ID: string; }
 export interface RoomErrorEvent { msg: string; target: string | undefined; }
 export interface DisconnectEvent { ID: string; room: string; }
 export interface SignalEvent { source: string; target: string; room: string; signal: any; }
-export interface OpenEvent { userID: string; reconnected: boolean; }
-export interface CloseEvent { code: number; reason: string; wasClean: boolean; willReconnect: boolean; }
+/** Connected as a new user (the first connection, or a reconnect that did not resume). */
+export interface OpenEvent {
+  userID: string;
+  /** A connection was open before this one. */
+  reconnected: boolean;
+  /** The previous user (its rooms, ownership, requests in flight) is gone: rebuild. Equals `reconnected`. */
+  stateLost: boolean;
+  /** Why the server refused the resume the client asked for; null when none was asked. */
+  resumeError: string | null;
+}
+export interface CloseEvent {
+  code: number; reason: string; wasClean: boolean; willReconnect: boolean;
+  /** The client will try to resume: keep the app's room state until `resumed` or `open`. */
+  willResume: boolean;
+}
 export interface ReconnectingEvent { attempt: number; delay: number; }
+/** Reconnected as the same user: rooms and ownership kept; the missed events follow. */
+export interface ResumedEvent { userID: string; }
 
 export interface ParleyEventMap {
   ROOM: RoomEvent | RoomUpdateEvent;
@@ -96,12 +121,13 @@ export interface ParleyEventMap {
   open: OpenEvent;
   close: CloseEvent;
   reconnecting: ReconnectingEvent;
+  resumed: ResumedEvent;
 }
 
 export declare class ParleyClient {
   constructor(url: string, options?: ParleyClientOptions);
   readonly url: string;
-  /** The userID of the current connection; null while not connected. Changes on reconnect. */
+  /** The userID of the current connection; null while not connected. Kept by a resume; changes on a reconnect that did not resume. */
   userID: string | null;
   /** True when connected and ready for requests. */
   readonly connected: boolean;
@@ -118,7 +144,7 @@ export declare class ParleyClient {
   leaveRoom(roomId: string): Promise<void>;
   /** Fire and forget; false when not connected (nothing sent). Failures: ROOM_ERROR. */
   signal(msg: { target: string; room: string; signal: any }): boolean;
-  /** Close for good: no reconnect; pending requests reject with CLOSED. */
+  /** Close for good (close frame 1000: a leave): no reconnect; pending requests reject with CLOSED. */
   close(): void;
 }
 

@@ -10,7 +10,9 @@
 //   DISCONNECT {ID: userID, room: roomID}
 //   SIGNAL     {source, target, room, signal}
 //
-// plus the connection events `open`, `close` and `reconnecting`.
+// plus the connection events `open`, `close`, `reconnecting` and `resumed`.
+// After an unexpected drop it reconnects and resumes the session (protocol.md
+// §1.4): same userID and rooms, the missed events delivered once and in order.
 //
 //   import { ParleyClient } from '/parley.js';
 //   const client = new ParleyClient('ws://127.0.0.1:8080/ws');
@@ -62,6 +64,7 @@ const OPEN = 1;
  * - `maxDelay`        reconnect delay cap in ms (default 10000)
  * - `maxAttempts`     give up after this many attempts in a row (default Infinity)
  * - `requestTimeout`  ms before a request rejects with TIMEOUT (default 15000; 0: never)
+ * - `resume`          resume the session after a drop (default true; false: a reconnect is a new user)
  */
 export class ParleyClient {
   /**
@@ -81,6 +84,7 @@ export class ParleyClient {
       maxDelay: options.maxDelay ?? 10000,
       maxAttempts: options.maxAttempts ?? Infinity,
       requestTimeout: options.requestTimeout ?? 15000,
+      resume: options.resume !== false,
     };
     /** The userID the server gave this connection (null until `open`). */
     this.userID = null;
@@ -97,6 +101,13 @@ export class ParleyClient {
     this._openSegment = null;      // the SIGNAL segment no barrier has been sent after yet
     this._seq = 0;
     this._everOpen = false;        // a connection has been ready before (for open.reconnected)
+    // Session resume (protocol.md §1.4).
+    this._token = null;            // the latest resume token (GET_ID replies, RESUME)
+    this._count = 0;               // events received by this user: every frame but RESUME
+    this._resuming = false;        // the current socket asked to resume; its first frame answers
+    this._firstFrame = false;      // no frame received yet on the current socket
+    this._resumeError = null;      // why the last resume failed (for open.resumeError)
+    this._helloId = null;          // requestId of the current socket's "hello" GET_ID
     this._connect();
   }
 
@@ -207,7 +218,10 @@ export class ParleyClient {
     return true;
   }
 
-  /** Close for good: no reconnect; pending requests reject with CLOSED. */
+  /**
+   * Close for good: no reconnect; pending requests reject with CLOSED. The
+   * close frame (1000) tells the server we leave: the others get DISCONNECT.
+   */
   close() {
     if (this._closed) return;
     this._closed = true;
@@ -219,7 +233,7 @@ export class ParleyClient {
     if (ws) {
       try { ws.close(1000, 'client closed'); } catch { /* ignore */ }
     }
-    if (wasOpen) this._emit('close', { code: 1000, reason: 'client closed', wasClean: true, willReconnect: false });
+    if (wasOpen) this._emit('close', { code: 1000, reason: 'client closed', wasClean: true, willReconnect: false, willResume: false });
   }
 
   /** True when connected and ready for requests. */
@@ -306,12 +320,22 @@ export class ParleyClient {
   // ------------------------------------------------------------- connection
 
   _connect() {
-    const ws = new this._WS(this.url);   // a malformed URL throws here, from the constructor
+    // After a drop, with a token: ask to be the same user again, naming the
+    // events we already have. Otherwise the connection is a new user.
+    const token = this._opts.resume && this._everOpen ? this._token : null;
+    const url = token ? withQuery(this.url, `resume=${encodeURIComponent(token)}&last=${this._count}`) : this.url;
+    const ws = new this._WS(url);   // a malformed URL throws here, from the constructor
     this._ws = ws;
+    this._resuming = !!token;
+    this._firstFrame = true;
+    if (!token) this._count = 0;
     ws.onopen = () => {
       if (this._ws !== ws) return;
-      // Learn our userID first; requests queued meanwhile follow it.
+      // Learn our userID first; requests queued meanwhile follow it. On a
+      // resume the server answers after RESUME and the missed events, so the
+      // reply also says that every missed event is in.
       const requestId = this._nextId++;
+      this._helloId = requestId;
       this._pending.set(requestId, { event: 'GET_ID', kind: 'hello' });
       this._sendFrame('GET_ID', { requestId });
     };
@@ -328,10 +352,15 @@ export class ParleyClient {
 
   _onSocketClose(ev) {
     const wasReady = this._ready;
-    this._teardown((event, requestID) => this._closedError(event, requestID, 'connection lost'));
     const willReconnect = !this._closed && this._opts.reconnect && this._attempt < this._opts.maxAttempts;
+    // With a resume ahead, what was sent on this socket may still be answered
+    // (the server replays what we missed): keep it until we know.
+    const willResume = willReconnect && this._opts.resume && !!this._token;
+    this._teardown((event, requestID) => this._closedError(event, requestID, 'connection lost'), undefined, willResume);
     if (wasReady || this._attempt === 0 || !willReconnect) {
-      this._emit('close', { code: ev?.code ?? 1006, reason: ev?.reason ?? '', wasClean: !!ev?.wasClean, willReconnect });
+      this._emit('close', {
+        code: ev?.code ?? 1006, reason: ev?.reason ?? '', wasClean: !!ev?.wasClean, willReconnect, willResume,
+      });
     }
     if (!willReconnect) {
       if (!this._closed) {
@@ -350,9 +379,11 @@ export class ParleyClient {
     }, delay);
   }
 
-  // Forget the socket; reject what was sent on it. Unsent (queued) requests
-  // stay queued for the next connection unless the client is closing.
-  _teardown(makeErr, closeMsg) {
+  // Forget the socket; reject what was sent on it — or, with `carry` (a resume
+  // is ahead), keep it marked `carried` until the resume tells its fate.
+  // Unsent (queued) requests stay queued for the next connection unless the
+  // client is closing.
+  _teardown(makeErr, closeMsg, carry = false) {
     const ws = this._ws;
     if (ws) {
       ws.onopen = ws.onmessage = ws.onclose = null;
@@ -361,6 +392,14 @@ export class ParleyClient {
     this._ws = null;
     this._ready = false;
     this.userID = null;
+    this._resuming = false;
+    this._firstFrame = false;
+    if (carry) {
+      for (const e of this._pending.values()) e.carried = true;
+      for (const seg of this._segments) seg.carried = true;
+      this._openSegment = null;   // new signals open a new segment on the next socket
+      return;
+    }
     const pending = [...this._pending];
     this._pending.clear();
     const segments = this._segments.splice(0);
@@ -374,15 +413,83 @@ export class ParleyClient {
     }
   }
 
+  // What was sent before a drop and is still unanswered once the resume is
+  // decided: rejected with CLOSED. After a successful resume the server has
+  // replayed every reply it owed us, so these never reached it.
+  _dropCarried() {
+    for (const [id, e] of this._pending) {
+      if (!e.carried) continue;
+      this._pending.delete(id);
+      if (e.kind === 'request') e.reject(this._closedError(e.event, id, 'connection lost'));
+    }
+    const kept = [];
+    for (const seg of this._segments) {
+      if (!seg.carried) kept.push(seg);
+      else if (seg.reject) seg.reject(this._closedError(seg.event, null, 'connection lost'));
+    }
+    this._segments = kept;
+  }
+
+  // The first frame of a socket that asked to resume: RESUME (or, from a
+  // server that does not resume, anything else: the resume failed).
+  _onResume(p) {
+    if (typeof p.resumeToken === 'string') this._token = p.resumeToken;
+    else this._token = null;
+    if (p.resumed === true && typeof p.userID === 'string') {
+      // The same user: rooms, ownership and the events in flight survived.
+      // The missed events follow; the hello's reply comes after them.
+      this._resumeError = null;
+      this.userID = p.userID;
+      this._ready = true;
+      this._attempt = 0;
+      for (const q of this._queue.splice(0)) q.run();
+      this._emit('resumed', { userID: p.userID });
+      return;
+    }
+    // A new user: the old one's rooms are gone, nothing will be replayed.
+    this._count = 0;
+    this._resumeError = typeof p.reason === 'string' && p.reason ? p.reason : 'not resumed';
+    this._dropCarried();
+    if (typeof p.userID === 'string') this._becomeReady(p.userID);
+    // else: wait for the hello's reply.
+  }
+
+  // Connected as a (new) user whose userID is known: flush the queue, emit open.
+  _becomeReady(userID) {
+    this.userID = userID;
+    this._ready = true;
+    const reconnected = this._everOpen;
+    this._everOpen = true;
+    this._attempt = 0;
+    const resumeError = reconnected ? this._resumeError : null;
+    this._resumeError = null;
+    for (const q of this._queue.splice(0)) q.run();
+    this._emit('open', { userID, reconnected, stateLost: reconnected, resumeError });
+  }
+
   _onMessage(data) {
     if (typeof data !== 'string') {
       try { data = new TextDecoder().decode(data); } catch { return; }
     }
-    let msg;
-    try { msg = JSON.parse(data); } catch { return; }
-    if (!Array.isArray(msg) || typeof msg[0] !== 'string') return;
-    const [event, p] = msg;
-    const payload = p && typeof p === 'object' ? p : {};
+    let msg = null;
+    try { msg = JSON.parse(data); } catch { /* not JSON: still a position */ }
+    const valid = Array.isArray(msg) && typeof msg[0] === 'string';
+    const event = valid ? msg[0] : null;
+    const payload = valid && msg[1] && typeof msg[1] === 'object' ? msg[1] : {};
+    // Every frame but RESUME is a position (protocol.md §1.4).
+    if (this._firstFrame) {
+      this._firstFrame = false;
+      if (this._resuming) {
+        this._resuming = false;
+        if (event === 'RESUME') { this._onResume(payload); return; }
+        this._count = 0;
+        this._resumeError = 'the server did not answer the resume';
+        this._dropCarried();
+      }
+    }
+    if (event === 'RESUME') return;
+    this._count++;
+    if (!valid) return;
     switch (event) {
       case 'GET_ID': return this._onReply(event, payload);
       case 'CREATE_ROOM': return this._onReply(event, payload);
@@ -409,22 +516,24 @@ export class ParleyClient {
     const entry = this._pending.get(id);
     if (!entry) return;
     this._pending.delete(id);
+    // A GET_ID answered on this socket carries the current resume token; a
+    // replayed one (sent before the drop) carries a used one.
+    if (event === 'GET_ID' && !entry.carried) {
+      this._token = typeof p.resumeToken === 'string' ? p.resumeToken : null;
+    }
     if (entry.kind === 'hello') {
-      this.userID = p.userID;
-      this._ready = true;
-      const reconnected = this._everOpen;
-      this._everOpen = true;
-      this._attempt = 0;
-      for (const q of this._queue.splice(0)) q.run();
-      this._emit('open', { userID: p.userID, reconnected });
+      if (id !== this._helloId) return;   // an earlier socket's, replayed
+      if (!this._ready) { this._becomeReady(p.userID); return; }
+      // Resumed (RESUME came first): every missed event is in by now.
+      this._dropCarried();
       return;
     }
     if (entry.kind === 'barrier') {
-      if (p.userID) this.userID = p.userID;
+      if (p.userID && !entry.carried) this.userID = p.userID;
       this._barrierDone(entry.seq);
       return;
     }
-    if (event === 'GET_ID' && p.userID) this.userID = p.userID;
+    if (event === 'GET_ID' && p.userID && !entry.carried) this.userID = p.userID;
     if (event === 'CREATE_ROOM') {
       const type = p.type !== undefined ? p.type : entry.type;
       this._emit('ROOM', {
@@ -471,6 +580,15 @@ export class ParleyClient {
     }
     this._emit('ROOM_ERROR', { msg: err.msg, target: seg ? seg.room : undefined });
   }
+}
+
+// url + "?query" (or "&query"), before any fragment.
+function withQuery(url, query) {
+  const hash = url.indexOf('#');
+  const base = hash >= 0 ? url.slice(0, hash) : url;
+  const tail = hash >= 0 ? url.slice(hash) : '';
+  const sep = !base.includes('?') ? '?' : /[?&]$/.test(base) ? '' : '&';
+  return `${base}${sep}${query}${tail}`;
 }
 
 export default ParleyClient;

@@ -46,14 +46,18 @@ test('open gives the userID; getId resolves with the GET_ID reply', async () => 
   clients.push(c);
   assert.equal(c.connected, false);
   const open = await c.next('open');
-  assert.deepStrictEqual(Object.keys(open).sort(), ['reconnected', 'userID']);
+  assert.deepStrictEqual(Object.keys(open).sort(), ['reconnected', 'resumeError', 'stateLost', 'userID']);
   assert.match(open.userID, ID_RE);
   assert.equal(open.reconnected, false);
+  assert.equal(open.stateLost, false);
+  assert.equal(open.resumeError, null);
   assert.equal(c.userID, open.userID);
   assert.equal(c.connected, true);
   const reply = await c.getId();
-  assert.deepStrictEqual(Object.keys(reply).sort(), ['requestID', 'userID']);
+  // resumeToken: the shipped policy's resume_grace is not 0 (protocol.md §1.4).
+  assert.deepStrictEqual(Object.keys(reply).sort(), ['requestID', 'resumeToken', 'userID']);
   assert.equal(reply.userID, open.userID);
+  assert.match(reply.resumeToken, ID_RE);
   assert.equal(typeof reply.requestID, 'number');
   await settle();
   assert.deepStrictEqual(names(c), ['open']);
@@ -292,7 +296,7 @@ test('signal() returns false when not connected; close() rejects pending and lat
     assert.equal(err.code, Errors.CLOSED);
     assert.equal(err.event, 'CREATE_ROOM');
   }
-  assert.deepStrictEqual(await c.next('close'), { code: 1000, reason: 'client closed', wasClean: true, willReconnect: false });
+  assert.deepStrictEqual(await c.next('close'), { code: 1000, reason: 'client closed', wasClean: true, willReconnect: false, willResume: false });
   await rejectsWith(c.getId(), Errors.CLOSED, 'GET_ID');
   await rejectsWith(c.leaveRoom('r'), Errors.CLOSED, 'DISCONNECT', true);
   assert.equal(c.signal({ target: 'x', room: 'y', signal: 1 }), false);

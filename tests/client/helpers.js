@@ -2,10 +2,42 @@
 // events with bounded timeouts, record every event a client emits.
 
 import WebSocket from 'ws';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { ParleyClient } from '../../clients/js/parley.js';
 import { REPO, BIN, sleep, withTimeout, startServer } from '../lib/server.js';
 
 export { REPO, BIN, sleep, withTimeout, startServer, WebSocket, ParleyClient };
+
+/**
+ * A policies directory: the shipped one with limits.resume_grace = `seconds`
+ * (0: a drop is a leave, no resume token). Its default.lua requires the
+ * shipped file through a symlink. Removed when the process exits.
+ */
+export function policiesWithGrace(seconds) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'parley-client-grace-'));
+  symlinkSync(path.join(REPO, 'policies', 'default.lua'), path.join(dir, 'shipped.lua'));
+  writeFileSync(path.join(dir, 'default.lua'),
+    `local M = require("shipped")\nM.limits.resume_grace = ${Number(seconds)}\nreturn M\n`);
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A server whose tenants keep a dropped user for `seconds` (see policiesWithGrace). */
+export function startServerWithGrace(seconds) {
+  return startServer({ args: ['--policies', policiesWithGrace(seconds)] });
+}
+
+/**
+ * Break a client's socket the way a network loss does: no close frame, the
+ * TCP connection just ends (ws's underlying net.Socket is destroyed).
+ */
+export function dropSocket(client) {
+  const ws = client._ws;
+  if (!ws || !ws._socket) throw new Error('dropSocket: the client has no open socket');
+  ws._socket.destroy();
+}
 
 /** Start a server on a given port, retrying for a while (the port may be in TIME_WAIT use). */
 export async function restartOnPort(port) {
@@ -23,7 +55,7 @@ export async function restartOnPort(port) {
  */
 export function makeClient(url, options = {}) {
   const client = new ParleyClient(url, { WebSocket, ...options });
-  const names = ['ROOM', 'NEWUSER', 'ROOM_ERROR', 'DISCONNECT', 'SIGNAL', 'open', 'close', 'reconnecting'];
+  const names = ['ROOM', 'NEWUSER', 'ROOM_ERROR', 'DISCONNECT', 'SIGNAL', 'open', 'close', 'reconnecting', 'resumed'];
   const events = [];
   const waiters = [];
   const consumed = new Set();

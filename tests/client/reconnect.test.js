@@ -1,7 +1,10 @@
 // Reconnection: the server goes away (graceful SIGTERM, or killed while a
 // request is pending), comes back on the same port, and the client reconnects
-// with exponential, capped, jittered backoff; pending requests reject; the new
-// connection has a new userID and the old rooms are gone.
+// with exponential, capped, jittered backoff. It asks to resume (it has a
+// token), the new server does not know it: the new connection is a new user
+// (open {reconnected, stateLost}), the old rooms are gone, and requests pending
+// across the drop reject with CLOSED once that is known. (Resumes that work:
+// resume.test.js.)
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,8 +30,9 @@ test('reconnects after the server restarts on the same port (SIGTERM, close 1001
   const res = await s1.stop();
   assert.equal(res.code, 0);
   const closeEv = await c.next('close');
-  assert.deepStrictEqual(Object.keys(closeEv).sort(), ['code', 'reason', 'wasClean', 'willReconnect']);
+  assert.deepStrictEqual(Object.keys(closeEv).sort(), ['code', 'reason', 'wasClean', 'willReconnect', 'willResume']);
   assert.equal(closeEv.willReconnect, true);
+  assert.equal(closeEv.willResume, true, 'a token is known: the client will try');
   assert.equal(closeEv.code, 1001);
   assert.equal(c.connected, false);
   assert.equal(c.userID, null);
@@ -42,6 +46,9 @@ test('reconnects after the server restarts on the same port (SIGTERM, close 1001
   const s2 = track(await restartOnPort(s1.port));
   const open2 = await c.next('open', () => true, 10_000);
   assert.equal(open2.reconnected, true);
+  assert.equal(open2.stateLost, true);
+  assert.match(open2.resumeError, /unknown or expired/, 'the new server refused the resume');
+  assert.equal(c.seen('resumed').length, 0);
   assert.notEqual(open2.userID, open1.userID, 'a new connection has a new userID');
   assert.equal(c.userID, open2.userID);
 
@@ -66,7 +73,7 @@ test('reconnects after the server restarts on the same port (SIGTERM, close 1001
   await s2.stop();
 });
 
-test('pending requests reject with CLOSED when the connection drops; a new server is found again', async () => {
+test('pending requests reject with CLOSED once the resume fails (resume: false: at the drop); a new server is found again', async () => {
   const s1 = track(await startServer());
   const c = makeClient(s1.url, { minDelay: 50, maxDelay: 200, requestTimeout: 8000 });
   clients.push(c);
@@ -76,31 +83,56 @@ test('pending requests reject with CLOSED when the connection drops; a new serve
   await other.next('open');
   const { roomID } = await other.createRoom(4, 'r', '', 0);
 
+  const noResume = makeClient(s1.url, { resume: false, minDelay: 50, maxDelay: 200, requestTimeout: 8000 });
+  clients.push(noResume);
+  await noResume.next('open');
+
   // Freeze the server so the request stays unanswered, then kill it.
   s1.kill('SIGSTOP');
-  const pending = c.joinRoom(roomID, '');
-  const leaving = c.leaveRoom(roomID);
+  const pending = c.joinRoom(roomID, '').then(() => null, (e) => e);
+  const leaving = c.leaveRoom(roomID).then(() => null, (e) => e);
+  const pendingNR = noResume.getId();
   await sleep(100);
   s1.kill('SIGKILL');
-  const err = await withTimeout(pending.then(() => null, (e) => e), 5000, 'pending reject');
-  assert.ok(err instanceof ParleyError, `got ${err}`);
-  assert.equal(err.code, Errors.CLOSED);
-  assert.equal(err.event, 'JOIN_ROOM');
-  assert.equal(typeof err.requestID, 'number');
-  const err2 = await withTimeout(leaving.then(() => null, (e) => e), 5000, 'leave reject');
-  assert.equal(err2.code, Errors.CLOSED);
-  assert.equal(err2.event, 'DISCONNECT');
-  assert.equal((await c.next('close')).willReconnect, true);
-  // The client without reconnect just closes.
-  assert.equal((await other.next('close')).willReconnect, false);
+  // Without resume: rejected at the drop.
+  const errNR = await withTimeout(pendingNR.then(() => null, (e) => e), 5000, 'pending reject (resume: false)');
+  assert.equal(errNR.code, Errors.CLOSED);
+  assert.equal(errNR.event, 'GET_ID');
+  const closeNR = await noResume.next('close');
+  assert.equal(closeNR.willReconnect, true);
+  assert.equal(closeNR.willResume, false);
+  // With resume (the default): kept until the resume is decided.
+  const closeEv = await c.next('close');
+  assert.equal(closeEv.willReconnect, true);
+  assert.equal(closeEv.willResume, true);
+  let settled = false;
+  pending.then(() => { settled = true; });
   await settle(300);
-  assert.equal(other.seen('reconnecting').length, 0);
+  assert.equal(settled, false, 'a request pending across the drop waits for the resume');
 
   // Requests made while reconnecting wait for the new connection.
   const queued = c.createRoom(2, 'queued', '', 0);
   const s2 = track(await restartOnPort(s1.port));
+  // The new server does not know the token: a new user; what was pending rejects.
+  const err = await withTimeout(pending, 10_000, 'pending reject');
+  assert.ok(err instanceof ParleyError, `got ${err}`);
+  assert.equal(err.code, Errors.CLOSED);
+  assert.equal(err.event, 'JOIN_ROOM');
+  assert.equal(typeof err.requestID, 'number');
+  const err2 = await withTimeout(leaving, 5000, 'leave reject');
+  assert.equal(err2.code, Errors.CLOSED);
+  assert.equal(err2.event, 'DISCONNECT');
+  // The client without reconnect just closes.
+  const closeOther = await other.next('close');
+  assert.equal(closeOther.willReconnect, false);
+  assert.equal(closeOther.willResume, false);
+  await settle(300);
+  assert.equal(other.seen('reconnecting').length, 0);
+
   const open = await c.next('open', () => true, 10_000);
   assert.equal(open.reconnected, true);
+  assert.equal(open.stateLost, true);
+  assert.equal((await noResume.next('open', () => true, 10_000)).resumeError, null, 'no resume asked');
   const reply = await withTimeout(queued, 5000, 'queued request');
   assert.equal(reply.name, 'queued');
   assert.equal(c.seen('ROOM_ERROR').length, 0, 'a dropped connection is not a ROOM_ERROR');
