@@ -189,10 +189,24 @@ static void conn_flush(evloop_task *t) {
     if (c->close_after_write) shutdown_write(c);
     return;
   }
-  buf_t swap = c->inflight;   /* the queue becomes the write, the old write buffer the queue */
+  /* Most writes end here: the kernel takes it all, with no request, no
+   * callback and no write watcher switched on and off (an epoll_ctl each). */
+  uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+  int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (n == (int)c->out.len) {
+    buf_reset(&c->out);
+    if (c->out.cap > CONN_KEEP_BUF) buf_free(&c->out);  /* a burst is over: give it back */
+    if (c->close_after_write) shutdown_write(c);
+    return;
+  }
+  if (n < 0 && n != UV_EAGAIN) { c->dropped = 1; conn_close(c, uv_strerror(n)); return; }
+  if (n > 0) buf_consume(&c->out, (size_t)n);
+  /* The rest waits for the socket: queue it (the queue becomes the write,
+   * the old write buffer the queue). */
+  buf_t swap = c->inflight;
   c->inflight = c->out;
   c->out = swap;
-  uv_buf_t b = uv_buf_init(c->inflight.data, (unsigned)c->inflight.len);
+  b = uv_buf_init(c->inflight.data, (unsigned)c->inflight.len);
   c->wreq.data = c;
   c->writing = 1;
   int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
