@@ -222,6 +222,7 @@ static void on_timer(evloop_timer *t) {
   if (c->state == CONN_HTTP || c->ws_closing || c->close_after_write) { conn_close(c, "deadline passed"); return; }
   if (c->awaiting_pong) { c->dropped = 1; conn_close(c, "no pong within the ping timeout"); return; }
   ws_send_frame(c, WS_PING, "", 0);
+  if (c->h->pinged) c->h->pinged(c);
   c->awaiting_pong = 1;
   c->ping_ms = evloop_now(loop_of(c));
   timer_start(c, c->env->ping_timeout_ms);
@@ -265,6 +266,7 @@ static void ws_message(conn_t *c, const ws_msg *m) {
       ws_send_frame(c, WS_PONG, m->data, m->len);
       break;
     case WS_PONG:
+      if (c->h->ponged) c->h->ponged(c);
       break;
     case WS_CLOSE: {
       int rc = ws_close_payload_check(m->data, m->len, &code);

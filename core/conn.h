@@ -27,6 +27,10 @@ typedef struct {
   /* A held response is about to be written out: answer it now if the owner
    * has something to say. */
   void (*flush_held)(conn_t *c);
+  /* A WebSocket ping was queued / a pong came back: the peer has read
+   * everything queued before that ping. */
+  void (*pinged)(conn_t *c);
+  void (*ponged)(conn_t *c);
 } conn_handlers;
 
 /* What the connections of one server share (owned by the server). */

@@ -186,6 +186,7 @@ static void on_heartbeat(evloop_timer *t) {
   eio_session *s = (eio_session *)((char *)t - offsetof(eio_session, timer));
   if (s->awaiting_pong) { sess_drop(s, "no pong within the ping timeout"); return; }
   sess_send_str(s, "2");
+  if (s->link) resume_ping(s->link);  /* its pong proves what came before it was read */
   s->awaiting_pong = 1;
   s->ping_ms = evloop_now(s->e->ev);
   evloop_timer_start(s->e->ev, &s->timer, s->e->ping_timeout_ms, on_heartbeat);
@@ -194,6 +195,7 @@ static void on_heartbeat(evloop_timer *t) {
 static void on_pong(eio_session *s) {
   if (!s->awaiting_pong) return;
   s->awaiting_pong = 0;
+  if (s->link) resume_pong(s->link);
   uint64_t due = s->ping_ms + s->e->ping_interval_ms, now = evloop_now(s->e->ev);
   evloop_timer_start(s->e->ev, &s->timer, due > now ? due - now : 1, on_heartbeat);
 }
@@ -666,8 +668,8 @@ static void on_conn_gone(conn_t *c) {
   if (was_ws) sess_drop(s, "transport closed");
 }
 
-static const conn_handlers ws_handlers = {NULL, on_ws_message, on_conn_gone, NULL};
-static const conn_handlers poll_handlers = {NULL, NULL, on_conn_gone, on_flush_held};
+static const conn_handlers ws_handlers = {.message = on_ws_message, .gone = on_conn_gone};
+static const conn_handlers poll_handlers = {.gone = on_conn_gone, .flush_held = on_flush_held};
 
 size_t eio_sessions(const eio_state *e) { return HASH_COUNT(e->sessions); }
 

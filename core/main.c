@@ -39,7 +39,7 @@ static void usage(FILE *f) {
           "  --trust-proxy CIDR   peers in this range are proxies: the last X-Forwarded-For\n"
           "                       entry is the client's address (default: trust none)\n"
           "  --resume-memory MIB  recent events kept for users to resume with, in all\n"
-          "                       (default 256; each user's share is its limits.resume_buffer)\n"
+          "                       (default 64; each user's share is its limits.resume_buffer)\n"
           "  --max-detached-per-addr N  users per client address kept for a resume after a\n"
           "                       drop (default 1024); past it a drop is a leave\n"
           "SIGHUP reloads the policies; SIGINT/SIGTERM stop the server.\n");

@@ -41,28 +41,44 @@ static void drop_oldest(resume_link *l) {
   size_t n = rec_size(l, 0);
   l->ring_head = (l->ring_head + n) % l->ring_size;
   l->ring_len -= n;
-  l->st->ring_bytes -= n;
   l->first_pos++;
 }
 
-/* Room for need more bytes: grow (doubling, up to ring_max), then drop the
- * oldest records. 0, or nonzero when it cannot be held at all. */
-static int ring_room(resume_link *l, size_t need) {
-  if (need > l->ring_max) return PARLEY_ETOOBIG;
-  while (l->ring_len && (l->ring_len + need > l->ring_max || l->st->ring_bytes + need > l->st->ring_cap))
-    drop_oldest(l);
-  if (l->st->ring_bytes + need > l->st->ring_cap) return PARLEY_ELIMIT;
-  if (l->ring_len + need <= l->ring_size) return 0;
+/* Give the ring's memory back (it holds nothing). */
+static void ring_release(resume_link *l) {
+  l->st->ring_bytes -= l->ring_size;
+  free(l->ring);
+  l->ring = NULL;
+  l->ring_size = l->ring_head = l->ring_len = 0;
+}
+
+/* Grow the ring to hold at least want bytes (doubling, up to ring_max, within
+ * the server-wide cap on ring memory); 0 when it did. */
+static int ring_grow(resume_link *l, size_t want) {
   size_t size = l->ring_size ? l->ring_size : 1024;
-  while (size < l->ring_len + need) size *= 2;
+  while (size < want) size *= 2;
   if (size > l->ring_max) size = l->ring_max;
+  if (size <= l->ring_size || l->st->ring_bytes - l->ring_size + size > l->st->ring_cap) return PARLEY_ELIMIT;
   char *r = malloc(size);
   if (!r) return PARLEY_ENOMEM;
   if (l->ring_len) ring_read(l, 0, r, l->ring_len);  /* linear again */
   free(l->ring);
+  l->st->ring_bytes += size - l->ring_size;
   l->ring = r;
   l->ring_size = size;
   l->ring_head = 0;
+  return 0;
+}
+
+/* Room for need more bytes: grow, else drop the oldest records. 0, or
+ * nonzero when it cannot be held at all. */
+static int ring_room(resume_link *l, size_t need) {
+  if (need > l->ring_max) return PARLEY_ETOOBIG;
+  while (l->ring_len + need > l->ring_size) {
+    if (ring_grow(l, l->ring_len + need) == 0) continue;
+    if (!l->ring_len) return PARLEY_ELIMIT;
+    drop_oldest(l);
+  }
   return 0;
 }
 
@@ -89,7 +105,6 @@ static int record(resume_link *l, uint64_t pos, const char *name, const uv_buf_t
   off += REC_HEAD + nl;
   for (int i = 0; i < nparts; i++) { ring_write(l, off, parts[i].base, parts[i].len); off += parts[i].len; }
   l->ring_len += need;
-  l->st->ring_bytes += need;
   if (l->ring_len == need) l->first_pos = pos;
   return 0;
 }
@@ -122,7 +137,7 @@ static void lost_while_detached(resume_link *l);
 static int link_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts) {
   resume_link *l = link_of(p);
   uint64_t pos = l->next_pos++;
-  int rc = record(l, pos, name, parts, nparts);
+  int rc = l->enabled ? record(l, pos, name, parts, nparts) : 0;  /* no resume: nothing to keep */
   if (l->detached && (rc || l->first_pos > l->detach_pos)) lost_while_detached(l);
   return l->carrier ? l->ops->send(l->carrier, name, parts, nparts, l->enabled ? pos : 0) : 0;
 }
@@ -179,8 +194,7 @@ static void link_free(resume_link *l) {
   HASH_DEL(st->by_token, l);
   st->nlinks--;
   undetach(l);
-  st->ring_bytes -= l->ring_len;
-  free(l->ring);
+  ring_release(l);
   free(l);
 }
 
@@ -272,10 +286,19 @@ int resume_attach(resume_link *l, const resume_carrier_ops *ops, void *carrier, 
     HASH_ADD_STR(st->by_token, token, l);
   }
   undetach(l);
+  l->ping_pos = 0;  /* a pong on the new carrier answers its own pings */
   evloop_timer_stop(l->st->ev, &l->grace);
   l->ops = ops;
   l->carrier = carrier;
   return 0;
+}
+
+void resume_ping(resume_link *l) { l->ping_pos = l->next_pos; }
+
+void resume_pong(resume_link *l) {
+  while (l->ring_len && l->first_pos < l->ping_pos) drop_oldest(l);
+  if (!l->ring_len && l->ring) ring_release(l);  /* the usual case: nothing unproven left */
+  l->ping_pos = 0;
 }
 
 void resume_replay(resume_link *l, uint64_t last) {

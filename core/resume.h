@@ -41,7 +41,7 @@ typedef struct {
   size_t max_detached_per_addr;  /* past it, a drop is a leave */
   resume_link *by_token;     /* hash by token (owned links) */
   size_t nlinks, ndetached;
-  size_t ring_bytes, ring_cap;  /* recorded events held by every link, and the cap on them */
+  size_t ring_bytes, ring_cap;  /* memory of every link's ring, and the cap on it */
   int closing;               /* shutdown: a carrier that goes takes its user with it */
 } resume_state;
 
@@ -59,6 +59,7 @@ struct resume_link_s {
   evloop_timer grace;        /* armed while detached */
   evloop_timer end_soon;     /* a detached link that lost events ends at the next timer phase */
   uint64_t detach_pos;       /* next_pos when it was detached: events from here on are unseen */
+  uint64_t ping_pos;         /* next_pos when the carrier's last ping was queued (0: none) */
   char addr[ADDRS_MAX_TEXT]; /* the client's address when it was last attached */
   addr_entry *addr_count;    /* borrowed while detached: that address's count */
   unsigned detached : 1, lost : 1,  /* lost: unseen events fell out of the ring: no resume */
@@ -94,6 +95,11 @@ int resume_attach(resume_link *l, const resume_carrier_ops *ops, void *carrier, 
 /* Send every recorded event after last again, in order (after attaching and
  * whatever the framing says first). */
 void resume_replay(resume_link *l, uint64_t last);
+/* The carrier queued a ping (resume_ping) and its pong came back
+ * (resume_pong): the client has every event queued before that ping, which
+ * the ring need not keep any more. */
+void resume_ping(resume_link *l);
+void resume_pong(resume_link *l);
 /* The tenant's limits apply to l from now on (after admission); returns
  * whether it may resume (its resume_grace is not 0). */
 int resume_set_limits(resume_link *l);

@@ -66,4 +66,4 @@ static void on_request(conn_t *c, http_req *r) {
   else reply(c, r, 404, "text/plain", "not found");
 }
 
-const conn_handlers routes_handlers = {on_request, NULL, NULL, NULL};
+const conn_handlers routes_handlers = {.request = on_request};

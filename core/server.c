@@ -26,7 +26,7 @@ void server_config_default(server_config *cfg) {
   cfg->max_sessions = 20000;
   cfg->max_sessions_per_addr = 1024;
   cfg->max_handshake_bytes = 64u << 20;
-  cfg->resume_memory = 256u << 20;
+  cfg->resume_memory = 64u << 20;
   cfg->max_detached_per_addr = 1024;
   policy_options_default(&cfg->policy);
 }

@@ -56,7 +56,10 @@ static void on_gone(conn_t *c) {
   resume_carrier_gone(l, c, c->dropped || (code && code != WS_CLOSE_NORMAL && code != WS_CLOSE_NO_STATUS));
 }
 
-static const conn_handlers ws_peer_handlers = {NULL, on_message, on_gone, NULL};
+static void on_ping(conn_t *c) { resume_ping(c->owner); }
+static void on_pong(conn_t *c) { resume_pong(c->owner); }
+
+static const conn_handlers ws_peer_handlers = {.message = on_message, .gone = on_gone, .pinged = on_ping, .ponged = on_pong};
 
 static void refuse(conn_t *c, const admit_refusal *why) {
   conn_http_reply(c, why->status, "text/plain", why->msg, strlen(why->msg), NULL, 0);

@@ -5,7 +5,8 @@
  * records; a resume from before the oldest kept event, or beyond the newest,
  * is refused; a link over its buffer while detached ends (at the next timer
  * phase), one over the server-wide cap trims; a takeover makes the old
- * carrier let go; the token rotates when asked; tokens are unguessable and
+ * carrier let go; a pong lets go of what came before its ping; the token
+ * rotates when asked; tokens are unguessable and
  * distinct; everything is freed (the sanitizer build checks). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,7 +117,8 @@ static void test_server_cap(void) {
   st.ring_cap = 8192;
   resume_link *x = user_link(&a, 1 << 20), *y = user_link(&b, 1 << 20);
   for (int i = 1; i <= 100; i++) { send_n(x, i, 100); send_n(y, i, 100); }
-  CHECK(st.ring_bytes <= 8192 && x->ring_len + y->ring_len == st.ring_bytes);
+  CHECK(st.ring_bytes <= 8192 && x->ring_size + y->ring_size == st.ring_bytes);
+  CHECK(x->ring_len <= x->ring_size && y->ring_len <= y->ring_size && x->ring_len > 0 && y->ring_len > 0);
   CHECK(a.count == 100 && b.count == 100);  /* attached: delivered whatever the ring keeps */
   resume_end(x);
   resume_end(y);
@@ -140,6 +142,29 @@ static void test_tokens(void) {
   resume_carrier_gone(l, &a, 0);  /* gone for good */
   CHECK(st.nlinks == 1);
   resume_end(m);
+}
+
+/* A pong proves the client read what came before the ping: the ring lets it
+ * go, and gives its memory back once nothing is left. */
+static void test_pong_trims(void) {
+  carrier a = {0}, b = {0};
+  resume_link *l = user_link(&a, 1 << 20);
+  for (int i = 1; i <= 5; i++) send_n(l, i, 50);
+  resume_ping(l);
+  for (int i = 6; i <= 8; i++) send_n(l, i, 50);
+  resume_pong(l);
+  CHECK(l->first_pos == 6 && l->ring_len > 0);
+  resume_carrier_gone(l, &a, 1);
+  CHECK(resume_attach(l, &ops, &b, 4, 0) == PARLEY_ENOTFOUND);  /* 5 is gone: proven read */
+  CHECK(resume_attach(l, &ops, &b, 5, 0) == 0);
+  resume_replay(l, 5);
+  CHECK(b.count == 3 && b.n[0] == 6 && b.n[2] == 8);
+  resume_ping(l);
+  resume_pong(l);
+  CHECK(l->ring_len == 0 && l->ring == NULL && l->ring_size == 0 && st.ring_bytes == 0);
+  send_n(l, 9, 0);
+  CHECK(l->ring_len > 0 && st.ring_bytes == l->ring_size && b.count == 4);
+  resume_end(l);
 }
 
 static void test_grace(void) {
@@ -169,6 +194,7 @@ int main(void) {
   test_lost_while_detached();
   test_server_cap();
   test_tokens();
+  test_pong_trims();
   test_grace();
   resume_close_all(&st);
   CHECK(st.nlinks == 0 && st.ring_bytes == 0 && rooms.nusers == 0);
