@@ -11,6 +11,12 @@
  *          control operations/s and their latency
  *   idle   N connections held (one GET_ID each): server RSS per connection
  *
+ * --framing raw (relay only) is for the baseline relay (bench/baseline/relay.c),
+ * which pairs connections by the order of their upgrades and copies frames
+ * without reading them: no GET_ID / CREATE_ROOM / JOIN_ROOM, connections are
+ * opened one at a time (so the relay's pairs are ours: 2k and 2k+1), and the
+ * SIGNAL frames are sent as they are (target and room empty), measured as ever.
+ *
  * One JSON object on stdout; progress and errors on stderr.
  *
  * Why the WebSocket client side is written here rather than taken from a
@@ -47,7 +53,7 @@
 /* ---------------------------------------------------------------- options */
 
 typedef enum { SC_RELAY, SC_CHURN, SC_IDLE } scenario_t;
-typedef enum { FR_WS, FR_SIO } framing_t;
+typedef enum { FR_WS, FR_SIO, FR_RAW } framing_t;
 
 static struct {
   char host[64];
@@ -62,7 +68,7 @@ static struct {
 } opt;
 
 static const char *scenario_names[] = {"relay", "churn", "idle"};
-static const char *framing_names[] = {"ws", "sio"};
+static const char *framing_names[] = {"ws", "sio", "raw"};
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...) {
@@ -77,7 +83,9 @@ static void die(const char *fmt, ...) {
 
 static void usage(FILE *f) {
   fprintf(f,
-    "usage: loadgen --url ws://127.0.0.1:PORT --framing ws|sio --scenario relay|churn|idle [options]\n"
+    "usage: loadgen --url ws://127.0.0.1:PORT --framing ws|sio|raw --scenario relay|churn|idle [options]\n"
+    "  --framing raw        relay only, for bench/baseline-relay: no setup requests, pairs by\n"
+    "                       connect order (connections opened one at a time), SIGNALs as they are\n"
     "  --pairs P            relay: client pairs, one room each (default 1000)\n"
     "  --window W           relay: SIGNALs in flight per pair (default 16)\n"
     "  --size S             relay: bytes of each client SIGNAL frame on the wire (default 200)\n"
@@ -137,7 +145,8 @@ static void parse_args(int argc, char **argv) {
       case 'f':
         if (!strcmp(optarg, "ws")) opt.framing = FR_WS;
         else if (!strcmp(optarg, "sio")) opt.framing = FR_SIO;
-        else die("--framing is ws or sio");
+        else if (!strcmp(optarg, "raw")) opt.framing = FR_RAW;
+        else die("--framing is ws, sio or raw");
         break;
       case 's':
         if (!strcmp(optarg, "relay")) opt.scenario = SC_RELAY;
@@ -165,8 +174,12 @@ static void parse_args(int argc, char **argv) {
   }
   if (optind < argc) die("unexpected argument %s", argv[optind]);
   if (!have_url) { usage(stderr); exit(2); }
+  if (opt.framing == FR_RAW) {
+    if (opt.scenario != SC_RELAY) die("--framing raw is for the relay scenario only");
+    opt.concurrency = 1;  /* the relay pairs by upgrade order: one handshake at a time keeps it ours */
+  }
   if (!opt.path[0])
-    snprintf(opt.path, sizeof opt.path, "%s", opt.framing == FR_WS ? "/ws" : "/socket.io/?EIO=4&transport=websocket");
+    snprintf(opt.path, sizeof opt.path, "%s", opt.framing == FR_SIO ? "/socket.io/?EIO=4&transport=websocket" : "/ws");
 }
 
 /* ---------------------------------------------------------------- buffers */
@@ -940,6 +953,10 @@ static void idle_event(client_t *c, const char *name, size_t nl, const char *pl,
 /* --------------------------------------------------------- dispatch, run */
 
 static void scenario_ready(client_t *c) {
+  if (opt.framing == FR_RAW) {  /* relay only: paired by the server in connect order, nothing to ask */
+    if (nready == nclients) relay_start();
+    return;
+  }
   if (opt.scenario == SC_CHURN) {
     if (nready == nclients) churn_start();
     return;

@@ -3,7 +3,9 @@
 // run: {target, server, framing, scenario, repeat, busy_before_pct,
 // server_cpu_total_s, result}) into the comparison table: one row per figure,
 // one column per server and framing, and the ratios of Parley to each Node.js
-// peer on the same framing. With repeated runs each cell is the median.
+// peer on the same framing and to the baseline relay (the physical limit; its
+// headline figure, server CPU µs per signal, is the first row and is repeated
+// below the table). With repeated runs each cell is the median.
 //
 //   node bench/report.js RESULTS.jsonl            (Markdown table on stdout)
 
@@ -23,17 +25,25 @@ const median = (xs) => {
 };
 
 // Columns: [target id, heading]. Ratios compare Parley with the peer on the same framing.
-// base-*: another Parley binary (BENCH_BASELINE_BIN), for before/after figures in one run; shown only when run.
-const ALL_COLUMNS = [['parley-sio', 'parley (sio)'], ['parley-ws', 'parley (ws)'], ['base-sio', 'baseline (sio)'],
-  ['base-ws', 'baseline (ws)'], ['socketio', 'socket.io'], ['ws', 'ws']];
+// baseline: the no-parsing relay (bench/baseline/relay.c), the physical limit; relay scenarios only.
+// base-*: another Parley binary (BENCH_BASELINE_BIN), for before/after figures in one run.
+// Both are shown only when run.
+const ALL_COLUMNS = [['parley-sio', 'parley (sio)'], ['parley-ws', 'parley (ws)'], ['baseline', 'baseline'],
+  ['base-sio', 'base (sio)'], ['base-ws', 'base (ws)'], ['socketio', 'socket.io'], ['ws', 'ws']];
 const ALL_RATIOS = [['parley-sio', 'socketio', 'parley(sio) / socket.io'], ['parley-ws', 'ws', 'parley(ws) / ws'],
-  ['parley-sio', 'base-sio', 'parley(sio) / baseline'], ['parley-ws', 'base-ws', 'parley(ws) / baseline']];
+  ['parley-ws', 'baseline', 'parley(ws) / baseline'],
+  ['parley-sio', 'base-sio', 'parley(sio) / base'], ['parley-ws', 'base-ws', 'parley(ws) / base']];
+const OPTIONAL = (t) => t === 'baseline' || t.startsWith('base-');
 const ran = (t) => runs.some((r) => r.target === t);
-const COLUMNS = ALL_COLUMNS.filter(([t]) => !t.startsWith('base-') || ran(t));
-const RATIOS = ALL_RATIOS.filter(([, b]) => !b.startsWith('base-') || ran(b));
+const COLUMNS = ALL_COLUMNS.filter(([t]) => !OPTIONAL(t) || ran(t));
+const RATIOS = ALL_RATIOS.filter(([, b]) => !OPTIONAL(b) || ran(b));
 
-// Rows: scenario, label, how to read the figure from a run (undefined: no figure).
+// Rows: scenario, label, how to read the figure from a run (undefined: no figure),
+// and optionally the decimals to show. The first row is the headline: server CPU
+// per signal relayed flat out (both directions counted), against the baseline.
+const HEADLINE = 'relay flat out: server CPU µs per signal';
 const ROWS = [
+  ['relay', HEADLINE, (r) => (r.per_server_cpu_s > 0 ? 1e6 / r.per_server_cpu_s : undefined), 2],
   ['relay', 'relay flat out: signals/s', (r) => r.rate],
   ['relay', 'relay flat out: signals per server CPU-second', (r) => r.per_server_cpu_s],
   ['relay', 'relay flat out: one-way latency p50 µs (queueing: P×W in flight)', (r) => r.latency_us?.p50],
@@ -55,22 +65,23 @@ const ROWS = [
   ['idle', 'idle: connections opened per second', (r) => r.rate],
 ];
 
-const fmt = (v) => {
+const fmt = (v, decimals) => {
   if (v === undefined || v === null || Number.isNaN(v)) return '–';
+  if (decimals !== undefined) return v.toFixed(decimals);
   if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US');
   if (Math.abs(v) >= 10) return v.toFixed(0);
   return v.toFixed(1);
 };
 
 // Lower is better for these rows (latency, memory, CPU); higher for the rest.
-const LOWER_IS_BETTER = /latency|RSS|bytes|CPU %/;
+const LOWER_IS_BETTER = /latency|RSS|bytes|CPU %|CPU µs/;
 
 // A run that failed, lost signals or got ERRORs is flagged (!) and explained below the table.
 const notes = [];
 const flag = (all) => all.map(flagOne).find((f) => f) || '';
 for (const run of runs.filter((r) => r.unreadable)) notes.push(`unreadable result line: ${run.unreadable}…`);
 const flagOne = (run) => {
-  if (!run) return '';
+  if (!run || run.skipped) return '';  /* not applicable to this target (the baseline: churn, idle) */
   const r = run.result || {};
   const problems = [];
   if (!r.ok) problems.push(r.failure || 'run failed');
@@ -98,8 +109,8 @@ const value = (target, scenario, read) =>
 
 const head = ['figure', ...COLUMNS.map((c) => c[1]), ...RATIOS.map((r) => r[2])];
 const lines = [`| ${head.join(' | ')} |`, `|${head.map((h, i) => (i ? '---:' : '---')).join('|')}|`];
-for (const [scenario, label, read] of ROWS) {
-  const cells = COLUMNS.map(([t]) => fmt(value(t, scenario, read)) + flag(getAll(t, scenario)));
+for (const [scenario, label, read, decimals] of ROWS) {
+  const cells = COLUMNS.map(([t]) => fmt(value(t, scenario, read), decimals) + flag(getAll(t, scenario)));
   const ratios = RATIOS.map(([a, b]) => {
     const x = value(a, scenario, read), y = value(b, scenario, read);
     return x !== undefined && y ? `${(x / y).toFixed(2)}×` : '–';
@@ -108,6 +119,13 @@ for (const [scenario, label, read] of ROWS) {
   lines.push(`| ${[shown, ...cells, ...ratios].join(' | ')} |`);
 }
 console.log(lines.join('\n'));
+// The headline: how far Parley is from the physical limit (the issue's target: within 1.10×).
+const [, , readHead] = ROWS[0];
+const mine = value('parley-ws', 'relay', readHead), limit = value('baseline', 'relay', readHead);
+if (mine !== undefined && limit) {
+  console.log(`\nServer CPU per signal relayed flat out: parley (ws) ${mine.toFixed(2)} µs, baseline ${limit.toFixed(2)} µs: ` +
+    `${(mine / limit).toFixed(2)}× the physical limit (target: within 1.10×).`);
+}
 const revs = [...new Set(runs.map((r) => r.parley_rev).filter(Boolean))];
 if (revs.length) console.log(`\nParley at ${revs.join(', ')}; ${runs.length} runs.`);
 if (notes.length) console.log(`\n! ${notes.join('\n! ')}`);

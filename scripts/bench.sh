@@ -2,7 +2,8 @@
 # scripts/bench.sh - Parley's benchmark: Parley against the Node.js reference
 # peers (bench/peers/socketio: Socket.IO v4, bench/peers/ws: the ws package) on
 # the scenarios of bench/loadgen (relay flat out, relay paced at a fixed rate,
-# churn, idle). Builds what it needs,
+# churn, idle), beside the baseline relay (bench/baseline/relay.c: a WebSocket
+# relay that parses nothing, the physical limit of this machine). Builds what it needs,
 # then for every server and scenario starts a fresh server pinned to CPU 0
 # (taskset -c 0), runs the load generator pinned to CPU 1, reads the server's
 # CPU time and RSS from /proc, stops the server by PID, and prints one table
@@ -22,7 +23,9 @@
 #   BENCH_CONNECTIONS  idle: connections held (default 15000)
 #   BENCH_SCENARIOS    default "relay latency paced churn idle" (latency = relay with one
 #                      pair and one signal in flight: unloaded latency; paced = relay at BENCH_RATE)
-#   BENCH_TARGETS      default "parley-ws parley-sio socketio ws" (also base-ws, base-sio:
+#   BENCH_TARGETS      default "parley-ws parley-sio socketio ws baseline" (baseline: the
+#                      no-parsing relay build/bench/baseline-relay, loadgen --framing raw;
+#                      relay scenarios only, churn and idle are skipped) (also base-ws, base-sio:
 #                      the binary BENCH_BASELINE_BIN, e.g. a build of an older commit, so
 #                      that before/after figures come from one run on one machine state)
 #   BENCH_BASELINE_BIN the baseline binary for the base-* targets, run with its own
@@ -48,7 +51,7 @@ RATE=${BENCH_RATE:-10000}
 CLIENTS=${BENCH_CLIENTS:-100}
 CONNECTIONS=${BENCH_CONNECTIONS:-15000}
 SCENARIOS=${BENCH_SCENARIOS:-relay latency paced churn idle}
-TARGETS=${BENCH_TARGETS:-parley-ws parley-sio socketio ws}
+TARGETS=${BENCH_TARGETS:-parley-ws parley-sio socketio ws baseline}
 REPEAT=${BENCH_REPEAT:-1}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-30}
 OUT=${BENCH_OUT:-$ROOT/build/bench-results}
@@ -82,7 +85,7 @@ command -v taskset >/dev/null || { log "taskset is missing (Debian: util-linux)"
 command -v node >/dev/null || { log "node is missing (scripts/deps.sh installs it)"; exit 1; }
 log "building parley"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target parley loadgen >/dev/null
+cmake --build build -j"$(nproc)" --target parley loadgen baseline-relay >/dev/null
 LOADGEN=$ROOT/build/bench/loadgen
 for peer in socketio ws; do
   dir=bench/peers/$peer
@@ -126,6 +129,7 @@ start_server() {
                 --max-conns-per-addr 1000000 --max-sessions-per-addr 1000000 --max-sessions 1000000 >"$logf" 2>&1 & ;;
     socketio) taskset -c "$SERVER_CPU" node bench/peers/socketio/server.js 0 >"$logf" 2>&1 & ;;
     ws)       taskset -c "$SERVER_CPU" node bench/peers/ws/server.js 0 >"$logf" 2>&1 & ;;
+    baseline) taskset -c "$SERVER_CPU" build/bench/baseline-relay 0 >"$logf" 2>&1 & ;;
     *) log "unknown target $target"; return 1 ;;
   esac
   SERVER_PID=$!
@@ -149,7 +153,14 @@ run_one() {  # TARGET SCENARIO REPEAT
     base-sio) server=parley-baseline; framing=sio ;;
     socketio) server=socketio; framing=sio ;;
     ws) server=ws; framing=ws ;;
+    baseline) server=baseline; framing=raw ;;
   esac
+  if [ "$target" = baseline ] && { [ "$scenario" = churn ] || [ "$scenario" = idle ]; }; then
+    # The baseline has no rooms and answers no requests: only the relay scenarios apply.
+    echo "{\"target\":\"$target\",\"server\":\"$server\",\"framing\":\"$framing\",\"scenario\":\"$scenario\",\"repeat\":$rep,\"parley_rev\":\"$REV\",\"skipped\":\"the baseline relays frames only (no rooms, no requests)\",\"result\":null}" >>"$RESULTS"
+    log "$target-$scenario-$rep: skipped (the baseline runs the relay scenarios only)"
+    return 0
+  fi
   if [ "$scenario" = paced ]; then mode=relay; extra=(--rate "$RATE"); fi
   local pairs=$PAIRS window=$WINDOW
   if [ "$scenario" = latency ]; then mode=relay; pairs=1; window=1; fi  # one pair, one signal in flight
