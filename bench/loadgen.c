@@ -450,6 +450,19 @@ static void got_ready(client_t *c) {
   scenario_ready(c);
 }
 
+/* A Socket.IO event may end with its position, a string argument after the
+ * payload (connection state recovery: 42["NAME",payload,"17"]); like
+ * socket.io-client, take the payload and leave the offset. end points at the
+ * closing ']'; returns the end of the payload. */
+static const char *sio_strip_offset(const char *pl, const char *end) {
+  const char *q = end - 1;
+  if (q <= pl || *q != '"') return end;
+  const char *d = q - 1;
+  while (d > pl && *d >= '0' && *d <= '9') d--;
+  if (d == q - 1 || *d != '"' || d - 1 <= pl || d[-1] != ',') return end;
+  return d - 1;
+}
+
 /* A text message: an Engine.IO/Socket.IO packet, or a plain event. */
 static void on_text(client_t *c, const char *p, size_t n) {
   if (opt.framing == FR_SIO) {
@@ -472,8 +485,9 @@ static void on_text(client_t *c, const char *p, size_t n) {
   if (n < 5 || p[0] != '[' || p[1] != '"') { protocol_error(c, "event is not [\"NAME\",payload]"); return; }
   const char *q = memchr(p + 2, '"', n - 2);
   if (!q || (size_t)(q - p) + 3 > n || q[1] != ',' || p[n - 1] != ']') { protocol_error(c, "event is not [\"NAME\",payload]"); return; }
-  const char *pl = q + 2;
-  scenario_event(c, p + 2, (size_t)(q - p - 2), pl, (size_t)(p + n - 1 - pl));
+  const char *pl = q + 2, *end = p + n - 1;
+  if (opt.framing == FR_SIO) end = sio_strip_offset(pl, end);
+  scenario_event(c, p + 2, (size_t)(q - p - 2), pl, (size_t)(end - pl));
 }
 
 /* Parse server frames in p[0..n); returns the bytes used. */

@@ -127,6 +127,21 @@ static int sio_event_head(char *out, size_t cap, const char *ns, const char *nam
   return (int)o;
 }
 
+/* ,"<pos>"] (or just ] without a position), by hand: every relayed signal to
+ * a resumable Socket.IO client comes here. */
+static int offset_tail(char out[32], uint64_t pos) {
+  char digits[20];
+  int n = 0, o = 0;
+  if (!pos) { out[0] = ']'; return 1; }
+  do { digits[n++] = (char)('0' + pos % 10); pos /= 10; } while (pos);
+  out[o++] = ',';
+  out[o++] = '"';
+  while (n) out[o++] = digits[--n];
+  out[o++] = '"';
+  out[o++] = ']';
+  return o;
+}
+
 /* 42["name",payload,"<position>"] (the position is the offset socket.io-client
  * keeps to recover with), or 43<id>[payload] when ack asks for one; the
  * payload parts are spliced, not copied first. */
@@ -139,7 +154,7 @@ static int sio_send(eio_session *s, const char *name, const uv_buf_t *parts, int
   int hl = ack && ack->ack_id >= 0 ? snprintf(head, sizeof head, "43%s%s%lld[", ns, ns[0] ? "," : "", ack->ack_id)
                                    : sio_event_head(head, sizeof head, ns, name ? name : "", nparts);
   if (hl < 0 || (size_t)hl >= sizeof head || nparts > PEER_MAX_PARTS) return PARLEY_EINVAL;
-  int tl = pos ? snprintf(tail, sizeof tail, ",\"%llu\"]", (unsigned long long)pos) : snprintf(tail, sizeof tail, "]");
+  int tl = offset_tail(tail, pos);
   all[0] = uv_buf_init(head, (unsigned)hl);
   for (int i = 0; i < nparts; i++) all[i + 1] = parts[i];
   all[nparts + 1] = uv_buf_init(tail, (unsigned)tl);
