@@ -325,9 +325,17 @@ while :; do
   [ $(($(now) - T_AF)) -lt 30 ] || break
   tick
 done
-sample after
+# Users whose connections dropped (the load generators end without close
+# frames) are kept for a resume for the policy's resume_grace (15 s): wait up
+# to 45 s for the state to empty.
+while :; do
+  sample after
+  AFTER_STATE=$(tail -1 "$CSV" | cut -d, -f4-9)
+  [ "$AFTER_STATE" != "0,0,0,1,0,0" ] || break
+  [ $(($(now) - T_AF)) -lt 45 ] || break
+  sleep 1
+done
 AFTER_FDS=$LAST_FDS
-AFTER_STATE=$(tail -1 "$CSV" | cut -d, -f4-9)
 
 HEALTH=$(curl -s --max-time 10 -w ' %{http_code}' "http://127.0.0.1:$PORT/healthz" || true)
 kill -TERM "$SERVER_PID" 2>/dev/null || true
