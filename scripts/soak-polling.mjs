@@ -12,7 +12,8 @@
 //        members, shared between sessions)
 //   a GET always waiting, answered by the server's heartbeat pings (2, we POST 3)
 //        and by room notices (JOIN_ROOM from, DISCONNECT)
-//   after a random lifetime in [min-life, max-life] s: POST 1 (close), and a
+//   after a random lifetime in [min-life, max-life] s: POST 41 (leave) and 1
+//        (close) as socket.disconnect() does, and a
 //        new session takes its place.
 // Runs until SIGTERM/SIGINT (or --duration), then closes every session the
 // same way and prints one JSON line on stdout: sessions opened/closed, events
@@ -165,8 +166,9 @@ function closeSession(s) {
   clearTimeout(s.timer);
   if (!s.sid) { s.closeWanted = true; return; }          // handshake in flight: close once it is done
   if (s.room && s.room.pendingJoins > 0) { s.timer = setTimeout(() => closeSession(s), 200); return; }
-  s.closing = true;
   leaveRoom(s);
+  post(s, '41');  // socket.disconnect(): the user leaves (an engine close alone only detaches it for a resume)
+  s.closing = true;
   post(s, '1').then(() => {
     // The waiting GET returns (noop or close) and the next one is refused; if
     // that has not happened within 5 s, count the session closed anyway.
