@@ -3,7 +3,8 @@
  * by glue of our own (hiredis 0.14's libuv adapter ignores poll errors and has
  * no command deadlines): a reset link is noticed, a command that gets no
  * answer within the deadline fails, and the link reconnects with backoff.
- * Knows nothing of rooms: callers send commands and read replies. */
+ * Knows nothing of rooms: callers send commands and read replies.
+ * hiredis writes with write(2): the process must ignore SIGPIPE (main does). */
 #ifndef PARLEY_REDIS_LINK_H
 #define PARLEY_REDIS_LINK_H
 #include <stddef.h>
@@ -20,13 +21,14 @@ typedef struct redis_link_s redis_link;
 typedef void (*redis_reply_cb)(void *arg, const redisReply *r);
 
 typedef struct {
-  /* A message on one of the subscribed channels (borrowed for the call). */
+  /* A message on one of the subscribed channels (borrowed for the call). It
+   * may come while the command context is still reconnecting. */
   void (*message)(void *owner, const char *channel, size_t chlen, const char *msg, size_t n);
   /* Both contexts are connected, authenticated and subscribed (after the
    * first connect and after every reconnect). */
   void (*up)(void *owner);
   /* The link was lost (or could not be made); pending commands have failed.
-   * It reconnects by itself. */
+   * Once per outage (not for each failed retry); it reconnects by itself. */
   void (*down)(void *owner, const char *why);
 } redis_link_handlers;
 
@@ -43,7 +45,8 @@ typedef struct {
   const char *url;           /* redis://[[USER]:PASS@]HOST[:PORT][/DB] */
   const char *const *channels;  /* channels to subscribe to (copied) */
   size_t nchannels;
-  uint64_t deadline_ms;      /* a command not answered within this fails (default 1000) */
+  uint64_t deadline_ms;      /* a command not answered within this fails (default 1000);
+                                also bounds a connect with its handshake */
   uint64_t backoff_min_ms, backoff_max_ms;  /* reconnect delays (default 100, 2000) */
 } redis_link_config;
 
@@ -56,13 +59,15 @@ int redis_link_new(evloop_t *ev, const redis_link_config *cfg, const redis_link_
                    redis_link **out);
 /* 1 when both contexts are up. */
 int redis_link_is_up(const redis_link *l);
-/* Send one command (argv/argvlen as redisAsyncCommandArgv). PARLEY_EIO at once
- * when the link is down (cb is then never called); otherwise cb is called
- * exactly once, later. Commands are written together once per loop turn. */
+/* Send one command (argv/argvlen as redisAsyncCommandArgv; argvlen may be
+ * NULL). PARLEY_EIO at once when the link is down, PARLEY_EINVAL for the
+ * commands that would make it a subscriber ((P)SUBSCRIBE, MONITOR...): cb is
+ * then never called; otherwise cb is called exactly once, later. Commands are
+ * written together once per loop turn. */
 int redis_link_command(redis_link *l, redis_reply_cb cb, void *arg, int argc, const char **argv,
                        const size_t *argvlen);
 /* A script registered once (text copied, SHA-1 computed locally); returns its
- * index for redis_link_eval. */
+ * index for redis_link_eval (the same text: the same index), or PARLEY_ENOMEM. */
 int redis_link_script(redis_link *l, const char *text);
 /* EVALSHA the script; on NOSCRIPT (Redis restarted empty) the link loads it
  * with EVAL and the caller never sees the NOSCRIPT. argv holds the keys then
@@ -70,8 +75,10 @@ int redis_link_script(redis_link *l, const char *text);
 int redis_link_eval(redis_link *l, int script, redis_reply_cb cb, void *arg, int nkeys, int argc,
                     const char **argv, const size_t *argvlen);
 const redis_link_stats *redis_link_get_stats(const redis_link *l);
-/* Fail every pending command (cb with NULL), close both contexts and free the
- * link once hiredis has let go. Safe inside a reply callback. */
+/* Fail every pending command (cb with NULL, before it returns), close both
+ * contexts and free the link once hiredis and libuv have let go (at the loop's
+ * next safe point and close phase: close links before evloop_close). Safe
+ * inside a reply callback or a handler; nothing is called after it returns. */
 void redis_link_close(redis_link *l);
 
 #endif
