@@ -16,6 +16,7 @@ LAYERS = [
     ((1, "codec"), "json http ws sio conn_info lua_pattern lua_meter"),
     ((2, "store"), "rooms"),
     ((2, "transport"), "conn"),
+    ((2, "cluster"), "redis_link"),
     ((3, "policy"), "lua_vm lua_api lua_conv builtin policy"),
     ((4, "event"), "peer proto relay"),
     ((5, "session"), "admit resume ws_peer eio web"),
