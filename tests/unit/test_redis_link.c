@@ -4,7 +4,8 @@
  * in order; a binary message through pub/sub, once; scripts through a SCRIPT
  * FLUSH (NOSCRIPT never reaches the caller); a command past its deadline drops
  * and remakes the link; a killed Redis (down, EIO while down, up again after a
- * restart, scripts reloaded); a stopped Redis (the deadline); closes inside
+ * restart, scripts reloaded); a reset connection (a poll error: down at once);
+ * a stopped Redis (the deadline); AUTH, AUTH USER, SELECT; closes inside
  * callbacks and handlers (the sanitizer build checks leaks and frees); URLs.
  * Every wait is bounded by a timer. RL_DEBUG=1 shows the link's log. */
 #include <arpa/inet.h>
