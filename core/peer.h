@@ -19,6 +19,36 @@ typedef struct {
   uint64_t errors[5];        /* ERRORs sent, by code (protocol.md Errors 0-4) */
 } proto_metrics;
 
+/* A room change the event layer decided (its policy said yes), for the
+ * cluster to make atomically in the shared state. */
+typedef enum { CHANGE_CREATE, CHANGE_JOIN, CHANGE_UPDATE, CHANGE_LEAVE, CHANGE_GONE, CHANGE_FETCH } change_kind;
+
+typedef struct {
+  change_kind kind;
+  uint64_t op;               /* the request waiting on it (0: none) */
+  const char *tenant;
+  const char *room, *user;   /* IDs (user: who acts; GONE: who went) */
+  uint64_t sver;             /* JOIN, UPDATE: the settings version the decision saw */
+  const room_settings *s;    /* CREATE, UPDATE: the settings (meta included) */
+  double created;            /* CREATE */
+  size_t max_rooms;          /* CREATE: the tenant's cap on rooms */
+} room_change;
+
+/* The cluster, as the event layer reaches it (cluster.c fills it in). The
+ * outcome of a change comes back through proto_cluster_event (it was made:
+ * here is the room now) or proto_cluster_failed (it was not, and why). */
+typedef struct {
+  /* Send a change; 0 when sent, else it failed at once (the cluster is
+   * unreachable). */
+  int (*commit)(void *self, const room_change *ch);
+  /* A relayed SIGNAL for a member held by node. */
+  int (*forward)(void *self, const char *node, const uv_buf_t *parts, int nparts);
+  void *self;
+  const char *node;          /* this node's ID */
+} proto_cluster;
+
+typedef struct proto_op_s proto_op;
+
 /* What the event layer sees of the world: the loop (its clock), the state,
  * the policies and its counters. Owned by the server, shared by every peer
  * of a loop. */
@@ -26,8 +56,13 @@ typedef struct {
   evloop_t *ev;              /* borrowed */
   rooms_state *rooms;        /* borrowed: the store */
   policy_t *policy;          /* borrowed: the current policies (the owner swaps it on reload) */
+  proto_cluster *cluster;    /* borrowed; NULL on a single node */
+  proto_op *ops;             /* requests waiting on the cluster (hash by id, owned) */
+  uint64_t next_op;
   proto_metrics metrics;
 } proto_ctx;
+
+typedef struct proto_held_s proto_held;
 
 /* Where a reply goes: a Socket.IO ack id, or none (-1). */
 typedef struct {
@@ -72,6 +107,9 @@ struct peer_s {
   unsigned strikes;          /* events refused in the current second */
   unsigned bucket_started : 1;  /* tokens holds a real count (whatever the clock reads) */
   const char *resume_token;  /* borrowed: what GET_ID tells the client to resume with, or NULL */
+  proto_op *op;              /* the request waiting on the cluster, or NULL */
+  proto_held *held, *held_tail;  /* events that came while it waits, in order (owned) */
+  size_t nheld, held_bytes;
 };
 
 static inline int peer_send(peer_t *p, const char *name, const char *payload, size_t n) {

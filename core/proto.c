@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <uthash.h>
 #include "err.h"
 #include "json.h"
 #include "log.h"
@@ -22,11 +24,46 @@ typedef struct {
   const proto_ack *ack;
   const policy_limits *lim;
   int quiet;                /* decoding only: send no errors */
+  const char *text;         /* the whole event */
+  size_t n;
+  proto_op *op;             /* the request's wait on the cluster, once it has one */
+  int fetched;              /* run again after the cluster sent the room (cluster) */
   json_index ix;            /* the event's spans, noted while validating it */
   buf_t out;                /* this request's reply or notification (never shared) */
 } req_t;
 
 static policy_t *pol(peer_t *c) { return c->ctx->policy; }
+
+/* A request that waits on the cluster: its event is kept to be decoded again
+ * for the answer (or run again, after a fetch or a lost race). */
+struct proto_op_s {
+  uint64_t id;
+  proto_ctx *ctx;
+  peer_t *c;                 /* borrowed; NULL once the peer is gone */
+  char *text;                /* the event (owned) */
+  size_t n;
+  proto_ack ack;
+  int has_ack;
+  change_kind kind;          /* what it waits for */
+  char room[ID_LEN + 1];     /* the room it is about ("" for a new one) */
+  unsigned attempts;         /* lost races so far */
+  int pending;               /* a change is out: its outcome will come */
+  evloop_timer retry;
+  UT_hash_handle hh;
+};
+
+/* An event that came while its peer waits on the cluster. */
+struct proto_held_s {
+  proto_held *next;
+  proto_ack ack;
+  int has_ack;
+  size_t n;
+  char text[];
+};
+
+#define HELD_MAX 64                 /* events held per peer */
+#define HELD_MAX_BYTES (256 * 1024)
+#define RACE_ATTEMPTS 8             /* a request that loses this many races fails */
 
 /* ---- replies ---- */
 
@@ -157,13 +194,65 @@ static room_t *find_room(req_t *q, json_span v) {
   return rooms_find(q->c->tenant, v.p + 1, ID_LEN);
 }
 
+/* ---- waiting on the cluster ---- */
+
+static int clustered(const req_t *q) { return q->c->ctx->cluster != NULL; }
+
+/* The request's op (made on first use: a request has at most one). */
+static proto_op *op_of(req_t *q) {
+  if (q->op) return q->op;
+  proto_op *op = calloc(1, sizeof *op);
+  if (!op || !(op->text = malloc(q->n ? q->n : 1))) { free(op); return NULL; }
+  memcpy(op->text, q->text, q->n);
+  op->n = q->n;
+  op->ctx = q->c->ctx;
+  op->c = q->c;
+  if (q->ack) { op->ack = *q->ack; op->has_ack = 1; }
+  op->id = ++q->c->ctx->next_op;
+  HASH_ADD(hh, q->c->ctx->ops, id, sizeof op->id, op);
+  q->c->op = op;
+  return q->op = op;
+}
+
+static void op_finish(proto_op *op) {
+  HASH_DEL(op->ctx->ops, op);
+  evloop_timer_stop(op->ctx->ev, &op->retry);
+  if (op->c && op->c->op == op) op->c->op = NULL;
+  free(op->text);
+  free(op);
+}
+
+/* Send ch for the request; its answer comes when the cluster has made it. */
+static void commit(req_t *q, room_change *ch, const char *room) {
+  proto_op *op = op_of(q);
+  if (!op) { fail(q, ERR_UNSPECIFIED, "out of memory"); return; }
+  ch->op = op->id;
+  ch->tenant = rooms_tenant_name(q->c->tenant);
+  ch->user = rooms_user_id(q->c->user);
+  op->kind = ch->kind;
+  snprintf(op->room, sizeof op->room, "%s", room ? room : "");
+  proto_cluster *cl = q->c->ctx->cluster;
+  if (cl->commit(cl->self, ch)) fail(q, ERR_ROOM_ERROR, "the cluster is unavailable: try again");
+  else op->pending = 1;
+}
+
+/* The room isn't in this node's view: ask the cluster for it, then run the
+ * request again. */
+static void fetch(req_t *q, json_span rv) {
+  char id[ID_LEN + 1];
+  if (rv.type != JSON_STRING || rv.n != ID_LEN + 2 || memchr(rv.p, '\\', rv.n)) { fail_reason(q, "no_such_room"); return; }
+  memcpy(id, rv.p + 1, ID_LEN);
+  id[ID_LEN] = 0;
+  room_change ch = {.kind = CHANGE_FETCH, .room = id};
+  commit(q, &ch, id);
+}
+
 /* ---- events ---- */
 
 /* Events with no reply of their own answer an ack id with an empty ack. */
 static void empty_ack(req_t *q) {
   if (q->ack) q->c->ops->ack(q->c, q->ack);
 }
-
 
 static void ev_get_id(req_t *q) {
   begin_reply(q);
@@ -181,6 +270,23 @@ static void room_reply_fields(req_t *q, const room_t *r) {
   put_int(&q->out, "curUsers", (long long)rooms_nmembers(r));
 }
 
+static void create_reply(req_t *q, const room_t *r) {
+  begin_reply(q);
+  put_str(&q->out, "roomID", rooms_id(r));
+  room_reply_fields(q, r);
+  put_int(&q->out, "type", rooms_settings(r)->type);
+  buf_putc(&q->out, '}');
+  reply(q, "CREATE_ROOM");
+}
+
+static void update_reply(req_t *q, const room_t *r) {
+  begin_reply(q);
+  room_reply_fields(q, r);
+  put_str(&q->out, "roomID", rooms_id(r));
+  buf_putc(&q->out, '}');
+  reply(q, "UPDATE_ROOM");
+}
+
 static void ev_create_room(req_t *q) {
   room_settings req, s;
   user_t *u = q->c->user;
@@ -196,15 +302,14 @@ static void ev_create_room(req_t *q) {
   policy_settings_free(&req);
   if (rc) { fail_verdict(q, &v); return; }
   if (check_settings(q, &s) == 0) {
-    if (rooms_create(q->c->ctx->rooms, u, &s, &r)) fail(q, ERR_UNSPECIFIED, "out of memory");
-    else {
-      begin_reply(q);
-      put_str(&q->out, "roomID", rooms_id(r));
-      room_reply_fields(q, r);
-      put_int(&q->out, "type", rooms_settings(r)->type);
-      buf_putc(&q->out, '}');
-      reply(q, "CREATE_ROOM");
-    }
+    parley_id id;
+    if (clustered(q)) {
+      room_change ch = {.kind = CHANGE_CREATE, .room = id.s, .s = &s, .created = (double)time(NULL),
+                        .max_rooms = q->lim->max_rooms};
+      if (ids_new(&id)) fail(q, ERR_UNSPECIFIED, "no randomness for a room ID");
+      else commit(q, &ch, id.s);
+    } else if (rooms_create(q->c->ctx->rooms, u, &s, &r)) fail(q, ERR_UNSPECIFIED, "out of memory");
+    else create_reply(q, r);
   }
   policy_settings_free(&s);
 }
@@ -230,6 +335,17 @@ static int join_reply(req_t *q, room_t *r) {
   return 0;
 }
 
+/* JOIN_ROOM {from} to the others of r. */
+static void notify_join(room_t *r, user_t *u, buf_t *b) {
+  buf_reset(b);
+  buf_puts(b, "{\"from\":{\"userID\":");
+  jw_string(b, rooms_user_id(u), ID_LEN);
+  buf_puts(b, ",\"roomID\":");
+  jw_string(b, rooms_id(r), ID_LEN);
+  buf_puts(b, "}}");
+  notify_others(r, u, "JOIN_ROOM", b->data, b->len);
+}
+
 static void ev_join_room(req_t *q) {
   json_span rv;
   char *pwd;
@@ -242,23 +358,19 @@ static void ev_join_room(req_t *q) {
     return;
   }
   room_t *r = find_room(q, rv);
-  if (!r) fail_reason(q, "no_such_room");
+  if (!r && clustered(q) && !q->fetched) fetch(q, rv);
+  else if (!r) fail_reason(q, "no_such_room");
   else if (rooms_is_member(r, u)) join_reply(q, r);
   else if (pl > q->lim->max_password) fail(q, ERR_LIMIT_REACHED, "password too long");
   else if (policy_check_password(pol(q->c), r, pwd, u, &v)) fail_verdict(q, &v);
   else if ((int)rooms_nmembers(r) >= rooms_settings(r)->max_users) fail_reason(q, "room_full");
   else if ((int)rooms_user_nrooms(u) >= q->lim->max_rooms_per_user) fail_reason(q, "limit_reached");
-  else if (rooms_join(r, u)) fail(q, ERR_UNSPECIFIED, "out of memory");
+  else if (clustered(q)) {
+    room_change ch = {.kind = CHANGE_JOIN, .room = rooms_id(r), .sver = rooms_sver(r)};
+    commit(q, &ch, rooms_id(r));
+  } else if (rooms_join(r, u)) fail(q, ERR_UNSPECIFIED, "out of memory");
   else if (join_reply(q, r)) rooms_leave(q->c->ctx->rooms, r, u, &deleted);
-  else {
-    buf_reset(&q->out);
-    buf_puts(&q->out, "{\"from\":{\"userID\":");
-    jw_string(&q->out, rooms_user_id(u), ID_LEN);
-    buf_puts(&q->out, ",\"roomID\":");
-    jw_string(&q->out, rooms_id(r), ID_LEN);
-    buf_puts(&q->out, "}}");
-    notify_others(r, u, "JOIN_ROOM", q->out.data, q->out.len);
-  }
+  else notify_join(r, u, &q->out);
   free(pwd);
 }
 
@@ -272,6 +384,7 @@ static void ev_update_room(req_t *q) {
   }
   if (read_settings(q, &req, 0)) return;
   room_t *r = find_room(q, rv);
+  if (!r && clustered(q) && !q->fetched) { fetch(q, rv); policy_settings_free(&req); return; }
   if (!r) { fail_reason(q, "no_such_room"); policy_settings_free(&req); return; }
   req.type = rooms_settings(r)->type;
   int rc = policy_update_room(pol(q->c), r, &req, q->c->user, &s, &v);
@@ -279,16 +392,23 @@ static void ev_update_room(req_t *q) {
   if (rc) { fail_verdict(q, &v); return; }
   s.type = rooms_settings(r)->type;  /* a room keeps its type */
   if (check_settings(q, &s) == 0) {
-    if (rooms_update(r, &s)) fail(q, ERR_UNSPECIFIED, "out of memory");
-    else {
-      begin_reply(q);
-      room_reply_fields(q, r);
-      put_str(&q->out, "roomID", rooms_id(r));
-      buf_putc(&q->out, '}');
-      reply(q, "UPDATE_ROOM");
-    }
+    if (clustered(q)) {
+      if (!s.meta && rooms_meta(r) && !(s.meta = strdup(rooms_meta(r)))) fail(q, ERR_UNSPECIFIED, "out of memory");
+      else {
+        room_change ch = {.kind = CHANGE_UPDATE, .room = rooms_id(r), .sver = rooms_sver(r), .s = &s};
+        commit(q, &ch, rooms_id(r));
+      }
+    } else if (rooms_update(r, &s)) fail(q, ERR_UNSPECIFIED, "out of memory");
+    else update_reply(q, r);
   }
   policy_settings_free(&s);
+}
+
+/* DISCONNECT {userID, roomID} to the others of r, about u. */
+static void notify_leave(room_t *r, user_t *u, const char *rid) {
+  char note[2 * ID_LEN + 32];  /* {"userID":"…","roomID":"…"}: IDs need no escapes */
+  int n = snprintf(note, sizeof note, "{\"userID\":\"%s\",\"roomID\":\"%s\"}", rooms_user_id(u), rid);
+  if (n > 0 && (size_t)n < sizeof note) notify_others(r, u, "DISCONNECT", note, (size_t)n);
 }
 
 /* u leaves r; the others are told. */
@@ -297,15 +417,18 @@ static void leave(peer_t *c, room_t *r, user_t *u) {
   char rid[ID_LEN + 1];
   memcpy(rid, rooms_id(r), sizeof rid);
   if (rooms_leave(c->ctx->rooms, r, u, &deleted) || deleted) return;
-  char note[2 * ID_LEN + 32];  /* {"userID":"…","roomID":"…"}: IDs need no escapes */
-  int n = snprintf(note, sizeof note, "{\"userID\":\"%s\",\"roomID\":\"%s\"}", rooms_user_id(u), rid);
-  if (n > 0 && (size_t)n < sizeof note) notify_others(r, u, "DISCONNECT", note, (size_t)n);
+  notify_leave(r, u, rid);
 }
 
 static void ev_disconnect(req_t *q) {
   if (q->payload.type != JSON_STRING) { fail(q, ERR_UNSPECIFIED, "DISCONNECT needs the roomID as a string"); return; }
   room_t *r = find_room(q, q->payload);
   if (!r || !rooms_is_member(r, q->c->user)) { fail_reason(q, "no_such_room"); return; }
+  if (clustered(q)) {
+    room_change ch = {.kind = CHANGE_LEAVE, .room = rooms_id(r)};
+    commit(q, &ch, rooms_id(r));
+    return;
+  }
   leave(q->c, r, q->c->user);
   empty_ack(q);
 }
@@ -411,6 +534,60 @@ static const event_def *decode(req_t *q, const char *text, size_t n, char *name,
   return NULL;
 }
 
+/* Run one event (rate-charged already). */
+static void run(peer_t *c, const char *text, size_t n, const proto_ack *ack, proto_op *op, int fetched) {
+  char name[32];
+  req_t q = {.c = c, .ack = ack, .lim = policy_limits_of(pol(c), c->tenant), .text = text, .n = n, .op = op,
+             .fetched = fetched};
+  const event_def *e = decode(&q, text, n, name, sizeof name);
+  if (!e) return;
+  if (e->needs_request_id != RID_NONE && read_request_id(&q, e->needs_request_id == RID_REQUIRED)) return;
+  if (e->needs_request_id == RID_REQUIRED && q.payload.type != JSON_OBJECT) {
+    fail(&q, ERR_UNSPECIFIED, "payload must be an object");
+    return;
+  }
+  e->handler(&q);
+  buf_free(&q.out);
+}
+
+/* Keep an event for when the peer's wait on the cluster ends. */
+static void hold(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
+  proto_held *h = NULL;
+  if (c->nheld < HELD_MAX && c->held_bytes + n <= HELD_MAX_BYTES) h = malloc(sizeof *h + n);
+  if (!h) {
+    proto_error(c, NULL, 0, ERR_LIMIT_REACHED, NULL, "too many events wait on the cluster: slow down", ack);
+    return;
+  }
+  h->next = NULL;
+  h->has_ack = ack != NULL;
+  if (ack) h->ack = *ack;
+  h->n = n;
+  memcpy(h->text, text, n);
+  if (c->held_tail) c->held_tail->next = h;
+  else c->held = h;
+  c->held_tail = h;
+  c->nheld++;
+  c->held_bytes += n;
+}
+
+static void held_free(peer_t *c) {
+  for (proto_held *h = c->held, *next; h; h = next) { next = h->next; free(h); }
+  c->held = c->held_tail = NULL;
+  c->nheld = c->held_bytes = 0;
+}
+
+/* Run the held events in order until one waits on the cluster again. */
+static void drain(peer_t *c) {
+  while (c && c->user && !c->op && c->held) {
+    proto_held *h = c->held;
+    if (!(c->held = h->next)) c->held_tail = NULL;
+    c->nheld--;
+    c->held_bytes -= h->n;
+    run(c, h->text, h->n, h->has_ack ? &h->ack : NULL, NULL, 0);
+    free(h);
+  }
+}
+
 void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
   char name[32];
   if (!c->user) return;
@@ -426,15 +603,158 @@ void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
     fail(&q, ERR_LIMIT_REACHED, "rate limit: slow down");
     return;
   }
-  const event_def *e = decode(&q, text, n, name, sizeof name);
-  if (!e) return;
-  if (e->needs_request_id != RID_NONE && read_request_id(&q, e->needs_request_id == RID_REQUIRED)) return;
-  if (e->needs_request_id == RID_REQUIRED && q.payload.type != JSON_OBJECT) {
-    fail(&q, ERR_UNSPECIFIED, "payload must be an object");
-    return;
+  if (c->op) hold(c, text, n, ack);  /* after the request that waits: in order */
+  else run(c, text, n, ack, NULL, 0);
+}
+
+/* ---- the cluster's answers ---- */
+
+/* Decode op's event again into q (for its answer). NULL when it can't be. */
+static const event_def *op_request(proto_op *op, req_t *q, char *name, size_t cap) {
+  peer_t *c = op->c;
+  *q = (req_t){.c = c, .ack = op->has_ack ? &op->ack : NULL, .lim = policy_limits_of(pol(c), c->tenant),
+               .text = op->text, .n = op->n, .op = op, .quiet = 1};
+  const event_def *e = decode(q, op->text, op->n, name, cap);
+  if (e && e->needs_request_id != RID_NONE) read_request_id(q, 0);
+  q->quiet = 0;
+  return e;
+}
+
+/* Forget the view r, and the ghosts only it held. */
+static void view_forget(rooms_state *st, room_t *r) {
+  size_t n = rooms_nmembers(r);
+  user_t *stack[64], **m = n <= 64 ? stack : malloc(n * sizeof *m);
+  if (m) for (size_t i = 0; i < n; i++) m[i] = rooms_member(r, i);
+  rooms_view_drop(st, r);
+  if (m) for (size_t i = 0; i < n; i++) rooms_user_release(st, m[i]);
+  if (m && m != stack) free(m);
+}
+
+/* A view that holds none of our users is not kept (nothing tells us of its
+ * changes any more). */
+static void view_gc(rooms_state *st, room_t *r) {
+  for (size_t i = 0; i < rooms_nmembers(r); i++)
+    if (!rooms_user_is_ghost(rooms_member(r, i))) return;
+  view_forget(st, r);
+}
+
+/* Run op's request again (after a fetch, or a race lost). */
+static void op_rerun(proto_op *op, int fetched) {
+  peer_t *c = op->c;
+  proto_ctx *ctx = op->ctx;
+  char room[ID_LEN + 1];
+  memcpy(room, op->room, sizeof room);
+  tenant_t *t = c->tenant;
+  op->pending = 0;
+  run(c, op->text, op->n, op->has_ack ? &op->ack : NULL, op, fetched);
+  if (!op->pending) op_finish(op);
+  room_t *r = room[0] ? rooms_find(t, room, ID_LEN) : NULL;
+  if (r) view_gc(ctx->rooms, r);  /* a fetched room was for this decision only */
+  drain(c);
+}
+
+static void op_retry_due(evloop_timer *t) {
+  proto_op *op = (proto_op *)((char *)t - offsetof(proto_op, retry));
+  if (!op->c) { op_finish(op); return; }
+  op_rerun(op, 0);
+}
+
+/* The change came back made: answer the request it was for. */
+static void op_done(proto_op *op, room_t *r) {
+  peer_t *c = op->c;
+  char name[32];
+  req_t q;
+  if (!c || !c->user) { op_finish(op); return; }
+  if (op->kind == CHANGE_FETCH) { op_rerun(op, 1); return; }
+  if (op_request(op, &q, name, sizeof name)) {
+    if (!r) empty_ack(&q);  /* a leave */
+    else if (op->kind == CHANGE_CREATE) create_reply(&q, r);
+    else if (op->kind == CHANGE_UPDATE) update_reply(&q, r);
+    else if (op->kind == CHANGE_LEAVE) empty_ack(&q);
+    else if (op->kind == CHANGE_JOIN && join_reply(&q, r)) {  /* the spec failed: leave again */
+      room_change ch = {.kind = CHANGE_LEAVE, .room = rooms_id(r), .tenant = rooms_tenant_name(c->tenant),
+                        .user = rooms_user_id(c->user)};
+      c->ctx->cluster->commit(c->ctx->cluster->self, &ch);
+    }
+    buf_free(&q.out);
   }
-  e->handler(&q);
-  buf_free(&q.out);
+  op_finish(op);
+  drain(c);
+}
+
+/* The members of r by ID (to release the ghosts among them later: the
+ * pointers may not outlive what runs in between). */
+static char *member_ids(const room_t *r, size_t *n) {
+  *n = r ? rooms_nmembers(r) : 0;
+  char *ids = *n ? malloc(*n * (ID_LEN + 1)) : NULL;
+  if (!ids) { *n = 0; return NULL; }
+  for (size_t i = 0; i < *n; i++) memcpy(ids + i * (ID_LEN + 1), rooms_user_id(rooms_member(r, i)), ID_LEN + 1);
+  return ids;
+}
+
+static void release_ids(rooms_state *st, char *ids, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    user_t *u = rooms_user_find(st, ids + i * (ID_LEN + 1));
+    if (u) rooms_user_release(st, u);
+  }
+  free(ids);
+}
+
+void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
+  rooms_state *st = ctx->rooms;
+  room_t *r = rooms_find(e->tenant, e->room, ID_LEN);
+  proto_op *op = NULL;
+  size_t nold = 0;
+  char *old = NULL;
+  if (e->op) HASH_FIND(hh, ctx->ops, &e->op, sizeof e->op, op);
+  if (!e->view) {  /* deleted: its last member left */
+    if (r) view_forget(st, r);
+    r = NULL;
+  } else if (!r || e->view->ver >= rooms_ver(r)) {  /* (an older one: a fetch already told more) */
+    old = member_ids(r, &nold);
+    if (rooms_view_set(st, e->tenant, e->room, e->view, &r)) {
+      log_warn("cluster: out of memory for the view of room %s", e->room);
+      r = NULL;
+    }
+  }
+  if (r && e->subject && e->kind == CHANGE_JOIN) {
+    buf_t b;
+    buf_init(&b, 0);
+    notify_join(r, e->subject, &b);
+    buf_free(&b);
+  } else if (r && e->subject && e->kind == CHANGE_LEAVE) {
+    notify_leave(r, e->subject, e->room);
+  }
+  if (op && op->pending) {
+    op->pending = 0;
+    op_done(op, r);
+  }
+  release_ids(st, old, nold);
+  if ((r = rooms_find(e->tenant, e->room, ID_LEN))) view_gc(st, r);
+}
+
+void proto_cluster_failed(proto_ctx *ctx, uint64_t id, const char *reason) {
+  proto_op *op;
+  char name[32];
+  req_t q;
+  HASH_FIND(hh, ctx->ops, &id, sizeof id, op);
+  if (!op || !op->pending) return;
+  op->pending = 0;
+  peer_t *c = op->c;
+  if (!c || !c->user) { op_finish(op); return; }
+  int race = !strcmp(reason, "retry") || !strcmp(reason, "member") || !strcmp(reason, "exists");
+  if (race && ++op->attempts < RACE_ATTEMPTS) {  /* the room changed under the decision: decide again */
+    room_t *r = op->room[0] ? rooms_find(c->tenant, op->room, ID_LEN) : NULL;
+    if (r) view_gc(ctx->rooms, r);
+    if (evloop_timer_start(ctx->ev, &op->retry, op->attempts * 5, op_retry_due) == 0) return;
+  }
+  if (op_request(op, &q, name, sizeof name)) {
+    if (race) fail(&q, ERR_ROOM_ERROR, "the room is changing too fast: try again");
+    else if (!strcmp(reason, "unavailable")) fail(&q, ERR_ROOM_ERROR, "the cluster is unavailable: try again");
+    else fail_reason(&q, reason);
+  }
+  op_finish(op);
+  drain(c);
 }
 
 int proto_peer_open(peer_t *c, proto_ctx *ctx, const char *tenant, char *data) {
@@ -457,7 +777,30 @@ void proto_peer_gone(peer_t *c) {
   user_t *u = c->user;
   if (!u) return;
   c->user = NULL;
-  for (size_t n; (n = rooms_user_nrooms(u));) leave(c, rooms_user_room(u, n - 1), u);
-  rooms_user_remove(c->ctx->rooms, u);  /* frees the tenant too when it was its last user */
+  held_free(c);
+  if (c->op) {  /* its outcome, when it comes, answers nobody */
+    proto_op *op = c->op;
+    c->op = NULL;
+    op->c = NULL;
+    if (!op->pending) op_finish(op);
+  }
+  proto_cluster *cl = c->ctx->cluster;
+  if (cl) {  /* it leaves its rooms in the cluster; the views follow when the cluster says so */
+    room_change ch = {.kind = CHANGE_GONE, .tenant = rooms_tenant_name(c->tenant), .user = rooms_user_id(u)};
+    if (cl->commit(cl->self, &ch)) log_warn("cluster: user %s went while the cluster was unreachable", rooms_user_id(u));
+    rooms_user_set_gone(c->ctx->rooms, u);
+    rooms_user_release(c->ctx->rooms, u);
+  } else {
+    for (size_t n; (n = rooms_user_nrooms(u));) leave(c, rooms_user_room(u, n - 1), u);
+    rooms_user_remove(c->ctx->rooms, u);  /* frees the tenant too when it was its last user */
+  }
   c->tenant = NULL;
+}
+
+void proto_ctx_close(proto_ctx *ctx) {
+  proto_op *op, *tmp;
+  HASH_ITER(hh, ctx->ops, op, tmp) {
+    if (op->c) op->c->op = NULL;
+    op_finish(op);
+  }
 }

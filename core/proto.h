@@ -20,6 +20,28 @@ void proto_handle(peer_t *p, const char *text, size_t n, const proto_ack *ack);
  * been over for a whole second's worth (close the peer). */
 int proto_rate_charge(peer_t *p);
 
+/* ---- cluster mode (cluster.c calls these) ---- */
+
+/* A change the cluster made to a room, as this node hears it. */
+typedef struct {
+  change_kind kind;          /* CREATE, JOIN, UPDATE, LEAVE, or FETCH (the answer to one) */
+  tenant_t *tenant;
+  const char *room;          /* ID */
+  user_t *subject;           /* who joined, left, created, updated (a user or a ghost) */
+  uint64_t op;               /* the request of ours it answers, or 0 */
+  const room_view *view;     /* the room as it now is; NULL: deleted */
+} cluster_event;
+
+/* Take the change into the node's view of the room, tell our members of it,
+ * answer the request that asked for it. */
+void proto_cluster_event(proto_ctx *ctx, const cluster_event *e);
+/* The change asked for by request op was not made: reason is a policy error
+ * reason (no_such_room, room_full, limit_reached), a lost race (retry, member,
+ * exists: the request is decided again) or unavailable. */
+void proto_cluster_failed(proto_ctx *ctx, uint64_t op, const char *reason);
+/* Drop every request still waiting (shutdown). */
+void proto_ctx_close(proto_ctx *ctx);
+
 /* Send ERROR {requestID (raw JSON or NULL for null), error, event, msg}. */
 void proto_error(peer_t *p, const char *request_id, size_t rid_len, int code, const char *event, const char *msg,
                  const proto_ack *ack);

@@ -3,6 +3,7 @@
  * outgoing frame (one copy, into the target's write queue). */
 #include <string.h>
 #include <stdio.h>
+#include "err.h"
 #include "policy.h"
 #include "relay.h"
 #include "rooms.h"
@@ -91,9 +92,32 @@ int relay_signal(peer_t *c, const json_index *ix, const policy_limits *lim, poli
   uv_buf_t parts[3] = {uv_buf_init(head, (unsigned)hl), uv_buf_init((char *)signal_v.p, (unsigned)signal_v.n),
                        uv_buf_init("}", 1)};
   peer_t *to = rooms_user_peer(t);
-  if (!to) return 0;  /* a detached target misses it */
-  to->ops->send_event(to, "SIGNAL", parts, 3);
+  proto_cluster *cl = c->ctx->cluster;
+  if (to) to->ops->send_event(to, "SIGNAL", parts, 3);
+  else if (cl && rooms_user_node(t)) cl->forward(cl->self, rooms_user_node(t), parts, 3);  /* on another node */
+  else return 0;  /* a detached target misses it */
   c->ctx->metrics.signals++;
   c->ctx->metrics.signal_bytes += signal_v.n;
   return 0;
+}
+
+/* The sizes of relay_head's output: where each ID starts. */
+enum {
+  HEAD_SOURCE = sizeof "{\"source\":\"" - 1,
+  HEAD_TARGET = HEAD_SOURCE + ID_LEN + sizeof "\",\"target\":\"" - 1,
+  HEAD_ROOM = HEAD_TARGET + ID_LEN + sizeof "\",\"room\":\"" - 1,
+  HEAD_LEN = HEAD_ROOM + ID_LEN + sizeof "\",\"signal\":" - 1,
+};
+
+int relay_deliver(proto_ctx *ctx, const char *payload, size_t n) {
+  char id[ID_LEN + 1];
+  if (n <= HEAD_LEN || payload[HEAD_TARGET - 1] != '"' || payload[HEAD_ROOM - 1] != '"') return PARLEY_EINVAL;
+  memcpy(id, payload + HEAD_TARGET, ID_LEN);
+  id[ID_LEN] = 0;
+  user_t *t = rooms_user_find(ctx->rooms, id);
+  peer_t *to = t ? rooms_user_peer(t) : NULL;
+  room_t *r = to ? rooms_find(rooms_user_tenant(t), payload + HEAD_ROOM, ID_LEN) : NULL;
+  if (!r || !rooms_is_member(r, t)) return PARLEY_ENOTFOUND;  /* it left, or went, meanwhile */
+  uv_buf_t part = uv_buf_init((char *)payload, (unsigned)n);
+  return to->ops->send_event(to, "SIGNAL", &part, 1) ? PARLEY_EIO : 0;
 }

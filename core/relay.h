@@ -11,4 +11,9 @@
  * ERROR). */
 int relay_signal(peer_t *p, const json_index *ix, const policy_limits *lim, policy_verdict *v);
 
+/* A SIGNAL relayed by another node ({"source":…,"target":…,"room":…,"signal":…}
+ * as relay_signal wrote it): to the target, when it is still ours and in the
+ * room. PARLEY_ENOTFOUND when not. */
+int relay_deliver(proto_ctx *ctx, const char *payload, size_t n);
+
 #endif

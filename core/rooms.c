@@ -15,6 +15,9 @@ struct user_s {
   room_t **rooms;       /* rooms joined, in join order (owned array, borrowed rooms) */
   char *data;           /* what on_connect said about this user, as JSON (owned), or NULL */
   size_t nrooms, caprooms;
+  char *node;           /* cluster: the node holding a ghost (owned); NULL for our own users */
+  unsigned ghost : 1,   /* a member seen in a room view, not one of ours (or one of ours already gone) */
+           gone : 1;    /* one of ours whose end came: freed once no room view holds it */
   UT_hash_handle hh;
 };
 
@@ -27,13 +30,14 @@ struct room_s {
   user_t *owner;        /* borrowed, always a member */
   char *meta;           /* policy data as JSON text (owned), NULL when none */
   double created;       /* unix seconds */
+  uint64_t ver, sver;   /* cluster: the room's version, and its settings' version */
   UT_hash_handle hh;
 };
 
 struct tenant_s {
   char *name;           /* owned */
   room_t *rooms;        /* hash by id */
-  size_t nrooms, nusers;
+  size_t nrooms, nusers, nghosts, pins;
   tenant_meter meter;
   UT_hash_handle hh;
 };
@@ -80,7 +84,7 @@ void rooms_free(rooms_state *st) {
     free(t->name);
     free(t);
   }
-  HASH_ITER(hh, st->users, u, utmp) { HASH_DEL(st->users, u); free(u->rooms); free(u->data); free(u); }
+  HASH_ITER(hh, st->users, u, utmp) { HASH_DEL(st->users, u); free(u->rooms); free(u->data); free(u->node); free(u); }
   memset(st, 0, sizeof *st);
 }
 
@@ -95,6 +99,19 @@ int rooms_tenant(rooms_state *st, const char *name, tenant_t **out) {
   }
   *out = t;
   return 0;
+}
+
+tenant_t *rooms_tenant_find(rooms_state *st, const char *name) {
+  tenant_t *t;
+  HASH_FIND_STR(st->tenants, name, t);
+  return t;
+}
+
+void rooms_tenant_pin(tenant_t *t) { t->pins++; }
+
+void rooms_tenant_unpin(rooms_state *st, tenant_t *t) {
+  t->pins--;
+  rooms_tenant_release(st, t);
 }
 
 int rooms_user_add(rooms_state *st, tenant_t *t, void *peer, user_t **out) {
@@ -121,17 +138,50 @@ static void tenant_free(rooms_state *st, tenant_t *t) {
 }
 
 void rooms_tenant_release(rooms_state *st, tenant_t *t) {
-  if (t->nusers == 0 && t->nrooms == 0) tenant_free(st, t);
+  if (t->nusers == 0 && t->nrooms == 0 && t->nghosts == 0 && t->pins == 0) tenant_free(st, t);
 }
 
 void rooms_user_remove(rooms_state *st, user_t *u) {
   HASH_DEL(st->users, u);
-  st->nusers--;
+  if (u->ghost) { st->nghosts--; u->tenant->nghosts--; }
+  else { st->nusers--; u->tenant->nusers--; }
   /* rooms always have a member, so a tenant without users has no rooms either */
-  if (--u->tenant->nusers == 0 && u->tenant->nrooms == 0) tenant_free(st, u->tenant);
+  rooms_tenant_release(st, u->tenant);
   free(u->rooms);
   free(u->data);
+  free(u->node);
   free(u);
+}
+
+int rooms_user_ghost(rooms_state *st, tenant_t *t, const char *id, const char *node, user_t **out) {
+  user_t *u = rooms_user_find(st, id);
+  if (u) { *out = u; return 0; }
+  if (strlen(id) != ID_LEN || !(u = calloc(1, sizeof *u))) return u ? PARLEY_EINVAL : PARLEY_ENOMEM;
+  if (node && !(u->node = strdup(node))) { free(u); return PARLEY_ENOMEM; }
+  memcpy(u->id.s, id, ID_LEN + 1);
+  u->tenant = t;
+  u->ghost = 1;
+  HASH_ADD_STR(st->users, id.s, u);
+  st->nghosts++;
+  t->nghosts++;
+  *out = u;
+  return 0;
+}
+
+void rooms_user_set_gone(rooms_state *st, user_t *u) {
+  u->peer = NULL;
+  if (!u->ghost) {  /* from now on it is counted as a ghost: no longer a user of ours */
+    u->ghost = 1;
+    st->nusers--; u->tenant->nusers--;
+    st->nghosts++; u->tenant->nghosts++;
+  }
+  u->gone = 1;
+}
+
+int rooms_user_release(rooms_state *st, user_t *u) {
+  if (!u->ghost || u->nrooms) return 0;
+  rooms_user_remove(st, u);
+  return 1;
 }
 
 user_t *rooms_user_find(rooms_state *st, const char *id) {
@@ -259,6 +309,68 @@ int rooms_transfer(room_t *r, user_t *u) {
   r->owner = u;
   return 0;
 }
+
+/* ---- room views (cluster) ---- */
+
+static room_t *room_new(tenant_t *t, const char *id) {
+  room_t *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  memcpy(r->id.s, id, ID_LEN + 1);
+  r->tenant = t;
+  HASH_ADD_STR(t->rooms, id.s, r);
+  t->nrooms++;
+  return r;
+}
+
+int rooms_view_set(rooms_state *st, tenant_t *t, const char *id, const room_view *v, room_t **out) {
+  if (strlen(id) != ID_LEN || v->nmembers == 0 || v->owner >= v->nmembers) return PARLEY_EINVAL;
+  room_t *r = rooms_find(t, id, ID_LEN);
+  int fresh = !r;
+  if (fresh) {
+    if (!(r = room_new(t, id))) return PARLEY_ENOMEM;
+    st->nrooms++;
+  }
+  int rc = settings_copy(&r->s, &v->settings);
+  if (!rc) rc = rooms_set_meta(r, v->settings.meta, v->settings.meta ? strlen(v->settings.meta) : 0);
+  /* members: drop those no longer in, then rebuild the order */
+  for (size_t i = r->nmembers; !rc && i-- > 0;) {
+    int keep = 0;
+    for (size_t j = 0; j < v->nmembers && !keep; j++) keep = v->members[j] == r->members[i];
+    if (!keep) ptr_remove((void **)r->members[i]->rooms, &r->members[i]->nrooms, r);
+  }
+  r->nmembers = 0;
+  for (size_t j = 0; j < v->nmembers && !rc; j++) {
+    user_t *u = v->members[j];
+    int had = 0;
+    for (size_t k = 0; k < u->nrooms && !had; k++) had = u->rooms[k] == r;
+    rc = had ? ptr_push((void ***)&r->members, &r->nmembers, &r->capmembers, u) : add_member(r, u);
+  }
+  if (rc) {  /* a half-made view is no view */
+    for (size_t j = 0; j < v->nmembers; j++) ptr_remove((void **)v->members[j]->rooms, &v->members[j]->nrooms, r);
+    rooms_view_drop(st, r);
+    return rc;
+  }
+  r->owner = v->members[v->owner];
+  r->created = v->created;
+  r->ver = v->ver;
+  r->sver = v->sver;
+  *out = r;
+  return 0;
+}
+
+void rooms_view_drop(rooms_state *st, room_t *r) {
+  for (size_t i = 0; i < r->nmembers; i++) ptr_remove((void **)r->members[i]->rooms, &r->members[i]->nrooms, r);
+  HASH_DEL(r->tenant->rooms, r);
+  r->tenant->nrooms--;
+  st->nrooms--;
+  room_free(r);
+}
+
+uint64_t rooms_ver(const room_t *r) { return r->ver; }
+uint64_t rooms_sver(const room_t *r) { return r->sver; }
+const char *rooms_user_node(const user_t *u) { return u->node; }
+int rooms_user_is_ghost(const user_t *u) { return u->ghost; }
+int rooms_user_is_gone(const user_t *u) { return u->gone; }
 
 /* ---- accessors ---- */
 

@@ -36,6 +36,7 @@ typedef struct {
   tenant_t *tenants;    /* hash by name (owned) */
   user_t *users;        /* hash by id (owned) */
   size_t nusers, nrooms, ntenants;
+  size_t nghosts;       /* cluster: members seen in room views that are not our users */
 } rooms_state;
 
 void rooms_init(rooms_state *st);
@@ -44,6 +45,10 @@ void rooms_free(rooms_state *st);            /* frees every tenant, room and use
 /* ---- tenants: one exists while it has users or rooms ---- */
 int rooms_tenant(rooms_state *st, const char *name, tenant_t **out);   /* get or create */
 void rooms_tenant_release(rooms_state *st, tenant_t *t);  /* free t if it has no users (a failed add) */
+tenant_t *rooms_tenant_find(rooms_state *st, const char *name);
+/* Keep t alive across calls that may free its last user (then unpin). */
+void rooms_tenant_pin(tenant_t *t);
+void rooms_tenant_unpin(rooms_state *st, tenant_t *t);
 const char *rooms_tenant_name(const tenant_t *t);
 size_t rooms_tenant_nusers(const tenant_t *t);
 size_t rooms_tenant_nrooms(const tenant_t *t);
@@ -97,5 +102,35 @@ int rooms_leave(rooms_state *st, room_t *r, user_t *u, int *deleted);
 int rooms_transfer(room_t *r, user_t *u);
 int rooms_update(room_t *r, const room_settings *s);   /* strings copied */
 int rooms_set_meta(room_t *r, const char *json, size_t n);
+
+/* ---- room views (cluster mode) ----
+ * A node holds a view of every room one of its users is in: the whole room as
+ * the cluster last told it (settings, members in join order, owner). Members
+ * on other nodes are ghosts: users with an ID and the node that holds them, no
+ * peer, not counted as this node's users. A user of ours whose end came is
+ * made a ghost too, and freed when no view holds it any more. */
+typedef struct {
+  room_settings settings;   /* meta: the room's policy data (NULL: none) */
+  double created;
+  uint64_t ver, sver;
+  user_t **members;         /* join order */
+  size_t nmembers, owner;   /* owner: index into members */
+} room_view;
+
+/* The ghost with this ID (or the user, when the ID is known already). */
+int rooms_user_ghost(rooms_state *st, tenant_t *t, const char *id, const char *node, user_t **out);
+/* One of ours ended (its peer is gone): it becomes a ghost until released. */
+void rooms_user_set_gone(rooms_state *st, user_t *u);
+/* Free u when it is a ghost that no view holds; 1 when freed. */
+int rooms_user_release(rooms_state *st, user_t *u);
+/* Create or replace the view of room id (members must be users of st). */
+int rooms_view_set(rooms_state *st, tenant_t *t, const char *id, const room_view *v, room_t **out);
+/* Forget a view (its members stay users; release the ghosts after). */
+void rooms_view_drop(rooms_state *st, room_t *r);
+uint64_t rooms_ver(const room_t *r);
+uint64_t rooms_sver(const room_t *r);
+const char *rooms_user_node(const user_t *u);   /* NULL: ours */
+int rooms_user_is_ghost(const user_t *u);
+int rooms_user_is_gone(const user_t *u);
 
 #endif

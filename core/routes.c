@@ -16,7 +16,7 @@ static void route_metrics(void *ctx, http_req *r) {
   conn_t *c = ctx;
   const routes_t *rt = c->owner;
   const proto_metrics *m = rt->events;
-  char body[1024];
+  char body[2048];
   snprintf(body, sizeof body,
            "parley_connections %zu\nparley_users %zu\nparley_rooms %zu\nparley_tcp_connections %zu\n"
            "parley_tenants %zu\nparley_eio_sessions %zu\nparley_client_addresses %zu\n"
@@ -31,6 +31,24 @@ static void route_metrics(void *ctx, http_req *r) {
   for (int code = 0; code < 5 && n < sizeof body; code++)
     n += (size_t)snprintf(body + n, sizeof body - n, "parley_errors_total{code=\"%d\"} %llu\n", code,
                           (unsigned long long)m->errors[code]);
+  const cluster_t *cl = rt->cluster ? *rt->cluster : NULL;
+  if (cl && n < sizeof body) {
+    cluster_stats cs;
+    cluster_get_stats(cl, &cs);
+    n += (size_t)snprintf(body + n, sizeof body - n,
+                          "parley_cluster_up %d\nparley_cluster_nodes %llu\nparley_cluster_policy_mismatch %d\n"
+                          "parley_cluster_publishes_total %llu\nparley_cluster_commands_total %llu\n"
+                          "parley_cluster_command_failures_total %llu\nparley_cluster_redis_rtt_seconds %.6f\n"
+                          "parley_cluster_reconnects_total %llu\nparley_cluster_signals_forwarded_total %llu\n"
+                          "parley_cluster_signals_received_total %llu\nparley_cluster_nodes_reaped_total %llu\n"
+                          "parley_cluster_info{node=\"%s\",policy_version=\"%s\"} 1\n",
+                          cs.up, (unsigned long long)cs.nodes, cs.policy_mismatch,
+                          (unsigned long long)cs.link->publishes, (unsigned long long)cs.link->commands,
+                          (unsigned long long)cs.link->failed, cs.link->rtt_ms / 1000.0,
+                          (unsigned long long)cs.link->reconnects, (unsigned long long)cs.signals_out,
+                          (unsigned long long)cs.signals_in, (unsigned long long)cs.reaped, cluster_node(cl),
+                          cluster_policy_version(cl));
+  }
   reply(c, r, 200, "text/plain; version=0.0.4", body);
 }
 

@@ -5,6 +5,7 @@
 #define PARLEY_ROUTES_H
 #include "addrs.h"
 #include "admit.h"
+#include "cluster.h"
 #include "conn.h"
 #include "eio.h"
 #include "rooms.h"
@@ -22,6 +23,7 @@ typedef struct {
   const proto_metrics *events;
   const resume_state *resume;
   const addrs_t *addrs;
+  cluster_t *const *cluster; /* borrowed: the server's (NULL inside on a single node) */
 } routes_t;
 
 /* The handlers of a fresh connection; its owner object is the routes_t. */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "err.h"
 #include "log.h"
+#include "proto.h"
 #include "server.h"
 
 #define STOP_GRACE_MS 1000
@@ -144,13 +145,25 @@ void server_watch(server_t *s) {
   }
 }
 
+static void stop_finish(void *arg) {
+  server_t *s = arg;
+  evloop_close(&s->ev);  /* runs what is queued, then closes */
+  uv_close((uv_handle_t *)&s->stop_timer, NULL);
+}
+
 static void on_stop_timer(uv_timer_t *t) {
   server_t *s = t->data;
   for (conn_t *c = s->conns; c; c = c->next) conn_close(c, "server stopping");
   eio_close_all(&s->eio);  /* sessions made since server_stop */
   resume_close_all(&s->resume);  /* users detached since */
-  evloop_close(&s->ev);  /* runs what is queued, then closes */
-  uv_close((uv_handle_t *)&s->stop_timer, NULL);
+  if (s->cluster) {  /* users leave in the cluster, the node says goodbye, then the loop closes */
+    evloop_run(&s->ev);
+    cluster_t *cl = s->cluster;
+    s->cluster = NULL;
+    cluster_close(cl, stop_finish, s);
+    return;
+  }
+  stop_finish(s);
 }
 
 void server_stop(server_t *s) {
@@ -217,7 +230,8 @@ static void wire(server_t *s) {
                        .max_sessions_per_addr = cfg->max_sessions_per_addr,
                        .max_handshake_bytes = cfg->max_handshake_bytes};
   s->routes = (routes_t){.ws = {.admit = &s->admit, .resume = &s->resume}, .eio = &s->eio, .net = &s->net,
-                         .rooms = &s->rooms, .events = &s->ctx.metrics, .resume = &s->resume, .addrs = &s->addrs};
+                         .rooms = &s->rooms, .events = &s->ctx.metrics, .resume = &s->resume, .addrs = &s->addrs,
+                         .cluster = &s->cluster};
   snprintf(s->routes.sio_path, sizeof s->routes.sio_path, "%s", cfg->sio_path);
   snprintf(s->routes.web.root, sizeof s->routes.web.root, "%s", cfg->web);
   snprintf(s->routes.web.client_js, sizeof s->routes.web.client_js, "%s", cfg->client_js);
@@ -234,6 +248,16 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
   if (rc) return rc;
   if ((rc = listen_on(s))) { policy_free(s->ctx.policy); s->ctx.policy = NULL; return rc; }
   evloop_init(&s->ev, loop);
+  if (cfg->redis[0]) {
+    cluster_config cc = {.url = cfg->redis, .node_id = cfg->node_id, .tick_ms = cfg->cluster_tick_ms,
+                         .ttl_ms = 3 * cfg->cluster_tick_ms};
+    if ((rc = cluster_new(&s->ev, &s->ctx, &cc, &s->cluster))) {
+      uv_close((uv_handle_t *)&s->listener, NULL);
+      policy_free(s->ctx.policy);
+      s->ctx.policy = NULL;
+      return rc;
+    }
+  }
   uv_timer_init(loop, &s->stop_timer);
   s->stop_timer.data = s;
   uv_signal_init(loop, &s->sigint);
@@ -257,6 +281,7 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
 }
 
 void server_free(server_t *s) {
+  proto_ctx_close(&s->ctx);
   rooms_free(&s->rooms);
   addrs_free(&s->addrs);
   policy_free(s->ctx.policy);

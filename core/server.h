@@ -7,6 +7,7 @@
 #include <uv.h>
 #include "addrs.h"
 #include "admit.h"
+#include "cluster.h"
 #include "conn.h"
 #include "eio.h"
 #include "peer.h"
@@ -32,6 +33,9 @@ typedef struct {
   size_t resume_memory;      /* bytes of recent events kept for resumes, in all */
   size_t max_detached_per_addr;  /* users waiting for a resume per client address */
   addrs_cidr trust_proxy;    /* peers in this range are proxies: X-Forwarded-For names the client */
+  char redis[1024];          /* cluster mode: redis://… ("" : a single node) */
+  char node_id[80];          /* cluster: this node's ID ("" : a random one) */
+  uint64_t cluster_tick_ms;  /* cluster: heartbeat period (0: default) */
   policy_options policy;
 } server_config;
 
@@ -52,6 +56,7 @@ typedef struct server_s {
   eio_state eio;             /* Engine.IO sessions */
   resume_state resume;       /* users' links: what a dropped user resumes through */
   routes_t routes;
+  cluster_t *cluster;        /* cluster mode: this node's part (NULL on a single node) */
   addrs_t addrs;             /* connections and sessions per client address */
   int stopping;
   int bound_port;

@@ -7,9 +7,18 @@
 //
 // Every server started here is killed when the test process exits, whatever
 // happened. PARLEY_BIN overrides the binary (default build/parley).
+//
+// Cluster mode: with PARLEY_CLUSTER=N (N >= 2) in the environment, each
+// startServer() starts its own redis-server on a free loopback port and N
+// Parley nodes joined through it, and returns one object that stands for the
+// whole cluster: every read of .port, .url or .httpBase names the next node in
+// turn (node i mod N), so the same test files, unchanged, put their clients on
+// different nodes. .stderr is every node's, .stop() stops them all and then
+// Redis. startCluster() does the same whatever the environment says.
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -44,7 +53,130 @@ process.on('exit', () => {
  * Resolves once it printed its listening line, to
  * {port, url, httpBase, proc, exited, stderr, stdout, exitInfo, alive(), stop(), kill(signal)}.
  */
-export async function startServer({ port = 0, args = [], logLevel = 'warn' } = {}) {
+export const CLUSTER = Number(process.env.PARLEY_CLUSTER || 0);
+
+export async function startServer(opts = {}) {
+  if (CLUSTER >= 2 && !opts.single) return startCluster({ ...opts, nodes: CLUSTER });
+  return startNode(opts);
+}
+
+/** A free loopback TCP port (bound, read, released). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once a Redis at port answers PING (or rejects after ms). */
+async function redisReady(port, ms) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise((resolve) => {
+      const sock = net.connect(port, '127.0.0.1');
+      let got = '';
+      sock.setTimeout(500, () => { sock.destroy(); resolve(false); });
+      sock.on('error', () => resolve(false));
+      sock.on('connect', () => sock.write('PING\r\n'));
+      sock.on('data', (d) => { got += d; if (got.includes('+PONG')) { sock.destroy(); resolve(true); } });
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`redis-server on port ${port} did not answer PING within ${ms} ms`);
+    await sleep(50);
+  }
+}
+
+/**
+ * Start redis-server on a free loopback port (no persistence), owned by this
+ * test process. Resolves to {port, url, proc, stop(), kill(signal), restart()}.
+ * restart() starts a fresh, empty one on the same port after the old one is gone.
+ */
+export async function startRedis({ port } = {}) {
+  port = port || await freePort();
+  const bin = process.env.REDIS_SERVER || 'redis-server';
+  const spawnOne = async () => {
+    const proc = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--protected-mode', 'no', '--loglevel', 'warning'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(proc);
+    const exited = new Promise((resolve) => proc.once('exit', (code, signal) => { live.delete(proc); resolve({ code, signal }); }));
+    proc.stdout.resume();
+    proc.stderr.resume();
+    await redisReady(port, 5000);
+    return { proc, exited };
+  };
+  let cur = await spawnOne();
+  const r = {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    get proc() { return cur.proc; },
+    async stop() {
+      if (cur.proc.exitCode === null && cur.proc.signalCode === null) {
+        cur.proc.kill('SIGTERM');
+        const e = await Promise.race([cur.exited, sleep(5000).then(() => null)]);
+        if (!e) { cur.proc.kill('SIGKILL'); await cur.exited; }
+      }
+    },
+    async kill(signal = 'SIGKILL') {
+      if (cur.proc.exitCode === null && cur.proc.signalCode === null) cur.proc.kill(signal);
+      if (signal === 'SIGKILL' || signal === 'SIGTERM') await cur.exited;
+    },
+    async restart() { await r.stop(); cur = await spawnOne(); },
+  };
+  return r;
+}
+
+/**
+ * Start redis-server and `nodes` Parley nodes joined through it; each node gets
+ * `args` (and `nodeArgs[i]`). Resolves to the cluster object described at the
+ * top of this file, plus .nodes (each node's own object), .redis and .node(i).
+ */
+export async function startCluster({ nodes = 3, args = [], nodeArgs = [], logLevel = 'warn', ...rest } = {}) {
+  const redis = await startRedis();
+  const started = [];
+  try {
+    for (let i = 0; i < nodes; i++) {
+      started.push(await startNode({ ...rest, logLevel,
+        args: ['--redis', redis.url, '--node-id', `n${i + 1}`, '--cluster-heartbeat-ms', '500', ...args, ...(nodeArgs[i] || [])] }));
+    }
+  } catch (e) {
+    for (const n of started) await n.stop().catch(() => {});
+    await redis.stop();
+    throw e;
+  }
+  let turn = 0;
+  const next = () => started[(turn++) % started.length];
+  return {
+    nodes: started,
+    redis,
+    node: (i) => started[i],
+    get port() { return next().port; },
+    get url() { return next().url; },
+    get httpBase() { return next().httpBase; },
+    get proc() { return started[0].proc; },
+    exited: Promise.all(started.map((n) => n.exited)),
+    get stderr() { return started.map((n) => n.stderr).join(''); },
+    get stdout() { return started.map((n) => n.stdout).join(''); },
+    get exitInfo() { return started[0].exitInfo; },
+    alive() { return started.every((n) => n.alive()); },
+    async stop() {
+      const all = await Promise.allSettled(started.map((n) => n.stop()));
+      await redis.stop();
+      const bad = all.find((x) => x.status === 'rejected');
+      if (bad) throw bad.reason;
+      const res = all.map((x) => x.value);
+      // the cluster exited cleanly only when every node did
+      return res.find((x) => x.killed || x.signal !== null || x.code !== 0) || res[0];
+    },
+    kill(signal = 'SIGKILL') { for (const n of started) n.kill(signal); },
+  };
+}
+
+async function startNode({ port = 0, args = [], logLevel = 'warn' } = {}) {
   if (!existsSync(BIN)) throw new Error(`server binary not found: ${BIN} (build it, or set PARLEY_BIN)`);
   const all = ['--listen', `127.0.0.1:${port}`, '--policies', path.join(REPO, 'policies'),
     '--web', path.join(REPO, 'web'), '--client-js', path.join(REPO, 'clients', 'js', 'parley.js'),

@@ -1,0 +1,477 @@
+/* cluster.c - this node's part in the cluster: room changes the event layer
+ * decided go to Redis as one script call each (core/cluster.lua); the changes
+ * Redis publishes on this node's channel come back as cluster_events for the
+ * node's views; SIGNALs for members held elsewhere are published to the
+ * holding node's channel, pipelined with whatever else the loop turn sends. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cluster.h"
+#include "cluster_lua.h"
+#include "err.h"
+#include "ids.h"
+#include "json.h"
+#include "log.h"
+#include "policy.h"
+#include "proto.h"
+#include "relay.h"
+
+#define NODE_MAX 64
+
+struct cluster_s {
+  evloop_t *ev;              /* borrowed */
+  proto_ctx *ctx;            /* borrowed */
+  redis_link *link;          /* owned */
+  int script;                /* cluster.lua in the link */
+  char node[NODE_MAX + 1];
+  char prefix[32];           /* key and channel prefix: "parley:" (and the DB) */
+  char channel[128];         /* this node's */
+  uint64_t tick_ms, ttl_ms;
+  evloop_timer tick;
+  int ticking;               /* a heartbeat is out */
+  buf_t msg;                 /* a SIGNAL being published */
+  proto_cluster api;
+  cluster_stats stats;
+  char **seen;               /* live nodes at the last heartbeat, for the log (owned) */
+  size_t nseen;
+  int closing, freed;
+  uv_timer_t bye;            /* bounds the goodbye at shutdown */
+  void (*closed_cb)(void *arg);
+  void *closed_arg;
+};
+
+/* What a script call's answer goes to. */
+typedef struct {
+  cluster_t *cl;
+  uint64_t op;               /* the request waiting on it, or 0 */
+} call_t;
+
+static void bye_closed(uv_handle_t *h);
+static void cluster_free(cluster_t *cl);
+
+int cluster_node_id_ok(const char *id) {
+  size_t n = strlen(id);
+  if (n < 1 || n > NODE_MAX) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char ch = id[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+          ch == '.' || ch == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+/* ---- changes published by Redis ---- */
+
+typedef struct {
+  char kind[16], room[ID_LEN + 1], tenant[256], user[ID_LEN + 1], opnode[NODE_MAX + 1];
+  uint64_t opid;
+  json_span state;           /* room_state, or JSON_NONE */
+} event_head;
+
+static int get_str(json_span obj, const char *key, char *out, size_t cap) {
+  json_span v;
+  size_t len;
+  out[0] = 0;
+  if (json_object_get(obj, key, &v) || v.type != JSON_STRING) return PARLEY_ENOTFOUND;
+  return json_string_decode(v, out, cap, &len);
+}
+
+static double get_num(json_span obj, const char *key) {
+  json_span v;
+  return json_object_get(obj, key, &v) || v.type != JSON_NUMBER ? 0 : json_number(v);
+}
+
+static change_kind kind_of(const char *k) {
+  if (!strcmp(k, "create")) return CHANGE_CREATE;
+  if (!strcmp(k, "join")) return CHANGE_JOIN;
+  if (!strcmp(k, "update")) return CHANGE_UPDATE;
+  if (!strcmp(k, "leave")) return CHANGE_LEAVE;
+  return CHANGE_FETCH;
+}
+
+/* A string field as a malloc'ed C string ("" when absent). */
+static char *dup_str(json_span obj, const char *key) {
+  json_span v;
+  size_t len;
+  if (json_object_get(obj, key, &v) || v.type != JSON_STRING) return strdup("");
+  char *s = malloc(v.n + 1);
+  if (s && json_string_decode(v, s, v.n + 1, &len)) { free(s); s = NULL; }
+  return s;
+}
+
+/* The members [[id, node], …] of a room state as users of ours or ghosts. */
+static int read_members(cluster_t *cl, tenant_t *t, json_span state, room_view *v, const char *owner) {
+  json_span arr, pair, item[2];
+  json_iter it;
+  size_t count, cap = 8;
+  char id[ID_LEN + 1], node[NODE_MAX + 1];
+  if (json_object_get(state, "members", &arr) || arr.type != JSON_ARRAY) return PARLEY_EINVAL;
+  if (!(v->members = malloc(cap * sizeof *v->members))) return PARLEY_ENOMEM;
+  json_iter_init(&it, arr);
+  while (json_iter_next(&it, NULL, &pair)) {
+    size_t len;
+    user_t *u;
+    if (pair.type != JSON_ARRAY || json_array_items(pair, item, 2, &count) || count != 2 ||
+        json_string_decode(item[0], id, sizeof id, &len) || len != ID_LEN ||
+        json_string_decode(item[1], node, sizeof node, &len))
+      return PARLEY_EINVAL;
+    int mine = !strcmp(node, cl->node);
+    u = mine ? rooms_user_find(cl->ctx->rooms, id) : NULL;
+    if (!u && rooms_user_ghost(cl->ctx->rooms, t, id, mine ? NULL : node, &u)) return PARLEY_ENOMEM;
+    if (v->nmembers == cap) {
+      user_t **m = realloc(v->members, (cap *= 2) * sizeof *m);
+      if (!m) return PARLEY_ENOMEM;
+      v->members = m;
+    }
+    if (!strcmp(id, owner)) v->owner = v->nmembers;
+    v->members[v->nmembers++] = u;
+  }
+  return v->nmembers ? 0 : PARLEY_EINVAL;
+}
+
+/* The ghosts the read made that no view took (by ID: what ran since may have
+ * freed some of the users the view pointed at). */
+static void release_members(cluster_t *cl, room_view *v, char (*ids)[ID_LEN + 1]) {
+  for (size_t i = 0; ids && i < v->nmembers; i++) {
+    user_t *u = rooms_user_find(cl->ctx->rooms, ids[i]);
+    if (u) rooms_user_release(cl->ctx->rooms, u);
+  }
+  free(ids);
+  free(v->members);
+}
+
+static char (*member_ids(const room_view *v))[ID_LEN + 1] {
+  char (*ids)[ID_LEN + 1] = v->nmembers ? malloc(v->nmembers * sizeof *ids) : NULL;
+  for (size_t i = 0; ids && i < v->nmembers; i++) memcpy(ids[i], rooms_user_id(v->members[i]), ID_LEN + 1);
+  return ids;
+}
+
+static int read_view(cluster_t *cl, tenant_t *t, json_span st, room_view *v) {
+  char owner[ID_LEN + 1];
+  memset(v, 0, sizeof *v);
+  v->owner = (size_t)-1;
+  get_str(st, "owner", owner, sizeof owner);
+  v->settings.name = dup_str(st, "name");
+  v->settings.password = dup_str(st, "password");
+  json_span meta;
+  if (json_object_get(st, "meta", &meta) == 0 && meta.type == JSON_STRING) v->settings.meta = dup_str(st, "meta");
+  v->settings.max_users = (int)get_num(st, "maxUsers");
+  v->settings.type = (int)get_num(st, "type");
+  v->created = get_num(st, "created");
+  v->ver = (uint64_t)get_num(st, "ver");
+  v->sver = (uint64_t)get_num(st, "sver");
+  if (!v->settings.name || !v->settings.password) return PARLEY_ENOMEM;
+  int rc = read_members(cl, t, st, v, owner);
+  return rc ? rc : v->owner == (size_t)-1 ? PARLEY_EINVAL : 0;
+}
+
+/* One change ("E" + JSON), from the channel or as a fetch's answer (op). */
+static void on_event(cluster_t *cl, const char *p, size_t n, uint64_t op) {
+  json_span root, st = {0};
+  event_head h;
+  char optext[24];
+  if (json_parse(p, n, 16, &root) || root.type != JSON_OBJECT || get_str(root, "kind", h.kind, sizeof h.kind) ||
+      get_str(root, "room", h.room, sizeof h.room) || get_str(root, "tenant", h.tenant, sizeof h.tenant)) {
+    log_warn("cluster: a change that can't be read: %.*s", (int)(n < 200 ? n : 200), p);
+    return;
+  }
+  get_str(root, "user", h.user, sizeof h.user);
+  get_str(root, "opnode", h.opnode, sizeof h.opnode);
+  get_str(root, "opid", optext, sizeof optext);
+  h.opid = op ? op : !strcmp(h.opnode, cl->node) ? strtoull(optext, NULL, 10) : 0;
+  json_object_get(root, "room_state", &st);
+  rooms_state *rs = cl->ctx->rooms;
+  tenant_t *t;
+  if (rooms_tenant(rs, h.tenant, &t)) return;
+  rooms_tenant_pin(t);
+  room_view v = {0};
+  user_t *subject = NULL;
+  cluster_event e = {.kind = kind_of(h.kind), .tenant = t, .room = h.room, .op = h.opid};
+  int rc = st.type == JSON_OBJECT ? read_view(cl, t, st, &v) : 0;
+  char (*ids)[ID_LEN + 1] = member_ids(&v);
+  if (!rc && strlen(h.user) == ID_LEN && !(subject = rooms_user_find(rs, h.user)))
+    rc = rooms_user_ghost(rs, t, h.user, NULL, &subject);
+  if (rc) {
+    log_warn("cluster: a change to room %s that can't be taken (%s)", h.room, parley_strerror(rc));
+    if (h.opid) proto_cluster_failed(cl->ctx, h.opid, "unavailable");
+  } else {
+    e.subject = subject;
+    e.view = st.type == JSON_OBJECT ? &v : NULL;
+    cl->stats.events_in++;
+    proto_cluster_event(cl->ctx, &e);
+  }
+  policy_settings_free(&v.settings);
+  release_members(cl, &v, ids);
+  if (subject && (subject = rooms_user_find(rs, h.user))) rooms_user_release(rs, subject);
+  rooms_tenant_unpin(rs, t);
+}
+
+static void on_message(void *owner, const char *channel, size_t chlen, const char *msg, size_t n) {
+  cluster_t *cl = owner;
+  if (n > 1 && msg[0] == 'S') {
+    cl->stats.signals_in++;
+    relay_deliver(cl->ctx, msg + 1, n - 1);
+  } else if (n > 1 && msg[0] == 'E') {
+    on_event(cl, msg + 1, n - 1, 0);
+  }
+}
+
+/* ---- changes sent ---- */
+
+static void on_change_reply(void *arg, const redisReply *r) {
+  call_t *call = arg;
+  cluster_t *cl = call->cl;
+  uint64_t op = call->op;
+  free(call);
+  if (!r || r->type == REDIS_REPLY_ERROR) {
+    if (r) log_warn("cluster: Redis refused a change: %.*s", (int)r->len, r->str);
+    if (op) proto_cluster_failed(cl->ctx, op, "unavailable");
+    return;
+  }
+  if (r->type == REDIS_REPLY_INTEGER || !op) return;  /* gone: nobody waits */
+  if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS) {
+    proto_cluster_failed(cl->ctx, op, "unavailable");
+  } else if (r->len > 1 && r->str[0] == 'E') {
+    on_event(cl, r->str + 1, r->len - 1, op);  /* a fetch's answer */
+  } else if (!(r->len == 2 && !memcmp(r->str, "ok", 2))) {
+    char reason[32];
+    snprintf(reason, sizeof reason, "%.*s", (int)r->len, r->str);
+    proto_cluster_failed(cl->ctx, op, reason);
+  }  /* ok: the change comes on the channel, and answers the request then */
+}
+
+static int eval(cluster_t *cl, uint64_t op, int argc, const char **argv) {
+  size_t lens[24];
+  call_t *call = malloc(sizeof *call);
+  if (!call) return PARLEY_ENOMEM;
+  for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+  *call = (call_t){cl, op};
+  int rc = redis_link_eval(cl->link, cl->script, on_change_reply, call, 0, argc, argv, lens);
+  if (rc) free(call);
+  return rc;
+}
+
+static int commit(void *self, const room_change *ch) {
+  cluster_t *cl = self;
+  char opid[24], sver[24], max[16], type[16], created[32], max_rooms[24];
+  const char *meta = ch->s && ch->s->meta ? ch->s->meta : "";
+  snprintf(opid, sizeof opid, "%llu", (unsigned long long)ch->op);
+  snprintf(sver, sizeof sver, "%llu", (unsigned long long)ch->sver);
+  snprintf(max, sizeof max, "%d", ch->s ? ch->s->max_users : 0);
+  snprintf(type, sizeof type, "%d", ch->s ? ch->s->type : 0);
+  snprintf(created, sizeof created, "%.0f", ch->created);
+  snprintf(max_rooms, sizeof max_rooms, "%zu", ch->max_rooms);
+  const char *P = cl->prefix, *N = cl->node;
+  switch (ch->kind) {
+  case CHANGE_CREATE: {
+    const char *a[] = {"create", P, ch->room, ch->tenant, N, ch->user, opid, ch->s->name, ch->s->password, max, type,
+                       meta, created, max_rooms};
+    return eval(cl, ch->op, 14, a);
+  }
+  case CHANGE_JOIN: {
+    const char *a[] = {"join", P, ch->room, ch->tenant, N, ch->user, opid, sver};
+    return eval(cl, ch->op, 8, a);
+  }
+  case CHANGE_UPDATE: {
+    const char *a[] = {"update", P, ch->room, ch->tenant, N, ch->user, opid, sver, ch->s->name, ch->s->password, max,
+                       type, meta};
+    return eval(cl, ch->op, 13, a);
+  }
+  case CHANGE_LEAVE: {
+    const char *a[] = {"leave", P, ch->room, ch->tenant, N, ch->user, opid};
+    return eval(cl, ch->op, 7, a);
+  }
+  case CHANGE_GONE: {
+    const char *a[] = {"gone", P, ch->user};
+    return eval(cl, 0, 3, a);
+  }
+  case CHANGE_FETCH: {
+    const char *a[] = {"fetch", P, ch->room, ch->tenant};
+    return eval(cl, ch->op, 4, a);
+  }
+  }
+  return PARLEY_EINVAL;
+}
+
+static void on_publish_reply(void *arg, const redisReply *r) {
+  (void)arg;
+  (void)r;
+}
+
+static int forward(void *self, const char *node, const uv_buf_t *parts, int nparts) {
+  cluster_t *cl = self;
+  char channel[128];
+  int cn = snprintf(channel, sizeof channel, "%snode:%s", cl->prefix, node);
+  buf_reset(&cl->msg);
+  buf_putc(&cl->msg, 'S');
+  for (int i = 0; i < nparts; i++) buf_append(&cl->msg, parts[i].base, parts[i].len);
+  const char *argv[] = {"PUBLISH", channel, cl->msg.data};
+  size_t lens[] = {7, (size_t)cn, cl->msg.len};
+  cl->stats.signals_out++;
+  return redis_link_command(cl->link, on_publish_reply, cl, 3, argv, lens);
+}
+
+/* ---- heartbeat ---- */
+
+static int seen_before(cluster_t *cl, const char *node, size_t n) {
+  for (size_t i = 0; i < cl->nseen; i++)
+    if (strlen(cl->seen[i]) == n && !memcmp(cl->seen[i], node, n)) return 1;
+  return 0;
+}
+
+static void seen_reset(cluster_t *cl) {
+  for (size_t i = 0; i < cl->nseen; i++) free(cl->seen[i]);
+  free(cl->seen);
+  cl->seen = NULL;
+  cl->nseen = 0;
+}
+
+/* The heartbeat's answer: {node, policy version ("" : reaped just now), …}. */
+static void on_tick_reply(void *arg, const redisReply *r) {
+  cluster_t *cl = arg;
+  cl->ticking = 0;
+  if (!r || r->type != REDIS_REPLY_ARRAY) return;
+  const char *mine = policy_version(cl->ctx->policy);
+  char **seen = calloc(r->elements / 2 + 1, sizeof *seen);
+  size_t nseen = 0;
+  int mismatch = 0;
+  uint64_t live = 0;
+  for (size_t i = 0; seen && i + 1 < r->elements; i += 2) {
+    const redisReply *node = r->element[i], *ver = r->element[i + 1];
+    if (node->type != REDIS_REPLY_STRING || ver->type != REDIS_REPLY_STRING) continue;
+    if (ver->len == 0) {
+      log_warn("cluster: node %.*s stopped beating: its users left their rooms", (int)node->len, node->str);
+      cl->stats.reaped++;
+      continue;
+    }
+    live++;
+    if (strlen(mine) != ver->len || memcmp(mine, ver->str, ver->len)) {
+      mismatch = 1;
+      if (!seen_before(cl, node->str, node->len) || !cl->stats.policy_mismatch)
+        log_warn("cluster: node %.*s runs policies %.*s, this one %s", (int)node->len, node->str, (int)ver->len,
+                 ver->str, mine);
+    }
+    if (!seen_before(cl, node->str, node->len)) log_info("cluster: node %.*s is up", (int)node->len, node->str);
+    seen[nseen++] = strndup(node->str, node->len);
+  }
+  seen_reset(cl);
+  cl->seen = seen;
+  cl->nseen = seen ? nseen : 0;
+  cl->stats.nodes = live;
+  cl->stats.policy_mismatch = mismatch;
+}
+
+static void tick(evloop_timer *t) {
+  cluster_t *cl = (cluster_t *)((char *)t - offsetof(cluster_t, tick));
+  evloop_timer_start(cl->ev, &cl->tick, cl->tick_ms, tick);
+  if (cl->ticking || !redis_link_is_up(cl->link)) return;
+  char ttl[24];
+  snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)cl->ttl_ms);
+  const char *argv[] = {"tick", cl->prefix, cl->node, policy_version(cl->ctx->policy), ttl};
+  size_t lens[5];
+  for (int i = 0; i < 5; i++) lens[i] = strlen(argv[i]);
+  if (redis_link_eval(cl->link, cl->script, on_tick_reply, cl, 0, 5, argv, lens) == 0) cl->ticking = 1;
+}
+
+/* ---- the link ---- */
+
+static void on_up(void *owner) {
+  cluster_t *cl = owner;
+  cl->stats.up = 1;
+  log_info("cluster: node %s joined through Redis", cl->node);
+  evloop_timer_start(cl->ev, &cl->tick, 0, tick);
+}
+
+static void on_down(void *owner, const char *why) {
+  cluster_t *cl = owner;
+  cl->stats.up = 0;
+  cl->ticking = 0;
+  log_warn("cluster: node %s lost Redis (%s): requests that need the cluster fail until it is back", cl->node, why);
+}
+
+static const redis_link_handlers link_handlers = {on_message, on_up, on_down};
+
+int cluster_new(evloop_t *ev, proto_ctx *ctx, const cluster_config *cfg, cluster_t **out) {
+  char host[256], user[128], pass[256], err[128];
+  int port, db;
+  if (redis_url_parse(cfg->url, host, sizeof host, &port, &db, user, sizeof user, pass, sizeof pass, err, sizeof err)) {
+    log_error("--redis %s: %s", cfg->url, err);
+    return PARLEY_EINVAL;
+  }
+  cluster_t *cl = calloc(1, sizeof *cl);
+  if (!cl) return PARLEY_ENOMEM;
+  cl->ev = ev;
+  cl->ctx = ctx;
+  uv_timer_init(ev->loop, &cl->bye);
+  cl->bye.data = cl;
+  cl->tick_ms = cfg->tick_ms ? cfg->tick_ms : 1000;
+  cl->ttl_ms = cfg->ttl_ms ? cfg->ttl_ms : 3000;
+  if (cfg->node_id && cfg->node_id[0]) snprintf(cl->node, sizeof cl->node, "%s", cfg->node_id);
+  else {
+    parley_id id;
+    if (ids_new(&id)) { uv_close((uv_handle_t *)&cl->bye, bye_closed); return PARLEY_EIO; }
+    snprintf(cl->node, sizeof cl->node, "%.12s", id.s);
+  }
+  snprintf(cl->prefix, sizeof cl->prefix, db ? "parley:%d:" : "parley:", db);
+  snprintf(cl->channel, sizeof cl->channel, "%snode:%s", cl->prefix, cl->node);
+  buf_init(&cl->msg, 0);
+  const char *channels[] = {cl->channel};
+  redis_link_config lc = {.url = cfg->url, .channels = channels, .nchannels = 1, .deadline_ms = cfg->deadline_ms};
+  int rc = redis_link_new(ev, &lc, &link_handlers, cl, &cl->link);
+  if (rc) { buf_free(&cl->msg); uv_close((uv_handle_t *)&cl->bye, bye_closed); return rc; }
+  cl->script = redis_link_script(cl->link, (const char *)cluster_lua);
+  if (cl->script < 0) { cluster_free(cl); return PARLEY_ENOMEM; }
+  cl->api = (proto_cluster){.commit = commit, .forward = forward, .self = cl, .node = cl->node};
+  ctx->cluster = &cl->api;
+  *out = cl;
+  return 0;
+}
+
+const char *cluster_node(const cluster_t *c) { return c->node; }
+const char *cluster_policy_version(const cluster_t *c) { return policy_version(c->ctx->policy); }
+
+void cluster_get_stats(const cluster_t *c, cluster_stats *out) {
+  *out = c->stats;
+  out->link = redis_link_get_stats(c->link);
+}
+
+/* The last step, in the loop's close phase (outside any hiredis callback). */
+static void bye_closed(uv_handle_t *h) {
+  cluster_t *cl = h->data;
+  if (cl->closed_cb) cl->closed_cb(cl->closed_arg);
+  free(cl);
+}
+
+/* Once: the link closes (a pending goodbye is answered with NULL inside),
+ * then the timer, then the memory. */
+static void cluster_free(cluster_t *cl) {
+  if (cl->freed) return;
+  cl->freed = 1;
+  redis_link_close(cl->link);
+  seen_reset(cl);
+  buf_free(&cl->msg);
+  uv_close((uv_handle_t *)&cl->bye, bye_closed);
+}
+
+static void on_bye_reply(void *arg, const redisReply *r) {
+  cluster_t *cl = arg;
+  if (r && r->type == REDIS_REPLY_INTEGER) log_info("cluster: node %s left (%lld users left their rooms)", cl->node, r->integer);
+  else if (!cl->freed) log_warn("cluster: node %s left without a goodbye (Redis did not answer)", cl->node);
+  cluster_free(cl);
+}
+
+static void on_bye_timeout(uv_timer_t *t) { cluster_free(t->data); }
+
+void cluster_close(cluster_t *cl, void (*closed)(void *arg), void *arg) {
+  if (!cl || cl->closing) return;
+  cl->closing = 1;
+  cl->closed_cb = closed;
+  cl->closed_arg = arg;
+  cl->ctx->cluster = NULL;
+  evloop_timer_stop(cl->ev, &cl->tick);
+  const char *argv[] = {"bye", cl->prefix, cl->node};
+  size_t lens[] = {3, strlen(cl->prefix), strlen(cl->node)};
+  if (redis_link_eval(cl->link, cl->script, on_bye_reply, cl, 0, 3, argv, lens)) cluster_free(cl);
+  else uv_timer_start(&cl->bye, on_bye_timeout, 1000, 0);
+}

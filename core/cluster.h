@@ -1,0 +1,46 @@
+/* cluster.h - this node's part in a cluster on Redis: the shared room state
+ * is changed there atomically (core/cluster.lua, run with EVALSHA), and each
+ * change comes back on this node's channel with the whole room, for the
+ * node's views; SIGNALs for members on other nodes are published to that
+ * node's channel only. A heartbeat keeps the node alive in Redis and reaps
+ * the users of nodes whose heartbeat stopped. */
+#ifndef PARLEY_CLUSTER_H
+#define PARLEY_CLUSTER_H
+#include <stdint.h>
+#include "evloop.h"
+#include "peer.h"
+#include "redis_link.h"
+
+typedef struct cluster_s cluster_t;
+
+typedef struct {
+  const char *url;           /* redis://… */
+  const char *node_id;       /* NULL or "": a random one */
+  uint64_t tick_ms;          /* heartbeat period (default 1000) */
+  uint64_t ttl_ms;           /* a node whose heartbeat is this old is dead (default 3000) */
+  uint64_t deadline_ms;      /* a Redis command's deadline (default 1000) */
+} cluster_config;
+
+typedef struct {
+  int up;                    /* the Redis link is up */
+  uint64_t nodes;            /* live nodes at the last heartbeat (this one included) */
+  int policy_mismatch;       /* another live node runs other policies */
+  uint64_t reaped;           /* dead nodes whose users this node removed */
+  uint64_t signals_out, signals_in, events_in;
+  const redis_link_stats *link;
+} cluster_stats;
+
+/* A valid node ID: 1-64 of [A-Za-z0-9_.-]. */
+int cluster_node_id_ok(const char *id);
+/* Join the cluster; ctx->cluster is set to the node's proto_cluster. */
+int cluster_new(evloop_t *ev, proto_ctx *ctx, const cluster_config *cfg, cluster_t **out);
+const char *cluster_node(const cluster_t *c);
+const char *cluster_policy_version(const cluster_t *c);   /* this node's */
+void cluster_get_stats(const cluster_t *c, cluster_stats *out);
+/* Leave: the node's users leave every room in Redis (a goodbye bounded to 1 s),
+ * then the link closes and closed(arg) is called from the loop's close phase.
+ * The loop's evloop must stay open until then (the link closes at its safe
+ * point). */
+void cluster_close(cluster_t *c, void (*closed)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,223 @@
+-- cluster.lua - the Redis side of Parley's cluster (run with EVALSHA by
+-- core/cluster.c). It carries no protocol rule: the node that received a
+-- request has asked its policy already. These functions only compare and set
+-- the shared state atomically, and publish each change, with the whole room as
+-- it now is, to the channel of every node that holds a member of the room
+-- (before or after the change). Redis runs one script at a time, so every
+-- node sees the changes of one room in the order they were made.
+--
+-- ARGV[1] is the operation, ARGV[2] the key prefix (e.g. "parley:"), the rest
+-- its arguments. Keys (P = prefix):
+--   P.."room:"..id      hash: tenant name password max type meta created owner ver sver seq
+--   P.."members:"..id   sorted set: userID -> join sequence (join order)
+--   P.."user:"..uid     hash: node tenant
+--   P.."urooms:"..uid   set of the user's roomIDs
+--   P.."nusers:"..node  set of the userIDs a node holds in rooms
+--   P.."trooms:"..tenant  count of the tenant's rooms
+--   P.."alive:"..node   the node's heartbeat (expires), value: its policy version
+--   P.."nodes"          set of the nodes that have announced themselves
+-- Channels: P.."node:"..node, messages "E" followed by the event as JSON.
+
+local op, P = ARGV[1], ARGV[2]
+
+local function rk(id) return P .. 'room:' .. id end
+local function mk(id) return P .. 'members:' .. id end
+local function uk(uid) return P .. 'user:' .. uid end
+local function urk(uid) return P .. 'urooms:' .. uid end
+local function nk(node) return P .. 'nusers:' .. node end
+
+local function hash(key)
+  local flat, h = redis.call('HGETALL', key), {}
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  return h
+end
+
+-- The room as it is now, as the nodes' views take it.
+local function snapshot(id)
+  local h = hash(rk(id))
+  local ids = redis.call('ZRANGE', mk(id), 0, -1)
+  local members = {}
+  for i, uid in ipairs(ids) do
+    members[i] = {uid, redis.call('HGET', uk(uid), 'node') or ''}
+  end
+  local meta = h.meta
+  if meta == '' then meta = nil end
+  return {id = id, tenant = h.tenant, name = h.name, password = h.password, maxUsers = tonumber(h.max),
+          type = tonumber(h.type), meta = meta, created = tonumber(h.created), owner = h.owner,
+          ver = tonumber(h.ver), sver = tonumber(h.sver), members = members}
+end
+
+-- The nodes holding members of room id, as a set.
+local function nodes_of(id, into)
+  into = into or {}
+  for _, uid in ipairs(redis.call('ZRANGE', mk(id), 0, -1)) do
+    local node = redis.call('HGET', uk(uid), 'node')
+    if node then into[node] = true end
+  end
+  return into
+end
+
+local function publish(nodes, ev)
+  local msg = 'E' .. cjson.encode(ev)
+  for node in pairs(nodes) do redis.call('PUBLISH', P .. 'node:' .. node, msg) end
+end
+
+local function user_enter(uid, node, tenant, id)
+  redis.call('HSET', uk(uid), 'node', node, 'tenant', tenant)
+  redis.call('SADD', nk(node), uid)
+  redis.call('SADD', urk(uid), id)
+end
+
+local function user_exit(uid, id)
+  redis.call('SREM', urk(uid), id)
+  if redis.call('SCARD', urk(uid)) == 0 then
+    local node = redis.call('HGET', uk(uid), 'node')
+    if node then redis.call('SREM', nk(node), uid) end
+    redis.call('DEL', uk(uid), urk(uid))
+  end
+end
+
+-- uid leaves room id; every node that held a member hears it.
+local function leave(id, uid, opnode, opid)
+  if not redis.call('ZSCORE', mk(id), uid) then return 'no_such_room' end
+  local before = nodes_of(id)
+  if opnode ~= '' then before[opnode] = true end
+  local tenant = redis.call('HGET', rk(id), 'tenant')
+  redis.call('ZREM', mk(id), uid)
+  user_exit(uid, id)
+  local ev = {kind = 'leave', room = id, tenant = tenant, user = uid, opnode = opnode, opid = opid}
+  if redis.call('ZCARD', mk(id)) == 0 then
+    redis.call('DEL', rk(id), mk(id))
+    if redis.call('DECR', P .. 'trooms:' .. tenant) <= 0 then redis.call('DEL', P .. 'trooms:' .. tenant) end
+    ev.deleted = true
+  else
+    if redis.call('HGET', rk(id), 'owner') == uid then
+      redis.call('HSET', rk(id), 'owner', redis.call('ZRANGE', mk(id), 0, 0)[1])
+    end
+    redis.call('HINCRBY', rk(id), 'ver', 1)
+    ev.room_state = snapshot(id)
+  end
+  publish(before, ev)
+  return 'ok'
+end
+
+local function gone(uid)
+  local n = 0
+  for _, id in ipairs(redis.call('SMEMBERS', urk(uid))) do
+    if leave(id, uid, '', '0') == 'ok' then n = n + 1 end
+  end
+  redis.call('DEL', uk(uid), urk(uid))
+  return n
+end
+
+local function settings_from(a, i)
+  return {'name', ARGV[i], 'password', ARGV[i + 1], 'max', ARGV[i + 2], 'type', ARGV[i + 3], 'meta', ARGV[i + 4]}
+end
+
+local ops = {}
+
+-- create ROOM TENANT NODE USER OPID NAME PASSWORD MAX TYPE META CREATED MAX_ROOMS
+function ops.create()
+  local id, tenant, node, uid, opid = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  if redis.call('EXISTS', rk(id)) == 1 then return 'exists' end
+  local count = tonumber(redis.call('GET', P .. 'trooms:' .. tenant) or '0')
+  if count >= tonumber(ARGV[14]) then return 'limit_reached' end
+  redis.call('INCR', P .. 'trooms:' .. tenant)
+  redis.call('HSET', rk(id), 'tenant', tenant, 'created', ARGV[13], 'owner', uid, 'ver', 1, 'sver', 1, 'seq', 1,
+             unpack(settings_from(ARGV, 8)))
+  redis.call('ZADD', mk(id), 1, uid)
+  user_enter(uid, node, tenant, id)
+  publish({[node] = true}, {kind = 'create', room = id, tenant = tenant, user = uid, opnode = node, opid = opid,
+                            room_state = snapshot(id)})
+  return 'ok'
+end
+
+-- join ROOM TENANT NODE USER OPID SVER
+function ops.join()
+  local id, tenant, node, uid, opid = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  local h = redis.call('HMGET', rk(id), 'tenant', 'sver', 'max')
+  if h[1] ~= tenant then return 'no_such_room' end
+  if redis.call('ZSCORE', mk(id), uid) then return 'member' end
+  if h[2] ~= ARGV[8] then return 'retry' end
+  if redis.call('ZCARD', mk(id)) >= tonumber(h[3]) then return 'room_full' end
+  local seq = redis.call('HINCRBY', rk(id), 'seq', 1)
+  redis.call('ZADD', mk(id), seq, uid)
+  redis.call('HINCRBY', rk(id), 'ver', 1)
+  user_enter(uid, node, tenant, id)
+  publish(nodes_of(id), {kind = 'join', room = id, tenant = tenant, user = uid, opnode = node, opid = opid,
+                         room_state = snapshot(id)})
+  return 'ok'
+end
+
+-- update ROOM TENANT NODE USER OPID SVER NAME PASSWORD MAX TYPE META
+function ops.update()
+  local id, tenant, node, uid, opid = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  local h = redis.call('HMGET', rk(id), 'tenant', 'sver')
+  if h[1] ~= tenant then return 'no_such_room' end
+  if h[2] ~= ARGV[8] then return 'retry' end
+  redis.call('HSET', rk(id), unpack(settings_from(ARGV, 9)))
+  redis.call('HINCRBY', rk(id), 'sver', 1)
+  redis.call('HINCRBY', rk(id), 'ver', 1)
+  local to = nodes_of(id)
+  to[node] = true
+  publish(to, {kind = 'update', room = id, tenant = tenant, user = uid, opnode = node, opid = opid,
+               room_state = snapshot(id)})
+  return 'ok'
+end
+
+-- leave ROOM TENANT NODE USER OPID
+function ops.leave()
+  local id, tenant = ARGV[3], ARGV[4]
+  if redis.call('HGET', rk(id), 'tenant') ~= tenant then return 'no_such_room' end
+  return leave(id, ARGV[6], ARGV[5], ARGV[7])
+end
+
+-- gone USER: the user left for good; it leaves every room it is in.
+function ops.gone()
+  return gone(ARGV[3])
+end
+
+-- fetch ROOM TENANT: the room as JSON, for a node that holds no view of it.
+function ops.fetch()
+  local id, tenant = ARGV[3], ARGV[4]
+  if redis.call('HGET', rk(id), 'tenant') ~= tenant then return 'no_such_room' end
+  return 'E' .. cjson.encode({kind = 'fetch', room = id, tenant = tenant, room_state = snapshot(id)})
+end
+
+-- tick NODE VERSION TTL_MS: the node's heartbeat. Nodes whose heartbeat
+-- expired are reaped: their users leave every room. Returns the live nodes
+-- and their policy versions, flat: {node1, version1, node2, ...}.
+function ops.tick()
+  local me = ARGV[3]
+  redis.call('SET', P .. 'alive:' .. me, ARGV[4], 'PX', ARGV[5])
+  redis.call('SADD', P .. 'nodes', me)
+  local live = {}
+  for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
+    local v = redis.call('GET', P .. 'alive:' .. node)
+    if v then
+      live[#live + 1] = node
+      live[#live + 1] = v
+    else
+      for _, uid in ipairs(redis.call('SMEMBERS', nk(node))) do gone(uid) end
+      redis.call('DEL', nk(node))
+      redis.call('SREM', P .. 'nodes', node)
+      live[#live + 1] = node
+      live[#live + 1] = '' -- reaped now
+    end
+  end
+  return live
+end
+
+-- bye NODE: the node stops; its users leave every room now.
+function ops.bye()
+  local node = ARGV[3]
+  local n = 0
+  for _, uid in ipairs(redis.call('SMEMBERS', nk(node))) do n = n + 1; gone(uid) end
+  redis.call('DEL', nk(node), P .. 'alive:' .. node)
+  redis.call('SREM', P .. 'nodes', node)
+  return n
+end
+
+local f = ops[op]
+if not f then return redis.error_reply('unknown operation ' .. tostring(op)) end
+return f()
