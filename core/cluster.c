@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uthash.h>
 #include "cluster.h"
 #include "cluster_lua.h"
 #include "err.h"
@@ -18,6 +19,16 @@
 
 #define NODE_MAX 64
 
+/* How many users a tenant has on another node, as that node last said. */
+typedef struct {
+  char *key;                 /* "tenant\0node" (owned) */
+  size_t keylen;
+  char *node;                /* into key */
+  size_t users;
+  UT_hash_handle hh;
+} remote_count;
+
+
 struct cluster_s {
   evloop_t *ev;              /* borrowed */
   proto_ctx *ctx;            /* borrowed */
@@ -26,6 +37,8 @@ struct cluster_s {
   char node[NODE_MAX + 1];
   char prefix[32];           /* key and channel prefix: "parley:" (and the DB) */
   char channel[128];         /* this node's */
+  char all[128];             /* every node's: user counts */
+  remote_count *counts;      /* hash by tenant and node (owned) */
   uint64_t tick_ms, ttl_ms;
   evloop_timer tick;
   int ticking;               /* a heartbeat is out */
@@ -207,9 +220,89 @@ static void on_event(cluster_t *cl, const char *p, size_t n, uint64_t op) {
   rooms_tenant_unpin(rs, t);
 }
 
+/* ---- users per tenant on the other nodes ---- */
+
+static remote_count *count_find(cluster_t *cl, const char *tenant, size_t tl, const char *node, size_t nl, int make) {
+  char key[512];
+  remote_count *rc;
+  if (tl + 1 + nl > sizeof key) return NULL;
+  memcpy(key, tenant, tl);
+  key[tl] = 0;
+  memcpy(key + tl + 1, node, nl);
+  HASH_FIND(hh, cl->counts, key, tl + 1 + nl, rc);
+  if (rc || !make || !(rc = calloc(1, sizeof *rc)) || !(rc->key = malloc(tl + 1 + nl + 1))) return rc;
+  memcpy(rc->key, key, tl + 1 + nl);
+  rc->key[tl + 1 + nl] = 0;
+  rc->keylen = tl + 1 + nl;
+  rc->node = rc->key + tl + 1;
+  HASH_ADD_KEYPTR(hh, cl->counts, rc->key, rc->keylen, rc);
+  return rc;
+}
+
+static void count_free(cluster_t *cl, remote_count *rc) {
+  HASH_DEL(cl->counts, rc);
+  free(rc->key);
+  free(rc);
+}
+
+/* "C" NODE "\t" TENANT "\t" USERS, from the channel every node hears. */
+static void on_count(cluster_t *cl, const char *p, size_t n) {
+  const char *t1 = memchr(p, '\t', n), *t2 = t1 ? memchr(t1 + 1, '\t', n - (size_t)(t1 + 1 - p)) : NULL;
+  if (!t2) return;
+  size_t nl = (size_t)(t1 - p), tl = (size_t)(t2 - t1 - 1);
+  if (nl == strlen(cl->node) && !memcmp(p, cl->node, nl)) return;  /* our own */
+  char num[24];
+  size_t dl = n - (size_t)(t2 + 1 - p);
+  if (dl == 0 || dl >= sizeof num) return;
+  memcpy(num, t2 + 1, dl);
+  num[dl] = 0;
+  size_t users = (size_t)strtoull(num, NULL, 10);
+  remote_count *rc = count_find(cl, t1 + 1, tl, p, nl, users > 0);
+  if (rc && users) rc->users = users;
+  else if (rc) count_free(cl, rc);
+}
+
+/* A node is gone: what it held counts no more. */
+static void counts_forget(cluster_t *cl, const char *node, size_t nl) {
+  remote_count *rc, *tmp;
+  HASH_ITER(hh, cl->counts, rc, tmp)
+    if (strlen(rc->node) == nl && !memcmp(rc->node, node, nl)) count_free(cl, rc);
+}
+
+static size_t remote_users(void *self, const char *tenant) {
+  cluster_t *cl = self;
+  size_t sum = 0, tl = strlen(tenant);
+  remote_count *rc, *tmp;
+  HASH_ITER(hh, cl->counts, rc, tmp)
+    if (rc->keylen > tl && rc->key[tl] == 0 && !memcmp(rc->key, tenant, tl)) sum += rc->users;
+  return sum;
+}
+
+static void on_publish_reply(void *arg, const redisReply *r);
+
+static void users_changed(void *self, const char *tenant, size_t users) {
+  cluster_t *cl = self;
+  char msg[400];
+  int n = snprintf(msg, sizeof msg, "C%s\t%s\t%zu", cl->node, tenant, users);
+  if (n <= 0 || (size_t)n >= sizeof msg) return;
+  const char *argv[] = {"PUBLISH", cl->all, msg};
+  size_t lens[] = {7, strlen(cl->all), (size_t)n};
+  redis_link_command(cl->link, on_publish_reply, cl, 3, argv, lens);
+}
+
+/* After a (re)connect, and now and then: every tenant's count, so that a node
+ * that came late, or missed a change while Redis was away, catches up. */
+static void counts_announce(cluster_t *cl) {
+  rooms_state *rs = cl->ctx->rooms;
+  for (tenant_t *t = rooms_tenant_first(rs); t; t = rooms_tenant_next(t))
+    if (rooms_tenant_nusers(t)) users_changed(cl, rooms_tenant_name(t), rooms_tenant_nusers(t));
+}
+
 static void on_message(void *owner, const char *channel, size_t chlen, const char *msg, size_t n) {
   cluster_t *cl = owner;
-  if (n > 1 && msg[0] == 'S') {
+  if (n > 1 && msg[0] == 'C') {
+    on_count(cl, msg + 1, n - 1);
+  } else if (n > 1 && msg[0] == 'S') {
     cl->stats.signals_in++;
     relay_deliver(cl->ctx, msg + 1, n - 1);
   } else if (n > 1 && msg[0] == 'E') {
@@ -299,6 +392,7 @@ static void on_publish_reply(void *arg, const redisReply *r) {
   (void)r;
 }
 
+
 static int forward(void *self, const char *node, const uv_buf_t *parts, int nparts) {
   cluster_t *cl = self;
   char channel[128];
@@ -335,7 +429,7 @@ static void on_tick_reply(void *arg, const redisReply *r) {
   const char *mine = policy_version(cl->ctx->policy);
   char **seen = calloc(r->elements / 2 + 1, sizeof *seen);
   size_t nseen = 0;
-  int mismatch = 0;
+  int mismatch = 0, fresh = 0;
   uint64_t live = 0;
   for (size_t i = 0; seen && i + 1 < r->elements; i += 2) {
     const redisReply *node = r->element[i], *ver = r->element[i + 1];
@@ -343,6 +437,7 @@ static void on_tick_reply(void *arg, const redisReply *r) {
     if (ver->len == 0) {
       log_warn("cluster: node %.*s stopped beating: its users left their rooms", (int)node->len, node->str);
       cl->stats.reaped++;
+      counts_forget(cl, node->str, node->len);
       continue;
     }
     live++;
@@ -352,7 +447,10 @@ static void on_tick_reply(void *arg, const redisReply *r) {
         log_warn("cluster: node %.*s runs policies %.*s, this one %s", (int)node->len, node->str, (int)ver->len,
                  ver->str, mine);
     }
-    if (!seen_before(cl, node->str, node->len)) log_info("cluster: node %.*s is up", (int)node->len, node->str);
+    if (!seen_before(cl, node->str, node->len)) {
+      log_info("cluster: node %.*s is up", (int)node->len, node->str);
+      fresh = 1;
+    }
     seen[nseen++] = strndup(node->str, node->len);
   }
   seen_reset(cl);
@@ -360,6 +458,7 @@ static void on_tick_reply(void *arg, const redisReply *r) {
   cl->nseen = seen ? nseen : 0;
   cl->stats.nodes = live;
   cl->stats.policy_mismatch = mismatch;
+  if (fresh) counts_announce(cl);  /* a node came: it hears what we hold */
 }
 
 static void tick(evloop_timer *t) {
@@ -381,6 +480,7 @@ static void on_up(void *owner) {
   cl->stats.up = 1;
   log_info("cluster: node %s joined through Redis", cl->node);
   evloop_timer_start(cl->ev, &cl->tick, 0, tick);
+  counts_announce(cl);
 }
 
 static void on_down(void *owner, const char *why) {
@@ -415,14 +515,16 @@ int cluster_new(evloop_t *ev, proto_ctx *ctx, const cluster_config *cfg, cluster
   }
   snprintf(cl->prefix, sizeof cl->prefix, db ? "parley:%d:" : "parley:", db);
   snprintf(cl->channel, sizeof cl->channel, "%snode:%s", cl->prefix, cl->node);
+  snprintf(cl->all, sizeof cl->all, "%sall", cl->prefix);
   buf_init(&cl->msg, 0);
-  const char *channels[] = {cl->channel};
-  redis_link_config lc = {.url = cfg->url, .channels = channels, .nchannels = 1, .deadline_ms = cfg->deadline_ms};
+  const char *channels[] = {cl->channel, cl->all};
+  redis_link_config lc = {.url = cfg->url, .channels = channels, .nchannels = 2, .deadline_ms = cfg->deadline_ms};
   int rc = redis_link_new(ev, &lc, &link_handlers, cl, &cl->link);
   if (rc) { buf_free(&cl->msg); uv_close((uv_handle_t *)&cl->bye, bye_closed); return rc; }
   cl->script = redis_link_script(cl->link, (const char *)cluster_lua);
   if (cl->script < 0) { cluster_free(cl); return PARLEY_ENOMEM; }
-  cl->api = (proto_cluster){.commit = commit, .forward = forward, .self = cl, .node = cl->node};
+  cl->api = (proto_cluster){.commit = commit, .forward = forward, .remote_users = remote_users,
+                            .users_changed = users_changed, .self = cl, .node = cl->node};
   ctx->cluster = &cl->api;
   *out = cl;
   return 0;
@@ -451,6 +553,8 @@ static void cluster_free(cluster_t *cl) {
   redis_link_close(cl->link);
   seen_reset(cl);
   buf_free(&cl->msg);
+  remote_count *rc, *tmp;
+  HASH_ITER(hh, cl->counts, rc, tmp) count_free(cl, rc);
   uv_close((uv_handle_t *)&cl->bye, bye_closed);
 }
 

@@ -14,6 +14,7 @@
 --   P.."urooms:"..uid   set of the user's roomIDs
 --   P.."nusers:"..node  set of the userIDs a node holds in rooms
 --   P.."trooms:"..tenant  count of the tenant's rooms
+--   P.."nrooms"         count of all rooms
 --   P.."alive:"..node   the node's heartbeat (expires), value: its policy version
 --   P.."nodes"          set of the nodes that have announced themselves
 -- Channels: P.."node:"..node, messages "E" followed by the event as JSON.
@@ -89,6 +90,7 @@ local function leave(id, uid, opnode, opid)
   if redis.call('ZCARD', mk(id)) == 0 then
     redis.call('DEL', rk(id), mk(id))
     if redis.call('DECR', P .. 'trooms:' .. tenant) <= 0 then redis.call('DEL', P .. 'trooms:' .. tenant) end
+    redis.call('DECR', P .. 'nrooms')
     ev.deleted = true
   else
     if redis.call('HGET', rk(id), 'owner') == uid then
@@ -123,6 +125,7 @@ function ops.create()
   local count = tonumber(redis.call('GET', P .. 'trooms:' .. tenant) or '0')
   if count >= tonumber(ARGV[14]) then return 'limit_reached' end
   redis.call('INCR', P .. 'trooms:' .. tenant)
+  redis.call('INCR', P .. 'nrooms')
   redis.call('HSET', rk(id), 'tenant', tenant, 'created', ARGV[13], 'owner', uid, 'ver', 1, 'sver', 1, 'seq', 1,
              unpack(settings_from(ARGV, 8)))
   redis.call('ZADD', mk(id), 1, uid)

@@ -43,6 +43,10 @@ typedef struct {
   int (*commit)(void *self, const room_change *ch);
   /* A relayed SIGNAL for a member held by node. */
   int (*forward)(void *self, const char *node, const uv_buf_t *parts, int nparts);
+  /* Users of tenant on the other nodes (as they last told), and this node's
+   * count changed to n (the others are told). */
+  size_t (*remote_users)(void *self, const char *tenant);
+  void (*users_changed)(void *self, const char *tenant, size_t n);
   void *self;
   const char *node;          /* this node's ID */
 } proto_cluster;

@@ -335,6 +335,22 @@ static int join_reply(req_t *q, room_t *r) {
   return 0;
 }
 
+/* Cluster: the spec the joiner would get, asked of the policy before the join
+ * is made (u a member of the view for the call), so that a failing spec
+ * fails the request before anyone is told of a join; 1 when it can be made. */
+static int spec_ok(req_t *q, room_t *r) {
+  policy_verdict v;
+  buf_t spec;
+  int deleted;
+  if (rooms_join(r, q->c->user)) { fail(q, ERR_UNSPECIFIED, "out of memory"); return 0; }
+  buf_init(&spec, 0);
+  int rc = policy_spec(pol(q->c), r, q->c->user, &spec, &v);
+  rooms_leave(q->c->ctx->rooms, r, q->c->user, &deleted);  /* r had members: never deleted */
+  buf_free(&spec);
+  if (rc) fail_verdict(q, &v);
+  return rc == 0;
+}
+
 /* JOIN_ROOM {from} to the others of r. */
 static void notify_join(room_t *r, user_t *u, buf_t *b) {
   buf_reset(b);
@@ -366,8 +382,10 @@ static void ev_join_room(req_t *q) {
   else if ((int)rooms_nmembers(r) >= rooms_settings(r)->max_users) fail_reason(q, "room_full");
   else if ((int)rooms_user_nrooms(u) >= q->lim->max_rooms_per_user) fail_reason(q, "limit_reached");
   else if (clustered(q)) {
-    room_change ch = {.kind = CHANGE_JOIN, .room = rooms_id(r), .sver = rooms_sver(r)};
-    commit(q, &ch, rooms_id(r));
+    if (spec_ok(q, r)) {
+      room_change ch = {.kind = CHANGE_JOIN, .room = rooms_id(r), .sver = rooms_sver(r)};
+      commit(q, &ch, rooms_id(r));
+    }
   } else if (rooms_join(r, u)) fail(q, ERR_UNSPECIFIED, "out of memory");
   else if (join_reply(q, r)) rooms_leave(q->c->ctx->rooms, r, u, &deleted);
   else notify_join(r, u, &q->out);
@@ -760,9 +778,12 @@ void proto_cluster_failed(proto_ctx *ctx, uint64_t id, const char *reason) {
 int proto_peer_open(peer_t *c, proto_ctx *ctx, const char *tenant, char *data) {
   tenant_t *t = NULL;
   c->ctx = ctx;
+  proto_cluster *cl = ctx->cluster;
   int rc = rooms_tenant(ctx->rooms, tenant, &t);
-  if (!rc && rooms_tenant_nusers(t) >= policy_limits_of(ctx->policy, t)->max_connections) rc = PARLEY_ELIMIT;
+  size_t users = rc ? 0 : rooms_tenant_nusers(t) + (cl ? cl->remote_users(cl->self, tenant) : 0);
+  if (!rc && users >= policy_limits_of(ctx->policy, t)->max_connections) rc = PARLEY_ELIMIT;
   if (!rc) rc = rooms_user_add(ctx->rooms, t, c, &c->user);
+  if (!rc && cl) cl->users_changed(cl->self, tenant, rooms_tenant_nusers(t));
   if (rc) {
     if (t) rooms_tenant_release(ctx->rooms, t);
     free(data);
@@ -789,6 +810,7 @@ void proto_peer_gone(peer_t *c) {
     room_change ch = {.kind = CHANGE_GONE, .tenant = rooms_tenant_name(c->tenant), .user = rooms_user_id(u)};
     if (cl->commit(cl->self, &ch)) log_warn("cluster: user %s went while the cluster was unreachable", rooms_user_id(u));
     rooms_user_set_gone(c->ctx->rooms, u);
+    cl->users_changed(cl->self, rooms_tenant_name(c->tenant), rooms_tenant_nusers(c->tenant));
     rooms_user_release(c->ctx->rooms, u);
   } else {
     for (size_t n; (n = rooms_user_nrooms(u));) leave(c, rooms_user_room(u, n - 1), u);

@@ -108,6 +108,8 @@ tenant_t *rooms_tenant_find(rooms_state *st, const char *name) {
 }
 
 void rooms_tenant_pin(tenant_t *t) { t->pins++; }
+tenant_t *rooms_tenant_first(rooms_state *st) { return st->tenants; }
+tenant_t *rooms_tenant_next(tenant_t *t) { return t->hh.next; }
 
 void rooms_tenant_unpin(rooms_state *st, tenant_t *t) {
   t->pins--;

@@ -46,6 +46,9 @@ void rooms_free(rooms_state *st);            /* frees every tenant, room and use
 int rooms_tenant(rooms_state *st, const char *name, tenant_t **out);   /* get or create */
 void rooms_tenant_release(rooms_state *st, tenant_t *t);  /* free t if it has no users (a failed add) */
 tenant_t *rooms_tenant_find(rooms_state *st, const char *name);
+/* Every tenant, in no order: for (t = first(st); t; t = next(t)). */
+tenant_t *rooms_tenant_first(rooms_state *st);
+tenant_t *rooms_tenant_next(tenant_t *t);
 /* Keep t alive across calls that may free its last user (then unpin). */
 void rooms_tenant_pin(tenant_t *t);
 void rooms_tenant_unpin(rooms_state *st, tenant_t *t);

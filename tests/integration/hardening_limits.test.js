@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import {
-  REPO, ERR, RawHttp, RawWs, OP, buildFrame, Client, assertError, httpGet, waitMetrics,
+  REPO, ERR, RawHttp, RawWs, OP, buildFrame, Client, assertError, httpGet, waitMetrics, singleNodeOnly,
 } from './helpers.js';
 import {
   SIO, SANITIZED, RAW, freshServer, assertClean, Checks, httpText, pollUrl, rawHttp, request, handshake,
@@ -28,7 +28,7 @@ const T = { timeout: 30_000 };
 // F3: session and connection caps
 // ---------------------------------------------------------------------------
 
-test('F3: --max-sessions-per-addr 20: handshakes 21..25 from one address get 429 with a JSON message; closing one session makes room for a new one', { ...T, ...RAW }, async (t) => {
+test('F3: --max-sessions-per-addr 20: handshakes 21..25 from one address get 429 with a JSON message; closing one session makes room for a new one', { ...T, ...RAW, ...singleNodeOnly('a per-process cap: each node has its own') }, async (t) => {
   const srv = await freshServer(t, ['--max-sessions-per-addr', '20']);
   const c = await rawHttp(srv, t);
   const sids = [];
@@ -52,7 +52,7 @@ test('F3: --max-sessions-per-addr 20: handshakes 21..25 from one address get 429
   await assertClean(srv);
 });
 
-test('F3: --max-sessions 10: the 11th handshake gets 503', { ...T, ...RAW }, async (t) => {
+test('F3: --max-sessions 10: the 11th handshake gets 503', { ...T, ...RAW, ...singleNodeOnly('a per-process cap: each node has its own') }, async (t) => {
   const srv = await freshServer(t, ['--max-sessions', '10']);
   const c = await rawHttp(srv, t);
   for (let i = 1; i <= 10; i++) {
@@ -86,7 +86,7 @@ async function assertServed(srv, t, what) {
 }
 
 for (const [flag, n] of [['--max-conns-per-addr', 5], ['--max-conns', 5]]) {
-  test(`F3: ${flag} ${n}: connection ${n + 1} is closed at once without being served; once one of the ${n} closes a new one is served`, { ...T, ...RAW }, async (t) => {
+  test(`F3: ${flag} ${n}: connection ${n + 1} is closed at once without being served; once one of the ${n} closes a new one is served`, { ...T, ...RAW, ...singleNodeOnly('a per-process cap: each node has its own') }, async (t) => {
     const srv = await freshServer(t, [flag, String(n)]);
     const open = [];
     for (let i = 1; i <= n; i++) open.push(await assertServed(srv, t, `connection ${i}`));
@@ -176,7 +176,7 @@ test('F8: two legal 1,040,000-byte /ws messages in one TCP write → two ERROR r
 const rssKb = (pid) => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 
 test('F9: 100 idle kept-alive connections that each POSTed a 1 MB body once hold under 40 MB of server memory', {
-  timeout: 60_000, ...RAW, ...(SANITIZED ? { skip: 'RSS is meaningless under the sanitizers (PARLEY_SANITIZED=1)' } : {}),
+  timeout: 60_000, ...RAW, ...singleNodeOnly("one process's memory"), ...(SANITIZED ? { skip: 'RSS is meaningless under the sanitizers (PARLEY_SANITIZED=1)' } : {}),
 }, async (t) => {
   const srv = await freshServer(t);
   const first = await rawHttp(srv, t);

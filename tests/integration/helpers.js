@@ -23,7 +23,7 @@ import path from 'node:path';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
-import { REPO, BIN, withTimeout, startServer as startLibServer } from '../lib/server.js';
+import { REPO, BIN, withTimeout, startServer as startLibServer, clusterOf, redisCommand } from '../lib/server.js';
 
 export { REPO, BIN };
 
@@ -56,6 +56,18 @@ export function plainOnly(reason) {
 }
 
 export { withTimeout };
+
+/** True when the suite runs against a cluster (PARLEY_CLUSTER=N, tests/lib/server.js). */
+export const CLUSTER = Number(process.env.PARLEY_CLUSTER || 0) >= 2;
+
+/**
+ * node:test options for a test about one server process (its own caps, its
+ * memory, its per-node counters) that has no meaning against a cluster whose
+ * clients are spread over several nodes: skipped there, with the reason.
+ */
+export function singleNodeOnly(reason) {
+  return CLUSTER ? { skip: `one server process only (PARLEY_CLUSTER=${process.env.PARLEY_CLUSTER}): ${reason}` } : {};
+}
 
 /** Replace dir/name atomically (write elsewhere, rename in): a policy reload never reads half a file. */
 export function putFile(dir, name, text) {
@@ -147,9 +159,27 @@ export function parseMetrics(text) {
 }
 
 export async function getMetrics(port) {
+  const cluster = clusterOf(port);
+  if (cluster) return clusterMetrics(cluster);
   const r = await httpGet(port, '/metrics');
   assert.equal(r.status, 200, `/metrics status ${r.status}`);
   return parseMetrics(r.body);
+}
+
+/** A cluster's counts: connections and users summed over its live nodes,
+ * rooms as Redis counts them (one room space: a room seen by several nodes is
+ * one room). */
+async function clusterMetrics(cluster) {
+  const out = { connections: 0, users: 0, rooms: 0 };
+  for (const n of cluster.nodes.filter((x) => x.alive())) {
+    const r = await httpGet(n.port, '/metrics');
+    assert.equal(r.status, 200, `/metrics status ${r.status}`);
+    const m = parseMetrics(r.body);
+    out.connections += m.connections;
+    out.users += m.users;
+  }
+  out.rooms = Number(await redisCommand(cluster.redis.port, 'GET', 'parley:nrooms') || 0);
+  return out;
 }
 
 /** Poll /metrics until it matches every key of `want`, up to `timeout` ms. */

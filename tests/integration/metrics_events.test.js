@@ -3,7 +3,7 @@
 // differences around a scenario (other files share nothing with this one).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, assertAliveThenStop, httpGet, connectUsers, roomWith, ERR } from './helpers.js';
+import { startServer, assertAliveThenStop, httpGet, connectUsers, roomWith, ERR, singleNodeOnly } from './helpers.js';
 
 let server;
 before(async () => { server = await startServer(); });
@@ -26,7 +26,7 @@ async function counters() {
   };
 }
 
-test('Metrics: events, relayed signals and their bytes, ERRORs by code are counted', T, async (t) => {
+test('Metrics: events, relayed signals and their bytes, ERRORs by code are counted', { ...T, ...singleNodeOnly("each node counts its own clients' events") }, async (t) => {
   const [a, b] = await connectUsers(server, t, 2);
   const roomID = await roomWith([a, b]);
   const before0 = await counters();

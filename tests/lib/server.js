@@ -60,6 +60,54 @@ export async function startServer(opts = {}) {
   return startNode(opts);
 }
 
+/** One Redis command on a fresh connection (a tiny RESP reader: status,
+ * error, integer, bulk string, or an array of those). */
+export function redisCommand(port, ...args) {
+  return withTimeout(new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    const parse = (at) => {
+      const eol = buf.indexOf('\r\n', at);
+      if (eol < 0) return null;
+      const kind = String.fromCharCode(buf[at]);
+      const line = buf.toString('utf8', at + 1, eol);
+      if (kind === '+' || kind === '-') return { v: kind === '-' ? new Error(line) : line, end: eol + 2 };
+      if (kind === ':') return { v: Number(line), end: eol + 2 };
+      if (kind === '$') {
+        const n = Number(line);
+        if (n < 0) return { v: null, end: eol + 2 };
+        if (buf.length < eol + 2 + n + 2) return null;
+        return { v: buf.toString('utf8', eol + 2, eol + 2 + n), end: eol + 2 + n + 2 };
+      }
+      if (kind === '*') {
+        const n = Number(line);
+        const out = [];
+        let pos = eol + 2;
+        for (let i = 0; i < n; i++) {
+          const r = parse(pos);
+          if (!r) return null;
+          out.push(r.v);
+          pos = r.end;
+        }
+        return { v: out, end: pos };
+      }
+      return { v: new Error(`bad RESP ${kind}`), end: buf.length };
+    };
+    sock.on('error', reject);
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      const r = parse(0);
+      if (r) { sock.destroy(); if (r.v instanceof Error) reject(r.v); else resolve(r.v); }
+    });
+    const parts = args.map(String);
+    sock.write(`*${parts.length}\r\n` + parts.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(''));
+  }), 5000, `redis ${args[0]}`);
+}
+
+/** The cluster a node's port belongs to (started by startCluster), or null. */
+const clusters = new Map();
+export function clusterOf(port) { return clusters.get(Number(port)) || null; }
+
 /** A free loopback TCP port (bound, read, released). */
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -150,16 +198,24 @@ export async function startCluster({ nodes = 3, args = [], nodeArgs = [], logLev
   }
   let turn = 0;
   const next = () => started[(turn++) % started.length];
-  return {
+  // one log in the order lines came (a test marks its length and reads on)
+  let stderr = started.map((n) => n.stderr).join('');
+  for (const n of started) n.proc.stderr.on('data', (d) => { stderr += d; });
+  // a signal to the cluster's process goes to every node (SIGHUP reloads, SIGTERM stops)
+  const proc = {
+    get pid() { return started[0].proc.pid; },
+    kill(signal) { for (const n of started) if (n.alive()) n.proc.kill(signal); return true; },
+  };
+  const cluster = {
     nodes: started,
     redis,
     node: (i) => started[i],
     get port() { return next().port; },
     get url() { return next().url; },
     get httpBase() { return next().httpBase; },
-    get proc() { return started[0].proc; },
-    exited: Promise.all(started.map((n) => n.exited)),
-    get stderr() { return started.map((n) => n.stderr).join(''); },
+    proc,
+    exited: Promise.all(started.map((n) => n.exited)).then((l) => l.find((e) => e.code !== 0 || e.signal) || l[0]),
+    get stderr() { return stderr; },
     get stdout() { return started.map((n) => n.stdout).join(''); },
     get exitInfo() { return started[0].exitInfo; },
     alive() { return started.every((n) => n.alive()); },
@@ -174,6 +230,8 @@ export async function startCluster({ nodes = 3, args = [], nodeArgs = [], logLev
     },
     kill(signal = 'SIGKILL') { for (const n of started) n.kill(signal); },
   };
+  for (const n of started) clusters.set(n.port, cluster);
+  return cluster;
 }
 
 async function startNode({ port = 0, args = [], logLevel = 'warn' } = {}) {
