@@ -100,6 +100,7 @@ static change_kind kind_of(const char *k) {
   if (!strcmp(k, "join")) return CHANGE_JOIN;
   if (!strcmp(k, "update")) return CHANGE_UPDATE;
   if (!strcmp(k, "leave")) return CHANGE_LEAVE;
+  if (!strcmp(k, "sync")) return CHANGE_SYNC;
   return CHANGE_FETCH;
 }
 
@@ -322,7 +323,8 @@ static void on_change_reply(void *arg, const redisReply *r) {
     if (op) proto_cluster_failed(cl->ctx, op, "unavailable");
     return;
   }
-  if (r->type == REDIS_REPLY_INTEGER || !op) return;  /* gone: nobody waits */
+  if (!op) return;  /* gone: nobody waits */
+  if (r->type == REDIS_REPLY_INTEGER) { proto_cluster_version(cl->ctx, op, (uint64_t)r->integer); return; }
   if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS) {
     proto_cluster_failed(cl->ctx, op, "unavailable");
   } else if (r->len > 1 && r->str[0] == 'E') {
@@ -383,6 +385,11 @@ static int commit(void *self, const room_change *ch) {
     const char *a[] = {"fetch", P, ch->room, ch->tenant};
     return eval(cl, ch->op, 4, a);
   }
+  case CHANGE_VERSION: {
+    const char *a[] = {"ver", P, ch->room, ch->tenant};
+    return eval(cl, ch->op, 4, a);
+  }
+  case CHANGE_SYNC: break;  /* the cluster's own (resync) */
   }
   return PARLEY_EINVAL;
 }
@@ -441,7 +448,8 @@ static void on_tick_reply(void *arg, const redisReply *r) {
       continue;
     }
     live++;
-    if (strlen(mine) != ver->len || memcmp(mine, ver->str, ver->len)) {
+    int vouched = ver->len == 1 && ver->str[0] == '?';  /* named by a room made again; not beating yet */
+    if (!vouched && (strlen(mine) != ver->len || memcmp(mine, ver->str, ver->len))) {
       mismatch = 1;
       if (!seen_before(cl, node->str, node->len) || !cl->stats.policy_mismatch)
         log_warn("cluster: node %.*s runs policies %.*s, this one %s", (int)node->len, node->str, (int)ver->len,
@@ -473,6 +481,77 @@ static void tick(evloop_timer *t) {
   if (redis_link_eval(cl->link, cl->script, on_tick_reply, cl, 0, 5, argv, lens) == 0) cl->ticking = 1;
 }
 
+/* ---- after an outage ---- */
+
+static void on_sync_reply(void *arg, const redisReply *r) {
+  cluster_t *cl = arg;
+  if (!r) return;  /* the link went again: the next up syncs again */
+  if (r->type == REDIS_REPLY_ERROR) log_warn("cluster: Redis refused a room sync: %.*s", (int)r->len, r->str);
+  else if (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING) {
+    if (r->len == 4 && !memcmp(r->str, "made", 4)) cl->stats.rooms_rebuilt++;
+  }
+}
+
+/* Vouch for one room as the view has it (our users; the others' nodes vouch
+ * for theirs); ours that went meanwhile leave now. */
+static void sync_room(cluster_t *cl, room_t *r) {
+  const room_settings *s = rooms_settings(r);
+  buf_t m;
+  char max[16], type[16], created[32], ver[24], sver[24], ttl[24];
+  int ours = 0;
+  buf_init(&m, 0);
+  buf_putc(&m, '[');
+  for (size_t i = 0; i < rooms_nmembers(r); i++) {
+    user_t *u = rooms_member(r, i);
+    const char *node = rooms_user_is_ghost(u) ? rooms_user_node(u) : cl->node;
+    if (!node) continue;  /* ours, gone: it leaves below */
+    ours |= !rooms_user_is_ghost(u);
+    if (m.len > 1) buf_putc(&m, ',');
+    buf_putc(&m, '[');
+    jw_string(&m, rooms_user_id(u), ID_LEN);
+    buf_putc(&m, ',');
+    jw_string(&m, node, strlen(node));
+    buf_putc(&m, ']');
+  }
+  buf_putc(&m, ']');
+  snprintf(max, sizeof max, "%d", s->max_users);
+  snprintf(type, sizeof type, "%d", s->type);
+  snprintf(created, sizeof created, "%.0f", rooms_created(r));
+  snprintf(ver, sizeof ver, "%llu", (unsigned long long)rooms_ver(r));
+  snprintf(sver, sizeof sver, "%llu", (unsigned long long)rooms_sver(r));
+  snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)cl->ttl_ms);
+  const char *argv[] = {"sync", cl->prefix, rooms_id(r), rooms_tenant_name(rooms_room_tenant(r)), cl->node, s->name,
+                        s->password, max, type, rooms_meta(r) ? rooms_meta(r) : "", created,
+                        rooms_user_id(rooms_owner(r)), m.data, ver, sver, ttl};
+  size_t lens[16];
+  for (int i = 0; i < 16; i++) lens[i] = i == 12 ? m.len : strlen(argv[i]);
+  if (ours) redis_link_eval(cl->link, cl->script, on_sync_reply, cl, 0, 16, argv, lens);
+  buf_free(&m);
+}
+
+/* The link is back (Redis may have restarted empty, or missed nothing but we
+ * missed its news): every room one of our users is in is vouched for, which
+ * also sends every node holding a member the room as it now is. */
+static void resync(cluster_t *cl) {
+  rooms_state *rs = cl->ctx->rooms;
+  size_t n = 0;
+  for (tenant_t *t = rooms_tenant_first(rs); t; t = rooms_tenant_next(t))
+    for (room_t *r = rooms_first(t); r; r = rooms_next(r), n++) {
+      for (size_t i = 0; i < rooms_nmembers(r); i++) {  /* ours that went while Redis was away */
+        user_t *u = rooms_member(r, i);
+        if (rooms_user_is_gone(u)) {
+          const char *argv[] = {"gone", cl->prefix, rooms_user_id(u)};
+          size_t lens[] = {4, strlen(cl->prefix), ID_LEN};
+          call_t *call = malloc(sizeof *call);
+          if (call) *call = (call_t){cl, 0};
+          if (call && redis_link_eval(cl->link, cl->script, on_change_reply, call, 0, 3, argv, lens)) free(call);
+        }
+      }
+      sync_room(cl, r);
+    }
+  if (n) log_info("cluster: node %s vouched for the %zu rooms its users are in", cl->node, n);
+}
+
 /* ---- the link ---- */
 
 static void on_up(void *owner) {
@@ -481,6 +560,7 @@ static void on_up(void *owner) {
   log_info("cluster: node %s joined through Redis", cl->node);
   evloop_timer_start(cl->ev, &cl->tick, 0, tick);
   counts_announce(cl);
+  resync(cl);
 }
 
 static void on_down(void *owner, const char *why) {

@@ -26,6 +26,7 @@ typedef struct {
   uint64_t nodes;            /* live nodes at the last heartbeat (this one included) */
   int policy_mismatch;       /* another live node runs other policies */
   uint64_t reaped;           /* dead nodes whose users this node removed */
+  uint64_t rooms_rebuilt;    /* rooms this node made again in Redis after it lost them */
   uint64_t signals_out, signals_in, events_in;
   const redis_link_stats *link;
 } cluster_stats;

@@ -187,6 +187,14 @@ function ops.fetch()
   return 'E' .. cjson.encode({kind = 'fetch', room = id, tenant = tenant, room_state = snapshot(id)})
 end
 
+-- ver ROOM TENANT: the room's version (a node whose view lacks a member
+-- waits for the news up to it).
+function ops.ver()
+  local h = redis.call('HMGET', rk(ARGV[3]), 'tenant', 'ver')
+  if h[1] ~= ARGV[4] then return 'no_such_room' end
+  return tonumber(h[2])
+end
+
 -- tick NODE VERSION TTL_MS: the node's heartbeat. Nodes whose heartbeat
 -- expired are reaped: their users leave every room. Returns the live nodes
 -- and their policy versions, flat: {node1, version1, node2, ...}.
@@ -209,6 +217,61 @@ function ops.tick()
     end
   end
   return live
+end
+
+-- sync ROOM TENANT NODE NAME PASSWORD MAX TYPE META CREATED OWNER MEMBERS VER SVER TTL_MS:
+-- after its link to Redis came back, a node vouches for the rooms its users
+-- are in, as its view has them (MEMBERS: JSON [[userID, node], ...] in join
+-- order). A room Redis lost (it restarted empty) is made again with the view's
+-- settings; the node's own users are put back where they are missing (the
+-- others' nodes vouch for theirs); the view's owner is kept when it is a
+-- member. Every node holding a member hears the room as it now is.
+function ops.sync()
+  local id, tenant, node = ARGV[3], ARGV[4], ARGV[5]
+  local members = cjson.decode(ARGV[13])
+  local made = redis.call('EXISTS', rk(id)) == 0
+  if made then
+    redis.call('INCR', P .. 'trooms:' .. tenant)
+    redis.call('INCR', P .. 'nrooms')
+    redis.call('HSET', rk(id), 'tenant', tenant, 'created', ARGV[11], 'owner', ARGV[12], 'ver', ARGV[14],
+               'sver', ARGV[15], 'seq', #members, 'rebuilt', 1, unpack(settings_from(ARGV, 6)))
+  elseif redis.call('HGET', rk(id), 'tenant') ~= tenant then
+    return 'conflict'
+  end
+  local rebuilt = redis.call('HGET', rk(id), 'rebuilt') == '1'
+  for i, m in ipairs(members) do
+    -- our users where they are missing; in a room made again, the others'
+    -- too (as the view had them: their nodes vouch again, or are reaped once
+    -- their heartbeat, given one TTL from now, runs out)
+    if (m[2] == node or made) and not redis.call('ZSCORE', mk(id), m[1]) then
+      local score = i
+      if not rebuilt then score = redis.call('HINCRBY', rk(id), 'seq', 1) end
+      redis.call('ZADD', mk(id), score, m[1])
+      user_enter(m[1], m[2], tenant, id)
+      if m[2] ~= node then
+        redis.call('SADD', P .. 'nodes', m[2])
+        redis.call('SET', P .. 'alive:' .. m[2], '?', 'PX', ARGV[16], 'NX')
+      end
+    end
+  end
+  if redis.call('ZCARD', mk(id)) == 0 then -- nobody to vouch for: nothing to keep
+    redis.call('DEL', rk(id), mk(id))
+    redis.call('DECR', P .. 'trooms:' .. tenant)
+    redis.call('DECR', P .. 'nrooms')
+    return 'empty'
+  end
+  local owner = redis.call('HGET', rk(id), 'owner')
+  if redis.call('ZSCORE', mk(id), ARGV[12]) then owner = ARGV[12]
+  elseif not redis.call('ZSCORE', mk(id), owner) then owner = redis.call('ZRANGE', mk(id), 0, 0)[1] end
+  redis.call('HSET', rk(id), 'owner', owner)
+  -- versions never go back: the nodes' views only take newer ones
+  if tonumber(redis.call('HGET', rk(id), 'ver')) < tonumber(ARGV[14]) then redis.call('HSET', rk(id), 'ver', ARGV[14]) end
+  redis.call('HINCRBY', rk(id), 'ver', 1)
+  local to = nodes_of(id)
+  to[node] = true
+  publish(to, {kind = 'sync', room = id, tenant = tenant, user = '', opnode = node, opid = '0',
+               room_state = snapshot(id)})
+  return made and 'made' or 'ok'
 end
 
 -- bye NODE: the node stops; its users leave every room now.

@@ -21,7 +21,8 @@ typedef struct {
 
 /* A room change the event layer decided (its policy said yes), for the
  * cluster to make atomically in the shared state. */
-typedef enum { CHANGE_CREATE, CHANGE_JOIN, CHANGE_UPDATE, CHANGE_LEAVE, CHANGE_GONE, CHANGE_FETCH } change_kind;
+typedef enum { CHANGE_CREATE, CHANGE_JOIN, CHANGE_UPDATE, CHANGE_LEAVE, CHANGE_GONE, CHANGE_FETCH, CHANGE_SYNC,
+              CHANGE_VERSION /* no change: the room's version now */ } change_kind;
 
 typedef struct {
   change_kind kind;

@@ -47,6 +47,7 @@ struct proto_op_s {
   change_kind kind;          /* what it waits for */
   char room[ID_LEN + 1];     /* the room it is about ("" for a new one) */
   unsigned attempts;         /* lost races so far */
+  uint64_t want_ver;         /* VERSION: run again once the view of room has it */
   int pending;               /* a change is out: its outcome will come */
   evloop_timer retry;
   UT_hash_handle hh;
@@ -454,8 +455,22 @@ static void ev_disconnect(req_t *q) {
 /* The relay's verdict: relayed (acknowledged), or an ERROR with requestID null. */
 static void ev_signal(req_t *q) {
   policy_verdict v;
-  if (relay_signal(q->c, &q->ix, q->lim, &v) == 0) empty_ack(q);
-  else proto_error(q->c, NULL, 0, v.code, "SIGNAL", v.msg, q->ack);
+  int rc = relay_signal(q->c, &q->ix, q->lim, &v);
+  if (rc == 0) { empty_ack(q); return; }
+  json_span rv;
+  if (rc == PARLEY_ENOTFOUND && clustered(q) && !q->fetched && json_index_get(&q->ix, "room", &rv) == 0 &&
+      rv.type == JSON_STRING && rv.n == ID_LEN + 2) {
+    /* The target may have joined on another node, and the news not be here
+     * yet: ask the room's version, wait for the view to reach it, try again
+     * (the peer's later events wait, in order). */
+    char id[ID_LEN + 1];
+    memcpy(id, rv.p + 1, ID_LEN);
+    id[ID_LEN] = 0;
+    room_change ch = {.kind = CHANGE_VERSION, .room = id};
+    commit(q, &ch, id);
+    if (q->op && q->op->pending) return;
+  }
+  proto_error(q->c, NULL, 0, v.code, "SIGNAL", v.msg, q->ack);
 }
 
 enum { RID_NONE = -1, RID_OPTIONAL = 0, RID_REQUIRED = 1 };
@@ -674,7 +689,9 @@ static void op_rerun(proto_op *op, int fetched) {
 static void op_retry_due(evloop_timer *t) {
   proto_op *op = (proto_op *)((char *)t - offsetof(proto_op, retry));
   if (!op->c) { op_finish(op); return; }
-  op_rerun(op, 0);
+  int waited = op->kind == CHANGE_VERSION;  /* the view did not catch up: decide on what it has */
+  op->want_ver = 0;
+  op_rerun(op, waited);
 }
 
 /* The change came back made: answer the request it was for. */
@@ -700,6 +717,8 @@ static void op_done(proto_op *op, room_t *r) {
   drain(c);
 }
 
+static void view_reached(proto_ctx *ctx, const tenant_t *t, const char *room);
+
 /* The members of r by ID (to release the ghosts among them later: the
  * pointers may not outlive what runs in between). */
 static char *member_ids(const room_t *r, size_t *n) {
@@ -718,6 +737,28 @@ static void release_ids(rooms_state *st, char *ids, size_t n) {
   free(ids);
 }
 
+static int id_in(const char *ids, size_t n, const char *id) {
+  for (size_t i = 0; i < n; i++)
+    if (!memcmp(ids + i * (ID_LEN + 1), id, ID_LEN)) return 1;
+  return 0;
+}
+
+/* A room made again after the cluster lost track: our members hear of whoever
+ * came or went meanwhile, as if they had seen it happen. */
+static void notify_diff(rooms_state *st, room_t *r, const char *old, size_t nold) {
+  buf_t b;
+  buf_init(&b, 0);
+  for (size_t i = 0; i < nold; i++) {
+    user_t *u = rooms_user_find(st, old + i * (ID_LEN + 1));
+    if (u && !rooms_is_member(r, u)) notify_leave(r, u, rooms_id(r));
+  }
+  for (size_t i = 0; i < rooms_nmembers(r); i++) {
+    user_t *u = rooms_member(r, i);
+    if (!id_in(old, nold, rooms_user_id(u))) notify_join(r, u, &b);
+  }
+  buf_free(&b);
+}
+
 void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
   rooms_state *st = ctx->rooms;
   room_t *r = rooms_find(e->tenant, e->room, ID_LEN);
@@ -728,7 +769,7 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
   if (!e->view) {  /* deleted: its last member left */
     if (r) view_forget(st, r);
     r = NULL;
-  } else if (!r || e->view->ver >= rooms_ver(r)) {  /* (an older one: a fetch already told more) */
+  } else if (!r || e->view->ver >= rooms_ver(r) || e->kind == CHANGE_SYNC) {  /* (older: a fetch told more) */
     old = member_ids(r, &nold);
     if (rooms_view_set(st, e->tenant, e->room, e->view, &r)) {
       log_warn("cluster: out of memory for the view of room %s", e->room);
@@ -742,6 +783,8 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
     buf_free(&b);
   } else if (r && e->subject && e->kind == CHANGE_LEAVE) {
     notify_leave(r, e->subject, e->room);
+  } else if (r && e->kind == CHANGE_SYNC) {
+    notify_diff(st, r, old, nold);
   }
   if (op && op->pending) {
     op->pending = 0;
@@ -749,6 +792,36 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
   }
   release_ids(st, old, nold);
   if ((r = rooms_find(e->tenant, e->room, ID_LEN))) view_gc(st, r);
+  if (ctx->ops) view_reached(ctx, e->tenant, e->room);
+}
+
+#define VIEW_WAIT_MS 1000   /* how long a SIGNAL waits for the view to catch up */
+
+/* Ops waiting for room's view to reach a version: run them now it has. */
+static void view_reached(proto_ctx *ctx, const tenant_t *t, const char *room) {
+  room_t *r = rooms_find(t, room, ID_LEN);
+  uint64_t ver = r ? rooms_ver(r) : 0;
+  proto_op *op, *tmp;
+  HASH_ITER(hh, ctx->ops, op, tmp) {
+    if (op->kind != CHANGE_VERSION || !op->want_ver || !op->c || op->c->tenant != t) continue;
+    if (memcmp(op->room, room, ID_LEN) || (r && ver < op->want_ver)) continue;
+    op->want_ver = 0;
+    evloop_timer_stop(ctx->ev, &op->retry);
+    op_rerun(op, 1);
+    return;  /* (the hash may have changed: the next event finds the others) */
+  }
+}
+
+void proto_cluster_version(proto_ctx *ctx, uint64_t id, uint64_t ver) {
+  proto_op *op;
+  HASH_FIND(hh, ctx->ops, &id, sizeof id, op);
+  if (!op || !op->pending) return;
+  op->pending = 0;
+  if (!op->c || !op->c->user) { op_finish(op); return; }
+  room_t *r = rooms_find(op->c->tenant, op->room, ID_LEN);
+  if (!r || rooms_ver(r) >= ver) { op_rerun(op, 1); return; }
+  op->want_ver = ver;
+  if (evloop_timer_start(ctx->ev, &op->retry, VIEW_WAIT_MS, op_retry_due)) op_rerun(op, 1);
 }
 
 void proto_cluster_failed(proto_ctx *ctx, uint64_t id, const char *reason) {

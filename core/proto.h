@@ -24,7 +24,8 @@ int proto_rate_charge(peer_t *p);
 
 /* A change the cluster made to a room, as this node hears it. */
 typedef struct {
-  change_kind kind;          /* CREATE, JOIN, UPDATE, LEAVE, or FETCH (the answer to one) */
+  change_kind kind;          /* CREATE, JOIN, UPDATE, LEAVE, FETCH (the answer to one), or SYNC (the room
+                              * after the cluster's state was made again: who came and went is told) */
   tenant_t *tenant;
   const char *room;          /* ID */
   user_t *subject;           /* who joined, left, created, updated (a user or a ghost) */
@@ -39,6 +40,8 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e);
  * reason (no_such_room, room_full, limit_reached), a lost race (retry, member,
  * exists: the request is decided again) or unavailable. */
 void proto_cluster_failed(proto_ctx *ctx, uint64_t op, const char *reason);
+/* The answer to a CHANGE_VERSION: the room's version in the cluster. */
+void proto_cluster_version(proto_ctx *ctx, uint64_t op, uint64_t ver);
 /* Drop every request still waiting (shutdown). */
 void proto_ctx_close(proto_ctx *ctx);
 

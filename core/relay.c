@@ -79,7 +79,10 @@ int relay_signal(peer_t *c, const json_index *ix, const policy_limits *lim, poli
   room_t *r = rid ? rooms_find(c->tenant, rid, ID_LEN) : NULL;
   if (!r || !rooms_is_member(r, c->user)) return refuse(v, ERR_NO_SUCH_ROOM, "you are not in that room");
   user_t *t = tid ? rooms_member_find(r, tid, ID_LEN) : NULL;
-  if (!t) return refuse(v, ERR_ROOM_ERROR, "the target is not in that room");
+  if (!t) {  /* (in a cluster: maybe not yet in this node's view) */
+    refuse(v, ERR_ROOM_ERROR, "the target is not in that room");
+    return PARLEY_ENOTFOUND;
+  }
   if (has_source) {
     const char *sid = span_id(source_v);
     if (!sid || memcmp(sid, rooms_user_id(c->user), ID_LEN) != 0) return refuse(v, ERR_ROOM_ERROR, "source is not you");

@@ -8,7 +8,8 @@
 
 /* ix: the SIGNAL event as indexed while it was validated (its payload's
  * members). 0 when relayed; else *v says why not (the caller answers with
- * ERROR). */
+ * ERROR); PARLEY_ENOTFOUND when the target alone is not in the room (a
+ * cluster node's view may not have it yet). */
 int relay_signal(peer_t *p, const json_index *ix, const policy_limits *lim, policy_verdict *v);
 
 /* A SIGNAL relayed by another node ({"source":…,"target":…,"room":…,"signal":…}

@@ -109,6 +109,8 @@ tenant_t *rooms_tenant_find(rooms_state *st, const char *name) {
 
 void rooms_tenant_pin(tenant_t *t) { t->pins++; }
 tenant_t *rooms_tenant_first(rooms_state *st) { return st->tenants; }
+room_t *rooms_first(const tenant_t *t) { return t->rooms; }
+room_t *rooms_next(const room_t *r) { return r->hh.next; }
 tenant_t *rooms_tenant_next(tenant_t *t) { return t->hh.next; }
 
 void rooms_tenant_unpin(rooms_state *st, tenant_t *t) {

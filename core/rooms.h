@@ -49,6 +49,9 @@ tenant_t *rooms_tenant_find(rooms_state *st, const char *name);
 /* Every tenant, in no order: for (t = first(st); t; t = next(t)). */
 tenant_t *rooms_tenant_first(rooms_state *st);
 tenant_t *rooms_tenant_next(tenant_t *t);
+/* Every room of t, in no order: for (r = rooms_first(t); r; r = rooms_next(r)). */
+room_t *rooms_first(const tenant_t *t);
+room_t *rooms_next(const room_t *r);
 /* Keep t alive across calls that may free its last user (then unpin). */
 void rooms_tenant_pin(tenant_t *t);
 void rooms_tenant_unpin(rooms_state *st, tenant_t *t);
