@@ -22,6 +22,8 @@ run_suite() {  # $1 build dir, rest: cmake options
 }
 
 run_suite build
+echo "== integration tests in cluster mode: 3 nodes + redis-server, clients spread over the nodes (build)" >&2
+PARLEY_CLUSTER=3 PARLEY_BIN="$PWD/build/parley" tests/integration/run.sh
 echo "== end-to-end tests in Chromium (build)" >&2
 PARLEY_BIN="$PWD/build/parley" tests/e2e/run.sh
 if [ "${PARLEY_SKIP_SANITIZE:-0}" = 1 ]; then
@@ -30,6 +32,8 @@ else
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   export PARLEY_SANITIZED=1  # tests run the same scenarios but assert no timings or memory figures
   run_suite build-asan -DPARLEY_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+  echo "== integration tests in cluster mode, plain /ws framing (build-asan)" >&2
+  PARLEY_CLUSTER=3 PARLEY_FRAMINGS=ws PARLEY_BIN="$PWD/build-asan/parley" tests/integration/run.sh
 fi
 echo "== fuzz smoke run" >&2
 tests/fuzz/run.sh

@@ -13,7 +13,7 @@ import path from 'node:path';
 import {
   ERR, startServer, assertAliveThenStop, connectUser, createRoom, joinRoom, Client,
   sleep, withTimeout,
-  putFile,
+  putFile, singleNodeOnly,
 } from './helpers.js';
 
 const dirs = [];
@@ -67,7 +67,7 @@ return M
 `;
 const RULE = (i) => `return { i = ${i} }\n`;
 
-test('Reload: 50 reloads (file change and SIGHUP, alternating) while 100 pairs signal: nothing lost, duplicated or disconnected', { timeout: 120_000 }, async (t) => {
+test('Reload: 50 reloads (file change and SIGHUP, alternating) while 100 pairs signal: nothing lost, duplicated or disconnected', { timeout: 120_000, ...singleNodeOnly('it checks that the rule is in force the moment one process logged its reload; the nodes of a cluster reload each on its own') }, async (t) => {
   const PAIRS = 100;
   const RELOADS = 50;
   const dir = newDir({ 'default.lua': LOAD_POLICY(0), 'lib/rule.lua': RULE(0) });
