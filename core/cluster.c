@@ -45,8 +45,10 @@ struct cluster_s {
   buf_t msg;                 /* a SIGNAL being published */
   proto_cluster api;
   cluster_stats stats;
-  char **seen;               /* live nodes at the last heartbeat, for the log (owned) */
+  char **seen;               /* live nodes at the last heartbeat (owned) */
+  char **seen_addr;          /* and the address each serves clients on ("" when unknown) */
   size_t nseen;
+  char advertise[128];       /* this node's, as "HOST:PORT" ("" : none, it can't be proxied to) */
   int closing, freed;
   uv_timer_t bye;            /* bounds the goodbye at shutdown */
   void (*closed_cb)(void *arg);
@@ -422,48 +424,54 @@ static int seen_before(cluster_t *cl, const char *node, size_t n) {
 }
 
 static void seen_reset(cluster_t *cl) {
-  for (size_t i = 0; i < cl->nseen; i++) free(cl->seen[i]);
+  for (size_t i = 0; i < cl->nseen; i++) { free(cl->seen[i]); free(cl->seen_addr[i]); }
   free(cl->seen);
-  cl->seen = NULL;
+  free(cl->seen_addr);
+  cl->seen = cl->seen_addr = NULL;
   cl->nseen = 0;
 }
 
-/* The heartbeat's answer: {node, policy version ("" : reaped just now), …}. */
+/* The heartbeat's answer: {node, "VERSION ADDR" ("" : reaped just now;
+ * "?" : named by a room made again, not beating yet), …}. */
 static void on_tick_reply(void *arg, const redisReply *r) {
   cluster_t *cl = arg;
   cl->ticking = 0;
   if (!r || r->type != REDIS_REPLY_ARRAY) return;
   const char *mine = policy_version(cl->ctx->policy);
-  char **seen = calloc(r->elements / 2 + 1, sizeof *seen);
-  size_t nseen = 0;
+  size_t cap = r->elements / 2 + 1, nseen = 0;
+  char **seen = calloc(cap, sizeof *seen), **addrs = calloc(cap, sizeof *addrs);
   int mismatch = 0, fresh = 0;
   uint64_t live = 0;
-  for (size_t i = 0; seen && i + 1 < r->elements; i += 2) {
-    const redisReply *node = r->element[i], *ver = r->element[i + 1];
-    if (node->type != REDIS_REPLY_STRING || ver->type != REDIS_REPLY_STRING) continue;
-    if (ver->len == 0) {
+  for (size_t i = 0; seen && addrs && i + 1 < r->elements; i += 2) {
+    const redisReply *node = r->element[i], *val = r->element[i + 1];
+    if (node->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING) continue;
+    if (val->len == 0) {
       log_warn("cluster: node %.*s stopped beating: its users left their rooms", (int)node->len, node->str);
       cl->stats.reaped++;
       counts_forget(cl, node->str, node->len);
       continue;
     }
     live++;
-    int vouched = ver->len == 1 && ver->str[0] == '?';  /* named by a room made again; not beating yet */
-    if (!vouched && (strlen(mine) != ver->len || memcmp(mine, ver->str, ver->len))) {
+    const char *sp = memchr(val->str, ' ', val->len);
+    size_t vl = sp ? (size_t)(sp - val->str) : val->len;
+    int vouched = vl == 1 && val->str[0] == '?';
+    if (!vouched && (strlen(mine) != vl || memcmp(mine, val->str, vl))) {
       mismatch = 1;
       if (!seen_before(cl, node->str, node->len) || !cl->stats.policy_mismatch)
-        log_warn("cluster: node %.*s runs policies %.*s, this one %s", (int)node->len, node->str, (int)ver->len,
-                 ver->str, mine);
+        log_warn("cluster: node %.*s runs policies %.*s, this one %s", (int)node->len, node->str, (int)vl, val->str,
+                 mine);
     }
     if (!seen_before(cl, node->str, node->len)) {
       log_info("cluster: node %.*s is up", (int)node->len, node->str);
       fresh = 1;
     }
-    seen[nseen++] = strndup(node->str, node->len);
+    seen[nseen] = strndup(node->str, node->len);
+    addrs[nseen++] = sp ? strndup(sp + 1, val->len - vl - 1) : strdup("");
   }
   seen_reset(cl);
   cl->seen = seen;
-  cl->nseen = seen ? nseen : 0;
+  cl->seen_addr = addrs;
+  cl->nseen = seen && addrs ? nseen : 0;
   cl->stats.nodes = live;
   cl->stats.policy_mismatch = mismatch;
   if (fresh) counts_announce(cl);  /* a node came: it hears what we hold */
@@ -475,10 +483,112 @@ static void tick(evloop_timer *t) {
   if (cl->ticking || !redis_link_is_up(cl->link)) return;
   char ttl[24];
   snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)cl->ttl_ms);
-  const char *argv[] = {"tick", cl->prefix, cl->node, policy_version(cl->ctx->policy), ttl};
+  char val[256];
+  snprintf(val, sizeof val, "%s %s", policy_version(cl->ctx->policy), cl->advertise);
+  const char *argv[] = {"tick", cl->prefix, cl->node, val, ttl};
   size_t lens[5];
   for (int i = 0; i < 5; i++) lens[i] = strlen(argv[i]);
   if (redis_link_eval(cl->link, cl->script, on_tick_reply, cl, 0, 5, argv, lens) == 0) cl->ticking = 1;
+}
+
+/* ---- which node holds a session (Engine.IO sid, resume token) ---- */
+
+#define LOCATION_TTL_MS "86400000"   /* a node that dies leaves its entries: they expire */
+
+void cluster_claim(cluster_t *cl, char kind, const char *id, int held) {
+  char key[160];
+  int kn = snprintf(key, sizeof key, "%sloc:%c:%s", cl->prefix, kind, id);
+  if (kn <= 0 || (size_t)kn >= sizeof key || !redis_link_is_up(cl->link)) return;
+  if (held) {
+    const char *argv[] = {"SET", key, cl->node, "PX", LOCATION_TTL_MS};
+    size_t lens[] = {3, (size_t)kn, strlen(cl->node), 2, strlen(LOCATION_TTL_MS)};
+    redis_link_command(cl->link, on_publish_reply, cl, 5, argv, lens);
+  } else {
+    const char *argv[] = {"DEL", key};
+    size_t lens[] = {3, (size_t)kn};
+    redis_link_command(cl->link, on_publish_reply, cl, 2, argv, lens);
+  }
+}
+
+typedef struct {
+  cluster_t *cl;
+  cluster_locate_cb cb;
+  void *arg;
+} locate_t;
+
+/* "HOST:PORT" (or "[V6]:PORT") into out. */
+static int parse_addr(const char *a, size_t n, struct sockaddr_storage *out) {
+  char host[128];
+  const char *colon = NULL;
+  for (size_t i = 0; i < n; i++) if (a[i] == ':') colon = a + i;
+  if (!colon || (size_t)(colon - a) >= sizeof host || colon + 1 == a + n) return PARLEY_ENOTFOUND;
+  size_t hl = (size_t)(colon - a);
+  memcpy(host, a, hl);
+  host[hl] = 0;
+  int port = atoi(colon + 1);
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0) return 0;
+  if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
+    host[hl - 1] = 0;
+    memmove(host, host + 1, hl - 1);
+  }
+  return uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0 ? 0 : PARLEY_ENOTFOUND;
+}
+
+/* The address node serves clients on, from the last heartbeat; 0 when known. */
+static int node_addr(cluster_t *cl, const char *node, size_t n, struct sockaddr_storage *out) {
+  for (size_t i = 0; i < cl->nseen; i++)
+    if (strlen(cl->seen[i]) == n && !memcmp(cl->seen[i], node, n))
+      return parse_addr(cl->seen_addr[i], strlen(cl->seen_addr[i]), out);
+  return PARLEY_ENOTFOUND;
+}
+
+/* A node not seen at our last heartbeat (it came since): its own heartbeat
+ * key says where it is ("VERSION ADDR"). */
+static void on_alive_reply(void *arg, const redisReply *r) {
+  locate_t lk = *(locate_t *)arg;
+  free(arg);
+  struct sockaddr_storage sa;
+  const char *sp = r && r->type == REDIS_REPLY_STRING ? memchr(r->str, ' ', r->len) : NULL;
+  if (!sp || parse_addr(sp + 1, r->len - (size_t)(sp + 1 - r->str), &sa)) { lk.cb(lk.arg, NULL); return; }
+  lk.cb(lk.arg, (const struct sockaddr *)&sa);
+}
+
+static void on_locate_reply(void *arg, const redisReply *r) {
+  locate_t *lk = arg;
+  struct sockaddr_storage sa;
+  cluster_t *cl = lk->cl;
+  if (!r || r->type != REDIS_REPLY_STRING || (r->len == strlen(cl->node) && !memcmp(r->str, cl->node, r->len))) {
+    lk->cb(lk->arg, NULL);  /* nobody's, or ours after all */
+    free(lk);
+    return;
+  }
+  if (node_addr(cl, r->str, r->len, &sa) == 0) {
+    lk->cb(lk->arg, (const struct sockaddr *)&sa);
+    free(lk);
+    return;
+  }
+  char key[160];
+  int kn = snprintf(key, sizeof key, "%salive:%.*s", cl->prefix, (int)r->len, r->str);
+  const char *argv[] = {"GET", key};
+  size_t lens[] = {3, (size_t)kn};
+  if (kn <= 0 || (size_t)kn >= sizeof key || redis_link_command(cl->link, on_alive_reply, lk, 2, argv, lens)) {
+    lk->cb(lk->arg, NULL);
+    free(lk);
+  }
+}
+
+int cluster_locate(cluster_t *cl, char kind, const char *id, size_t n, cluster_locate_cb cb, void *arg) {
+  char key[160];
+  int kn = snprintf(key, sizeof key, "%sloc:%c:%.*s", cl->prefix, kind, (int)n, id);
+  if (kn <= 0 || (size_t)kn >= sizeof key) return PARLEY_EINVAL;
+  locate_t *lk = malloc(sizeof *lk);
+  if (!lk) return PARLEY_ENOMEM;
+  *lk = (locate_t){cl, cb, arg};
+  const char *argv[] = {"GET", key};
+  size_t lens[] = {3, (size_t)kn};
+  int rc = redis_link_command(cl->link, on_locate_reply, lk, 2, argv, lens);
+  if (rc) free(lk);
+  return rc;
 }
 
 /* ---- after an outage ---- */
@@ -594,6 +704,7 @@ int cluster_new(evloop_t *ev, proto_ctx *ctx, const cluster_config *cfg, cluster
     snprintf(cl->node, sizeof cl->node, "%.12s", id.s);
   }
   snprintf(cl->prefix, sizeof cl->prefix, db ? "parley:%d:" : "parley:", db);
+  snprintf(cl->advertise, sizeof cl->advertise, "%s", cfg->advertise ? cfg->advertise : "");
   snprintf(cl->channel, sizeof cl->channel, "%snode:%s", cl->prefix, cl->node);
   snprintf(cl->all, sizeof cl->all, "%sall", cl->prefix);
   buf_init(&cl->msg, 0);

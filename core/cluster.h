@@ -19,6 +19,7 @@ typedef struct {
   uint64_t tick_ms;          /* heartbeat period (default 1000) */
   uint64_t ttl_ms;           /* a node whose heartbeat is this old is dead (default 3000) */
   uint64_t deadline_ms;      /* a Redis command's deadline (default 1000) */
+  const char *advertise;     /* HOST:PORT other nodes reach this one's clients' port on (NULL: none) */
 } cluster_config;
 
 typedef struct {
@@ -38,6 +39,15 @@ int cluster_new(evloop_t *ev, proto_ctx *ctx, const cluster_config *cfg, cluster
 const char *cluster_node(const cluster_t *c);
 const char *cluster_policy_version(const cluster_t *c);   /* this node's */
 void cluster_get_stats(const cluster_t *c, cluster_stats *out);
+/* Sessions that can be resumed or polled through any node: kind 's' (an
+ * Engine.IO sid) or 't' (a resume token). claim (held 1) records that this
+ * node holds id, (held 0) that it no longer does; locate asks which node
+ * does: cb(arg, its address), or cb(arg, NULL) when no other node does (or it
+ * can't be told). locate fails at once (cb never called) when Redis is down. */
+typedef void (*cluster_locate_cb)(void *arg, const struct sockaddr *node);
+void cluster_claim(cluster_t *c, char kind, const char *id, int held);
+int cluster_locate(cluster_t *c, char kind, const char *id, size_t n, cluster_locate_cb cb, void *arg);
+
 /* Leave: the node's users leave every room in Redis (a goodbye bounded to 1 s),
  * then the link closes and closed(arg) is called from the loop's close phase.
  * The loop's evloop must stay open until then (the link closes at its safe

@@ -10,9 +10,14 @@
 #include "log.h"
 
 #define CLOSE_GRACE_MS 2000
+#define HTTP_IN_MAX 65536          /* input kept behind a held response */
+
+static void splice_drop(conn_t *c);
+static void splice_up(conn_t *c, const char *p, size_t n);
 
 static void on_close(uv_handle_t *h) {
   conn_t *c = h->data;
+  splice_drop(c);
   if (c->http) { http_req_free(c->http); free(c->http); }
   buf_free(&c->in);
   buf_free(&c->out);
@@ -31,7 +36,7 @@ int conn_new(conn_env *env, size_t max_body, conn_t **out) {
   c->http = malloc(sizeof *c->http);
   if (!c->http) { free(c); return PARLEY_ENOMEM; }
   http_req_init(c->http, max_body);
-  buf_init(&c->in, 65536);
+  buf_init(&c->in, HTTP_IN_MAX);
   buf_init(&c->out, 0);  /* capped in conn_write and conn_ws_send_textv, with what is in flight */
   buf_init(&c->inflight, 0);
   ws_reader_init(&c->ws, 1);
@@ -68,7 +73,7 @@ static void resume_input(conn_t *c) {
   c->resume_due = 0;
   if (c->state != CONN_HTTP || c->close_after_write || c->held || !c->in.len) return;
   buf_t stash = c->in;
-  buf_init(&c->in, stash.max);
+  buf_init(&c->in, HTTP_IN_MAX);
   http_read(c, stash.data, stash.len);
   buf_free(&stash);
 }
@@ -90,6 +95,7 @@ void conn_close(conn_t *c, const char *why) {
   log_debug("conn %s closed: %s", c->remote, why);
   if (c->state == CONN_WS) c->env->nupgraded--;
   c->state = CONN_CLOSING;
+  splice_drop(c);
   c->held = 0;
   uv_read_stop((uv_stream_t *)&c->tcp);
   evloop_timer_stop(loop_of(c), &c->timer);
@@ -405,6 +411,11 @@ static void http_read(conn_t *c, char *p, size_t n) {
     n -= used;
     if (c->h->request) c->h->request(c, c->http);
     else http_reply(c, 404, "text/plain", "not found", NULL, 0);
+    c->replayed = 0;
+    if (c->state == CONN_SPLICE) {
+      if (n) splice_up(c, p, n);
+      return;
+    }
     if (c->state == CONN_WS) {
       http_req_free(c->http);
       free(c->http);
@@ -431,6 +442,21 @@ static void http_read(conn_t *c, char *p, size_t n) {
 
 void conn_http_hold(conn_t *c) { c->held = 1; }
 
+int conn_http_replay(conn_t *c, const char *head, size_t n) {
+  if (c->state != CONN_HTTP || !c->held) return PARLEY_EINVAL;
+  buf_t in;
+  buf_init(&in, c->in.max + n);
+  if (buf_append(&in, head, n) || buf_append(&in, c->in.data, c->in.len)) { buf_free(&in); return PARLEY_ENOMEM; }
+  buf_free(&c->in);
+  c->in = in;  /* (resume_input parses it into a fresh buffer of the usual size) */
+  size_t body_cap = c->http->body.max;  /* a fresh reader: an upgrade request leaves llhttp past HTTP */
+  http_req_free(c->http);
+  http_req_init(c->http, body_cap);
+  c->replayed = 1;
+  conn_http_resume(c);
+  return 0;
+}
+
 void conn_http_resume(conn_t *c) {
   c->held = 0;
   if (c->state != CONN_HTTP || c->close_after_write) return;
@@ -438,6 +464,132 @@ void conn_http_resume(conn_t *c) {
   if (!c->in.len) return;
   c->resume_due = 1;  /* parsed at the next safe point, not inside this call */
   evloop_defer(loop_of(c), &c->task);
+}
+
+/* ---- splice: the connection carried to another server ---- */
+
+struct conn_splice_s {
+  uv_tcp_t up;               /* to the other server */
+  uv_connect_t creq;
+  uv_write_t wreq;
+  conn_t *c;                 /* NULL once the client's side is gone */
+  buf_t out, inflight;       /* bytes for the other server */
+  unsigned connected : 1, writing : 1, closing : 1;
+};
+
+static void splice_closed(uv_handle_t *h) {
+  conn_splice_t *sp = h->data;
+  buf_free(&sp->out);
+  buf_free(&sp->inflight);
+  free(sp);
+}
+
+/* The client's side is going: close ours (freed in the close callback). */
+static void splice_drop(conn_t *c) {
+  conn_splice_t *sp = c->splice;
+  if (!sp) return;
+  c->splice = NULL;
+  sp->c = NULL;
+  if (!sp->closing) {
+    sp->closing = 1;
+    uv_close((uv_handle_t *)&sp->up, splice_closed);
+  }
+}
+
+static void splice_flush(conn_splice_t *sp);
+
+static void splice_wrote(uv_write_t *req, int status) {
+  conn_splice_t *sp = req->data;
+  sp->writing = 0;
+  buf_reset(&sp->inflight);
+  if (!sp->c) return;
+  if (status < 0) { conn_close(sp->c, "the other node's connection failed"); return; }
+  splice_flush(sp);
+}
+
+static void splice_flush(conn_splice_t *sp) {
+  if (!sp->connected || sp->writing || !sp->out.len || sp->closing) return;
+  buf_t swap = sp->inflight;
+  sp->inflight = sp->out;
+  sp->out = swap;
+  uv_buf_t b = uv_buf_init(sp->inflight.data, (unsigned)sp->inflight.len);
+  sp->wreq.data = sp;
+  sp->writing = 1;
+  if (uv_write(&sp->wreq, (uv_stream_t *)&sp->up, &b, 1, splice_wrote)) {
+    sp->writing = 0;
+    if (sp->c) conn_close(sp->c, "the other node's connection failed");
+  }
+}
+
+/* Client bytes for the other server (bounded like output). */
+static void splice_up(conn_t *c, const char *p, size_t n) {
+  conn_splice_t *sp = c->splice;
+  if (sp->out.len + sp->inflight.len + n > c->env->out_cap || buf_append(&sp->out, p, n)) {
+    conn_close(c, "the other node does not keep up");
+    return;
+  }
+  splice_flush(sp);
+}
+
+static void splice_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
+  conn_splice_t *sp = h->data;
+  (void)suggested;
+  *b = sp->c ? uv_buf_init(loop_of(sp->c)->read_buf, sizeof loop_of(sp->c)->read_buf) : uv_buf_init(NULL, 0);
+}
+
+/* The other server's bytes go to the client as they come. */
+static void splice_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
+  conn_splice_t *sp = st->data;
+  conn_t *c = sp->c;
+  if (!c || nread == 0) return;
+  if (nread < 0) {  /* it closed: the client's side ends once what it sent is written */
+    uv_read_stop(st);
+    c->close_after_write = 1;
+    conn_flush_soon(c);
+    return;
+  }
+  conn_write(c, b->base, (size_t)nread);
+}
+
+static void splice_connected(uv_connect_t *req, int status) {
+  conn_splice_t *sp = req->data;
+  if (!sp->c) return;
+  if (status < 0) {
+    conn_close(sp->c, "cannot reach the node holding the session");
+    return;
+  }
+  sp->connected = 1;
+  uv_tcp_nodelay(&sp->up, 1);
+  uv_read_start((uv_stream_t *)&sp->up, splice_alloc, splice_read);
+  splice_flush(sp);
+}
+
+int conn_splice(conn_t *c, const char *head, size_t n, const struct sockaddr *to) {
+  if (c->state != CONN_HTTP || c->splice) return PARLEY_EINVAL;
+  conn_splice_t *sp = calloc(1, sizeof *sp);
+  if (!sp) return PARLEY_ENOMEM;
+  buf_init(&sp->out, 0);
+  buf_init(&sp->inflight, 0);
+  if (buf_append(&sp->out, head, n) || buf_append(&sp->out, c->in.data, c->in.len)) {
+    buf_free(&sp->out);
+    free(sp);
+    return PARLEY_ENOMEM;
+  }
+  buf_reset(&c->in);
+  uv_tcp_init(loop_of(c)->loop, &sp->up);
+  sp->up.data = sp;
+  sp->creq.data = sp;
+  sp->c = c;
+  c->splice = sp;
+  c->state = CONN_SPLICE;
+  c->held = 0;
+  c->resume_due = 0;
+  evloop_timer_stop(loop_of(c), &c->timer);  /* the other server keeps its own deadlines */
+  if (uv_tcp_connect(&sp->creq, &sp->up, to, splice_connected)) {
+    conn_close(c, "cannot reach the node holding the session");
+    return PARLEY_EIO;
+  }
+  return 0;
 }
 
 /* ---- reading ---- */
@@ -456,7 +608,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
     return;
   }
   if (nread == 0 || c->state == CONN_CLOSING) return;
-  if (c->state == CONN_HTTP && (c->held || c->resume_due)) {  /* behind a long-poll, or input not parsed yet */
+  if (c->state == CONN_SPLICE) {
+    splice_up(c, b->base, (size_t)nread);
+  } else if (c->state == CONN_HTTP && (c->held || c->resume_due)) {  /* behind a long-poll, or input not parsed yet */
     if (buf_append(&c->in, b->base, (size_t)nread)) conn_close(c, "too much pipelined input");
   } else if (c->state == CONN_HTTP) {
     http_read(c, b->base, (size_t)nread);

@@ -12,7 +12,8 @@
 #include "evloop.h"
 #include "ws.h"
 
-typedef enum { CONN_HTTP, CONN_WS, CONN_CLOSING } conn_state;
+typedef enum { CONN_HTTP, CONN_WS, CONN_SPLICE, CONN_CLOSING } conn_state;
+typedef struct conn_splice_s conn_splice_t;
 typedef struct conn_s conn_t;
 
 /* What the connection tells its owner. Any entry may be NULL. */
@@ -65,9 +66,11 @@ struct conn_s {
            gone_due : 1,           /* the owner is to be told it is gone (task) */
            resume_due : 1,         /* input kept behind a held response is to be parsed (task) */
            released : 1,           /* the socket is closing: freed in its close callback */
-           dropped : 1;            /* it ended without anyone deciding to: EOF or an error from the
+           dropped : 1,            /* it ended without anyone deciding to: EOF or an error from the
                                     * socket, or no pong within the ping timeout */
+           replayed : 1;           /* the request being handled was put back by conn_http_replay */
   uint16_t peer_close_code;  /* the code of a close frame the peer started the closing with, or 0 */
+  conn_splice_t *splice;     /* CONN_SPLICE: the other server's end (owned until both close) */
   evloop_task task;           /* deferred gone / resume / release */
   evloop_task flush;          /* queued output, written once per loop turn */
   uint64_t ping_ms;          /* when the last ping went out */
@@ -105,6 +108,19 @@ void conn_http_hold(conn_t *c);
 /* The held response was given: go on with the next request (parsed at the
  * next safe point, never inside this call). */
 void conn_http_resume(conn_t *c);
+
+/* Hand the connection to another server (a cluster node holding the session
+ * it asks for): connect to `to`, send head (the held request, as HTTP text)
+ * and whatever input followed it, then carry bytes both ways until either end
+ * closes. The connection's response must be held (conn_http_hold) when this is
+ * called later than the request; its owner is told it is gone as with a close.
+ * Output to the client stays under the connection's queue cap. */
+int conn_splice(conn_t *c, const char *head, size_t n, const struct sockaddr *to);
+
+/* Put a held request back (head: its HTTP text, body included) in front of
+ * the input that followed it: it is read again at the next safe point, as if
+ * it had just come, with c->replayed set while its handler runs. */
+int conn_http_replay(conn_t *c, const char *head, size_t n);
 
 /* 1 when r is a WebSocket upgrade we can take; else the error reply is sent. */
 int conn_ws_handshake_ok(conn_t *c, http_req *r);

@@ -280,6 +280,7 @@ static void sess_close(eio_session *s, const char *why) {
   s->closing = 1;
   s->why = why;
   HASH_DEL(s->e->sessions, s);
+  if (s->e->cluster && *s->e->cluster) cluster_claim(*s->e->cluster, 's', s->sid.s, 0);
   sess_uncount(s);
   evloop_timer_stop(s->e->ev, &s->timer);
   evloop_defer(s->e->ev, &s->task);
@@ -313,7 +314,14 @@ static eio_session *sess_new(eio_state *e, http_req *r, const char *remote, addr
   buf_init(&s->queue, e->queue_cap);
   evloop_timer_start(e->ev, &s->timer, e->ping_interval_ms, on_heartbeat);
   HASH_ADD_STR(e->sessions, sid.s, s);
+  if (e->cluster && *e->cluster) cluster_claim(*e->cluster, 's', s->sid.s, 1);  /* polls may come through any node */
   return s;
+}
+
+int eio_has_session(const eio_state *e, const char *sid, size_t n) {
+  eio_session *s;
+  HASH_FIND(hh, e->sessions, sid, n, s);
+  return s != NULL;
 }
 
 static size_t max_payload(const eio_state *e) { return policy_limits_of(pol(e), NULL)->max_payload; }

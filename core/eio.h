@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include "addrs.h"
 #include "admit.h"
+#include "cluster.h"
 #include "conn.h"
 #include "http.h"
 #include "evloop.h"
@@ -24,9 +25,13 @@ typedef struct {
   size_t queue_cap;          /* bytes a polling session may queue before it counts as slow */
   size_t max_sessions, max_sessions_per_addr;
   size_t max_handshake_bytes;  /* handshake copies that sessions keep, in all */
+  cluster_t *const *cluster; /* borrowed: the server's (NULL inside: a single node) */
   eio_session *sessions;     /* by sid (owned) */
   size_t hs_bytes;           /* their handshake copies */
 } eio_state;
+
+/* 1 when this node holds the session sid (n bytes). */
+int eio_has_session(const eio_state *e, const char *sid, size_t n);
 
 /* A request for the Socket.IO path (polling GET/POST, or a WebSocket upgrade). */
 void eio_request(eio_state *e, conn_t *c, http_req *r);

@@ -16,6 +16,7 @@ static void usage(FILE *f) {
           "              [--max-conns N] [--max-conns-per-addr N] [--max-sessions N]\n"
           "              [--max-sessions-per-addr N] [--trust-proxy CIDR] [--resume-memory MIB]\n"
           "              [--max-detached-per-addr N] [--redis URL] [--node-id NAME]\n"
+          "              [--advertise HOST:PORT] [--cluster-heartbeat-ms MS]\n"
           "              [--version] [--help]\n"
           "  --listen HOST:PORT   address to listen on (default 127.0.0.1:8080; port 0 picks one)\n"
           "  --policies DIR       directory holding default.lua (default ./policies)\n"
@@ -44,6 +45,10 @@ static void usage(FILE *f) {
           "                       (docs/cluster.md); without it the node is on its own\n"
           "  --node-id NAME       this node's name in the cluster, 1-64 of [A-Za-z0-9_.-]\n"
           "                       (default: a random one)\n"
+          "  --advertise HOST:PORT  where the other nodes reach this one (to carry a Socket.IO\n"
+          "                       poll or a resume that reached them); default: --listen\n"
+          "  --cluster-heartbeat-ms MS  heartbeat period (default 1000); a node silent for\n"
+          "                       three periods is dead and its users leave their rooms\n"
           "  --max-detached-per-addr N  users per client address kept for a resume after a\n"
           "                       drop (default 1024); past it a drop is a leave\n"
           "SIGHUP reloads the policies; SIGINT/SIGTERM stop the server.\n");
@@ -107,6 +112,7 @@ static int parse_args(int argc, char **argv, server_config *cfg) {
     else if (!strcmp(a, "--trust-proxy")) bad = addrs_cidr_parse(v, &cfg->trust_proxy);
     else if (!strcmp(a, "--redis")) bad = snprintf(cfg->redis, sizeof cfg->redis, "%s", v) >= (int)sizeof cfg->redis;
     else if (!strcmp(a, "--node-id")) bad = !cluster_node_id_ok(v) || snprintf(cfg->node_id, sizeof cfg->node_id, "%s", v) >= (int)sizeof cfg->node_id;
+    else if (!strcmp(a, "--advertise")) bad = !strchr(v, ':') || snprintf(cfg->advertise, sizeof cfg->advertise, "%s", v) >= (int)sizeof cfg->advertise;
     else if (!strcmp(a, "--cluster-heartbeat-ms")) bad = parse_ms(v, &cfg->cluster_tick_ms) || cfg->cluster_tick_ms < 50;
     else if (!strcmp(a, "--max-detached-per-addr")) bad = parse_count(v, &cfg->max_detached_per_addr);
     else if (!strcmp(a, "--resume-memory")) { uint64_t mb; bad = parse_ms(v, &mb) || mb > 65536; cfg->resume_memory = (size_t)mb << 20; }

@@ -187,10 +187,16 @@ static void undetach(resume_link *l) {
   }
 }
 
+/* Resumes may come through any node: the cluster is told who holds a token. */
+static void token_claim(resume_link *l, int held) {
+  if (l->token[0] && l->st->cluster && *l->st->cluster) cluster_claim(*l->st->cluster, 't', l->token, held);
+}
+
 static void link_free(resume_link *l) {
   resume_state *st = l->st;
   evloop_timer_stop(st->ev, &l->grace);
   evloop_timer_stop(st->ev, &l->end_soon);
+  token_claim(l, 0);
   HASH_DEL(st->by_token, l);
   st->nlinks--;
   undetach(l);
@@ -246,6 +252,7 @@ resume_link *resume_new(resume_state *st, const resume_carrier_ops *ops, void *c
   l->ring_max = policy_limits_of(st->ctx->policy, NULL)->resume_buffer;
   HASH_ADD_STR(st->by_token, token, l);
   st->nlinks++;
+  token_claim(l, 1);
   return l;
 }
 
@@ -281,9 +288,11 @@ int resume_attach(resume_link *l, const resume_carrier_ops *ops, void *carrier, 
   if (l->carrier) l->ops->let_go(l->carrier, "taken over by a resumed connection");
   if (rotate) {
     resume_state *st = l->st;
+    token_claim(l, 0);
     HASH_DEL(st->by_token, l);
     if (new_token(st, l)) memset(l->token, 0, sizeof l->token);  /* no token: no further resume */
     HASH_ADD_STR(st->by_token, token, l);
+    token_claim(l, 1);
   }
   undetach(l);
   l->ping_pos = 0;  /* a pong on the new carrier answers its own pings */

@@ -14,6 +14,7 @@
 #include "addrs.h"
 #include "evloop.h"
 #include "ids.h"
+#include "cluster.h"
 #include "peer.h"
 
 /* What a carrier does for its link (registered by ws_peer.c, eio.c). */
@@ -43,6 +44,7 @@ typedef struct {
   size_t nlinks, ndetached;
   size_t ring_bytes, ring_cap;  /* memory of every link's ring, and the cap on it */
   int closing;               /* shutdown: a carrier that goes takes its user with it */
+  cluster_t *const *cluster; /* borrowed: the server's (NULL inside: a single node) */
 } resume_state;
 
 struct resume_link_s {

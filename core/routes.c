@@ -1,6 +1,7 @@
 /* routes.c - the router: one table from path to handler, the Socket.IO path
  * beside it, static files for the rest; /healthz and /metrics answered here. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "routes.h"
 #include "ws_peer.h"
@@ -72,15 +73,88 @@ static int is_sio_path(const routes_t *rt, const char *path, size_t n) {
   return n == sl || (n + 1 == sl && sio[n] == '/');
 }
 
+/* ---- sessions held by another node (cluster) ---- */
+
+/* A request for a session this node does not hold, held while the cluster
+ * says which node does; then carried there (conn_splice), or read again here
+ * (an unknown session gets the usual answer). */
+typedef struct {
+  conn_t *c;                 /* NULL once the connection is gone */
+  buf_t head;                /* the request as HTTP text, body included */
+} lookup_t;
+
+static void lookup_gone(conn_t *c) {
+  lookup_t *lk = c->owner;
+  lk->c = NULL;
+}
+
+static const conn_handlers lookup_handlers = {.gone = lookup_gone};
+
+static void on_located(void *arg, const struct sockaddr *node) {
+  lookup_t *lk = arg;
+  conn_t *c = lk->c;
+  if (c) {
+    conn_release_owner(c);
+    int rc = node ? conn_splice(c, lk->head.data, lk->head.len, node) : conn_http_replay(c, lk->head.data, lk->head.len);
+    if (rc && !node) conn_close(c, "out of memory");
+  }
+  buf_free(&lk->head);
+  free(lk);
+}
+
+/* id (kind 's': an Engine.IO sid, 't': a resume token) is not ours: ask the
+ * cluster whose it is. 1 when the request is now held for that. */
+static int locate(conn_t *c, http_req *r, const routes_t *rt, char kind, const char *id, size_t n) {
+  cluster_t *cl = rt->cluster ? *rt->cluster : NULL;
+  if (!cl || c->replayed || n == 0 || n > 64 || http_req_header(r, "transfer-encoding", &(size_t){0})) return 0;
+  lookup_t *lk = calloc(1, sizeof *lk);
+  if (!lk) return 0;
+  buf_init(&lk->head, 0);
+  if (http_req_snapshot(r, &lk->head) || buf_append(&lk->head, r->body.data, r->body.len)) {
+    buf_free(&lk->head);
+    free(lk);
+    return 0;
+  }
+  lk->c = c;
+  if (cluster_locate(cl, kind, id, n, on_located, lk)) {  /* Redis is away: answered here */
+    buf_free(&lk->head);
+    free(lk);
+    return 0;
+  }
+  conn_http_hold(c);
+  conn_set_owner(c, &lookup_handlers, lk);
+  return 1;
+}
+
+/* The Socket.IO path with a sid held by another node. */
+static int sio_elsewhere(conn_t *c, http_req *r, const routes_t *rt) {
+  const char *q, *sid;
+  size_t qn, sn;
+  http_req_query(r, &q, &qn);
+  if (!(sid = http_query_get(q, qn, "sid", &sn)) || eio_has_session(rt->eio, sid, sn)) return 0;
+  return locate(c, r, rt, 's', sid, sn);
+}
+
+/* /ws?resume=TOKEN for a user another node holds. */
+static int resume_elsewhere(conn_t *c, http_req *r, const routes_t *rt) {
+  const char *q, *tok;
+  size_t qn, tn;
+  http_req_query(r, &q, &qn);
+  if (!(tok = http_query_get(q, qn, "resume", &tn)) || resume_find((resume_state *)rt->resume, tok, tn)) return 0;
+  return locate(c, r, rt, 't', tok, tn);
+}
+
 static void on_request(conn_t *c, http_req *r) {
   const routes_t *rt = c->owner;
   const char *path;
   size_t n;
   http_req_path(r, &path, &n);
   http_handler h = http_route_find(routes, path, n);
+  if (h == route_ws && resume_elsewhere(c, r, rt)) return;
   if (h) h(c, r);
-  else if (is_sio_path(rt, path, n)) eio_request(rt->eio, c, r);
-  else if (!http_req_is_upgrade(r)) web_serve(&rt->web, c, r);
+  else if (is_sio_path(rt, path, n)) {
+    if (!sio_elsewhere(c, r, rt)) eio_request(rt->eio, c, r);
+  } else if (!http_req_is_upgrade(r)) web_serve(&rt->web, c, r);
   else reply(c, r, 404, "text/plain", "not found");
 }
 

@@ -224,11 +224,12 @@ static void wire(server_t *s) {
   s->ctx.rooms = &s->rooms;
   s->admit = (admit_t){.ctx = &s->ctx, .trust_proxy = cfg->trust_proxy};
   resume_init(&s->resume, &s->ev, &s->ctx, &s->addrs, cfg->resume_memory, cfg->max_detached_per_addr);
+  s->resume.cluster = &s->cluster;
   s->eio = (eio_state){.ev = &s->ev, .admit = &s->admit, .resume = &s->resume, .addrs = &s->addrs,
                        .ping_interval_ms = cfg->ping_interval_ms, .ping_timeout_ms = cfg->ping_timeout_ms,
                        .queue_cap = cfg->out_cap, .max_sessions = cfg->max_sessions,
                        .max_sessions_per_addr = cfg->max_sessions_per_addr,
-                       .max_handshake_bytes = cfg->max_handshake_bytes};
+                       .max_handshake_bytes = cfg->max_handshake_bytes, .cluster = &s->cluster};
   s->routes = (routes_t){.ws = {.admit = &s->admit, .resume = &s->resume}, .eio = &s->eio, .net = &s->net,
                          .rooms = &s->rooms, .events = &s->ctx.metrics, .resume = &s->resume, .addrs = &s->addrs,
                          .cluster = &s->cluster};
@@ -249,8 +250,15 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
   if ((rc = listen_on(s))) { policy_free(s->ctx.policy); s->ctx.policy = NULL; return rc; }
   evloop_init(&s->ev, loop);
   if (cfg->redis[0]) {
+    char advertise[sizeof cfg->advertise + 16];
+    if (cfg->advertise[0]) snprintf(advertise, sizeof advertise, "%s", cfg->advertise);
+    else if (strcmp(cfg->host, "0.0.0.0") && strcmp(cfg->host, "::")) snprintf(advertise, sizeof advertise, strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host, s->bound_port);
+    else {
+      advertise[0] = 0;
+      log_warn("cluster: listening on every address, and no --advertise: other nodes cannot carry this one's sessions here");
+    }
     cluster_config cc = {.url = cfg->redis, .node_id = cfg->node_id, .tick_ms = cfg->cluster_tick_ms,
-                         .ttl_ms = 3 * cfg->cluster_tick_ms};
+                         .ttl_ms = 3 * cfg->cluster_tick_ms, .advertise = advertise};
     if ((rc = cluster_new(&s->ev, &s->ctx, &cc, &s->cluster))) {
       uv_close((uv_handle_t *)&s->listener, NULL);
       policy_free(s->ctx.policy);

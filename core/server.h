@@ -35,6 +35,7 @@ typedef struct {
   addrs_cidr trust_proxy;    /* peers in this range are proxies: X-Forwarded-For names the client */
   char redis[1024];          /* cluster mode: redis://… ("" : a single node) */
   char node_id[80];          /* cluster: this node's ID ("" : a random one) */
+  char advertise[128];       /* cluster: HOST:PORT other nodes reach this one on ("" : the listen address) */
   uint64_t cluster_tick_ms;  /* cluster: heartbeat period (0: default) */
   policy_options policy;
 } server_config;

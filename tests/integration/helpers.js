@@ -166,6 +166,19 @@ export async function getMetrics(port) {
   return parseMetrics(r.body);
 }
 
+/** One /metrics value (a line "NAME VALUE"); against a cluster, summed over
+ * its live nodes. undefined when no node reports it. */
+export async function metricSum(server, name) {
+  const cluster = clusterOf(server.port);
+  const ports = cluster ? cluster.nodes.filter((x) => x.alive()).map((x) => x.port) : [server.port];
+  let sum;
+  for (const port of ports) {
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec((await httpGet(port, '/metrics')).body);
+    if (m) sum = (sum || 0) + Number(m[1]);
+  }
+  return sum;
+}
+
 /** A cluster's counts: connections and users summed over its live nodes,
  * rooms as Redis counts them (one room space: a room seen by several nodes is
  * one room). */

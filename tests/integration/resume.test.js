@@ -17,7 +17,7 @@ import WebSocket from 'ws';
 import { io } from 'socket.io-client';
 import {
   REPO, FRAMING, isSio, startServer, assertAliveThenStop, connectUsers, joinRoom,
-  ID_RE, sleep, withTimeout, httpGet,
+  ID_RE, sleep, withTimeout, httpGet, metricSum, singleNodeOnly,
 } from './helpers.js';
 
 const GRACE_S = 1;
@@ -124,9 +124,9 @@ async function pair(t) {
 async function detached(n) {
   const deadline = Date.now() + 5000;
   for (;;) {
-    const m = /^parley_detached_users (\d+)$/m.exec((await httpGet(server.port, '/metrics')).body);
-    if (m && Number(m[1]) === n) return;
-    if (Date.now() > deadline) throw new Error(`detached users never ${n} (last ${m && m[1]})`);
+    const got = await metricSum(server, 'parley_detached_users');
+    if (got === n) return;
+    if (Date.now() > deadline) throw new Error(`detached users never ${n} (last ${got})`);
     await sleep(20);
   }
 }
@@ -275,7 +275,7 @@ test('Resume (Socket.IO over WebSocket): a TCP drop (no close, no 41) is recover
   await b.expectNothing(200);
 });
 
-test('Resume: users kept for a resume are capped per client address (--max-detached-per-addr): past it a drop is a leave, logged', { ...T, ...wsOnly }, async (t) => {
+test('Resume: users kept for a resume are capped per client address (--max-detached-per-addr): past it a drop is a leave, logged', { ...T, ...wsOnly, ...singleNodeOnly('a per-process cap: each node has its own') }, async (t) => {
   const srv = await startServer({ args: ['--policies', dir, '--max-detached-per-addr', '2', '--log-level', 'info'] });
   t.after(() => srv.stop());
   const [b] = await connectUsers(srv, t, 1);
