@@ -97,8 +97,10 @@ int relay_signal(peer_t *c, const json_index *ix, const policy_limits *lim, poli
   peer_t *to = rooms_user_peer(t);
   proto_cluster *cl = c->ctx->cluster;
   if (to) to->ops->send_event(to, "SIGNAL", parts, 3);
-  else if (cl && rooms_user_node(t)) cl->forward(cl->self, rooms_user_node(t), parts, 3);  /* on another node */
-  else return 0;  /* a detached target misses it */
+  else if (cl && rooms_user_node(t)) {  /* on another node */
+    if (cl->forward(cl->self, rooms_user_node(t), parts, 3))
+      return refuse(v, ERR_ROOM_ERROR, "the cluster is unavailable: try again");
+  } else return 0;  /* a detached target misses it */
   c->ctx->metrics.signals++;
   c->ctx->metrics.signal_bytes += signal_v.n;
   return 0;
