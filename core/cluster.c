@@ -53,6 +53,8 @@ struct cluster_s {
   uv_timer_t bye;            /* bounds the goodbye at shutdown */
   void (*closed_cb)(void *arg);
   void *closed_arg;
+  void (*reclaim)(void *arg);
+  void *reclaim_arg;
 };
 
 /* What a script call's answer goes to. */
@@ -671,6 +673,7 @@ static void on_up(void *owner) {
   evloop_timer_start(cl->ev, &cl->tick, 0, tick);
   counts_announce(cl);
   resync(cl);
+  if (cl->reclaim) cl->reclaim(cl->reclaim_arg);
 }
 
 static void on_down(void *owner, const char *why) {
@@ -722,6 +725,11 @@ int cluster_new(evloop_t *ev, proto_ctx *ctx, const cluster_config *cfg, cluster
 }
 
 const char *cluster_node(const cluster_t *c) { return c->node; }
+
+void cluster_on_up(cluster_t *c, void (*reclaim)(void *arg), void *arg) {
+  c->reclaim = reclaim;
+  c->reclaim_arg = arg;
+}
 const char *cluster_policy_version(const cluster_t *c) { return policy_version(c->ctx->policy); }
 
 void cluster_get_stats(const cluster_t *c, cluster_stats *out) {

@@ -46,6 +46,9 @@ void cluster_get_stats(const cluster_t *c, cluster_stats *out);
  * can't be told). locate fails at once (cb never called) when Redis is down. */
 typedef void (*cluster_locate_cb)(void *arg, const struct sockaddr *node);
 void cluster_claim(cluster_t *c, char kind, const char *id, int held);
+/* Called each time the link comes up: claim every session held (Redis may
+ * have restarted empty). */
+void cluster_on_up(cluster_t *c, void (*reclaim)(void *arg), void *arg);
 int cluster_locate(cluster_t *c, char kind, const char *id, size_t n, cluster_locate_cb cb, void *arg);
 
 /* Leave: the node's users leave every room in Redis (a goodbye bounded to 1 s),

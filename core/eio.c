@@ -318,6 +318,12 @@ static eio_session *sess_new(eio_state *e, http_req *r, const char *remote, addr
   return s;
 }
 
+void eio_reclaim(eio_state *e) {
+  eio_session *s, *tmp;
+  if (!e->cluster || !*e->cluster) return;
+  HASH_ITER(hh, e->sessions, s, tmp) cluster_claim(*e->cluster, 's', s->sid.s, 1);
+}
+
 int eio_has_session(const eio_state *e, const char *sid, size_t n) {
   eio_session *s;
   HASH_FIND(hh, e->sessions, sid, n, s);

@@ -30,6 +30,8 @@ typedef struct {
   size_t hs_bytes;           /* their handshake copies */
 } eio_state;
 
+/* Tell the cluster again of every session held here (after Redis came back). */
+void eio_reclaim(eio_state *e);
 /* 1 when this node holds the session sid (n bytes). */
 int eio_has_session(const eio_state *e, const char *sid, size_t n);
 

@@ -580,6 +580,7 @@ static void run(peer_t *c, const char *text, size_t n, const proto_ack *ack, pro
     return;
   }
   e->handler(&q);
+  if (q.op && !op && !q.op->pending) op_finish(q.op);  /* made, but its change could not be sent */
   buf_free(&q.out);
 }
 
@@ -800,15 +801,20 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
 /* Ops waiting for room's view to reach a version: run them now it has. */
 static void view_reached(proto_ctx *ctx, const tenant_t *t, const char *room) {
   room_t *r = rooms_find(t, room, ID_LEN);
-  uint64_t ver = r ? rooms_ver(r) : 0;
+  uint64_t ver = r ? rooms_ver(r) : 0, due[32];
+  size_t n = 0;
   proto_op *op, *tmp;
-  HASH_ITER(hh, ctx->ops, op, tmp) {
+  HASH_ITER(hh, ctx->ops, op, tmp) {  /* (by ID: a rerun may change the hash) */
     if (op->kind != CHANGE_VERSION || !op->want_ver || !op->c || op->c->tenant != t) continue;
     if (memcmp(op->room, room, ID_LEN) || (r && ver < op->want_ver)) continue;
+    if (n < sizeof due / sizeof *due) due[n++] = op->id;
+  }
+  for (size_t i = 0; i < n; i++) {
+    HASH_FIND(hh, ctx->ops, &due[i], sizeof due[i], op);
+    if (!op || !op->want_ver) continue;
     op->want_ver = 0;
     evloop_timer_stop(ctx->ev, &op->retry);
     op_rerun(op, 1);
-    return;  /* (the hash may have changed: the next event finds the others) */
   }
 }
 

@@ -277,6 +277,11 @@ void resume_carrier_gone(resume_link *l, void *carrier, int dropped) {
   evloop_timer_start(l->st->ev, &l->grace, (uint64_t)(lim->resume_grace * 1000), on_grace_end);
 }
 
+void resume_reclaim(resume_state *st) {
+  resume_link *l, *tmp;
+  HASH_ITER(hh, st->by_token, l, tmp) token_claim(l, 1);
+}
+
 resume_link *resume_find(resume_state *st, const char *token, size_t n) {
   resume_link *l = NULL;
   if (n == ID_LEN) HASH_FIND(hh, st->by_token, token, ID_LEN, l);

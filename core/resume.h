@@ -87,6 +87,8 @@ void resume_end(resume_link *l);
  * does nothing; with a grace the user is kept, detached; without, it ends. */
 void resume_carrier_gone(resume_link *l, void *carrier, int dropped);
 
+/* Tell the cluster again of every token held here (after Redis came back). */
+void resume_reclaim(resume_state *st);
 /* The link whose token is token (n bytes), or NULL. */
 resume_link *resume_find(resume_state *st, const char *token, size_t n);
 /* Attach carrier to l, whose client has every event up to position last:

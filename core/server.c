@@ -186,6 +186,13 @@ void server_stop(server_t *s) {
   uv_timer_start(&s->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
 }
 
+/* The cluster's link is up again: it hears of every session held here. */
+static void reclaim(void *arg) {
+  server_t *s = arg;
+  eio_reclaim(&s->eio);
+  resume_reclaim(&s->resume);
+}
+
 static int listen_on(server_t *s) {
   struct sockaddr_storage sa;
   int rc = uv_ip4_addr(s->cfg.host, s->cfg.port, (struct sockaddr_in *)&sa);
@@ -259,7 +266,8 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
     }
     cluster_config cc = {.url = cfg->redis, .node_id = cfg->node_id, .tick_ms = cfg->cluster_tick_ms,
                          .ttl_ms = 3 * cfg->cluster_tick_ms, .advertise = advertise};
-    if ((rc = cluster_new(&s->ev, &s->ctx, &cc, &s->cluster))) {
+    if ((rc = cluster_new(&s->ev, &s->ctx, &cc, &s->cluster)) == 0) cluster_on_up(s->cluster, reclaim, s);
+    else {
       uv_close((uv_handle_t *)&s->listener, NULL);
       policy_free(s->ctx.policy);
       s->ctx.policy = NULL;
