@@ -285,6 +285,11 @@ static size_t remote_users(void *self, const char *tenant) {
 
 static void on_publish_reply(void *arg, const redisReply *r);
 
+static void catch_up(void *self) {
+  cluster_t *cl = self;
+  redis_link_read_now(cl->link);
+}
+
 static void users_changed(void *self, const char *tenant, size_t users) {
   cluster_t *cl = self;
   char msg[400];
@@ -718,7 +723,7 @@ int cluster_new(evloop_t *ev, proto_ctx *ctx, const cluster_config *cfg, cluster
   cl->script = redis_link_script(cl->link, (const char *)cluster_lua);
   if (cl->script < 0) { cluster_free(cl); return PARLEY_ENOMEM; }
   cl->api = (proto_cluster){.commit = commit, .forward = forward, .remote_users = remote_users,
-                            .users_changed = users_changed, .self = cl, .node = cl->node};
+                            .users_changed = users_changed, .catch_up = catch_up, .self = cl, .node = cl->node};
   ctx->cluster = &cl->api;
   *out = cl;
   return 0;

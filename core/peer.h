@@ -48,6 +48,9 @@ typedef struct {
    * count changed to n (the others are told). */
   size_t (*remote_users)(void *self, const char *tenant);
   void (*users_changed)(void *self, const char *tenant, size_t n);
+  /* Take the news already waiting from the cluster (before a decision on
+   * counts another node may have just changed). */
+  void (*catch_up)(void *self);
   void *self;
   const char *node;          /* this node's ID */
 } proto_cluster;

@@ -858,6 +858,7 @@ int proto_peer_open(peer_t *c, proto_ctx *ctx, const char *tenant, char *data) {
   tenant_t *t = NULL;
   c->ctx = ctx;
   proto_cluster *cl = ctx->cluster;
+  if (cl) cl->catch_up(cl->self);  /* the other nodes' latest counts first (max_connections) */
   int rc = rooms_tenant(ctx->rooms, tenant, &t);
   size_t users = rc ? 0 : rooms_tenant_nusers(t) + (cl ? cl->remote_users(cl->self, tenant) : 0);
   if (!rc && users >= policy_limits_of(ctx->policy, t)->max_connections) rc = PARLEY_ELIMIT;

@@ -559,6 +559,12 @@ int redis_link_eval(redis_link *l, int script, redis_reply_cb cb, void *arg, int
 
 const redis_link_stats *redis_link_get_stats(const redis_link *l) { return &l->stats; }
 
+void redis_link_read_now(redis_link *l) {
+  rctx *x = l->ctx[SUB];
+  if (l->state != ST_UP || l->closing || !x || !x->ac || (x->ac->c.flags & REDIS_IN_CALLBACK)) return;
+  redisAsyncHandleRead(x->ac);  /* non-blocking: nothing there is nothing read */
+}
+
 void redis_link_close(redis_link *l) {
   if (!l || l->closing) return;
   l->closing = 1;

@@ -75,6 +75,9 @@ int redis_link_script(redis_link *l, const char *text);
 int redis_link_eval(redis_link *l, int script, redis_reply_cb cb, void *arg, int nkeys, int argc,
                     const char **argv, const size_t *argvlen);
 const redis_link_stats *redis_link_get_stats(const redis_link *l);
+/* Take the messages already waiting on the subscription now (handlers run
+ * inside this call), rather than at the loop's next poll. */
+void redis_link_read_now(redis_link *l);
 /* Fail every pending command (cb with NULL, before it returns), close both
  * contexts and free the link once hiredis and libuv have let go (at the loop's
  * next safe point and close phase: close links before evloop_close). Safe
