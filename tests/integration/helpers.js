@@ -23,7 +23,9 @@ import path from 'node:path';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
-import { REPO, BIN, withTimeout, startServer as startLibServer, clusterOf, redisCommand } from '../lib/server.js';
+import {
+  REPO, BIN, withTimeout, startServer as startLibServer, startCluster as startLibCluster, clusterOf, redisCommand,
+} from '../lib/server.js';
 
 export { REPO, BIN };
 
@@ -89,10 +91,22 @@ export function putFile(dir, name, text) {
  * one through a symlink. Removed when the process exits.
  */
 export function policiesWithGrace(seconds) {
+  return policiesWithLimits({ resume_grace: seconds });
+}
+
+/**
+ * The repository's policies with these `limits` entries ({resume_grace: 0,
+ * rate: 1e5, …}) set for every tenant: a directory whose default.lua requires
+ * the shipped one through a symlink. Removed when the process exits.
+ */
+export function policiesWithLimits(limits) {
   const dir = mkdtempSync(path.join(tmpdir(), 'parley-grace-'));
   symlinkSync(path.join(REPO, 'policies', 'default.lua'), path.join(dir, 'shipped.lua'));
-  writeFileSync(path.join(dir, 'default.lua'),
-    `local M = require("shipped")\nM.limits.resume_grace = ${Number(seconds)}\nreturn M\n`);
+  const lines = Object.entries(limits).map(([k, v]) => {
+    if (!/^[a-z_]+$/.test(k)) throw new Error(`policiesWithLimits: bad limit name ${JSON.stringify(k)}`);
+    return `M.limits.${k} = ${Number(v)}\n`;
+  });
+  writeFileSync(path.join(dir, 'default.lua'), `local M = require("shipped")\n${lines.join('')}return M\n`);
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
@@ -109,6 +123,19 @@ export function startServer(opts = {}) {
   if (opts.resumeGrace != null) args.push('--policies', policiesWithGrace(opts.resumeGrace));
   if (opts.args) args.push(...opts.args);
   return startLibServer({ args });
+}
+
+/**
+ * Start a cluster whatever PARLEY_CLUSTER says (tests/lib/server.js
+ * startCluster: its own redis-server and `nodes` nodes). opts: nodes, args,
+ * nodeArgs, logLevel as there, plus startServer's resumeGrace and `limits`
+ * (policy limits for every tenant, e.g. {rate: 1e5}), given to every node.
+ */
+export function startCluster({ resumeGrace, limits, args = [], ...rest } = {}) {
+  const all = { ...limits };
+  if (resumeGrace != null) all.resume_grace = resumeGrace;
+  const pre = Object.keys(all).length ? ['--policies', policiesWithLimits(all)] : [];
+  return startLibCluster({ ...rest, args: [...pre, ...args] });
 }
 
 /**
