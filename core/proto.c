@@ -467,8 +467,8 @@ static void ev_signal(req_t *q) {
     memcpy(id, rv.p + 1, ID_LEN);
     id[ID_LEN] = 0;
     room_change ch = {.kind = CHANGE_VERSION, .room = id};
-    commit(q, &ch, id);
-    if (q->op && q->op->pending) return;
+    commit(q, &ch, id);  /* (when it can't be sent, commit has answered) */
+    return;
   }
   proto_error(q->c, NULL, 0, v.code, "SIGNAL", v.msg, q->ack);
 }
@@ -584,14 +584,12 @@ static void run(peer_t *c, const char *text, size_t n, const proto_ack *ack, pro
   buf_free(&q.out);
 }
 
-/* Keep an event for when the peer's wait on the cluster ends. */
-static void hold(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
+/* Keep an event for when the peer's wait on the cluster ends; 0, or
+ * PARLEY_ELIMIT when the peer has too many waiting already. */
+static int hold(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
   proto_held *h = NULL;
   if (c->nheld < HELD_MAX && c->held_bytes + n <= HELD_MAX_BYTES) h = malloc(sizeof *h + n);
-  if (!h) {
-    proto_error(c, NULL, 0, ERR_LIMIT_REACHED, NULL, "too many events wait on the cluster: slow down", ack);
-    return;
-  }
+  if (!h) return PARLEY_ELIMIT;
   h->next = NULL;
   h->has_ack = ack != NULL;
   if (ack) h->ack = *ack;
@@ -602,6 +600,7 @@ static void hold(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
   c->held_tail = h;
   c->nheld++;
   c->held_bytes += n;
+  return 0;
 }
 
 static void held_free(peer_t *c) {
@@ -627,18 +626,23 @@ void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
   if (!c->user) return;
   req_t q = {.c = c, .ack = ack, .lim = policy_limits_of(pol(c), c->tenant)};
   c->ctx->metrics.events++;
+  const char *refusal = NULL;
   if (rate_check(c, q.lim)) {
     c->ctx->metrics.rate_limited++;
     if (c->strikes > (unsigned)q.lim->rate) { c->ops->close(c, "rate limit exceeded persistently"); return; }
-    q.quiet = 1;  /* read what can be read of the event for the error, nothing more */
-    const event_def *e = decode(&q, text, n, name, sizeof name);
-    if (e) read_request_id(&q, 0);  /* leaves requestID null when it can't be echoed */
-    q.quiet = 0;
-    fail(&q, ERR_LIMIT_REACHED, "rate limit: slow down");
+    refusal = "rate limit: slow down";
+  } else if (!c->op) {
+    run(c, text, n, ack, NULL, 0);
     return;
+  } else if (hold(c, text, n, ack)) {  /* after the request that waits: in order */
+    refusal = "too many events wait on the cluster: slow down";
   }
-  if (c->op) hold(c, text, n, ack);  /* after the request that waits: in order */
-  else run(c, text, n, ack, NULL, 0);
+  if (!refusal) return;
+  q.quiet = 1;  /* read what can be read of the event for the error, nothing more */
+  const event_def *e = decode(&q, text, n, name, sizeof name);
+  if (e) read_request_id(&q, 0);  /* leaves requestID null when it can't be echoed */
+  q.quiet = 0;
+  fail(&q, ERR_LIMIT_REACHED, refusal);
 }
 
 /* ---- the cluster's answers ---- */
@@ -766,25 +770,33 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
   proto_op *op = NULL;
   size_t nold = 0;
   char *old = NULL;
+  int applied = 0, probe = 0;
   if (e->op) HASH_FIND(hh, ctx->ops, &e->op, sizeof e->op, op);
   if (!e->view) {  /* deleted: its last member left */
     if (r) view_forget(st, r);
     r = NULL;
-  } else if (!r || e->view->ver >= rooms_ver(r) || e->kind == CHANGE_SYNC) {  /* (older: a fetch told more) */
+    applied = 1;
+  } else if (e->kind == CHANGE_FETCH ? !r : !r || e->view->ver > rooms_ver(r) || e->kind == CHANGE_SYNC) {
+    /* A view moves only with the changes Redis publishes, in order (a change
+     * this view has seen already tells nobody anything again). A fetched room
+     * is a probe for one decision: it never stands in for them, or a change
+     * still on its way would find the view ahead of it. */
     old = member_ids(r, &nold);
     if (rooms_view_set(st, e->tenant, e->room, e->view, &r)) {
       log_warn("cluster: out of memory for the view of room %s", e->room);
       r = NULL;
     }
+    applied = 1;
+    probe = e->kind == CHANGE_FETCH;
   }
-  if (r && e->subject && e->kind == CHANGE_JOIN) {
+  if (r && applied && e->subject && e->kind == CHANGE_JOIN) {
     buf_t b;
     buf_init(&b, 0);
     notify_join(r, e->subject, &b);
     buf_free(&b);
-  } else if (r && e->subject && e->kind == CHANGE_LEAVE) {
+  } else if (r && applied && e->subject && e->kind == CHANGE_LEAVE) {
     notify_leave(r, e->subject, e->room);
-  } else if (r && e->kind == CHANGE_SYNC) {
+  } else if (r && applied && e->kind == CHANGE_SYNC) {
     notify_diff(st, r, old, nold);
   }
   if (op && op->pending) {
@@ -792,7 +804,10 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
     op_done(op, r);
   }
   release_ids(st, old, nold);
-  if ((r = rooms_find(e->tenant, e->room, ID_LEN))) view_gc(st, r);
+  if ((r = rooms_find(e->tenant, e->room, ID_LEN))) {
+    if (probe) view_forget(st, r);
+    else view_gc(st, r);
+  }
   if (ctx->ops) view_reached(ctx, e->tenant, e->room);
 }
 
@@ -801,13 +816,21 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
 /* Ops waiting for room's view to reach a version: run them now it has. */
 static void view_reached(proto_ctx *ctx, const tenant_t *t, const char *room) {
   room_t *r = rooms_find(t, room, ID_LEN);
-  uint64_t ver = r ? rooms_ver(r) : 0, due[32];
-  size_t n = 0;
+  uint64_t ver = r ? rooms_ver(r) : 0, stack[32], *due = stack;
+  size_t n = 0, cap = sizeof stack / sizeof *stack;
   proto_op *op, *tmp;
   HASH_ITER(hh, ctx->ops, op, tmp) {  /* (by ID: a rerun may change the hash) */
     if (op->kind != CHANGE_VERSION || !op->want_ver || !op->c || op->c->tenant != t) continue;
     if (memcmp(op->room, room, ID_LEN) || (r && ver < op->want_ver)) continue;
-    if (n < sizeof due / sizeof *due) due[n++] = op->id;
+    if (n == cap) {
+      uint64_t *more = malloc(2 * cap * sizeof *more);
+      if (!more) break;  /* the rest run at their timer */
+      memcpy(more, due, n * sizeof *due);
+      if (due != stack) free(due);
+      due = more;
+      cap *= 2;
+    }
+    due[n++] = op->id;
   }
   for (size_t i = 0; i < n; i++) {
     HASH_FIND(hh, ctx->ops, &due[i], sizeof due[i], op);
@@ -816,6 +839,7 @@ static void view_reached(proto_ctx *ctx, const tenant_t *t, const char *room) {
     evloop_timer_stop(ctx->ev, &op->retry);
     op_rerun(op, 1);
   }
+  if (due != stack) free(due);
 }
 
 void proto_cluster_version(proto_ctx *ctx, uint64_t id, uint64_t ver) {

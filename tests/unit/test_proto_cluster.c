@@ -8,15 +8,9 @@
  * when the change comes back, with its requestID and ack; the peer's later
  * events wait in order; fetches, joins, leaves, lost races, version waits;
  * failures (refused, unreachable) never leave a peer stuck; a peer that goes
- * while waiting leaks nothing; the cap on held events.
- * Assertions about known bugs in core/proto.c are compiled only with
- * -DKNOWN_BUG_<name> (they fail until the core is fixed):
- *   KNOWN_BUG_SIGNAL_DOUBLE_ERROR  a SIGNAL whose CHANGE_VERSION can't be sent
- *                                  gets two ERRORs (two acks for one ack id)
- *   KNOWN_BUG_HELD_CAP_IDS         the held-events cap's ERROR 2 drops the
- *                                  event's name and requestID
- *   KNOWN_BUG_VIEW_REACHED_32      past 32 SIGNALs waiting on one room, the
- *                                  rest wait out their 1 s timer */
+ * while waiting leaks nothing; the cap on held events (its ERROR names the
+ * event and its requestID); one ERROR for a SIGNAL whose version ask can't be
+ * sent; every SIGNAL waiting on a room runs when its view catches up. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +47,7 @@ typedef struct {
   size_t n, cap;
   int refuse;           /* commit returns nonzero: Redis is unreachable */
   int refuse_forward;
+  int catch_ups;        /* catch_up calls (each user opened: the news first) */
   fake_fwd fwd[64];
   size_t nfwd;
   size_t remote;        /* remote_users' answer */
@@ -114,6 +109,8 @@ static size_t fc_remote_users(void *self, const char *tenant) {
   return ((fake_cluster *)self)->remote;
 }
 
+static void fc_catch_up(void *self) { ((fake_cluster *)self)->catch_ups++; }
+
 static void fc_users_changed(void *self, const char *tenant, size_t n) {
   fake_cluster *fc = self;
   copy_str(fc->changed_tenant, sizeof fc->changed_tenant, tenant);
@@ -134,7 +131,7 @@ static void cw_init(cworld *cw) {
   CHECK(fake_world_init(&cw->w) == 0);
   memset(&cw->fc, 0, sizeof cw->fc);
   cw->fc.api = (proto_cluster){.commit = fc_commit, .forward = fc_forward, .remote_users = fc_remote_users,
-                               .users_changed = fc_users_changed, .self = &cw->fc, .node = NODE};
+                               .users_changed = fc_users_changed, .catch_up = fc_catch_up, .self = &cw->fc, .node = NODE};
   cw->w.ctx.cluster = &cw->fc.api;
 }
 
@@ -641,11 +638,7 @@ static void test_failures(void) {
   sendf(&a, 12, "[\"SIGNAL\",{\"target\":\"%s\",\"room\":\"%s\",\"signal\":1}]", ghost, s.id);
   CHECK(cw.fc.n == nc + 1 && fc_last(&cw.fc)->kind == CHANGE_VERSION);
   CHECK(fake_is_error(last(&a), 4, "null", "SIGNAL") && a.peer.op == NULL);
-#ifdef KNOWN_BUG_SIGNAL_DOUBLE_ERROR
-  CHECK(a.n == an + 1);
-#else
-  CHECK(a.n >= an + 1);
-#endif
+  CHECK(a.n == an + 1);  /* one ERROR: one ack for one ack id */
   CHECK(get_id_now(&a, "g8"));
 
   /* a fetched JOIN whose join can't be sent: ERROR 4 once, the fetched view let go */
@@ -991,7 +984,9 @@ static void test_gone(void) {
   cw.fc.remote = 1000000000;
   memset(&z, 0, sizeof z);
   z.peer.ops = a.peer.ops;
+  int ups = cw.fc.catch_ups;
   CHECK(proto_peer_open(&z.peer, &cw.w.ctx, "default", NULL) == PARLEY_ELIMIT && z.peer.user == NULL);
+  CHECK(cw.fc.catch_ups == ups + 1);  /* the other nodes' news was taken before the count */
   cw.fc.remote = 0;
 
   fake_peer *all[] = {&a};
@@ -1086,13 +1081,7 @@ static void test_many_waiting(void) {
   size_t errors = 0;
   for (int i = 0; i < MANY; i++) errors += fake_count(&p[i], "ERROR");
   CHECK(errors == 0);
-#ifdef KNOWN_BUG_VIEW_REACHED_32
-  CHECK(waiting(p, MANY) == 0 && cw.w.ctx.ops == NULL);
-#endif
-  evloop_advance(&cw.w.ev, 1000);  /* (those left over run when their wait ends, and still get through) */
-  CHECK(waiting(p, MANY) == 0 && cw.w.ctx.ops == NULL);
-  for (int i = 0; i < MANY; i++) errors += fake_count(&p[i], "ERROR");
-  CHECK(errors == 0);
+  CHECK(waiting(p, MANY) == 0 && cw.w.ctx.ops == NULL);  /* every one, not the first 32 */
   fake_peer *all[MANY];
   for (int i = 0; i < MANY; i++) all[i] = &p[i];
   cw_end(&cw, all, MANY);
@@ -1144,10 +1133,8 @@ static void test_held_cap(void) {
   CHECK(a.n == 1 && last(&a)->kind == FAKE_REPLY && fake_num_is(last(&a), "error", 2));
   CHECK(last(&a)->has_ack && last(&a)->ack_id == 65 && a.peer.nheld == 64);
   CHECK(msg_is(last(&a), "too many events wait on the cluster: slow down"));
-#ifdef KNOWN_BUG_HELD_CAP_IDS
   /* like the rate limit's ERROR 2 (protocol.md 3.5): the event's name and requestID, which can be read */
   CHECK(fake_is_error(last(&a), 2, "\"g64\"", "GET_ID"));
-#endif
   redis_room s;
   rr_init(&s, ch.room, "n", "", 4, 0);
   rr_add(&s, fake_user_id(&a), NODE);
