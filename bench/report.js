@@ -151,7 +151,7 @@ const CLUSTER_ROWS = [
   ['cluster', 'cluster flat out: CPU µs per signal, nodes + Redis', (r) => (r.per_server_cpu_s > 0 ? 1e6 / r.per_server_cpu_s : undefined), 2],
   ['cluster', 'cluster flat out: CPU µs per signal, the two nodes', (r) => perSignalUs(nodesCpu(r), r), 2],
   ['cluster', 'cluster flat out: CPU µs per signal, Redis', (r) => perSignalUs(redisCpu(r), r), 2],
-  ['cluster', 'cluster flat out: CPU % of the one core (nodes + Redis)', (r) => (r.server_cpu_s >= 0 && r.duration_s ? (100 * r.server_cpu_s) / r.duration_s : undefined)],
+  ['cluster', 'cluster flat out: CPU 0 busy with nodes + Redis, %', (r) => (r.server_cpu_s >= 0 && r.duration_s ? (100 * r.server_cpu_s) / r.duration_s : undefined)],
   ['cluster', 'cluster flat out: one-way latency p50 µs (queueing: P×W in flight)', (r) => r.latency_us?.p50],
   ['cluster-latency', 'cross-node unloaded (1 pair, W=1): one-way latency p50 µs', (r) => r.latency_us?.p50],
   ['cluster-latency', 'cross-node unloaded (1 pair, W=1): one-way latency p99 µs', (r) => r.latency_us?.p99],
