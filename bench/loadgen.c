@@ -11,6 +11,12 @@
  *          control operations/s and their latency
  *   idle   N connections held (one GET_ID each): server RSS per connection
  *
+ * --url may be given several times (several servers sharing one room space,
+ * e.g. the nodes of a cluster): connection i goes to the (i mod N)-th, so the
+ * two members of every pair (connections 2k and 2k+1) are on different
+ * servers; with two, every creator is on the first and every joiner on the
+ * second, and every SIGNAL crosses from one server to the other.
+ *
  * --framing raw (relay only) is for the baseline relay (bench/baseline/relay.c),
  * which pairs connections by the order of their upgrades and copies frames
  * without reading them: no GET_ID / CREATE_ROOM / JOIN_ROOM, connections are
@@ -55,16 +61,28 @@
 typedef enum { SC_RELAY, SC_CHURN, SC_IDLE } scenario_t;
 typedef enum { FR_WS, FR_SIO, FR_RAW } framing_t;
 
-static struct {
+#define MAX_SERVERS 16
+#define MAX_PIDS 16
+
+typedef struct {
   char host[64];
   int port;
-  char path[512];              /* empty: the framing's default path */
+  char path[512];              /* empty: the framing's default path (or --path) */
+  struct sockaddr_in addr;
+} server_t;
+
+static server_t servers[MAX_SERVERS];
+static int nservers;
+
+static struct {
+  char path[512];              /* --path: overrides every URL's */
   framing_t framing;
   scenario_t scenario;
   int pairs, window, size, clients, connections;
   double duration, setup_timeout, drain_timeout, idle_wait;
   double rate;                 /* relay: offered signals/s (both directions); 0: closed loop */
-  int server_pid, sources, concurrency;
+  int server_pids[MAX_PIDS], npids;  /* --server-pid: processes whose CPU and RSS are summed */
+  int sources, concurrency;
 } opt;
 
 static const char *scenario_names[] = {"relay", "churn", "idle"};
@@ -84,6 +102,10 @@ static void die(const char *fmt, ...) {
 static void usage(FILE *f) {
   fprintf(f,
     "usage: loadgen --url ws://127.0.0.1:PORT --framing ws|sio|raw --scenario relay|churn|idle [options]\n"
+    "  --url URL            again (up to %d): servers sharing one room space; connection i goes\n"
+    "                       to the (i mod N)-th URL, so the two members of every pair are on\n"
+    "                       different servers (two URLs: creators on the first, joiners on the\n"
+    "                       second); --url2 URL is the same as a second --url\n"
     "  --framing raw        relay only, for bench/baseline-relay: no setup requests, pairs by\n"
     "                       connect order (connections opened one at a time), SIGNALs as they are\n"
     "  --pairs P            relay: client pairs, one room each (default 1000)\n"
@@ -94,14 +116,16 @@ static void usage(FILE *f) {
     "  --clients N          churn: clients, in pairs (default 100)\n"
     "  --connections N      idle: connections to open and hold (default 15000)\n"
     "  --duration S         relay/churn: measured seconds (default 10)\n"
-    "  --server-pid PID     read the server's RSS (idle) and CPU time from /proc\n"
+    "  --server-pid PID[,PID…]  read the server's RSS (idle) and CPU time from /proc; several\n"
+    "                       (or the option repeated): their sums, each one's under \"processes\"\n"
     "  --sources N          spread connections over 127.0.0.1..127.0.0.N (default: one per\n"
     "                       ~4700 connections, a sixth of the ephemeral port range)\n"
     "  --concurrency N      connection handshakes in progress at once (default 256)\n"
     "  --setup-timeout S    give up when the clients are not all set up by then (default 120)\n"
     "  --drain-timeout S    relay: wait this long for in-flight SIGNALs at the end (default 5)\n"
     "  --idle-wait S        idle: seconds to wait before reading RSS again (default 2)\n"
-    "  --path PATH          override the request path (default /ws or /socket.io/?EIO=4&transport=websocket)\n");
+    "  --path PATH          override the request path (default /ws or /socket.io/?EIO=4&transport=websocket)\n",
+    MAX_SERVERS);
 }
 
 static double num_arg(const char *name, const char *v, double lo, double hi) {
@@ -113,27 +137,40 @@ static double num_arg(const char *name, const char *v, double lo, double hi) {
 
 static void parse_url(const char *url) {
   const char *p = url;
+  if (nservers == MAX_SERVERS) die("at most %d --url", MAX_SERVERS);
+  server_t *sv = &servers[nservers++];
   if (strncmp(p, "ws://", 5) != 0) die("--url must be ws://HOST:PORT[/path]");
   p += 5;
   const char *colon = strchr(p, ':');
-  if (!colon || (size_t)(colon - p) >= sizeof opt.host) die("--url needs HOST:PORT");
-  memcpy(opt.host, p, (size_t)(colon - p));
-  opt.host[colon - p] = 0;
+  if (!colon || (size_t)(colon - p) >= sizeof sv->host) die("--url needs HOST:PORT");
+  memcpy(sv->host, p, (size_t)(colon - p));
+  sv->host[colon - p] = 0;
   char *end;
   long port = strtol(colon + 1, &end, 10);
   if (port <= 0 || port > 65535) die("bad port in --url");
-  opt.port = (int)port;
-  if (*end == '/' && end[1]) snprintf(opt.path, sizeof opt.path, "%s", end);
+  sv->port = (int)port;
+  if (*end == '/' && end[1]) snprintf(sv->path, sizeof sv->path, "%s", end);
+  if (uv_ip4_addr(sv->host, sv->port, &sv->addr)) die("the host must be an IPv4 address, e.g. 127.0.0.1");
+}
+
+/* PID[,PID…] */
+static void parse_pids(const char *v) {
+  char tmp[512];
+  snprintf(tmp, sizeof tmp, "%s", v);
+  for (char *save = NULL, *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    if (opt.npids == MAX_PIDS) die("at most %d server pids", MAX_PIDS);
+    opt.server_pids[opt.npids++] = (int)num_arg("server-pid", t, 1, 1e9);
+  }
 }
 
 static void parse_args(int argc, char **argv) {
   static const struct option longopts[] = {
-    {"url", 1, 0, 'u'}, {"framing", 1, 0, 'f'}, {"scenario", 1, 0, 's'}, {"pairs", 1, 0, 'P'},
+    {"url", 1, 0, 'u'}, {"url2", 1, 0, 'u'}, {"framing", 1, 0, 'f'}, {"scenario", 1, 0, 's'}, {"pairs", 1, 0, 'P'},
     {"window", 1, 0, 'W'}, {"size", 1, 0, 'S'}, {"clients", 1, 0, 'C'}, {"connections", 1, 0, 'N'},
     {"duration", 1, 0, 'd'}, {"server-pid", 1, 0, 'p'}, {"sources", 1, 0, 'a'}, {"concurrency", 1, 0, 'c'},
     {"setup-timeout", 1, 0, 't'}, {"drain-timeout", 1, 0, 'D'}, {"idle-wait", 1, 0, 'i'}, {"path", 1, 0, 'x'},
     {"rate", 1, 0, 'r'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-  int have_url = 0, ch;
+  int ch;
   opt.framing = FR_WS;
   opt.scenario = SC_RELAY;
   opt.pairs = 1000, opt.window = 16, opt.size = 200, opt.clients = 100, opt.connections = 15000;
@@ -141,7 +178,7 @@ static void parse_args(int argc, char **argv) {
   opt.concurrency = 256;
   while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
     switch (ch) {
-      case 'u': parse_url(optarg); have_url = 1; break;
+      case 'u': parse_url(optarg); break;
       case 'f':
         if (!strcmp(optarg, "ws")) opt.framing = FR_WS;
         else if (!strcmp(optarg, "sio")) opt.framing = FR_SIO;
@@ -160,7 +197,7 @@ static void parse_args(int argc, char **argv) {
       case 'C': opt.clients = (int)num_arg("clients", optarg, 2, 1e6); break;
       case 'N': opt.connections = (int)num_arg("connections", optarg, 1, 1e6); break;
       case 'd': opt.duration = num_arg("duration", optarg, 0.1, 86400); break;
-      case 'p': opt.server_pid = (int)num_arg("server-pid", optarg, 1, 1e9); break;
+      case 'p': parse_pids(optarg); break;
       case 'a': opt.sources = (int)num_arg("sources", optarg, 1, 254); break;
       case 'c': opt.concurrency = (int)num_arg("concurrency", optarg, 1, 1e6); break;
       case 't': opt.setup_timeout = num_arg("setup-timeout", optarg, 1, 86400); break;
@@ -173,14 +210,22 @@ static void parse_args(int argc, char **argv) {
     }
   }
   if (optind < argc) die("unexpected argument %s", argv[optind]);
-  if (!have_url) { usage(stderr); exit(2); }
+  if (!nservers) { usage(stderr); exit(2); }
   if (opt.framing == FR_RAW) {
     if (opt.scenario != SC_RELAY) die("--framing raw is for the relay scenario only");
+    if (nservers > 1) die("--framing raw pairs connections on one server: one --url");
     opt.concurrency = 1;  /* the relay pairs by upgrade order: one handshake at a time keeps it ours */
   }
-  if (!opt.path[0])
-    snprintf(opt.path, sizeof opt.path, "%s", opt.framing == FR_SIO ? "/socket.io/?EIO=4&transport=websocket" : "/ws");
+  for (int i = 0; i < nservers; i++) {
+    server_t *sv = &servers[i];
+    if (opt.path[0]) snprintf(sv->path, sizeof sv->path, "%s", opt.path);
+    if (!sv->path[0])
+      snprintf(sv->path, sizeof sv->path, "%s", opt.framing == FR_SIO ? "/socket.io/?EIO=4&transport=websocket" : "/ws");
+  }
 }
+
+/* The server connection i talks to. */
+static server_t *server_of(int i) { return &servers[i % nservers]; }
 
 /* ---------------------------------------------------------------- buffers */
 
@@ -306,7 +351,10 @@ static struct {
   uint64_t errors, conn_failures, closed_unexpectedly, protocol_errors;
   int setup_failed;            /* clients lost before they were ready */
   hist_t lat, rtt;
-  double srv_cpu0, srv_cpu1, cli_cpu0, cli_cpu1;
+  double srv_cpu0, srv_cpu1, cli_cpu0, cli_cpu1;  /* srv: summed over --server-pid */
+  double pid_cpu0[MAX_PIDS], pid_cpu1[MAX_PIDS];  /* and each one's */
+  long pid_rss1[MAX_PIDS];
+  char pid_comm[MAX_PIDS][32];
   double sys0[3], sys1[3];     /* machine: user+nice+system, softirq+irq, steal (s) */
   long rss_before, rss_after;
   int pairs_ready, pairs_done, idle_done;
@@ -602,7 +650,7 @@ static void on_connect(uv_connect_t *req, int status) {
   int n = snprintf(req_text, sizeof req_text,
                    "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                   opt.path, opt.host, opt.port, (char *)key);
+                   server_of(c->idx)->path, server_of(c->idx)->host, server_of(c->idx)->port, (char *)key);
   buf_add(&c->out, req_text, (size_t)n);
   mark_dirty(c);
   c->st = ST_HTTP;
@@ -613,8 +661,7 @@ static void on_connect(uv_connect_t *req, int status) {
 /* Open the socket ourselves when spreading over source addresses: bind with
  * IP_BIND_ADDRESS_NO_PORT so the port is chosen at connect time per 4-tuple. */
 static int client_start(client_t *c) {
-  struct sockaddr_in dst;
-  uv_ip4_addr(opt.host, opt.port, &dst);
+  struct sockaddr_in dst = server_of(c->idx)->addr;
   uv_tcp_init(loop, &c->tcp);
   c->tcp.data = c;
   c->creq.data = c;
@@ -715,6 +762,41 @@ static void machine_cpu_s(double out[3]) {
   out[0] = (double)(v[0] + v[1] + v[2]) / hz;
   out[1] = (double)(v[5] + v[6]) / hz;
   out[2] = (double)v[7] / hz;
+}
+
+/* The command name of pid (for the report), "?" when unreadable. */
+static void proc_comm(int pid, char *out, size_t cap) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/comm", pid);
+  snprintf(out, cap, "?");
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  if (fgets(out, (int)cap, f)) out[strcspn(out, "\n\"\\")] = 0;
+  fclose(f);
+}
+
+/* CPU seconds of every --server-pid, summed (-1 when one is unreadable); each one's into each[]. */
+static double servers_cpu_s(double *each) {
+  double sum = 0;
+  for (int i = 0; i < opt.npids; i++) {
+    double v = proc_cpu_s(opt.server_pids[i]);
+    if (each) each[i] = v;
+    if (v < 0 || sum < 0) sum = -1;
+    else sum += v;
+  }
+  return sum;
+}
+
+/* RSS of every --server-pid, summed (-1 when one is unreadable); each one's into each[]. */
+static long servers_rss_kb(long *each) {
+  long sum = 0;
+  for (int i = 0; i < opt.npids; i++) {
+    long v = proc_rss_kb(opt.server_pids[i]);
+    if (each) each[i] = v;
+    if (v < 0 || sum < 0) sum = -1;
+    else sum += v;
+  }
+  return sum;
 }
 
 static double self_cpu_s(void) {
@@ -949,7 +1031,7 @@ static void churn_event(client_t *c, const char *name, size_t nl, const char *pl
 
 static void on_idle_waited(uv_timer_t *t) {
   (void)t;
-  R.rss_after = proc_rss_kb(opt.server_pid);
+  R.rss_after = servers_rss_kb(R.pid_rss1);
   R.t_stop = now_ns();
   finish(NULL);
 }
@@ -995,7 +1077,7 @@ static void measure_begin(void) {
   R.t_start = now_ns();
   R.cli_cpu0 = self_cpu_s();
   machine_cpu_s(R.sys0);
-  if (opt.server_pid) R.srv_cpu0 = proc_cpu_s(opt.server_pid);
+  if (opt.npids) R.srv_cpu0 = servers_cpu_s(R.pid_cpu0);
   if (opt.scenario != SC_IDLE) uv_timer_start(&run_timer, on_run_done, (uint64_t)(opt.duration * 1000), 0);
 }
 
@@ -1017,7 +1099,7 @@ static void on_run_done(uv_timer_t *t) {
   R.ops_at_stop = R.ops;
   R.cli_cpu1 = self_cpu_s();
   machine_cpu_s(R.sys1);
-  if (opt.server_pid) R.srv_cpu1 = proc_cpu_s(opt.server_pid), R.rss_after = proc_rss_kb(opt.server_pid);
+  if (opt.npids) R.srv_cpu1 = servers_cpu_s(R.pid_cpu1), R.rss_after = servers_rss_kb(R.pid_rss1);
   if (opt.scenario == SC_RELAY) {
     uv_timer_start(&aux_timer, on_drain_timeout, (uint64_t)(opt.drain_timeout * 1000), 0);
     relay_drained_check();
@@ -1055,7 +1137,7 @@ static void put_num(const char *key, double v, int decimals) {
  * not apply), then the scenario's own. */
 static void print_result(void) {
   double dur = R.t_stop > R.t_start ? (double)(R.t_stop - R.t_start) / 1e9 : 0;
-  double srv_cpu = opt.server_pid && R.srv_cpu1 >= 0 && R.srv_cpu0 >= 0 && R.measuring ? R.srv_cpu1 - R.srv_cpu0 : -1;
+  double srv_cpu = opt.npids && R.srv_cpu1 >= 0 && R.srv_cpu0 >= 0 && R.measuring ? R.srv_cpu1 - R.srv_cpu0 : -1;
   double cli_cpu = R.measuring ? R.cli_cpu1 - R.cli_cpu0 : -1;
   double setup = (double)((R.t_start ? R.t_start : now_ns()) - R.t_setup0) / 1e9;
   double rate = -1, work = -1;  /* work: what the rate counts, done in the window */
@@ -1064,9 +1146,13 @@ static void print_result(void) {
   if (opt.scenario == SC_CHURN) work = (double)R.ops_at_stop, unit = "ops/s";
   if (work >= 0 && dur > 0) rate = work / dur;
   if (opt.scenario == SC_IDLE) rate = R.t_start && setup > 0 ? R.idle_done / setup : 0, unit = "connections/s";
-  int have_rss = opt.server_pid && R.rss_before > 0 && R.rss_after > 0;
+  int have_rss = opt.npids && R.rss_before > 0 && R.rss_after > 0;
   printf("{\"scenario\":\"%s\",\"framing\":\"%s\",\"url\":\"ws://%s:%d%s\"", scenario_names[opt.scenario],
-         framing_names[opt.framing], opt.host, opt.port, opt.path);
+         framing_names[opt.framing], servers[0].host, servers[0].port, servers[0].path);
+  printf(",\"urls\":[");
+  for (int i = 0; i < nservers; i++)
+    printf("%s\"ws://%s:%d%s\"", i ? "," : "", servers[i].host, servers[i].port, servers[i].path);
+  printf("]");
   printf(",\"ok\":%s", R.failure ? "false" : "true");
   if (R.failure) printf(",\"failure\":\"%s\"", R.failure);
   else printf(",\"failure\":null");
@@ -1081,7 +1167,7 @@ static void print_result(void) {
     printf(",\"sent\":null,\"received\":null,\"lost\":null");
   }
   printf(",\"errors\":%llu", (unsigned long long)R.errors);
-  put_num("rss_before_kb", opt.server_pid ? (double)R.rss_before : -1, 0);
+  put_num("rss_before_kb", opt.npids ? (double)R.rss_before : -1, 0);
   put_num("rss_after_kb", have_rss ? (double)R.rss_after : -1, 0);
   put_num("rss_delta_kb", have_rss ? (double)(R.rss_after - R.rss_before) : -1, 0);
   put_num("bytes_per_conn", have_rss && opt.scenario == SC_IDLE && R.idle_done
@@ -1114,7 +1200,18 @@ static void print_result(void) {
       printf(",\"idle_connections\":%d", R.idle_done);
       break;
   }
-  if (opt.server_pid) printf(",\"server_pid\":%d", opt.server_pid);
+  if (opt.npids) {
+    /* Each process: the sums above are over these. */
+    printf(",\"server_pid\":%d,\"processes\":[", opt.server_pids[0]);
+    for (int i = 0; i < opt.npids; i++) {
+      double c = R.measuring && R.pid_cpu0[i] >= 0 && R.pid_cpu1[i] >= 0 ? R.pid_cpu1[i] - R.pid_cpu0[i] : -1;
+      printf("%s{\"pid\":%d,\"comm\":\"%s\"", i ? "," : "", opt.server_pids[i], R.pid_comm[i]);
+      put_num("cpu_s", c, 2);
+      put_num("rss_after_kb", R.pid_rss1[i] > 0 ? (double)R.pid_rss1[i] : -1, 0);
+      printf("}");
+    }
+    printf("]");
+  }
   printf("}\n");
   fflush(stdout);
 }
@@ -1129,7 +1226,7 @@ static void finish(const char *failure) {
     if (!R.ops_at_stop) R.ops_at_stop = R.ops;
   }
   if (R.cli_cpu1 == 0) R.cli_cpu1 = self_cpu_s(), machine_cpu_s(R.sys1);
-  if (opt.server_pid && R.srv_cpu1 == 0) R.srv_cpu1 = proc_cpu_s(opt.server_pid);
+  if (opt.npids && R.srv_cpu1 == 0) R.srv_cpu1 = servers_cpu_s(R.pid_cpu1);
   if (failure) fprintf(stderr, "loadgen: %s\n", failure);
   print_result();
   for (int i = 0; i < nclients; i++) client_close(&clients[i]);
@@ -1160,13 +1257,12 @@ static void plan_resources(void) {
   int per_addr = (hi - lo + 1) / 6;
   if (per_addr < 1000) per_addr = 1000;
   nsources = opt.sources ? opt.sources : (nclients + per_addr - 1) / per_addr;
-  if (nsources > 1 && strncmp(opt.host, "127.", 4) != 0) die("several source addresses need a loopback server address");
+  for (int i = 0; i < nservers && nsources > 1; i++)
+    if (strncmp(servers[i].host, "127.", 4) != 0) die("several source addresses need a loopback server address");
 }
 
 int main(int argc, char **argv) {
   parse_args(argc, argv);
-  struct sockaddr_in probe;
-  if (uv_ip4_addr(opt.host, opt.port, &probe)) die("the host must be an IPv4 address, e.g. 127.0.0.1");
   nclients = opt.scenario == SC_RELAY ? 2 * opt.pairs : opt.scenario == SC_CHURN ? opt.clients & ~1 : opt.connections;
   plan_resources();
   clients = calloc((size_t)nclients, sizeof *clients);
@@ -1190,13 +1286,15 @@ int main(int argc, char **argv) {
   uv_timer_init(loop, &setup_timer);
   uv_timer_init(loop, &aux_timer);
   uv_timer_init(loop, &pace_timer);
-  if (opt.server_pid) {
-    R.rss_before = proc_rss_kb(opt.server_pid);
-    if (R.rss_before < 0) die("cannot read /proc/%d/status", opt.server_pid);
+  for (int i = 0; i < opt.npids; i++) {
+    if (proc_rss_kb(opt.server_pids[i]) < 0) die("cannot read /proc/%d/status", opt.server_pids[i]);
+    proc_comm(opt.server_pids[i], R.pid_comm[i], sizeof R.pid_comm[i]);
   }
-  fprintf(stderr, "loadgen: %s/%s, %d connections to %s:%d%s from %d source address%s\n",
-          scenario_names[opt.scenario], framing_names[opt.framing], nclients, opt.host, opt.port, opt.path, nsources,
-          nsources > 1 ? "es" : "");
+  if (opt.npids) R.rss_before = servers_rss_kb(NULL);
+  for (int i = 0; i < nservers; i++)
+    fprintf(stderr, "loadgen: %s/%s, %d connections to %s:%d%s from %d source address%s\n",
+            scenario_names[opt.scenario], framing_names[opt.framing], (nclients - i + nservers - 1) / nservers,
+            servers[i].host, servers[i].port, servers[i].path, nsources, nsources > 1 ? "es" : "");
   R.t_setup0 = now_ns();
   uv_timer_start(&setup_timer, on_setup_timeout, (uint64_t)(opt.setup_timeout * 1000), 0);
   launch_more();

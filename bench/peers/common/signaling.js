@@ -212,4 +212,7 @@ function portFromArgs() {
   return port;
 }
 
-module.exports = { Signaling, Errors, RoomType, LIMITS, portFromArgs };
+// The checks and helpers are exported too: bench/peers/socketio/cluster.js
+// keeps the same rules with its rooms in Redis.
+module.exports = { Signaling, Errors, RoomType, LIMITS, portFromArgs, ProtocolError, fail, newId, isString, bytes,
+                   readRequestId, readSettings, checkMaxUsers };

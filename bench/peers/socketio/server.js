@@ -9,6 +9,11 @@
 // WebSocket transports).
 //
 //   node server.js [PORT]      (or PORT=…; 0 picks a free port)
+//   REDIS_URL=redis://127.0.0.1:6379 node server.js [PORT]
+//                              one process of a cluster: the official
+//                              @socket.io/redis-adapter (node-redis clients) carries
+//                              events between processes, rooms are in Redis
+//                              (./cluster.js); run several on the same Redis
 // Prints "listening on PORT" when ready; SIGINT/SIGTERM stop it.
 
 const http = require('node:http');
@@ -17,15 +22,16 @@ const { Signaling, portFromArgs } = require('../common/signaling.js');
 
 const EVENTS = ['GET_ID', 'CREATE_ROOM', 'JOIN_ROOM', 'UPDATE_ROOM', 'SIGNAL', 'DISCONNECT'];
 
-const signaling = new Signaling();
 const httpServer = http.createServer((req, res) => {
   if (req.url === '/healthz') { res.writeHead(200, { 'content-type': 'text/plain' }).end('ok'); return; }
   res.writeHead(404).end();
 });
 const io = new Server(httpServer, { serveClient: false, cors: { origin: '*' } });
 
+let signaling;
+
 io.on('connection', (socket) => {
-  const user = signaling.connect((event, payload) => socket.emit(event, payload));
+  const user = signaling.connect((event, payload) => socket.emit(event, payload), socket);
   for (const event of EVENTS) {
     socket.on(event, (payload, ack) => {
       // With an ack id the reply (or error) goes back as the ack; SIGNAL and
@@ -43,13 +49,37 @@ io.on('connection', (socket) => {
   socket.on('disconnect', () => signaling.disconnect(user));
 });
 
-httpServer.listen(portFromArgs(), '127.0.0.1', () => {
-  console.log(`listening on ${httpServer.address().port}`);
-});
+const redisClients = [];
+
+async function main() {
+  if (process.env.REDIS_URL) {
+    const { createClient } = require('redis');
+    const { createAdapter } = require('@socket.io/redis-adapter');
+    const { ClusterSignaling } = require('./cluster.js');
+    // As in the adapter's documentation: one client publishes (and here also
+    // runs the room scripts), its duplicate subscribes.
+    const pubClient = createClient({ url: process.env.REDIS_URL });
+    const subClient = pubClient.duplicate();
+    for (const c of [pubClient, subClient]) c.on('error', (err) => console.error('redis:', err.message));
+    redisClients.push(pubClient, subClient);
+    await Promise.all([pubClient.connect(), subClient.connect()]);
+    io.adapter(createAdapter(pubClient, subClient));
+    signaling = new ClusterSignaling(io, pubClient);
+    await signaling.init();
+  } else {
+    signaling = new Signaling();
+  }
+  httpServer.listen(portFromArgs(), '127.0.0.1', () => {
+    console.log(`listening on ${httpServer.address().port}`);
+  });
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });
 
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => {
     io.close();
+    for (const c of redisClients) c.destroy?.();
     process.exit(0);
   });
 }
