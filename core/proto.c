@@ -621,28 +621,31 @@ static void drain(peer_t *c) {
   }
 }
 
-void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
+/* An event refused before it ran (rate limit, too many held): ERROR 2 with
+ * what can be read of it. */
+static void refuse_event(peer_t *c, const char *text, size_t n, const proto_ack *ack, const policy_limits *lim,
+                         const char *why) {
   char name[32];
-  if (!c->user) return;
-  req_t q = {.c = c, .ack = ack, .lim = policy_limits_of(pol(c), c->tenant)};
-  c->ctx->metrics.events++;
-  const char *refusal = NULL;
-  if (rate_check(c, q.lim)) {
-    c->ctx->metrics.rate_limited++;
-    if (c->strikes > (unsigned)q.lim->rate) { c->ops->close(c, "rate limit exceeded persistently"); return; }
-    refusal = "rate limit: slow down";
-  } else if (!c->op) {
-    run(c, text, n, ack, NULL, 0);
-    return;
-  } else if (hold(c, text, n, ack)) {  /* after the request that waits: in order */
-    refusal = "too many events wait on the cluster: slow down";
-  }
-  if (!refusal) return;
-  q.quiet = 1;  /* read what can be read of the event for the error, nothing more */
+  req_t q = {.c = c, .ack = ack, .lim = lim, .quiet = 1};  /* read what can be read, nothing more */
   const event_def *e = decode(&q, text, n, name, sizeof name);
   if (e) read_request_id(&q, 0);  /* leaves requestID null when it can't be echoed */
   q.quiet = 0;
-  fail(&q, ERR_LIMIT_REACHED, refusal);
+  fail(&q, ERR_LIMIT_REACHED, why);
+}
+
+void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
+  if (!c->user) return;
+  const policy_limits *lim = policy_limits_of(pol(c), c->tenant);
+  c->ctx->metrics.events++;
+  if (rate_check(c, lim)) {
+    c->ctx->metrics.rate_limited++;
+    if (c->strikes > (unsigned)lim->rate) c->ops->close(c, "rate limit exceeded persistently");
+    else refuse_event(c, text, n, ack, lim, "rate limit: slow down");
+  } else if (!c->op) {
+    run(c, text, n, ack, NULL, 0);
+  } else if (hold(c, text, n, ack)) {  /* after the request that waits: in order */
+    refuse_event(c, text, n, ack, lim, "too many events wait on the cluster: slow down");
+  }
 }
 
 /* ---- the cluster's answers ---- */
