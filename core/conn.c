@@ -551,11 +551,32 @@ static void splice_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
   conn_write(c, b->base, (size_t)nread);
 }
 
+/* The other server can't be reached (it died since the cluster last heard of
+ * it): nothing was sent, so the request is read again here, as if it had just
+ * come (c->replayed: the router does not send it away again), and gets the
+ * answer this server has for it (an unknown session, a resume that can't be). */
+static void splice_failed(conn_t *c, conn_splice_t *sp, int status) {
+  log_info("conn %s: the node holding its session can't be reached (%s): answered here", c->remote,
+           uv_strerror(status));
+  buf_t in = sp->out;
+  buf_init(&sp->out, 0);
+  splice_drop(c);
+  size_t body_cap = c->http->body.max;
+  http_req_free(c->http);
+  http_req_init(c->http, body_cap);
+  buf_free(&c->in);
+  c->in = in;
+  c->state = CONN_HTTP;
+  c->replayed = 1;
+  c->held = 1;  /* (conn_http_resume: parsed at the next safe point) */
+  conn_http_resume(c);
+}
+
 static void splice_connected(uv_connect_t *req, int status) {
   conn_splice_t *sp = req->data;
   if (!sp->c) return;
   if (status < 0) {
-    conn_close(sp->c, "cannot reach the node holding the session");
+    splice_failed(sp->c, sp, status);
     return;
   }
   sp->connected = 1;
@@ -585,10 +606,8 @@ int conn_splice(conn_t *c, const char *head, size_t n, const struct sockaddr *to
   c->held = 0;
   c->resume_due = 0;
   evloop_timer_stop(loop_of(c), &c->timer);  /* the other server keeps its own deadlines */
-  if (uv_tcp_connect(&sp->creq, &sp->up, to, splice_connected)) {
-    conn_close(c, "cannot reach the node holding the session");
-    return PARLEY_EIO;
-  }
+  int rc = uv_tcp_connect(&sp->creq, &sp->up, to, splice_connected);
+  if (rc) splice_failed(c, sp, rc);
   return 0;
 }
 

@@ -20,7 +20,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   startCluster, connectUser, createRoom, joinRoom, roomWith, assertError, httpGet, ERR, sleep, REPO,
+  isSio, FRAMING, withTimeout,
 } from './helpers.js';
+import WebSocket from 'ws';
 import { redisCommand } from '../lib/server.js';
 
 const SKIP = process.env.PARLEY_CLUSTER && process.env.PARLEY_CLUSTER !== '0'
@@ -516,4 +518,25 @@ test('Policy versions: nodes on the same policies report no mismatch', T, async 
   }, 5000, 50);
   assert.ok(ok, 'both nodes see 2 live nodes');
   for (const n of c.nodes) assert.equal((await nodeMetrics(n)).parley_cluster_policy_mismatch, 0);
+});
+
+test('Node death: a /ws resume with a token of the dead node, at another node, is answered there (RESUME resumed:false, a new user), not dropped', { ...T, ...(isSio() ? { skip: `plain /ws resume (PARLEY_FRAMING=${FRAMING})` } : {}) }, async (t) => {
+  const c = await cluster(t, { nodes: 2, resumeGrace: 10, logLevel: 'info' });
+  const a = await connectUser(c.node(0), t);
+  const id = await a.ok('GET_ID', {});
+  assert.match(id.resumeToken, /^[A-Za-z0-9_-]{22}$/);
+  c.node(0).kill('SIGKILL');
+  await c.node(0).exited;
+  // at once: node 2 still counts node 1 alive (its heartbeat runs out in 1.5 s) and tries to carry the resume there
+  const ws = new WebSocket(`${c.node(1).url}?resume=${id.resumeToken}&last=1`);
+  t.after(() => ws.terminate());
+  const first = await withTimeout(new Promise((resolve, reject) => {
+    ws.once('message', (d) => resolve(JSON.parse(d.toString())));
+    ws.once('close', (code) => reject(new Error(`closed with ${code} before any event`)));
+    ws.once('error', reject);
+  }), 5000, 'the RESUME answer');
+  assert.equal(first[0], 'RESUME');
+  assert.equal(first[1].resumed, false);
+  assert.notEqual(first[1].userID, id.userID);
+  assert.match(c.stderr, /the node holding its session can't be reached/);
 });
