@@ -23,6 +23,8 @@ import {
   isSio, FRAMING, withTimeout,
 } from './helpers.js';
 import WebSocket from 'ws';
+import net from 'node:net';
+import { io } from 'socket.io-client';
 import { redisCommand } from '../lib/server.js';
 
 const SKIP = process.env.PARLEY_CLUSTER && process.env.PARLEY_CLUSTER !== '0'
@@ -539,4 +541,65 @@ test('Node death: a /ws resume with a token of the dead node, at another node, i
   assert.equal(first[1].resumed, false);
   assert.notEqual(first[1].userID, id.userID);
   assert.match(c.stderr, /the node holding its session can't be reached/);
+});
+
+/** A round-robin TCP proxy on loopback: each new connection goes to the next of `ports`. Counts connections per port. */
+async function roundRobinProxy(t, ports) {
+  let turn = 0;
+  const perPort = new Map(ports.map((p) => [p, 0]));
+  const socks = new Set();
+  const server = net.createServer((client) => {
+    const port = ports[turn++ % ports.length];
+    perPort.set(port, perPort.get(port) + 1);
+    const up = net.connect(port, '127.0.0.1');
+    socks.add(client);
+    socks.add(up);
+    client.pipe(up);
+    up.pipe(client);
+    const end = () => { client.destroy(); up.destroy(); socks.delete(client); socks.delete(up); };
+    client.on('error', end);
+    up.on('error', end);
+    client.on('close', end);
+    up.on('close', end);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => { for (const s of socks) s.destroy(); server.close(); });
+  return { port: server.address().port, perPort };
+}
+
+test('No sticky sessions: stock socket.io-client (polling, then upgrade) through a round-robin TCP proxy over 3 nodes: 1000 SIGNALs each way, nothing lost', { ...T, ...(FRAMING !== 'sio' ? { skip: `runs once, in the sio framing run (PARLEY_FRAMING=${FRAMING})` } : {}) }, async (t) => {
+  const c = await cluster(t, { nodes: 3, limits: FAST });
+  const proxy = await roundRobinProxy(t, c.nodes.map((n) => n.port));
+  // a new TCP connection per polling request (no keep-alive agent): each may land on another node
+  const opts = { reconnection: false, forceNew: true, agent: false, extraHeaders: { Connection: 'close' } };
+  const sa = io(`http://127.0.0.1:${proxy.port}`, opts);
+  const sb = io(`http://127.0.0.1:${proxy.port}`, opts);
+  t.after(() => { sa.close(); sb.close(); });
+  const got = { a: [], b: [] };
+  sa.on('SIGNAL', (m) => got.a.push(m.signal.seq));
+  sb.on('SIGNAL', (m) => got.b.push(m.signal.seq));
+  const ask = (s, ev, payload) => withTimeout(new Promise((resolve) => s.emit(ev, payload, resolve)), 5000, ev);
+  await Promise.all([sa, sb].map((s) => withTimeout(new Promise((resolve, reject) => {
+    s.once('connect', resolve);
+    s.once('connect_error', reject);
+  }), 10_000, 'socket.io connect through the proxy')));
+  const ida = (await ask(sa, 'GET_ID', { requestId: 1 })).userID;
+  const idb = (await ask(sb, 'GET_ID', { requestId: 1 })).userID;
+  const room = (await ask(sa, 'CREATE_ROOM', { requestId: 2, maxUsers: 2, name: 'rr', password: 'pw', type: 0 })).roomID;
+  assert.ok(room, 'CREATE_ROOM through the proxy');
+  const j = await ask(sb, 'JOIN_ROOM', { requestId: 3, room, password: 'pw' });
+  assert.equal(j.curUsers, 2);
+  const N = 1000;
+  for (let i = 1; i <= N; i++) {
+    sa.emit('SIGNAL', { room, target: idb, signal: { seq: i } });
+    sb.emit('SIGNAL', { room, target: ida, signal: { seq: i } });
+    if (i % 100 === 0) await sleep(5);  // interleave with the polling cycle and the upgrade
+  }
+  const done = await until(() => got.a.length >= N && got.b.length >= N, 20_000, 50);
+  t.diagnostic(`through the proxy: A got ${got.a.length}, B got ${got.b.length}; transports now ${sa.io.engine.transport.name}/${sb.io.engine.transport.name}; TCP connections per node ${[...proxy.perPort.values()].join('/')}`);
+  assert.ok(done, `signals lost: A got ${got.a.length}, B got ${got.b.length} of ${N}`);
+  const inOrder = (l) => l.length === N && l.every((v, k) => v === k + 1);
+  assert.ok(inOrder(got.a), 'A: every SIGNAL once, in order');
+  assert.ok(inOrder(got.b), 'B: every SIGNAL once, in order');
+  assert.ok([...proxy.perPort.values()].filter((n) => n > 0).length >= 2, 'the proxy spread the connections over several nodes');
 });
