@@ -184,6 +184,32 @@ static int read_view(cluster_t *cl, tenant_t *t, json_span st, room_view *v) {
   return rc ? rc : v->owner == (size_t)-1 ? PARLEY_EINVAL : 0;
 }
 
+static void on_change_reply(void *arg, const redisReply *r);
+
+/* A room made again after Redis came back may name users of ours that went
+ * while it was away (another node vouched for them): they leave now. */
+static void gone_again(cluster_t *cl, json_span state) {
+  json_span arr, pair, item[2];
+  json_iter it;
+  size_t count, len;
+  char id[ID_LEN + 1], node[NODE_MAX + 1];
+  if (json_object_get(state, "members", &arr) || arr.type != JSON_ARRAY) return;
+  json_iter_init(&it, arr);
+  while (json_iter_next(&it, NULL, &pair)) {
+    if (pair.type != JSON_ARRAY || json_array_items(pair, item, 2, &count) || count != 2 ||
+        json_string_decode(item[0], id, sizeof id, &len) || len != ID_LEN ||
+        json_string_decode(item[1], node, sizeof node, &len) || strcmp(node, cl->node))
+      continue;
+    user_t *u = rooms_user_find(cl->ctx->rooms, id);
+    if (u && !rooms_user_is_gone(u)) continue;
+    const char *argv[] = {"gone", cl->prefix, id};
+    size_t lens[] = {4, strlen(cl->prefix), ID_LEN};
+    call_t *call = malloc(sizeof *call);
+    if (call) *call = (call_t){cl, 0};
+    if (call && redis_link_eval(cl->link, cl->script, on_change_reply, call, 0, 3, argv, lens)) free(call);
+  }
+}
+
 /* One change ("E" + JSON), from the channel or as a fetch's answer (op). */
 static void on_event(cluster_t *cl, const char *p, size_t n, uint64_t op) {
   json_span root, st = {0};
@@ -218,6 +244,7 @@ static void on_event(cluster_t *cl, const char *p, size_t n, uint64_t op) {
     e.view = st.type == JSON_OBJECT ? &v : NULL;
     cl->stats.events_in++;
     proto_cluster_event(cl->ctx, &e);
+    if (e.kind == CHANGE_SYNC) gone_again(cl, st);
   }
   policy_settings_free(&v.settings);
   release_members(cl, &v, ids);

@@ -603,3 +603,19 @@ test('No sticky sessions: stock socket.io-client (polling, then upgrade) through
   assert.ok(inOrder(got.b), 'B: every SIGNAL once, in order');
   assert.ok([...proxy.perPort.values()].filter((n) => n > 0).length >= 2, 'the proxy spread the connections over several nodes');
 });
+
+test('Redis death: a user who leaves while Redis is away leaves the cluster\'s rooms once it is back (the others are told)', T, async (t) => {
+  const c = await cluster(t, { nodes: 2 });
+  const a = await connectUser(c.node(0), t);
+  const b = await connectUser(c.node(1), t);
+  const roomID = await roomWith([a, b]);
+  await c.redis.kill('SIGKILL');
+  await a.close();  // a leave (resume grace 0 here): the cluster can't be told now
+  await b.expectNothing(300);
+  await c.redis.restart();
+  const t0 = Date.now();
+  assert.deepEqual(await b.next('DISCONNECT', { timeout: 10_000 }), { userID: a.id, roomID });
+  t.diagnostic(`B told of A's leave ${Date.now() - t0} ms after Redis came back`);
+  assert.deepEqual(await members(c.redis.port, roomID), [b.id]);
+  await b.ok('UPDATE_ROOM', { room: roomID, maxUsers: 10, name: 'B owns it', password: 'pw' });
+});
