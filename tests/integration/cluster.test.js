@@ -32,6 +32,12 @@ const SKIP = process.env.PARLEY_CLUSTER && process.env.PARLEY_CLUSTER !== '0'
   : null;
 if (SKIP) console.log(`# skipped: ${SKIP}`);
 
+// Timing assertions (a death noticed within 5 s, an ERROR within 1.5 s, a room
+// made again within 5 s) run in the plain build; under the sanitizers the
+// same scenarios run with waits of 30 s and no timing asserted.
+const SANITIZED = !!process.env.PARLEY_SANITIZED;
+const WITHIN = (ms) => (SANITIZED ? 30_000 : ms);
+
 const T = { timeout: 90_000, ...(SKIP ? { skip: SKIP } : {}) };
 const FAST = { rate: 100_000, burst: 100_000 };  // no per-connection rate limit in the way of bulk traffic
 
@@ -304,13 +310,13 @@ test('Node death: kill -9 of the owner\'s node; the others get DISCONNECT within
   c.node(0).kill('SIGKILL');
   const t0 = Date.now();
   const [gb, gc] = await Promise.all([b, cc].map(async (u) => {
-    const n = await u.next('DISCONNECT', { timeout: 5000 });
+    const n = await u.next('DISCONNECT', { timeout: WITHIN(5000) });
     return { n, ms: Date.now() - t0 };
   }));
   t.diagnostic(`after kill -9 of node 1: B told in ${gb.ms} ms, C in ${gc.ms} ms`);
   assert.deepEqual(gb.n, { userID: a.id, roomID });
   assert.deepEqual(gc.n, { userID: a.id, roomID });
-  assert.ok(gb.ms < 5000 && gc.ms < 5000);
+  if (!SANITIZED) assert.ok(gb.ms < 5000 && gc.ms < 5000);
   assert.equal((await c.node(0).exited).signal, 'SIGKILL');
 
   await cc.fails('UPDATE_ROOM', { room: roomID, maxUsers: 10, name: 'by C', password: 'pw' }, ERR.ROOM_ERROR);
@@ -357,10 +363,10 @@ test('Redis death: same-node SIGNALs flow, cluster requests get ROOM_ERROR fast,
   assert.equal(cr.event, 'ERROR', `CREATE_ROOM without Redis: ${cr.raw}`);
   assertError(cr.payload, { error: ERR.ROOM_ERROR, event: 'CREATE_ROOM' });
   assert.match(cr.payload.msg, /the cluster is unavailable: try again/);
-  assert.ok(createMs < 1500, `CREATE_ROOM's ERROR took ${createMs} ms`);
+  if (!SANITIZED) assert.ok(createMs < 1500, `CREATE_ROOM's ERROR took ${createMs} ms`);
   assert.equal(jr.event, 'ERROR', `JOIN_ROOM without Redis: ${jr.raw}`);
   assertError(jr.payload, { error: ERR.ROOM_ERROR, event: 'JOIN_ROOM' });
-  assert.ok(joinMs < 1500, `JOIN_ROOM's ERROR took ${joinMs} ms`);
+  if (!SANITIZED) assert.ok(joinMs < 1500, `JOIN_ROOM's ERROR took ${joinMs} ms`);
 
   const late = await connectUser(n2, t);  // connects and answers GET_ID
   assert.ok(late.id);
@@ -389,7 +395,7 @@ test('Redis death: same-node SIGNALs flow, cluster requests get ROOM_ERROR fast,
   const rebuilt = await until(async () => {
     old = await probe.request('JOIN_ROOM', { room: roomID, password: 'pw' }, { timeout: 3000 });
     return old.event === 'JOIN_ROOM';
-  }, 5000, 100);
+  }, WITHIN(5000), 100);
   const rebuildMs = Date.now() - t0;
   t.diagnostic(`A's room from before the restart joined from node 2 ${rebuildMs} ms after the restart: ${old.raw}`);
   assert.ok(rebuilt, `the room from before the restart is not joinable 5 s after it: ${old.raw}`);
@@ -504,7 +510,7 @@ test('Policy versions: a node whose policies differ from the others\' is warned 
   const seen = await until(async () => {
     const m = await Promise.all(c.nodes.map(nodeMetrics));
     return m.every((x) => x.parley_cluster_policy_mismatch === 1 && x.parley_cluster_nodes === 3);
-  }, 5000, 50);
+  }, WITHIN(5000), 50);
   t.diagnostic(`mismatch shown on all 3 nodes after ${Date.now() - t0} ms`);
   assert.ok(seen, 'parley_cluster_policy_mismatch 1 on every node within 5 s');
   assert.match(c.stderr, /warn\s+cluster: node n3 runs policies \w+, this one \w+/);
@@ -517,7 +523,7 @@ test('Policy versions: nodes on the same policies report no mismatch', T, async 
   const ok = await until(async () => {
     const m = await Promise.all(c.nodes.map(nodeMetrics));
     return m.every((x) => x.parley_cluster_nodes === 2);
-  }, 5000, 50);
+  }, WITHIN(5000), 50);
   assert.ok(ok, 'both nodes see 2 live nodes');
   for (const n of c.nodes) assert.equal((await nodeMetrics(n)).parley_cluster_policy_mismatch, 0);
 });
