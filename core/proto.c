@@ -65,6 +65,16 @@ struct proto_held_s {
 #define HELD_MAX 64                 /* events held per peer */
 #define HELD_MAX_BYTES (256 * 1024)
 #define RACE_ATTEMPTS 8             /* a request that loses this many races fails */
+#define ANSWER_MS 3000              /* a change whose outcome has not come by then failed (a link lost
+                                     * between Redis's "ok" and the change on the channel) */
+
+static void op_retry_due(evloop_timer *t);
+
+/* The outcome of op's change came (or will never): no longer waiting. */
+static void op_answered(proto_op *op) {
+  op->pending = 0;
+  evloop_timer_stop(op->ctx->ev, &op->retry);
+}
 
 /* ---- replies ---- */
 
@@ -234,7 +244,10 @@ static void commit(req_t *q, room_change *ch, const char *room) {
   snprintf(op->room, sizeof op->room, "%s", room ? room : "");
   proto_cluster *cl = q->c->ctx->cluster;
   if (cl->commit(cl->self, ch)) fail(q, ERR_ROOM_ERROR, "the cluster is unavailable: try again");
-  else op->pending = 1;
+  else {
+    op->pending = 1;
+    evloop_timer_start(op->ctx->ev, &op->retry, ANSWER_MS, op_retry_due);
+  }
 }
 
 /* The room isn't in this node's view: ask the cluster for it, then run the
@@ -686,7 +699,7 @@ static void op_rerun(proto_op *op, int fetched) {
   char room[ID_LEN + 1];
   memcpy(room, op->room, sizeof room);
   tenant_t *t = c->tenant;
-  op->pending = 0;
+  op_answered(op);
   run(c, op->text, op->n, op->has_ack ? &op->ack : NULL, op, fetched);
   if (!op->pending) op_finish(op);
   room_t *r = room[0] ? rooms_find(t, room, ID_LEN) : NULL;
@@ -697,6 +710,11 @@ static void op_rerun(proto_op *op, int fetched) {
 static void op_retry_due(evloop_timer *t) {
   proto_op *op = (proto_op *)((char *)t - offsetof(proto_op, retry));
   if (!op->c) { op_finish(op); return; }
+  if (op->pending) {  /* its outcome never came */
+    log_warn("cluster: no outcome for a %s request within %d ms", op->kind == CHANGE_FETCH ? "fetch" : "change", ANSWER_MS);
+    proto_cluster_failed(op->ctx, op->id, "unavailable");
+    return;
+  }
   int waited = op->kind == CHANGE_VERSION;  /* the view did not catch up: decide on what it has */
   op->want_ver = 0;
   op_rerun(op, waited);
@@ -803,7 +821,7 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
     notify_diff(st, r, old, nold);
   }
   if (op && op->pending) {
-    op->pending = 0;
+    op_answered(op);
     op_done(op, r);
   }
   release_ids(st, old, nold);
@@ -849,7 +867,7 @@ void proto_cluster_version(proto_ctx *ctx, uint64_t id, uint64_t ver) {
   proto_op *op;
   HASH_FIND(hh, ctx->ops, &id, sizeof id, op);
   if (!op || !op->pending) return;
-  op->pending = 0;
+  op_answered(op);
   if (!op->c || !op->c->user) { op_finish(op); return; }
   room_t *r = rooms_find(op->c->tenant, op->room, ID_LEN);
   if (!r || rooms_ver(r) >= ver) { op_rerun(op, 1); return; }
@@ -863,7 +881,7 @@ void proto_cluster_failed(proto_ctx *ctx, uint64_t id, const char *reason) {
   req_t q;
   HASH_FIND(hh, ctx->ops, &id, sizeof id, op);
   if (!op || !op->pending) return;
-  op->pending = 0;
+  op_answered(op);
   peer_t *c = op->c;
   if (!c || !c->user) { op_finish(op); return; }
   int race = !strcmp(reason, "retry") || !strcmp(reason, "member") || !strcmp(reason, "exists");

@@ -597,6 +597,7 @@ static void test_failures(void) {
   CHECK(fake_is_error(last(&b), 4, "\"f2\"", "JOIN_ROOM") && msg_is(last(&b), "the cluster is unavailable: try again"));
   CHECK(get_id_now(&b, "g2"));
 
+
   /* limit_reached for a CREATE (the tenant's cap, checked in Redis) */
   fake_handle(&b, "[\"CREATE_ROOM\",{\"requestId\":\"f3\",\"maxUsers\":2,\"name\":\"x\",\"password\":\"\",\"type\":0}]", -1);
   CHECK(cw.fc.n == 4 && fc_last(&cw.fc)->kind == CHANGE_CREATE);
@@ -659,6 +660,21 @@ static void test_failures(void) {
   CHECK(b.peer.op == NULL && cw.w.ctx.ops == NULL && fake_room(&b, r2) == NULL && cw.w.rooms.nghosts == 0);
   cw.fc.refuse = 0;
   CHECK(get_id_now(&b, "g9"));
+
+  /* no outcome at all (Redis said ok, then the link fell before the change
+   * came on the channel): ROOM_ERROR once the answer's deadline passes, and
+   * the peer goes on; the outcome, should it come late, answers nobody */
+  sendf(&b, 9, "[\"JOIN_ROOM\",{\"requestId\":\"f9\",\"room\":\"%s\",\"password\":\"\"}]", s.id);
+  uint64_t lost = fc_last(&cw.fc)->op;
+  size_t b0 = b.n;
+  evloop_advance(&cw.w.ev, 2999);
+  CHECK(b.n == b0 && b.peer.op != NULL);
+  evloop_advance(&cw.w.ev, 1);
+  CHECK(b.n == b0 + 1 && fake_is_error(last(&b), 4, "\"f9\"", "JOIN_ROOM") && b.peer.op == NULL);
+  CHECK(msg_is(last(&b), "the cluster is unavailable: try again") && last(&b)->ack_id == 9);
+  CHECK(get_id_now(&b, "g9"));
+  proto_cluster_failed(&cw.w.ctx, lost, "room_full");
+  CHECK(b.n == b0 + 2);
 
   fake_peer *all[] = {&a, &b};
   cw_end(&cw, all, 2);
