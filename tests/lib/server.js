@@ -4,6 +4,7 @@
 //   const s = await startServer({ args: ['--ping-interval', '200'] });
 //   ... s.port, s.url (ws://…/ws), s.httpBase, s.stderr ...
 //   await s.stop();   // SIGTERM, then SIGKILL after 5 s
+//   startServer({ env: { PARLEY_POLICY_X: 'y' } })   // extra environment variables
 //
 // Every server started here is killed when the test process exits, whatever
 // happened. PARLEY_BIN overrides the binary (default build/parley).
@@ -234,12 +235,12 @@ export async function startCluster({ nodes = 3, args = [], nodeArgs = [], logLev
   return cluster;
 }
 
-async function startNode({ port = 0, args = [], logLevel = 'warn' } = {}) {
+async function startNode({ port = 0, args = [], logLevel = 'warn', env = null } = {}) {
   if (!existsSync(BIN)) throw new Error(`server binary not found: ${BIN} (build it, or set PARLEY_BIN)`);
   const all = ['--listen', `127.0.0.1:${port}`, '--policies', path.join(REPO, 'policies'),
     '--web', path.join(REPO, 'web'), '--client-js', path.join(REPO, 'clients', 'js', 'parley.js'),
     '--log-level', logLevel, ...args];
-  const proc = spawn(BIN, all, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(BIN, all, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env });
   live.add(proc);
   let stderr = '';
   let stdout = '';
