@@ -1,10 +1,13 @@
 /* lua_api.c - the `parley` table policies call: logging, time, random IDs,
- * constant-time comparison, HMAC and encodings. (parley.builtin and
+ * constant-time comparison, HMAC and encodings, the PARLEY_POLICY_*
+ * environment variables. (parley.builtin and
  * parley.default_spec come from core/builtin.lua: policy.c sets them.) */
 #include <lauxlib.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include "ids.h"
 #include "log.h"
@@ -89,11 +92,25 @@ static int l_hex(lua_State *L) {
   return 1;
 }
 
+/* parley.env(name): the variable's value when name starts with
+ * PARLEY_POLICY_, else nil: nothing else of the environment is visible. */
+static int l_env(lua_State *L) {
+  static const char prefix[] = "PARLEY_POLICY_";
+  luaL_checktype(L, 1, LUA_TSTRING);
+  size_t n;
+  const char *name = lua_tolstring(L, 1, &n);
+  const char *v = n > sizeof prefix - 1 && strlen(name) == n && !strncmp(name, prefix, sizeof prefix - 1)
+                    ? getenv(name) : NULL;
+  if (v) lua_pushstring(L, v);
+  else lua_pushnil(L);
+  return 1;
+}
+
 void lua_api_push(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"log", l_log}, {"now", l_now}, {"random_id", l_random_id}, {"equal", l_equal},
     {"hmac", l_hmac}, {"base64", l_base64}, {"base64url", l_base64url}, {"hex", l_hex},
-    {NULL, NULL}};
+    {"env", l_env}, {NULL, NULL}};
   luaL_newlib(L, fns);
   lua_pushstring(L, PARLEY_VERSION);
   lua_setfield(L, -2, "version");

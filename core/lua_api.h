@@ -4,7 +4,7 @@
 #include <lua.h>
 
 /* Push a new `parley` table (log, now, random_id, equal, hmac, base64,
- * base64url, hex, version). */
+ * base64url, hex, env, version). */
 void lua_api_push(lua_State *L);
 
 #endif
