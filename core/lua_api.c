@@ -12,6 +12,7 @@
 #include "ids.h"
 #include "log.h"
 #include "lua_api.h"
+#include "lua_verify.h"
 
 static int l_log(lua_State *L) {
   static const char *const names[] = {"debug", "info", "warn", "error", NULL};
@@ -106,12 +107,13 @@ static int l_env(lua_State *L) {
   return 1;
 }
 
-void lua_api_push(lua_State *L) {
+void lua_api_push(lua_State *L, lmeter_charge_fn fn, void *ud) {
   static const luaL_Reg fns[] = {
     {"log", l_log}, {"now", l_now}, {"random_id", l_random_id}, {"equal", l_equal},
     {"hmac", l_hmac}, {"base64", l_base64}, {"base64url", l_base64url}, {"hex", l_hex},
     {"env", l_env}, {NULL, NULL}};
   luaL_newlib(L, fns);
+  lverify_register(L, fn, ud);
   lua_pushstring(L, PARLEY_VERSION);
   lua_setfield(L, -2, "version");
 }

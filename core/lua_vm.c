@@ -205,7 +205,7 @@ static void sandbox_template(lua_vm *vm) {
   }
   lua_pop(L, 1);
   lua_setfield(L, -2, "os");
-  lua_api_push(L);
+  lua_api_push(L, vm_steps_charge, vm);
   lua_setfield(L, -2, "parley");
   cjson_push(L);
   lua_setfield(L, -2, "cjson");
