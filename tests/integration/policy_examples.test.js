@@ -3,7 +3,7 @@
 // JWT also over Socket.IO (stock socket.io-client with an `auth` payload).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
+import { createHmac, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
@@ -22,8 +22,26 @@ const example = (name) => path.join(REPO, 'policies', 'examples', name);
 const servers = [];
 after(async () => { for (const s of servers) await s.stop(); });
 
-async function serverFor(name) {
-  const s = await startServer({ args: ['--policies', example(name)] });
+// The secrets each example reads with parley.env.
+const KEY = { acme: 'acme-3f9c1d2e', globex: 'globex-7b41a0c5', initech: 'initech-0d5e8f11' };
+const JWT_SECRET = 'test-jwt-secret';
+const RSA = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const EC = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const EC2 = generateKeyPairSync('ec', { namedCurve: 'P-256' });  // not in the JWKS
+const JWKS = { keys: [
+  { kid: 'rsa1', ...RSA.publicKey.export({ format: 'jwk' }) },
+  { kid: 'ec1', ...EC.publicKey.export({ format: 'jwk' }) },
+] };
+const TURN = { secret: 'test-turn-secret', urls: ['turn:turn.test:3478?transport=udp', 'turns:turn.test:5349?transport=tcp'] };
+const ENV = {
+  api_keys: { PARLEY_POLICY_API_KEYS: `${KEY.acme}=acme, ${KEY.globex}=globex,${KEY.initech}=initech` },
+  jwt: { PARLEY_POLICY_JWT_SECRET: JWT_SECRET, PARLEY_POLICY_JWT_JWKS: JSON.stringify(JWKS) },
+  turn: { PARLEY_POLICY_TURN_SECRET: TURN.secret, PARLEY_POLICY_TURN_URLS: TURN.urls.join(','), PARLEY_POLICY_TURN_TTL: '600' },
+  broadcast: {},
+};
+
+async function serverFor(name, env = ENV[name]) {
+  const s = await startServer({ args: ['--policies', example(name)], env });
   servers.push(s);
   return s;
 }
@@ -113,7 +131,29 @@ async function sioRefusal(server, t, opts, ns) {
 // api_keys
 // ---------------------------------------------------------------------------
 
-const KEY = { acme: 'acme-3f9c1d2e', globex: 'globex-7b41a0c5', initech: 'initech-0d5e8f11' };
+/** The example must refuse to load with env: the server exits 1, the log says why. */
+async function refusesToLoad(name, env, re) {
+  let err = null;
+  try {
+    const s = await startServer({ args: ['--policies', example(name)], env });
+    await s.stop();
+  } catch (e) { err = e; }
+  assert.ok(err, `${name} loaded with ${JSON.stringify(env)}`);
+  assert.match(err.message, /server exited early \(code 1, signal null\)/);
+  assert.match(err.message, re);
+}
+
+test('Examples refuse to load without their PARLEY_POLICY_* variables', T, async () => {
+  const none = { PARLEY_POLICY_API_KEYS: '', PARLEY_POLICY_JWT_SECRET: '', PARLEY_POLICY_JWT_JWKS: '',
+    PARLEY_POLICY_TURN_SECRET: '', PARLEY_POLICY_TURN_URLS: '', PARLEY_POLICY_TURN_TTL: '' };
+  await refusesToLoad('api_keys', none, /set PARLEY_POLICY_API_KEYS in the environment/);
+  await refusesToLoad('api_keys', { ...none, PARLEY_POLICY_API_KEYS: 'k1=acme,oops' }, /PARLEY_POLICY_API_KEYS: 'oops' is not KEY=TENANT/);
+  await refusesToLoad('jwt', none, /set PARLEY_POLICY_JWT_SECRET \(HS256\) or PARLEY_POLICY_JWT_JWKS/);
+  await refusesToLoad('jwt', { ...none, PARLEY_POLICY_JWT_JWKS: '{"keys": 3' }, /PARLEY_POLICY_JWT_JWKS must be a JWKS/);
+  await refusesToLoad('turn', { ...none, PARLEY_POLICY_TURN_URLS: 'turn:x' }, /set PARLEY_POLICY_TURN_SECRET/);
+  await refusesToLoad('turn', { ...none, PARLEY_POLICY_TURN_SECRET: 's' }, /set PARLEY_POLICY_TURN_URLS/);
+  await refusesToLoad('turn', { ...ENV.turn, PARLEY_POLICY_TURN_TTL: '-5' }, /PARLEY_POLICY_TURN_TTL must be a positive integer/);
+});
 
 test('Example api_keys: a missing or unknown key is refused (HTTP 403 with the reason)', T, async () => {
   const s = await serverFor('api_keys');
@@ -190,7 +230,6 @@ test('Example api_keys over Socket.IO: auth.key picks the tenant; refusals are c
 // jwt
 // ---------------------------------------------------------------------------
 
-const JWT_SECRET = 'parley-example-secret-change-me';
 const b64u = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
 function jwt(claims, { alg = 'HS256', secret = JWT_SECRET, header } = {}) {
   const h = b64u(header ?? { alg, typ: 'JWT' });
@@ -199,6 +238,55 @@ function jwt(claims, { alg = 'HS256', secret = JWT_SECRET, header } = {}) {
   return `${h}.${p}.${sig}`;
 }
 const now = () => Math.floor(Date.now() / 1000);
+
+/** A token signed with an asymmetric key: RS256 (PKCS#1 v1.5) or ES256 (r||s). */
+function jwtAsym(claims, { alg, kid, key }) {
+  const h = b64u({ alg, typ: 'JWT', kid });
+  const p = b64u(claims);
+  const opts = alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key;
+  return `${h}.${p}.${cryptoSign('sha256', Buffer.from(`${h}.${p}`), opts).toString('base64url')}`;
+}
+
+test('Example jwt: RS256 and ES256 tokens checked against PARLEY_POLICY_JWT_JWKS', T, async (t) => {
+  const s = await serverFor('jwt');
+  const good = { tenant: 'acme', types: [0, 1], exp: now() + 600 };
+  const rs = jwtAsym(good, { alg: 'RS256', kid: 'rsa1', key: RSA.privateKey });
+  const es = jwtAsym(good, { alg: 'ES256', kid: 'ec1', key: EC.privateKey });
+  const a = await userAt(s, t, `?token=${rs}`);
+  const b = await userAt(s, t, `?token=${es}`);
+  const room = await createRoom(a, { type: 1 });
+  assert.equal((await joinRoom(b, room.roomID)).spec, a.id);   // one tenant: the two meet
+  const [h, p, sig] = es.split('.');
+  const flipped = Buffer.from(sig, 'base64url');
+  flipped[5] ^= 1;
+  const cases = [
+    [jwtAsym(good, { alg: 'ES256', kid: 'ec1', key: EC2.privateKey }), 'bad signature'],
+    [`${h}.${p}.${flipped.toString('base64url')}`, 'bad signature'],
+    [`${h}.${b64u({ ...good, tenant: 'globex' })}.${sig}`, 'bad signature'],
+    [jwtAsym({ ...good, exp: now() - 5 }, { alg: 'RS256', kid: 'rsa1', key: RSA.privateKey }), 'token expired'],
+    [jwtAsym({ ...good, nbf: now() + 600 }, { alg: 'ES256', kid: 'ec1', key: EC.privateKey }), 'token not valid yet'],
+    [jwtAsym(good, { alg: 'ES256', kid: 'nope', key: EC.privateKey }), 'unknown kid'],
+    [jwtAsym(good, { alg: 'ES256', key: EC.privateKey }), 'unknown kid'],
+    [jwtAsym(good, { alg: 'ES256', kid: 'rsa1', key: EC.privateKey }), 'unsupported alg'],   // RSA key for an ES256 token
+    [jwtAsym(good, { alg: 'RS256', kid: 'ec1', key: RSA.privateKey }), 'unsupported alg'],
+    [`${h}.${p}.${Buffer.from(sig, 'base64url').subarray(0, 63).toString('base64url')}`, 'bad signature'],   // 63 bytes: not r||s
+  ];
+  for (const [tok, reason] of cases) {
+    const r = await wsRefusal(s, `?token=${tok}`);
+    assert.equal(r.status, 403, `${reason}: ${r.body}`);
+    assert.equal(r.body, reason, tok);
+  }
+  await assertAliveThenStop(s);
+});
+
+test('Example jwt: with only PARLEY_POLICY_JWT_JWKS set, HS256 tokens are refused', T, async (t) => {
+  const s = await serverFor('jwt', { PARLEY_POLICY_JWT_SECRET: '', PARLEY_POLICY_JWT_JWKS: JSON.stringify(JWKS) });
+  const good = { tenant: 'acme', exp: now() + 600 };
+  const r = await wsRefusal(s, `?token=${jwt(good)}`);
+  assert.equal(r.body, 'unsupported alg');
+  await userAt(s, t, `?token=${jwtAsym(good, { alg: 'ES256', kid: 'ec1', key: EC.privateKey })}`);
+  await assertAliveThenStop(s);
+});
 
 test('Example jwt: bad tokens are refused with the reason (HTTP 403)', T, async () => {
   const s = await serverFor('jwt');
@@ -287,13 +375,13 @@ test('Example turn: JOIN_ROOM spec carries the peers and coturn REST API credent
   assert.deepEqual(j.spec.peers, [a.id, b.id]);
   assert.equal(j.spec.iceServers.length, 1);
   const ice = j.spec.iceServers[0];
-  assert.ok(Array.isArray(ice.urls) && ice.urls.length > 0 && ice.urls.every((u) => /^turns?:/.test(u)), JSON.stringify(ice));
+  assert.deepEqual(ice.urls, TURN.urls);
   const m = /^(\d+):(.+)$/.exec(ice.username);
   assert.ok(m, `username ${ice.username}`);
   assert.equal(m[2], c.id);
   const expiry = Number(m[1]);
-  assert.ok(Math.abs(expiry - (before + 3600)) <= 5, `expiry ${expiry} vs now ${before}`);
-  const want = createHmac('sha1', 'parley-turn-example-secret').update(ice.username).digest('base64');
+  assert.ok(Math.abs(expiry - (before + 600)) <= 5, `expiry ${expiry} vs now ${before}`);
+  const want = createHmac('sha1', TURN.secret).update(ice.username).digest('base64');
   assert.equal(ice.credential, want);
 
   // SFU types keep their default spec (the owner) under `peers`

@@ -1,6 +1,14 @@
 -- policies/examples/api_keys/default.lua - an API key picks the tenant.
 --
--- Run:  build/parley --policies policies/examples/api_keys
+-- Run:  PARLEY_POLICY_API_KEYS='acme-3f9c1d2e=acme,globex-7b41a0c5=globex' \
+--         build/parley --policies policies/examples/api_keys
+--
+-- The keys come from the environment (parley.env), never from this file:
+-- PARLEY_POLICY_API_KEYS is a comma-separated list of KEY=TENANT entries
+-- (spaces around them are ignored). Without it, or with an entry that is not
+-- KEY=TENANT, the policy refuses to load (the server does not start; on a
+-- reload the old policy keeps serving). It is read when the policy loads:
+-- after changing it, restart the server.
 --
 -- Every client presents an API key:
 --   plain WebSocket:  ws://HOST/ws?key=<key>
@@ -14,22 +22,24 @@
 -- from this file, and whatever this file leaves out comes from the built-in
 -- fallbacks, which implement protocol.md (room types 0, 1, 2 with their
 -- default specs, password check, owner-only updates, the error codes).
--- A tenant that has a key but no file (initech) simply gets this policy.
---
--- In production the keys would not sit in the source: generate the table
--- (e.g. keys.lua next to this file, loaded with require("keys")) from your
--- customer database and let the server reload it (any change under this
--- directory reloads the policies; state is kept).
+-- A tenant that has a key but no file (initech, say) simply gets this policy.
 
 local M = {}
 
--- API key -> tenant name. Tenant names: 1..64 characters from A-Z a-z 0-9 _ - .
--- Keys should be long random strings; these are short for the examples.
-local KEYS = {
-  ["acme-3f9c1d2e"]    = "acme",      -- tenants/acme.lua: rooms of at most 4 users
-  ["globex-7b41a0c5"]  = "globex",    -- tenants/globex.lua: P2P mesh rooms only
-  ["initech-0d5e8f11"] = "initech",   -- no file: this policy as it is
-}
+-- API key -> tenant name, from PARLEY_POLICY_API_KEYS. Tenant names: 1..64
+-- characters from A-Z a-z 0-9 _ - . Keys should be long random strings.
+local KEYS = {}
+local spec = parley.env("PARLEY_POLICY_API_KEYS")
+if not spec or not spec:find("%S") then
+  error("set PARLEY_POLICY_API_KEYS in the environment: KEY=TENANT,KEY=TENANT,...")
+end
+for entry in spec:gmatch("[^,]+") do
+  local key, tenant = entry:match("^%s*([^=%s]+)%s*=%s*([%w_.%-]+)%s*$")
+  if not key or #tenant > 64 then
+    error("PARLEY_POLICY_API_KEYS: '" .. entry .. "' is not KEY=TENANT (tenant: 1..64 of A-Z a-z 0-9 _ . -)")
+  end
+  KEYS[key] = tenant
+end
 
 -- conn = { framing = "ws" | "socket.io", path, query, headers, remote_addr,
 --          namespace (Socket.IO only), auth (Socket.IO auth payload, decoded) }

@@ -1,7 +1,19 @@
--- policies/examples/jwt/default.lua - a JWT (HS256) decides who connects, as
--- which tenant, and which room types the user may create.
+-- policies/examples/jwt/default.lua - a JWT (HS256, RS256 or ES256) decides
+-- who connects, as which tenant, and which room types the user may create.
 --
--- Run:  build/parley --policies policies/examples/jwt
+-- Run:  PARLEY_POLICY_JWT_SECRET=... build/parley --policies policies/examples/jwt
+--   or  PARLEY_POLICY_JWT_JWKS='{"keys":[...]}' build/parley --policies policies/examples/jwt
+--
+-- The keys come from the environment (parley.env), never from this file:
+--   PARLEY_POLICY_JWT_SECRET  the HS256 secret shared with whoever issues the
+--                             tokens; anyone holding it can mint tokens for any tenant
+--   PARLEY_POLICY_JWT_JWKS    a JWKS (JSON): {"keys": [{"kid": "k1", "kty": "RSA",
+--                             "n": "...", "e": "AQAB"}, {"kid": "k2", "kty": "EC",
+--                             "crv": "P-256", "x": "...", "y": "..."}]}; public keys
+--                             for RS256 and ES256 tokens, picked by the header's kid
+-- At least one must be set, or the policy refuses to load (the server does
+-- not start; on a reload the old policy keeps serving). The variables are
+-- read when the policy loads: after changing them, restart the server.
 --
 -- Where the token comes from:
 --   Socket.IO:        io(URL, { auth: { token: "<jwt>" } })     (conn.auth.token)
@@ -11,7 +23,7 @@
 -- Tokens in URLs end up in access logs; prefer Socket.IO's auth payload or
 -- the header where the client allows it, and keep `exp` short.
 --
--- The token: header {"alg":"HS256"}, signed with SECRET below, claims:
+-- The token: header {"alg":"HS256"} (or {"alg":"RS256"|"ES256","kid":"k1"}), claims:
 --   exp     required, Unix seconds; an expired token is refused
 --   nbf     optional, Unix seconds
 --   tenant  required, 1..30 characters from A-Z a-z 0-9 _ -
@@ -27,9 +39,26 @@ local jwt = require("lib.jwt")   -- lib/jwt.lua next to this file
 
 local M = {}
 
--- The HS256 key shared with whoever issues the tokens. Change it. Anyone
--- holding it can mint tokens for any tenant.
-local SECRET = "parley-example-secret-change-me"
+-- The keys, from the environment, checked once here.
+local KEYS = { secret = parley.env("PARLEY_POLICY_JWT_SECRET") }
+if KEYS.secret == "" then KEYS.secret = nil end
+local jwks_text = parley.env("PARLEY_POLICY_JWT_JWKS")
+if jwks_text and jwks_text ~= "" then
+  local ok, jwks = pcall(cjson.decode, jwks_text)
+  if not ok or type(jwks) ~= "table" or type(jwks.keys) ~= "table" then
+    error("PARLEY_POLICY_JWT_JWKS must be a JWKS: {\"keys\": [{\"kid\": ..., \"kty\": ...}, ...]}")
+  end
+  KEYS.jwks = {}
+  for i, k in ipairs(jwks.keys) do
+    if type(k) ~= "table" or type(k.kid) ~= "string" or (k.kty ~= "RSA" and k.kty ~= "EC") then
+      error("PARLEY_POLICY_JWT_JWKS: key " .. i .. " needs a string kid and kty \"RSA\" or \"EC\"")
+    end
+    KEYS.jwks[k.kid] = k
+  end
+end
+if not KEYS.secret and not KEYS.jwks then
+  error("set PARLEY_POLICY_JWT_SECRET (HS256) or PARLEY_POLICY_JWT_JWKS (RS256/ES256) in the environment")
+end
 
 -- The protocol's room types (no `types` table here: the built-in P2PMesh,
 -- SFUClientSide, SFUServerSide apply, with their built-in specs).
@@ -59,7 +88,7 @@ function M.on_connect(conn)
   end
   if token == nil then return nil, "missing token" end
 
-  local claims, why = jwt.verify(token, SECRET, os.time())
+  local claims, why = jwt.verify(token, KEYS, os.time())
   if not claims then return nil, why end
 
   local tenant = claims.tenant

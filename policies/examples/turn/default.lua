@@ -1,6 +1,19 @@
 -- policies/examples/turn/default.lua - hand out TURN credentials with every join.
 --
--- Run:  build/parley --policies policies/examples/turn
+-- Run:  PARLEY_POLICY_TURN_SECRET=... \
+--       PARLEY_POLICY_TURN_URLS='turn:turn.example.com:3478?transport=udp,turns:turn.example.com:5349?transport=tcp' \
+--         build/parley --policies policies/examples/turn
+--
+-- Settings come from the environment (parley.env), never from this file:
+--   PARLEY_POLICY_TURN_SECRET  shared with coturn (static-auth-secret): required
+--   PARLEY_POLICY_TURN_URLS    your TURN/STUN servers, comma-separated: required
+--   PARLEY_POLICY_TURN_TTL     how long a credential stays valid, in seconds
+--                              (default 3600). coturn refuses it once expired,
+--                              so pick a TTL longer than your longest call (or
+--                              have clients re-join for fresh credentials)
+-- A missing required variable, or a TTL that is not a positive integer, and
+-- the policy refuses to load. They are read when the policy loads: after
+-- changing them, restart the server.
 --
 -- A browser behind a strict NAT needs a TURN relay, and a TURN server needs
 -- credentials. coturn's "REST API" scheme (coturn: use-auth-secret,
@@ -29,18 +42,17 @@
 
 local M = {}
 
--- Shared with coturn (static-auth-secret). Change it.
-local SECRET = "parley-turn-example-secret"
--- How long a credential stays valid, in seconds. coturn refuses it once
--- expired, so pick a TTL longer than your longest call (or have clients
--- re-join for fresh credentials).
-local TTL = 3600
--- Your TURN/STUN servers.
-local URLS = {
-  "turn:turn.example.com:3478?transport=udp",
-  "turn:turn.example.com:3478?transport=tcp",
-  "turns:turn.example.com:5349?transport=tcp",
-}
+local SECRET = parley.env("PARLEY_POLICY_TURN_SECRET")
+if not SECRET or SECRET == "" then
+  error("set PARLEY_POLICY_TURN_SECRET in the environment (coturn's static-auth-secret)")
+end
+local URLS = {}
+for url in (parley.env("PARLEY_POLICY_TURN_URLS") or ""):gmatch("[^,%s]+") do URLS[#URLS + 1] = url end
+if #URLS == 0 then
+  error("set PARLEY_POLICY_TURN_URLS in the environment: turn:host:3478?transport=udp,...")
+end
+local TTL = math.tointeger(tonumber(parley.env("PARLEY_POLICY_TURN_TTL") or "3600"))
+if not TTL or TTL <= 0 then error("PARLEY_POLICY_TURN_TTL must be a positive integer (seconds)") end
 
 -- Socket.IO clients connect to a namespace; protocol.md serves "/" only.
 -- (Without an on_connect hook every namespace would be accepted.) Everyone
