@@ -521,6 +521,7 @@ int policy_wants_signal(policy_t *P, const tenant_t *t) { return vm_of(P, t)->ha
 
 const char *policy_version(const policy_t *P) { return P->version; }
 
+
 int policy_origin_allowed(policy_t *P, const tenant_t *t, const char *origin, size_t n, int *any) {
   pvm_t *vm = vm_of(P, t);
   *any = vm->origins_any;
@@ -951,4 +952,77 @@ void policy_settings_free(room_settings *s) {
   free(s->password);
   free(s->meta);
   s->name = s->password = s->meta = NULL;
+}
+
+/* ---- describing what was loaded (parley --check) ---- */
+
+#define DESCRIBE_TYPES_MAX 1024
+
+typedef struct {
+  lua_Integer id;
+  char name[65];
+} type_row;
+
+typedef struct {
+  type_row rows[DESCRIBE_TYPES_MAX];
+  size_t n, more;          /* more: entries past DESCRIBE_TYPES_MAX */
+} types_ctx;
+
+static int cmp_type(const void *a, const void *b) {
+  lua_Integer x = ((const type_row *)a)->id, y = ((const type_row *)b)->id;
+  return x < y ? -1 : x > y;
+}
+
+/* The types table the VM serves (tenant's, else default's, else built-in), read raw. */
+static int types_body(lua_State *L) {
+  types_ctx *x = lua_touserdata(L, 1);
+  field_push(L, body_vm(L), "types", FROM_ALL);
+  if (!lua_istable(L, -1)) return 0;
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    if (x->n == DESCRIBE_TYPES_MAX) { x->more++; lua_pop(L, 1); continue; }
+    type_row *r = &x->rows[x->n++];
+    r->id = lua_tointeger(L, -2);
+    snprintf(r->name, sizeof r->name, "%s", rawfield(L, -1, "name") == LUA_TSTRING ? lua_tostring(L, -1) : "?");
+    lua_pop(L, 2);
+  }
+  return 0;
+}
+
+static int describe_vm(policy_t *P, pvm_t *vm, buf_t *out) {
+  types_ctx *x = calloc(1, sizeof *x);
+  if (!x) return PARLEY_ENOMEM;
+  int rc = lua_vm_gate(vm->lua, "describe", types_body, x, load_ms(&P->opt));
+  const policy_limits *l = &vm->limits;
+  if (vm->name[0]) buf_printf(out, "tenant %s (tenants/%s.lua):\n", vm->name, vm->name);
+  else buf_printf(out, "default (default.lua; every tenant without a file of its own):\n");
+  qsort(x->rows, x->n, sizeof *x->rows, cmp_type);
+  buf_puts(out, "  types:");
+  for (size_t i = 0; i < x->n; i++) buf_printf(out, " %lld %s%s", (long long)x->rows[i].id, x->rows[i].name, i + 1 < x->n ? "," : "");
+  if (x->more) buf_printf(out, " (and %zu more)", x->more);
+  buf_puts(out, "\n");
+  buf_printf(out, "  limits: max_payload=%zu max_signal=%zu max_name=%zu max_password=%zu max_request_id=%zu\n"
+                  "          max_rooms_per_user=%d max_users_per_room=%d rate=%g burst=%g\n"
+                  "          max_rooms=%zu max_connections=%zu resume_grace=%g resume_buffer=%zu\n",
+             l->max_payload, l->max_signal, l->max_name, l->max_password, l->max_request_id, l->max_rooms_per_user,
+             l->max_users_per_room, l->rate, l->burst, l->max_rooms, l->max_connections, l->resume_grace,
+             l->resume_buffer);
+  buf_puts(out, "  origins:");
+  if (vm->origins_any) buf_puts(out, " any");
+  for (size_t i = 0; i < vm->norigins && !vm->origins_any; i++) buf_printf(out, " %s", vm->origins[i]);
+  buf_printf(out, "\n  on_signal: %s\n", vm->has_on_signal ? "yes (SIGNAL goes through Lua)" : "no");
+  free(x);
+  return rc;
+}
+
+int policy_describe(policy_t *P, buf_t *out) {
+  pvm_t *vm, *tmp;
+  size_t nt = HASH_COUNT(P->tenants);
+  int rc = 0;
+  buf_printf(out, "version %s, %zu tenant polic%s:", P->version, nt, nt == 1 ? "y" : "ies");
+  HASH_ITER(hh, P->tenants, vm, tmp) buf_printf(out, " %s", vm->name);
+  buf_puts(out, nt ? "\n" : " none\n");
+  rc |= describe_vm(P, P->def, out);
+  HASH_ITER(hh, P->tenants, vm, tmp) rc |= describe_vm(P, vm, out);
+  return rc ? PARLEY_ELUA : 0;
 }

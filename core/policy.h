@@ -49,6 +49,11 @@ void policy_free(policy_t *P);
 /* The limits of tenant t (its policy file's entries over the default's). */
 const policy_limits *policy_limits_of(policy_t *P, const tenant_t *t);
 const char *policy_version(const policy_t *P);
+/* Append to out, as text for a person (`parley --check`), what P holds: the
+ * version, and for the default policy and each tenant file the room types
+ * (id and name), the limits and the origins. Reads the types inside each
+ * VM's gate; 0, or an error (the gate's, logged, or PARLEY_ENOMEM). */
+int policy_describe(policy_t *P, buf_t *out);
 
 /* Each returns 0 to accept, or nonzero with *v saying why not. */
 /* on_connect(conn) -> tenant[, data]: *data gets the data as JSON (malloc'ed)
