@@ -95,14 +95,20 @@ static int l_b64url_decode(lua_State *L) {
 
 /* ---- keys ---- */
 
-/* One JWK field, base64url-decoded into a malloc'ed buffer; NULL with *why. */
-static unsigned char *jwk_field(lua_State *L, int t, const char *name, size_t *len, const char **why) {
+/* Push JWK field t[name] (raw) and return it as a string with its length
+ * (NULL when it is not one). Every field is pushed before anything is
+ * allocated outside Lua: a Lua memory error then leaks nothing. */
+static const char *jwk_str(lua_State *L, int t, const char *name, size_t *n) {
   lua_pushstring(L, name);
-  size_t n = 0;
-  const char *s = lua_rawget(L, t) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+  *n = 0;
+  return lua_rawget(L, t) == LUA_TSTRING ? lua_tolstring(L, -1, n) : NULL;
+}
+
+/* A JWK field's text, base64url-decoded into an OPENSSL_malloc'ed buffer;
+ * NULL with *why. No Lua call. */
+static unsigned char *b64_dup(const char *s, size_t n, size_t *len, const char **why) {
   unsigned char *out = s && n && n <= LVERIFY_MAX_KEY ? OPENSSL_malloc(n * 3 / 4 + 1) : NULL;
   long got = out ? b64url_decode(s, n, out) : -1;
-  lua_pop(L, 1);
   if (got <= 0) { OPENSSL_free(out); *why = "bad key: a JWK field is missing or not base64url"; return NULL; }
   *len = (size_t)got;
   return out;
@@ -129,8 +135,9 @@ static EVP_PKEY *key_fromdata(const char *type, OSSL_PARAM_BLD *bld) {
 }
 
 static EVP_PKEY *jwk_rsa(lua_State *L, int t, const char **why) {
-  size_t nl = 0, el = 0;
-  unsigned char *n = jwk_field(L, t, "n", &nl, why), *e = n ? jwk_field(L, t, "e", &el, why) : NULL;
+  size_t nl = 0, el = 0, ns, es;
+  const char *n64 = jwk_str(L, t, "n", &ns), *e64 = jwk_str(L, t, "e", &es);
+  unsigned char *n = b64_dup(n64, ns, &nl, why), *e = n ? b64_dup(e64, es, &el, why) : NULL;
   BIGNUM *bn = e ? BN_bin2bn(n, (int)nl, NULL) : NULL, *be = bn ? BN_bin2bn(e, (int)el, NULL) : NULL;
   OSSL_PARAM_BLD *bld = be ? OSSL_PARAM_BLD_new() : NULL;
   EVP_PKEY *pk = NULL;
@@ -142,14 +149,16 @@ static EVP_PKEY *jwk_rsa(lua_State *L, int t, const char **why) {
   BN_free(be);
   OPENSSL_free(n);
   OPENSSL_free(e);
+  lua_pop(L, 2);
   return pk;
 }
 
 static EVP_PKEY *jwk_ec(lua_State *L, int t, const char **why) {
-  size_t xl = 0, yl = 0;
+  size_t xl = 0, yl = 0, xs, ys;
   unsigned char pub[65];
   if (!jwk_is(L, t, "crv", "P-256")) { *why = "bad key: an EC JWK must have crv \"P-256\""; return NULL; }
-  unsigned char *x = jwk_field(L, t, "x", &xl, why), *y = x ? jwk_field(L, t, "y", &yl, why) : NULL;
+  const char *x64 = jwk_str(L, t, "x", &xs), *y64 = jwk_str(L, t, "y", &ys);
+  unsigned char *x = b64_dup(x64, xs, &xl, why), *y = x ? b64_dup(y64, ys, &yl, why) : NULL;
   OSSL_PARAM_BLD *bld = NULL;
   EVP_PKEY *pk = NULL;
   if (y && xl == 32 && yl == 32) {
@@ -165,6 +174,7 @@ static EVP_PKEY *jwk_ec(lua_State *L, int t, const char **why) {
   OSSL_PARAM_BLD_free(bld);
   OPENSSL_free(x);
   OPENSSL_free(y);
+  lua_pop(L, 2);
   return pk;
 }
 
@@ -251,7 +261,12 @@ static int hs256(lua_State *L, const char *msg, size_t mn, const char *sig, size
   size_t kn = 0;
   const char *key = NULL;
   if (lua_type(L, 2) == LUA_TSTRING) key = lua_tolstring(L, 2, &kn);
-  else if (lua_type(L, 2) == LUA_TTABLE && jwk_is(L, 2, "kty", "oct")) key = (const char *)(k = jwk_field(L, 2, "k", &kn, why));
+  else if (lua_type(L, 2) == LUA_TTABLE && jwk_is(L, 2, "kty", "oct")) {
+    size_t ks;
+    const char *k64 = jwk_str(L, 2, "k", &ks);
+    key = (const char *)(k = b64_dup(k64, ks, &kn, why));
+    lua_pop(L, 1);
+  }
   else *why = "bad key: HS256 needs a secret string or a JWK of kty \"oct\"";
   if (!key) return -1;
   int ok = HMAC(EVP_sha256(), key, (int)kn, (const unsigned char *)msg, mn, md, &mdlen) != NULL;
