@@ -49,3 +49,47 @@ test('parley.env shows PARLEY_POLICY_* variables only; a non-string name fails t
     5000, `log line\n${s.stderr.slice(-2000)}`);
   await assertAliveThenStop(s);
 });
+
+// parley.verify end to end: a key from the environment, a signature checked
+// in a hook, and its cost charged to the hook's instruction budget.
+const VERIFY_POLICY = String.raw`
+local PEM = parley.env("PARLEY_POLICY_PEM")
+local M = {}
+function M.create_room(req, user)
+  local sig = parley.b64url_decode(req.password)
+  if not sig then return nil, "not base64url" end
+  local n = req.name == "loop" and 1000 or 1
+  for _ = 1, n do
+    if not parley.verify("ES256", PEM, "room:" .. user.id, sig) then return nil, "bad signature" end
+  end
+  return req
+end
+return M
+`;
+
+test('parley.verify in a hook: a key from parley.env, the cost charged to the budget', T, async (t) => {
+  const { generateKeyPairSync, sign } = await import('node:crypto');
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const dir = mkdtempSync(path.join(tmpdir(), 'parley-env-'));
+  dirs.push(dir);
+  putFile(dir, 'default.lua', VERIFY_POLICY);
+  const s = await startServer({
+    args: ['--policies', dir, '--lua-budget', '1000000', '--lua-time-ms', '2000'],
+    env: { PARLEY_POLICY_PEM: ec.publicKey.export({ type: 'spki', format: 'pem' }) },
+  });
+  t.after(() => s.stop());
+  const c = await connectUser(s, t);
+  const sig = sign('sha256', Buffer.from(`room:${c.id}`), { key: ec.privateKey, dsaEncoding: 'ieee-p1363' })
+    .toString('base64url');
+  const first = await c.request('CREATE_ROOM', { ...ROOM_DEFAULTS, password: sig });
+  assert.equal(first.event, 'CREATE_ROOM', `${first.raw}\n${s.stderr}`);
+  const bad = await c.fails('CREATE_ROOM', { ...ROOM_DEFAULTS, password: sig.replace(/^./, (x) => (x === 'A' ? 'B' : 'A')) },
+    ERR.ROOM_ERROR);
+  assert.equal(bad.msg, 'bad signature');
+  // 1000 ES256 checks cost far more than 1,000,000 instructions
+  const over = await c.fails('CREATE_ROOM', { ...ROOM_DEFAULTS, name: 'loop', password: sig }, ERR.ROOM_ERROR);
+  assert.equal(over.msg, 'policy error in create_room');
+  await withTimeout((async () => { while (!/budget exceeded \(parley\.verify\)/.test(s.stderr)) await sleep(10); })(),
+    5000, `log line\n${s.stderr.slice(-2000)}`);
+  await assertAliveThenStop(s);
+});
