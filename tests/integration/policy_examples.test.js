@@ -150,6 +150,9 @@ test('Examples refuse to load without their PARLEY_POLICY_* variables', T, async
   await refusesToLoad('api_keys', { ...none, PARLEY_POLICY_API_KEYS: 'k1=acme,oops' }, /PARLEY_POLICY_API_KEYS: 'oops' is not KEY=TENANT/);
   await refusesToLoad('jwt', none, /set PARLEY_POLICY_JWT_SECRET \(HS256\) or PARLEY_POLICY_JWT_JWKS/);
   await refusesToLoad('jwt', { ...none, PARLEY_POLICY_JWT_JWKS: '{"keys": 3' }, /PARLEY_POLICY_JWT_JWKS must be a JWKS/);
+  const offCurve = { keys: [{ ...JWKS.keys[1], y: JWKS.keys[1].x }] };
+  await refusesToLoad('jwt', { ...none, PARLEY_POLICY_JWT_JWKS: JSON.stringify(offCurve) },
+    /PARLEY_POLICY_JWT_JWKS: key ec1: bad key: not a point of P-256/);
   await refusesToLoad('turn', { ...none, PARLEY_POLICY_TURN_URLS: 'turn:x' }, /set PARLEY_POLICY_TURN_SECRET/);
   await refusesToLoad('turn', { ...none, PARLEY_POLICY_TURN_SECRET: 's' }, /set PARLEY_POLICY_TURN_URLS/);
   await refusesToLoad('turn', { ...ENV.turn, PARLEY_POLICY_TURN_TTL: '-5' }, /PARLEY_POLICY_TURN_TTL must be a positive integer/);

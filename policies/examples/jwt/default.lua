@@ -53,6 +53,11 @@ if jwks_text and jwks_text ~= "" then
     if type(k) ~= "table" or type(k.kid) ~= "string" or (k.kty ~= "RSA" and k.kty ~= "EC") then
       error("PARLEY_POLICY_JWT_JWKS: key " .. i .. " needs a string kid and kty \"RSA\" or \"EC\"")
     end
+    -- an unusable key (bad n, a point off the curve...) is an error now, not
+    -- "unusable key" for every token later: an empty signature makes
+    -- parley.verify parse the key and answer false, or nil and why
+    local usable, why = parley.verify(k.kty == "RSA" and "RS256" or "ES256", k, "", "")
+    if usable == nil then error("PARLEY_POLICY_JWT_JWKS: key " .. k.kid .. ": " .. why) end
     KEYS.jwks[k.kid] = k
   end
 end

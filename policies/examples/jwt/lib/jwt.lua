@@ -59,7 +59,7 @@ function M.verify(token, keys, now)
   local sig = parley.b64url_decode(s64)
   if not sig then return nil, "malformed token" end
   local ok = parley.verify(header.alg, key, h64 .. "." .. p64, sig)
-  if ok == nil then return nil, "unusable key" end   -- a JWK libcrypto refused (logged at load would be better)
+  if ok == nil then return nil, "unusable key" end   -- default.lua checks every JWK at load: not expected
   if not ok then return nil, "bad signature" end
 
   -- 3. Only now is the payload trusted enough to read.
