@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh - the whole test suite: deps, build, unit tests (ctest),
-# integration tests; then the same again on an AddressSanitizer + UBSan build;
-# the Debian package (installed, run, purged: tests/package/run.sh);
-# then a short libFuzzer run of every parser (tests/fuzz/run.sh).
+# integration tests, the Debian package (built, installed, run, purged:
+# tests/package/run.sh); then the unit and integration tests again on an AddressSanitizer + UBSan
+# build; then a short libFuzzer run of every parser (tests/fuzz/run.sh).
 # Set PARLEY_SKIP_SANITIZE=1 to run the plain build only (quicker, local use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
