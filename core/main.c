@@ -1,4 +1,4 @@
-/* main.c - the parley command: options (flags, then PARLEY_* variables),
+/* main.c - the parley command: options (flags, or PARLEY_* variables they beat),
  * where the files it reads are by default, the loop, exit codes. */
 #include <errno.h>
 #include <limits.h>
