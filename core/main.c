@@ -1,9 +1,13 @@
-/* main.c - the parley command: options, the loop, exit codes. */
+/* main.c - the parley command: options (flags, or PARLEY_* variables they beat),
+ * where the files it reads are by default, the loop, exit codes. */
+#include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 #include "buf.h"
 #include "log.h"
@@ -12,7 +16,94 @@
 
 static const char *check_dir;   /* --check DIR: load the policies, report, exit */
 
-static void usage(FILE *f) {
+/* HOST:PORT: a name, an IPv4 address, an IPv6 address in brackets, or no
+ * host at all (every address: host ""); server.c resolves it. */
+static int parse_listen(const char *arg, server_config *cfg) {
+  const char *colon = strrchr(arg, ':'), *host = arg;
+  if (!colon) return -1;
+  size_t n = (size_t)(colon - arg);
+  if (n && arg[0] == '[') {
+    if (n < 3 || arg[n - 1] != ']') return -1;
+    host = arg + 1;
+    n -= 2;
+  } else if (memchr(arg, ':', n) || memchr(arg, '[', n) || memchr(arg, ']', n)) {
+    return -1;  /* an IPv6 address needs its brackets */
+  }
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end || port < 0 || port > 65535 || end == colon + 1 || n >= sizeof cfg->host) return -1;
+  memcpy(cfg->host, host, n);
+  cfg->host[n] = 0;
+  cfg->port = (int)port;
+  return 0;
+}
+
+/* A positive integer. */
+static int parse_ms(const char *arg, uint64_t *out) {
+  char *end;
+  long long v = strtoll(arg, &end, 10);
+  if (*end || v <= 0 || end == arg) return -1;
+  *out = (uint64_t)v;
+  return 0;
+}
+
+/* A count from 1 to 10 million. */
+static int parse_count(const char *arg, size_t *out) {
+  uint64_t v;
+  if (parse_ms(arg, &v) || v > 10000000u) return -1;
+  *out = (size_t)v;
+  return 0;
+}
+
+/* The options that take a value, without their "--": each can also be set by
+ * the variable PARLEY_<NAME> (upper case, '-' as '_'). set_option knows the
+ * same names; a name in one and not the other fails every start (main). */
+static const char *const option_names[] = {
+  "listen", "policies", "log-level", "ping-interval", "ping-timeout", "sio-path",
+  "lua-budget", "lua-memory", "lua-time-ms", "tenant-hook-ms", "web", "client-js",
+  "max-conns", "max-conns-per-addr", "max-sessions", "max-sessions-per-addr",
+  "trust-proxy", "resume-memory", "max-detached-per-addr", "redis", "node-id",
+  "advertise", "cluster-heartbeat-ms", NULL};
+
+static int copy_str(char *dst, size_t cap, const char *v) { return snprintf(dst, cap, "%s", v) >= (int)cap; }
+
+/* Apply one option (name without "--"): 0, 1 for a bad value, -1 for an unknown name. */
+static int set_option(const char *a, const char *v, server_config *cfg) {
+  uint64_t n = 0;
+  if (!strcmp(a, "listen")) return parse_listen(v, cfg) != 0;
+  if (!strcmp(a, "policies")) return copy_str(cfg->policies, sizeof cfg->policies, v);
+  if (!strcmp(a, "log-level")) return log_level_parse(v, &log_level) != 0;
+  if (!strcmp(a, "ping-interval")) return parse_ms(v, &cfg->ping_interval_ms) != 0;
+  if (!strcmp(a, "ping-timeout")) return parse_ms(v, &cfg->ping_timeout_ms) != 0;
+  if (!strcmp(a, "lua-budget")) { int bad = parse_ms(v, &n) || n > 2000000000u; cfg->policy.budget = (long long)n; return bad; }
+  if (!strcmp(a, "lua-memory")) { int bad = parse_ms(v, &n) || n > 65536; cfg->policy.mem_cap = (size_t)n << 20; return bad; }
+  if (!strcmp(a, "lua-time-ms")) { int bad = parse_ms(v, &n) || n > 600000; cfg->policy.time_ms = (unsigned)n; return bad; }
+  if (!strcmp(a, "tenant-hook-ms")) { int bad = parse_ms(v, &n) || n > 1000000; cfg->policy.tenant_hook_ms = (unsigned)n; return bad; }
+  if (!strcmp(a, "web")) return copy_str(cfg->web, sizeof cfg->web, v);
+  if (!strcmp(a, "client-js")) return copy_str(cfg->client_js, sizeof cfg->client_js, v);
+  if (!strcmp(a, "max-conns")) return parse_count(v, &cfg->max_conns) != 0;
+  if (!strcmp(a, "max-conns-per-addr")) return parse_count(v, &cfg->max_conns_per_addr) != 0;
+  if (!strcmp(a, "max-sessions")) return parse_count(v, &cfg->max_sessions) != 0;
+  if (!strcmp(a, "max-sessions-per-addr")) return parse_count(v, &cfg->max_sessions_per_addr) != 0;
+  if (!strcmp(a, "trust-proxy")) return addrs_cidr_parse(v, &cfg->trust_proxy) != 0;
+  if (!strcmp(a, "redis")) return copy_str(cfg->redis, sizeof cfg->redis, v);
+  if (!strcmp(a, "node-id")) return !cluster_node_id_ok(v) || copy_str(cfg->node_id, sizeof cfg->node_id, v);
+  if (!strcmp(a, "advertise")) return !strchr(v, ':') || copy_str(cfg->advertise, sizeof cfg->advertise, v);
+  if (!strcmp(a, "cluster-heartbeat-ms")) return parse_ms(v, &cfg->cluster_tick_ms) || cfg->cluster_tick_ms < 50;
+  if (!strcmp(a, "max-detached-per-addr")) return parse_count(v, &cfg->max_detached_per_addr) != 0;
+  if (!strcmp(a, "resume-memory")) { int bad = parse_ms(v, &n) || n > 65536; cfg->resume_memory = (size_t)n << 20; return bad; }
+  if (!strcmp(a, "sio-path")) return v[0] != '/' || copy_str(cfg->sio_path, sizeof cfg->sio_path, v);
+  return -1;
+}
+
+/* PARLEY_<NAME> for an option name, into out (64 bytes). */
+static void env_name(const char *name, char *out) {
+  size_t i = snprintf(out, 64, "PARLEY_");
+  for (; *name && i < 63; name++) out[i++] = *name == '-' ? '_' : (char)(*name >= 'a' && *name <= 'z' ? *name - 32 : *name);
+  out[i] = 0;
+}
+
+static void usage(FILE *f, const server_config *defaults) {
   fprintf(f,
           "usage: parley [--listen HOST:PORT] [--policies DIR] [--log-level debug|info|warn|error]\n"
           "              [--ping-interval MS] [--ping-timeout MS] [--sio-path PATH]\n"
@@ -24,14 +115,17 @@ static void usage(FILE *f) {
           "              [--advertise HOST:PORT] [--cluster-heartbeat-ms MS]\n"
           "              [--version] [--help]\n"
           "       parley --check DIR [--lua-budget N] [--lua-memory MIB] [--lua-time-ms MS]\n"
-          "  --listen HOST:PORT   address to listen on (default 127.0.0.1:8080; port 0 picks one)\n"
-          "  --policies DIR       directory holding default.lua (default ./policies)\n"
+          "  --listen HOST:PORT   address to listen on: a host name (its first address), an IPv4\n"
+          "                       address, an IPv6 one in brackets, or none for every address:\n"
+          "                       localhost:8080, [::1]:8080, 0.0.0.0:8080, :8080\n"
+          "                       (default 127.0.0.1:8080; port 0 picks one)\n"
+          "  --policies DIR       directory holding default.lua (default: see Files)\n"
           "  --log-level LEVEL    debug, info, warn or error (default info)\n"
           "  --ping-interval MS   WebSocket ping interval (default 25000)\n"
           "  --ping-timeout MS    close when no pong within this time (default 20000)\n"
           "  --sio-path PATH      Socket.IO endpoint (default /socket.io/)\n"
-          "  --web DIR            static files served at / (default web; \"\" for none)\n"
-          "  --client-js FILE     the file served at /parley.js (default clients/js/parley.js)\n"
+          "  --web DIR            static files served at / (default: see Files; \"\" for none)\n"
+          "  --client-js FILE     the file served at /parley.js (default: see Files; \"\" for none)\n"
           "  --lua-budget N       VM instructions per policy hook call (default 1000000)\n"
           "  --lua-memory MIB     memory cap of each policy VM: default.lua's, and one per\n"
           "                       tenant policy file (default 64)\n"
@@ -62,75 +156,110 @@ static void usage(FILE *f) {
           "                       types, limits and tenants found, and exit: 0 when they load,\n"
           "                       1 when they do not (file:line: message on stderr), 2 on a\n"
           "                       usage error (a DIR that is not a directory too)\n"
-          "SIGHUP reloads the policies; SIGINT/SIGTERM stop the server.\n");
-}
-
-static int parse_listen(const char *arg, server_config *cfg) {
-  const char *colon = strrchr(arg, ':');
-  if (!colon || colon == arg || (size_t)(colon - arg) >= sizeof cfg->host) return -1;
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if (*end || port < 0 || port > 65535 || end == colon + 1) return -1;
-  memcpy(cfg->host, arg, (size_t)(colon - arg));
-  cfg->host[colon - arg] = 0;
-  if (cfg->host[0] == '[' && cfg->host[strlen(cfg->host) - 1] == ']') {
-    memmove(cfg->host, cfg->host + 1, strlen(cfg->host));
-    cfg->host[strlen(cfg->host) - 1] = 0;
+          "  --version            print the version and the git revision built from\n"
+          "SIGHUP reloads the policies; SIGINT/SIGTERM stop the server.\n\n"
+          "Files: run from %s, parley reads " PARLEY_INSTALL_POLICIES ",\n"
+          "  " PARLEY_INSTALL_WEB " and " PARLEY_INSTALL_CLIENT_JS ";\n"
+          "  run from anywhere else (the build tree), the source tree's while it is there\n"
+          "  (" PARLEY_SOURCE_DIR "). This one's defaults:\n"
+          "    --policies %s\n    --web %s\n    --client-js %s\n\n"
+          "Environment: each option can be set by a variable instead; an option on the\n"
+          "command line beats its variable:\n",
+          PARLEY_INSTALL_BINDIR, defaults->policies, defaults->web, defaults->client_js);
+  for (int k = 0; option_names[k]; k++) {
+    char name[64];
+    env_name(option_names[k], name);
+    fprintf(f, "  %-30s --%s\n", name, option_names[k]);
   }
-  cfg->port = (int)port;
-  return 0;
 }
 
-/* A positive integer. */
-static int parse_ms(const char *arg, uint64_t *out) {
-  char *end;
-  long long v = strtoll(arg, &end, 10);
-  if (*end || v <= 0 || end == arg) return -1;
-  *out = (uint64_t)v;
-  return 0;
+static int option_index(const char *flag) {
+  if (strncmp(flag, "--", 2) != 0) return -1;
+  for (int k = 0; option_names[k]; k++)
+    if (!strcmp(flag + 2, option_names[k])) return k;
+  return -1;
 }
 
-/* A count from 1 to 10 million. */
-static int parse_count(const char *arg, size_t *out) {
-  uint64_t v;
-  if (parse_ms(arg, &v) || v > 10000000u) return -1;
-  *out = (size_t)v;
-  return 0;
-}
-
+/* The variables first, for the options not on the command line, then the
+ * command line: a flag beats its variable, and a bad variable it overrides
+ * does not matter. */
 static int parse_args(int argc, char **argv, server_config *cfg) {
+  unsigned char given[sizeof option_names / sizeof *option_names] = {0};
   for (int i = 1; i < argc; i += 2) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
-    if (!strcmp(a, "--version")) { printf("parley %s\n", PARLEY_VERSION); exit(0); }
-    if (!v) { fprintf(stderr, "parley: %s needs a value\n", a); return -1; }
-    int bad = 0;
-    if (!strcmp(a, "--listen")) bad = parse_listen(v, cfg);
-    else if (!strcmp(a, "--check")) check_dir = v;
-    else if (!strcmp(a, "--policies")) bad = snprintf(cfg->policies, sizeof cfg->policies, "%s", v) >= (int)sizeof cfg->policies;
-    else if (!strcmp(a, "--log-level")) bad = log_level_parse(v, &log_level);
-    else if (!strcmp(a, "--ping-interval")) bad = parse_ms(v, &cfg->ping_interval_ms);
-    else if (!strcmp(a, "--ping-timeout")) bad = parse_ms(v, &cfg->ping_timeout_ms);
-    else if (!strcmp(a, "--lua-budget")) { uint64_t b; bad = parse_ms(v, &b) || b > 2000000000u; cfg->policy.budget = (long long)b; }
-    else if (!strcmp(a, "--lua-memory")) { uint64_t mb; bad = parse_ms(v, &mb) || mb > 65536; cfg->policy.mem_cap = (size_t)mb << 20; }
-    else if (!strcmp(a, "--lua-time-ms")) { uint64_t ms; bad = parse_ms(v, &ms) || ms > 600000; cfg->policy.time_ms = (unsigned)ms; }
-    else if (!strcmp(a, "--tenant-hook-ms")) { uint64_t ms; bad = parse_ms(v, &ms) || ms > 1000000; cfg->policy.tenant_hook_ms = (unsigned)ms; }
-    else if (!strcmp(a, "--web")) bad = snprintf(cfg->web, sizeof cfg->web, "%s", v) >= (int)sizeof cfg->web;
-    else if (!strcmp(a, "--client-js")) bad = snprintf(cfg->client_js, sizeof cfg->client_js, "%s", v) >= (int)sizeof cfg->client_js;
-    else if (!strcmp(a, "--max-conns")) bad = parse_count(v, &cfg->max_conns);
-    else if (!strcmp(a, "--max-conns-per-addr")) bad = parse_count(v, &cfg->max_conns_per_addr);
-    else if (!strcmp(a, "--max-sessions")) bad = parse_count(v, &cfg->max_sessions);
-    else if (!strcmp(a, "--max-sessions-per-addr")) bad = parse_count(v, &cfg->max_sessions_per_addr);
-    else if (!strcmp(a, "--trust-proxy")) bad = addrs_cidr_parse(v, &cfg->trust_proxy);
-    else if (!strcmp(a, "--redis")) bad = snprintf(cfg->redis, sizeof cfg->redis, "%s", v) >= (int)sizeof cfg->redis;
-    else if (!strcmp(a, "--node-id")) bad = !cluster_node_id_ok(v) || snprintf(cfg->node_id, sizeof cfg->node_id, "%s", v) >= (int)sizeof cfg->node_id;
-    else if (!strcmp(a, "--advertise")) bad = !strchr(v, ':') || snprintf(cfg->advertise, sizeof cfg->advertise, "%s", v) >= (int)sizeof cfg->advertise;
-    else if (!strcmp(a, "--cluster-heartbeat-ms")) bad = parse_ms(v, &cfg->cluster_tick_ms) || cfg->cluster_tick_ms < 50;
-    else if (!strcmp(a, "--max-detached-per-addr")) bad = parse_count(v, &cfg->max_detached_per_addr);
-    else if (!strcmp(a, "--resume-memory")) { uint64_t mb; bad = parse_ms(v, &mb) || mb > 65536; cfg->resume_memory = (size_t)mb << 20; }
-    else if (!strcmp(a, "--sio-path")) bad = v[0] != '/' || snprintf(cfg->sio_path, sizeof cfg->sio_path, "%s", v) >= (int)sizeof cfg->sio_path;
-    else { fprintf(stderr, "parley: unknown option %s\n", a); usage(stderr); return -1; }
-    if (bad) { fprintf(stderr, "parley: bad value for %s: %s\n", a, v); return -1; }
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout, cfg); exit(0); }
+    if (!strcmp(a, "--version")) { printf("parley %s (git %s)\n", PARLEY_VERSION, PARLEY_GIT_REV); exit(0); }
+    if (!strcmp(a, "--check")) {  /* not a server option: no variable sets it */
+      if (i + 1 >= argc) { fprintf(stderr, "parley: %s needs a value\n", a); return -1; }
+      check_dir = argv[i + 1];
+      continue;
+    }
+    int k = option_index(a);
+    if (k < 0) { fprintf(stderr, "parley: unknown option %s\n", a); usage(stderr, cfg); return -1; }
+    if (i + 1 >= argc) { fprintf(stderr, "parley: %s needs a value\n", a); return -1; }
+    given[k] = 1;
+  }
+  for (int k = 0; option_names[k]; k++) {
+    char name[64];
+    const char *v;
+    env_name(option_names[k], name);
+    if (given[k] || !(v = getenv(name))) continue;
+    int bad = set_option(option_names[k], v, cfg);
+    if (bad < 0) { fprintf(stderr, "parley: internal error: option %s has no setter\n", option_names[k]); return -1; }
+    if (bad) { fprintf(stderr, "parley: bad value for %s: %s\n", name, v); return -1; }
+  }
+  for (int i = 1; i < argc; i += 2) {
+    if (!strcmp(argv[i], "--check")) continue;
+    int bad = set_option(argv[i] + 2, argv[i + 1], cfg);
+    if (bad < 0) { fprintf(stderr, "parley: internal error: option %s has no setter\n", argv[i]); return -1; }
+    if (bad) { fprintf(stderr, "parley: bad value for %s: %s\n", argv[i], argv[i + 1]); return -1; }
+  }
+  return 0;
+}
+
+/* Whether this binary runs from the directory it installs to. */
+static int runs_installed(void) {
+  char exe[PATH_MAX], bindir[PATH_MAX];
+  size_t n = sizeof exe;
+  if (uv_exepath(exe, &n) != 0) return 0;
+  char *slash = strrchr(exe, '/');
+  if (!slash) return 0;
+  *slash = 0;
+  if (!realpath(PARLEY_INSTALL_BINDIR, bindir)) snprintf(bindir, sizeof bindir, "%s", PARLEY_INSTALL_BINDIR);
+  return strcmp(exe, bindir) == 0;
+}
+
+/* The default places of the files the server reads (an option or its variable
+ * overrides each): the installed ones for a binary run from its installed
+ * place; for any other (the build tree: scripts/run.sh, the tests) the source
+ * tree it was built from while that holds policies/default.lua, else the
+ * installed ones too. */
+static void default_paths(server_config *cfg) {
+  int source = !runs_installed() && access(PARLEY_SOURCE_DIR "/policies/default.lua", R_OK) == 0;
+  copy_str(cfg->policies, sizeof cfg->policies, source ? PARLEY_SOURCE_DIR "/policies" : PARLEY_INSTALL_POLICIES);
+  copy_str(cfg->web, sizeof cfg->web, source ? PARLEY_SOURCE_DIR "/web" : PARLEY_INSTALL_WEB);
+  copy_str(cfg->client_js, sizeof cfg->client_js,
+           source ? PARLEY_SOURCE_DIR "/clients/js/parley.js" : PARLEY_INSTALL_CLIENT_JS);
+}
+
+/* Refuse to start without the files: the message names the option to pass. */
+static int check_paths(const server_config *cfg) {
+  char file[sizeof cfg->policies + 16];
+  struct stat st;
+  snprintf(file, sizeof file, "%s/default.lua", cfg->policies);
+  if (access(file, R_OK) != 0) {
+    fprintf(stderr, "parley: cannot open %s: %s (pass --policies DIR)\n", file, strerror(errno));
+    return -1;
+  }
+  if (cfg->web[0] && (stat(cfg->web, &st) != 0 || !S_ISDIR(st.st_mode))) {
+    int err = stat(cfg->web, &st) != 0 ? errno : ENOTDIR;
+    fprintf(stderr, "parley: cannot open %s: %s (pass --web DIR, or --web \"\" for no page)\n", cfg->web, strerror(err));
+    return -1;
+  }
+  if (cfg->client_js[0] && access(cfg->client_js, R_OK) != 0) {
+    fprintf(stderr, "parley: cannot open %s: %s (pass --client-js FILE, or --client-js \"\" for none)\n",
+            cfg->client_js, strerror(errno));
+    return -1;
   }
   return 0;
 }
@@ -162,8 +291,10 @@ int main(int argc, char **argv) {
   server_config cfg;
   server_t *s = malloc(sizeof *s);
   server_config_default(&cfg);
+  default_paths(&cfg);
   if (!s || parse_args(argc, argv, &cfg)) { free(s); return 2; }
   if (check_dir) { free(s); return check_policies(check_dir, &cfg.policy); }
+  if (check_paths(&cfg)) { free(s); return 1; }
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t *loop = uv_default_loop();
   if (server_init(s, loop, &cfg)) { free(s); return 1; }

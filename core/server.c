@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <sys/resource.h>
 #include <string.h>
+#include <unistd.h>
 #include "err.h"
 #include "log.h"
 #include "proto.h"
@@ -193,23 +194,59 @@ static void reclaim(void *arg) {
   resume_reclaim(&s->resume);
 }
 
+/* The address to listen on: cfg.host resolved (a name: its first address;
+ * an IPv4 address; an IPv6 one), "" for every address (IPv6 and IPv4 where
+ * the system has IPv6, else IPv4). Resolved once, at startup. */
+static int listen_addr(server_t *s, struct sockaddr_storage *sa) {
+  const char *host = s->cfg.host;
+  char port[8];
+  if (!host[0]) {
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    host = fd >= 0 ? "::" : "0.0.0.0";
+    if (fd >= 0) close(fd);
+  }
+  snprintf(port, sizeof port, "%d", s->cfg.port);
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+  uv_getaddrinfo_t req;
+  int rc = uv_getaddrinfo(s->loop, &req, NULL, host, port, &hints);
+  if (rc) { log_error("listen address %s: %s", host, uv_strerror(rc)); return PARLEY_EINVAL; }
+  memcpy(sa, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
+  uv_freeaddrinfo(req.addrinfo);
+  return 0;
+}
+
+/* "ADDR:PORT", "[ADDR6]:PORT" of a bound socket address. */
+static void addr_text(const struct sockaddr_storage *sa, char *out, size_t cap, int *port) {
+  char ip[64] = "?";
+  if (sa->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+    uv_ip6_name(a, ip, sizeof ip);
+    *port = ntohs(a->sin6_port);
+    snprintf(out, cap, "[%s]:%d", ip, *port);
+  } else {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+    uv_ip4_name(a, ip, sizeof ip);
+    *port = ntohs(a->sin_port);
+    snprintf(out, cap, "%s:%d", ip, *port);
+  }
+}
+
 static int listen_on(server_t *s) {
   struct sockaddr_storage sa;
-  int rc = uv_ip4_addr(s->cfg.host, s->cfg.port, (struct sockaddr_in *)&sa);
-  if (rc) rc = uv_ip6_addr(s->cfg.host, s->cfg.port, (struct sockaddr_in6 *)&sa);
-  if (rc) { log_error("bad listen address %s", s->cfg.host); return PARLEY_EINVAL; }
+  int rc = listen_addr(s, &sa);
+  if (rc) return rc;
   uv_tcp_init(s->loop, &s->listener);
   s->listener.data = s;
   if ((rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&sa, 0)) == 0)
     rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
   if (rc) {
-    log_error("listen on %s:%d: %s", s->cfg.host, s->cfg.port, uv_strerror(rc));
+    log_error("listen on %s:%d: %s", s->cfg.host[0] ? s->cfg.host : "*", s->cfg.port, uv_strerror(rc));
     uv_close((uv_handle_t *)&s->listener, NULL);
     return PARLEY_EIO;
   }
   int len = sizeof sa;
   uv_tcp_getsockname(&s->listener, (struct sockaddr *)&sa, &len);
-  s->bound_port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+  addr_text(&sa, s->bound_addr, sizeof s->bound_addr, &s->bound_port);
   return 0;
 }
 
@@ -259,7 +296,7 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
   if (cfg->redis[0]) {
     char advertise[sizeof cfg->advertise + 16];
     if (cfg->advertise[0]) snprintf(advertise, sizeof advertise, "%s", cfg->advertise);
-    else if (strcmp(cfg->host, "0.0.0.0") && strcmp(cfg->host, "::")) snprintf(advertise, sizeof advertise, strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host, s->bound_port);
+    else if (cfg->host[0] && strcmp(cfg->host, "0.0.0.0") && strcmp(cfg->host, "::")) snprintf(advertise, sizeof advertise, strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host, s->bound_port);
     else {
       advertise[0] = 0;
       log_warn("cluster: listening on every address, and no --advertise: other nodes cannot carry this one's sessions here");
@@ -291,7 +328,7 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
     s->watch[i].data = s;
   }
   server_watch(s);
-  fprintf(stderr, "parley listening on %s:%d\n", cfg->host, s->bound_port);
+  fprintf(stderr, "parley listening on %s\n", s->bound_addr);
   fflush(stderr);
   return 0;
 }

@@ -17,7 +17,7 @@
 #include "evloop.h"
 
 typedef struct {
-  char host[64];
+  char host[64];             /* a name or an address to resolve; "" : every address */
   int port;
   char policies[1024];
   char sio_path[256];
@@ -61,6 +61,7 @@ typedef struct server_s {
   addrs_t addrs;             /* connections and sessions per client address */
   int stopping;
   int bound_port;
+  char bound_addr[80];       /* "ADDR:PORT" or "[ADDR6]:PORT" listened on */
   uint64_t accept_logged_ms; /* the last "accept failed" log line */
 } server_t;
 

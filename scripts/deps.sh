@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(cmake make gcc pkg-config libuv1-dev liblua5.4-dev lua-cjson-dev node-llhttp
-      libssl-dev uthash-dev libhiredis-dev redis-server curl clang libclang-rt-14-dev chromium fonts-liberation)
+      libssl-dev uthash-dev libhiredis-dev redis-server curl dpkg-dev clang libclang-rt-14-dev chromium fonts-liberation)
 
 missing=()
 for p in "${DEBS[@]}"; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh - the whole test suite: deps, build, unit tests (ctest),
-# integration tests; then the same again on an AddressSanitizer + UBSan build;
-# then a short libFuzzer run of every parser (tests/fuzz/run.sh).
+# integration tests, the Debian package (built, installed, run, purged:
+# tests/package/run.sh); then the unit and integration tests again on an AddressSanitizer + UBSan
+# build; then a short libFuzzer run of every parser (tests/fuzz/run.sh).
 # Set PARLEY_SKIP_SANITIZE=1 to run the plain build only (quicker, local use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,8 @@ echo "== integration tests in cluster mode: 3 nodes + redis-server, clients spre
 PARLEY_CLUSTER=3 PARLEY_BIN="$PWD/build/parley" tests/integration/run.sh
 echo "== end-to-end tests in Chromium (build)" >&2
 PARLEY_BIN="$PWD/build/parley" tests/e2e/run.sh
+echo "== package test: the .deb built in a temp dir, installed, run, purged (tests/package/run.sh)" >&2
+tests/package/run.sh
 if [ "${PARLEY_SKIP_SANITIZE:-0}" = 1 ]; then
   echo "== sanitizer run skipped: PARLEY_SKIP_SANITIZE=1" >&2
 else
