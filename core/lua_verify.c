@@ -33,9 +33,11 @@ typedef struct {
 enum { ALG_RS256, ALG_ES256, ALG_HS256 };
 static const char *const alg_names[] = {"RS256", "ES256", "HS256", NULL};
 
-static uint64_t mono_ns(void) {
+/* CPU time of this thread: what the check cost, not how long the machine
+ * kept the process waiting (a loaded host must not fail a policy's load). */
+static uint64_t cpu_ns(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -298,7 +300,7 @@ static int l_verify(lua_State *L) {
   double est = 50 + (double)(mn + sn + kn) / 8;
   charge(L, est, "verify");
   const char *why = "bad key";
-  uint64_t t0 = mono_ns();
+  uint64_t t0 = cpu_ns();
   int rc;
   if (alg == ALG_HS256) {
     rc = hs256(L, msg, mn, sig, sn, &why);
@@ -314,8 +316,12 @@ static int l_verify(lua_State *L) {
     EVP_PKEY_free(pk);
   }
   ERR_clear_error();
-  double spent = (double)(mono_ns() - t0) / LVERIFY_NS_PER_STEP;
-  if (spent > est) charge(L, spent - est, "verify");
+  /* The first check of each alg in the process also pays libcrypto's one-time
+   * set-up (providers, decoders: ~4 ms): that is not the policy's work. */
+  static unsigned char warm[3];
+  double spent = (double)(cpu_ns() - t0) / LVERIFY_NS_PER_STEP;
+  if (warm[alg] && spent > est) charge(L, spent - est, "verify");
+  warm[alg] = 1;
   if (rc < 0) { lua_pushnil(L); lua_pushstring(L, why); return 2; }
   lua_pushboolean(L, rc);
   return 1;

@@ -8,7 +8,8 @@
 
 /* Set verify and b64url_decode in the table at the top of L. Each call is
  * charged to fn(ud) (lua_meter's steps, VM-instruction units) before the
- * work, by an estimate, and after it, by the time it took; a spent budget
+ * work, by an estimate, and after it, by the CPU time it took (not the first
+ * call of each alg: libcrypto's one-time set-up is not the caller's); a spent budget
  * raises "budget exceeded". fn NULL: nothing is charged. */
 void lverify_register(lua_State *L, lmeter_charge_fn fn, void *ud);
 

@@ -125,8 +125,8 @@ static void on_sighup(uv_signal_t *h, int signum) {
 
 static void on_reload_timer(uv_timer_t *t) {
   server_t *s = t->data;
+  server_watch(s);  /* tenants/ may have appeared or gone: watched before it is read, so no change slips between */
   server_reload(s);
-  server_watch(s);  /* tenants/ may have appeared or gone */
 }
 
 static void on_fs_event(uv_fs_event_t *h, const char *file, int events, int status) {
