@@ -529,14 +529,42 @@ static void tick(evloop_timer *t) {
 
 #define LOCATION_TTL_MS "86400000"   /* a node that dies leaves its entries: they expire */
 
+typedef struct {
+  void (*done)(void *arg);
+  void *arg;
+} claimed_t;
+
+static void on_claim_reply(void *arg, const redisReply *r) {
+  claimed_t *cd = arg;
+  (void)r;
+  cd->done(cd->arg);
+  free(cd);
+}
+
+static int claim_held(cluster_t *cl, char kind, const char *id, void (*done)(void *arg), void *arg) {
+  char key[160];
+  int kn = snprintf(key, sizeof key, "%sloc:%c:%s", cl->prefix, kind, id);
+  if (kn <= 0 || (size_t)kn >= sizeof key || !redis_link_is_up(cl->link)) return PARLEY_EIO;
+  claimed_t *cd = done ? malloc(sizeof *cd) : NULL;
+  if (done && !cd) return PARLEY_ENOMEM;
+  if (cd) *cd = (claimed_t){done, arg};
+  const char *argv[] = {"SET", key, cl->node, "PX", LOCATION_TTL_MS};
+  size_t lens[] = {3, (size_t)kn, strlen(cl->node), 2, strlen(LOCATION_TTL_MS)};
+  int rc = redis_link_command(cl->link, cd ? on_claim_reply : on_publish_reply, cd ? (void *)cd : cl, 5, argv, lens);
+  if (rc) free(cd);
+  return rc;
+}
+
+int cluster_claim_then(cluster_t *cl, char kind, const char *id, void (*done)(void *arg), void *arg) {
+  return claim_held(cl, kind, id, done, arg);
+}
+
 void cluster_claim(cluster_t *cl, char kind, const char *id, int held) {
   char key[160];
   int kn = snprintf(key, sizeof key, "%sloc:%c:%s", cl->prefix, kind, id);
   if (kn <= 0 || (size_t)kn >= sizeof key || !redis_link_is_up(cl->link)) return;
   if (held) {
-    const char *argv[] = {"SET", key, cl->node, "PX", LOCATION_TTL_MS};
-    size_t lens[] = {3, (size_t)kn, strlen(cl->node), 2, strlen(LOCATION_TTL_MS)};
-    redis_link_command(cl->link, on_publish_reply, cl, 5, argv, lens);
+    claim_held(cl, kind, id, NULL, NULL);
   } else {
     const char *argv[] = {"DEL", key};
     size_t lens[] = {3, (size_t)kn};

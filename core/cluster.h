@@ -46,6 +46,9 @@ void cluster_get_stats(const cluster_t *c, cluster_stats *out);
  * can't be told). locate fails at once (cb never called) when Redis is down. */
 typedef void (*cluster_locate_cb)(void *arg, const struct sockaddr *node);
 void cluster_claim(cluster_t *c, char kind, const char *id, int held);
+/* cluster_claim(held 1), then done(arg) once Redis has answered (or the
+ * command failed); an error at once (done never called) when Redis is down. */
+int cluster_claim_then(cluster_t *c, char kind, const char *id, void (*done)(void *arg), void *arg);
 /* Called each time the link comes up: claim every session held (Redis may
  * have restarted empty). */
 void cluster_on_up(cluster_t *c, void (*reclaim)(void *arg), void *arg);

@@ -468,20 +468,36 @@ void conn_http_resume(conn_t *c) {
 
 /* ---- splice: the connection carried to another server ---- */
 
+#define SPLICE_HEAD_MAX 4096  /* a watched answer's head must fit in this */
+
 struct conn_splice_s {
   uv_tcp_t up;               /* to the other server */
   uv_connect_t creq;
   uv_write_t wreq;
   conn_t *c;                 /* NULL once the client's side is gone */
   buf_t out, inflight;       /* bytes for the other server */
-  unsigned connected : 1, writing : 1, closing : 1;
+  unsigned connected : 1, writing : 1, closing : 1,
+           ws : 1,           /* a WebSocket carried on: the answer's head is not the client's */
+           head_due : 1;     /* the answer's head is still to be read (watched, or a WebSocket's) */
+  conn_splice_cb watch;      /* told once whether the answer's status is want (NULL: not watched) */
+  void *watch_arg;
+  int want;
+  buf_t head;                /* a watched answer's head, until it is whole */
 };
 
 static void splice_closed(uv_handle_t *h) {
   conn_splice_t *sp = h->data;
   buf_free(&sp->out);
   buf_free(&sp->inflight);
+  buf_free(&sp->head);
   free(sp);
+}
+
+/* Tell the watcher once (ok: the answer's status was the one wanted). */
+static void splice_told(conn_splice_t *sp, int ok) {
+  conn_splice_cb cb = sp->watch;
+  sp->watch = NULL;
+  if (cb) cb(sp->watch_arg, ok);
 }
 
 /* The client's side is going: close ours (freed in the close callback). */
@@ -490,6 +506,7 @@ static void splice_drop(conn_t *c) {
   if (!sp) return;
   c->splice = NULL;
   sp->c = NULL;
+  splice_told(sp, 0);
   if (!sp->closing) {
     sp->closing = 1;
     uv_close((uv_handle_t *)&sp->up, splice_closed);
@@ -538,17 +555,53 @@ static void splice_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
 }
 
 /* The other server's bytes go to the client as they come. */
+/* A watched answer: its head is gathered, its status told; 0 when the bytes
+ * from `used` on go on to the client (for a WebSocket carried on, only what
+ * follows the head), else c is closing or the head is not whole yet. */
+static int splice_watch(conn_splice_t *sp, const char *p, size_t n, size_t *used) {
+  conn_t *c = sp->c;
+  size_t before = sp->head.len;
+  *used = 0;
+  if (buf_append(&sp->head, p, n < SPLICE_HEAD_MAX ? n : SPLICE_HEAD_MAX)) { conn_close(c, "out of memory"); return -1; }
+  const char *end = NULL;
+  for (size_t i = before > 3 ? before - 3 : 0; !end && i + 4 <= sp->head.len; i++)
+    if (!memcmp(sp->head.data + i, "\r\n\r\n", 4)) end = sp->head.data + i;
+  if (!end) {
+    if (sp->head.len < SPLICE_HEAD_MAX) return -1;
+    splice_told(sp, 0);
+    conn_close(c, "the other node's answer is not HTTP");
+    return -1;
+  }
+  size_t hl = (size_t)(end - sp->head.data) + 4;
+  int status = sp->head.len > 12 && !memcmp(sp->head.data, "HTTP/1.", 7) ? atoi(sp->head.data + 9) : 0;
+  splice_told(sp, status == sp->want);
+  sp->head_due = 0;
+  if (sp->c != c || c->state == CONN_CLOSING) return -1;
+  if (sp->ws) {
+    if (status != 101) { conn_close(c, "the other node refused the session"); return -1; }
+    *used = hl - before;  /* the client had its 101 */
+  } else {
+    conn_write(c, sp->head.data, before);  /* what was gathered before this read */
+  }
+  buf_free(&sp->head);
+  return 0;
+}
+
+/* The other server's bytes go to the client as they come. */
 static void splice_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
   conn_splice_t *sp = st->data;
   conn_t *c = sp->c;
   if (!c || nread == 0) return;
   if (nread < 0) {  /* it closed: the client's side ends once what it sent is written */
     uv_read_stop(st);
+    if (sp->head_due) { splice_told(sp, 0); if (sp->ws) { conn_close(c, "the other node closed"); return; } }
     c->close_after_write = 1;
     conn_flush_soon(c);
     return;
   }
-  conn_write(c, b->base, (size_t)nread);
+  size_t used = 0;
+  if (sp->head_due && splice_watch(sp, b->base, (size_t)nread, &used)) return;
+  if ((size_t)nread > used) conn_write(c, b->base + used, (size_t)nread - used);
 }
 
 /* The other server can't be reached (it died since the cluster last heard of
@@ -576,7 +629,9 @@ static void splice_connected(uv_connect_t *req, int status) {
   conn_splice_t *sp = req->data;
   if (!sp->c) return;
   if (status < 0) {
-    splice_failed(sp->c, sp, status);
+    splice_told(sp, 0);
+    if (sp->ws) conn_close(sp->c, "the other node can't be reached");
+    else splice_failed(sp->c, sp, status);
     return;
   }
   sp->connected = 1;
@@ -585,13 +640,22 @@ static void splice_connected(uv_connect_t *req, int status) {
   splice_flush(sp);
 }
 
-int conn_splice(conn_t *c, const char *head, size_t n, const struct sockaddr *to) {
-  if (c->state != CONN_HTTP || c->splice) return PARLEY_EINVAL;
+static int splice_start(conn_t *c, const char *head, size_t n, const struct sockaddr *to, int want, conn_splice_cb cb,
+                        void *arg) {
+  int ws = c->state == CONN_WS;
+  if ((c->state != CONN_HTTP && !ws) || c->splice || (ws && c->ws_closing)) return PARLEY_EINVAL;
   conn_splice_t *sp = calloc(1, sizeof *sp);
   if (!sp) return PARLEY_ENOMEM;
   buf_init(&sp->out, 0);
   buf_init(&sp->inflight, 0);
-  if (buf_append(&sp->out, head, n) || buf_append(&sp->out, c->in.data, c->in.len)) {
+  buf_init(&sp->head, 0);
+  int rc = buf_append(&sp->out, head, n);
+  if (!rc && ws && c->ws.in_fragments) {  /* a message begun here: its first part goes as one fragment */
+    uint8_t h[14];
+    size_t hn = ws_client_frame(h, WS_TEXT, 0, c->ws.frag.len);
+    rc = buf_append(&sp->out, h, hn) || buf_append(&sp->out, c->ws.frag.data, c->ws.frag.len);
+  }
+  if (rc || buf_append(&sp->out, c->in.data, c->in.len)) {
     buf_free(&sp->out);
     free(sp);
     return PARLEY_ENOMEM;
@@ -601,14 +665,37 @@ int conn_splice(conn_t *c, const char *head, size_t n, const struct sockaddr *to
   sp->up.data = sp;
   sp->creq.data = sp;
   sp->c = c;
+  sp->ws = ws;
+  sp->watch = cb;
+  sp->watch_arg = arg;
+  sp->want = want;
+  sp->head_due = ws || cb;
   c->splice = sp;
+  if (ws) c->env->nupgraded--;
   c->state = CONN_SPLICE;
   c->held = 0;
   c->resume_due = 0;
   evloop_timer_stop(loop_of(c), &c->timer);  /* the other server keeps its own deadlines */
-  int rc = uv_tcp_connect(&sp->creq, &sp->up, to, splice_connected);
-  if (rc) splice_failed(c, sp, rc);
+  rc = uv_tcp_connect(&sp->creq, &sp->up, to, splice_connected);
+  if (rc) {
+    splice_told(sp, 0);
+    if (ws) conn_close(c, "the other node can't be reached");
+    else splice_failed(c, sp, rc);
+  }
   return 0;
+}
+
+int conn_splice(conn_t *c, const char *head, size_t n, const struct sockaddr *to) {
+  return splice_start(c, head, n, to, 0, NULL, NULL);
+}
+
+int conn_splice_watch(conn_t *c, const char *head, size_t n, const struct sockaddr *to, int want, conn_splice_cb cb,
+                      void *arg) {
+  return c->state == CONN_HTTP ? splice_start(c, head, n, to, want, cb, arg) : PARLEY_EINVAL;
+}
+
+int conn_splice_ws(conn_t *c, const char *head, size_t n, const struct sockaddr *to, conn_splice_cb cb, void *arg) {
+  return c->state == CONN_WS ? splice_start(c, head, n, to, 101, cb, arg) : PARLEY_EINVAL;
 }
 
 /* ---- reading ---- */

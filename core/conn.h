@@ -116,6 +116,20 @@ void conn_http_resume(conn_t *c);
  * called later than the request; its owner is told it is gone as with a close.
  * Output to the client stays under the connection's queue cap. */
 int conn_splice(conn_t *c, const char *head, size_t n, const struct sockaddr *to);
+/* Told once: ok 1 when the other server's answer has the status wanted; 0
+ * when it has another, or never came (unreachable, closed, the client gone). */
+typedef void (*conn_splice_cb)(void *arg, int ok);
+/* conn_splice, and cb is told the answer's status before its bytes go on
+ * (the head is gathered first). */
+int conn_splice_watch(conn_t *c, const char *head, size_t n, const struct sockaddr *to, int want,
+                      conn_splice_cb cb, void *arg);
+/* An upgraded connection carried to another server: head (an upgrade request,
+ * then any frames to go first, as the client would send them) is sent, then a
+ * message the client had begun (as its first fragment) and whatever followed
+ * it unread. The other server's 101 head is not passed on (the client had its
+ * own); any other answer closes c. cb as above (want 101). The owner must
+ * have let c go first; a failure to connect closes c (nothing to read again). */
+int conn_splice_ws(conn_t *c, const char *head, size_t n, const struct sockaddr *to, conn_splice_cb cb, void *arg);
 
 /* Put a held request back (head: its HTTP text, body included) in front of
  * the input that followed it: it is read again at the next safe point, as if

@@ -23,13 +23,18 @@ struct eio_session {
   conn_t *ws;                  /* the WebSocket transport, once upgraded (or direct) */
   conn_t *poll;                /* a held GET */
   conn_t *probe;               /* a WebSocket being probed for the upgrade */
+  conn_t *post;                /* an adopted session's first POST, answered once Redis knows it is here */
+  struct eio_move *move;       /* a move to the node holding the user it resumes, under way */
   buf_t queue;                 /* polling: packets for the next GET, \x1e-separated */
   evloop_timer timer;           /* heartbeat */
   uint64_t ping_ms;
   unsigned awaiting_pong : 1, upgraded : 1, closing : 1, connected : 1,
            client_closed : 1,  /* the client sent close (1): a held GET gets a noop, not close */
            poll_keep : 1,      /* the held GET's request allows keep-alive */
-           dropped : 1;        /* it ended without the user leaving: the user may resume */
+           dropped : 1,        /* it ended without the user leaving: the user may resume */
+           moved : 1,          /* it went on at another node: a held GET gets a noop */
+           keep_claim : 1,     /* it tried to move: Redis's record of it may be another node's now */
+           no_move : 1;        /* a move failed: what it resumes is looked for here only */
   evloop_task task;             /* the deferred end of a closing session */
   const char *why;             /* why it is closing (a string constant) */
   char ns[SIO_MAX_NAMESPACE + 1];  /* the connected Socket.IO namespace */
@@ -47,6 +52,10 @@ enum { EIO_ERR_TRANSPORT = 0, EIO_ERR_SID = 1, EIO_ERR_METHOD = 2, EIO_ERR_BAD =
        EIO_ERR_VERSION = 5 };
 
 static void sess_close(eio_session *s, const char *why);
+static int may_move(const eio_session *s);
+static int foreign_pid(eio_session *s, const char *p, size_t n, char pid[ID_LEN + 1]);
+static int move_start(eio_session *s, conn_t *post, http_req *r, const char *pid, const char *p, size_t n);
+static void move_stash(eio_session *s, const char *p, size_t n);
 static const conn_handlers ws_handlers, poll_handlers;
 static policy_t *pol(const eio_state *e) { return e->admit->ctx->policy; }
 
@@ -231,6 +240,7 @@ static void detach(eio_session *s, conn_t *c) {
   if (s->ws == c) s->ws = NULL;
   if (s->poll == c) s->poll = NULL;
   if (s->probe == c) s->probe = NULL;
+  if (s->post == c) s->post = NULL;
 }
 
 /* The deferred end of a session (a task, at the server's safe point): the
@@ -244,8 +254,14 @@ static void sess_finish(evloop_task *t) {
   if (s->poll) {  /* the waiting GET learns of the close: a noop when the client asked for it */
     conn_t *c = s->poll;
     detach(s, c);
-    conn_http_reply(c, 200, "text/plain; charset=UTF-8", s->client_closed ? "6" : "1", 1, s->poll_cors, s->poll_keep);
+    conn_http_reply(c, 200, "text/plain; charset=UTF-8", s->client_closed || s->moved ? "6" : "1", 1, s->poll_cors,
+                    s->poll_keep);
     conn_http_resume(c);
+  }
+  if (s->post) {
+    conn_t *c = s->post;
+    detach(s, c);
+    conn_close(c, s->why);
   }
   conn_t *ws = s->ws, *probe = s->probe;
   detach(s, ws);
@@ -280,7 +296,7 @@ static void sess_close(eio_session *s, const char *why) {
   s->closing = 1;
   s->why = why;
   HASH_DEL(s->e->sessions, s);
-  if (s->e->cluster && *s->e->cluster) cluster_claim(*s->e->cluster, 's', s->sid.s, 0);
+  if (s->e->cluster && *s->e->cluster && !s->keep_claim) cluster_claim(*s->e->cluster, 's', s->sid.s, 0);
   sess_uncount(s);
   evloop_timer_stop(s->e->ev, &s->timer);
   evloop_defer(s->e->ev, &s->task);
@@ -297,10 +313,13 @@ static int keep_request(eio_session *s, const http_req *r) {
   return 0;
 }
 
-static eio_session *sess_new(eio_state *e, http_req *r, const char *remote, addr_entry *a) {
+/* A new session; sid NULL: a new sid, else that one (a session adopted from
+ * another node, claimed in Redis by the caller). */
+static eio_session *sess_new(eio_state *e, http_req *r, const char *remote, addr_entry *a, const char *sid) {
   eio_session *s = calloc(1, sizeof *s), *dup;
   if (!s) return NULL;
-  do {
+  if (sid) snprintf(s->sid.s, sizeof s->sid.s, "%s", sid);
+  else do {
     if (ids_new(&s->sid)) { free(s); return NULL; }
     HASH_FIND_STR(e->sessions, s->sid.s, dup);
   } while (dup);
@@ -314,7 +333,7 @@ static eio_session *sess_new(eio_state *e, http_req *r, const char *remote, addr
   buf_init(&s->queue, e->queue_cap);
   evloop_timer_start(e->ev, &s->timer, e->ping_interval_ms, on_heartbeat);
   HASH_ADD_STR(e->sessions, sid.s, s);
-  if (e->cluster && *e->cluster) cluster_claim(*e->cluster, 's', s->sid.s, 1);  /* polls may come through any node */
+  if (!sid && e->cluster && *e->cluster) cluster_claim(*e->cluster, 's', s->sid.s, 1);  /* polls may come through any node */
   return s;
 }
 
@@ -533,7 +552,8 @@ static void eio_packet(eio_session *s, const char *p, size_t n, conn_t *from) {
     case EIO_PONG: on_pong(s); break;
     case EIO_MESSAGE: sio_message(s, p + 1, n - 1); break;
     case EIO_UPGRADE:
-      if (on_probe && n == 1) upgrade_done(s, from);
+      if (on_probe && n == 1 && s->move) sess_close(s, "upgrade while its session moved");
+      else if (on_probe && n == 1) upgrade_done(s, from);
       else sess_close(s, "unexpected upgrade packet");
       break;
     case EIO_NOOP: break;
@@ -550,6 +570,9 @@ static void on_ws_message(conn_t *c, const char *p, size_t n) {
   eio_session *s = c->owner;
   if (s->closing) return;
   if (s->ws != c && s->probe != c) return;
+  char pid[ID_LEN + 1];
+  if (s->move && c == s->ws) { move_stash(s, p, n); return; }  /* it goes where the session goes */
+  if (c == s->ws && may_move(s) && foreign_pid(s, p, n, pid) && move_start(s, NULL, NULL, pid, p, n) == 0) return;
   eio_packet(s, p, n, c);
 }
 
@@ -590,9 +613,16 @@ static void poll_get(conn_t *c, http_req *r, eio_session *s) {
 static void poll_post(conn_t *c, http_req *r, eio_session *s) {
   size_t pos = 0, len;
   const char *one;
-  char line[CORS_LINE_MAX];
+  char line[CORS_LINE_MAX], pid[ID_LEN + 1];
+  const char *body = r->body.data ? r->body.data : "";
+  /* a first CONNECT that recovers a user another node holds: the session
+   * moves there, and this POST is answered from there */
+  if (may_move(s) && eio_payload_next(body, r->body.len, &pos, &one, &len) == 0 && foreign_pid(s, one, len, pid) &&
+      move_start(s, c, r, pid, body, r->body.len) == 0)
+    return;
+  pos = 0;
   conn_http_reply(c, 200, "text/html", "ok", 2, cors(s->e, r, line), http_req_keep_alive(r));
-  while (!s->closing && eio_payload_next(r->body.data ? r->body.data : "", r->body.len, &pos, &one, &len) == 0)
+  while (!s->closing && eio_payload_next(body, r->body.len, &pos, &one, &len) == 0)
     eio_packet(s, one, len, NULL);
 }
 
@@ -633,7 +663,7 @@ static void handshake(eio_state *e, conn_t *c, http_req *r, int websocket) {
                     cors(e, r, line), http_req_keep_alive(r));
     return;
   }
-  eio_session *s = sess_new(e, r, remote, a);
+  eio_session *s = sess_new(e, r, remote, a, NULL);
   if (!s) {
     addrs_release(e->addrs, a);
     conn_http_reply(c, 503, "text/plain", "out of memory", 13, NULL, 0);
@@ -655,6 +685,377 @@ static void handshake(eio_state *e, conn_t *c, http_req *r, int websocket) {
   buf_free(&pkt);
 }
 
+/* ---- a session that resumes a user another node holds moves there ---- */
+
+/* A session made here may recover (Socket.IO's connection state recovery) a
+ * user that another node of the cluster holds: the pid of its first CONNECT
+ * is not one of ours. The session then goes on at that node, under the same
+ * sid. Its CONNECT, and whatever follows it, is carried there: the POST it
+ * came in is spliced on as a POST that asks that node to adopt the session;
+ * the WebSocket it came on is spliced on after an upgrade request that asks
+ * the same. A WebSocket being probed follows as a plain probe. This node lets
+ * the session go once the other has answered (a held GET gets a noop); the
+ * other claims it in Redis before it answers, so later polls, wherever they
+ * land, reach it there. */
+
+#define MOVE_STASH_MAX (64u << 10)  /* messages that come on a WebSocket while the user is looked for */
+
+typedef struct eio_move {
+  eio_state *e;
+  parley_id sid;
+  char pid[ID_LEN + 1];
+  conn_t *post;                /* the POST it came in (held; NULL once gone or spliced) */
+  int ws;                      /* it came on the WebSocket transport */
+  int keep;                    /* the POST allows keep-alive */
+  char *cors;                  /* the POST's CORS line (owned), or NULL */
+  buf_t stash;                 /* POST: its payload; WebSocket: the messages, each [u32 length][bytes] */
+  struct sockaddr_storage to;  /* the node holding the user */
+} eio_move;
+
+static void move_free(eio_move *mv) {
+  buf_free(&mv->stash);
+  free(mv->cors);
+  free(mv);
+}
+
+static eio_session *live_session(eio_state *e, const char *sid) {
+  eio_session *s;
+  HASH_FIND_STR(e->sessions, sid, s);
+  return s && !s->closing ? s : NULL;
+}
+
+static int may_move(const eio_session *s) {
+  return s->e->cluster && *s->e->cluster && !s->connected && !s->move && !s->no_move && !s->closing;
+}
+
+/* 1 when p (an engine packet) is a Socket.IO CONNECT whose pid this node does not hold (into pid). */
+static int foreign_pid(eio_session *s, const char *p, size_t n, char pid[ID_LEN + 1]) {
+  sio_packet sp;
+  char got[ID_LEN + 2];
+  if (n < 2 || p[0] != '4' || sio_packet_parse(p + 1, n - 1, &sp) || sp.type != SIO_CONNECT) return 0;
+  if (!connect_field(&sp, "pid", got, sizeof got) || strlen(got) != ID_LEN) return 0;
+  if (resume_find(s->e->resume, got, ID_LEN)) return 0;
+  memcpy(pid, got, ID_LEN + 1);
+  return 1;
+}
+
+static int stash_message(buf_t *b, const char *p, size_t n) {
+  uint32_t len = (uint32_t)n;
+  return buf_append(b, &len, sizeof len) || buf_append(b, p, n);
+}
+
+/* The held POST's client went away while the user was looked for. */
+static void on_move_post_gone(conn_t *c) {
+  eio_move *mv = c->owner;
+  mv->post = NULL;
+}
+
+static const conn_handlers move_post_handlers = {.gone = on_move_post_gone};
+
+static int query_key_is(const char *p, size_t n, const char *key) {
+  size_t kn = strlen(key);
+  return n >= kn && memcmp(p, key, kn) == 0 && (n == kn || p[kn] == '=');
+}
+
+/* The request that carries s on to another node, as HTTP text: the
+ * handshake's path, query and headers (what on_connect sees there), as a POST
+ * of `body` bytes or a WebSocket upgrade; adopt: the pid the other node must
+ * hold (NULL: a plain probe of a session it has). The client's address goes
+ * as X-Forwarded-For (taken where that node trusts this one). */
+static int carry_head(const eio_session *s, int websocket, const char *adopt, size_t body, buf_t *out) {
+  http_req *hs = malloc(sizeof *hs);
+  if (!hs) return PARLEY_ENOMEM;
+  if (http_req_from_snapshot(hs, s->hs, s->hs_len)) {
+    http_req_free(hs);
+    free(hs);
+    return PARLEY_EINVAL;
+  }
+  const char *url = hs->arena.data + hs->url_off, *q = memchr(url, '?', hs->url_len);
+  size_t pl = q ? (size_t)(q - url) : hs->url_len;
+  int rc = buf_printf(out, "%s %.*s?", websocket ? "GET" : "POST", (int)pl, url);
+  for (const char *p = q ? q + 1 : url + pl, *end = url + hs->url_len; p < end && !rc;) {
+    const char *amp = memchr(p, '&', (size_t)(end - p));
+    size_t n = amp ? (size_t)(amp - p) : (size_t)(end - p);
+    if (n && !query_key_is(p, n, "EIO") && !query_key_is(p, n, "transport") && !query_key_is(p, n, "sid") &&
+        !query_key_is(p, n, "adopt"))
+      rc = buf_append(out, p, n) || buf_putc(out, '&');
+    p += n + 1;
+  }
+  if (!rc) rc = buf_printf(out, "EIO=4&transport=%s&sid=%s%s%s HTTP/1.1\r\n", websocket ? "websocket" : "polling",
+                           s->sid.s, adopt ? "&adopt=" : "", adopt ? adopt : "");
+  static const char *const skip[] = {"connection", "upgrade", "content-length", "transfer-encoding", "content-type",
+                                     "x-forwarded-for", "keep-alive", "sec-websocket-key", "sec-websocket-version",
+                                     "sec-websocket-extensions", "sec-websocket-protocol", NULL};
+  for (int i = 0; i < hs->nhdrs && !rc; i++) {
+    const http_hdr *h = &hs->hdrs[i];
+    const char *name = hs->arena.data + h->name_off;
+    int keep = 1;
+    for (int k = 0; skip[k] && keep; k++) keep = !(h->name_len == strlen(skip[k]) && !memcmp(name, skip[k], h->name_len));
+    if (keep) rc = buf_printf(out, "%.*s: %.*s\r\n", (int)h->name_len, name, (int)h->val_len, hs->arena.data + h->val_off);
+  }
+  if (!rc) rc = buf_printf(out, "X-Forwarded-For: %s\r\n", s->remote);
+  if (!rc && websocket)
+    rc = buf_puts(out, "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                       "Sec-WebSocket-Key: cGFybGV5LWNhcnJ5LXdzIQ==\r\n\r\n");
+  else if (!rc)
+    rc = buf_printf(out, "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: %zu\r\n\r\n", body);
+  http_req_free(hs);
+  free(hs);
+  return rc;
+}
+
+/* A WebSocket being probed when the session moved: probed there instead (a
+ * probe already answered here goes on with the upgrade packet there). */
+static void move_probe(eio_session *s, const eio_move *mv) {
+  conn_t *c = s->probe;
+  buf_t head;
+  if (!c) return;
+  detach(s, c);
+  buf_init(&head, 0);
+  if (carry_head(s, 1, NULL, 0, &head) || conn_splice_ws(c, head.data, head.len, (const struct sockaddr *)&mv->to, NULL, NULL))
+    conn_close(c, "its session moved");
+  buf_free(&head);
+}
+
+/* The other node answered the carried request: ok, it has the session now. */
+static void on_move_done(void *arg, int ok) {
+  eio_move *mv = arg;
+  eio_session *s = live_session(mv->e, mv->sid.s);
+  if (s && s->move == mv) {
+    s->move = NULL;
+    if (ok) {
+      log_info("socket.io session %s from %s moved to the node holding the user it recovers", s->sid.s, s->remote);
+      move_probe(s, mv);
+      s->moved = 1;
+      sess_close(s, "moved to another node");
+    } else {
+      s->no_move = 1;  /* a POST not taken there is read again here (or the client had the refusal) */
+      if (mv->ws) sess_close(s, "its move to another node failed");
+    }
+  }
+  move_free(mv);
+}
+
+/* Carry the session to mv->to; 0 when under way (on_move_done tells the end). */
+static int move_send(eio_session *s, eio_move *mv) {
+  buf_t head;
+  int rc;
+  buf_init(&head, 0);
+  if (!mv->ws) {
+    rc = carry_head(s, 0, mv->pid, mv->stash.len, &head) || buf_append(&head, mv->stash.data, mv->stash.len);
+    if (!rc && mv->post) {
+      conn_t *c = mv->post;
+      mv->post = NULL;
+      conn_release_owner(c);
+      rc = conn_splice_watch(c, head.data, head.len, (const struct sockaddr *)&mv->to, 200, on_move_done, mv);
+      if (rc) { conn_set_owner(c, &move_post_handlers, mv); mv->post = c; }
+    } else if (!rc) {
+      rc = PARLEY_EIO;  /* the client is gone */
+    }
+  } else {
+    rc = carry_head(s, 1, mv->pid, 0, &head);
+    for (size_t at = 0; !rc && at + 4 <= mv->stash.len;) {
+      uint32_t len;
+      uint8_t fh[14];
+      memcpy(&len, mv->stash.data + at, 4);
+      size_t hn = ws_client_frame(fh, WS_TEXT, 1, len);
+      rc = buf_append(&head, fh, hn) || buf_append(&head, mv->stash.data + at + 4, len);
+      at += 4 + len;
+    }
+    conn_t *c = s->ws;
+    if (!rc && c) {
+      detach(s, c);
+      evloop_timer_stop(s->e->ev, &s->timer);  /* the other node keeps the heartbeat now */
+      if (conn_splice_ws(c, head.data, head.len, (const struct sockaddr *)&mv->to, on_move_done, mv)) {
+        conn_close(c, "its session could not move");
+        sess_close(s, "its move to another node failed");
+        rc = 0;  /* nothing more to do here */
+        s->move = NULL;
+        move_free(mv);
+      }
+    } else if (!rc) {
+      rc = PARLEY_EIO;
+    }
+  }
+  buf_free(&head);
+  return rc;
+}
+
+/* No other node holds the user (or the session could not be carried): the
+ * CONNECT, and what came after it, is read here. */
+static void move_here(eio_session *s, eio_move *mv) {
+  s->move = NULL;
+  s->no_move = 1;
+  s->keep_claim = 0;
+  if (mv->post) {
+    conn_t *c = mv->post;
+    mv->post = NULL;
+    conn_release_owner(c);
+    conn_http_reply(c, 200, "text/html", "ok", 2, mv->cors, mv->keep);
+    size_t pos = 0, len;
+    const char *one;
+    while (!s->closing && eio_payload_next(mv->stash.data ? mv->stash.data : "", mv->stash.len, &pos, &one, &len) == 0)
+      eio_packet(s, one, len, NULL);
+    conn_http_resume(c);
+  } else if (mv->ws) {
+    for (size_t at = 0; !s->closing && s->ws && at + 4 <= mv->stash.len;) {
+      uint32_t len;
+      memcpy(&len, mv->stash.data + at, 4);
+      eio_packet(s, mv->stash.data + at + 4, len, s->ws);
+      at += 4 + len;
+    }
+  }
+  move_free(mv);
+}
+
+static void on_move_located(void *arg, const struct sockaddr *node) {
+  eio_move *mv = arg;
+  eio_session *s = live_session(mv->e, mv->sid.s);
+  if (!s || s->move != mv) {  /* the session ended meanwhile */
+    if (mv->post) conn_close(mv->post, "its session ended");
+    move_free(mv);
+    return;
+  }
+  log_debug("socket.io session %s: the user it recovers is %s", s->sid.s, node ? "at another node" : "not at another node");
+  if (node) memcpy(&mv->to, node, node->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+  if (!node || move_send(s, mv)) move_here(s, mv);
+}
+
+/* The first CONNECT (p) names a user another node may hold: look for it.
+ * post: the POST it came in (held meanwhile), or NULL: s's WebSocket. 0 when
+ * the session now waits for the answer. */
+static int move_start(eio_session *s, conn_t *post, http_req *r, const char *pid, const char *p, size_t n) {
+  eio_move *mv = calloc(1, sizeof *mv);
+  if (!mv) return PARLEY_ENOMEM;
+  mv->e = s->e;
+  mv->sid = s->sid;
+  memcpy(mv->pid, pid, ID_LEN + 1);
+  mv->ws = post == NULL;
+  buf_init(&mv->stash, MOVE_STASH_MAX);
+  int rc = post ? buf_append(&mv->stash, p, n) : stash_message(&mv->stash, p, n);
+  if (!rc && post) {
+    char line[CORS_LINE_MAX];
+    const char *cl = cors(s->e, r, line);
+    mv->keep = http_req_keep_alive(r) != 0;
+    if (cl && !(mv->cors = strdup(cl))) rc = PARLEY_ENOMEM;
+  }
+  if (rc || cluster_locate(*s->e->cluster, 't', pid, ID_LEN, on_move_located, mv)) {
+    move_free(mv);
+    return PARLEY_EIO;
+  }
+  s->move = mv;
+  s->keep_claim = 1;  /* from now on Redis may name the other node for it */
+  if (post) {
+    mv->post = post;
+    conn_http_hold(post);
+    conn_set_owner(post, &move_post_handlers, mv);
+  }
+  return 0;
+}
+
+/* A message on s's WebSocket while the user is looked for: kept, in order. */
+static void move_stash(eio_session *s, const char *p, size_t n) {
+  if (stash_message(&s->move->stash, p, n)) sess_close(s, "too much input while its session moved");
+}
+
+/* ---- the other end: a session adopted from another node ---- */
+
+typedef struct {
+  eio_state *e;
+  parley_id sid;
+  char *cors;
+  int keep;
+} adopt_wait;
+
+/* Redis now names this node for the session: the adopted POST is answered. */
+static void on_adopt_claimed(void *arg) {
+  adopt_wait *w = arg;
+  eio_session *s = live_session(w->e, w->sid.s);
+  if (s && s->post) {
+    conn_t *c = s->post;
+    detach(s, c);
+    conn_http_reply(c, 200, "text/html", "ok", 2, w->cors, w->keep);
+    conn_http_resume(c);
+  }
+  free(w->cors);
+  free(w);
+}
+
+static int sid_chars_ok(const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '-' ||
+          p[i] == '_'))
+      return 0;
+  return 1;
+}
+
+/* ?sid=S&adopt=PID: another node carries on session S, made there, whose
+ * CONNECT recovers the user PID held here. Taken only in a cluster, for a sid
+ * not in use here and a pid of a Socket.IO user held here: what a client could
+ * do by itself (recover with its pid) and nothing more. */
+static void adopt(eio_state *e, conn_t *c, http_req *r, int websocket, const char *sid, size_t sn, const char *pid,
+                  size_t pn) {
+  char remote[ADDRS_MAX_TEXT], id[ID_LEN + 1];
+  eio_session *dup = NULL;
+  if (sn == ID_LEN) HASH_FIND(hh, e->sessions, sid, ID_LEN, dup);
+  resume_link *l = pn == ID_LEN ? resume_find(e->resume, pid, pn) : NULL;
+  if (!e->cluster || !*e->cluster || dup || sn != ID_LEN || !sid_chars_ok(sid, sn) || !l || l->ops != &sio_carrier ||
+      !l->peer.user) {
+    log_debug("socket.io session %.*s: not adopted (%s)", (int)sn, sid, !l ? "its user is not here" : "bad request");
+    eio_error(e, c, r, EIO_ERR_SID, "Session ID unknown");
+    return;
+  }
+  if (websocket ? !conn_ws_handshake_ok(c, r) : strcmp(http_req_method(r), "POST") != 0) {
+    if (!websocket) eio_error(e, c, r, EIO_ERR_METHOD, "Bad request method");
+    return;
+  }
+  admit_client_addr(e->admit, c->remote, r, remote);
+  addr_entry *a = addrs_get(e->addrs, remote);
+  int refuse = over_caps(e, a);
+  if (refuse) {
+    if (a) addrs_release(e->addrs, a);
+    eio_error(e, c, r, EIO_ERR_BAD, "Too many sessions");
+    return;
+  }
+  memcpy(id, sid, ID_LEN);
+  id[ID_LEN] = 0;
+  eio_session *s = sess_new(e, r, remote, a, id);
+  if (!s) {
+    addrs_release(e->addrs, a);
+    conn_http_reply(c, 503, "text/plain", "out of memory", 13, NULL, 0);
+    return;
+  }
+  log_info("socket.io session %s from %s: carried here from another node to recover its user", id, remote);
+  if (websocket) {
+    cluster_claim(*e->cluster, 's', id, 1);
+    conn_ws_accept(c, r, max_payload(e), 0);
+    conn_set_owner(c, &ws_handlers, s);
+    s->ws = c;
+    s->upgraded = 1;
+    return;
+  }
+  size_t pos = 0, len;
+  const char *one;
+  while (!s->closing && eio_payload_next(r->body.data ? r->body.data : "", r->body.len, &pos, &one, &len) == 0)
+    eio_packet(s, one, len, NULL);
+  /* answered once Redis names this node for it: the client's next poll,
+   * through whichever node, must find it here */
+  char line[CORS_LINE_MAX];
+  const char *cl = cors(e, r, line);
+  adopt_wait *w = calloc(1, sizeof *w);
+  if (w) *w = (adopt_wait){e, s->sid, cl ? strdup(cl) : NULL, http_req_keep_alive(r) != 0};
+  if (s->closing || !w || (cl && !w->cors) || cluster_claim_then(*e->cluster, 's', id, on_adopt_claimed, w)) {
+    if (w) free(w->cors);
+    free(w);
+    if (!s->closing) cluster_claim(*e->cluster, 's', id, 1);
+    conn_http_reply(c, 200, "text/html", "ok", 2, cl, http_req_keep_alive(r));
+    return;
+  }
+  s->post = c;
+  conn_http_hold(c);
+  conn_set_owner(c, &poll_handlers, s);
+}
+
 void eio_request(eio_state *e, conn_t *c, http_req *r) {
   const char *q, *v;
   size_t qn, vn;
@@ -670,6 +1071,9 @@ void eio_request(eio_state *e, conn_t *c, http_req *r) {
   if (!v) { handshake(e, c, r, websocket); return; }
   eio_session *s = NULL;
   if (vn == ID_LEN) HASH_FIND(hh, e->sessions, v, ID_LEN, s);
+  size_t an;
+  const char *adopt_pid = http_query_get(q, qn, "adopt", &an);
+  if (adopt_pid && !(s && s->no_move)) { adopt(e, c, r, websocket, v, vn, adopt_pid, an); return; }  /* (else: a move that failed, read here) */
   if (!s || s->closing) { eio_error(e, c, r, EIO_ERR_SID, "Session ID unknown"); return; }
   if (websocket) {  /* the upgrade probe */
     if (!conn_ws_handshake_ok(c, r)) return;

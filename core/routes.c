@@ -132,6 +132,7 @@ static int sio_elsewhere(conn_t *c, http_req *r, const routes_t *rt) {
   size_t qn, sn;
   http_req_query(r, &q, &qn);
   if (!(sid = http_query_get(q, qn, "sid", &sn)) || eio_has_session(rt->eio, sid, sn)) return 0;
+  if (http_query_get(q, qn, "adopt", &(size_t){0})) return 0;  /* a session carried here to be adopted (eio.c) */
   return locate(c, r, rt, 's', sid, sn);
 }
 

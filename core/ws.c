@@ -144,6 +144,14 @@ size_t ws_frame_header(uint8_t out[10], int opcode, uint64_t len) {
   return 10;
 }
 
+size_t ws_client_frame(uint8_t out[14], int opcode, int fin, uint64_t len) {
+  size_t n = ws_frame_header(out, opcode, len);
+  if (!fin) out[0] &= 0x7f;
+  out[1] |= 0x80;                 /* masked, as a client's frames are */
+  memset(out + n, 0, 4);          /* with the key 0: the payload goes as it is */
+  return n + 4;
+}
+
 int ws_accept_key(const char *key, size_t n, char out[29]) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;

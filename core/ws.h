@@ -44,6 +44,9 @@ int ws_reader_next(ws_reader *r, char *buf, size_t n, size_t *consumed, ws_msg *
 /* Server frame header (FIN set, unmasked) for a payload of len bytes; returns
  * the header size (2, 4 or 10). */
 size_t ws_frame_header(uint8_t out[10], int opcode, uint64_t len);
+/* The header of a frame as a client sends it (masked, with the key 0, so the
+ * payload follows unchanged); fin 0: a first fragment. Returns its length. */
+size_t ws_client_frame(uint8_t out[14], int opcode, int fin, uint64_t len);
 /* Sec-WebSocket-Accept for a client key: out gets 28 characters + NUL. */
 int ws_accept_key(const char *key, size_t n, char out[29]);
 /* Validate a close frame payload; on success *code is its status (1005 when empty). */

@@ -24,6 +24,7 @@ import {
 } from './helpers.js';
 import WebSocket from 'ws';
 import net from 'node:net';
+import http from 'node:http';
 import { io } from 'socket.io-client';
 import { redisCommand } from '../lib/server.js';
 
@@ -624,4 +625,85 @@ test('Redis death: a user who leaves while Redis is away leaves the cluster\'s r
   t.diagnostic(`B told of A's leave ${Date.now() - t0} ms after Redis came back`);
   assert.deepEqual(await members(c.redis.port, roomID), [b.id]);
   await b.ok('UPDATE_ROOM', { room: roomID, maxUsers: 10, name: 'B owns it', password: 'pw' });
+});
+
+// ---------------------------------------------------------------------------
+// Socket.IO recovery on another node: the stock client comes back to a node
+// that does not hold its user; the session moves to the node that does.
+// ---------------------------------------------------------------------------
+
+test('Resume across nodes (Socket.IO): stock socket.io-client, dropped by engine.close() on node 1, comes back through node 2: socket.recovered, the same socket.id, every missed SIGNAL once and in order, the peer saw nothing', { ...T, ...(isSio() ? {} : { skip: `Socket.IO recovery (PARLEY_FRAMING=${FRAMING}); the /ws resume across nodes is tested in resume's cluster pass` }) }, async (t) => {
+  const c = await cluster(t, { nodes: 2, resumeGrace: 10, logLevel: 'info', limits: FAST });
+  const [n1, n2] = c.nodes;
+  const transports = FRAMING === 'sio-ws' ? ['websocket'] : ['polling', 'websocket'];
+  const sock = io(n1.httpBase, { forceNew: true, reconnectionDelay: 50, reconnectionDelayMax: 100, transports });
+  t.after(() => sock.disconnect());
+  await withTimeout(new Promise((r, j) => { sock.once('connect', r); sock.once('connect_error', j); }), 5000, 'connect');
+  const got = [];
+  sock.on('SIGNAL', (p) => got.push(p.signal.n));
+  const ask = (ev, payload) => withTimeout(new Promise((r) => { sock.once(ev, r); sock.emit(ev, payload); }), 5000, ev);
+  const created = await ask('CREATE_ROOM', { requestId: 1, maxUsers: 5, name: 'r', password: 'pw', type: 0 });
+  const b = await connectUser(n2, t);
+  await joinRoom(b, created.roomID, 'pw');
+  const a = { id: sock.id };
+  const sig = (n) => b.send('SIGNAL', { source: b.id, target: a.id, room: created.roomID, signal: { n } });
+  sig(0);
+  assert.ok(await until(() => got.length === 1, 5000), 'the first SIGNAL');
+
+  // drop on node 1; the next engine connects to node 2
+  const reconnected = new Promise((r) => sock.once('connect', r));
+  sock.io.uri = n2.httpBase;
+  sock.io.engine.close();
+  await sleep(30);
+  for (let n = 1; n < 6; n++) sig(n);
+  const logs = () => `node 1:\n${n1.stderr}\nnode 2:\n${n2.stderr}`;
+  await withTimeout(reconnected, 10_000, 'reconnect through node 2').catch((e) => { t.diagnostic(logs()); throw e; });
+  if (!sock.recovered) t.diagnostic(logs());
+  assert.equal(sock.recovered, true, 'socket.recovered');
+  assert.equal(sock.id, a.id, 'the same socket.id (userID)');
+  assert.ok(await until(() => got.length >= 6, 5000), `6 SIGNALs, got ${got}`);
+  assert.deepEqual(got, [0, 1, 2, 3, 4, 5], 'every missed SIGNAL once, in order');
+  await b.expectNothing(300);  // no DISCONNECT, no JOIN
+  assert.match(n2.stderr, /moved to the node holding the user it recovers/);
+  assert.match(n1.stderr, /carried here from another node to recover its user/);
+
+  // it goes on: both ways, and over the WebSocket once the upgrade is done
+  for (let n = 6; n < 26; n++) { sig(n); await sleep(5); }
+  assert.ok(await until(() => got.length >= 26, 5000), `26 SIGNALs, got ${got.length}`);
+  assert.deepEqual(got, Array.from({ length: 26 }, (_, k) => k));
+  sock.emit('SIGNAL', { source: a.id, room: created.roomID, target: b.id, signal: { back: 1 } });
+  const back = await b.next('SIGNAL');
+  assert.deepEqual(back.signal, { back: 1 });
+  assert.equal(back.source, a.id);
+  if (!await until(() => sock.io.engine.transport.name === 'websocket', 5000)) t.diagnostic(logs());
+  assert.equal(sock.io.engine.transport.name, 'websocket', 'the transport after the move');
+  sock.disconnect();  // 41: a leave, at once
+  assert.deepEqual(await b.next('DISCONNECT'), { userID: a.id, roomID: created.roomID });
+});
+
+test('Resume across nodes: a request asking a node to adopt a session is refused unless that node holds the user it names (a client cannot pick a sid or forge a move)', { ...T, ...(FRAMING !== 'ws' ? { skip: `HTTP requests only: runs once, in the /ws framing run (PARLEY_FRAMING=${FRAMING})` } : {}) }, async (t) => {
+  const c = await cluster(t, { nodes: 2, resumeGrace: 10 });
+  const [n1] = c.nodes;
+  const post = (query, body) => new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: n1.port, method: 'POST', path: `/socket.io/?EIO=4&transport=polling&${query}`, headers: { 'Content-Type': 'text/plain;charset=UTF-8' } }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+  const sid = 'A'.repeat(22);
+  for (const [query, why] of [
+    [`sid=${sid}&adopt=${'B'.repeat(22)}`, 'a pid nobody holds'],
+    [`sid=${sid}&adopt=`, 'an empty pid'],
+    [`sid=short&adopt=${'B'.repeat(22)}`, 'a malformed sid'],
+  ]) {
+    const r = await post(query, `40{"pid":"${'B'.repeat(22)}","offset":"0"}`);
+    assert.equal(r.status, 400, `${why}: status`);
+    assert.match(r.body, /Session ID unknown/, why);
+  }
+  assert.equal(await redisCommand(c.redis.port, 'EXISTS', `parley:loc:s:${sid}`), 0, 'nothing claimed for the sid');
+  const m = await nodeMetrics(n1);
+  assert.equal(m.parley_eio_sessions, 0, 'no session made');
 });
