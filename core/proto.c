@@ -562,7 +562,13 @@ static const event_def *decode(req_t *q, const char *text, size_t n, char *name,
     q->c->ops->close(q->c, "event is not a JSON array starting with the event name");
     return NULL;
   }
-  if (envelope && count == 1 && json_string_decode(items[0], name, cap, &len) == 0 && strlen(name) == len) {
+  if (envelope && count == 1 && q->ack && q->ack->ack_id >= 0 && json_string_decode(items[0], name, cap, &len) == 0 && strlen(name) == len) {
+    /* socket.emitWithAck("GET_ID"): with an ack, no payload reads as {} */
+    q->ix.items[1] = (json_span){.type = JSON_OBJECT, .p = "{}", .n = 2};
+    q->ix.nitems = 2;
+    q->ix.nmembers = 0;
+    count = 2;
+  } else if (envelope && count == 1 && json_string_decode(items[0], name, cap, &len) == 0 && strlen(name) == len) {
     q->event = name;  /* ["CREATE_ROOM"]: the ERROR names the event it answers */
     fail(q, ERR_UNSPECIFIED, "the event has no payload: an event is a JSON array [\"EVENT\", payload]");
     return NULL;
@@ -587,7 +593,8 @@ static void run(peer_t *c, const char *text, size_t n, const proto_ack *ack, pro
              .fetched = fetched};
   const event_def *e = decode(&q, text, n, name, sizeof name);
   if (!e) return;
-  if (e->needs_request_id != RID_NONE && read_request_id(&q, e->needs_request_id == RID_REQUIRED)) return;
+  /* with an ack the reply is matched by it: requestId may be left out (requestID null) */
+  if (e->needs_request_id != RID_NONE && read_request_id(&q, e->needs_request_id == RID_REQUIRED && !(ack && ack->ack_id >= 0))) return;
   if (e->needs_request_id == RID_REQUIRED && q.payload.type != JSON_OBJECT) {
     fail(&q, ERR_UNSPECIFIED, "payload must be an object");
     return;

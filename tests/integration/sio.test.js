@@ -18,7 +18,7 @@ import { io } from 'socket.io-client';
 import {
   REPO, ERR, ID_RE, ROOM_DEFAULTS, startServer, assertAliveThenStop, SioClient, RawHttp, RawWs,
   rawConnect, OP, closePayload, connectUser, createRoom, joinRoom, roomWith, makePair, assertPairWorks,
-  assertError, sleep, withTimeout,
+  assertError, sleep, withTimeout, FRAMING,
 } from './helpers.js';
 
 const SIO = '/socket.io/';
@@ -364,6 +364,41 @@ test('Socket.IO acks on the wire: 42<id>[…] → 43<id>[reply]; SIGNAL and DISC
   // without an ack id the reply is an event
   raw.sendText('42["GET_ID",{"requestId":"w3"}]');
   assert.deepEqual(parseEvent(await nextPacket(raw)), { event: 'GET_ID', payload: { requestID: 'w3', userID: me } });
+});
+
+test('Socket.IO acks: with an ack, requestId may be left out (the reply carries requestID null) and an event with no payload reads as {} — emitWithAck("GET_ID") works; without an ack both are still ERRORs', T, async (t) => {
+  const raw = await rawSio(server, t);
+  raw.sendText('421["GET_ID"]');
+  const id = await nextPacket(raw);
+  const m = /^431\[\{"requestID":null,"userID":"([A-Za-z0-9_-]{22})"\}\]$/.exec(id);
+  assert.ok(m, `GET_ID with an ack and no payload: ${id}`);
+  const { requestId, ...noId } = { ...ROOM_DEFAULTS, requestId: 'x' };
+  raw.sendText(`422["CREATE_ROOM",${JSON.stringify(noId)}]`);
+  const created = JSON.parse((await nextPacket(raw)).replace(/^432/, ''))[0];
+  assert.equal(created.requestID, null);
+  assert.match(created.roomID, /^[A-Za-z0-9_-]{22}$/);
+  raw.sendText('423["CREATE_ROOM"]');  // no payload: {} — every field missing, a clear ERROR through the ack
+  const bad = JSON.parse((await nextPacket(raw)).replace(/^433/, ''))[0];
+  assert.equal(bad.event, 'CREATE_ROOM');
+  assert.equal(bad.requestID, null);
+  assert.equal(typeof bad.msg, 'string');
+  // without an ack: requestId is required and a payload too
+  raw.sendText(`42["CREATE_ROOM",${JSON.stringify(noId)}]`);
+  const e1 = parseEvent(await nextPacket(raw));
+  assert.equal(e1.event, 'ERROR');
+  assert.match(e1.payload.msg, /requestId missing/);
+  raw.sendText('42["GET_ID"]');
+  const e2 = parseEvent(await nextPacket(raw));
+  assert.equal(e2.event, 'ERROR');
+  assert.match(e2.payload.msg, /no payload/);
+
+  // the stock client, as an app moving over writes it
+  const sock = io(server.httpBase, { forceNew: true, reconnection: false, ...(FRAMING === 'sio-ws' ? { transports: ['websocket'] } : {}) });
+  t.after(() => sock.disconnect());
+  await withTimeout(new Promise((r) => sock.once('connect', r)), 5000, 'connect');
+  assert.deepEqual(await sock.timeout(3000).emitWithAck('GET_ID'), { requestID: null, userID: sock.id });
+  const room = await sock.timeout(3000).emitWithAck('CREATE_ROOM', noId);
+  assert.equal(room.curUsers, 1);
 });
 
 // ---------------------------------------------------------------------------
