@@ -18,7 +18,8 @@ struct user_s {
   char *node;           /* cluster: the node holding a ghost (owned); NULL for our own users */
   unsigned ghost : 1,   /* a member seen in a room view, not one of ours (or one of ours already gone) */
            gone : 1,    /* one of ours whose end came: freed once no room view holds it */
-           framing : 1; /* rooms_framing */
+           framing : 1, /* rooms_framing */
+           waiting : 1; /* its connection is gone: it waits for a resume (rooms_user_set_waiting) */
   UT_hash_handle hh;
 };
 
@@ -139,7 +140,7 @@ void rooms_census(rooms_state *st) {
   for (tenant_t *t = st->tenants; t; t = t->hh.next) memset(&t->census, 0, sizeof t->census);
   for (user_t *u = st->users; u; u = u->hh.next) {
     if (u->ghost) continue;
-    if (u->peer) u->tenant->census.attached[u->framing]++;
+    if (u->peer && !u->waiting) u->tenant->census.attached[u->framing]++;
     else u->tenant->census.detached++;
   }
 }
@@ -499,6 +500,7 @@ void *rooms_user_peer(const user_t *u) { return u->peer; }
 void rooms_user_detach(user_t *u) { u->peer = NULL; }
 void rooms_user_attach(user_t *u, void *peer) { u->peer = peer; }
 void rooms_user_set_framing(user_t *u, rooms_framing f) { u->framing = f == ROOMS_FRAMING_SIO; }
+void rooms_user_set_waiting(user_t *u, int waiting) { u->waiting = !!waiting; }
 const char *rooms_user_data(const user_t *u) { return u->data; }
 size_t rooms_user_nrooms(const user_t *u) { return u->nrooms; }
 room_t *rooms_user_room(const user_t *u, size_t i) { return i < u->nrooms ? u->rooms[i] : NULL; }

@@ -72,7 +72,7 @@ typedef struct {
 /* Gauges counted on demand (rooms_census). */
 typedef struct {
   size_t attached[ROOMS_FRAMINGS];     /* users with a connection, by framing */
-  size_t detached;                     /* users waiting for a resume */
+  size_t detached;                     /* users waiting for a resume, or with no peer */
 } tenant_census;
 
 typedef struct rooms_tally_s rooms_tally;
@@ -150,6 +150,10 @@ const char *rooms_user_data(const user_t *u);
 void rooms_user_set_data(user_t *u, char *json);
 /* How the user's connections are framed (a resume keeps the framing). */
 void rooms_user_set_framing(user_t *u, rooms_framing f);
+/* The user's connection is gone and it waits for a resume (1), or it is
+ * back (0). Its peer stays (the resume layer keeps its events): only the
+ * census (rooms_census) reads this. */
+void rooms_user_set_waiting(user_t *u, int waiting);
 /* The rooms the user is in, in join order. */
 size_t rooms_user_nrooms(const user_t *u);
 room_t *rooms_user_room(const user_t *u, size_t i);

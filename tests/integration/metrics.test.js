@@ -39,6 +39,12 @@ local M = {}
 M.limits = { max_connections = 1 }
 return M
 `;
+// "drops": a dropped user is kept for a resume for a minute (the whole test)
+const DROPS_LUA = `
+local M = {}
+M.limits = { resume_grace = 60 }
+return M
+`;
 
 const dirs = [];
 function tempDir(prefix) {
@@ -138,6 +144,7 @@ before(async () => {
   writeFileSync(path.join(policies, 'default.lua'), DEFAULT_LUA);
   mkdirSync(path.join(policies, 'tenants'));
   writeFileSync(path.join(policies, 'tenants', 'small.lua'), SMALL_LUA);
+  writeFileSync(path.join(policies, 'tenants', 'drops.lua'), DROPS_LUA);
   server = await startServer({ metrics: true, args: ['--policies', policies] });
   assert.ok(server.metricsPort, `no "parley metrics on" line:\n${server.stderr}`);
   await startPrometheus(server.metricsPort);
@@ -207,6 +214,18 @@ test('Metrics: per-tenant series reach Prometheus (gauges, counters, refusals by
     'parley_rooms': 2,
   });
 
+  // plain /ws: a dropped connection (no close frame) leaves a detached user
+  if (framing === 'ws') {
+    const d = await connectUser(inTenant('drops'), null);
+    d.ws._socket.destroy();
+    await waitSeries({
+      'parley_tenant_detached_users{tenant="drops"}': 1,
+      'parley_tenant_users{tenant="drops"}': 1,
+      'parley_tenant_connections{tenant="drops",framing="ws"}': 0,
+      'parley_detached_users': 1,
+    });
+  }
+
   // acme's users leave: its gauges drop to 0, its counters stay
   await a.close();
   await b.close();
@@ -216,7 +235,7 @@ test('Metrics: per-tenant series reach Prometheus (gauges, counters, refusals by
     [`parley_tenant_connections{tenant="acme",framing="${framing}"}`]: 0,
     'parley_tenant_signals_relayed_total{tenant="acme"}': 3,
     'parley_tenant_events_total{tenant="acme"}': 7,
-    'parley_tenants': 2,
+    'parley_tenants': framing === 'ws' ? 3 : 2,   // globex, small (and drops' detached user)
   });
 });
 

@@ -378,6 +378,12 @@ static void test_census(void) {
   rooms_user_attach(c, &p3);
   rooms_census(&st);
   CHECK(k->attached[ROOMS_FRAMING_SIO] == 2 && k->detached == 0);
+  rooms_user_set_waiting(a, 1);  /* a dropped connection: the peer stays, the user waits */
+  rooms_census(&st);
+  CHECK(k->attached[ROOMS_FRAMING_WS] == 0 && k->detached == 1 && rooms_user_peer(a) == &p1);
+  rooms_user_set_waiting(a, 0);
+  rooms_census(&st);
+  CHECK(k->attached[ROOMS_FRAMING_WS] == 1 && k->detached == 0);
   CHECK(strcmp(rooms_refusal_label(ROOMS_REFUSED_TENANT_CAP), "tenant_cap") == 0);
   rooms_free(&st);
 }
