@@ -28,12 +28,29 @@ void admit_client_addr(const admit_t *a, const char *peer_addr, const http_req *
   if (addrs_cidr_parse(cand, &any) == 0 && !strchr(cand, '/')) memcpy(out, cand, end - start + 1);
 }
 
-static int refuse(admit_refusal *why, const conn_info *info, const char *tenant, int status, const char *msg) {
+/* Refused for reason: counted in all, and for the tenant when on_connect named one. */
+static int refuse(const admit_t *a, admit_refusal *why, const conn_info *info, const char *tenant,
+                  rooms_refusal reason, int status, const char *msg) {
+  tenant_counters *tc = tenant ? rooms_counters(a->ctx->rooms, tenant) : NULL;
+  a->ctx->metrics.refused[reason]++;
+  if (tc) tc->refused[reason]++;
   why->status = status;
   snprintf(why->msg, sizeof why->msg, "%s", msg);
   log_info("%s connection from %s refused%s%s: %s", info->framing, info->remote_addr, tenant ? " for tenant " : "",
            tenant ? tenant : "", msg);
   return PARLEY_EINVAL;
+}
+
+/* on_connect said no (403), failed (500) or had no hook time left (403):
+ * no tenant is known. */
+static int refuse_by_policy(const admit_t *a, admit_refusal *why, const conn_info *info, int rc, const char *msg) {
+  rooms_refusal reason = rc == PARLEY_ELUA ? ROOMS_REFUSED_POLICY_ERROR
+                         : rc == PARLEY_ELIMIT ? ROOMS_REFUSED_HOOK_BUDGET : ROOMS_REFUSED_POLICY;
+  return refuse(a, why, info, NULL, reason, rc == PARLEY_ELUA ? 500 : 403, msg);
+}
+
+static rooms_framing framing_of(const conn_info *info) {
+  return strcmp(info->framing, "ws") ? ROOMS_FRAMING_SIO : ROOMS_FRAMING_WS;
 }
 
 static int origin_ok(const admit_t *a, const tenant_t *t, const conn_info *info) {
@@ -44,19 +61,23 @@ static int origin_ok(const admit_t *a, const tenant_t *t, const conn_info *info)
 }
 
 int admit_origin(const admit_t *a, const conn_info *info, admit_refusal *why) {
-  return origin_ok(a, NULL, info) ? 0 : refuse(why, info, NULL, 403, "origin not allowed");
+  return origin_ok(a, NULL, info) ? 0 : refuse(a, why, info, NULL, ROOMS_REFUSED_ORIGIN, 403, "origin not allowed");
 }
 
 int admit_user(const admit_t *a, peer_t *p, const conn_info *info, admit_refusal *why) {
   char tenant[72], *data;
   policy_verdict v;
   int rc = policy_on_connect(a->ctx->policy, info, tenant, sizeof tenant, &data, &v);
-  if (rc) return refuse(why, info, NULL, rc == PARLEY_ELUA ? 500 : 403, v.msg);
-  if (proto_peer_open(p, a->ctx, tenant, data)) return refuse(why, info, tenant, 503, "cannot accept more users");
+  if (rc) return refuse_by_policy(a, why, info, rc, v.msg);
+  if ((rc = proto_peer_open(p, a->ctx, tenant, data)))
+    return refuse(a, why, info, tenant, rc == PARLEY_ELIMIT ? ROOMS_REFUSED_TENANT_CAP : ROOMS_REFUSED_NO_MEMORY, 503,
+                  "cannot accept more users");
   if (!origin_ok(a, p->tenant, info)) {  /* the tenant's own list */
     proto_peer_gone(p);
-    return refuse(why, info, tenant, 403, "origin not allowed");
+    return refuse(a, why, info, tenant, ROOMS_REFUSED_ORIGIN, 403, "origin not allowed");
   }
+  rooms_user_set_framing(p->user, framing_of(info));
+  rooms_tenant_counters(p->tenant)->accepted[framing_of(info)]++;
   return 0;
 }
 
@@ -64,9 +85,12 @@ int admit_resume(const admit_t *a, const tenant_t *t, const conn_info *info, adm
   char tenant[72], *data;
   policy_verdict v;
   int rc = policy_on_connect(a->ctx->policy, info, tenant, sizeof tenant, &data, &v);
-  if (rc) return refuse(why, info, NULL, rc == PARLEY_ELUA ? 500 : 403, v.msg);
+  if (rc) return refuse_by_policy(a, why, info, rc, v.msg);
   free(data);  /* the user keeps the data it was admitted with */
-  if (strcmp(tenant, rooms_tenant_name(t)) != 0) return refuse(why, info, tenant, 403, "the resume is for another tenant");
-  if (!origin_ok(a, t, info)) return refuse(why, info, tenant, 403, "origin not allowed");
+  if (strcmp(tenant, rooms_tenant_name(t)) != 0)
+    return refuse(a, why, info, tenant, ROOMS_REFUSED_RESUME_TENANT, 403, "the resume is for another tenant");
+  if (!origin_ok(a, t, info)) return refuse(a, why, info, tenant, ROOMS_REFUSED_ORIGIN, 403, "origin not allowed");
+  tenant_counters *tc = rooms_counters(a->ctx->rooms, tenant);
+  if (tc) tc->accepted[framing_of(info)]++;
   return 0;
 }

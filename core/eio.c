@@ -658,6 +658,7 @@ static void handshake(eio_state *e, conn_t *c, http_req *r, int websocket) {
   if (refuse) {
     char line[CORS_LINE_MAX];
     log_info("socket.io handshake from %s refused: too many sessions (%s)", remote, refuse == 429 ? "this address" : "in all");
+    e->admit->ctx->metrics.refused[refuse == 429 ? ROOMS_REFUSED_MAX_SESSIONS_PER_ADDR : ROOMS_REFUSED_MAX_SESSIONS]++;
     if (a) addrs_release(e->addrs, a);
     conn_http_reply(c, refuse, "application/json", "{\"code\":3,\"message\":\"Too many sessions\"}", 40,
                     cors(e, r, line), http_req_keep_alive(r));

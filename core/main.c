@@ -17,8 +17,9 @@
 static const char *check_dir;   /* --check DIR: load the policies, report, exit */
 
 /* HOST:PORT: a name, an IPv4 address, an IPv6 address in brackets, or no
- * host at all (every address: host ""); server.c resolves it. */
-static int parse_listen(const char *arg, server_config *cfg) {
+ * host at all (every address: host ""); server.c resolves it. host holds 64
+ * bytes. */
+static int parse_hostport(const char *arg, char *host_out, int *port_out) {
   const char *colon = strrchr(arg, ':'), *host = arg;
   if (!colon) return -1;
   size_t n = (size_t)(colon - arg);
@@ -31,10 +32,10 @@ static int parse_listen(const char *arg, server_config *cfg) {
   }
   char *end;
   long port = strtol(colon + 1, &end, 10);
-  if (*end || port < 0 || port > 65535 || end == colon + 1 || n >= sizeof cfg->host) return -1;
-  memcpy(cfg->host, host, n);
-  cfg->host[n] = 0;
-  cfg->port = (int)port;
+  if (*end || port < 0 || port > 65535 || end == colon + 1 || n >= 64) return -1;
+  memcpy(host_out, host, n);
+  host_out[n] = 0;
+  *port_out = (int)port;
   return 0;
 }
 
@@ -63,14 +64,15 @@ static const char *const option_names[] = {
   "lua-budget", "lua-memory", "lua-time-ms", "tenant-hook-ms", "web", "client-js",
   "max-conns", "max-conns-per-addr", "max-sessions", "max-sessions-per-addr",
   "trust-proxy", "resume-memory", "max-detached-per-addr", "redis", "node-id",
-  "advertise", "cluster-heartbeat-ms", NULL};
+  "advertise", "cluster-heartbeat-ms", "metrics", NULL};
 
 static int copy_str(char *dst, size_t cap, const char *v) { return snprintf(dst, cap, "%s", v) >= (int)cap; }
 
 /* Apply one option (name without "--"): 0, 1 for a bad value, -1 for an unknown name. */
 static int set_option(const char *a, const char *v, server_config *cfg) {
   uint64_t n = 0;
-  if (!strcmp(a, "listen")) return parse_listen(v, cfg) != 0;
+  if (!strcmp(a, "listen")) return parse_hostport(v, cfg->host, &cfg->port) != 0;
+  if (!strcmp(a, "metrics")) return parse_hostport(v, cfg->metrics_host, &cfg->metrics_port) != 0;
   if (!strcmp(a, "policies")) return copy_str(cfg->policies, sizeof cfg->policies, v);
   if (!strcmp(a, "log-level")) return log_level_parse(v, &log_level) != 0;
   if (!strcmp(a, "ping-interval")) return parse_ms(v, &cfg->ping_interval_ms) != 0;
@@ -113,7 +115,7 @@ static void usage(FILE *f, const server_config *defaults) {
           "              [--max-sessions-per-addr N] [--trust-proxy CIDR] [--resume-memory MIB]\n"
           "              [--max-detached-per-addr N] [--redis URL] [--node-id NAME]\n"
           "              [--advertise HOST:PORT] [--cluster-heartbeat-ms MS]\n"
-          "              [--version] [--help]\n"
+          "              [--metrics HOST:PORT] [--version] [--help]\n"
           "       parley --check DIR [--lua-budget N] [--lua-memory MIB] [--lua-time-ms MS]\n"
           "  --listen HOST:PORT   address to listen on: a host name (its first address), an IPv4\n"
           "                       address, an IPv6 one in brackets, or none for every address:\n"
@@ -151,6 +153,10 @@ static void usage(FILE *f, const server_config *defaults) {
           "                       three periods is dead and its users leave their rooms\n"
           "  --max-detached-per-addr N  users per client address kept for a resume after a\n"
           "                       drop (default 1024); past it a drop is a leave\n"
+          "  --metrics HOST:PORT  serve Prometheus metrics, per tenant, at /metrics on this\n"
+          "                       address (as --listen; off by default). Keep it private: it\n"
+          "                       names tenants. The public port's /metrics has only the\n"
+          "                       tenant-free globals (docs/metrics.md)\n"
           "  --check DIR          load the policies in DIR as the server would (default.lua and\n"
           "                       every tenants/*.lua, self-check included), print the room\n"
           "                       types, limits and tenants found, and exit: 0 when they load,\n"

@@ -11,12 +11,14 @@
 typedef struct policy_s policy_t;
 typedef struct peer_s peer_t;
 
-/* What the event layer counts (reported on /metrics). */
+/* What the server counts in all (reported on /metrics); each tenant's share
+ * is in its tenant_counters. */
 typedef struct {
   uint64_t events;           /* events handled (rate-limited ones included) */
   uint64_t signals, signal_bytes;  /* SIGNALs relayed, and their signal values' bytes */
   uint64_t rate_limited;     /* events refused by the rate limit */
-  uint64_t errors[5];        /* ERRORs sent, by code (protocol.md Errors 0-4) */
+  uint64_t errors[ROOMS_ERROR_CODES];  /* ERRORs sent, by code (protocol.md Errors 0-4) */
+  uint64_t refused[ROOMS_REFUSALS];    /* connections refused, by reason (the transports count) */
 } proto_metrics;
 
 /* A room change the event layer decided (its policy said yes), for the

@@ -95,7 +95,10 @@ void proto_error(peer_t *c, const char *rid, size_t rid_len, int code, const cha
   buf_putc(&b, '}');
   peer_reply(c, "ERROR", b.data, b.len, ack);
   buf_free(&b);
-  if (c->ctx && code >= 0 && code < 5) c->ctx->metrics.errors[code]++;
+  if (c->ctx && code >= 0 && code < ROOMS_ERROR_CODES) {
+    c->ctx->metrics.errors[code]++;
+    if (c->tenant) rooms_tenant_counters(c->tenant)->errors[code]++;
+  }
 }
 
 static void fail(req_t *q, int code, const char *msg) {
@@ -656,9 +659,12 @@ static void refuse_event(peer_t *c, const char *text, size_t n, const proto_ack 
 void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
   if (!c->user) return;
   const policy_limits *lim = policy_limits_of(pol(c), c->tenant);
+  tenant_counters *tc = rooms_tenant_counters(c->tenant);
   c->ctx->metrics.events++;
+  tc->events++;
   if (rate_check(c, lim)) {
     c->ctx->metrics.rate_limited++;
+    tc->rate_limited++;
     if (c->strikes > (unsigned)lim->rate) c->ops->close(c, "rate limit exceeded persistently");
     else refuse_event(c, text, n, ack, lim, "rate limit: slow down");
   } else if (!c->op) {

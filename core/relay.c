@@ -101,8 +101,11 @@ int relay_signal(peer_t *c, const json_index *ix, const policy_limits *lim, poli
     if (cl->forward(cl->self, rooms_user_node(t), parts, 3))
       return refuse(v, ERR_ROOM_ERROR, "the cluster is unavailable: try again");
   } else return 0;  /* a detached target misses it */
+  tenant_counters *tc = rooms_tenant_counters(c->tenant);
   c->ctx->metrics.signals++;
   c->ctx->metrics.signal_bytes += signal_v.n;
+  tc->signals++;
+  tc->signal_bytes += signal_v.n;
   return 0;
 }
 

@@ -179,6 +179,7 @@ void resume_set_addr(resume_link *l, const char *addr) { snprintf(l->addr, sizeo
 static void undetach(resume_link *l) {
   if (!l->detached) return;
   l->detached = 0;
+  if (l->peer.user) rooms_user_set_waiting(l->peer.user, 0);
   l->st->ndetached--;
   if (l->addr_count) {
     l->addr_count->detached--;
@@ -272,6 +273,7 @@ void resume_carrier_gone(resume_link *l, void *carrier, int dropped) {
   if (a) a->detached++;
   l->addr_count = a;
   l->detached = 1;
+  rooms_user_set_waiting(l->peer.user, 1);
   l->detach_pos = l->next_pos;
   l->st->ndetached++;
   evloop_timer_start(l->st->ev, &l->grace, (uint64_t)(lim->resume_grace * 1000), on_grace_end);

@@ -17,7 +17,9 @@ struct user_s {
   size_t nrooms, caprooms;
   char *node;           /* cluster: the node holding a ghost (owned); NULL for our own users */
   unsigned ghost : 1,   /* a member seen in a room view, not one of ours (or one of ours already gone) */
-           gone : 1;    /* one of ours whose end came: freed once no room view holds it */
+           gone : 1,    /* one of ours whose end came: freed once no room view holds it */
+           framing : 1, /* rooms_framing */
+           waiting : 1; /* its connection is gone: it waits for a resume (rooms_user_set_waiting) */
   UT_hash_handle hh;
 };
 
@@ -39,10 +41,109 @@ struct tenant_s {
   room_t *rooms;        /* hash by id */
   size_t nrooms, nusers, nghosts, pins;
   tenant_meter meter;
+  rooms_tally *tally;   /* borrowed: the store's, named as the tenant */
+  tenant_census census; /* as of the last rooms_census */
   UT_hash_handle hh;
 };
 
-void rooms_init(rooms_state *st) { memset(st, 0, sizeof *st); }
+/* A tenant's counters, by name; kept after the tenant while nonzero. */
+struct rooms_tally_s {
+  char *name;           /* owned */
+  tenant_counters c;
+  tenant_t *tenant;     /* borrowed: the live tenant, NULL while idle */
+  rooms_tally *older, *newer;  /* the idle list */
+  UT_hash_handle hh;
+};
+
+static const char *const refusal_labels[] = {
+#define ROOMS_REFUSAL_LABEL(name, label, meaning) label,
+  ROOMS_REFUSAL_MAP(ROOMS_REFUSAL_LABEL)
+#undef ROOMS_REFUSAL_LABEL
+};
+
+const char *rooms_refusal_label(rooms_refusal r) { return r < ROOMS_REFUSALS ? refusal_labels[r] : "?"; }
+
+void rooms_init(rooms_state *st) {
+  memset(st, 0, sizeof *st);
+  st->max_idle = ROOMS_IDLE_TALLIES;
+}
+
+/* ---- tallies: per-tenant counters ---- */
+
+static void idle_unlink(rooms_state *st, rooms_tally *x) {
+  if (x->older) x->older->newer = x->newer;
+  else st->idle_head = x->newer;
+  if (x->newer) x->newer->older = x->older;
+  else st->idle_tail = x->older;
+  x->older = x->newer = NULL;
+  st->nidle--;
+}
+
+static void tally_free(rooms_state *st, rooms_tally *x) {
+  HASH_DEL(st->tallies, x);
+  st->ntallies--;
+  free(x->name);
+  free(x);
+}
+
+/* x has no tenant now: the newest idle one; the oldest go past max_idle. */
+static void idle_push(rooms_state *st, rooms_tally *x) {
+  x->older = st->idle_tail;
+  x->newer = NULL;
+  if (st->idle_tail) st->idle_tail->newer = x;
+  else st->idle_head = x;
+  st->idle_tail = x;
+  st->nidle++;
+  while (st->nidle > st->max_idle && st->idle_head != x) {  /* the newest stays */
+    rooms_tally *old = st->idle_head;
+    idle_unlink(st, old);
+    tally_free(st, old);
+    st->tallies_dropped++;
+  }
+}
+
+static int counters_zero(const tenant_counters *c) {
+  static const tenant_counters zero;
+  return memcmp(c, &zero, sizeof zero) == 0;
+}
+
+/* The tally named name, made (idle, zero) when there is none. */
+static rooms_tally *tally_get(rooms_state *st, const char *name) {
+  rooms_tally *x;
+  HASH_FIND_STR(st->tallies, name, x);
+  if (x) return x;
+  if (!(x = calloc(1, sizeof *x)) || !(x->name = strdup(name))) { free(x); return NULL; }
+  HASH_ADD_KEYPTR(hh, st->tallies, x->name, strlen(x->name), x);
+  st->ntallies++;
+  idle_push(st, x);
+  return x;
+}
+
+tenant_counters *rooms_counters(rooms_state *st, const char *name) {
+  rooms_tally *x = tally_get(st, name);
+  if (x && !x->tenant && x != st->idle_tail) {  /* counted now: the newest idle one */
+    idle_unlink(st, x);
+    idle_push(st, x);
+  }
+  return x ? &x->c : NULL;
+}
+
+tenant_counters *rooms_tenant_counters(tenant_t *t) { return &t->tally->c; }
+rooms_tally *rooms_tally_first(const rooms_state *st) { return st->tallies; }
+rooms_tally *rooms_tally_next(const rooms_tally *x) { return x->hh.next; }
+const char *rooms_tally_name(const rooms_tally *x) { return x->name; }
+const tenant_counters *rooms_tally_counters(const rooms_tally *x) { return &x->c; }
+tenant_t *rooms_tally_tenant(const rooms_tally *x) { return x->tenant; }
+const tenant_census *rooms_tenant_census(const tenant_t *t) { return &t->census; }
+
+void rooms_census(rooms_state *st) {
+  for (tenant_t *t = st->tenants; t; t = t->hh.next) memset(&t->census, 0, sizeof t->census);
+  for (user_t *u = st->users; u; u = u->hh.next) {
+    if (u->ghost) continue;
+    if (u->peer && !u->waiting) u->tenant->census.attached[u->framing]++;
+    else u->tenant->census.detached++;
+  }
+}
 
 static void settings_free(room_settings *s) {
   free(s->name);
@@ -85,6 +186,8 @@ void rooms_free(rooms_state *st) {
     free(t);
   }
   HASH_ITER(hh, st->users, u, utmp) { HASH_DEL(st->users, u); free(u->rooms); free(u->data); free(u->node); free(u); }
+  rooms_tally *x, *xtmp;
+  HASH_ITER(hh, st->tallies, x, xtmp) tally_free(st, x);
   memset(st, 0, sizeof *st);
 }
 
@@ -92,8 +195,12 @@ int rooms_tenant(rooms_state *st, const char *name, tenant_t **out) {
   tenant_t *t;
   HASH_FIND_STR(st->tenants, name, t);
   if (!t) {
-    t = calloc(1, sizeof *t);
+    rooms_tally *x = tally_get(st, name);
+    t = x ? calloc(1, sizeof *t) : NULL;
     if (!t || !(t->name = strdup(name))) { free(t); return PARLEY_ENOMEM; }
+    if (!x->tenant) idle_unlink(st, x);
+    x->tenant = t;
+    t->tally = x;
     HASH_ADD_KEYPTR(hh, st->tenants, t->name, strlen(t->name), t);
     st->ntenants++;
   }
@@ -135,6 +242,10 @@ int rooms_user_add(rooms_state *st, tenant_t *t, void *peer, user_t **out) {
 }
 
 static void tenant_free(rooms_state *st, tenant_t *t) {
+  rooms_tally *x = t->tally;
+  x->tenant = NULL;
+  if (counters_zero(&x->c)) tally_free(st, x);
+  else idle_push(st, x);
   HASH_DEL(st->tenants, t);
   st->ntenants--;
   free(t->name);
@@ -388,6 +499,8 @@ tenant_t *rooms_user_tenant(const user_t *u) { return u->tenant; }
 void *rooms_user_peer(const user_t *u) { return u->peer; }
 void rooms_user_detach(user_t *u) { u->peer = NULL; }
 void rooms_user_attach(user_t *u, void *peer) { u->peer = peer; }
+void rooms_user_set_framing(user_t *u, rooms_framing f) { u->framing = f == ROOMS_FRAMING_SIO; }
+void rooms_user_set_waiting(user_t *u, int waiting) { u->waiting = !!waiting; }
 const char *rooms_user_data(const user_t *u) { return u->data; }
 size_t rooms_user_nrooms(const user_t *u) { return u->nrooms; }
 room_t *rooms_user_room(const user_t *u, size_t i) { return i < u->nrooms ? u->rooms[i] : NULL; }

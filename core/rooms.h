@@ -32,11 +32,65 @@ typedef struct {
   uint64_t hook_logged_ms;   /* last "time budget exhausted" log line */
 } tenant_meter;
 
+/* How a user's connection is framed (its tenant's connection gauges). */
+typedef enum { ROOMS_FRAMING_WS, ROOMS_FRAMING_SIO, ROOMS_FRAMINGS } rooms_framing;
+
+/* Why a connection was refused: label value and meaning (docs/metrics.md). */
+#define ROOMS_REFUSAL_MAP(X)                                                    \
+  X(ORIGIN, "origin", "its Origin is not allowed (the default or the tenant's list)") \
+  X(POLICY, "policy", "on_connect said no")                                    \
+  X(POLICY_ERROR, "policy_error", "on_connect failed (an error, its instruction budget)") \
+  X(HOOK_BUDGET, "hook_budget", "no policy hook time left (--tenant-hook-ms)") \
+  X(TENANT_CAP, "tenant_cap", "the tenant's max_connections")                  \
+  X(RESUME_TENANT, "resume_tenant", "a resume that on_connect put in another tenant") \
+  X(MAX_CONNS, "max_conns", "--max-conns")                                     \
+  X(MAX_CONNS_PER_ADDR, "max_conns_per_addr", "--max-conns-per-addr")          \
+  X(MAX_SESSIONS, "max_sessions", "--max-sessions (or the handshake memory)")  \
+  X(MAX_SESSIONS_PER_ADDR, "max_sessions_per_addr", "--max-sessions-per-addr") \
+  X(NO_MEMORY, "out_of_memory", "out of memory")
+
+typedef enum {
+#define ROOMS_REFUSAL_ENUM(name, label, meaning) ROOMS_REFUSED_##name,
+  ROOMS_REFUSAL_MAP(ROOMS_REFUSAL_ENUM)
+#undef ROOMS_REFUSAL_ENUM
+  ROOMS_REFUSALS
+} rooms_refusal;
+
+const char *rooms_refusal_label(rooms_refusal r);
+
+#define ROOMS_ERROR_CODES 5   /* protocol.md Errors 0-4 */
+
+/* What is counted per tenant (reported by the metrics listener). */
+typedef struct {
+  uint64_t accepted[ROOMS_FRAMINGS];   /* connections admitted: new users and resumes */
+  uint64_t refused[ROOMS_REFUSALS];    /* refusals once on_connect had named the tenant */
+  uint64_t events, rate_limited;       /* events handled; of which refused by the rate limit */
+  uint64_t signals, signal_bytes;      /* SIGNALs relayed, and their signal values' bytes */
+  uint64_t errors[ROOMS_ERROR_CODES];  /* ERRORs sent, by code */
+} tenant_counters;
+
+/* Gauges counted on demand (rooms_census). */
+typedef struct {
+  size_t attached[ROOMS_FRAMINGS];     /* users with a connection, by framing */
+  size_t detached;                     /* users waiting for a resume, or with no peer */
+} tenant_census;
+
+typedef struct rooms_tally_s rooms_tally;
+
+#define ROOMS_IDLE_TALLIES 1000   /* default: counters kept for tenants that are gone */
+
 typedef struct {
   tenant_t *tenants;    /* hash by name (owned) */
   user_t *users;        /* hash by id (owned) */
   size_t nusers, nrooms, ntenants;
   size_t nghosts;       /* cluster: members seen in room views that are not our users */
+  /* Per-tenant counters, by name: a tenant's lives while the tenant does, and
+   * after it while any counter is nonzero ("idle"), up to max_idle idle ones:
+   * past that the oldest idle one is forgotten (tallies_dropped counts them). */
+  rooms_tally *tallies;       /* hash by name (owned) */
+  rooms_tally *idle_head, *idle_tail;  /* idle tallies, oldest first */
+  size_t ntallies, nidle, max_idle;
+  uint64_t tallies_dropped;
 } rooms_state;
 
 void rooms_init(rooms_state *st);
@@ -59,6 +113,22 @@ const char *rooms_tenant_name(const tenant_t *t);
 size_t rooms_tenant_nusers(const tenant_t *t);
 size_t rooms_tenant_nrooms(const tenant_t *t);
 tenant_meter *rooms_tenant_meter(tenant_t *t);
+/* t's counters (they outlive t while nonzero: see rooms_state). */
+tenant_counters *rooms_tenant_counters(tenant_t *t);
+/* The counters of the tenant called name, live or idle, made (idle) when
+ * there are none yet; NULL when out of memory. For a count at once: a later
+ * call may forget an idle one. */
+tenant_counters *rooms_counters(rooms_state *st, const char *name);
+/* Every tally, in no order: for (x = first(st); x; x = next(x)). */
+rooms_tally *rooms_tally_first(const rooms_state *st);
+rooms_tally *rooms_tally_next(const rooms_tally *x);
+const char *rooms_tally_name(const rooms_tally *x);
+const tenant_counters *rooms_tally_counters(const rooms_tally *x);
+tenant_t *rooms_tally_tenant(const rooms_tally *x);   /* NULL: idle (the tenant is gone) */
+/* Count every tenant's users by state and framing (O(users)); then read
+ * them with rooms_tenant_census. */
+void rooms_census(rooms_state *st);
+const tenant_census *rooms_tenant_census(const tenant_t *t);
 
 /* ---- users ---- */
 /* A new user of t with a fresh unguessable ID, attached to peer. */
@@ -78,6 +148,12 @@ void rooms_user_attach(user_t *u, void *peer);
 /* What on_connect said about the user, as JSON, or NULL. set takes json over. */
 const char *rooms_user_data(const user_t *u);
 void rooms_user_set_data(user_t *u, char *json);
+/* How the user's connections are framed (a resume keeps the framing). */
+void rooms_user_set_framing(user_t *u, rooms_framing f);
+/* The user's connection is gone and it waits for a resume (1), or it is
+ * back (0). Its peer stays (the resume layer keeps its events): only the
+ * census (rooms_census) reads this. */
+void rooms_user_set_waiting(user_t *u, int waiting);
 /* The rooms the user is in, in join order. */
 size_t rooms_user_nrooms(const user_t *u);
 room_t *rooms_user_room(const user_t *u, size_t i);

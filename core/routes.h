@@ -1,5 +1,5 @@
 /* routes.h - where each HTTP request on a fresh connection goes: /healthz,
- * /metrics, the plain /ws upgrade, the Socket.IO path, else a static file.
+ * /metrics (the globals only), the plain /ws upgrade, the Socket.IO path, else a static file.
  * Its handler table is what the server gives every new connection. */
 #ifndef PARLEY_ROUTES_H
 #define PARLEY_ROUTES_H
@@ -8,6 +8,7 @@
 #include "cluster.h"
 #include "conn.h"
 #include "eio.h"
+#include "metrics.h"
 #include "rooms.h"
 #include "web.h"
 #include "ws_peer.h"
@@ -17,12 +18,8 @@ typedef struct {
   web_config web;
   ws_peer_env ws;            /* the plain /ws upgrade: admission and resumes */
   eio_state *eio;            /* borrowed */
-  /* what /metrics reports (borrowed) */
-  const conn_env *net;
-  const rooms_state *rooms;
-  const proto_metrics *events;
-  const resume_state *resume;
-  const addrs_t *addrs;
+  const resume_state *resume;  /* borrowed: where resume tokens are found */
+  metrics_sources metrics;   /* what /metrics reports (its globals only: no tenant names here) */
   cluster_t *const *cluster; /* borrowed: the server's (NULL inside on a single node) */
 } routes_t;
 

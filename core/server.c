@@ -16,6 +16,7 @@ void server_config_default(server_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   snprintf(cfg->host, sizeof cfg->host, "127.0.0.1");
   cfg->port = 8080;
+  cfg->metrics_port = -1;
   snprintf(cfg->policies, sizeof cfg->policies, "policies");
   snprintf(cfg->sio_path, sizeof cfg->sio_path, "/socket.io/");
   snprintf(cfg->web, sizeof cfg->web, "web");
@@ -44,20 +45,28 @@ static void conn_released(conn_t *c, void *arg) {
   if (c->addr) { c->addr->conns--; addrs_release(&s->addrs, c->addr); c->addr = NULL; }
 }
 
-/* NULL when c, just accepted, is within the connection caps; else why not. */
-static const char *admit(server_t *s, conn_t *c) {
+/* NULL when c, just accepted, is within the connection caps; else why not
+ * (and *reason). */
+static const char *admit(server_t *s, conn_t *c, rooms_refusal *reason) {
+  *reason = ROOMS_REFUSED_MAX_CONNS;
   if (s->net.nconns > s->cfg.max_conns) return "too many connections";
+  *reason = ROOMS_REFUSED_NO_MEMORY;
   if (!(c->addr = addrs_get(&s->addrs, c->remote))) return "out of memory";
   c->addr->conns++;
+  *reason = ROOMS_REFUSED_MAX_CONNS_PER_ADDR;
   if (c->addr->conns > s->cfg.max_conns_per_addr) return "too many connections from this address";
   return NULL;
 }
 
 /* A new connection: on the list first (closing takes it off), then its
- * socket (open_socket: uv_accept or uv_tcp_open), then the caps. */
-static int serve(server_t *s, int (*open_socket)(conn_t *c, void *arg), void *arg) {
+ * socket (open_socket: uv_accept or uv_tcp_open), then the caps. h: its
+ * first handlers and their owner (NULL: the router's). */
+static int serve(server_t *s, int (*open_socket)(conn_t *c, void *arg), void *arg, const conn_handlers *h,
+                 void *owner) {
   conn_t *c;
+  rooms_refusal reason;
   if (conn_new(&s->net, policy_limits_of(s->ctx.policy, NULL)->max_payload, &c)) return PARLEY_ENOMEM;
+  if (h) conn_set_owner(c, h, owner);
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
   s->conns = c;
@@ -65,8 +74,9 @@ static int serve(server_t *s, int (*open_socket)(conn_t *c, void *arg), void *ar
   int rc = open_socket(c, arg);
   if (rc) { conn_close(c, "accept failed"); return rc; }
   conn_start(c);
-  const char *why = admit(s, c);
+  const char *why = admit(s, c, &reason);
   if (why) {
+    s->ctx.metrics.refused[reason]++;
     log_info("conn %s refused: %s", c->remote, why);
     conn_close(c, why);
   }
@@ -75,8 +85,10 @@ static int serve(server_t *s, int (*open_socket)(conn_t *c, void *arg), void *ar
 
 static int accept_socket(conn_t *c, void *listener) { return uv_accept(listener, (uv_stream_t *)&c->tcp); }
 
+/* A new connection on either listener (the metrics one serves only /metrics). */
 static void on_connection(uv_stream_t *l, int status) {
   server_t *s = l->data;
+  int metrics = l == (uv_stream_t *)&s->metrics_listener;
   if (status < 0) {  /* e.g. out of file descriptors: say so at most once a second */
     uint64_t now = uv_now(s->loop);
     if (now - s->accept_logged_ms >= 1000 || s->accept_logged_ms == 0) {
@@ -85,14 +97,15 @@ static void on_connection(uv_stream_t *l, int status) {
     }
     return;
   }
-  if (serve(s, accept_socket, l) == PARLEY_ENOMEM) log_error("accept: out of memory");
+  if (serve(s, accept_socket, l, metrics ? &metrics_handlers : NULL, &s->metrics) == PARLEY_ENOMEM)
+    log_error("accept: out of memory");
 }
 
 static int open_fd(conn_t *c, void *fd) { return uv_tcp_open(&c->tcp, *(uv_os_sock_t *)fd); }
 
 /* A connected socket (e.g. one end of an AF_UNIX socketpair, in a test) served
  * as an accepted one, caps included; on failure fd is still the caller's. */
-int server_adopt(server_t *s, uv_os_sock_t fd) { return serve(s, open_fd, &fd); }
+int server_adopt(server_t *s, uv_os_sock_t fd) { return serve(s, open_fd, &fd, NULL, NULL); }
 
 static void on_signal(uv_signal_t *h, int signum) {
   server_t *s = h->data;
@@ -171,6 +184,7 @@ void server_stop(server_t *s) {
   if (s->stopping) return;
   s->stopping = 1;
   uv_close((uv_handle_t *)&s->listener, NULL);
+  if (s->cfg.metrics_port >= 0) uv_close((uv_handle_t *)&s->metrics_listener, NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
   uv_close((uv_handle_t *)&s->sighup, NULL);
@@ -197,15 +211,14 @@ static void reclaim(void *arg) {
 /* The address to listen on: cfg.host resolved (a name: its first address;
  * an IPv4 address; an IPv6 one), "" for every address (IPv6 and IPv4 where
  * the system has IPv6, else IPv4). Resolved once, at startup. */
-static int listen_addr(server_t *s, struct sockaddr_storage *sa) {
-  const char *host = s->cfg.host;
+static int listen_addr(server_t *s, const char *host, int port_n, struct sockaddr_storage *sa) {
   char port[8];
   if (!host[0]) {
     int fd = socket(AF_INET6, SOCK_STREAM, 0);
     host = fd >= 0 ? "::" : "0.0.0.0";
     if (fd >= 0) close(fd);
   }
-  snprintf(port, sizeof port, "%d", s->cfg.port);
+  snprintf(port, sizeof port, "%d", port_n);
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
   uv_getaddrinfo_t req;
   int rc = uv_getaddrinfo(s->loop, &req, NULL, host, port, &hints);
@@ -231,23 +244,33 @@ static void addr_text(const struct sockaddr_storage *sa, char *out, size_t cap, 
   }
 }
 
-static int listen_on(server_t *s) {
+/* Listen on host:port with l (closed again on failure); its address as text
+ * into addr (80 bytes), its port into *bound. */
+static int listen_on(server_t *s, uv_tcp_t *l, const char *host, int port, char *addr, int *bound) {
   struct sockaddr_storage sa;
-  int rc = listen_addr(s, &sa);
+  int rc = listen_addr(s, host, port, &sa);
   if (rc) return rc;
-  uv_tcp_init(s->loop, &s->listener);
-  s->listener.data = s;
-  if ((rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&sa, 0)) == 0)
-    rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+  uv_tcp_init(s->loop, l);
+  l->data = s;
+  if ((rc = uv_tcp_bind(l, (struct sockaddr *)&sa, 0)) == 0) rc = uv_listen((uv_stream_t *)l, 1024, on_connection);
   if (rc) {
-    log_error("listen on %s:%d: %s", s->cfg.host[0] ? s->cfg.host : "*", s->cfg.port, uv_strerror(rc));
-    uv_close((uv_handle_t *)&s->listener, NULL);
+    log_error("listen on %s:%d: %s", host[0] ? host : "*", port, uv_strerror(rc));
+    uv_close((uv_handle_t *)l, NULL);
     return PARLEY_EIO;
   }
   int len = sizeof sa;
-  uv_tcp_getsockname(&s->listener, (struct sockaddr *)&sa, &len);
-  addr_text(&sa, s->bound_addr, sizeof s->bound_addr, &s->bound_port);
+  uv_tcp_getsockname(l, (struct sockaddr *)&sa, &len);
+  addr_text(&sa, addr, 80, bound);
   return 0;
+}
+
+/* The public listener, then the metrics one (when asked for). */
+static int listen_both(server_t *s) {
+  int rc = listen_on(s, &s->listener, s->cfg.host, s->cfg.port, s->bound_addr, &s->bound_port), port;
+  if (rc || s->cfg.metrics_port < 0) return rc;
+  if ((rc = listen_on(s, &s->metrics_listener, s->cfg.metrics_host, s->cfg.metrics_port, s->metrics_addr, &port)))
+    uv_close((uv_handle_t *)&s->listener, NULL);
+  return rc;
 }
 
 /* Connections in all: what the open-files limit leaves after a reserve for
@@ -274,9 +297,10 @@ static void wire(server_t *s) {
                        .queue_cap = cfg->out_cap, .max_sessions = cfg->max_sessions,
                        .max_sessions_per_addr = cfg->max_sessions_per_addr,
                        .max_handshake_bytes = cfg->max_handshake_bytes, .cluster = &s->cluster};
-  s->routes = (routes_t){.ws = {.admit = &s->admit, .resume = &s->resume}, .eio = &s->eio, .net = &s->net,
-                         .rooms = &s->rooms, .events = &s->ctx.metrics, .resume = &s->resume, .addrs = &s->addrs,
-                         .cluster = &s->cluster};
+  s->metrics = (metrics_sources){.net = &s->net, .rooms = &s->rooms, .events = &s->ctx.metrics,
+                                  .resume = &s->resume, .addrs = &s->addrs, .eio = &s->eio, .cluster = &s->cluster};
+  s->routes = (routes_t){.ws = {.admit = &s->admit, .resume = &s->resume}, .eio = &s->eio, .resume = &s->resume,
+                         .metrics = s->metrics, .cluster = &s->cluster};
   snprintf(s->routes.sio_path, sizeof s->routes.sio_path, "%s", cfg->sio_path);
   snprintf(s->routes.web.root, sizeof s->routes.web.root, "%s", cfg->web);
   snprintf(s->routes.web.client_js, sizeof s->routes.web.client_js, "%s", cfg->client_js);
@@ -291,7 +315,7 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
   wire(s);
   int rc = policy_load(cfg->policies, &cfg->policy, &s->ctx.policy);
   if (rc) return rc;
-  if ((rc = listen_on(s))) { policy_free(s->ctx.policy); s->ctx.policy = NULL; return rc; }
+  if ((rc = listen_both(s))) { policy_free(s->ctx.policy); s->ctx.policy = NULL; return rc; }
   evloop_init(&s->ev, loop);
   if (cfg->redis[0]) {
     char advertise[sizeof cfg->advertise + 16];
@@ -306,6 +330,7 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
     if ((rc = cluster_new(&s->ev, &s->ctx, &cc, &s->cluster)) == 0) cluster_on_up(s->cluster, reclaim, s);
     else {
       uv_close((uv_handle_t *)&s->listener, NULL);
+      if (cfg->metrics_port >= 0) uv_close((uv_handle_t *)&s->metrics_listener, NULL);
       policy_free(s->ctx.policy);
       s->ctx.policy = NULL;
       return rc;
@@ -328,6 +353,7 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
     s->watch[i].data = s;
   }
   server_watch(s);
+  if (cfg->metrics_port >= 0) fprintf(stderr, "parley metrics on %s\n", s->metrics_addr);
   fprintf(stderr, "parley listening on %s\n", s->bound_addr);
   fflush(stderr);
   return 0;

@@ -19,6 +19,8 @@
 typedef struct {
   char host[64];             /* a name or an address to resolve; "" : every address */
   int port;
+  char metrics_host[64];     /* the metrics listener (as host) */
+  int metrics_port;          /* -1: no metrics listener */
   char policies[1024];
   char sio_path[256];
   char web[1024];            /* static files served at /, "" for none */
@@ -44,6 +46,8 @@ typedef struct server_s {
   uv_loop_t *loop;
   evloop_t ev;             /* tasks, flushes, timers, the read buffer */
   uv_tcp_t listener;
+  uv_tcp_t metrics_listener;   /* --metrics (open when cfg.metrics_port >= 0) */
+  metrics_sources metrics;   /* what both /metrics pages read */
   uv_signal_t sigint, sigterm, sighup;
   uv_fs_event_t watch[2];    /* the policies directory and its tenants/ */
   uv_timer_t reload_timer;   /* debounces file changes */
@@ -62,11 +66,13 @@ typedef struct server_s {
   int stopping;
   int bound_port;
   char bound_addr[80];       /* "ADDR:PORT" or "[ADDR6]:PORT" listened on */
+  char metrics_addr[80];     /* the same for the metrics listener */
   uint64_t accept_logged_ms; /* the last "accept failed" log line */
 } server_t;
 
 void server_config_default(server_config *cfg);
-/* Load the policy and listen; prints "parley listening on HOST:PORT". */
+/* Load the policy and listen; prints "parley metrics on HOST:PORT" (with a
+ * metrics listener), then "parley listening on HOST:PORT". */
 int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg);
 /* Stop accepting, close every connection with 1001, then the handles. */
 void server_stop(server_t *s);

@@ -5,8 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(cmake make gcc pkg-config libuv1-dev liblua5.4-dev lua-cjson-dev node-llhttp
-      libssl-dev uthash-dev libhiredis-dev redis-server curl dpkg-dev clang libclang-rt-14-dev chromium fonts-liberation)
+      libssl-dev uthash-dev libhiredis-dev redis-server prometheus curl dpkg-dev clang libclang-rt-14-dev chromium fonts-liberation)
 
+# prometheus (its server and promtool) is for tests/integration/metrics.test.js,
+# which starts its own on loopback. On a host with systemd, Debian's package
+# also enables and starts a prometheus.service (:9090): stop it if unwanted.
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
-import { BIN, REPO, plainOnly, withTimeout } from './helpers.js';
+import { BIN, REPO, httpGet, plainOnly, withTimeout } from './helpers.js';
 
 const T = { timeout: 30_000, ...plainOnly('command-line options, no framing involved') };
 
@@ -121,6 +121,22 @@ test('PARLEY_LISTEN and PARLEY_LOG_LEVEL set what their flags set', T, async () 
     await assertServes(s, '127.0.0.1');
     assert.match(s.stderr, / info  policy /, 'info lines at level debug');
   } finally { await s.stop(); }
+});
+
+test('PARLEY_METRICS opens the metrics listener (its /metrics, 404 elsewhere); a bad one is refused by name', T, async () => {
+  const s = await run([], { PARLEY_LISTEN: '127.0.0.1:0', PARLEY_METRICS: '127.0.0.1:0' });
+  try {
+    const m = /parley metrics on 127\.0\.0\.1:(\d+)/.exec(s.stderr);
+    assert.ok(m, `no "parley metrics on" line:\n${s.stderr}`);
+    const page = await httpGet(Number(m[1]), '/metrics');
+    assert.equal(page.status, 200);
+    assert.match(page.body, /^# TYPE parley_tenant_users gauge$/m);
+    assert.equal((await httpGet(Number(m[1]), '/healthz')).status, 404);
+    assert.equal((await healthz('127.0.0.1', s.port)).status, 200);
+  } finally { await s.stop(); }
+  const r = await run(['--listen', '127.0.0.1:0'], { PARLEY_METRICS: 'nowhere' });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /bad value for PARLEY_METRICS: nowhere/);
 });
 
 test('a flag beats its variable, even a bad one (PARLEY_LISTEN=garbage, --listen given)', T, async () => {

@@ -28,6 +28,14 @@ const T = { timeout: 30_000 };
 // F3: session and connection caps
 // ---------------------------------------------------------------------------
 
+/** parley_connections_refused_total{reason} from the public /metrics. */
+async function refused(srv, reason) {
+  const r = await httpGet(srv.port, '/metrics');
+  const m = new RegExp(`^parley_connections_refused_total\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(r.body);
+  assert.ok(m, `no refusal count for ${reason} in /metrics:\n${r.body}`);
+  return Number(m[1]);
+}
+
 test('F3: --max-sessions-per-addr 20: handshakes 21..25 from one address get 429 with a JSON message; closing one session makes room for a new one', { ...T, ...RAW, ...singleNodeOnly('a per-process cap: each node has its own') }, async (t) => {
   const srv = await freshServer(t, ['--max-sessions-per-addr', '20']);
   const c = await rawHttp(srv, t);
@@ -44,6 +52,8 @@ test('F3: --max-sessions-per-addr 20: handshakes 21..25 from one address get 429
       assert.equal(typeof body.message, 'string', `handshake ${i}: body ${r.body}`);
     }
   }
+  assert.equal(await refused(srv, 'max_sessions_per_addr'), 5);
+  assert.equal(await refused(srv, 'max_sessions'), 0);
   assert.equal((await postOnce(srv, sids[0], '1')).status, 200);
   await sleep(50);
   const again = await request(srv, c, 'GET', pollUrl());
@@ -61,6 +71,7 @@ test('F3: --max-sessions 10: the 11th handshake gets 503', { ...T, ...RAW, ...si
   }
   const r = await request(srv, await rawHttp(srv, t), 'GET', pollUrl());
   assert.equal(r.status, 503, `handshake 11: ${r.status} ${r.body}`);
+  assert.equal(await refused(srv, 'max_sessions'), 1);
   await assertClean(srv);
 });
 
@@ -96,6 +107,7 @@ for (const [flag, n] of [['--max-conns-per-addr', 5], ['--max-conns', 5]]) {
     await assertServed(srv, t, 'a connection after one of them closed');
     for (const c of open) c.destroy();
     await sleep(100);
+    assert.equal(await refused(srv, flag.slice(2).replace(/-/g, '_')), 1);
     await assertClean(srv);
   });
 }

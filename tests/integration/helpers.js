@@ -114,7 +114,8 @@ export function policiesWithLimits(limits) {
 /**
  * Start a server. opts: {pingInterval, pingTimeout, resumeGrace (seconds:
  * the shipped policy with that limits.resume_grace), args: [...extra],
- * env: {NAME: value, ...} added to the server's environment}.
+ * env: {NAME: value, ...} added to the server's environment, metrics: true
+ * for a metrics listener on a loopback port (the result's metricsPort)}.
  * Resolves to {port, url, httpBase, proc, stderr, exited, alive(), stop()}.
  */
 export function startServer(opts = {}) {
@@ -123,7 +124,7 @@ export function startServer(opts = {}) {
   if (opts.pingTimeout != null) args.push('--ping-timeout', String(opts.pingTimeout));
   if (opts.resumeGrace != null) args.push('--policies', policiesWithGrace(opts.resumeGrace));
   if (opts.args) args.push(...opts.args);
-  return startLibServer({ args, env: opts.env });
+  return startLibServer({ args, env: opts.env, metrics: opts.metrics });
 }
 
 /**

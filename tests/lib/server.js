@@ -5,6 +5,7 @@
 //   ... s.port, s.url (ws://…/ws), s.httpBase, s.stderr ...
 //   await s.stop();   // SIGTERM, then SIGKILL after 5 s
 //   startServer({ env: { PARLEY_POLICY_X: 'y' } })   // extra environment variables
+//   startServer({ metrics: true })   // also --metrics on a loopback port: s.metricsPort
 //
 // Every server started here is killed when the test process exits, whatever
 // happened. PARLEY_BIN overrides the binary (default build/parley).
@@ -50,9 +51,10 @@ process.on('exit', () => {
 
 /**
  * Start build/parley on 127.0.0.1:`port` (0: any) with the repo's policies,
- * web/ and clients/js/parley.js; `args` are appended (a later option wins).
+ * web/ and clients/js/parley.js; `args` are appended (a later option wins);
+ * `metrics: true` adds a metrics listener on a loopback port (metricsPort).
  * Resolves once it printed its listening line, to
- * {port, url, httpBase, proc, exited, stderr, stdout, exitInfo, alive(), stop(), kill(signal)}.
+ * {port, metricsPort, url, httpBase, proc, exited, stderr, stdout, exitInfo, alive(), stop(), kill(signal)}.
  */
 export const CLUSTER = Number(process.env.PARLEY_CLUSTER || 0);
 
@@ -235,11 +237,11 @@ export async function startCluster({ nodes = 3, args = [], nodeArgs = [], logLev
   return cluster;
 }
 
-async function startNode({ port = 0, args = [], logLevel = 'warn', env = null } = {}) {
+async function startNode({ port = 0, args = [], logLevel = 'warn', env = null, metrics = false } = {}) {
   if (!existsSync(BIN)) throw new Error(`server binary not found: ${BIN} (build it, or set PARLEY_BIN)`);
   const all = ['--listen', `127.0.0.1:${port}`, '--policies', path.join(REPO, 'policies'),
     '--web', path.join(REPO, 'web'), '--client-js', path.join(REPO, 'clients', 'js', 'parley.js'),
-    '--log-level', logLevel, ...args];
+    '--log-level', logLevel, ...(metrics ? ['--metrics', '127.0.0.1:0'] : []), ...args];
   const proc = spawn(BIN, all, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env });
   live.add(proc);
   let stderr = '';
@@ -278,8 +280,11 @@ async function startNode({ port = 0, args = [], logLevel = 'warn', env = null } 
     proc.once('error', onError);
   });
   proc.stderr.on('data', (d) => { stderr += d; });
+  // printed before the listening line when there is a metrics listener
+  const metricsLine = /parley metrics on 127\.0\.0\.1:(\d+)/.exec(stderr);
   return {
     port: got,
+    metricsPort: metricsLine ? Number(metricsLine[1]) : null,
     url: `ws://127.0.0.1:${got}/ws`,
     httpBase: `http://127.0.0.1:${got}`,
     proc,

@@ -2,7 +2,9 @@
  * name; users and rooms get distinct unguessable IDs; a room's creator owns it;
  * members keep join order; ownership passes to the longest-present member; the
  * last leave deletes the room; tenants do not see each other's rooms; settings
- * are copied; rooms_free releases everything (the sanitizer build checks). */
+ * are copied; rooms_free releases everything (the sanitizer build checks);
+ * a tenant's counters outlive it while nonzero, up to max_idle of them, and
+ * the census counts users by framing and state. */
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
@@ -313,7 +315,82 @@ static void test_detach_attach_transfer(void) {
   rooms_free(&st);
 }
 
+static size_t ntallies_named(rooms_state *st, const char *name) {
+  size_t n = 0;
+  for (rooms_tally *x = rooms_tally_first(st); x; x = rooms_tally_next(x)) n += strcmp(rooms_tally_name(x), name) == 0;
+  return n;
+}
+
+static void test_tallies(void) {
+  rooms_state st;
+  rooms_init(&st);
+  st.max_idle = 2;
+  tenant_t *t = NULL, *u = NULL;
+  user_t *a = NULL;
+  int p1;
+  /* a tenant that never counted anything leaves nothing behind */
+  CHECK(rooms_tenant(&st, "quiet", &t) == 0);
+  CHECK(st.ntallies == 1 && rooms_tally_tenant(rooms_tally_first(&st)) == t);
+  rooms_tenant_release(&st, t);
+  CHECK(st.ntallies == 0 && st.nidle == 0);
+  /* one that did keeps its counters after it is gone, and gets them back */
+  CHECK(rooms_tenant(&st, "acme", &t) == 0 && rooms_user_add(&st, t, &p1, &a) == 0);
+  rooms_tenant_counters(t)->events = 7;
+  rooms_tenant_counters(t)->accepted[ROOMS_FRAMING_SIO] = 1;
+  rooms_user_remove(&st, a);
+  CHECK(st.ntenants == 0 && st.ntallies == 1 && st.nidle == 1);
+  CHECK(rooms_tally_tenant(rooms_tally_first(&st)) == NULL && rooms_tally_counters(rooms_tally_first(&st))->events == 7);
+  CHECK(rooms_tenant(&st, "acme", &u) == 0 && rooms_tenant_counters(u)->events == 7 && st.nidle == 0);
+  CHECK(ntallies_named(&st, "acme") == 1);
+  /* counted by name while the tenant is gone (a refusal before it had a user) */
+  tenant_counters *c = rooms_counters(&st, "globex");
+  CHECK(c && st.ntenants == 1 && st.ntallies == 2 && st.nidle == 1);
+  c->refused[ROOMS_REFUSED_TENANT_CAP]++;
+  CHECK(rooms_counters(&st, "acme") == rooms_tenant_counters(u));  /* a live one by name */
+  /* past max_idle the oldest idle tally is forgotten, never a live one */
+  rooms_counters(&st, "initech")->events++;
+  CHECK(st.nidle == 2 && st.tallies_dropped == 0);
+  rooms_counters(&st, "hooli")->events++;
+  CHECK(st.nidle == 2 && st.tallies_dropped == 1 && ntallies_named(&st, "globex") == 0);
+  CHECK(ntallies_named(&st, "acme") == 1 && ntallies_named(&st, "initech") == 1 && ntallies_named(&st, "hooli") == 1);
+  rooms_counters(&st, "initech")->events++;   /* counted again: now the newest idle one */
+  rooms_counters(&st, "umbrella")->events++;
+  CHECK(ntallies_named(&st, "hooli") == 0 && ntallies_named(&st, "initech") == 1 && st.tallies_dropped == 2);
+  rooms_tenant_release(&st, u);
+  rooms_free(&st);
+}
+
+static void test_census(void) {
+  rooms_state st;
+  rooms_init(&st);
+  tenant_t *t = NULL;
+  user_t *a = NULL, *b = NULL, *c = NULL;
+  int p1, p2, p3;
+  CHECK(rooms_tenant(&st, "acme", &t) == 0);
+  CHECK(rooms_user_add(&st, t, &p1, &a) == 0 && rooms_user_add(&st, t, &p2, &b) == 0);
+  CHECK(rooms_user_add(&st, t, &p3, &c) == 0);
+  rooms_user_set_framing(b, ROOMS_FRAMING_SIO);
+  rooms_user_set_framing(c, ROOMS_FRAMING_SIO);
+  rooms_user_detach(c);
+  rooms_census(&st);
+  const tenant_census *k = rooms_tenant_census(t);
+  CHECK(k->attached[ROOMS_FRAMING_WS] == 1 && k->attached[ROOMS_FRAMING_SIO] == 1 && k->detached == 1);
+  rooms_user_attach(c, &p3);
+  rooms_census(&st);
+  CHECK(k->attached[ROOMS_FRAMING_SIO] == 2 && k->detached == 0);
+  rooms_user_set_waiting(a, 1);  /* a dropped connection: the peer stays, the user waits */
+  rooms_census(&st);
+  CHECK(k->attached[ROOMS_FRAMING_WS] == 0 && k->detached == 1 && rooms_user_peer(a) == &p1);
+  rooms_user_set_waiting(a, 0);
+  rooms_census(&st);
+  CHECK(k->attached[ROOMS_FRAMING_WS] == 1 && k->detached == 0);
+  CHECK(strcmp(rooms_refusal_label(ROOMS_REFUSED_TENANT_CAP), "tenant_cap") == 0);
+  rooms_free(&st);
+}
+
 int main(void) {
+  test_tallies();
+  test_census();
   test_tenants();
   test_detach_attach_transfer();
   test_users();
