@@ -433,10 +433,17 @@ static void test_strict_envelope(void) {
   const char *errs[] = {"[\"GET_ID\",{\"requestId\":1},2]", "[\"NOPE\",1]", "[\"GET_ID\"]", deep_event(deep, sizeof deep)};
   for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
     fake_clear(&s);
-    fake_handle(&s, errs[i], 3);
+    fake_handle(&s, errs[i], i == 2 ? -1 : 3);  /* with an ack, a missing payload reads as {} (below) */
     CHECKM(s.n == 1 && last(&s)->kind == FAKE_REPLY && strcmp(last(&s)->name, "ERROR") == 0, errs[i]);
     CHECKM(fake_count_kind(&s, FAKE_CLOSE) == 0, errs[i]);
   }
+  /* with an ack: no payload, no requestId — answered, requestID null */
+  fake_clear(&s);
+  fake_handle(&s, "[\"GET_ID\"]", 3);
+  CHECK(s.n == 1 && last(&s)->kind == FAKE_REPLY && strcmp(last(&s)->name, "GET_ID") == 0 && last(&s)->ack_id == 3);
+  fake_clear(&s);
+  fake_handle(&s, "[\"GET_ID\",{}]", 4);
+  CHECK(s.n == 1 && last(&s)->kind == FAKE_REPLY && strcmp(last(&s)->name, "GET_ID") == 0 && last(&s)->ack_id == 4);
   fake_peer *all[] = {&s, &lax};
   fake_world_end(&w, all, 2);
 }
