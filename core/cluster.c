@@ -200,8 +200,10 @@ static void gone_again(cluster_t *cl, json_span state) {
         json_string_decode(item[0], id, sizeof id, &len) || len != ID_LEN ||
         json_string_decode(item[1], node, sizeof node, &len) || strcmp(node, cl->node))
       continue;
+    /* a user of ours still here stays; one that went (gone, or freed since:
+     * reading the view made a ghost of it) leaves */
     user_t *u = rooms_user_find(cl->ctx->rooms, id);
-    if (u && !rooms_user_is_gone(u)) continue;
+    if (u && !rooms_user_is_gone(u) && !rooms_user_is_ghost(u)) continue;
     const char *argv[] = {"gone", cl->prefix, id};
     size_t lens[] = {4, strlen(cl->prefix), ID_LEN};
     call_t *call = malloc(sizeof *call);

@@ -126,7 +126,8 @@ static int read_limits(lua_State *L, const policy_limits *base, policy_limits *l
   return 0;
 }
 
-/* types: { [id] = { name = "P2PMesh", spec = function(room, user) ... end }, ... } */
+/* types: { [id] = { name = "P2PMesh", spec = function(room, user) ... end,
+ * max_users = N (optional) }, ... } */
 static int check_types(lua_State *L, int *present) {
   int t = rawfield(L, -1, "types");
   int rc = 0;
@@ -139,9 +140,14 @@ static int check_types(lua_State *L, int *present) {
     if (ok) {
       ok = rawfield(L, -1, "name") == LUA_TSTRING;
       ok = (rawfield(L, -2, "spec") == LUA_TNIL || lua_isfunction(L, -1)) && ok;
-      lua_pop(L, 2);
+      int mt = rawfield(L, -3, "max_users");
+      ok = (mt == LUA_TNIL || (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 && lua_tointeger(L, -1) <= INT_MAX)) && ok;
+      lua_pop(L, 3);
     }
-    if (!ok) { log_error("policy self-check: types entries must be [integer id] = {name = string, spec = function?}"); rc = PARLEY_EINVAL; }
+    if (!ok) {
+      log_error("policy self-check: types entries must be [integer id] = {name = string, spec = function?, max_users = integer >= 1?}");
+      rc = PARLEY_EINVAL;
+    }
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -746,6 +752,17 @@ static int type_known(lua_State *L, pvm_t *vm, int type) {
   return known;
 }
 
+/* types[type].max_users, or 0 when the type sets none. */
+static int type_max_users(lua_State *L, pvm_t *vm, int type) {
+  int top = lua_gettop(L), max = 0;
+  field_push(L, vm, "types", FROM_ALL);
+  if (lua_istable(L, -1) && lua_rawgeti(L, -1, type) == LUA_TTABLE && rawfield(L, -1, "max_users") == LUA_TNUMBER &&
+      lua_isinteger(L, -1))
+    max = (int)lua_tointeger(L, -1);
+  lua_settop(L, top);
+  return max;
+}
+
 typedef struct {
   hook_res h;
   const user_t *u;
@@ -753,7 +770,15 @@ typedef struct {
   const room_settings *req;
   room_settings *out;      /* malloc'ed strings, freed by the caller on failure */
   int known;               /* the resulting type is one the tenant has */
+  int type_max;            /* its types[type].max_users, or 0 */
 } settings_ctx;
+
+/* The type's own cap on maxUsers, on create and on every update. */
+static int over_type_max(policy_t *P, tenant_t *t, const settings_ctx *x, const char *event, policy_verdict *v) {
+  if (!x->type_max || x->out->max_users <= x->type_max) return 0;
+  policy_map_error(P, t, "limit_reached", event, v);
+  return PARLEY_EINVAL;
+}
 
 static int create_body(lua_State *L) {
   settings_ctx *x = lua_touserdata(L, 1);
@@ -764,6 +789,7 @@ static int create_body(lua_State *L) {
   lua_call(L, 2, 2);
   settings_result(L, vm, &x->h, x->out);
   if (!x->h.bad && !x->h.refused) x->known = type_known(L, vm, x->out->type);
+  if (x->known) x->type_max = type_max_users(L, vm, x->out->type);
   return 0;
 }
 
@@ -777,6 +803,7 @@ int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, r
     policy_map_error(P, t, "unknown_type", "CREATE_ROOM", v);
     rc = PARLEY_EINVAL;
   }
+  if (!rc) rc = over_type_max(P, t, &x, "CREATE_ROOM", v);
   if (rc) policy_settings_free(out);
   return rc;
 }
@@ -790,6 +817,7 @@ static int update_body(lua_State *L) {
   lconv_push_user(L, x->u);
   lua_call(L, 3, 2);
   settings_result(L, vm, &x->h, x->out);
+  if (!x->h.bad && !x->h.refused) x->type_max = type_max_users(L, vm, rooms_settings(x->r)->type);
   return 0;
 }
 
@@ -800,6 +828,7 @@ int policy_update_room(policy_t *P, const room_t *r, const room_settings *req, c
   tenant_t *t = rooms_room_tenant(r);
   int rc = hook_verdict(P, t, tenant_gate(P, t, "update_room", update_body, &x, v), &x.h,
                         "UPDATE_ROOM", v);
+  if (!rc) rc = over_type_max(P, t, &x, "UPDATE_ROOM", v);
   if (rc) policy_settings_free(out);
   return rc;
 }

@@ -172,6 +172,33 @@ test('Policy: pcall cannot catch the budget overrun and loop forever', T, async 
   await assertAliveThenStop(s);
 });
 
+test('Policy: types[n].max_users caps maxUsers for that type, on CREATE_ROOM and on every UPDATE_ROOM; other types keep the tenant limit', T, async (t) => {
+  const s = await serverWith(policyDir('M.types[5] = { name = "Classroom", max_users = 30 }'), t);
+  const a = await connectUser(s, t);
+  await a.fails('CREATE_ROOM', { maxUsers: 45, name: 'c', password: '', type: 5 }, ERR.LIMIT_REACHED);
+  const room = await createRoom(a, { maxUsers: 30, type: 5 });
+  assert.equal(room.maxUsers, 30);
+  await a.fails('UPDATE_ROOM', { room: room.roomID, maxUsers: 45, name: 'c', password: '' }, ERR.LIMIT_REACHED);
+  const up = await a.ok('UPDATE_ROOM', { room: room.roomID, maxUsers: 20, name: 'c2', password: '' });
+  assert.equal(up.maxUsers, 20);
+  const p2p = await createRoom(a, { maxUsers: 45, type: 0 });  // P2PMesh: no cap of its own (tenant limit 50)
+  assert.equal(p2p.maxUsers, 45);
+  await assertAliveThenStop(s);
+});
+
+test('Policy: a types[n].max_users that is not an integer >= 1 fails the self-check', T, async () => {
+  for (const bad of ['0', '2.5', '"10"']) {
+    const dir = policyDir(`M.types[5] = { name = "Classroom", max_users = ${bad} }`);
+    const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--policies', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    proc.stderr.on('data', (d) => { err += d; });
+    const code = await withTimeout(new Promise((r) => proc.once('exit', r)), 5000, `server with max_users = ${bad}`)
+      .catch((e) => { proc.kill('SIGKILL'); throw e; });
+    assert.notEqual(code, 0, `max_users = ${bad}`);
+    assert.match(err, /max_users/);
+  }
+});
+
 test('Policy: a limit out of range fails the self-check (max_users_per_room = 1e10)', T, async () => {
   const dir = policyDir('M.limits.max_users_per_room = 1e10');
   const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--policies', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
