@@ -176,6 +176,8 @@ static int read_view(cluster_t *cl, tenant_t *t, json_span st, room_view *v) {
   if (json_object_get(st, "meta", &meta) == 0 && meta.type == JSON_STRING) v->settings.meta = dup_str(st, "meta");
   v->settings.max_users = (int)get_num(st, "maxUsers");
   v->settings.type = (int)get_num(st, "type");
+  json_span oc;
+  v->settings.owner_close = json_object_get(st, "ownerClose", &oc) == 0 && oc.type == JSON_TRUE;
   v->created = get_num(st, "created");
   v->ver = (uint64_t)get_num(st, "ver");
   v->sver = (uint64_t)get_num(st, "sver");
@@ -244,6 +246,8 @@ static void on_event(cluster_t *cl, const char *p, size_t n, uint64_t op) {
   } else {
     e.subject = subject;
     e.view = st.type == JSON_OBJECT ? &v : NULL;
+    json_span closed;
+    e.closed = !e.view && json_object_get(root, "closed", &closed) == 0 && closed.type == JSON_TRUE;
     cl->stats.events_in++;
     proto_cluster_event(cl->ctx, &e);
     if (e.kind == CHANGE_SYNC) gone_again(cl, st);
@@ -399,8 +403,8 @@ static int commit(void *self, const room_change *ch) {
   switch (ch->kind) {
   case CHANGE_CREATE: {
     const char *a[] = {"create", P, ch->room, ch->tenant, N, ch->user, opid, ch->s->name, ch->s->password, max, type,
-                       meta, created, max_rooms};
-    return eval(cl, ch->op, 14, a);
+                       meta, created, max_rooms, ch->s->owner_close ? "1" : "0"};
+    return eval(cl, ch->op, 15, a);
   }
   case CHANGE_JOIN: {
     const char *a[] = {"join", P, ch->room, ch->tenant, N, ch->user, opid, sver};
@@ -696,10 +700,10 @@ static void sync_room(cluster_t *cl, room_t *r) {
   snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)cl->ttl_ms);
   const char *argv[] = {"sync", cl->prefix, rooms_id(r), rooms_tenant_name(rooms_room_tenant(r)), cl->node, s->name,
                         s->password, max, type, rooms_meta(r) ? rooms_meta(r) : "", created,
-                        rooms_user_id(rooms_owner(r)), m.data, ver, sver, ttl};
-  size_t lens[16];
-  for (int i = 0; i < 16; i++) lens[i] = i == 12 ? m.len : strlen(argv[i]);
-  if (ours) redis_link_eval(cl->link, cl->script, on_sync_reply, cl, 0, 16, argv, lens);
+                        rooms_user_id(rooms_owner(r)), m.data, ver, sver, ttl, s->owner_close ? "1" : "0"};
+  size_t lens[17];
+  for (int i = 0; i < 17; i++) lens[i] = i == 12 ? m.len : strlen(argv[i]);
+  if (ours) redis_link_eval(cl->link, cl->script, on_sync_reply, cl, 0, 17, argv, lens);
   buf_free(&m);
 }
 

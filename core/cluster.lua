@@ -45,6 +45,7 @@ local function snapshot(id)
   if meta == '' then meta = nil end
   return {id = id, tenant = h.tenant, name = h.name, password = h.password, maxUsers = tonumber(h.max),
           type = tonumber(h.type), meta = meta, created = tonumber(h.created), owner = h.owner,
+          ownerClose = h.oclose == '1',
           ver = tonumber(h.ver), sver = tonumber(h.sver), members = members}
 end
 
@@ -78,12 +79,24 @@ local function user_exit(uid, id)
   end
 end
 
--- uid leaves room id; every node that held a member hears it.
+-- uid leaves room id; every node that held a member hears it. When uid owns
+-- it and its type closes the room then (oclose), everyone leaves: the room
+-- is deleted, and the nodes tell their members it closed.
 local function leave(id, uid, opnode, opid)
   if not redis.call('ZSCORE', mk(id), uid) then return 'no_such_room' end
   local before = nodes_of(id)
   if opnode ~= '' then before[opnode] = true end
   local tenant = redis.call('HGET', rk(id), 'tenant')
+  if redis.call('HGET', rk(id), 'oclose') == '1' and redis.call('HGET', rk(id), 'owner') == uid and
+     redis.call('ZCARD', mk(id)) > 1 then
+    for _, m in ipairs(redis.call('ZRANGE', mk(id), 0, -1)) do user_exit(m, id) end
+    redis.call('DEL', rk(id), mk(id))
+    if redis.call('DECR', P .. 'trooms:' .. tenant) <= 0 then redis.call('DEL', P .. 'trooms:' .. tenant) end
+    redis.call('DECR', P .. 'nrooms')
+    publish(before, {kind = 'leave', room = id, tenant = tenant, user = uid, opnode = opnode, opid = opid,
+                     deleted = true, closed = true})
+    return 'ok'
+  end
   redis.call('ZREM', mk(id), uid)
   user_exit(uid, id)
   local ev = {kind = 'leave', room = id, tenant = tenant, user = uid, opnode = opnode, opid = opid}
@@ -118,7 +131,7 @@ end
 
 local ops = {}
 
--- create ROOM TENANT NODE USER OPID NAME PASSWORD MAX TYPE META CREATED MAX_ROOMS
+-- create ROOM TENANT NODE USER OPID NAME PASSWORD MAX TYPE META CREATED MAX_ROOMS OWNER_CLOSE
 function ops.create()
   local id, tenant, node, uid, opid = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
   if redis.call('EXISTS', rk(id)) == 1 then return 'exists' end
@@ -127,7 +140,7 @@ function ops.create()
   redis.call('INCR', P .. 'trooms:' .. tenant)
   redis.call('INCR', P .. 'nrooms')
   redis.call('HSET', rk(id), 'tenant', tenant, 'created', ARGV[13], 'owner', uid, 'ver', 1, 'sver', 1, 'seq', 1,
-             unpack(settings_from(ARGV, 8)))
+             'oclose', ARGV[15], unpack(settings_from(ARGV, 8)))
   redis.call('ZADD', mk(id), 1, uid)
   user_enter(uid, node, tenant, id)
   publish({[node] = true}, {kind = 'create', room = id, tenant = tenant, user = uid, opnode = node, opid = opid,
@@ -219,7 +232,7 @@ function ops.tick()
   return live
 end
 
--- sync ROOM TENANT NODE NAME PASSWORD MAX TYPE META CREATED OWNER MEMBERS VER SVER TTL_MS:
+-- sync ROOM TENANT NODE NAME PASSWORD MAX TYPE META CREATED OWNER MEMBERS VER SVER TTL_MS OWNER_CLOSE:
 -- after its link to Redis came back, a node vouches for the rooms its users
 -- are in, as its view has them (MEMBERS: JSON [[userID, node], ...] in join
 -- order). A room Redis lost (it restarted empty) is made again with the view's
@@ -234,7 +247,7 @@ function ops.sync()
     redis.call('INCR', P .. 'trooms:' .. tenant)
     redis.call('INCR', P .. 'nrooms')
     redis.call('HSET', rk(id), 'tenant', tenant, 'created', ARGV[11], 'owner', ARGV[12], 'ver', ARGV[14],
-               'sver', ARGV[15], 'seq', #members, 'rebuilt', 1, unpack(settings_from(ARGV, 6)))
+               'sver', ARGV[15], 'seq', #members, 'rebuilt', 1, 'oclose', ARGV[17], unpack(settings_from(ARGV, 6)))
   elseif redis.call('HGET', rk(id), 'tenant') ~= tenant then
     return 'conflict'
   end

@@ -142,10 +142,14 @@ static int check_types(lua_State *L, int *present) {
       ok = (rawfield(L, -2, "spec") == LUA_TNIL || lua_isfunction(L, -1)) && ok;
       int mt = rawfield(L, -3, "max_users");
       ok = (mt == LUA_TNIL || (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 && lua_tointeger(L, -1) <= INT_MAX)) && ok;
-      lua_pop(L, 3);
+      int ot = rawfield(L, -4, "on_owner_leave");
+      ok = (ot == LUA_TNIL || (ot == LUA_TSTRING && (!strcmp(lua_tostring(L, -1), "transfer") ||
+                                                    !strcmp(lua_tostring(L, -1), "close")))) && ok;
+      lua_pop(L, 4);
     }
     if (!ok) {
-      log_error("policy self-check: types entries must be [integer id] = {name = string, spec = function?, max_users = integer >= 1?}");
+      log_error("policy self-check: types entries must be [integer id] = {name = string, spec = function?, "
+                "max_users = integer >= 1?, on_owner_leave = \"transfer\" or \"close\"?}");
       rc = PARLEY_EINVAL;
     }
     lua_pop(L, 1);
@@ -763,6 +767,16 @@ static int type_max_users(lua_State *L, pvm_t *vm, int type) {
   return max;
 }
 
+/* types[type].on_owner_leave == "close". */
+static int type_owner_close(lua_State *L, pvm_t *vm, int type) {
+  int top = lua_gettop(L), close = 0;
+  field_push(L, vm, "types", FROM_ALL);
+  if (lua_istable(L, -1) && lua_rawgeti(L, -1, type) == LUA_TTABLE && rawfield(L, -1, "on_owner_leave") == LUA_TSTRING)
+    close = !strcmp(lua_tostring(L, -1), "close");
+  lua_settop(L, top);
+  return close;
+}
+
 typedef struct {
   hook_res h;
   const user_t *u;
@@ -789,7 +803,10 @@ static int create_body(lua_State *L) {
   lua_call(L, 2, 2);
   settings_result(L, vm, &x->h, x->out);
   if (!x->h.bad && !x->h.refused) x->known = type_known(L, vm, x->out->type);
-  if (x->known) x->type_max = type_max_users(L, vm, x->out->type);
+  if (x->known) {
+    x->type_max = type_max_users(L, vm, x->out->type);
+    x->out->owner_close = type_owner_close(L, vm, x->out->type);  /* the rule the room keeps */
+  }
   return 0;
 }
 

@@ -425,7 +425,8 @@ static void ev_update_room(req_t *q) {
   int rc = policy_update_room(pol(q->c), r, &req, q->c->user, &s, &v);
   policy_settings_free(&req);
   if (rc) { fail_verdict(q, &v); return; }
-  s.type = rooms_settings(r)->type;  /* a room keeps its type */
+  s.type = rooms_settings(r)->type;  /* a room keeps its type, and its type's rule from when it was made */
+  s.owner_close = rooms_settings(r)->owner_close;
   if (check_settings(q, &s) == 0) {
     if (clustered(q)) {
       if (!s.meta && rooms_meta(r) && !(s.meta = strdup(rooms_meta(r)))) fail(q, ERR_UNSPECIFIED, "out of memory");
@@ -446,11 +447,34 @@ static void notify_leave(room_t *r, user_t *u, const char *rid) {
   if (n > 0 && (size_t)n < sizeof note) notify_others(r, u, "DISCONNECT", note, (size_t)n);
 }
 
-/* u leaves r; the others are told. */
+/* r closes because its owner u left (its type's on_owner_leave = "close"):
+ * every other member here is told DISCONNECT {userID: its own, roomID,
+ * reason: "room_closed"}. */
+static void notify_closed(room_t *r, const user_t *u) {
+  char note[2 * ID_LEN + 64];
+  for (size_t i = 0; i < rooms_nmembers(r); i++) {
+    user_t *m = rooms_member(r, i);
+    peer_t *to = rooms_user_peer(m);
+    int n = snprintf(note, sizeof note, "{\"userID\":\"%s\",\"roomID\":\"%s\",\"reason\":\"room_closed\"}",
+                     rooms_user_id(m), rooms_id(r));
+    if (m != u && to && n > 0 && (size_t)n < sizeof note) peer_send(to, "DISCONNECT", note, (size_t)n);
+  }
+}
+
+/* u leaves r; the others are told (or, when u owned a room whose type closes
+ * then, the room closes: everyone leaves). */
 static void leave(peer_t *c, room_t *r, user_t *u) {
   int deleted;
   char rid[ID_LEN + 1];
   memcpy(rid, rooms_id(r), sizeof rid);
+  if (rooms_owner(r) == u && rooms_settings(r)->owner_close && rooms_nmembers(r) > 1) {
+    notify_closed(r, u);
+    do {
+      user_t *m = rooms_member(r, rooms_nmembers(r) - 1);
+      if (rooms_leave(c->ctx->rooms, r, m, &deleted)) return;
+    } while (!deleted);
+    return;
+  }
   if (rooms_leave(c->ctx->rooms, r, u, &deleted) || deleted) return;
   notify_leave(r, u, rid);
 }
@@ -806,7 +830,8 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
   char *old = NULL;
   int applied = 0, probe = 0;
   if (e->op) HASH_FIND(hh, ctx->ops, &e->op, sizeof e->op, op);
-  if (!e->view) {  /* deleted: its last member left */
+  if (!e->view) {  /* deleted: its last member left, or its owner and the type closes it then */
+    if (r && e->closed) notify_closed(r, e->subject);
     if (r) view_forget(st, r);
     r = NULL;
     applied = 1;

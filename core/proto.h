@@ -31,6 +31,7 @@ typedef struct {
   user_t *subject;           /* who joined, left, created, updated (a user or a ghost) */
   uint64_t op;               /* the request of ours it answers, or 0 */
   const room_view *view;     /* the room as it now is; NULL: deleted */
+  int closed;                /* deleted because its owner left (the type's on_owner_leave = "close") */
 } cluster_event;
 
 /* Take the change into the node's view of the room, tell our members of it,

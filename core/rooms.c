@@ -161,6 +161,7 @@ static int settings_copy(room_settings *dst, const room_settings *src) {
   dst->password = pwd;
   dst->max_users = src->max_users;
   dst->type = src->type;
+  dst->owner_close = src->owner_close;
   return 0;
 }
 

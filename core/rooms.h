@@ -23,6 +23,7 @@ typedef struct {
   int max_users;
   int type;
   char *meta;           /* policy data as JSON text; NULL: leave the room's as it is */
+  int owner_close;      /* its type's rule: when the owner leaves, the room closes (else ownership passes) */
 } room_settings;
 
 /* Per-tenant state the policy layer meters hook time with (policy.c). */

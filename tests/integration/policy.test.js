@@ -186,6 +186,64 @@ test('Policy: types[n].max_users caps maxUsers for that type, on CREATE_ROOM and
   await assertAliveThenStop(s);
 });
 
+test('Policy: types[n].on_owner_leave = "close": when the owner leaves (DISCONNECT, or its connection ends), every other member gets DISCONNECT {userID: its own, roomID, reason: "room_closed"} and the room is gone; a member leaving is told as before; "transfer" (the default) passes ownership', T, async (t) => {
+  const s = await serverWith(policyDir('M.types[6] = { name = "Lecture", on_owner_leave = "close" }\nM.types[7] = { name = "Seminar", on_owner_leave = "transfer" }'), t, ['--log-level', 'warn']);
+  const [a, b, c, d] = await Promise.all([0, 1, 2, 3].map(() => connectUser(s, t)));
+  // the owner leaves with DISCONNECT
+  const lecture = await createRoom(a, { type: 6, maxUsers: 10 });
+  await joinRoom(b, lecture.roomID);
+  await joinRoom(c, lecture.roomID);
+  await a.next('JOIN_ROOM');
+  await a.next('JOIN_ROOM');
+  await b.next('JOIN_ROOM');  // c's arrival
+  await d.ok('GET_ID', {});
+  a.send('DISCONNECT', lecture.roomID);
+  assert.deepEqual(await b.next('DISCONNECT'), { userID: b.id, roomID: lecture.roomID, reason: 'room_closed' });
+  assert.deepEqual(await c.next('DISCONNECT'), { userID: c.id, roomID: lecture.roomID, reason: 'room_closed' });
+  await b.fails('JOIN_ROOM', { room: lecture.roomID, password: 'pw' }, ERR.NO_SUCH_ROOM);
+  await a.expectNothing(200);
+
+  // a member (not the owner) leaves: told as before, the room stays
+  const second = await createRoom(a, { type: 6, maxUsers: 10 });
+  await joinRoom(b, second.roomID);
+  await joinRoom(c, second.roomID);
+  await a.next('JOIN_ROOM');
+  await a.next('JOIN_ROOM');
+  await b.next('JOIN_ROOM');
+  c.send('DISCONNECT', second.roomID);
+  assert.deepEqual(await a.next('DISCONNECT'), { userID: c.id, roomID: second.roomID });
+  assert.deepEqual(await b.next('DISCONNECT'), { userID: c.id, roomID: second.roomID });
+  // then the owner's connection ends: the room closes for the rest
+  await a.close();
+  assert.deepEqual(await b.next('DISCONNECT'), { userID: b.id, roomID: second.roomID, reason: 'room_closed' });
+  await c.expectNothing(200);
+
+  // "transfer": the longest-present member owns the room, as for the protocol's types
+  const seminar = await createRoom(b, { type: 7, maxUsers: 10 });
+  await joinRoom(c, seminar.roomID);
+  await joinRoom(d, seminar.roomID);
+  await b.next('JOIN_ROOM');
+  await b.next('JOIN_ROOM');
+  await c.next('JOIN_ROOM');
+  b.send('DISCONNECT', seminar.roomID);
+  assert.deepEqual(await c.next('DISCONNECT'), { userID: b.id, roomID: seminar.roomID });
+  assert.deepEqual(await d.next('DISCONNECT'), { userID: b.id, roomID: seminar.roomID });
+  const up = await c.ok('UPDATE_ROOM', { room: seminar.roomID, maxUsers: 5, name: 'c owns it', password: 'pw' });
+  assert.equal(up.maxUsers, 5);
+  await assertAliveThenStop(s);
+});
+
+test('Policy: a types[n].on_owner_leave other than "transfer" or "close" fails the self-check', T, async () => {
+  const dir = policyDir('M.types[6] = { name = "Lecture", on_owner_leave = "explode" }');
+  const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--policies', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr.on('data', (d) => { err += d; });
+  const code = await withTimeout(new Promise((r) => proc.once('exit', r)), 5000, 'server with a bad on_owner_leave')
+    .catch((e) => { proc.kill('SIGKILL'); throw e; });
+  assert.notEqual(code, 0);
+  assert.match(err, /on_owner_leave/);
+});
+
 test('Policy: a types[n].max_users that is not an integer >= 1 fails the self-check', T, async () => {
   for (const bad of ['0', '2.5', '"10"']) {
     const dir = policyDir(`M.types[5] = { name = "Classroom", max_users = ${bad} }`);

@@ -109,7 +109,7 @@ static void test_rooms(const char *policy_lua) {
   CHECK(world_init(&w) == 0);
   if (!P) { rooms_free(&w.st); return; }
   char name[] = "  hi  ", pw[] = "pw", spec[256];
-  room_settings req = {name, pw, 4, 0, NULL}, out;
+  room_settings req = {name, pw, 4, 0, NULL, 0}, out;
   policy_verdict v;
   room_t *r0 = NULL, *r1 = NULL;
 
