@@ -7,7 +7,7 @@
 //   ROOM       {ID, pwd, name, maxUsers, update: true}    after update
 //   NEWUSER    {base: roomID, ID: userID}
 //   ROOM_ERROR {msg, target}
-//   DISCONNECT {ID: userID, room: roomID}
+//   DISCONNECT {ID: userID, room: roomID[, reason: "room_closed"]}
 //   SIGNAL     {source, target, room, signal}
 //
 // plus the connection events `open`, `close`, `reconnecting` and `resumed`.
@@ -504,7 +504,9 @@ export class ParleyClient {
         this._emit('SIGNAL', { source: payload.source, target: payload.target, room: payload.room, signal: payload.signal });
         return;
       case 'DISCONNECT':
-        this._emit('DISCONNECT', { ID: payload.userID, room: payload.roomID });
+        // reason "room_closed": the room closed as its owner left (ID is then our own)
+        this._emit('DISCONNECT', payload.reason ? { ID: payload.userID, room: payload.roomID, reason: payload.reason }
+          : { ID: payload.userID, room: payload.roomID });
         return;
       case 'ERROR': return this._onError(payload);
       default: return;   // an event this client does not know: ignore

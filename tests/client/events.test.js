@@ -4,7 +4,10 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, makeClient, openClient, settle, withTimeout } from './helpers.js';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { REPO, startServer, makeClient, openClient, settle, withTimeout } from './helpers.js';
 import { ParleyError, Errors, RoomType } from '../../clients/js/parley.js';
 
 const ID_RE = /^[A-Za-z0-9_-]{22}$/;
@@ -336,4 +339,25 @@ test('constructor without a WebSocket class throws a TypeError', async () => {
   const { ParleyClient } = await import('../../clients/js/parley.js');
   if (typeof globalThis.WebSocket === 'function') return;   // Node >= 22 has one
   assert.throws(() => new ParleyClient(server.url), TypeError);
+});
+
+test('a room whose type closes when its owner leaves: the others get DISCONNECT {ID: their own, room, reason: "room_closed"}', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'parley-client-close-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  symlinkSync(path.join(REPO, 'policies', 'default.lua'), path.join(dir, 'shipped.lua'));
+  writeFileSync(path.join(dir, 'default.lua'),
+    'local M = require("shipped")\nM.types[6] = { name = "Lecture", on_owner_leave = "close" }\nreturn M\n');
+  const srv = await startServer({ args: ['--policies', dir] });
+  t.after(() => srv.stop());
+  const open = async () => {
+    const c = await openClient(srv.url, { reconnect: false, requestTimeout: 5000 });
+    t.after(() => c.close());
+    return c;
+  };
+  const a = await open();
+  const b = await open();
+  const { roomID } = await a.createRoom(5, 'lecture', 'x', 6);
+  await b.joinRoom(roomID, 'x');
+  await a.leaveRoom(roomID);
+  assert.deepStrictEqual(await b.next('DISCONNECT'), { ID: b.userID, room: roomID, reason: 'room_closed' });
 });
