@@ -40,6 +40,7 @@ typedef struct pvm_s {
   int ref_default;         /* registry: the table default.lua returned */
   int ref_tenant;          /* registry: the tenant file's table; LUA_NOREF in the default VM */
   int has_on_signal;
+  unsigned life;           /* LIFE_* */
   policy_limits limits;    /* the default's, with the tenant's entries */
   int origins_any;         /* no origins list, or "*" in it */
   char **origins;          /* owned: the origins list, snapshot at load */
@@ -73,7 +74,11 @@ static int rawfield(lua_State *L, int t, const char *name) {
 /* ---- self-check and limits ---- */
 
 static const char *const hook_names[] = {"on_connect", "create_room", "check_password", "spec",
-                                         "update_room", "map_error", "on_signal", NULL};
+                                         "update_room", "map_error", "on_signal", "on_join", "on_leave",
+                                         "on_room_closed", NULL};
+
+/* The lifecycle hooks a VM's files define (bits): only those are called. */
+enum { LIFE_JOIN = 1, LIFE_LEAVE = 2, LIFE_CLOSED = 4 };
 
 void policy_options_default(policy_options *o) {
   o->mem_cap = 64u << 20;
@@ -201,7 +206,7 @@ static int read_origins(lua_State *L, pvm_t *vm, const char *file) {
  * metatable), hooks are functions, types well formed, limits in range (over
  * base), origins a list. */
 static int self_check(lua_State *L, pvm_t *vm, const char *file, const policy_limits *base, policy_limits *limits,
-                      int *has_on_signal) {
+                      int *has_on_signal, unsigned *life) {
   int has_types;
   if (!lua_istable(L, -1)) { log_error("policy self-check: %s must return a table", file); return PARLEY_EINVAL; }
   if (lua_getmetatable(L, -1)) {
@@ -214,6 +219,9 @@ static int self_check(lua_State *L, pvm_t *vm, const char *file, const policy_li
     lua_pop(L, 1);
     if (t != LUA_TNIL && t != LUA_TFUNCTION) { log_error("policy self-check: %s: %s must be a function", file, *h); return PARLEY_EINVAL; }
     if (strcmp(*h, "on_signal") == 0) *has_on_signal = t == LUA_TFUNCTION;
+    if (t == LUA_TFUNCTION && !strcmp(*h, "on_join")) *life |= LIFE_JOIN;
+    if (t == LUA_TFUNCTION && !strcmp(*h, "on_leave")) *life |= LIFE_LEAVE;
+    if (t == LUA_TFUNCTION && !strcmp(*h, "on_room_closed")) *life |= LIFE_CLOSED;
   }
   int rc = check_types(L, &has_types);
   if (!rc) rc = read_origins(L, vm, file);
@@ -374,8 +382,9 @@ static int base_body(lua_State *L) {
   base_ctx *c = lua_touserdata(L, 1);
   pvm_t *vm = c->vm;
   int has_on_signal = 0;
+  unsigned life = 0;  /* (builtin.lua has none) */
   if ((c->rc = base_run(L))) return 0;
-  if ((c->rc = self_check(L, vm, BASE_NAME, NULL, &vm->limits, &has_on_signal))) return 0;
+  if ((c->rc = self_check(L, vm, BASE_NAME, NULL, &vm->limits, &has_on_signal, &life))) return 0;
   if ((c->rc = base_check(L)) || (c->rc = read_errors(L, vm))) return 0;
   vm->ref_base = luaL_ref(L, LUA_REGISTRYINDEX);
   if ((c->rc = base_run(L))) return 0;
@@ -421,9 +430,11 @@ static int load_body(lua_State *L) {
   load_ctx *c = lua_touserdata(L, 1);
   pvm_t *vm = c->vm;
   int has_on_signal = 0;
+  unsigned life = 0;
   if ((c->rc = lua_vm_dofile(L, c->path))) return 0;
-  if ((c->rc = self_check(L, vm, c->path, c->base, &vm->limits, &has_on_signal))) return 0;
+  if ((c->rc = self_check(L, vm, c->path, c->base, &vm->limits, &has_on_signal, &life))) return 0;
   if (has_on_signal) vm->has_on_signal = 1;
+  vm->life |= life;
   *c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
 }
@@ -991,6 +1002,57 @@ int policy_on_signal(policy_t *P, const room_t *r, const user_t *u, const user_t
   signal_ctx x = {.h = {.hook = "on_signal"}, .r = r, .u = u, .target = target, .signal = signal, .n = n};
   tenant_t *t = rooms_room_tenant(r);
   return hook_verdict(P, t, tenant_gate(P, t, "on_signal", signal_body, &x, v), &x.h, "SIGNAL", v);
+}
+
+/* ---- lifecycle notices ---- */
+
+typedef struct {
+  hook_res h;
+  const room_t *r;         /* NULL: nil (the room is gone) */
+  const user_t *u;         /* NULL: on_room_closed */
+  const char *a;           /* on_leave: the reason; on_room_closed: the room ID */
+  const char *b;           /* on_room_closed: the reason */
+} life_ctx;
+
+static int life_body(lua_State *L) {
+  life_ctx *x = lua_touserdata(L, 1);
+  if (!hook_push(L, body_vm(L), x->h.hook, FROM_POLICY)) return 0;
+  int n = 0;
+  if (x->u) {
+    if (x->r) lconv_push_room(L, x->r);
+    else lua_pushnil(L);
+    lconv_push_user(L, x->u);
+    n = 2;
+    if (x->a) { lua_pushstring(L, x->a); n++; }
+  } else {
+    lua_pushstring(L, x->a);
+    lua_pushstring(L, x->b);
+    n = 2;
+  }
+  lua_call(L, n, 0);  /* what it returns is not read */
+  return 0;
+}
+
+static void life_call(policy_t *P, const tenant_t *t, unsigned bit, life_ctx *x) {
+  policy_verdict v;
+  if (!(vm_of(P, t)->life & bit)) return;  /* no such hook: no call at all */
+  if (tenant_gate(P, t, x->h.hook, life_body, x, &v) == PARLEY_ELIMIT)
+    log_info("policy: %s for tenant %s not run: %s", x->h.hook, t ? rooms_tenant_name(t) : "-", v.msg);
+}
+
+void policy_on_join(policy_t *P, const room_t *r, const user_t *u) {
+  life_ctx x = {.h = {.hook = "on_join"}, .r = r, .u = u};
+  life_call(P, rooms_room_tenant(r), LIFE_JOIN, &x);
+}
+
+void policy_on_leave(policy_t *P, const tenant_t *t, const room_t *r, const user_t *u, const char *reason) {
+  life_ctx x = {.h = {.hook = "on_leave"}, .r = r, .u = u, .a = reason};
+  life_call(P, t, LIFE_LEAVE, &x);
+}
+
+void policy_on_room_closed(policy_t *P, const tenant_t *t, const char *room_id, const char *reason) {
+  life_ctx x = {.h = {.hook = "on_room_closed"}, .a = room_id, .b = reason};
+  life_call(P, t, LIFE_CLOSED, &x);
 }
 
 void policy_settings_free(room_settings *s) {

@@ -79,6 +79,16 @@ int policy_wants_signal(policy_t *P, const tenant_t *t);
 /* on_signal(room, user, target, signal_json) -> true to relay, or false/nil, reason. */
 int policy_on_signal(policy_t *P, const room_t *r, const user_t *u, const user_t *target, const char *signal,
                      size_t n, policy_verdict *v);
+/* Lifecycle notices, for policies that define the hooks (else no call at all;
+ * what a hook returns is not read, its errors are logged and change nothing):
+ * on_join(room, user) once u joined r; on_leave(room, user, reason) once u
+ * left (room nil when that deleted it; reason "left": its DISCONNECT or 41,
+ * "disconnected": its connection ended, or its resume grace); and
+ * on_room_closed(roomID, reason) once a room is gone ("empty": its last
+ * member left; "owner_left": its type closes it when its owner leaves). */
+void policy_on_join(policy_t *P, const room_t *r, const user_t *u);
+void policy_on_leave(policy_t *P, const tenant_t *t, const room_t *r, const user_t *u, const char *reason);
+void policy_on_room_closed(policy_t *P, const tenant_t *t, const char *room_id, const char *reason);
 void policy_settings_free(room_settings *s);
 
 #endif

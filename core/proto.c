@@ -405,7 +405,10 @@ static void ev_join_room(req_t *q) {
     }
   } else if (rooms_join(r, u)) fail(q, ERR_UNSPECIFIED, "out of memory");
   else if (join_reply(q, r)) rooms_leave(q->c->ctx->rooms, r, u, &deleted);
-  else notify_join(r, u, &q->out);
+  else {
+    notify_join(r, u, &q->out);
+    policy_on_join(pol(q->c), r, u);
+  }
   free(pwd);
 }
 
@@ -462,10 +465,12 @@ static void notify_closed(room_t *r, const user_t *u) {
 }
 
 /* u leaves r; the others are told (or, when u owned a room whose type closes
- * then, the room closes: everyone leaves). */
-static void leave(peer_t *c, room_t *r, user_t *u) {
+ * then, the room closes: everyone leaves). reason: for the policy's on_leave. */
+static void leave(peer_t *c, room_t *r, user_t *u, const char *reason) {
   int deleted;
   char rid[ID_LEN + 1];
+  tenant_t *t = rooms_room_tenant(r);
+  policy_t *P = c->ctx->policy;
   memcpy(rid, rooms_id(r), sizeof rid);
   if (rooms_owner(r) == u && rooms_settings(r)->owner_close && rooms_nmembers(r) > 1) {
     notify_closed(r, u);
@@ -473,10 +478,14 @@ static void leave(peer_t *c, room_t *r, user_t *u) {
       user_t *m = rooms_member(r, rooms_nmembers(r) - 1);
       if (rooms_leave(c->ctx->rooms, r, m, &deleted)) return;
     } while (!deleted);
+    policy_on_leave(P, t, NULL, u, reason);
+    policy_on_room_closed(P, t, rid, "owner_left");
     return;
   }
-  if (rooms_leave(c->ctx->rooms, r, u, &deleted) || deleted) return;
-  notify_leave(r, u, rid);
+  if (rooms_leave(c->ctx->rooms, r, u, &deleted)) return;
+  if (!deleted) notify_leave(r, u, rid);
+  policy_on_leave(P, t, deleted ? NULL : r, u, reason);
+  if (deleted) policy_on_room_closed(P, t, rid, "empty");
 }
 
 static void ev_disconnect(req_t *q) {
@@ -488,7 +497,7 @@ static void ev_disconnect(req_t *q) {
     commit(q, &ch, rooms_id(r));
     return;
   }
-  leave(q->c, r, q->c->user);
+  leave(q->c, r, q->c->user, "left");
   empty_ack(q);
 }
 
@@ -858,6 +867,14 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
   } else if (r && applied && e->kind == CHANGE_SYNC) {
     notify_diff(st, r, old, nold);
   }
+  /* the policy's lifecycle hooks run on the node of the user concerned */
+  if (applied && e->subject && (!rooms_user_is_ghost(e->subject) || rooms_user_is_gone(e->subject))) {
+    if (e->kind == CHANGE_JOIN && r) policy_on_join(ctx->policy, r, e->subject);
+    if (e->kind == CHANGE_LEAVE) {
+      policy_on_leave(ctx->policy, e->tenant, r, e->subject, op ? "left" : "disconnected");
+      if (!e->view) policy_on_room_closed(ctx->policy, e->tenant, e->room, e->closed ? "owner_left" : "empty");
+    }
+  }
   if (op && op->pending) {
     op_answered(op);
     op_done(op, r);
@@ -976,7 +993,7 @@ void proto_peer_gone(peer_t *c) {
     cl->users_changed(cl->self, rooms_tenant_name(c->tenant), rooms_tenant_nusers(c->tenant));
     rooms_user_release(c->ctx->rooms, u);
   } else {
-    for (size_t n; (n = rooms_user_nrooms(u));) leave(c, rooms_user_room(u, n - 1), u);
+    for (size_t n; (n = rooms_user_nrooms(u));) leave(c, rooms_user_room(u, n - 1), u, "disconnected");
     rooms_user_remove(c->ctx->rooms, u);  /* frees the tenant too when it was its last user */
   }
   c->tenant = NULL;

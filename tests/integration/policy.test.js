@@ -233,6 +233,54 @@ test('Policy: types[n].on_owner_leave = "close": when the owner leaves (DISCONNE
   await assertAliveThenStop(s);
 });
 
+test('Policy: lifecycle hooks — on_join(room, user), on_leave(room|nil, user, reason), on_room_closed(roomID, reason) — run once each, on the user\'s node; an error in one changes nothing', T, async (t) => {
+  const dir = policyDir(`M.types[6] = { name = "Lecture", on_owner_leave = "close" }
+function M.on_join(room, user) parley.log("info", "LIFE join " .. room.id .. " " .. user.id .. " " .. room.curUsers) end
+function M.on_leave(room, user, reason)
+  parley.log("info", "LIFE leave " .. (room and room.id or "nil") .. " " .. user.id .. " " .. reason .. " " .. (room and room.curUsers or 0))
+  if reason == "boom" then error("never") end
+end
+function M.on_room_closed(id, reason)
+  parley.log("info", "LIFE closed " .. id .. " " .. reason)
+  error("an error here changes nothing")
+end`);
+  const s = await serverWith(dir, t, ['--log-level', 'info']);
+  const lines = () => s.stderr.split('\n').filter((l) => l.includes('LIFE ')).map((l) => l.slice(l.indexOf('LIFE ') + 5));
+  const until = async (pred, what) => {
+    const deadline = Date.now() + 5000;
+    while (!pred(lines())) {
+      if (Date.now() > deadline) assert.fail(`${what}: hook lines so far ${JSON.stringify(lines())}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const [a, b, c] = await Promise.all([0, 1, 2].map(() => connectUser(s, t)));
+  const room = await createRoom(a, { maxUsers: 10 });
+  await joinRoom(b, room.roomID);
+  await joinRoom(c, room.roomID);
+  await until((l) => l.includes(`join ${room.roomID} ${c.id} 3`), 'on_join');
+  assert.ok(lines().includes(`join ${room.roomID} ${b.id} 2`));
+  b.send('DISCONNECT', room.roomID);
+  await until((l) => l.includes(`leave ${room.roomID} ${b.id} left 2`), 'on_leave after DISCONNECT');
+  await c.close();
+  await until((l) => l.includes(`leave ${room.roomID} ${c.id} disconnected 1`), 'on_leave after the connection ended');
+  a.send('DISCONNECT', room.roomID);
+  await until((l) => l.includes(`closed ${room.roomID} empty`), 'on_room_closed when the last member left');
+  assert.ok(lines().includes(`leave nil ${a.id} left 0`));
+  // a room that closes when its owner leaves
+  const [d, e] = await Promise.all([0, 1].map(() => connectUser(s, t)));
+  const lecture = await createRoom(d, { type: 6, maxUsers: 10 });
+  await joinRoom(e, lecture.roomID);
+  d.send('DISCONNECT', lecture.roomID);
+  await until((l) => l.includes(`closed ${lecture.roomID} owner_left`), 'on_room_closed when the owner left');
+  assert.ok(lines().includes(`leave nil ${d.id} left 0`));
+  const once = (x) => lines().filter((l) => l === x).length;
+  for (const x of [`join ${room.roomID} ${b.id} 2`, `leave ${room.roomID} ${b.id} left 2`, `closed ${room.roomID} empty`, `closed ${lecture.roomID} owner_left`])
+    assert.equal(once(x), 1, `once: ${x}`);
+  assert.match(s.stderr, /an error here changes nothing/);
+  assert.equal((await e.ok('GET_ID', {})).userID, e.id);
+  await assertAliveThenStop(s);
+});
+
 test('Policy: a types[n].on_owner_leave other than "transfer" or "close" fails the self-check', T, async () => {
   const dir = policyDir('M.types[6] = { name = "Lecture", on_owner_leave = "explode" }');
   const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--policies', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
