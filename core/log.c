@@ -6,8 +6,10 @@
 #include <time.h>
 #include "err.h"
 #include "log.h"
+#include "utf8.h"
 
 int log_level = LOG_INFO;
+int log_json;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -34,14 +36,44 @@ static uint64_t mono_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+int log_format_parse(const char *name, int *json) {
+  if (strcmp(name, "text") == 0) *json = 0;
+  else if (strcmp(name, "json") == 0) *json = 1;
+  else return PARLEY_EINVAL;
+  return 0;
+}
+
+/* line as the inside of a JSON string: quotes, backslashes and control
+ * bytes escaped, bytes that are not UTF-8 (what a client sent, quoted in a
+ * line) as U+FFFD. */
+static void json_text(const char *line, char *out, size_t cap) {
+  size_t o = 0, n = strlen(line);
+  for (size_t i = 0; i < n && o + 8 < cap;) {
+    unsigned char c = (unsigned char)line[i];
+    size_t k = c < 0x80 ? 1 : utf8_seq_len((const unsigned char *)line + i, n - i);
+    if (c == '"' || c == '\\') { out[o++] = '\\'; out[o++] = (char)c; i++; }
+    else if (c < 0x20) { o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c); i++; }
+    else if (k == 0) { memcpy(out + o, "\\ufffd", 6); o += 6; i++; }
+    else { memcpy(out + o, line + i, k); o += k; i += k; }
+  }
+  out[o] = 0;
+}
+
 static void write_line(int level, const char *line) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   struct tm tm;
   gmtime_r(&ts.tv_sec, &tm);
-  fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s\n", tm.tm_year + 1900,
-          tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-          level_names[level], line);
+  char stamp[64];
+  snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+           tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
+  if (log_json) {
+    char msg[6 * 1024 + 8];
+    json_text(line, msg, sizeof msg);
+    fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n", stamp, level_names[level], msg);
+  } else {
+    fprintf(stderr, "%s %-5s %s\n", stamp, level_names[level], line);
+  }
 }
 
 /* 1 when a line of this level may be written now. */
@@ -70,6 +102,17 @@ void log_msg(int level, const char *fmt, ...) {
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
   write_line(level, line);
+}
+
+void log_notice(const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (log_json) write_line(LOG_INFO, line);
+  else fprintf(stderr, "%s\n", line);
+  fflush(stderr);
 }
 
 const char *parley_strerror(int err) {

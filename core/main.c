@@ -60,7 +60,7 @@ static int parse_count(const char *arg, size_t *out) {
  * the variable PARLEY_<NAME> (upper case, '-' as '_'). set_option knows the
  * same names; a name in one and not the other fails every start (main). */
 static const char *const option_names[] = {
-  "listen", "policies", "log-level", "ping-interval", "ping-timeout", "sio-path",
+  "listen", "policies", "log-level", "log-format", "ping-interval", "ping-timeout", "sio-path",
   "lua-budget", "lua-memory", "lua-time-ms", "tenant-hook-ms", "web", "client-js",
   "max-conns", "max-conns-per-addr", "max-sessions", "max-sessions-per-addr",
   "trust-proxy", "resume-memory", "max-detached-per-addr", "redis", "node-id",
@@ -75,6 +75,7 @@ static int set_option(const char *a, const char *v, server_config *cfg) {
   if (!strcmp(a, "metrics")) return parse_hostport(v, cfg->metrics_host, &cfg->metrics_port) != 0;
   if (!strcmp(a, "policies")) return copy_str(cfg->policies, sizeof cfg->policies, v);
   if (!strcmp(a, "log-level")) return log_level_parse(v, &log_level) != 0;
+  if (!strcmp(a, "log-format")) return log_format_parse(v, &log_json) != 0;
   if (!strcmp(a, "ping-interval")) return parse_ms(v, &cfg->ping_interval_ms) != 0;
   if (!strcmp(a, "ping-timeout")) return parse_ms(v, &cfg->ping_timeout_ms) != 0;
   if (!strcmp(a, "lua-budget")) { int bad = parse_ms(v, &n) || n > 2000000000u; cfg->policy.budget = (long long)n; return bad; }
@@ -108,6 +109,7 @@ static void env_name(const char *name, char *out) {
 static void usage(FILE *f, const server_config *defaults) {
   fprintf(f,
           "usage: parley [--listen HOST:PORT] [--policies DIR] [--log-level debug|info|warn|error]\n"
+          "              [--log-format text|json]\n"
           "              [--ping-interval MS] [--ping-timeout MS] [--sio-path PATH]\n"
           "              [--lua-budget N] [--lua-memory MIB] [--lua-time-ms MS] [--tenant-hook-ms MS]\n"
           "              [--web DIR] [--client-js FILE]\n"
@@ -123,6 +125,7 @@ static void usage(FILE *f, const server_config *defaults) {
           "                       (default 127.0.0.1:8080; port 0 picks one)\n"
           "  --policies DIR       directory holding default.lua (default: see Files)\n"
           "  --log-level LEVEL    debug, info, warn or error (default info)\n"
+          "  --log-format FORMAT  text (default) or json: one object per line, {\"ts\",\"level\",\"msg\"}\n"
           "  --ping-interval MS   WebSocket ping interval (default 25000)\n"
           "  --ping-timeout MS    close when no pong within this time (default 20000)\n"
           "  --sio-path PATH      Socket.IO endpoint (default /socket.io/)\n"

@@ -353,9 +353,8 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
     s->watch[i].data = s;
   }
   server_watch(s);
-  if (cfg->metrics_port >= 0) fprintf(stderr, "parley metrics on %s\n", s->metrics_addr);
-  fprintf(stderr, "parley listening on %s\n", s->bound_addr);
-  fflush(stderr);
+  if (cfg->metrics_port >= 0) log_notice("parley metrics on %s", s->metrics_addr);
+  log_notice("parley listening on %s", s->bound_addr);
   return 0;
 }
 

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -218,4 +218,34 @@ test('a binary outside its installed place, run from elsewhere, reads the source
     assert.match(s.stderr, new RegExp(`policy ${REPO.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/policies/default\\.lua loaded`));
     await assertServes(s, '127.0.0.1');
   } finally { await s.stop(); }
+});
+
+// ---------------------------------------------------------------- --log-format
+
+test('--log-format json: every stderr line is one JSON object {ts, level, msg}, whatever the text (quotes, newlines, bytes that are not UTF-8); PARLEY_LOG_FORMAT too; a bad value is refused', T, async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'parley-logjson-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, 'default.lua'),
+    'parley.log("warn", "quote \\" backslash \\\\ newline \\n tab \\t byte \\255 end")\nreturn {}\n');
+  for (const [args, env] of [[['--log-format', 'json'], {}], [[], { PARLEY_LOG_FORMAT: 'json' }]]) {
+    const s = await run(['--listen', '127.0.0.1:0', '--policies', dir, '--log-level', 'debug', ...args], env);
+    await assertServes(s, '127.0.0.1');
+    await s.stop();
+    const lines = s.stderr.split('\n').filter((l) => l.length);
+    assert.ok(lines.length >= 3, s.stderr);
+    const objs = lines.map((l) => { try { return JSON.parse(l); } catch { assert.fail(`not JSON: ${l}`); } return null; });
+    for (const o of objs) {
+      assert.deepEqual(Object.keys(o), ['ts', 'level', 'msg']);
+      assert.match(o.ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.ok(['debug', 'info', 'warn', 'error'].includes(o.level));
+    }
+    const w = objs.find((o) => o.msg.includes('quote'));
+    assert.ok(w, s.stderr);
+    assert.equal(w.level, 'warn');
+    assert.match(w.msg, /quote " backslash \\ newline \n tab \t byte \ufffd end$/);
+    assert.ok(objs.some((o) => /^parley listening on 127\.0\.0\.1:\d+$/.test(o.msg)), 'the listening line is JSON too');
+  }
+  const bad = await run(['--listen', '127.0.0.1:0', '--log-format', 'xml']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--log-format/);
 });
