@@ -1069,6 +1069,7 @@ void policy_settings_free(room_settings *s) {
 typedef struct {
   lua_Integer id;
   char name[65];
+  int max_users;           /* types[id].max_users, or 0 */
 } type_row;
 
 typedef struct {
@@ -1092,9 +1093,31 @@ static int types_body(lua_State *L) {
     type_row *r = &x->rows[x->n++];
     r->id = lua_tointeger(L, -2);
     snprintf(r->name, sizeof r->name, "%s", rawfield(L, -1, "name") == LUA_TSTRING ? lua_tostring(L, -1) : "?");
-    lua_pop(L, 2);
+    r->max_users = rawfield(L, -2, "max_users") == LUA_TNUMBER && lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+    lua_pop(L, 3);
   }
   return 0;
+}
+
+int policy_types_json(policy_t *P, const tenant_t *t, buf_t *out) {
+  pvm_t *vm = vm_of(P, t);
+  types_ctx *x = calloc(1, sizeof *x);
+  policy_verdict v;
+  if (!x) return PARLEY_ENOMEM;
+  int rc = tenant_gate(P, t, "types", types_body, x, &v);
+  if (!rc) {
+    qsort(x->rows, x->n, sizeof *x->rows, cmp_type);
+    buf_putc(out, '[');
+    for (size_t i = 0; i < x->n; i++) {
+      int cap = vm->limits.max_users_per_room, m = x->rows[i].max_users;
+      buf_printf(out, "%s{\"type\":%lld,\"name\":", i ? "," : "", (long long)x->rows[i].id);
+      jw_string(out, x->rows[i].name, strlen(x->rows[i].name));
+      buf_printf(out, ",\"maxUsers\":%d}", m && m < cap ? m : cap);
+    }
+    rc = buf_putc(out, ']');
+  }
+  free(x);
+  return rc;
 }
 
 static int describe_vm(policy_t *P, pvm_t *vm, buf_t *out) {

@@ -89,6 +89,10 @@ int policy_on_signal(policy_t *P, const room_t *r, const user_t *u, const user_t
 void policy_on_join(policy_t *P, const room_t *r, const user_t *u);
 void policy_on_leave(policy_t *P, const tenant_t *t, const room_t *r, const user_t *u, const char *reason);
 void policy_on_room_closed(policy_t *P, const tenant_t *t, const char *room_id, const char *reason);
+/* The room types tenant t may create, as a JSON array sorted by id:
+ * [{"type":N,"name":"…","maxUsers":M}] (M: the type's max_users within the
+ * tenant's max_users_per_room); at most 1024 of them. */
+int policy_types_json(policy_t *P, const tenant_t *t, buf_t *out);
 void policy_settings_free(room_settings *s);
 
 #endif

@@ -279,6 +279,24 @@ static void ev_get_id(req_t *q) {
   reply(q, "GET_ID");
 }
 
+/* GET_TYPES: the room types this user's tenant may create (the demo page's
+ * list; an app's too). */
+static void ev_get_types(req_t *q) {
+  buf_t types;
+  buf_init(&types, 0);
+  if (policy_types_json(pol(q->c), q->c->tenant, &types)) {
+    buf_free(&types);
+    fail(q, ERR_ROOM_ERROR, "policy error in types");
+    return;
+  }
+  begin_reply(q);
+  buf_puts(&q->out, ",\"types\":");
+  buf_append(&q->out, types.data, types.len);
+  buf_putc(&q->out, '}');
+  buf_free(&types);
+  reply(q, "GET_TYPES");
+}
+
 static void room_reply_fields(req_t *q, const room_t *r) {
   const room_settings *s = rooms_settings(r);
   put_str(&q->out, "password", s->password);
@@ -533,6 +551,7 @@ typedef struct {
 static const event_def events[] = {
   {"SIGNAL", ev_signal, RID_NONE},
   {"GET_ID", ev_get_id, 1},
+  {"GET_TYPES", ev_get_types, 1},
   {"CREATE_ROOM", ev_create_room, 1},
   {"JOIN_ROOM", ev_join_room, 1},
   {"UPDATE_ROOM", ev_update_room, 1},

@@ -10,7 +10,39 @@
 import { ParleyClient, RoomType, Errors } from '/parley.js';
 
 const $ = (id) => document.getElementById(id);
+// The protocol's three types, in words; any other type the server offers
+// (GET_TYPES: the tenant's policy) goes by the name its policy gives it.
 const TYPE_NAMES = { 0: 'P2P mesh', 1: 'SFU, client side', 2: 'SFU, server side' };
+const TYPE_HINTS = { 0: 'everyone connects to everyone', 1: 'you act as the SFU' };
+
+/** Fill the type list with the types the server offers this tenant. */
+async function learnTypes() {
+  let reply;
+  try { reply = await client.getTypes(); } catch { return; }  // an older server: keep the built-in list
+  if (!reply || !Array.isArray(reply.types) || !reply.types.length) return;
+  const select = $('create-type');
+  const was = select.value;
+  select.replaceChildren(...reply.types.map(({ type, name, maxUsers }) => {
+    if (!(type in TYPE_NAMES)) TYPE_NAMES[type] = name;
+    const opt = document.createElement('option');
+    opt.value = String(type);
+    opt.dataset.max = String(maxUsers);
+    opt.textContent = `${TYPE_NAMES[type]}${TYPE_HINTS[type] ? ` (${TYPE_HINTS[type]})` : ''} — up to ${maxUsers}`;
+    return opt;
+  }));
+  if ([...select.options].some((o) => o.value === was)) select.value = was;
+  capMax();
+}
+
+/** The max-users field follows the chosen type's limit. */
+function capMax() {
+  const opt = $('create-type').selectedOptions[0];
+  if (!opt || !opt.dataset.max) return;
+  const max = $('create-max');
+  max.max = opt.dataset.max;
+  if (Number(max.value) > Number(opt.dataset.max)) max.value = opt.dataset.max;
+}
+$('create-type').addEventListener('change', capMax);
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
 
 const client = new ParleyClient(wsUrl);
@@ -71,6 +103,7 @@ client.on('open', ({ userID, reconnected, stateLost }) => {
   outbox.length = 0;
   setStatus('connected', `Connected as ${short(userID)}${reconnected ? ' (reconnected)' : ''}`);
   $('status').title = userID;
+  learnTypes();
 });
 client.on('resumed', ({ userID }) => {
   setStatus('connected', `Connected as ${short(userID)} (resumed)`);

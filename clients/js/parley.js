@@ -160,6 +160,14 @@ export class ParleyClient {
   }
 
   /**
+   * GET_TYPES: resolves with `{requestID, types: [{type, name, maxUsers}]}`,
+   * the room types this connection's tenant may create (its policy's).
+   */
+  getTypes() {
+    return this._request('GET_TYPES', {}, {});
+  }
+
+  /**
    * CREATE_ROOM: resolves with the server's reply
    * `{roomID, requestID, password, name, maxUsers, curUsers, type}` and emits ROOM.
    */
@@ -492,6 +500,7 @@ export class ParleyClient {
     if (!valid) return;
     switch (event) {
       case 'GET_ID': return this._onReply(event, payload);
+      case 'GET_TYPES': return this._onReply(event, payload);
       case 'CREATE_ROOM': return this._onReply(event, payload);
       case 'UPDATE_ROOM': return this._onReply(event, payload);
       case 'JOIN_ROOM':

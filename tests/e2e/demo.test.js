@@ -4,7 +4,10 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, artifactPath, sleep } from './helpers.js';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { REPO, startServer, launchBrowser, artifactPath, sleep } from './helpers.js';
 
 let server;
 let browser;
@@ -181,6 +184,35 @@ test('an SFU room: members are listed, the SFU is named, no peer connections', a
   assert.deepStrictEqual(await b.evaluate(() => window.parleyDemo.peers()), {});
   await a.close();
   await b.close();
+});
+
+test('the type list follows the policy: a type defined only in Lua is offered, with its size limit, and a room of it is made', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'parley-e2e-types-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  symlinkSync(path.join(REPO, 'policies', 'default.lua'), path.join(dir, 'shipped.lua'));
+  writeFileSync(path.join(dir, 'default.lua'),
+    'local M = require("shipped")\nM.types[9] = { name = "Town hall", max_users = 12 }\nreturn M\n');
+  const srv = await startServer({ args: ['--policies', dir] });
+  t.after(() => srv.stop());
+  const page = await browser.newPage('types');
+  t.after(() => page.close().catch(() => {}));
+  await page.goto(`${srv.base}/`);
+  await page.locator('[data-testid="status"][data-state="connected"]').waitFor();
+  await page.locator('[data-testid="create-type"] option[value="9"]').waitFor({ state: 'attached' });
+  const options = await page.locator('[data-testid="create-type"] option').evaluateAll((os) => os.map((o) => [o.value, o.textContent]));
+  assert.deepStrictEqual(options.map(([v]) => v), ['0', '1', '2', '9']);
+  assert.match(options[3][1], /^Town hall — up to 12$/);
+  assert.match(options[0][1], /up to 50$/);
+  await page.getByTestId('create-type').selectOption('9');
+  assert.equal(await page.getByTestId('create-max').getAttribute('max'), '12');
+  await page.getByTestId('create-name').fill('townhall');
+  await page.getByTestId('create-max').fill('10');
+  await page.getByTestId('create-room').click();
+  await page.getByTestId('room').waitFor({ state: 'visible' });
+  assert.equal(await page.getByTestId('room-type').textContent(), 'Town hall');
+  assert.equal(await page.getByTestId('room-max').textContent(), '10');
+  await page.screenshot({ path: artifactPath('demo-policy-type.png') });
+  await page.close();  // before the server stops: its reconnects would be page errors
 });
 
 test('no page errors', () => {

@@ -25,8 +25,8 @@ process.on('exit', () => {
 });
 
 /** A server with web/ (or `web`) and clients/js/parley.js; `base` is its http:// URL. */
-export async function startServer({ web } = {}) {
-  const s = await startLibServer({ args: web ? ['--web', web] : [] });
+export async function startServer({ web, args = [] } = {}) {
+  const s = await startLibServer({ args: [...(web ? ['--web', web] : []), ...args] });
   s.base = s.httpBase;
   return s;
 }

@@ -2,13 +2,13 @@
 // missing hooks fall back to the defaults, a new room type needs Lua only.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import {
   REPO, BIN, ERR, startServer, assertAliveThenStop, connectUser, createRoom, joinRoom,
-  httpGet, withTimeout,
+  httpGet, withTimeout, Client,
 } from './helpers.js';
 
 const T = { timeout: 20_000 };
@@ -290,6 +290,30 @@ test('Policy: a types[n].on_owner_leave other than "transfer" or "close" fails t
     .catch((e) => { proc.kill('SIGKILL'); throw e; });
   assert.notEqual(code, 0);
   assert.match(err, /on_owner_leave/);
+});
+
+test('Policy: GET_TYPES lists the room types the user\'s tenant may create, sorted, with the maxUsers each allows; requestId required', T, async (t) => {
+  const dir = policyDir(`M.types[5] = { name = "Classroom", max_users = 30 }
+M.types[9] = { name = "Town \\"hall\\"", max_users = 500 }
+M.on_connect = function(conn) return conn.query.tenant or "default" end`);
+  mkdirSync(path.join(dir, 'tenants'));
+  writeFileSync(path.join(dir, 'tenants', 'solo.lua'), 'return { types = { [7] = { name = "Solo" } }, limits = { max_users_per_room = 4 } }\n');
+  const s = await serverWith(dir, t);
+  const a = await connectUser(s, t);
+  const r = await a.ok('GET_TYPES', {});
+  assert.deepEqual(r.types, [
+    { type: 0, name: 'P2PMesh', maxUsers: 50 }, { type: 1, name: 'SFUClientSide', maxUsers: 50 },
+    { type: 2, name: 'SFUServerSide', maxUsers: 50 }, { type: 5, name: 'Classroom', maxUsers: 30 },
+    { type: 9, name: 'Town "hall"', maxUsers: 50 },  // the tenant limit caps a larger max_users
+  ]);
+  const solo = await Client.connect(`${s.url}?tenant=solo`);
+  t.after(() => solo.close());
+  assert.deepEqual((await solo.ok('GET_TYPES', {})).types, [{ type: 7, name: 'Solo', maxUsers: 4 }]);
+  a.send('GET_TYPES', {});
+  const e = await a.next('ERROR');
+  assert.equal(e.error, ERR.UNSPECIFIED);
+  assert.equal(e.event, 'GET_TYPES');
+  await assertAliveThenStop(s);
 });
 
 test('Policy: a types[n].max_users that is not an integer >= 1 fails the self-check', T, async () => {
