@@ -18,6 +18,7 @@ import net from 'node:net';
 import {
   startServer, startCluster, Client, RawHttp, httpGet, roomWith, withTimeout, sleep, FRAMING, ID_RE, singleNodeOnly,
 } from './helpers.js';
+import { redisCommand } from '../lib/server.js';
 
 const SANITIZED = process.env.PARLEY_SANITIZED === '1';
 const onePass = FRAMING === 'ws' ? {} : { skip: 'mixes every framing itself: runs under PARLEY_FRAMING=ws' };
@@ -198,3 +199,35 @@ test('/readyz in a cluster: 200 with the Redis link up, 503 "cluster link down" 
   assert.equal(r.body, 'cluster link down');
   assert.equal((await httpGet(node.port, '/healthz')).status, 200, 'alive all the same');
 });
+
+test('Drain in a cluster, as it is today: node 1 drains (readyz 503 there, 200 on node 2, its clients get 1012); a member on node 2 hears nothing while the drain runs, then one DISCONNECT per user of node 1 when it says goodbye; Redis keeps no member of it',
+  { ...oneNode, timeout: 60_000 }, async (t) => {
+    const cluster = await startCluster({ nodes: 2, args: ['--drain-seconds', '2'] });
+    t.after(() => cluster.stop());
+    const [n1, n2] = [cluster.node(0), cluster.node(1)];
+    const a1 = await user(n1, t, 'ws');
+    const a2 = await user(n1, t, 'ws');
+    const b = await user(n2, t, 'ws');
+    const roomID = await roomWith([b, a1, a2]);
+    const probe = await RawHttp.connect(n1.port);
+    t.after(() => probe.destroy());
+    assert.equal((await keptAliveGet(probe, '/readyz')).status, 200);
+
+    n1.proc.kill('SIGTERM');
+    const closes = await Promise.all([a1.waitClose(5000), a2.waitClose(5000)]);
+    assert.deepEqual(closes.map((c) => c.code), [1012, 1012]);
+    const r1 = await keptAliveGet(probe, '/readyz');
+    assert.deepEqual([r1.status, r1.body], [503, 'draining'], 'node 1 while draining');
+    const r2 = await httpGet(n2.port, '/readyz');
+    assert.deepEqual([r2.status, r2.body], [200, 'ready'], 'node 2');
+    // detached, not left: nothing yet (the node stops 1 s after its last client went)
+    assert.deepEqual(seen(b, 'DISCONNECT'), [], 'a DISCONNECT while node 1 was draining');
+
+    assert.deepEqual(await withTimeout(n1.exited, 15_000, 'node 1 exit'), { code: 0, signal: null });
+    // the goodbye: the users node 1 held leave (their state died with it), each told once
+    const gone = [await b.next('DISCONNECT', { timeout: 5000 }), await b.next('DISCONNECT', { timeout: 5000 })];
+    assert.deepEqual(gone.map((d) => d.userID).sort(), [a1.id, a2.id].sort());
+    await b.expectNothing(300);
+    const members = await redisCommand(cluster.redis.port, 'ZRANGE', `parley:members:${roomID}`, '0', '-1');
+    assert.deepEqual(members, [b.id], 'Redis holds only the member of node 2');
+  });
