@@ -12,13 +12,19 @@
 // the drain time; the process exits 0 once nobody is left or the time is up.
 // SIGINT stays an immediate stop (close 1001: shutdown.test.js), and so is a
 // second SIGTERM during a drain.
+//
+// In a cluster: /readyz follows the Redis link; a drained node's users leave
+// at its goodbye (they cannot resume elsewhere yet), and the rolling restart
+// that should be invisible to room members is the TODO test at the end.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import {
   startServer, startCluster, Client, RawHttp, httpGet, roomWith, withTimeout, sleep, FRAMING, ID_RE, singleNodeOnly,
+  policiesWithLimits,
 } from './helpers.js';
-import { redisCommand } from '../lib/server.js';
+import { redisCommand, startServer as startLibServer } from '../lib/server.js';
+import WebSocket from 'ws';
 
 const SANITIZED = process.env.PARLEY_SANITIZED === '1';
 const onePass = FRAMING === 'ws' ? {} : { skip: 'mixes every framing itself: runs under PARLEY_FRAMING=ws' };
@@ -230,4 +236,164 @@ test('Drain in a cluster, as it is today: node 1 drains (readyz 503 there, 200 o
     await b.expectNothing(300);
     const members = await redisCommand(cluster.redis.port, 'ZRANGE', `parley:members:${roomID}`, '0', '-1');
     assert.deepEqual(members, [b.id], 'Redis holds only the member of node 2');
+  });
+
+// ---- the rolling restart: the acceptance test of what is not built yet ----
+//
+// A user is held by the node it connected to for its whole life: a resume
+// through another node is carried back to that node (cluster.md). So when a
+// node drains and exits, its users cannot resume anywhere: they come back as
+// new users and the others see them leave. Making a rolling restart invisible
+// takes handing a detached user (membership, ownership, unread events) over to
+// the node its client comes back to. This test is what that work must pass; it
+// runs today as a TODO (reported, not failing the suite).
+
+/** A plain /ws member that counts its events and, when its connection is
+ * closed under it, resumes through another live node (?resume=TOKEN&last=N). */
+class Roller {
+  constructor(ports, name) {
+    this.ports = ports;  // () => the ports of the live nodes
+    this.name = name;
+    this.count = 0;
+    this.events = [];    // every event but RESUME
+    this.resumes = [];   // RESUME payloads
+    this.closes = [];
+    this.pending = new Map();
+    this.stopped = false;
+  }
+
+  connect(port, query = '') {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/ws${query}`);
+      ws.on('error', () => {});
+      ws.once('unexpected-response', (_q, r) => reject(new Error(`HTTP ${r.statusCode}`)));
+      ws.once('open', () => { this.ws = ws; this.port = port; resolve(); });
+      ws.once('close', (code) => { if (this.ws === ws) this.onClose(code); else reject(new Error(`closed ${code} before open`)); });
+      ws.on('message', (d) => {
+        const [event, payload] = JSON.parse(d.toString());
+        if (event === 'RESUME') { this.resumes.push(payload); this.token = payload.resumeToken; return; }
+        this.count++;
+        if (payload && payload.requestID && this.pending.has(payload.requestID)) {
+          this.pending.get(payload.requestID)(payload);
+          this.pending.delete(payload.requestID);
+          if (event === 'GET_ID' && payload.resumeToken) this.token = payload.resumeToken;
+          return;
+        }
+        this.events.push({ event, payload });
+      });
+    });
+  }
+
+  async onClose(code) {
+    this.ws = null;
+    this.closes.push(code);
+    if (this.stopped) return;
+    for (let attempt = 0; attempt < 40 && !this.stopped; attempt++) {
+      const live = this.ports().filter((p) => p !== this.port);
+      const port = live[attempt % live.length];
+      try {
+        await this.connect(port, `?resume=${this.token}&last=${this.count}`);
+        return;
+      } catch { await sleep(100); }
+    }
+  }
+
+  request(event, payload = {}) {
+    const requestId = `${this.name}-${Math.random()}`;
+    return withTimeout(new Promise((resolve) => {
+      this.pending.set(requestId, resolve);
+      this.ws.send(JSON.stringify([event, { ...payload, requestId }]));
+    }), 5000, `${this.name} ${event}`);
+  }
+
+  send(event, payload) { if (this.ws && this.ws.readyState === 1) { this.ws.send(JSON.stringify([event, payload])); return true; } return false; }
+
+  close() { this.stopped = true; if (this.ws) this.ws.close(1000); }
+}
+
+test('Rolling restart of a 3-node cluster under SIGNAL traffic: every node drained and replaced in turn; nobody sees DISCONNECT, every SIGNAL arrives once and in order, every user keeps its userID',
+  { ...oneNode, todo: 'a user cannot move to another node yet: its node\'s exit makes it leave (deploy.md §5)', timeout: 90_000 }, async (t) => {
+    const policies = policiesWithLimits({ rate: 100_000, burst: 100_000 });
+    const cluster = await startCluster({ nodes: 3, args: ['--policies', policies, '--drain-seconds', '1'] });
+    const nodes = [...cluster.nodes];
+    t.after(async () => {
+      for (const n of nodes) await n.stop().catch(() => {});
+      await cluster.stop().catch(() => {});
+    });
+    const ports = () => nodes.filter((n) => n.alive()).map((n) => n.port);
+    const members = ['m1', 'm2', 'm3'].map((name) => new Roller(ports, name));
+    t.after(() => { for (const m of members) m.close(); });
+    for (const [i, m] of members.entries()) {
+      await m.connect(nodes[i].port);
+      const id = await m.request('GET_ID');
+      m.id = id.userID;
+      m.token = id.resumeToken;
+    }
+    const room = await members[0].request('CREATE_ROOM', { maxUsers: 5, name: 'rolling', password: 'pw', type: 0 });
+    for (const m of members.slice(1)) await m.request('JOIN_ROOM', { room: room.roomID, password: 'pw' });
+
+    // every 20 ms each member signals each other member a sequence number; a
+    // SIGNAL counts as sent once a GET_ID sent after it is answered (replies
+    // come in order), so what a drop cut off before the server read it is not
+    // counted as lost
+    const sent = new Map();  // `${from}>${to}` -> [seq confirmed]
+    let seq = 0;
+    let running = true;
+    const pump = (async () => {
+      while (running) {
+        const batch = [];
+        for (const a of members) {
+          for (const b of members) {
+            if (a === b) continue;
+            const s = ++seq;
+            if (a.send('SIGNAL', { target: b.id, room: room.roomID, signal: { s } })) batch.push([a, b, s]);
+          }
+        }
+        await Promise.all(members.map((a) => (a.ws ? a.request('GET_ID').catch(() => null) : null))).then((acks) => {
+          for (const [a, b, s] of batch) {
+            if (!acks[members.indexOf(a)]) continue;
+            const k = `${a.name}>${b.name}`;
+            if (!sent.has(k)) sent.set(k, []);
+            sent.get(k).push(s);
+          }
+        });
+        await sleep(20);
+      }
+    })();
+
+    for (let i = 0; i < nodes.length; i++) {
+      const old = nodes[i];
+      old.proc.kill('SIGTERM');
+      assert.deepEqual(await withTimeout(old.exited, 15_000, `node ${i + 1} exit`), { code: 0, signal: null });
+      nodes[i] = await startLibServer({ single: true, logLevel: 'warn',
+        args: ['--redis', cluster.redis.url, '--node-id', `n${i + 1}`, '--cluster-heartbeat-ms', '500', '--policies', policies] });
+      await sleep(1000);
+    }
+    running = false;
+    await pump;
+    await sleep(500);
+
+    for (const m of members) {
+      assert.deepEqual(m.events.filter((e) => e.event === 'DISCONNECT'), [], `${m.name} saw a DISCONNECT`);
+      assert.deepEqual(m.resumes.filter((r) => !r.resumed), [], `${m.name} could not resume`);
+      assert.ok(m.resumes.every((r) => r.userID === m.id), `${m.name} changed userID`);
+    }
+    for (const b of members) {
+      const got = new Map();
+      for (const e of b.events.filter((x) => x.event === 'SIGNAL')) {
+        const from = members.find((m) => m.id === e.payload.source);
+        const k = `${from?.name}>${b.name}`;
+        if (!got.has(k)) got.set(k, []);
+        got.get(k).push(e.payload.signal.s);
+      }
+      for (const a of members) {
+        if (a === b) continue;
+        const k = `${a.name}>${b.name}`;
+        const g = got.get(k) || [];
+        assert.deepEqual(g, [...g].sort((x, y) => x - y), `${k}: out of order`);
+        assert.equal(new Set(g).size, g.length, `${k}: a SIGNAL came twice`);
+        const missing = (sent.get(k) || []).filter((s) => !g.includes(s));
+        assert.deepEqual(missing, [], `${k}: SIGNALs sent (and confirmed) but never received`);
+      }
+    }
   });
