@@ -34,7 +34,8 @@ struct eio_session {
            dropped : 1,        /* it ended without the user leaving: the user may resume */
            moved : 1,          /* it went on at another node: a held GET gets a noop */
            keep_claim : 1,     /* it tried to move: Redis's record of it may be another node's now */
-           no_move : 1;        /* a move failed: what it resumes is looked for here only */
+           no_move : 1,        /* a move failed: what it resumes is looked for here only */
+           restart : 1;        /* a drain closed it: a WebSocket transport gets 1012 */
   evloop_task task;             /* the deferred end of a closing session */
   const char *why;             /* why it is closing (a string constant) */
   char ns[SIO_MAX_NAMESPACE + 1];  /* the connected Socket.IO namespace */
@@ -266,8 +267,9 @@ static void sess_finish(evloop_task *t) {
   conn_t *ws = s->ws, *probe = s->probe;
   detach(s, ws);
   detach(s, probe);
-  if (ws) conn_ws_close(ws, WS_CLOSE_NORMAL, s->why);
-  if (probe) conn_ws_close(probe, WS_CLOSE_NORMAL, s->why);
+  uint16_t code = s->restart ? WS_CLOSE_SERVICE_RESTART : WS_CLOSE_NORMAL;
+  if (ws) conn_ws_close(ws, code, s->why);
+  if (probe) conn_ws_close(probe, code, s->why);
   evloop_timer_stop(s->e->ev, &s->timer);
   sess_free(s);  /* nothing holds it now: out of the table, its transports detached */
 }
@@ -1110,4 +1112,16 @@ size_t eio_sessions(const eio_state *e) { return HASH_COUNT(e->sessions); }
 void eio_close_all(eio_state *e) {
   eio_session *s, *tmp;
   HASH_ITER(hh, e->sessions, s, tmp) sess_close(s, "server stopping");
+}
+
+size_t eio_restart(eio_state *e, size_t n) {
+  eio_session *s, *tmp;
+  size_t done = 0;
+  HASH_ITER(hh, e->sessions, s, tmp) {
+    if (done == n) break;
+    s->restart = 1;
+    sess_drop(s, "service restart");  /* out of the table: the next call finds the others */
+    done++;
+  }
+  return done;
 }

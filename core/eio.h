@@ -39,6 +39,11 @@ int eio_has_session(const eio_state *e, const char *sid, size_t n);
 void eio_request(eio_state *e, conn_t *c, http_req *r);
 /* Sessions in the sid table (closing ones have left it). */
 size_t eio_sessions(const eio_state *e);
+/* A drain: close up to n sessions as a transport drop (the user is kept for a
+ * resume): a WebSocket transport gets close 1012, a held GET the Engine.IO
+ * close packet; never a Socket.IO disconnect (41), which stock clients do not
+ * retry. Returns how many it closed (fewer: none left). */
+size_t eio_restart(eio_state *e, size_t n);
 /* Server shutdown: close every session. */
 void eio_close_all(eio_state *e);
 

@@ -64,7 +64,7 @@ static const char *const option_names[] = {
   "lua-budget", "lua-memory", "lua-time-ms", "tenant-hook-ms", "web", "client-js",
   "max-conns", "max-conns-per-addr", "max-sessions", "max-sessions-per-addr",
   "trust-proxy", "resume-memory", "max-detached-per-addr", "redis", "node-id",
-  "advertise", "cluster-heartbeat-ms", "metrics", NULL};
+  "advertise", "cluster-heartbeat-ms", "metrics", "drain-seconds", NULL};
 
 static int copy_str(char *dst, size_t cap, const char *v) { return snprintf(dst, cap, "%s", v) >= (int)cap; }
 
@@ -95,6 +95,13 @@ static int set_option(const char *a, const char *v, server_config *cfg) {
   if (!strcmp(a, "cluster-heartbeat-ms")) return parse_ms(v, &cfg->cluster_tick_ms) || cfg->cluster_tick_ms < 50;
   if (!strcmp(a, "max-detached-per-addr")) return parse_count(v, &cfg->max_detached_per_addr) != 0;
   if (!strcmp(a, "resume-memory")) { int bad = parse_ms(v, &n) || n > 65536; cfg->resume_memory = (size_t)n << 20; return bad; }
+  if (!strcmp(a, "drain-seconds")) {  /* 0 (all at once) to an hour */
+    char *end;
+    long long sec = strtoll(v, &end, 10);
+    if (*end || end == v || sec < 0 || sec > 3600) return 1;
+    cfg->drain_ms = (uint64_t)sec * 1000;
+    return 0;
+  }
   if (!strcmp(a, "sio-path")) return v[0] != '/' || copy_str(cfg->sio_path, sizeof cfg->sio_path, v);
   return -1;
 }
@@ -117,7 +124,7 @@ static void usage(FILE *f, const server_config *defaults) {
           "              [--max-sessions-per-addr N] [--trust-proxy CIDR] [--resume-memory MIB]\n"
           "              [--max-detached-per-addr N] [--redis URL] [--node-id NAME]\n"
           "              [--advertise HOST:PORT] [--cluster-heartbeat-ms MS]\n"
-          "              [--metrics HOST:PORT] [--version] [--help]\n"
+          "              [--metrics HOST:PORT] [--drain-seconds N] [--version] [--help]\n"
           "       parley --check DIR [--lua-budget N] [--lua-memory MIB] [--lua-time-ms MS]\n"
           "  --listen HOST:PORT   address to listen on: a host name (its first address), an IPv4\n"
           "                       address, an IPv6 one in brackets, or none for every address:\n"
@@ -160,13 +167,19 @@ static void usage(FILE *f, const server_config *defaults) {
           "                       address (as --listen; off by default). Keep it private: it\n"
           "                       names tenants. The public port's /metrics has only the\n"
           "                       tenant-free globals (docs/metrics.md)\n"
+          "  --drain-seconds N    on SIGTERM, stop accepting, answer /readyz with 503 and ask\n"
+          "                       the clients to reconnect (WebSocket close 1012, an Engine.IO\n"
+          "                       close; their users detached, as after a drop), spread over\n"
+          "                       N seconds; exit when none is left or the time is up\n"
+          "                       (default 10; 0: all at once; at most 3600)\n"
           "  --check DIR          load the policies in DIR as the server would (default.lua and\n"
           "                       every tenants/*.lua, self-check included), print the room\n"
           "                       types, limits and tenants found, and exit: 0 when they load,\n"
           "                       1 when they do not (file:line: message on stderr), 2 on a\n"
           "                       usage error (a DIR that is not a directory too)\n"
           "  --version            print the version and the git revision built from\n"
-          "SIGHUP reloads the policies; SIGINT/SIGTERM stop the server.\n\n"
+          "SIGHUP reloads the policies; SIGTERM drains (--drain-seconds; a second SIGTERM\n"
+          "stops at once); SIGINT stops at once (clients get close 1001).\n\n"
           "Files: run from %s, parley reads " PARLEY_INSTALL_POLICIES ",\n"
           "  " PARLEY_INSTALL_WEB " and " PARLEY_INSTALL_CLIENT_JS ";\n"
           "  run from anywhere else (the build tree), the source tree's while it is there\n"

@@ -14,6 +14,22 @@ static void reply(conn_t *c, http_req *r, int status, const char *ctype, const c
 /* Each route gets the connection as its context; the router is its owner. */
 static void route_healthz(void *ctx, http_req *r) { reply(ctx, r, 200, "text/plain", "ok"); }
 
+static int draining(const routes_t *rt) { return rt->draining && *rt->draining; }
+
+/* Whether a load balancer should send new clients here: policies loaded, the
+ * Redis link up (in a cluster), not draining. The connection stays open
+ * either way (a balancer's kept-alive probe sees the 503 of a drain). */
+static void route_readyz(void *ctx, http_req *r) {
+  conn_t *c = ctx;
+  const routes_t *rt = c->owner;
+  cluster_t *cl = rt->cluster ? *rt->cluster : NULL;
+  cluster_stats st = {.up = 1};
+  if (cl) cluster_get_stats(cl, &st);
+  const char *why = draining(rt) ? "draining" : !rt->ws.admit->ctx->policy ? "no policies" : !st.up ? "cluster link down" : NULL;
+  conn_http_reply(c, why ? 503 : 200, "text/plain", why ? why : "ready", strlen(why ? why : "ready"), NULL,
+                  http_req_keep_alive(r));
+}
+
 /* The public port's page: the globals, never a tenant's name (the metrics
  * listener has those). */
 static void route_metrics(void *ctx, http_req *r) {
@@ -35,6 +51,7 @@ static void route_ws(void *ctx, http_req *r) {
 
 static const http_route routes[] = {
   {"/healthz", route_healthz},
+  {"/readyz", route_readyz},
   {"/metrics", route_metrics},
   {"/ws", route_ws},
   {NULL, NULL}};
@@ -119,12 +136,25 @@ static int resume_elsewhere(conn_t *c, http_req *r, const routes_t *rt) {
   return locate(c, r, rt, 't', tok, tn);
 }
 
+/* A request that would make a new user or session here: a /ws upgrade (a
+ * resume too: the user would be held here again, only to be dropped), an
+ * Engine.IO handshake (no sid). */
+static int new_client(const routes_t *rt, http_handler h, http_req *r, const char *path, size_t n) {
+  const char *q;
+  size_t qn;
+  if (h == route_ws) return 1;
+  if (h || !is_sio_path(rt, path, n)) return 0;
+  http_req_query(r, &q, &qn);
+  return !http_query_get(q, qn, "sid", &(size_t){0});
+}
+
 static void on_request(conn_t *c, http_req *r) {
   const routes_t *rt = c->owner;
   const char *path;
   size_t n;
   http_req_path(r, &path, &n);
   http_handler h = http_route_find(routes, path, n);
+  if (draining(rt) && new_client(rt, h, r, path, n)) { reply(c, r, 503, "text/plain", "draining"); return; }
   if (h == route_ws && resume_elsewhere(c, r, rt)) return;
   if (h) h(c, r);
   else if (is_sio_path(rt, path, n)) {

@@ -1,5 +1,5 @@
 /* routes.h - where each HTTP request on a fresh connection goes: /healthz,
- * /metrics (the globals only), the plain /ws upgrade, the Socket.IO path, else a static file.
+ * /readyz, /metrics (the globals only), the plain /ws upgrade, the Socket.IO path, else a static file.
  * Its handler table is what the server gives every new connection. */
 #ifndef PARLEY_ROUTES_H
 #define PARLEY_ROUTES_H
@@ -21,6 +21,7 @@ typedef struct {
   const resume_state *resume;  /* borrowed: where resume tokens are found */
   metrics_sources metrics;   /* what /metrics reports (its globals only: no tenant names here) */
   cluster_t *const *cluster; /* borrowed: the server's (NULL inside on a single node) */
+  const int *draining;       /* borrowed: the server's drain flag (/readyz 503, no new users) */
 } routes_t;
 
 /* The handlers of a fresh connection; its owner object is the routes_t. */

@@ -31,6 +31,7 @@ void server_config_default(server_config *cfg) {
   cfg->max_handshake_bytes = 64u << 20;
   cfg->resume_memory = 64u << 20;
   cfg->max_detached_per_addr = 1024;
+  cfg->drain_ms = 10000;
   policy_options_default(&cfg->policy);
 }
 
@@ -107,8 +108,10 @@ static int open_fd(conn_t *c, void *fd) { return uv_tcp_open(&c->tcp, *(uv_os_so
  * as an accepted one, caps included; on failure fd is still the caller's. */
 int server_adopt(server_t *s, uv_os_sock_t fd) { return serve(s, open_fd, &fd, NULL, NULL); }
 
+/* SIGTERM drains (a second one stops at once); SIGINT stops at once. */
 static void on_signal(uv_signal_t *h, int signum) {
   server_t *s = h->data;
+  if (signum == SIGTERM && !s->draining) { log_info("signal %d: draining", signum); server_drain(s); return; }
   log_info("signal %d: shutting down", signum);
   server_stop(s);
 }
@@ -183,7 +186,11 @@ static void on_stop_timer(uv_timer_t *t) {
 void server_stop(server_t *s) {
   if (s->stopping) return;
   s->stopping = 1;
-  uv_close((uv_handle_t *)&s->listener, NULL);
+  if (s->draining && s->resume.ndetached)  /* nobody can resume them once this process is gone */
+    log_info("drain: %zu users detached by it did not resume in time: they leave", s->resume.ndetached);
+  if (!s->listener_closed) uv_close((uv_handle_t *)&s->listener, NULL);
+  s->listener_closed = 1;
+  uv_close((uv_handle_t *)&s->drain_timer, NULL);
   if (s->cfg.metrics_port >= 0) uv_close((uv_handle_t *)&s->metrics_listener, NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
@@ -199,6 +206,76 @@ void server_stop(server_t *s) {
   eio_close_all(&s->eio);
   resume_close_all(&s->resume);  /* detached users leave; attached ones leave with their connections */
   uv_timer_start(&s->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
+}
+
+/* ---- drain ---- */
+
+/* Clients that carry a user or a session here: plain /ws users and Engine.IO sessions. */
+static size_t drain_clients(server_t *s) {
+  size_t n = eio_sessions(&s->eio);
+  for (conn_t *c = s->conns; c; c = c->next) n += ws_peer_is(c);
+  return n;
+}
+
+/* Ask up to n clients back (a /ws user first, then sessions); how many were. */
+static size_t drain_some(server_t *s, size_t n) {
+  size_t k = 0;
+  for (conn_t *c = s->conns; c && k < n; c = c->next) k += ws_peer_restart(c);
+  return k < n ? k + eio_restart(&s->eio, n - k) : k;
+}
+
+/* Something still goes on here: a session, a WebSocket (closing ones too:
+ * their close handshakes), a held request. Idle kept-alive HTTP connections
+ * do not count: server_stop closes them. */
+static int drain_busy(server_t *s) {
+  if (eio_sessions(&s->eio)) return 1;
+  for (conn_t *c = s->conns; c; c = c->next)
+    if (c->state == CONN_WS || c->held) return 1;
+  return 0;
+}
+
+#define DRAIN_TICK_MIN_MS 10
+#define DRAIN_TICK_MAX_MS 100
+
+/* The k-th of the clients there were (k from 0) is asked back at k/total of
+ * the drain time; the process stops once nothing goes on or the time is up. */
+static void on_drain_timer(uv_timer_t *t) {
+  server_t *s = t->data;
+  uint64_t elapsed = uv_now(s->loop) - s->drain_start_ms, D = s->cfg.drain_ms;
+  if (elapsed >= D || !drain_busy(s)) {
+    log_info("drain: %s after %llu ms; stopping", elapsed >= D ? "time is up" : "every client is gone",
+             (unsigned long long)elapsed);
+    server_stop(s);
+    return;
+  }
+  size_t due = s->drain_total ? (size_t)((uint64_t)s->drain_total * elapsed / D) + 1 : 0;
+  if (due > s->drain_total) due = s->drain_total;
+  if (due > s->drain_done) {
+    drain_some(s, due - s->drain_done);  /* fewer when some left by themselves */
+    s->drain_done = due;
+  }
+  uint64_t tick = s->drain_total ? D / s->drain_total : DRAIN_TICK_MAX_MS;
+  if (tick < DRAIN_TICK_MIN_MS) tick = DRAIN_TICK_MIN_MS;
+  if (tick > DRAIN_TICK_MAX_MS) tick = DRAIN_TICK_MAX_MS;
+  uv_timer_start(&s->drain_timer, on_drain_timer, tick, 0);
+}
+
+void server_drain(server_t *s) {
+  if (s->stopping || s->draining) return;
+  s->draining = 1;
+  uv_close((uv_handle_t *)&s->listener, NULL);  /* new connections are refused */
+  s->listener_closed = 1;
+  s->drain_total = drain_clients(s);
+  s->drain_done = 0;
+  s->drain_start_ms = uv_now(s->loop);
+  log_info("drain: asking %zu clients to reconnect over %llu ms", s->drain_total,
+           (unsigned long long)s->cfg.drain_ms);
+  if (!s->cfg.drain_ms) {  /* all at once */
+    drain_some(s, s->drain_total);
+    s->drain_done = s->drain_total;
+    s->cfg.drain_ms = STOP_GRACE_MS;  /* then the close handshakes get as long as a stop gives them */
+  }
+  uv_timer_start(&s->drain_timer, on_drain_timer, 0, 0);
 }
 
 /* The cluster's link is up again: it hears of every session held here. */
@@ -300,7 +377,7 @@ static void wire(server_t *s) {
   s->metrics = (metrics_sources){.net = &s->net, .rooms = &s->rooms, .events = &s->ctx.metrics,
                                   .resume = &s->resume, .addrs = &s->addrs, .eio = &s->eio, .cluster = &s->cluster};
   s->routes = (routes_t){.ws = {.admit = &s->admit, .resume = &s->resume}, .eio = &s->eio, .resume = &s->resume,
-                         .metrics = s->metrics, .cluster = &s->cluster};
+                         .metrics = s->metrics, .cluster = &s->cluster, .draining = &s->draining};
   snprintf(s->routes.sio_path, sizeof s->routes.sio_path, "%s", cfg->sio_path);
   snprintf(s->routes.web.root, sizeof s->routes.web.root, "%s", cfg->web);
   snprintf(s->routes.web.client_js, sizeof s->routes.web.client_js, "%s", cfg->client_js);
@@ -338,6 +415,8 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
   }
   uv_timer_init(loop, &s->stop_timer);
   s->stop_timer.data = s;
+  uv_timer_init(loop, &s->drain_timer);
+  s->drain_timer.data = s;
   uv_signal_init(loop, &s->sigint);
   uv_signal_init(loop, &s->sigterm);
   s->sigint.data = s->sigterm.data = s;

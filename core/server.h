@@ -39,6 +39,7 @@ typedef struct {
   char node_id[80];          /* cluster: this node's ID ("" : a random one) */
   char advertise[128];       /* cluster: HOST:PORT other nodes reach this one on ("" : the listen address) */
   uint64_t cluster_tick_ms;  /* cluster: heartbeat period (0: default) */
+  uint64_t drain_ms;         /* SIGTERM: clients are asked back over this long (0: all at once) */
   policy_options policy;
 } server_config;
 
@@ -52,6 +53,7 @@ typedef struct server_s {
   uv_fs_event_t watch[2];    /* the policies directory and its tenants/ */
   uv_timer_t reload_timer;   /* debounces file changes */
   uv_timer_t stop_timer;
+  uv_timer_t drain_timer;    /* paces the drain's closes, notices its end */
   server_config cfg;
   conn_env net;              /* what every connection shares */
   conn_t *conns;             /* every TCP connection (net.nconns of them) */
@@ -64,6 +66,10 @@ typedef struct server_s {
   cluster_t *cluster;        /* cluster mode: this node's part (NULL on a single node) */
   addrs_t addrs;             /* connections and sessions per client address */
   int stopping;
+  int draining;              /* SIGTERM came: not accepting, /readyz 503, clients asked back */
+  int listener_closed;
+  uint64_t drain_start_ms;
+  size_t drain_total, drain_done;  /* clients there were when it began; asked back so far */
   int bound_port;
   char bound_addr[80];       /* "ADDR:PORT" or "[ADDR6]:PORT" listened on */
   char metrics_addr[80];     /* the same for the metrics listener */
@@ -76,6 +82,11 @@ void server_config_default(server_config *cfg);
 int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg);
 /* Stop accepting, close every connection with 1001, then the handles. */
 void server_stop(server_t *s);
+/* SIGTERM: stop accepting, /readyz answers 503, then close the clients'
+ * transports (plain /ws: 1012; Socket.IO: the transport, never a 41) spread
+ * over cfg.drain_ms, their users detached so that they resume; server_stop
+ * once none is left or the time is up. */
+void server_drain(server_t *s);
 /* Reload the policies (SIGHUP); the old VM stays when the new one fails. */
 int server_reload(server_t *s);
 /* (Re)start watching the policies directory and tenants/ for changes. */

@@ -61,6 +61,17 @@ static void on_pong(conn_t *c) { resume_pong(c->owner); }
 
 static const conn_handlers ws_peer_handlers = {.message = on_message, .gone = on_gone, .pinged = on_ping, .ponged = on_pong};
 
+int ws_peer_is(const conn_t *c) {
+  return c->h == &ws_peer_handlers && c->state == CONN_WS && !c->ws_closing;
+}
+
+int ws_peer_restart(conn_t *c) {
+  if (!ws_peer_is(c)) return 0;
+  c->dropped = 1;  /* not the user's choice: on_gone detaches, whatever the peer answers */
+  conn_ws_close(c, WS_CLOSE_SERVICE_RESTART, "service restart");
+  return 1;
+}
+
 static void refuse(conn_t *c, const admit_refusal *why) {
   conn_http_reply(c, why->status, "text/plain", why->msg, strlen(why->msg), NULL, 0);
 }

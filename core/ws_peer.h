@@ -16,5 +16,11 @@ typedef struct {
  * link), resumed (?resume=TOKEN&last=N), or answered with the refusal's
  * status. */
 void ws_peer_upgrade(const ws_peer_env *e, conn_t *c, http_req *r);
+/* 1 when c carries a /ws user and is not closing. */
+int ws_peer_is(const conn_t *c);
+/* A drain: when c carries a /ws user (ws_peer_is), close it with 1012
+ * "service restart" and detach the user (kept for a resume, as after a
+ * network drop); 1 when it did. */
+int ws_peer_restart(conn_t *c);
 
 #endif

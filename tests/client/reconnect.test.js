@@ -19,7 +19,7 @@ after(async () => {
 });
 const track = (s) => { servers.push(s); return s; };
 
-test('reconnects after the server restarts on the same port (SIGTERM, close 1001)', async () => {
+test('reconnects after the server restarts on the same port (SIGTERM: a drain, close 1012)', async () => {
   const s1 = track(await startServer());
   const c = makeClient(s1.url, { minDelay: 50, maxDelay: 400, requestTimeout: 5000 });
   clients.push(c);
@@ -33,7 +33,7 @@ test('reconnects after the server restarts on the same port (SIGTERM, close 1001
   assert.deepStrictEqual(Object.keys(closeEv).sort(), ['code', 'reason', 'wasClean', 'willReconnect', 'willResume']);
   assert.equal(closeEv.willReconnect, true);
   assert.equal(closeEv.willResume, true, 'a token is known: the client will try');
-  assert.equal(closeEv.code, 1001);
+  assert.equal(closeEv.code, 1012, 'a drain asks the client back with 1012 "service restart"');
   assert.equal(c.connected, false);
   assert.equal(c.userID, null);
   const r1 = await c.next('reconnecting');

@@ -1,6 +1,7 @@
-// SIGTERM: connected clients get close 1001 ("going away"), the process exits 0.
-// Under PARLEY_FRAMING=sio-ws|sio the users are Socket.IO clients: they are
-// disconnected (no close code there); the raw /ws client still gets 1001.
+// SIGINT: an immediate stop: connected clients get close 1001 ("going away"),
+// the process exits 0. Under PARLEY_FRAMING=sio-ws|sio the users are Socket.IO
+// clients: they are disconnected (no close code there); the raw /ws client
+// still gets 1001. (SIGTERM drains instead: drain.test.js.)
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -10,7 +11,7 @@ import {
 const servers = [];
 after(async () => { await Promise.all(servers.map((s) => s.stop())); });
 
-test(`Shutdown: on SIGTERM every connected client ${isSio() ? 'is disconnected (raw /ws: close 1001)' : 'gets close code 1001'} and the process exits 0`, { timeout: 20_000 }, async (t) => {
+test(`Shutdown: on SIGINT every connected client ${isSio() ? 'is disconnected (raw /ws: close 1001)' : 'gets close code 1001'} and the process exits 0`, { timeout: 20_000 }, async (t) => {
   const server = await startServer();
   servers.push(server);
   const [a, b, idle] = await connectUsers(server, t, 3);
@@ -20,7 +21,7 @@ test(`Shutdown: on SIGTERM every connected client ${isSio() ? 'is disconnected (
   raw.sendEvent('GET_ID', { requestId: 'raw' });
   await raw.nextMessage();
 
-  server.proc.kill('SIGTERM');
+  server.proc.kill('SIGINT');
   const [ca, cb, ci] = await Promise.all([a.waitClose(5000), b.waitClose(5000), idle.waitClose(5000)]);
   if (isSio()) {
     // Socket.IO has no close code: each client sees a disconnect it did not ask for.
@@ -31,7 +32,7 @@ test(`Shutdown: on SIGTERM every connected client ${isSio() ? 'is disconnected (
     assert.equal(ci.code, 1001, 'idle client');
   }
   await raw.expectClose(1001, 5000);
-  const exit = await withTimeout(server.exited, 5000, 'server exit after SIGTERM');
+  const exit = await withTimeout(server.exited, 5000, 'server exit after SIGINT');
   assert.deepEqual(exit, { code: 0, signal: null });
 });
 

@@ -3,7 +3,7 @@
 //
 //   const s = await startServer({ args: ['--ping-interval', '200'] });
 //   ... s.port, s.url (ws://…/ws), s.httpBase, s.stderr ...
-//   await s.stop();   // SIGTERM, then SIGKILL after 5 s
+//   await s.stop();   // SIGTERM (a drain, all at once: PARLEY_DRAIN_SECONDS=0), then SIGKILL after 5 s
 //   startServer({ env: { PARLEY_POLICY_X: 'y' } })   // extra environment variables
 //   startServer({ metrics: true })   // also --metrics on a loopback port: s.metricsPort
 //
@@ -242,7 +242,11 @@ async function startNode({ port = 0, args = [], logLevel = 'warn', env = null, m
   const all = ['--listen', `127.0.0.1:${port}`, '--policies', path.join(REPO, 'policies'),
     '--web', path.join(REPO, 'web'), '--client-js', path.join(REPO, 'clients', 'js', 'parley.js'),
     '--log-level', logLevel, ...(metrics ? ['--metrics', '127.0.0.1:0'] : []), ...args];
-  const proc = spawn(BIN, all, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env });
+  // SIGTERM drains (--drain-seconds, default 10 s): stop() must not wait for
+  // that, so the servers started here ask their clients back all at once
+  // unless a test says otherwise (--drain-seconds, or this variable).
+  const spawnEnv = { PARLEY_DRAIN_SECONDS: '0', ...process.env, ...env };
+  const proc = spawn(BIN, all, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: spawnEnv });
   live.add(proc);
   let stderr = '';
   let stdout = '';
