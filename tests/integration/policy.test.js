@@ -79,7 +79,8 @@ end`);
 });
 
 test('Policy: an endless loop in a hook hits the instruction budget; the server goes on', T, async (t) => {
-  const s = await serverWith(policyDir('function M.create_room(req, user) while true do end end'), t);
+  // a wall-time cap far above what 1,000,000 instructions take, even on a loaded machine: the budget trips first
+  const s = await serverWith(policyDir('function M.create_room(req, user) while true do end end'), t, ['--lua-time-ms', '5000']);
   const a = await connectUser(s, t), b = await connectUser(s, t);
   const started = Date.now();
   await a.fails('CREATE_ROOM', { maxUsers: 2, name: 'x', password: '', type: 0 }, ERR.ROOM_ERROR, { timeout: 10_000 });

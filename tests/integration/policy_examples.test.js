@@ -12,6 +12,10 @@ import {
   Client, httpGet, withTimeout, newRequestId,
 } from './helpers.js';
 
+// A per-call wall-time cap well above what a signature check takes even on a
+// loaded machine (the default 50 ms is a safety net these tests do not test).
+const ROOMY = ['--lua-time-ms', '2000'];
+
 const T = { timeout: 30_000 };
 const example = (name) => path.join(REPO, 'policies', 'examples', name);
 
@@ -41,7 +45,7 @@ const ENV = {
 };
 
 async function serverFor(name, env = ENV[name]) {
-  const s = await startServer({ args: ['--policies', example(name)], env });
+  const s = await startServer({ args: ['--policies', example(name), ...ROOMY], env });
   servers.push(s);
   return s;
 }
@@ -135,7 +139,7 @@ async function sioRefusal(server, t, opts, ns) {
 async function refusesToLoad(name, env, re) {
   let err = null;
   try {
-    const s = await startServer({ args: ['--policies', example(name)], env });
+    const s = await startServer({ args: ['--policies', example(name), ...ROOMY], env });
     await s.stop();
   } catch (e) { err = e; }
   assert.ok(err, `${name} loaded with ${JSON.stringify(env)}`);
