@@ -62,6 +62,11 @@ export interface GetIdReply {
   /** The current resume token (absent when the tenant's resume_grace is 0). */
   resumeToken?: string;
 }
+/** GET_TYPES: the room types this connection's tenant may create. */
+export interface GetTypesReply {
+  requestID: string | number;
+  types: { type: number; name: string; maxUsers: number }[];
+}
 export interface CreateRoomReply {
   requestID: string | number; roomID: string; password: string; name: string;
   maxUsers: number; curUsers: number; type: number;
@@ -91,7 +96,11 @@ export interface RoomUpdateEvent { ID: string; pwd: string; name: string; maxUse
 export interface NewUserEvent { base: string; ID: string; }
 /** target: the roomID the failed request was about (undefined for create / unknown). */
 export interface RoomErrorEvent { msg: string; target: string | undefined; }
-export interface DisconnectEvent { ID: string; room: string; }
+export interface DisconnectEvent {
+  ID: string; room: string;
+  /** "room_closed": the room closed as its owner left (a type whose policy says so); ID is then our own userID. */
+  reason?: 'room_closed';
+}
 export interface SignalEvent { source: string; target: string; room: string; signal: any; }
 /** Connected as a new user (the first connection, or a reconnect that did not resume). */
 export interface OpenEvent {
@@ -137,6 +146,7 @@ export declare class ParleyClient {
   off<K extends keyof ParleyEventMap>(name: K, fn: (payload: ParleyEventMap[K]) => void): this;
 
   getId(): Promise<GetIdReply>;
+  getTypes(): Promise<GetTypesReply>;
   createRoom(maxUsers: number, name: string, password: string, type: RoomTypeValue): Promise<CreateRoomReply>;
   joinRoom(roomId: string, password: string): Promise<JoinRoomReply>;
   updateRoom(roomId: string, maxUsers: number, name: string, password: string): Promise<UpdateRoomReply>;
