@@ -283,13 +283,7 @@ end`);
 });
 
 test('Policy: a types[n].on_owner_leave other than "transfer" or "close" fails the self-check', T, async () => {
-  const dir = policyDir('M.types[6] = { name = "Lecture", on_owner_leave = "explode" }');
-  const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--policies', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  proc.stderr.on('data', (d) => { err += d; });
-  const code = await withTimeout(new Promise((r) => proc.once('exit', r)), 5000, 'server with a bad on_owner_leave')
-    .catch((e) => { proc.kill('SIGKILL'); throw e; });
-  assert.notEqual(code, 0);
+  const err = await refusesToStart(policyDir('M.types[6] = { name = "Lecture", on_owner_leave = "explode" }'), 'a bad on_owner_leave');
   assert.match(err, /on_owner_leave/);
 });
 
@@ -317,27 +311,26 @@ M.on_connect = function(conn) return conn.query.tenant or "default" end`);
   await assertAliveThenStop(s);
 });
 
+/** A server on policies dir must refuse to start; resolves its stderr. */
+async function refusesToStart(dir, what) {
+  const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--policies', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr.on('data', (d) => { err += d; });
+  const code = await withTimeout(new Promise((r) => proc.once('exit', r)), 5000, `server with ${what}`)
+    .catch((e) => { proc.kill('SIGKILL'); throw e; });
+  assert.notEqual(code, 0, `${what}: it started`);
+  return err;
+}
+
 test('Policy: a types[n].max_users that is not an integer >= 1 fails the self-check', T, async () => {
   for (const bad of ['0', '2.5', '"10"']) {
-    const dir = policyDir(`M.types[5] = { name = "Classroom", max_users = ${bad} }`);
-    const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--policies', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    proc.stderr.on('data', (d) => { err += d; });
-    const code = await withTimeout(new Promise((r) => proc.once('exit', r)), 5000, `server with max_users = ${bad}`)
-      .catch((e) => { proc.kill('SIGKILL'); throw e; });
-    assert.notEqual(code, 0, `max_users = ${bad}`);
+    const err = await refusesToStart(policyDir(`M.types[5] = { name = "Classroom", max_users = ${bad} }`), `max_users = ${bad}`);
     assert.match(err, /max_users/);
   }
 });
 
 test('Policy: a limit out of range fails the self-check (max_users_per_room = 1e10)', T, async () => {
-  const dir = policyDir('M.limits.max_users_per_room = 1e10');
-  const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--policies', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  proc.stderr.on('data', (d) => { err += d; });
-  const code = await withTimeout(new Promise((r) => proc.once('exit', r)), 5000, 'server with a bad limit')
-    .catch((e) => { proc.kill('SIGKILL'); throw e; });
-  assert.notEqual(code, 0);
+  const err = await refusesToStart(policyDir('M.limits.max_users_per_room = 1e10'), 'a bad limit');
   assert.match(err, /max_users_per_room/);
 });
 
