@@ -66,9 +66,11 @@ int admit_origin(const admit_t *a, const conn_info *info, admit_refusal *why) {
 
 int admit_user(const admit_t *a, peer_t *p, const conn_info *info, admit_refusal *why) {
   char tenant[72], *data;
+  double expires;
   policy_verdict v;
-  int rc = policy_on_connect(a->ctx->policy, info, tenant, sizeof tenant, &data, &v);
+  int rc = policy_on_connect(a->ctx->policy, info, tenant, sizeof tenant, &data, &expires, &v);
   if (rc) return refuse_by_policy(a, why, info, rc, v.msg);
+  p->expires = expires;
   if ((rc = proto_peer_open(p, a->ctx, tenant, data)))
     return refuse(a, why, info, tenant, rc == PARLEY_ELIMIT ? ROOMS_REFUSED_TENANT_CAP : ROOMS_REFUSED_NO_MEMORY, 503,
                   "cannot accept more users");
@@ -81,10 +83,12 @@ int admit_user(const admit_t *a, peer_t *p, const conn_info *info, admit_refusal
   return 0;
 }
 
-int admit_resume(const admit_t *a, const tenant_t *t, const conn_info *info, admit_refusal *why) {
+int admit_resume(const admit_t *a, peer_t *p, const conn_info *info, admit_refusal *why) {
   char tenant[72], *data;
+  double expires;
   policy_verdict v;
-  int rc = policy_on_connect(a->ctx->policy, info, tenant, sizeof tenant, &data, &v);
+  const tenant_t *t = p->tenant;
+  int rc = policy_on_connect(a->ctx->policy, info, tenant, sizeof tenant, &data, &expires, &v);
   if (rc) return refuse_by_policy(a, why, info, rc, v.msg);
   free(data);  /* the user keeps the data it was admitted with */
   if (strcmp(tenant, rooms_tenant_name(t)) != 0)
@@ -92,5 +96,6 @@ int admit_resume(const admit_t *a, const tenant_t *t, const conn_info *info, adm
   if (!origin_ok(a, t, info)) return refuse(a, why, info, tenant, ROOMS_REFUSED_ORIGIN, 403, "origin not allowed");
   tenant_counters *tc = rooms_counters(a->ctx->rooms, tenant);
   if (tc) tc->accepted[framing_of(info)]++;
+  p->expires = expires;  /* the new credentials' */
   return 0;
 }

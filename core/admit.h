@@ -33,9 +33,10 @@ int admit_origin(const admit_t *a, const conn_info *info, admit_refusal *why);
  * tenant's caps), then the tenant's own origins. 0 with p a user, or nonzero
  * with p not a user and *why filled and logged. */
 int admit_user(const admit_t *a, peer_t *p, const conn_info *info, admit_refusal *why);
-/* A resume of a user of tenant t: on_connect must accept the connection and
- * name t again (a revoked credential cannot resume), and t's origins must
- * allow it. 0, or nonzero with *why filled and logged. */
-int admit_resume(const admit_t *a, const tenant_t *t, const conn_info *info, admit_refusal *why);
+/* A resume of p, a user: on_connect must accept the connection and name p's
+ * tenant again (a revoked credential cannot resume), and the tenant's origins
+ * must allow it. 0 (p->expires: the new credentials'), or nonzero with *why
+ * filled and logged. */
+int admit_resume(const admit_t *a, peer_t *p, const conn_info *info, admit_refusal *why);
 
 #endif

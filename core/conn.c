@@ -249,17 +249,24 @@ static void peer_alive(conn_t *c) {
 
 /* ---- WebSocket ---- */
 
-void conn_ws_close(conn_t *c, uint16_t code, const char *why) {
+static void ws_close_with(conn_t *c, uint16_t code, const char *why, const char *told) {
   if (c->state != CONN_WS || c->ws_closing) { conn_close(c, why); return; }
   log_debug("conn %s: closing with %u: %s", c->remote, code, why);
   c->gone_due = 1;
   evloop_defer(loop_of(c), &c->task);
-  char p[2] = {(char)(code >> 8), (char)(code & 255)};
-  ws_send_frame(c, WS_CLOSE, p, 2);
+  char p[125] = {(char)(code >> 8), (char)(code & 255)};
+  size_t n = told ? strlen(told) : 0;
+  if (n > sizeof p - 2) n = sizeof p - 2;
+  if (n) memcpy(p + 2, told, n);
+  ws_send_frame(c, WS_CLOSE, p, 2 + n);
   c->ws_closing = 1;
   c->close_after_write = 1;
   timer_start(c, CLOSE_GRACE_MS);
 }
+
+void conn_ws_close(conn_t *c, uint16_t code, const char *why) { ws_close_with(c, code, why, NULL); }
+
+void conn_ws_close_told(conn_t *c, uint16_t code, const char *why) { ws_close_with(c, code, why, why); }
 
 /* One message or control frame from the peer. */
 static void ws_message(conn_t *c, const ws_msg *m) {

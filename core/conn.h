@@ -96,6 +96,9 @@ void conn_close(conn_t *c, const char *why);
 /* Send a WebSocket close frame with code, then close (the owner is told at
  * the next safe point). */
 void conn_ws_close(conn_t *c, uint16_t code, const char *why);
+/* The same, with why sent as the close frame's reason (ASCII, at most 123
+ * bytes): for what the client must be told in words. */
+void conn_ws_close_told(conn_t *c, uint16_t code, const char *why);
 
 /* HTTP response (keep: keep the connection alive, else close after it). */
 void conn_http_reply(conn_t *c, int status, const char *ctype, const char *body, size_t n, const char *extra,

@@ -195,8 +195,21 @@ static void carrier_let_go(void *carrier, const char *why) {
   sess_close(s, why);
 }
 
+/* The credentials expired: the namespace is disconnected by the server ("41",
+ * which stock clients do not reconnect after); the session stays the
+ * client's to close. */
+static void carrier_expire(void *carrier) {
+  eio_session *s = carrier;
+  char p[SIO_MAX_NAMESPACE + 8];
+  int n = snprintf(p, sizeof p, "41%s%s", s->ns[1] ? s->ns : "", s->ns[1] ? "," : "");
+  s->link = NULL;
+  s->connected = 0;
+  if (n > 0 && (size_t)n < sizeof p) sess_send(s, p, (size_t)n);
+}
+
 /* Event data that is not ["name", ...] breaks Socket.IO's framing: the session is closed. */
-static const resume_carrier_ops sio_carrier = {carrier_send, carrier_ack, carrier_close, carrier_let_go, 1, 1};
+static const resume_carrier_ops sio_carrier = {carrier_send, carrier_ack, carrier_close, carrier_let_go, carrier_expire,
+                                               1, 1};
 
 /* The session drops (a transport gone, a ping timeout, an Engine.IO close):
  * its user is kept for a resume. */
@@ -415,7 +428,7 @@ static int sio_resume(eio_session *s, const sio_packet *sp, const char *ns, http
   resume_link *l = resume_find(s->e->resume, pid, strlen(pid));
   if (!l || l->ops != &sio_carrier || !l->peer.user) return 0;
   conn_info info = {"socket.io", hs, s->remote, ns, sp->data, sp->len};
-  if (admit_resume(s->e->admit, l->peer.tenant, &info, &why)) {
+  if (admit_resume(s->e->admit, &l->peer, &info, &why)) {
     sio_connect_error(s, sp->ns, sp->ns_len, why.msg);
     return -1;
   }

@@ -117,6 +117,7 @@ struct peer_s {
   unsigned strikes;          /* events refused in the current second */
   unsigned bucket_started : 1;  /* tokens holds a real count (whatever the clock reads) */
   const char *resume_token;  /* borrowed: what GET_ID tells the client to resume with, or NULL */
+  double expires;            /* when its credentials expire (unix seconds, from on_connect), or 0 */
   proto_op *op;              /* the request waiting on the cluster, or NULL */
   proto_held *held, *held_tail;  /* events that came while it waits, in order (owned) */
   size_t nheld, held_bytes;

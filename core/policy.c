@@ -65,6 +65,12 @@ static uint64_t mono_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* Push t[name] without metamethods; returns its type. */
 static int rawfield(lua_State *L, int t, const char *name) {
   t = lua_absindex(L, t);
@@ -696,6 +702,7 @@ typedef struct {
   size_t cap;
   int bad_name;
   buf_t data;              /* owned: the user data as JSON */
+  double expires;          /* the third result: when the credentials expire (unix seconds), or 0 */
 } connect_ctx;
 
 static int connect_body(lua_State *L) {
@@ -704,7 +711,16 @@ static int connect_body(lua_State *L) {
   /* only the default's picks the tenant */
   if (!need_hook_push(L, vm, "on_connect", FROM_DEFAULT | FROM_BASE, &x->h)) return 0;
   lconv_push_conn(L, x->c);
-  lua_call(L, 1, 2);
+  lua_call(L, 1, 3);
+  if (!lua_isnil(L, -1)) {  /* expires: unix seconds */
+    if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) > 0) || lua_tonumber(L, -1) > 1e11) {
+      log_warn("policy %s: the third result (expires) must be a time in unix seconds", lua_vm_where(L));
+      x->h.bad = 1;
+      return 0;
+    }
+    x->expires = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
   if (lua_type(L, -2) == LUA_TSTRING) {
     size_t n;
     const char *s = lua_tolstring(L, -2, &n);
@@ -726,17 +742,23 @@ static int connect_body(lua_State *L) {
   return 0;
 }
 
-int policy_on_connect(policy_t *P, const conn_info *c, char *tenant, size_t cap, char **data,
+int policy_on_connect(policy_t *P, const conn_info *c, char *tenant, size_t cap, char **data, double *expires,
                       policy_verdict *v) {
   connect_ctx x = {.h = {.hook = "on_connect"}, .c = c, .tenant = tenant, .cap = cap};
   buf_init(&x.data, POLICY_MAX_USER_DATA);
   tenant[0] = 0;
   *data = NULL;
+  *expires = 0;
   int rc = tenant_gate(P, NULL, "on_connect", connect_body, &x, v);
   if (rc == PARLEY_ELIMIT) {}
   else if (rc || x.h.bad) { verdict(v, ERR_UNSPECIFIED, "policy error in on_connect"); rc = PARLEY_ELUA; }
   else if (x.bad_name) { verdict(v, ERR_UNSPECIFIED, "bad tenant"); rc = PARLEY_EINVAL; }
   else if (x.h.refused) { verdict(v, ERR_UNSPECIFIED, x.h.reason); rc = PARLEY_EINVAL; }
+  else if (x.expires && x.expires * 1000.0 <= (double)wall_ms()) {
+    verdict(v, ERR_UNSPECIFIED, "credentials expired");
+    rc = PARLEY_EINVAL;
+  }
+  if (!rc) *expires = x.expires;
   if (rc || !x.data.len) { buf_free(&x.data); if (rc) tenant[0] = 0; }
   else *data = x.data.data;
   return rc;

@@ -56,9 +56,11 @@ const char *policy_version(const policy_t *P);
 int policy_describe(policy_t *P, buf_t *out);
 
 /* Each returns 0 to accept, or nonzero with *v saying why not. */
-/* on_connect(conn) -> tenant[, data]: *data gets the data as JSON (malloc'ed)
- * or NULL; it becomes user.data in later hooks. */
-int policy_on_connect(policy_t *P, const conn_info *c, char *tenant, size_t cap, char **data,
+/* on_connect(conn) -> tenant[, data[, expires]]: *data gets the data as JSON
+ * (malloc'ed) or NULL; it becomes user.data in later hooks. *expires: when
+ * the connection's credentials expire (unix seconds), or 0; already past:
+ * refused ("credentials expired"). */
+int policy_on_connect(policy_t *P, const conn_info *c, char *tenant, size_t cap, char **data, double *expires,
                       policy_verdict *v);
 /* out's strings are malloc'ed: free them with policy_settings_free. */
 int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, room_settings *out, policy_verdict *v);

@@ -197,6 +197,7 @@ static void link_free(resume_link *l) {
   resume_state *st = l->st;
   evloop_timer_stop(st->ev, &l->grace);
   evloop_timer_stop(st->ev, &l->end_soon);
+  evloop_timer_stop(st->ev, &l->expiry);
   token_claim(l, 0);
   HASH_DEL(st->by_token, l);
   st->nlinks--;
@@ -306,6 +307,7 @@ int resume_attach(resume_link *l, const resume_carrier_ops *ops, void *carrier, 
   evloop_timer_stop(l->st->ev, &l->grace);
   l->ops = ops;
   l->carrier = carrier;
+  resume_arm_expiry(l);  /* the resume's credentials (admit_resume) */
   return 0;
 }
 
@@ -325,7 +327,28 @@ int resume_set_limits(resume_link *l) {
   const policy_limits *lim = policy_limits_of(l->st->ctx->policy, l->peer.tenant);
   l->ring_max = lim->resume_buffer;
   l->enabled = lim->resume_grace > 0;
+  resume_arm_expiry(l);  /* (admitted: its credentials' expiry is known) */
   return l->enabled;
+}
+
+static void on_expiry(evloop_timer *t) {
+  resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, expiry));
+  log_info("user %s: its credentials expired, leaving", rooms_user_id(l->peer.user));
+  if (l->carrier) {
+    void *c = l->carrier;
+    l->carrier = NULL;
+    l->ops->expire(c);
+  }
+  resume_end(l);
+}
+
+void resume_arm_expiry(resume_link *l) {
+  evloop_timer_stop(l->st->ev, &l->expiry);
+  if (!(l->peer.expires > 0)) return;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  double left = l->peer.expires * 1000.0 - ((double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6);
+  evloop_timer_start(l->st->ev, &l->expiry, left > 1 ? (uint64_t)left : 1, on_expiry);
 }
 
 void resume_close_all(resume_state *st) {

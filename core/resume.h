@@ -28,6 +28,10 @@ typedef struct {
   /* A resume took the link over: forget it at once (nothing of the carrier
    * may reach the link any more), then close. */
   void (*let_go)(void *carrier, const char *why);
+  /* The user's credentials expired: tell the client so it does not come
+   * back with them (a /ws close 4001, a Socket.IO server disconnect), and let
+   * the link go as let_go does. */
+  void (*expire)(void *carrier);
   int has_acks;              /* the framing has acks (Socket.IO) */
   int strict_envelope;       /* see peer_ops */
 } resume_carrier_ops;
@@ -60,6 +64,7 @@ struct resume_link_s {
   size_t ring_max;           /* the tenant's resume_buffer */
   evloop_timer grace;        /* armed while detached */
   evloop_timer end_soon;     /* a detached link that lost events ends at the next timer phase */
+  evloop_timer expiry;       /* armed while its credentials have an expiry (peer.expires) */
   uint64_t detach_pos;       /* next_pos when it was detached: events from here on are unseen */
   uint64_t ping_pos;         /* next_pos when the carrier's last ping was queued (0: none) */
   char addr[ADDRS_MAX_TEXT]; /* the client's address when it was last attached */
@@ -107,5 +112,8 @@ void resume_pong(resume_link *l);
 /* The tenant's limits apply to l from now on (after admission); returns
  * whether it may resume (its resume_grace is not 0). */
 int resume_set_limits(resume_link *l);
+/* Arm (or stop) the end of the user at peer.expires: then its carrier is told
+ * (ops->expire) and it leaves. Called when it is admitted and on each resume. */
+void resume_arm_expiry(resume_link *l);
 
 #endif

@@ -40,7 +40,14 @@ static void ws_let_go(void *carrier, const char *why) {
   conn_ws_close(carrier, WS_CLOSE_POLICY, why);
 }
 
-static const resume_carrier_ops ws_carrier = {ws_send, NULL, ws_close, ws_let_go, 0, 0};  /* bad envelopes get ERROR */
+#define WS_CLOSE_EXPIRED 4001  /* the credentials expired: do not come back with them */
+
+static void ws_expire(void *carrier) {
+  conn_release_owner(carrier);
+  conn_ws_close_told(carrier, WS_CLOSE_EXPIRED, "credentials expired");
+}
+
+static const resume_carrier_ops ws_carrier = {ws_send, NULL, ws_close, ws_let_go, ws_expire, 0, 0};  /* bad envelopes get ERROR */
 
 static void on_message(conn_t *c, const char *p, size_t n) {
   resume_link *l = c->owner;
@@ -110,7 +117,7 @@ static int try_resume(const ws_peer_env *e, conn_t *c, http_req *r, const conn_i
   resume_link *l = resume_find(e->resume, tok, tn);
   *why_not = "unknown or expired resume token";
   if (!l || l->ops != &ws_carrier || !l->peer.user) return 0;
-  if (admit_resume(e->admit, l->peer.tenant, info, &why)) { refuse(c, &why); return 1; }
+  if (admit_resume(e->admit, &l->peer, info, &why)) { refuse(c, &why); return 1; }
   if (resume_attach(l, &ws_carrier, c, last, 1)) {
     *why_not = "the events since that position are no longer held";
     if (l->carrier) l->ops->let_go(l->carrier, "its resume failed");

@@ -131,6 +131,8 @@ export interface ParleyEventMap {
   close: CloseEvent;
   reconnecting: ReconnectingEvent;
   resumed: ResumedEvent;
+  /** The session ended because its credentials expired (close code 4001): no reconnect follows. */
+  expired: { reason: string };
 }
 
 export declare class ParleyClient {

@@ -360,7 +360,11 @@ export class ParleyClient {
 
   _onSocketClose(ev) {
     const wasReady = this._ready;
-    const willReconnect = !this._closed && this._opts.reconnect && this._attempt < this._opts.maxAttempts;
+    // 4001: the server ended the session because the credentials it was opened
+    // with expired; coming back with them would be refused: no reconnect.
+    const expired = ev?.code === 4001;
+    if (expired) this._emit('expired', { reason: ev.reason || 'credentials expired' });
+    const willReconnect = !expired && !this._closed && this._opts.reconnect && this._attempt < this._opts.maxAttempts;
     // With a resume ahead, what was sent on this socket may still be answered
     // (the server replays what we missed): keep it until we know.
     const willResume = willReconnect && this._opts.resume && !!this._token;

@@ -361,3 +361,22 @@ test('a room whose type closes when its owner leaves: the others get DISCONNECT 
   await a.leaveRoom(roomID);
   assert.deepStrictEqual(await b.next('DISCONNECT'), { ID: b.userID, room: roomID, reason: 'room_closed' });
 });
+
+test('credentials that expire: the server closes with 4001; the client emits expired and does not reconnect', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'parley-client-exp-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  symlinkSync(path.join(REPO, 'policies', 'default.lua'), path.join(dir, 'shipped.lua'));
+  writeFileSync(path.join(dir, 'default.lua'),
+    'local M = require("shipped")\nM.limits.resume_grace = 5\n'
+    + 'function M.on_connect(conn) return "default", nil, tonumber(conn.query.exp) end\nreturn M\n');
+  const srv = await startServer({ args: ['--policies', dir] });
+  t.after(() => srv.stop());
+  const c = await openClient(`${srv.url}?exp=${(Date.now() / 1000 + 1).toFixed(3)}`, { reconnect: true, requestTimeout: 5000 });
+  t.after(() => c.close());
+  assert.deepStrictEqual(await c.next('expired'), { reason: 'credentials expired' });
+  const closed = await c.next('close');
+  assert.equal(closed.code, 4001);
+  assert.equal(closed.willReconnect, false);
+  await settle(600);
+  assert.equal(c.seen('reconnecting').length, 0, 'no reconnect after the credentials expired');
+});

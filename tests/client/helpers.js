@@ -55,7 +55,7 @@ export async function restartOnPort(port) {
  */
 export function makeClient(url, options = {}) {
   const client = new ParleyClient(url, { WebSocket, ...options });
-  const names = ['ROOM', 'NEWUSER', 'ROOM_ERROR', 'DISCONNECT', 'SIGNAL', 'open', 'close', 'reconnecting', 'resumed'];
+  const names = ['ROOM', 'NEWUSER', 'ROOM_ERROR', 'DISCONNECT', 'SIGNAL', 'open', 'close', 'reconnecting', 'resumed', 'expired'];
   const events = [];
   const waiters = [];
   const consumed = new Set();

@@ -22,7 +22,7 @@ typedef struct {
   uint64_t pos[4096];
   int n[4096];           /* the event's number, read back from its payload */
   size_t count;
-  int let_go, closed;
+  int let_go, closed, expired;
 } carrier;
 
 static int c_send(void *cv, const char *name, const uv_buf_t *parts, int nparts, uint64_t pos) {
@@ -37,7 +37,8 @@ static int c_send(void *cv, const char *name, const uv_buf_t *parts, int nparts,
 }
 static void c_close(void *cv, const char *why) { (void)why; ((carrier *)cv)->closed++; }
 static void c_let_go(void *cv, const char *why) { (void)why; ((carrier *)cv)->let_go++; }
-static const resume_carrier_ops ops = {c_send, NULL, c_close, c_let_go, 0, 0};
+static void c_expire(void *cv) { ((carrier *)cv)->expired++; }
+static const resume_carrier_ops ops = {c_send, NULL, c_close, c_let_go, c_expire, 0, 0};
 
 static uv_loop_t loop;
 static evloop_t ev;
