@@ -858,8 +858,15 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
   char *old = NULL;
   int applied = 0, probe = 0;
   if (e->op) HASH_FIND(hh, ctx->ops, &e->op, sizeof e->op, op);
+  /* the policy's lifecycle hooks run on the node of the user concerned */
+  int ours = e->subject && (!rooms_user_is_ghost(e->subject) || rooms_user_is_gone(e->subject));
+  const char *why = op ? "left" : "disconnected";
   if (!e->view) {  /* deleted: its last member left, or its owner and the type closes it then */
     if (r && e->closed) notify_closed(r, e->subject);
+    if (ours && e->kind == CHANGE_LEAVE) {  /* (before the view goes: it may take a gone subject with it) */
+      policy_on_leave(ctx->policy, e->tenant, NULL, e->subject, why);
+      policy_on_room_closed(ctx->policy, e->tenant, e->room, e->closed ? "owner_left" : "empty");
+    }
     if (r) view_forget(st, r);
     r = NULL;
     applied = 1;
@@ -886,13 +893,9 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
   } else if (r && applied && e->kind == CHANGE_SYNC) {
     notify_diff(st, r, old, nold);
   }
-  /* the policy's lifecycle hooks run on the node of the user concerned */
-  if (applied && e->subject && (!rooms_user_is_ghost(e->subject) || rooms_user_is_gone(e->subject))) {
-    if (e->kind == CHANGE_JOIN && r) policy_on_join(ctx->policy, r, e->subject);
-    if (e->kind == CHANGE_LEAVE) {
-      policy_on_leave(ctx->policy, e->tenant, r, e->subject, op ? "left" : "disconnected");
-      if (!e->view) policy_on_room_closed(ctx->policy, e->tenant, e->room, e->closed ? "owner_left" : "empty");
-    }
+  if (applied && ours && e->view && r) {  /* (the subject is still held: the old members are released below) */
+    if (e->kind == CHANGE_JOIN) policy_on_join(ctx->policy, r, e->subject);
+    if (e->kind == CHANGE_LEAVE) policy_on_leave(ctx->policy, e->tenant, r, e->subject, why);
   }
   if (op && op->pending) {
     op_answered(op);
