@@ -47,6 +47,17 @@ async function waitLog(server, re, n = 1, ms = 5000) {
   })(), ms, `log ${re} x${n}\n${server.stderr.slice(-2000)}`);
 }
 
+/** Where each node's log is now (one server, or each node of a cluster: each reloads on its own). */
+const marks = (server) => (server.nodes || [server]).map((n) => n.stderr.length);
+
+/** Every node logged a line matching re since marks m. */
+async function waitEvery(server, m, re, ms = 5000) {
+  const each = server.nodes || [server];
+  await withTimeout((async () => {
+    while (!each.every((n, i) => re.test(n.stderr.slice(m[i])))) await sleep(10);
+  })(), ms, `log ${re} on every node\n${server.stderr.slice(-2000)}`);
+}
+
 const RELOADED = /policy reloaded: version [0-9a-f]{12} replaces [0-9a-f]{12}/;
 const FAILED = /policy reload failed; version [0-9a-f]{12} keeps serving/;
 
@@ -293,21 +304,23 @@ test('Reload: tenants/ created after start is watched; tenant files added and re
   await a.ok('CREATE_ROOM', { maxUsers: 9, name: 'x', password: '', type: 0 });
 
   let n = count(s.stderr, RELOADED);
+  let m = marks(s);
   put(dir, 'tenants/acme.lua', 'return { limits = { max_users_per_room = 3 } }\n');
   // the reload that reads acme.lua (the directory's creation may reload once before the file is in)
-  await waitLog(s, new RegExp(`policy reloaded: version ${versionOf(dir, ['acme'])} replaces`));
+  await waitEvery(s, m, new RegExp(`policy reloaded: version ${versionOf(dir, ['acme'])} replaces`));
   assert.ok(count(s.stderr, RELOADED) >= n + 1);
   assert.match(s.stderr, /loaded with 1 tenant policy/);
   await a.fails('CREATE_ROOM', { maxUsers: 9, name: 'x', password: '', type: 0 }, ERR.LIMIT_REACHED);
 
   // an edit inside tenants/ (watched once the directory exists) reloads too
-  n = count(s.stderr, RELOADED);
+  m = marks(s);
   put(dir, 'tenants/acme.lua', 'return { limits = { max_users_per_room = 9 } }\n');
-  await waitLog(s, new RegExp(`policy reloaded: version ${versionOf(dir, ['acme'])} replaces`));
+  await waitEvery(s, m, new RegExp(`policy reloaded: version ${versionOf(dir, ['acme'])} replaces`));
   await a.ok('CREATE_ROOM', { maxUsers: 9, name: 'x', password: '', type: 0 });
 
+  m = marks(s);
   rmSync(path.join(dir, 'tenants', 'acme.lua'));
-  await waitLog(s, new RegExp(`policy reloaded: version ${versionOf(dir)} replaces`));
+  await waitEvery(s, m, new RegExp(`policy reloaded: version ${versionOf(dir)} replaces`));
   assert.match(s.stderr, /loaded with 0 tenant policies/);
   await a.ok('CREATE_ROOM', { maxUsers: 50, name: 'x', password: '', type: 0 });
   await assertAliveThenStop(s);
