@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(cmake make gcc pkg-config libuv1-dev liblua5.4-dev lua-cjson-dev node-llhttp
-      libssl-dev uthash-dev libhiredis-dev redis-server prometheus curl dpkg-dev clang libclang-rt-14-dev chromium fonts-liberation)
+      libssl-dev libcurl4-openssl-dev uthash-dev libhiredis-dev redis-server prometheus curl dpkg-dev clang libclang-rt-14-dev chromium fonts-liberation)
 
 # prometheus (its server and promtool) is for tests/integration/metrics.test.js,
 # which starts its own on loopback. On a host with systemd, Debian's package
