@@ -20,7 +20,7 @@ typedef enum {
 #define WEBHOOK_RETRY_MS 1000         /* the first backoff (webhooks.retry_ms); doubles per attempt */
 #define WEBHOOK_TIMEOUT_MS 5000       /* one attempt, connection included */
 #define WEBHOOK_CONCURRENT 16         /* transfers at once */
-#define WEBHOOK_STOP_GRACE_MS 2000    /* on stop: how long deliveries due now may still finish */
+#define WEBHOOK_STOP_GRACE_MS 1000    /* on stop: how long deliveries due now may still finish */
 
 /* A tenant's webhook as its policy sets it (policy.c reads it at load). */
 typedef struct {

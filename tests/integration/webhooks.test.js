@@ -94,6 +94,11 @@ const few = await receiver();
 const quiet = await receiver();
 const flaky = await receiver({ answer: (req, n) => (n === 0 ? 500 : 200) });
 const refused = await receiver({ answer: () => 404 });
+// a receiver that takes the request and never answers
+const hangs = [];
+const hanging = http.createServer((req) => { hangs.push(req); });
+await new Promise((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+after(() => new Promise((resolve) => { hanging.closeAllConnections(); hanging.close(() => resolve()); }));
 const downPort = await closedPort();
 const floodPort = await closedPort();
 
@@ -116,6 +121,7 @@ putFile(dir, 'tenants/quiet.lua', 'return { webhooks = false }\n');
 putFile(dir, 'tenants/flaky.lua', `return { webhooks = ${hook('HOOK_FLAKY', '{ "room_created" }', ', retry_ms = 100')} }\n`);
 putFile(dir, 'tenants/refused.lua', `return { webhooks = ${hook('HOOK_REFUSED', '{ "room_created" }', ', retry_ms = 100')} }\n`);
 putFile(dir, 'tenants/down.lua', `return { webhooks = ${hook('HOOK_DOWN', '{ "room_created" }', ', retry_ms = 300')} }\n`);
+putFile(dir, 'tenants/hang.lua', `return { webhooks = ${hook('HOOK_HANG', '{ "room_created" }')} }\n`);
 putFile(dir, 'tenants/flood.lua', `return { webhooks = ${hook('HOOK_FLOOD', '{ "room_created" }', ', retry_ms = 60000, max_pending = 5')} }\n`);
 
 const server = await startServer({
@@ -124,6 +130,7 @@ const server = await startServer({
     PARLEY_POLICY_HOOK_SECRET: SECRET, PARLEY_POLICY_HOOK_MAIN: main.url, PARLEY_POLICY_HOOK_FEW: few.url,
     PARLEY_POLICY_HOOK_FLAKY: flaky.url, PARLEY_POLICY_HOOK_REFUSED: refused.url,
     PARLEY_POLICY_HOOK_DOWN: `http://127.0.0.1:${downPort}/hook`,
+    PARLEY_POLICY_HOOK_HANG: `http://127.0.0.1:${hanging.address().port}/hook`,
     PARLEY_POLICY_HOOK_FLOOD: `http://127.0.0.1:${floodPort}/hook`,
   },
 });
@@ -236,8 +243,14 @@ test('Webhooks: a flood past the tenant\'s share is dropped and counted, the que
   assert.ok(lines <= 5, `rate-limited log lines: ${lines} for ${dropped} drops`);
 });
 
-test('Webhooks: the server stops cleanly with deliveries pending', T, async () => {
+test('Webhooks: the server stops within its grace with a transfer in flight to a receiver that never answers', T, async (t) => {
+  const a = await user(t, 'hang');
+  await createRoom(a);
+  await withTimeout((async () => { while (!hangs.length) await sleep(20); })(), 5000, 'the request to the hanging receiver');
+  const t0 = Date.now();
   await assertAliveThenStop(server);
+  assert.ok(Date.now() - t0 < 4500, `stopped in ${Date.now() - t0} ms`);
+  assert.match(server.stderr, /webhooks: \d+ deliveries not made before the stop: dropped/);
   assert.doesNotMatch(server.stderr, /AddressSanitizer|LeakSanitizer/);
 });
 
