@@ -84,7 +84,8 @@ function verify(g, secret = SECRET) {
 }
 
 /** The events without what varies (time), in a stable order. */
-const shape = (got) => got.map(({ body: { time, ...rest } }) => rest)
+const shape = (got) => got
+  .map(({ body: { time, ...rest } }) => Object.fromEntries(Object.entries(rest).sort(([a], [b]) => a.localeCompare(b))))
   .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 
 // Receivers first: the policy reads their URLs from the environment (as a real
@@ -109,6 +110,7 @@ const ALL = '{ "room_created", "user_joined", "user_left", "room_closed" }';
 putFile(dir, 'default.lua', String.raw`
 local M = {}
 M.limits = { resume_grace = 0, rate = 100000, burst = 100000 }
+M.types = { [0] = parley.builtin.types[0], [6] = { name = "Lecture", on_owner_leave = "close" } }
 function M.on_connect(conn)
   if conn.namespace and conn.namespace ~= "/" then return nil, "Invalid namespace" end
   return conn.query.tenant or "default"
@@ -168,6 +170,25 @@ test('Webhooks: create, join, leave, a dropped connection and the last leave eac
   assert.equal(new Set(got.map((g) => g.headers['x-parley-delivery'])).size, 7, 'every delivery has its own ID');
   const forged = { ...got[0], headers: { ...got[0].headers } };
   assert.throws(() => verify(forged, 'another secret'), 'a wrong secret does not verify');
+});
+
+test('Webhooks: a room its owner\'s leave closes: the owner\'s user_left, then room_closed "owner_left"; no user_left for the others', T, async (t) => {
+  const start = main.got.length;
+  const a = await user(t, 'lecture');
+  const b = await user(t, 'lecture');
+  const { roomID } = await createRoom(a, { type: 6 });
+  await joinRoom(b, roomID);
+  await a.next('JOIN_ROOM');
+  a.send('DISCONNECT', roomID);
+  assert.deepEqual(await b.next('DISCONNECT'), { userID: b.id, roomID, reason: 'room_closed' });
+  await main.wait(start + 4);
+  await sleep(500);
+  const got = main.got.slice(start);
+  assert.deepEqual(shape(got), shape([
+    { event: 'room_created', user: a.id }, { event: 'user_joined', user: b.id },
+    { event: 'user_left', user: a.id, reason: 'left' }, { event: 'room_closed', reason: 'owner_left' },
+  ].map((e) => ({ body: { tenant: 'lecture', room: roomID, ...e } }))));
+  for (const g of got) verify(g);
 });
 
 test('Webhooks: only the events listed are sent; a tenant with webhooks = false sends nothing', T, async (t) => {
