@@ -1210,6 +1210,23 @@ int policy_types_json(policy_t *P, const tenant_t *t, buf_t *out) {
   return rc;
 }
 
+/* The webhook's scheme and host (no user info, path or query: they may hold a
+ * token; never the secret), its events and numbers. */
+static void describe_webhook(const webhook_target *w, buf_t *out) {
+  if (!w) { buf_puts(out, "  webhooks: none\n"); return; }
+  const char *host = strstr(w->url, "://") + 3;  /* (the self-check saw http:// or https://) */
+  const char *end = host + strcspn(host, "/?#"), *at = memchr(host, '@', (size_t)(end - host));
+  int scheme = (int)(host - w->url);
+  if (at) host = at + 1;
+  buf_printf(out, "  webhooks: %.*s%.*s (", scheme, w->url, (int)(end - host), host);
+  for (int e = 0, first = 1; e < WEBHOOK_EVENTS; e++) {
+    if (!(w->events & (1u << e))) continue;
+    buf_printf(out, "%s%s", first ? "" : " ", webhook_event_name((webhook_event)e));
+    first = 0;
+  }
+  buf_printf(out, ") retry_ms=%u max_pending=%u\n", w->retry_ms, w->max_pending);
+}
+
 static int describe_vm(policy_t *P, pvm_t *vm, buf_t *out) {
   types_ctx *x = calloc(1, sizeof *x);
   if (!x) return PARLEY_ENOMEM;
@@ -1232,6 +1249,7 @@ static int describe_vm(policy_t *P, pvm_t *vm, buf_t *out) {
   if (vm->origins_any) buf_puts(out, " any");
   for (size_t i = 0; i < vm->norigins && !vm->origins_any; i++) buf_printf(out, " %s", vm->origins[i]);
   buf_printf(out, "\n  on_signal: %s\n", vm->has_on_signal ? "yes (SIGNAL goes through Lua)" : "no");
+  describe_webhook(vm->webhook, out);
   free(x);
   return rc;
 }
