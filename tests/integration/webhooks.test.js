@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   Client, ID_RE, sleep, withTimeout, startServer, assertAliveThenStop, putFile, ROOM_DEFAULTS, createRoom,
-  joinRoom, metricSum, BIN,
+  joinRoom, metricSum, BIN, CLUSTER,
 } from './helpers.js';
 
 const T = { timeout: 60_000 };
@@ -268,10 +268,22 @@ test('Webhooks: the server stops within its grace with a transfer in flight to a
   const a = await user(t, 'hang');
   await createRoom(a);
   await withTimeout((async () => { while (!hangs.length) await sleep(20); })(), 5000, 'the request to the hanging receiver');
+  // a user still in a room when the server stops: its user_left and room_closed are sent in the stop's grace
+  // (a single node; a cluster node's users leave through Redis as it goes: docs/policies.md §13)
+  const b = await user(t, 'acme');
+  const { roomID } = await createRoom(b);
+  const start = main.got.length;
+  await main.wait(start + 1);
   const t0 = Date.now();
   await assertAliveThenStop(server);
   assert.ok(Date.now() - t0 < 4500, `stopped in ${Date.now() - t0} ms`);
   assert.match(server.stderr, /webhooks: \d+ deliveries not made before the stop: dropped/);
+  if (!CLUSTER) {
+    assert.deepEqual(shape(main.got.slice(start)), shape([
+      { event: 'room_created', user: b.id }, { event: 'user_left', user: b.id, reason: 'disconnected' },
+      { event: 'room_closed', reason: 'empty' },
+    ].map((e) => ({ body: { tenant: 'acme', room: roomID, ...e } }))));
+  }
   assert.doesNotMatch(server.stderr, /AddressSanitizer|LeakSanitizer/);
 });
 
