@@ -66,6 +66,16 @@ static void globals(page_t *p, const metrics_sources *m) {
         (unsigned long long)e->refused[r]);
 }
 
+static void webhook_series(page_t *p, const webhook_stats *w) {
+  counter(p, "parley_webhooks_sent_total", "webhook deliveries answered 2xx", w->sent);
+  counter(p, "parley_webhooks_failed_total", "webhook deliveries given up (a 4xx, or every attempt failed)", w->failed);
+  counter(p, "parley_webhooks_dropped_total", "webhook events never sent (the queue full, or the server stopping)",
+          w->dropped);
+  counter(p, "parley_webhooks_retries_total", "webhook attempts after a connection error, a timeout or a 5xx",
+          w->retried);
+  gauge(p, "parley_webhooks_pending", "webhook deliveries queued or in flight", w->pending);
+}
+
 static void cluster_series(page_t *p, const cluster_t *cl) {
   cluster_stats cs;
   cluster_get_stats(cl, &cs);
@@ -176,6 +186,7 @@ static void tenants(page_t *p, const metrics_sources *m) {
 int metrics_render(const metrics_sources *m, int with_tenants, buf_t *out) {
   page_t p = {out, 0};
   globals(&p, m);
+  if (m->webhooks) webhook_series(&p, m->webhooks);
   const cluster_t *cl = m->cluster ? *m->cluster : NULL;
   if (cl) cluster_series(&p, cl);
   if (with_tenants) tenants(&p, m);

@@ -11,6 +11,7 @@
 #include "eio.h"
 #include "resume.h"
 #include "rooms.h"
+#include "webhook.h"
 
 /* What the page reports (all borrowed). */
 typedef struct {
@@ -21,6 +22,7 @@ typedef struct {
   const addrs_t *addrs;
   const eio_state *eio;
   cluster_t *const *cluster; /* the server's (NULL inside on a single node) */
+  const webhook_stats *webhooks;  /* NULL: none shown */
 } metrics_sources;
 
 /* The page into out (appended): the globals, and every tenant's series when

@@ -7,6 +7,7 @@
 #include <uv.h>
 #include "rooms.h"
 #include "evloop.h"
+#include "webhook.h"
 
 typedef struct policy_s policy_t;
 typedef struct peer_s peer_t;
@@ -67,6 +68,7 @@ typedef struct {
   rooms_state *rooms;        /* borrowed: the store */
   policy_t *policy;          /* borrowed: the current policies (the owner swaps it on reload) */
   proto_cluster *cluster;    /* borrowed; NULL on a single node */
+  webhook_t *webhooks;       /* borrowed: the tenants' webhooks; NULL once stopping */
   proto_op *ops;             /* requests waiting on the cluster (hash by id, owned) */
   uint64_t next_op;
   proto_metrics metrics;

@@ -21,6 +21,7 @@
 #include "lua_conv.h"
 #include "lua_vm.h"
 #include "policy.h"
+#include "webhook.h"
 
 #define POLICY_ORIGINS_MAX 256
 
@@ -45,6 +46,7 @@ typedef struct pvm_s {
   int origins_any;         /* no origins list, or "*" in it */
   char **origins;          /* owned: the origins list, snapshot at load */
   size_t norigins;
+  webhook_target *webhook; /* owned: the webhooks table, snapshot at load; NULL: none */
   base_error *errors;      /* owned: builtin.lua's error map, snapshot at load */
   size_t nerrors;
   UT_hash_handle hh;
@@ -208,6 +210,90 @@ static int read_origins(lua_State *L, pvm_t *vm, const char *file) {
   return ok ? 0 : PARLEY_EINVAL;
 }
 
+#define WEBHOOK_URL_MAX 2048
+#define WEBHOOK_SECRET_MAX 1024
+
+/* webhooks.events: a list of event names, at least one, into *bits. */
+static int webhook_events(lua_State *L, unsigned *bits) {
+  if (lua_type(L, -1) != LUA_TTABLE) return 0;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, -1), count = 0;
+  int ok = n > 0;
+  lua_pushnil(L);
+  while (ok && lua_next(L, -2)) {
+    size_t len;
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    int e = s ? webhook_event_of(s, len) : -1;
+    ok = lua_isinteger(L, -2) && e >= 0 && ++count <= n;
+    if (ok) *bits |= 1u << e;
+    lua_pop(L, ok ? 1 : 2);
+  }
+  return ok && count == n;
+}
+
+/* webhooks.<name>: an optional integer in min..max (else def). */
+static int webhook_number(lua_State *L, const char *name, lua_Integer min, lua_Integer max, unsigned def,
+                          unsigned *out) {
+  int t = rawfield(L, -1, name), ok = t == LUA_TNIL || (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= min &&
+                                                         lua_tointeger(L, -1) <= max);
+  *out = t == LUA_TNIL || !ok ? def : (unsigned)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return ok;
+}
+
+/* webhooks = { url, secret, events, retry_ms?, max_pending? }, the table at
+ * the top of the stack, into *out (malloc'ed); 0 or PARLEY_EINVAL/ENOMEM. */
+static int webhook_read(lua_State *L, webhook_target **out) {
+  static const char *const keys[] = {"url", "secret", "events", "retry_ms", "max_pending", NULL};
+  webhook_target *t = calloc(1, sizeof *t);
+  size_t ul = 0, sl = 0;
+  int ok = t != NULL;
+  if (ok) lua_pushnil(L);
+  while (ok && lua_next(L, -2)) {  /* no key but these (a typo is an error) */
+    ok = 0;
+    for (const char *const *k = keys; *k && lua_type(L, -2) == LUA_TSTRING; k++) ok |= !strcmp(lua_tostring(L, -2), *k);
+    lua_pop(L, ok ? 1 : 2);
+  }
+  if (ok && rawfield(L, -1, "url") == LUA_TSTRING) {
+    const char *u = lua_tolstring(L, -1, &ul);
+    ok = ul <= WEBHOOK_URL_MAX && (!strncmp(u, "http://", 7) || !strncmp(u, "https://", 8)) && strlen(u) == ul;
+    ok = ok && (t->url = strdup(u));
+  } else ok = 0;
+  lua_pop(L, 1);
+  if (ok && rawfield(L, -1, "secret") == LUA_TSTRING) {
+    const char *k = lua_tolstring(L, -1, &sl);
+    ok = sl > 0 && sl <= WEBHOOK_SECRET_MAX && strlen(k) == sl && (t->secret = strdup(k));
+  } else ok = 0;
+  lua_pop(L, 1);
+  if (ok) {
+    rawfield(L, -1, "events");
+    ok = webhook_events(L, &t->events);
+    lua_pop(L, 1);
+  }
+  ok = ok && webhook_number(L, "retry_ms", 10, 600000, WEBHOOK_RETRY_MS, &t->retry_ms);
+  ok = ok && webhook_number(L, "max_pending", 1, WEBHOOK_QUEUE_MAX, WEBHOOK_TENANT_PENDING, &t->max_pending);
+  if (!ok) { webhook_target_free(t); return t ? PARLEY_EINVAL : PARLEY_ENOMEM; }
+  *out = t;
+  return 0;
+}
+
+/* webhooks: absent (vm's stays: a tenant file inherits default.lua's),
+ * false (none), or a table (replaces vm's: a snapshot, the sends touch no Lua). */
+static int read_webhooks(lua_State *L, pvm_t *vm, const char *file) {
+  webhook_target *t = NULL;
+  int type = rawfield(L, -1, "webhooks"), rc = 0;
+  if (type == LUA_TTABLE) rc = webhook_read(L, &t);
+  else if (type != LUA_TNIL && !(type == LUA_TBOOLEAN && !lua_toboolean(L, -1))) rc = PARLEY_EINVAL;
+  lua_pop(L, 1);
+  if (rc == PARLEY_EINVAL)
+    log_error("policy self-check: %s: webhooks must be false or { url = \"http://…\" or \"https://…\", "
+              "secret = non-empty string, events = a list of room_created, user_joined, user_left, room_closed, "
+              "retry_ms = integer 10..600000?, max_pending = integer 1..%d? }", file, WEBHOOK_QUEUE_MAX);
+  if (rc || type == LUA_TNIL) return rc;
+  webhook_target_free(vm->webhook);
+  vm->webhook = t;
+  return 0;
+}
+
 /* The table at the top of the stack: a plain table (read raw: no
  * metatable), hooks are functions, types well formed, limits in range (over
  * base), origins a list. */
@@ -231,6 +317,7 @@ static int self_check(lua_State *L, pvm_t *vm, const char *file, const policy_li
   }
   int rc = check_types(L, &has_types);
   if (!rc) rc = read_origins(L, vm, file);
+  if (!rc) rc = read_webhooks(L, vm, file);
   if (!rc) rc = read_limits(L, base, limits);
   if (rc) log_error("policy self-check failed for %s", file);
   return rc;
@@ -408,6 +495,7 @@ static void vm_free(pvm_t *vm) {
   if (!vm) return;
   lua_vm_free(vm->lua);
   origins_free(vm);
+  webhook_target_free(vm->webhook);
   errors_free(vm);
   free(vm);
 }
@@ -545,6 +633,8 @@ static pvm_t *vm_of(policy_t *P, const tenant_t *t) {
 const policy_limits *policy_limits_of(policy_t *P, const tenant_t *t) { return &vm_of(P, t)->limits; }
 
 int policy_wants_signal(policy_t *P, const tenant_t *t) { return vm_of(P, t)->has_on_signal; }
+
+const webhook_target *policy_webhook_of(policy_t *P, const tenant_t *t) { return vm_of(P, t)->webhook; }
 
 const char *policy_version(const policy_t *P) { return P->version; }
 
@@ -1142,6 +1232,23 @@ int policy_types_json(policy_t *P, const tenant_t *t, buf_t *out) {
   return rc;
 }
 
+/* The webhook's scheme and host (no user info, path or query: they may hold a
+ * token; never the secret), its events and numbers. */
+static void describe_webhook(const webhook_target *w, buf_t *out) {
+  if (!w) { buf_puts(out, "  webhooks: none\n"); return; }
+  const char *host = strstr(w->url, "://") + 3;  /* (the self-check saw http:// or https://) */
+  const char *end = host + strcspn(host, "/?#"), *at = memchr(host, '@', (size_t)(end - host));
+  int scheme = (int)(host - w->url);
+  if (at) host = at + 1;
+  buf_printf(out, "  webhooks: %.*s%.*s (", scheme, w->url, (int)(end - host), host);
+  for (int e = 0, first = 1; e < WEBHOOK_EVENTS; e++) {
+    if (!(w->events & (1u << e))) continue;
+    buf_printf(out, "%s%s", first ? "" : " ", webhook_event_name((webhook_event)e));
+    first = 0;
+  }
+  buf_printf(out, ") retry_ms=%u max_pending=%u\n", w->retry_ms, w->max_pending);
+}
+
 static int describe_vm(policy_t *P, pvm_t *vm, buf_t *out) {
   types_ctx *x = calloc(1, sizeof *x);
   if (!x) return PARLEY_ENOMEM;
@@ -1164,6 +1271,7 @@ static int describe_vm(policy_t *P, pvm_t *vm, buf_t *out) {
   if (vm->origins_any) buf_puts(out, " any");
   for (size_t i = 0; i < vm->norigins && !vm->origins_any; i++) buf_printf(out, " %s", vm->origins[i]);
   buf_printf(out, "\n  on_signal: %s\n", vm->has_on_signal ? "yes (SIGNAL goes through Lua)" : "no");
+  describe_webhook(vm->webhook, out);
   free(x);
   return rc;
 }

@@ -11,6 +11,7 @@
 #include "conn_info.h"
 #include "http.h"
 #include "rooms.h"
+#include "webhook.h"
 
 /* protocol.md Errors */
 enum { ERR_UNSPECIFIED = 0, ERR_INVALID_PASSWORD = 1, ERR_LIMIT_REACHED = 2, ERR_NO_SUCH_ROOM = 3, ERR_ROOM_ERROR = 4 };
@@ -76,6 +77,9 @@ void policy_map_error(policy_t *P, const tenant_t *t, const char *reason, const 
  * connect as tenant t (NULL: before the tenant is known), by the policy's
  * `origins` list. *any: every origin is allowed (CORS may answer "*"). */
 int policy_origin_allowed(policy_t *P, const tenant_t *t, const char *origin, size_t n, int *any);
+/* Tenant t's webhook (its file's `webhooks`, else default.lua's), or NULL;
+ * borrowed until the next reload. */
+const webhook_target *policy_webhook_of(policy_t *P, const tenant_t *t);
 /* 1 when t's policy defines on_signal (SIGNAL then goes through Lua). */
 int policy_wants_signal(policy_t *P, const tenant_t *t);
 /* on_signal(room, user, target, signal_json) -> true to relay, or false/nil, reason. */

@@ -34,6 +34,15 @@ typedef struct {
 
 static policy_t *pol(peer_t *c) { return c->ctx->policy; }
 
+/* Tenant t's webhook for event e, at the moments the lifecycle hooks run
+ * (webhook.c copies what it sends: nothing here is kept). */
+static void webhook(proto_ctx *ctx, const tenant_t *t, webhook_event e, const char *room, const user_t *u,
+                    const char *reason) {
+  if (ctx->webhooks && t)
+    webhook_emit(ctx->webhooks, policy_webhook_of(ctx->policy, t), rooms_tenant_name(t), e, room,
+                 u ? rooms_user_id(u) : NULL, reason);
+}
+
 /* A request that waits on the cluster: its event is kept to be decoded again
  * for the answer (or run again, after a fetch or a lost race). */
 struct proto_op_s {
@@ -344,7 +353,10 @@ static void ev_create_room(req_t *q) {
       if (ids_new(&id)) fail(q, ERR_UNSPECIFIED, "no randomness for a room ID");
       else commit(q, &ch, id.s);
     } else if (rooms_create(q->c->ctx->rooms, u, &s, &r)) fail(q, ERR_UNSPECIFIED, "out of memory");
-    else create_reply(q, r);
+    else {
+      create_reply(q, r);
+      webhook(q->c->ctx, q->c->tenant, WEBHOOK_ROOM_CREATED, rooms_id(r), u, NULL);
+    }
   }
   policy_settings_free(&s);
 }
@@ -426,6 +438,7 @@ static void ev_join_room(req_t *q) {
   else {
     notify_join(r, u, &q->out);
     policy_on_join(pol(q->c), r, u);
+    webhook(q->c->ctx, q->c->tenant, WEBHOOK_USER_JOINED, rooms_id(r), u, NULL);
   }
   free(pwd);
 }
@@ -498,12 +511,16 @@ static void leave(peer_t *c, room_t *r, user_t *u, const char *reason) {
     } while (!deleted);
     policy_on_leave(P, t, NULL, u, reason);
     policy_on_room_closed(P, t, rid, "owner_left");
+    webhook(c->ctx, t, WEBHOOK_USER_LEFT, rid, u, reason);
+    webhook(c->ctx, t, WEBHOOK_ROOM_CLOSED, rid, NULL, "owner_left");
     return;
   }
   if (rooms_leave(c->ctx->rooms, r, u, &deleted)) return;
   if (!deleted) notify_leave(r, u, rid);
   policy_on_leave(P, t, deleted ? NULL : r, u, reason);
   if (deleted) policy_on_room_closed(P, t, rid, "empty");
+  webhook(c->ctx, t, WEBHOOK_USER_LEFT, rid, u, reason);
+  if (deleted) webhook(c->ctx, t, WEBHOOK_ROOM_CLOSED, rid, NULL, "empty");
 }
 
 static void ev_disconnect(req_t *q) {
@@ -864,8 +881,11 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
   if (!e->view) {  /* deleted: its last member left, or its owner and the type closes it then */
     if (r && e->closed) notify_closed(r, e->subject);
     if (ours && e->kind == CHANGE_LEAVE) {  /* (before the view goes: it may take a gone subject with it) */
+      const char *closed = e->closed ? "owner_left" : "empty";
       policy_on_leave(ctx->policy, e->tenant, NULL, e->subject, why);
-      policy_on_room_closed(ctx->policy, e->tenant, e->room, e->closed ? "owner_left" : "empty");
+      policy_on_room_closed(ctx->policy, e->tenant, e->room, closed);
+      webhook(ctx, e->tenant, WEBHOOK_USER_LEFT, e->room, e->subject, why);
+      webhook(ctx, e->tenant, WEBHOOK_ROOM_CLOSED, e->room, NULL, closed);
     }
     if (r) view_forget(st, r);
     r = NULL;
@@ -894,8 +914,15 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
     notify_diff(st, r, old, nold);
   }
   if (applied && ours && e->view && r) {  /* (the subject is still held: the old members are released below) */
-    if (e->kind == CHANGE_JOIN) policy_on_join(ctx->policy, r, e->subject);
-    if (e->kind == CHANGE_LEAVE) policy_on_leave(ctx->policy, e->tenant, r, e->subject, why);
+    if (e->kind == CHANGE_CREATE) webhook(ctx, e->tenant, WEBHOOK_ROOM_CREATED, e->room, e->subject, NULL);
+    if (e->kind == CHANGE_JOIN) {
+      policy_on_join(ctx->policy, r, e->subject);
+      webhook(ctx, e->tenant, WEBHOOK_USER_JOINED, e->room, e->subject, NULL);
+    }
+    if (e->kind == CHANGE_LEAVE) {
+      policy_on_leave(ctx->policy, e->tenant, r, e->subject, why);
+      webhook(ctx, e->tenant, WEBHOOK_USER_LEFT, e->room, e->subject, why);
+    }
   }
   if (op && op->pending) {
     op_answered(op);

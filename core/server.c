@@ -165,6 +165,9 @@ void server_watch(server_t *s) {
 static void stop_finish(void *arg) {
   server_t *s = arg;
   evloop_close(&s->ev);  /* runs what is queued, then closes */
+  /* the last users' user_left and room_closed are queued now: a short grace for them */
+  webhook_close(s->webhooks, WEBHOOK_STOP_GRACE_MS);
+  s->webhooks = s->ctx.webhooks = NULL;
   uv_close((uv_handle_t *)&s->stop_timer, NULL);
 }
 
@@ -375,7 +378,8 @@ static void wire(server_t *s) {
                        .max_sessions_per_addr = cfg->max_sessions_per_addr,
                        .max_handshake_bytes = cfg->max_handshake_bytes, .cluster = &s->cluster};
   s->metrics = (metrics_sources){.net = &s->net, .rooms = &s->rooms, .events = &s->ctx.metrics,
-                                  .resume = &s->resume, .addrs = &s->addrs, .eio = &s->eio, .cluster = &s->cluster};
+                                  .resume = &s->resume, .addrs = &s->addrs, .eio = &s->eio, .cluster = &s->cluster,
+                                  .webhooks = &s->webhook_stats};
   s->routes = (routes_t){.ws = {.admit = &s->admit, .resume = &s->resume}, .eio = &s->eio, .resume = &s->resume,
                          .metrics = s->metrics, .cluster = &s->cluster, .draining = &s->draining};
   snprintf(s->routes.sio_path, sizeof s->routes.sio_path, "%s", cfg->sio_path);
@@ -413,6 +417,8 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
       return rc;
     }
   }
+  if (webhook_new(loop, &s->webhook_stats, &s->webhooks)) log_warn("webhooks: could not start libcurl: none is sent");
+  s->ctx.webhooks = s->webhooks;
   uv_timer_init(loop, &s->stop_timer);
   s->stop_timer.data = s;
   uv_timer_init(loop, &s->drain_timer);

@@ -64,6 +64,8 @@ typedef struct server_s {
   resume_state resume;       /* users' links: what a dropped user resumes through */
   routes_t routes;
   cluster_t *cluster;        /* cluster mode: this node's part (NULL on a single node) */
+  webhook_t *webhooks;       /* the tenants' webhooks (NULL: none could be made, or stopped) */
+  webhook_stats webhook_stats;  /* what /metrics shows of them */
   addrs_t addrs;             /* connections and sessions per client address */
   int stopping;
   int draining;              /* SIGTERM came: not accepting, /readyz 503, clients asked back */

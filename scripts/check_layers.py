@@ -17,6 +17,7 @@ LAYERS = [
     ((2, "store"), "rooms"),
     ((2, "transport"), "conn"),
     ((2, "cluster"), "redis_link"),
+    ((2, "webhook"), "webhook"),
     ((3, "policy"), "lua_vm lua_api lua_verify lua_conv builtin policy"),
     ((4, "event"), "peer proto relay"),
     ((5, "session"), "admit resume ws_peer eio web cluster cluster_lua"),

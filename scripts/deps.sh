@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 mode=${1:-test}
 case "$mode" in run|test) ;; *) echo "usage: scripts/deps.sh [run|test]" >&2; exit 2 ;; esac
 
-DEBS=(cmake make gcc pkg-config libuv1-dev liblua5.4-dev lua-cjson-dev node-llhttp libssl-dev uthash-dev libhiredis-dev)
+DEBS=(cmake make gcc pkg-config libuv1-dev liblua5.4-dev lua-cjson-dev node-llhttp libssl-dev libcurl4-openssl-dev
+      uthash-dev libhiredis-dev)
 [ "$mode" = test ] && DEBS+=(redis-server prometheus curl dpkg-dev clang libclang-rt-14-dev chromium fonts-liberation)
 
 # prometheus (its server and promtool) is for tests/integration/metrics.test.js,

@@ -36,13 +36,18 @@ test('--check on a good directory: exit 0, the types, limits and tenants it foun
     'default.lua': 'return { types = { [0] = { name = "P2PMesh" }, [7] = { name = "Stage" } }, limits = { max_users_per_room = 12 } }\n',
     'tenants/acme.lua': 'return { limits = { max_rooms = 3 }, origins = { "https://acme.test" } }\n',
     'tenants/beta.lua': 'return { types = { [1] = { name = "Solo" } } }\n',
+    'tenants/hooked.lua': 'return { webhooks = { url = "https://user:tok@hooks.test:8443/in?k=v", secret = "s3cr3t", '
+      + 'events = { "user_left", "room_created" }, retry_ms = 250 } }\n',
   });
   const r = await parley(['--check', dir]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, new RegExp(`^policies ${dir}: ok, version [0-9a-f]{12}, 2 tenant policies: acme beta\n`));
+  assert.match(r.stdout, new RegExp(`^policies ${dir}: ok, version [0-9a-f]{12}, 3 tenant policies: acme beta hooked\n`));
   assert.match(r.stdout, /default \(default\.lua[^\n]*\n {2}types: 0 P2PMesh, 7 Stage\n {2}limits: [^\n]*\n[^\n]*max_users_per_room=12/);
   assert.match(r.stdout, /tenant acme \(tenants\/acme\.lua\):\n {2}types: 0 P2PMesh, 7 Stage\n[^]*max_rooms=3 [^]*origins: https:\/\/acme\.test\n/);
-  assert.match(r.stdout, /tenant beta \(tenants\/beta\.lua\):\n {2}types: 1 Solo\n/);
+  assert.match(r.stdout, /tenant beta \(tenants\/beta\.lua\):\n {2}types: 1 Solo\n[^]*?webhooks: none\n/);
+  // a webhook shows its scheme and host, its events and numbers; never the secret, user info, path or query
+  assert.match(r.stdout, /tenant hooked [^]*?\n {2}webhooks: https:\/\/hooks\.test:8443 \(room_created user_left\) retry_ms=250 max_pending=500\n/);
+  assert.doesNotMatch(r.stdout, /s3cr3t|tok@|k=v/);
 
   // the shipped policies, and an example given its variables
   assert.equal((await parley(['--check', path.join(REPO, 'policies')])).code, 0);
