@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import { io } from 'socket.io-client';
 import {
   REPO, ERR, ID_RE, startServer, assertAliveThenStop, connectUser, createRoom, joinRoom,
-  Client, httpGet, withTimeout, newRequestId,
+  Client, httpGet, withTimeout, newRequestId, isSio,
 } from './helpers.js';
 
 // A per-call wall-time cap well above what a signature check takes even on a
@@ -282,6 +282,20 @@ test('Example jwt: RS256 and ES256 tokens checked against PARLEY_POLICY_JWT_JWKS
     const r = await wsRefusal(s, `?token=${tok}`);
     assert.equal(r.status, 403, `${reason}: ${r.body}`);
     assert.equal(r.body, reason, tok);
+  }
+  await assertAliveThenStop(s);
+});
+
+test('Example jwt: a session ends when its token expires (/ws close 4001 "credentials expired"; the others get DISCONNECT)', T, async (t) => {
+  const s = await serverFor('jwt');
+  const b = await userAt(s, t, `?token=${jwt({ tenant: 'acme', exp: now() + 600 })}`);
+  const a = await userAt(s, t, `?token=${jwt({ tenant: 'acme', exp: now() + 2 })}`);
+  const room = await b.ok('CREATE_ROOM', { maxUsers: 5, name: 'r', password: 'pw', type: 0 });
+  await a.ok('JOIN_ROOM', { room: room.roomID, password: 'pw' });
+  assert.deepEqual(await b.next('DISCONNECT', { timeout: 10_000 }), { userID: a.id, roomID: room.roomID });
+  if (!isSio()) {  // plain /ws: the close code says why (Socket.IO: the server's disconnect 41)
+    const code = a.closeInfo ? a.closeInfo.code : await withTimeout(new Promise((r) => a.ws.once('close', (c) => r(c))), 5000, 'close');
+    assert.equal(code, 4001);
   }
   await assertAliveThenStop(s);
 });

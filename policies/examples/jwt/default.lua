@@ -24,7 +24,8 @@
 -- the header where the client allows it, and keep `exp` short.
 --
 -- The token: header {"alg":"HS256"} (or {"alg":"RS256"|"ES256","kid":"k1"}), claims:
---   exp     required, Unix seconds; an expired token is refused
+--   exp     required, Unix seconds; an expired token is refused, and a
+--           session ends when its token expires (on_connect's third result)
 --   nbf     optional, Unix seconds
 --   tenant  required, 1..30 characters from A-Z a-z 0-9 _ -
 --   types   optional, the room types this user may create, e.g. [0, 1]
@@ -106,7 +107,9 @@ function M.on_connect(conn)
   local list = {}
   for t in pairs(types) do list[#list + 1] = t end
   table.sort(list)
-  return tenant, { types = list }
+  -- third result: the session ends when the token expires (/ws close 4001,
+  -- Socket.IO disconnect); the client comes back with a fresh token
+  return tenant, { types = list }, claims.exp
 end
 
 -- The room types the user's token allowed (from on_connect's user data).
