@@ -58,8 +58,8 @@ struct conn_s {
   http_req *http;            /* owned; only before the upgrade */
   buf_t in;                  /* input not parsed yet (a partial frame, or input behind a held response) */
   ws_reader ws;
-  buf_t out, inflight;       /* queued output; output being written */
-  uv_write_t wreq;
+  buf_t out;                 /* queued output (freed once written: an idle connection holds none) */
+  struct conn_pending_s *inflight;  /* owned: output the kernel did not take at once, being written; else NULL */
   unsigned writing : 1, close_after_write : 1, doomed : 1, ws_closing : 1, awaiting_pong : 1, shut : 1,
            pings : 1,              /* the connection pings (plain /ws; Engine.IO has its own heartbeat) */
            held : 1,               /* an HTTP response is held (a long-poll waits for data) */
