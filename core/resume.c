@@ -52,10 +52,14 @@ static void ring_release(resume_link *l) {
   l->ring_size = l->ring_head = l->ring_len = 0;
 }
 
+/* The smallest ring: an idle user's usually holds one record, the GET_ID
+ * reply (~70-100 bytes); a busy one doubles from here. */
+#define RING_MIN 128
+
 /* Grow the ring to hold at least want bytes (doubling, up to ring_max, within
  * the server-wide cap on ring memory); 0 when it did. */
 static int ring_grow(resume_link *l, size_t want) {
-  size_t size = l->ring_size ? l->ring_size : 1024;
+  size_t size = l->ring_size ? l->ring_size : RING_MIN;
   while (size < want) size *= 2;
   if (size > l->ring_max) size = l->ring_max;
   if (size <= l->ring_size || l->st->ring_bytes - l->ring_size + size > l->st->ring_cap) return PARLEY_ELIMIT;
