@@ -32,8 +32,9 @@ struct eio_session {
            dropped : 1;        /* it ended without the user leaving: the user may resume */
   evloop_task task;             /* the deferred end of a closing session */
   const char *why;             /* why it is closing (a string constant) */
-  char ns[SIO_MAX_NAMESPACE + 1];  /* the connected Socket.IO namespace */
-  char *hs;                    /* the handshake request as HTTP text (http_req_snapshot), for on_connect */
+  char *ns;                    /* the connected Socket.IO namespace: ns_root, or its own copy (owned) */
+  char *hs;                    /* the handshake request as HTTP text (http_req_snapshot), for on_connect;
+                                * allocated with the session (it follows the struct), never changed */
   size_t hs_len;
   char *poll_cors;             /* the CORS header line for the held GET (owned), or NULL */
   char remote[48];             /* the client's address (forwarded by a trusted proxy, or the peer's) */
@@ -47,6 +48,7 @@ enum { EIO_ERR_TRANSPORT = 0, EIO_ERR_SID = 1, EIO_ERR_METHOD = 2, EIO_ERR_BAD =
        EIO_ERR_VERSION = 5 };
 
 static void sess_close(eio_session *s, const char *why);
+static char ns_root[] = "/";   /* the default namespace, which nearly every session uses: not copied */
 static const conn_handlers ws_handlers, poll_handlers;
 static policy_t *pol(const eio_state *e) { return e->admit->ctx->policy; }
 
@@ -220,7 +222,7 @@ static void on_pong(eio_session *s) {
 static void sess_free(eio_session *s) {
   buf_free(&s->queue);
   free(s->poll_cors);
-  free(s->hs);
+  if (s->ns != ns_root) free(s->ns);
   free(s);
 }
 
@@ -286,29 +288,33 @@ static void sess_close(eio_session *s, const char *why) {
   evloop_defer(s->e->ev, &s->task);
 }
 
-/* Keep the handshake request as text (a few hundred bytes, not a whole reader):
- * on_connect sees its path, query and headers. */
-static int keep_request(eio_session *s, const http_req *r) {
+/* A session with the handshake request kept as text right after it, in the
+ * same allocation (a few hundred bytes, not a whole reader; one block, not
+ * two): on_connect sees its path, query and headers. */
+static eio_session *sess_alloc(const http_req *r) {
   buf_t b;
   buf_init(&b, 0);
-  if (http_req_snapshot(r, &b)) { buf_free(&b); return PARLEY_ENOMEM; }
-  s->hs = b.data;
-  s->hs_len = b.len;
-  return 0;
+  eio_session *s = http_req_snapshot(r, &b) ? NULL : calloc(1, sizeof *s + b.len);
+  if (s) {
+    s->hs = (char *)(s + 1);
+    if (b.len) memcpy(s->hs, b.data, b.len);
+    s->hs_len = b.len;
+  }
+  buf_free(&b);
+  return s;
 }
 
 static eio_session *sess_new(eio_state *e, http_req *r, const char *remote, addr_entry *a) {
-  eio_session *s = calloc(1, sizeof *s), *dup;
+  eio_session *s = sess_alloc(r), *dup;
   if (!s) return NULL;
   do {
     if (ids_new(&s->sid)) { free(s); return NULL; }
     HASH_FIND_STR(e->sessions, s->sid.s, dup);
   } while (dup);
-  if (keep_request(s, r)) { free(s); return NULL; }
   s->e = e;
   s->task.run = sess_finish;
   s->pre.ctx = e->admit->ctx;  /* the rate limit counts packets before the namespace connect */
-  snprintf(s->ns, sizeof s->ns, "/");
+  s->ns = ns_root;
   snprintf(s->remote, sizeof s->remote, "%s", remote);
   sess_count(s, a);
   buf_init(&s->queue, e->queue_cap);
@@ -418,10 +424,13 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
     else sio_send_connected(s);
     return;
   }
-  http_req *hs = malloc(sizeof *hs);  /* the handshake, read back for the policy */
+  /* the namespace to keep once connected: the one kept already, the root, or a copy */
+  char *keep = strcmp(ns, s->ns) == 0 ? s->ns : strcmp(ns, ns_root) == 0 ? ns_root : strdup(ns);
+  http_req *hs = keep ? malloc(sizeof *hs) : NULL;  /* the handshake, read back for the policy */
   if (!hs || http_req_from_snapshot(hs, s->hs, s->hs_len)) {
     if (hs) http_req_free(hs);
     free(hs);
+    if (keep != s->ns && keep != ns_root) free(keep);
     sio_connect_error(s, sp->ns, sp->ns_len, "cannot accept more users");
     return;
   }
@@ -434,8 +443,14 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
     log_info("socket.io session %s from %s: %u namespace connects refused, closing", s->sid.s, s->remote, s->refused);
     sess_close(s, "namespace connects refused");
   }
-  if (!ok) return;
-  snprintf(s->ns, sizeof s->ns, "%s", ns);
+  if (!ok) {
+    if (keep != s->ns && keep != ns_root) free(keep);
+    return;
+  }
+  if (keep != s->ns) {
+    if (s->ns != ns_root) free(s->ns);
+    s->ns = keep;
+  }
   s->connected = 1;
   sio_send_connected(s);
   if (resumed > 0) resume_replay(s->link, last);
