@@ -16,7 +16,7 @@
 
 struct eio_session {
   resume_link *link;           /* borrowed: the user's link while this session carries it, else NULL */
-  peer_t pre;                  /* the rate limit of packets before there is a user */
+  peer_rate pre;               /* the rate limit of packets before there is a user */
   eio_state *e;                /* borrowed */
   parley_id sid;
   UT_hash_handle hh;
@@ -313,7 +313,6 @@ static eio_session *sess_new(eio_state *e, http_req *r, const char *remote, addr
   } while (dup);
   s->e = e;
   s->task.run = sess_finish;
-  s->pre.ctx = e->admit->ctx;  /* the rate limit counts packets before the namespace connect */
   s->ns = ns_root;
   snprintf(s->remote, sizeof s->remote, "%s", remote);
   sess_count(s, a);
@@ -460,7 +459,7 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
  * (the one events use); over it, the packet is dropped; over it for long, the
  * session is closed. */
 static int rate_ok(eio_session *s) {
-  int rc = proto_rate_charge(s->link ? &s->link->peer : &s->pre);
+  int rc = s->link ? proto_rate_charge(&s->link->peer) : proto_rate_charge_anon(&s->pre, s->e->admit->ctx);
   if (rc == PARLEY_EPROTO) {
     log_info("socket.io session %s from %s: rate limit exceeded persistently, closing", s->sid.s, s->remote);
     sess_close(s, "rate limit exceeded persistently");

@@ -199,7 +199,6 @@ static void token_claim(resume_link *l, int held) {
 static void link_free(resume_link *l) {
   resume_state *st = l->st;
   evloop_timer_stop(st->ev, &l->grace);
-  evloop_timer_stop(st->ev, &l->end_soon);
   token_claim(l, 0);
   HASH_DEL(st->by_token, l);
   st->nlinks--;
@@ -220,17 +219,19 @@ static void on_grace_end(evloop_timer *t) {
 }
 
 static void on_lost(evloop_timer *t) {
-  resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, end_soon));
+  resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, grace));
   log_debug("user %s: missed more events than it may be sent again, leaving", rooms_user_id(l->peer.user));
   resume_end(l);
 }
 
 /* Events a detached user has not seen fell out of its ring: it can no longer
- * resume, so it ends — at the next safe point (this runs inside a send). */
+ * resume, so it ends — at the next safe point (this runs inside a send). The
+ * grace timer, armed while detached, is moved to now: it has nothing else to
+ * wait for. */
 static void lost_while_detached(resume_link *l) {
   if (l->lost) return;
   l->lost = 1;
-  evloop_timer_start(l->st->ev, &l->end_soon, 0, on_lost);
+  evloop_timer_start(l->st->ev, &l->grace, 0, on_lost);
 }
 
 static int new_token(resume_state *st, resume_link *l) {
