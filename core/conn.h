@@ -54,7 +54,6 @@ struct conn_s {
   conn_env *env;             /* borrowed */
   const conn_handlers *h;    /* borrowed: the owner's table */
   void *owner;               /* borrowed: the owner's object (a session, a /ws peer) */
-  conn_state state;
   http_req *http;            /* owned; only before the upgrade */
   buf_t in;                  /* input not parsed yet (a partial frame, or input behind a held response) */
   ws_reader ws;
@@ -70,6 +69,7 @@ struct conn_s {
                                     * socket, or no pong within the ping timeout */
            replayed : 1;           /* the request being handled was put back by conn_http_replay */
   uint16_t peer_close_code;  /* the code of a close frame the peer started the closing with, or 0 */
+  conn_state state;          /* (here, beside the flags: no padding) */
   conn_splice_t *splice;     /* CONN_SPLICE: the other server's end (owned until both close) */
   evloop_task task;           /* deferred gone / resume / release */
   evloop_task flush;          /* queued output, written once per loop turn */

@@ -26,6 +26,7 @@ struct eio_session {
   buf_t queue;                 /* polling: packets for the next GET, \x1e-separated */
   evloop_timer timer;           /* heartbeat */
   uint64_t ping_ms;
+  unsigned refused;            /* namespace connects refused so far */
   unsigned awaiting_pong : 1, upgraded : 1, closing : 1, connected : 1,
            client_closed : 1,  /* the client sent close (1): a held GET gets a noop, not close */
            poll_keep : 1,      /* the held GET's request allows keep-alive */
@@ -37,9 +38,9 @@ struct eio_session {
                                 * allocated with the session (it follows the struct), never changed */
   size_t hs_len;
   char *poll_cors;             /* the CORS header line for the held GET (owned), or NULL */
-  char remote[48];             /* the client's address (forwarded by a trusted proxy, or the peer's) */
+  char *remote;                /* the client's address (forwarded by a trusted proxy, or the peer's);
+                                * allocated with the session, after the handshake text */
   addr_entry *addr;            /* borrowed: its counts in the server's table */
-  unsigned refused;            /* namespace connects refused so far */
 };
 
 #define EIO_MAX_REFUSED 3        /* refused namespace connects before the session is closed */
@@ -290,22 +291,26 @@ static void sess_close(eio_session *s, const char *why) {
 
 /* A session with the handshake request kept as text right after it, in the
  * same allocation (a few hundred bytes, not a whole reader; one block, not
- * two): on_connect sees its path, query and headers. */
-static eio_session *sess_alloc(const http_req *r) {
+ * two): on_connect sees its path, query and headers; then the client's
+ * address. Neither changes. */
+static eio_session *sess_alloc(const http_req *r, const char *remote) {
   buf_t b;
   buf_init(&b, 0);
-  eio_session *s = http_req_snapshot(r, &b) ? NULL : calloc(1, sizeof *s + b.len);
+  size_t rn = strlen(remote) + 1;
+  eio_session *s = http_req_snapshot(r, &b) ? NULL : calloc(1, sizeof *s + b.len + rn);
   if (s) {
     s->hs = (char *)(s + 1);
     if (b.len) memcpy(s->hs, b.data, b.len);
     s->hs_len = b.len;
+    s->remote = s->hs + b.len;
+    memcpy(s->remote, remote, rn);
   }
   buf_free(&b);
   return s;
 }
 
 static eio_session *sess_new(eio_state *e, http_req *r, const char *remote, addr_entry *a) {
-  eio_session *s = sess_alloc(r), *dup;
+  eio_session *s = sess_alloc(r, remote), *dup;
   if (!s) return NULL;
   do {
     if (ids_new(&s->sid)) { free(s); return NULL; }
@@ -314,7 +319,6 @@ static eio_session *sess_new(eio_state *e, http_req *r, const char *remote, addr
   s->e = e;
   s->task.run = sess_finish;
   s->ns = ns_root;
-  snprintf(s->remote, sizeof s->remote, "%s", remote);
   sess_count(s, a);
   buf_init(&s->queue, e->queue_cap);
   evloop_timer_start(e->ev, &s->timer, e->ping_interval_ms, on_heartbeat);
