@@ -52,14 +52,16 @@ static void ring_release(resume_link *l) {
   l->ring_size = l->ring_head = l->ring_len = 0;
 }
 
-/* The smallest ring: an idle user's usually holds one record, the GET_ID
- * reply (~70-100 bytes); a busy one doubles from here. */
-#define RING_MIN 128
+/* The first ring holds just what it is first asked for (an idle user's: one
+ * record, the GET_ID reply, ~70-110 bytes), rounded up to what the allocator
+ * hands out anyway (glibc: 16-byte steps, 8 bytes of them its own); a busy
+ * ring doubles from there. */
+static size_t ring_first(size_t want) { return ((want + 8 + 15) & ~(size_t)15) - 8; }
 
 /* Grow the ring to hold at least want bytes (doubling, up to ring_max, within
  * the server-wide cap on ring memory); 0 when it did. */
 static int ring_grow(resume_link *l, size_t want) {
-  size_t size = l->ring_size ? l->ring_size : RING_MIN;
+  size_t size = l->ring_size ? l->ring_size : ring_first(want);
   while (size < want) size *= 2;
   if (size > l->ring_max) size = l->ring_max;
   if (size <= l->ring_size || l->st->ring_bytes - l->ring_size + size > l->st->ring_cap) return PARLEY_ELIMIT;
