@@ -128,6 +128,7 @@ void conn_flush_soon(conn_t *c) { evloop_flush_later(loop_of(c), &c->flush); }
 
 int conn_write(conn_t *c, const void *p, size_t n) {
   if (c->state == CONN_CLOSING || c->doomed) return PARLEY_EIO;
+  evloop_buf_take(loop_of(c), &c->out);
   if (over_cap(c, n) || buf_append(&c->out, p, n)) return doom(c);
   evloop_flush_later(loop_of(c), &c->flush);
   return 0;
@@ -146,6 +147,7 @@ int conn_ws_send_textv(conn_t *c, const uv_buf_t *parts, int nparts) {
   for (int i = 0; i < nparts; i++) total += parts[i].len;
   uint8_t h[10];
   size_t hl = ws_frame_header(h, WS_TEXT, total);
+  evloop_buf_take(loop_of(c), &c->out);
   if (over_cap(c, hl + total) || buf_reserve(&c->out, hl + total)) return doom(c);
   buf_append(&c->out, h, hl);
   for (int i = 0; i < nparts; i++) buf_append(&c->out, parts[i].base, parts[i].len);
@@ -181,7 +183,8 @@ static void on_write(uv_write_t *req, int status) {
   struct conn_pending_s *w = c->inflight;
   c->inflight = NULL;
   c->writing = 0;
-  buf_free(&w->data);
+  if (c->state == CONN_CLOSING) buf_free(&w->data);  /* (cancelled as the socket closes: maybe after the loop's end) */
+  else evloop_buf_give(loop_of(c), &w->data);
   free(w);
   if (c->state == CONN_CLOSING) return;
   if (status < 0) { c->dropped = 1; conn_close(c, uv_strerror(status)); return; }
@@ -205,7 +208,7 @@ static void conn_flush(evloop_task *t) {
   uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
   int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
   if (n == (int)c->out.len) {
-    buf_free(&c->out);  /* all written: an idle connection keeps no buffer */
+    evloop_buf_give(loop_of(c), &c->out);  /* all written: an idle connection keeps no buffer */
     if (c->close_after_write) shutdown_write(c);
     return;
   }
@@ -225,7 +228,7 @@ static void conn_flush(evloop_task *t) {
   if (rc) {
     c->inflight = NULL;
     c->writing = 0;
-    buf_free(&w->data);
+    evloop_buf_give(loop_of(c), &w->data);
     free(w);
     conn_close(c, uv_strerror(rc));
   }
