@@ -192,6 +192,8 @@ static void on_write(uv_write_t *req, int status) {
   if (c->close_after_write) shutdown_write(c);
 }
 
+#define CONN_BUSY_BYTES 256  /* a turn's output above this keeps the buffer (a relayed signal is ~300 bytes) */
+
 /* Write what is queued (once per loop turn, or when the last write is done). */
 static void conn_flush(evloop_task *t) {
   conn_t *c = (conn_t *)((char *)t - offsetof(conn_t, flush));
@@ -208,7 +210,12 @@ static void conn_flush(evloop_task *t) {
   uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
   int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
   if (n == (int)c->out.len) {
-    evloop_buf_give(loop_of(c), &c->out);  /* all written: an idle connection keeps no buffer */
+    /* All written. A busy connection (more than a small reply this turn)
+     * keeps its buffer for the next turn; otherwise it goes back to the
+     * loop's spares, so an idle connection holds none (a ping or heartbeat
+     * lets go of what a burst left). */
+    if (c->out.len > CONN_BUSY_BYTES && c->out.cap <= EVLOOP_SPARE_MAX) buf_reset(&c->out);
+    else evloop_buf_give(loop_of(c), &c->out);
     if (c->close_after_write) shutdown_write(c);
     return;
   }
