@@ -12,6 +12,14 @@
 #define CLOSE_GRACE_MS 2000
 #define HTTP_IN_MAX 65536          /* input kept behind a held response */
 
+/* Output the kernel did not take at once, with its write request: allocated
+ * only while such a write is in flight (rare: most writes end in uv_try_write),
+ * so that an idle connection does not carry a uv_write_t and a second buffer. */
+struct conn_pending_s {
+  uv_write_t req;
+  buf_t data;
+};
+
 static void splice_drop(conn_t *c);
 static void splice_up(conn_t *c, const char *p, size_t n);
 
@@ -21,8 +29,7 @@ static void on_close(uv_handle_t *h) {
   if (c->http) { http_req_free(c->http); free(c->http); }
   buf_free(&c->in);
   buf_free(&c->out);
-  buf_free(&c->inflight);
-  ws_reader_free(&c->ws);
+  ws_reader_free(&c->ws);  /* (a write in flight was cancelled before this: on_write freed it) */
   free(c);
 }
 
@@ -38,7 +45,6 @@ int conn_new(conn_env *env, size_t max_body, conn_t **out) {
   http_req_init(c->http, max_body);
   buf_init(&c->in, HTTP_IN_MAX);
   buf_init(&c->out, 0);  /* capped in conn_write and conn_ws_send_textv, with what is in flight */
-  buf_init(&c->inflight, 0);
   ws_reader_init(&c->ws, 1);
   uv_tcp_init(env->ev->loop, &c->tcp);
   c->tcp.data = c;
@@ -115,13 +121,14 @@ static int doom(conn_t *c) {
 
 /* Bytes queued and in flight may not pass the server's out_cap. */
 static int over_cap(const conn_t *c, size_t more) {
-  return c->out.len + c->inflight.len + more > c->env->out_cap;
+  return c->out.len + (c->inflight ? c->inflight->data.len : 0) + more > c->env->out_cap;
 }
 
 void conn_flush_soon(conn_t *c) { evloop_flush_later(loop_of(c), &c->flush); }
 
 int conn_write(conn_t *c, const void *p, size_t n) {
   if (c->state == CONN_CLOSING || c->doomed) return PARLEY_EIO;
+  evloop_buf_take(loop_of(c), &c->out);
   if (over_cap(c, n) || buf_append(&c->out, p, n)) return doom(c);
   evloop_flush_later(loop_of(c), &c->flush);
   return 0;
@@ -140,6 +147,7 @@ int conn_ws_send_textv(conn_t *c, const uv_buf_t *parts, int nparts) {
   for (int i = 0; i < nparts; i++) total += parts[i].len;
   uint8_t h[10];
   size_t hl = ws_frame_header(h, WS_TEXT, total);
+  evloop_buf_take(loop_of(c), &c->out);
   if (over_cap(c, hl + total) || buf_reserve(&c->out, hl + total)) return doom(c);
   buf_append(&c->out, h, hl);
   for (int i = 0; i < nparts; i++) buf_append(&c->out, parts[i].base, parts[i].len);
@@ -170,19 +178,21 @@ static void shutdown_write(conn_t *c) {
   }
 }
 
-#define CONN_KEEP_BUF (16u << 10)  /* write buffers bigger than this are freed when idle */
-
 static void on_write(uv_write_t *req, int status) {
   conn_t *c = req->data;
+  struct conn_pending_s *w = c->inflight;
+  c->inflight = NULL;
   c->writing = 0;
-  buf_reset(&c->inflight);
-  if (c->inflight.cap > CONN_KEEP_BUF) buf_free(&c->inflight);  /* a burst is over: give it back */
-  if (!c->out.len && c->out.cap > CONN_KEEP_BUF) buf_free(&c->out);
+  if (c->state == CONN_CLOSING) buf_free(&w->data);  /* (cancelled as the socket closes: maybe after the loop's end) */
+  else evloop_buf_give(loop_of(c), &w->data);
+  free(w);
   if (c->state == CONN_CLOSING) return;
   if (status < 0) { c->dropped = 1; conn_close(c, uv_strerror(status)); return; }
   if (c->out.len) { conn_flush(&c->flush); return; }
   if (c->close_after_write) shutdown_write(c);
 }
+
+#define CONN_BUSY_BYTES 256  /* a turn's output above this keeps the buffer (a relayed signal is ~300 bytes) */
 
 /* Write what is queued (once per loop turn, or when the last write is done). */
 static void conn_flush(evloop_task *t) {
@@ -200,23 +210,35 @@ static void conn_flush(evloop_task *t) {
   uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
   int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
   if (n == (int)c->out.len) {
-    buf_reset(&c->out);
-    if (c->out.cap > CONN_KEEP_BUF) buf_free(&c->out);  /* a burst is over: give it back */
+    /* All written. A busy connection (more than a small reply this turn)
+     * keeps its buffer for the next turn; otherwise it goes back to the
+     * loop's spares, so an idle connection holds none (a ping or heartbeat
+     * lets go of what a burst left). */
+    if (c->out.len > CONN_BUSY_BYTES && c->out.cap <= EVLOOP_SPARE_MAX) buf_reset(&c->out);
+    else evloop_buf_give(loop_of(c), &c->out);
     if (c->close_after_write) shutdown_write(c);
     return;
   }
   if (n < 0 && n != UV_EAGAIN) { c->dropped = 1; conn_close(c, uv_strerror(n)); return; }
+  /* The rest waits for the socket: the queue becomes the write (freed once
+   * written), and a new queue starts. */
+  struct conn_pending_s *w = malloc(sizeof *w);
+  if (!w) { conn_close(c, "out of memory"); return; }
   if (n > 0) buf_consume(&c->out, (size_t)n);
-  /* The rest waits for the socket: queue it (the queue becomes the write,
-   * the old write buffer the queue). */
-  buf_t swap = c->inflight;
-  c->inflight = c->out;
-  c->out = swap;
-  b = uv_buf_init(c->inflight.data, (unsigned)c->inflight.len);
-  c->wreq.data = c;
+  w->data = c->out;
+  buf_init(&c->out, c->out.max);
+  w->req.data = c;
+  c->inflight = w;
   c->writing = 1;
-  int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-  if (rc) { c->writing = 0; conn_close(c, uv_strerror(rc)); }
+  b = uv_buf_init(w->data.data, (unsigned)w->data.len);
+  int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+  if (rc) {
+    c->inflight = NULL;
+    c->writing = 0;
+    evloop_buf_give(loop_of(c), &w->data);
+    free(w);
+    conn_close(c, uv_strerror(rc));
+  }
 }
 
 /* ---- timer: HTTP idle deadline, ping / pong, close deadline ---- */

@@ -54,12 +54,11 @@ struct conn_s {
   conn_env *env;             /* borrowed */
   const conn_handlers *h;    /* borrowed: the owner's table */
   void *owner;               /* borrowed: the owner's object (a session, a /ws peer) */
-  conn_state state;
   http_req *http;            /* owned; only before the upgrade */
   buf_t in;                  /* input not parsed yet (a partial frame, or input behind a held response) */
   ws_reader ws;
-  buf_t out, inflight;       /* queued output; output being written */
-  uv_write_t wreq;
+  buf_t out;                 /* queued output (freed once written: an idle connection holds none) */
+  struct conn_pending_s *inflight;  /* owned: output the kernel did not take at once, being written; else NULL */
   unsigned writing : 1, close_after_write : 1, doomed : 1, ws_closing : 1, awaiting_pong : 1, shut : 1,
            pings : 1,              /* the connection pings (plain /ws; Engine.IO has its own heartbeat) */
            held : 1,               /* an HTTP response is held (a long-poll waits for data) */
@@ -70,6 +69,7 @@ struct conn_s {
                                     * socket, or no pong within the ping timeout */
            replayed : 1;           /* the request being handled was put back by conn_http_replay */
   uint16_t peer_close_code;  /* the code of a close frame the peer started the closing with, or 0 */
+  conn_state state;          /* (here, beside the flags: no padding) */
   conn_splice_t *splice;     /* CONN_SPLICE: the other server's end (owned until both close) */
   evloop_task task;           /* deferred gone / resume / release */
   evloop_task flush;          /* queued output, written once per loop turn */

@@ -16,7 +16,7 @@
 
 struct eio_session {
   resume_link *link;           /* borrowed: the user's link while this session carries it, else NULL */
-  peer_t pre;                  /* the rate limit of packets before there is a user */
+  peer_rate pre;               /* the rate limit of packets before there is a user */
   eio_state *e;                /* borrowed */
   parley_id sid;
   UT_hash_handle hh;
@@ -28,6 +28,7 @@ struct eio_session {
   buf_t queue;                 /* polling: packets for the next GET, \x1e-separated */
   evloop_timer timer;           /* heartbeat */
   uint64_t ping_ms;
+  unsigned refused;            /* namespace connects refused so far */
   unsigned awaiting_pong : 1, upgraded : 1, closing : 1, connected : 1,
            client_closed : 1,  /* the client sent close (1): a held GET gets a noop, not close */
            poll_keep : 1,      /* the held GET's request allows keep-alive */
@@ -38,13 +39,14 @@ struct eio_session {
            restart : 1;        /* a drain closed it: a WebSocket transport gets 1012 */
   evloop_task task;             /* the deferred end of a closing session */
   const char *why;             /* why it is closing (a string constant) */
-  char ns[SIO_MAX_NAMESPACE + 1];  /* the connected Socket.IO namespace */
-  char *hs;                    /* the handshake request as HTTP text (http_req_snapshot), for on_connect */
+  char *ns;                    /* the connected Socket.IO namespace: ns_root, or its own copy (owned) */
+  char *hs;                    /* the handshake request as HTTP text (http_req_snapshot), for on_connect;
+                                * allocated with the session (it follows the struct), never changed */
   size_t hs_len;
   char *poll_cors;             /* the CORS header line for the held GET (owned), or NULL */
-  char remote[48];             /* the client's address (forwarded by a trusted proxy, or the peer's) */
+  char *remote;                /* the client's address (forwarded by a trusted proxy, or the peer's);
+                                * allocated with the session, after the handshake text */
   addr_entry *addr;            /* borrowed: its counts in the server's table */
-  unsigned refused;            /* namespace connects refused so far */
 };
 
 #define EIO_MAX_REFUSED 3        /* refused namespace connects before the session is closed */
@@ -57,6 +59,7 @@ static int may_move(const eio_session *s);
 static int foreign_pid(eio_session *s, const char *p, size_t n, char pid[ID_LEN + 1]);
 static int move_start(eio_session *s, conn_t *post, http_req *r, const char *pid, const char *p, size_t n);
 static void move_stash(eio_session *s, const char *p, size_t n);
+static char ns_root[] = "/";   /* the default namespace, which nearly every session uses: not copied */
 static const conn_handlers ws_handlers, poll_handlers;
 static policy_t *pol(const eio_state *e) { return e->admit->ctx->policy; }
 
@@ -243,7 +246,7 @@ static void on_pong(eio_session *s) {
 static void sess_free(eio_session *s) {
   buf_free(&s->queue);
   free(s->poll_cors);
-  free(s->hs);
+  if (s->ns != ns_root) free(s->ns);
   free(s);
 }
 
@@ -317,33 +320,39 @@ static void sess_close(eio_session *s, const char *why) {
   evloop_defer(s->e->ev, &s->task);
 }
 
-/* Keep the handshake request as text (a few hundred bytes, not a whole reader):
- * on_connect sees its path, query and headers. */
-static int keep_request(eio_session *s, const http_req *r) {
+/* A session with the handshake request kept as text right after it, in the
+ * same allocation (a few hundred bytes, not a whole reader; one block, not
+ * two): on_connect sees its path, query and headers; then the client's
+ * address. Neither changes. */
+static eio_session *sess_alloc(const http_req *r, const char *remote) {
   buf_t b;
   buf_init(&b, 0);
-  if (http_req_snapshot(r, &b)) { buf_free(&b); return PARLEY_ENOMEM; }
-  s->hs = b.data;
-  s->hs_len = b.len;
-  return 0;
+  size_t rn = strlen(remote) + 1;
+  eio_session *s = http_req_snapshot(r, &b) ? NULL : calloc(1, sizeof *s + b.len + rn);
+  if (s) {
+    s->hs = (char *)(s + 1);
+    if (b.len) memcpy(s->hs, b.data, b.len);
+    s->hs_len = b.len;
+    s->remote = s->hs + b.len;
+    memcpy(s->remote, remote, rn);
+  }
+  buf_free(&b);
+  return s;
 }
 
 /* A new session; sid NULL: a new sid, else that one (a session adopted from
  * another node, claimed in Redis by the caller). */
 static eio_session *sess_new(eio_state *e, http_req *r, const char *remote, addr_entry *a, const char *sid) {
-  eio_session *s = calloc(1, sizeof *s), *dup;
+  eio_session *s = sess_alloc(r, remote), *dup;
   if (!s) return NULL;
   if (sid) snprintf(s->sid.s, sizeof s->sid.s, "%s", sid);
   else do {
     if (ids_new(&s->sid)) { free(s); return NULL; }
     HASH_FIND_STR(e->sessions, s->sid.s, dup);
   } while (dup);
-  if (keep_request(s, r)) { free(s); return NULL; }
   s->e = e;
   s->task.run = sess_finish;
-  s->pre.ctx = e->admit->ctx;  /* the rate limit counts packets before the namespace connect */
-  snprintf(s->ns, sizeof s->ns, "/");
-  snprintf(s->remote, sizeof s->remote, "%s", remote);
+  s->ns = ns_root;
   sess_count(s, a);
   buf_init(&s->queue, e->queue_cap);
   evloop_timer_start(e->ev, &s->timer, e->ping_interval_ms, on_heartbeat);
@@ -452,10 +461,13 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
     else sio_send_connected(s);
     return;
   }
-  http_req *hs = malloc(sizeof *hs);  /* the handshake, read back for the policy */
+  /* the namespace to keep once connected: the one kept already, the root, or a copy */
+  char *keep = strcmp(ns, s->ns) == 0 ? s->ns : strcmp(ns, ns_root) == 0 ? ns_root : strdup(ns);
+  http_req *hs = keep ? malloc(sizeof *hs) : NULL;  /* the handshake, read back for the policy */
   if (!hs || http_req_from_snapshot(hs, s->hs, s->hs_len)) {
     if (hs) http_req_free(hs);
     free(hs);
+    if (keep != s->ns && keep != ns_root) free(keep);
     sio_connect_error(s, sp->ns, sp->ns_len, "cannot accept more users");
     return;
   }
@@ -468,8 +480,14 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
     log_info("socket.io session %s from %s: %u namespace connects refused, closing", s->sid.s, s->remote, s->refused);
     sess_close(s, "namespace connects refused");
   }
-  if (!ok) return;
-  snprintf(s->ns, sizeof s->ns, "%s", ns);
+  if (!ok) {
+    if (keep != s->ns && keep != ns_root) free(keep);
+    return;
+  }
+  if (keep != s->ns) {
+    if (s->ns != ns_root) free(s->ns);
+    s->ns = keep;
+  }
   s->connected = 1;
   sio_send_connected(s);
   if (resumed > 0) resume_replay(s->link, last);
@@ -479,7 +497,7 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
  * (the one events use); over it, the packet is dropped; over it for long, the
  * session is closed. */
 static int rate_ok(eio_session *s) {
-  int rc = proto_rate_charge(s->link ? &s->link->peer : &s->pre);
+  int rc = s->link ? proto_rate_charge(&s->link->peer) : proto_rate_charge_anon(&s->pre, s->e->admit->ctx);
   if (rc == PARLEY_EPROTO) {
     log_info("socket.io session %s from %s: rate limit exceeded persistently, closing", s->sid.s, s->remote);
     sess_close(s, "rate limit exceeded persistently");

@@ -177,6 +177,27 @@ int64_t evloop_next_due(const evloop_t *s) {
   return due > now ? (int64_t)(due - now) : 0;
 }
 
+/* ---- spare output buffers ---- */
+
+void evloop_buf_take(evloop_t *s, buf_t *b) {
+  if (b->data || !s->nspares) return;
+  evloop_spare *sp = &s->spares[--s->nspares];
+  b->data = sp->data;
+  b->cap = sp->cap;
+  b->len = 0;
+}
+
+void evloop_buf_give(evloop_t *s, buf_t *b) {
+  if (!b->data) return;
+  if (s->closed || s->nspares == EVLOOP_SPARES || b->cap > EVLOOP_SPARE_MAX) {
+    buf_free(b);
+    return;
+  }
+  s->spares[s->nspares++] = (evloop_spare){b->data, b->cap};
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
 /* ---- setup ---- */
 
 int evloop_init(evloop_t *s, uv_loop_t *loop) {
@@ -201,4 +222,5 @@ void evloop_close(evloop_t *s) {
   free(s->heap);
   s->heap = NULL;
   s->nheap = s->capheap = 0;
+  while (s->nspares) free(s->spares[--s->nspares].data);
 }

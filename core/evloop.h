@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+#include "buf.h"
 
 typedef struct evloop_task_s evloop_task;
 struct evloop_task_s {
@@ -29,6 +30,17 @@ struct evloop_timer_s {
   size_t slot;                  /* 1 + index in the heap; 0: not armed */
 };
 
+/* Output buffers written out, kept for the next connection that queues
+ * output: an idle connection holds none, and a busy loop does not pay a
+ * malloc and a free for every write. */
+#define EVLOOP_SPARES 256          /* at most this many are kept */
+#define EVLOOP_SPARE_MAX (16u << 10)  /* bigger ones (a burst) are freed */
+
+typedef struct {
+  char *data;
+  size_t cap;
+} evloop_spare;
+
 typedef struct {
   uv_loop_t *loop;              /* borrowed */
   uv_check_t check;             /* the safe point: tasks, flushes */
@@ -41,6 +53,8 @@ typedef struct {
   int manual;                   /* the clock moves only by evloop_advance */
   uint64_t manual_now;
   int closed;                   /* evloop_close ran: queue work is run by hand */
+  evloop_spare spares[EVLOOP_SPARES];  /* owned */
+  size_t nspares;
   char read_buf[65536];
 } evloop_t;
 
@@ -49,6 +63,13 @@ int evloop_init(evloop_t *s, uv_loop_t *loop);
 void evloop_close(evloop_t *s);
 /* Milliseconds on the loop's clock (uv_now, or the hand-driven one). */
 uint64_t evloop_now(const evloop_t *s);
+
+/* Give b (which holds no memory) a spare buffer, when there is one; its cap
+ * (b->max) is kept. */
+void evloop_buf_take(evloop_t *s, buf_t *b);
+/* b's content is no longer needed: its memory becomes a spare (or is freed),
+ * and b holds none. */
+void evloop_buf_give(evloop_t *s, buf_t *b);
 
 /* Queue t for the safe point (closes, detaches, resumed input). */
 void evloop_defer(evloop_t *s, evloop_task *t);

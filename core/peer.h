@@ -109,15 +109,20 @@ typedef struct {
   int strict_envelope;
 } peer_ops;
 
+/* A rate limiter: a token bucket, and the refusals of the current second. */
+typedef struct {
+  double tokens;
+  uint64_t bucket_ms, strike_ms;
+  unsigned strikes;          /* events refused in the current second */
+  unsigned started : 1;      /* tokens holds a real count (whatever the clock reads) */
+} peer_rate;
+
 struct peer_s {
   const peer_ops *ops;
   proto_ctx *ctx;            /* borrowed */
   user_t *user;              /* NULL until the peer is accepted as a user */
   tenant_t *tenant;          /* borrowed */
-  double tokens;             /* rate limiter */
-  uint64_t bucket_ms, strike_ms;
-  unsigned strikes;          /* events refused in the current second */
-  unsigned bucket_started : 1;  /* tokens holds a real count (whatever the clock reads) */
+  peer_rate rate;            /* the per-connection rate limit */
   const char *resume_token;  /* borrowed: what GET_ID tells the client to resume with, or NULL */
   double expires;            /* when its credentials expire (unix seconds, from on_connect), or 0 */
   proto_op *op;              /* the request waiting on the cluster, or NULL */

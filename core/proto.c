@@ -578,23 +578,27 @@ static const event_def events[] = {
 /* ---- rate limit ---- */
 
 /* Token bucket: rate per second, burst deep. 0 when the event may proceed. */
-static int rate_check(peer_t *c, const policy_limits *lim) {
-  uint64_t now = evloop_now(c->ctx->ev);
-  if (!c->bucket_started) { c->tokens = lim->burst; c->bucket_ms = now; c->bucket_started = 1; }
-  c->tokens += (double)(now - c->bucket_ms) * lim->rate / 1000.0;
-  if (c->tokens > lim->burst) c->tokens = lim->burst;
-  c->bucket_ms = now;
-  if (c->tokens >= 1.0) { c->tokens -= 1.0; return 0; }
-  if (now - c->strike_ms >= 1000) { c->strike_ms = now; c->strikes = 0; }  /* rejections per second */
-  c->strikes++;
+static int rate_check(peer_rate *r, const proto_ctx *ctx, const policy_limits *lim) {
+  uint64_t now = evloop_now(ctx->ev);
+  if (!r->started) { r->tokens = lim->burst; r->bucket_ms = now; r->started = 1; }
+  r->tokens += (double)(now - r->bucket_ms) * lim->rate / 1000.0;
+  if (r->tokens > lim->burst) r->tokens = lim->burst;
+  r->bucket_ms = now;
+  if (r->tokens >= 1.0) { r->tokens -= 1.0; return 0; }
+  if (now - r->strike_ms >= 1000) { r->strike_ms = now; r->strikes = 0; }  /* rejections per second */
+  r->strikes++;
   return PARLEY_ELIMIT;
 }
 
-int proto_rate_charge(peer_t *c) {
-  const policy_limits *lim = policy_limits_of(pol(c), c->tenant);
-  if (rate_check(c, lim) == 0) return 0;
-  return c->strikes > (unsigned)lim->rate ? PARLEY_EPROTO : PARLEY_ELIMIT;
+static int rate_charge(peer_rate *r, proto_ctx *ctx, const tenant_t *tenant) {
+  const policy_limits *lim = policy_limits_of(ctx->policy, tenant);
+  if (rate_check(r, ctx, lim) == 0) return 0;
+  return r->strikes > (unsigned)lim->rate ? PARLEY_EPROTO : PARLEY_ELIMIT;
 }
+
+int proto_rate_charge(peer_t *c) { return rate_charge(&c->rate, c->ctx, c->tenant); }
+
+int proto_rate_charge_anon(peer_rate *r, proto_ctx *ctx) { return rate_charge(r, ctx, NULL); }
 
 /* ---- entry points ---- */
 
@@ -731,10 +735,10 @@ void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
   tenant_counters *tc = rooms_tenant_counters(c->tenant);
   c->ctx->metrics.events++;
   tc->events++;
-  if (rate_check(c, lim)) {
+  if (rate_check(&c->rate, c->ctx, lim)) {
     c->ctx->metrics.rate_limited++;
     tc->rate_limited++;
-    if (c->strikes > (unsigned)lim->rate) c->ops->close(c, "rate limit exceeded persistently");
+    if (c->rate.strikes > (unsigned)lim->rate) c->ops->close(c, "rate limit exceeded persistently");
     else refuse_event(c, text, n, ack, lim, "rate limit: slow down");
   } else if (!c->op) {
     run(c, text, n, ack, NULL, 0);

@@ -19,6 +19,9 @@ void proto_handle(peer_t *p, const char *text, size_t n, const proto_ack *ack);
  * PARLEY_ELIMIT when it is over the rate (drop it), PARLEY_EPROTO when it has
  * been over for a whole second's worth (close the peer). */
 int proto_rate_charge(peer_t *p);
+/* The same for a client that is not a user yet (a Socket.IO session before
+ * its namespace connect), on a limiter of its own under the default limits. */
+int proto_rate_charge_anon(peer_rate *r, proto_ctx *ctx);
 
 /* ---- cluster mode (cluster.c calls these) ---- */
 

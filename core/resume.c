@@ -52,10 +52,16 @@ static void ring_release(resume_link *l) {
   l->ring_size = l->ring_head = l->ring_len = 0;
 }
 
+/* The first ring holds just what it is first asked for (an idle user's: one
+ * record, the GET_ID reply, ~70-110 bytes), rounded up to what the allocator
+ * hands out anyway (glibc: 16-byte steps, 8 bytes of them its own); a busy
+ * ring doubles from there. */
+static size_t ring_first(size_t want) { return ((want + 8 + 15) & ~(size_t)15) - 8; }
+
 /* Grow the ring to hold at least want bytes (doubling, up to ring_max, within
  * the server-wide cap on ring memory); 0 when it did. */
 static int ring_grow(resume_link *l, size_t want) {
-  size_t size = l->ring_size ? l->ring_size : 1024;
+  size_t size = l->ring_size ? l->ring_size : ring_first(want);
   while (size < want) size *= 2;
   if (size > l->ring_max) size = l->ring_max;
   if (size <= l->ring_size || l->st->ring_bytes - l->ring_size + size > l->st->ring_cap) return PARLEY_ELIMIT;
@@ -196,7 +202,6 @@ static void token_claim(resume_link *l, int held) {
 static void link_free(resume_link *l) {
   resume_state *st = l->st;
   evloop_timer_stop(st->ev, &l->grace);
-  evloop_timer_stop(st->ev, &l->end_soon);
   evloop_timer_stop(st->ev, &l->expiry);
   token_claim(l, 0);
   HASH_DEL(st->by_token, l);
@@ -218,17 +223,19 @@ static void on_grace_end(evloop_timer *t) {
 }
 
 static void on_lost(evloop_timer *t) {
-  resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, end_soon));
+  resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, grace));
   log_debug("user %s: missed more events than it may be sent again, leaving", rooms_user_id(l->peer.user));
   resume_end(l);
 }
 
 /* Events a detached user has not seen fell out of its ring: it can no longer
- * resume, so it ends — at the next safe point (this runs inside a send). */
+ * resume, so it ends — at the next safe point (this runs inside a send). The
+ * grace timer, armed while detached, is moved to now: it has nothing else to
+ * wait for. */
 static void lost_while_detached(resume_link *l) {
   if (l->lost) return;
   l->lost = 1;
-  evloop_timer_start(l->st->ev, &l->end_soon, 0, on_lost);
+  evloop_timer_start(l->st->ev, &l->grace, 0, on_lost);
 }
 
 static int new_token(resume_state *st, resume_link *l) {

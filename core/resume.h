@@ -62,8 +62,8 @@ struct resume_link_s {
   char *ring;                /* recorded events, circular (owned) */
   size_t ring_head, ring_len, ring_size;  /* oldest byte, bytes held, capacity */
   size_t ring_max;           /* the tenant's resume_buffer */
-  evloop_timer grace;        /* armed while detached */
-  evloop_timer end_soon;     /* a detached link that lost events ends at the next timer phase */
+  evloop_timer grace;        /* armed while detached; once it lost events, it ends the link at the
+                              * next timer phase */
   evloop_timer expiry;       /* armed while its credentials have an expiry (peer.expires) */
   uint64_t detach_pos;       /* next_pos when it was detached: events from here on are unseen */
   uint64_t ping_pos;         /* next_pos when the carrier's last ping was queued (0: none) */

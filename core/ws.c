@@ -11,7 +11,6 @@ static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 void ws_reader_init(ws_reader *r, size_t max_message) {
   buf_init(&r->frag, max_message);
   r->in_fragments = 0;
-  r->max_message = max_message;
 }
 
 void ws_reader_free(ws_reader *r) { buf_free(&r->frag); }
@@ -73,7 +72,7 @@ static int frame_check(const ws_reader *r, const ws_frame *f, uint16_t *cc) {
       return fail(cc, WS_CLOSE_PROTOCOL);
   }
   size_t so_far = f->opcode == WS_CONT ? r->frag.len : 0;
-  if (f->len > r->max_message - so_far) return fail(cc, WS_CLOSE_TOO_BIG);
+  if (f->len > r->frag.max - so_far) return fail(cc, WS_CLOSE_TOO_BIG);
   return 0;
 }
 

@@ -29,9 +29,8 @@ typedef struct {
 } ws_msg;
 
 typedef struct {
-  buf_t frag;        /* assembly of a fragmented message */
+  buf_t frag;        /* assembly of a fragmented message; its cap (frag.max) is the largest message */
   int in_fragments;  /* a text message is being assembled */
-  size_t max_message;
 } ws_reader;
 
 void ws_reader_init(ws_reader *r, size_t max_message);

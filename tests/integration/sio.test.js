@@ -925,6 +925,34 @@ test('Socket.IO: 41 leaves the namespace (rooms left, others told); 40 on the sa
   await b.expectNothing(100);
 });
 
+test('Socket.IO: a namespace other than "/" that the policy accepts: the connect reply and every reply carry it; one namespace per session; after 41 the session connects to "/"', T, async (t) => {
+  const dir = policyDir(t, 'function M.on_connect(conn) return "default" end');
+  const srv = await startServer({ args: ['--policies', dir] });
+  t.after(() => srv.stop());
+  const raw = await rawSio(srv, t, { connect: false });
+  const pid = '(,"pid":"[A-Za-z0-9_-]+")?';  // the resume token, when the policy's resume_grace is on
+  const connected = (ns) => new RegExp(`^40${ns}\\{"sid":"[A-Za-z0-9_-]+"${pid}\\}$`);
+  const getId = async (ns, rid) => {
+    raw.sendText(`42${ns}["GET_ID",{"requestId":"${rid}"}]`);
+    const r = await nextPacket(raw);
+    assert.ok(r.startsWith(`42${ns}["GET_ID",`), `GET_ID reply in ${ns || '/'}: ${r}`);
+    return JSON.parse(r.slice(2 + ns.length))[1].userID;
+  };
+  raw.sendText('40/chat,');
+  assert.match(await nextPacket(raw), connected('/chat,'));
+  const u1 = await getId('/chat,', 'c1');
+  raw.sendText('40/other,');
+  assert.equal(await nextPacket(raw), '44/other,{"message":"one namespace per connection"}');
+  raw.sendText('40/chat,');  // the same namespace again: connected, as it is
+  assert.match(await nextPacket(raw), connected('/chat,'));
+  raw.sendText('41/chat,');
+  raw.sendText('40');
+  assert.match(await nextPacket(raw), connected(''));
+  const u2 = await getId('', 'c2');
+  assert.notEqual(u2, u1);
+  await assertAliveThenStop(srv);
+});
+
 test('Socket.IO: --sio-path /custom/ serves Socket.IO there (client path option, both transports); /socket.io/ is then 404', T, async (t) => {
   const srv = await startServer({ args: ['--sio-path', '/custom/'] });
   t.after(() => srv.stop());
