@@ -583,7 +583,6 @@ static void splice_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   *b = sp->c ? uv_buf_init(loop_of(sp->c)->read_buf, sizeof loop_of(sp->c)->read_buf) : uv_buf_init(NULL, 0);
 }
 
-/* The other server's bytes go to the client as they come. */
 /* A watched answer: its head is gathered, its status told; 0 when the bytes
  * from `used` on go on to the client (for a WebSocket carried on, only what
  * follows the head), else c is closing or the head is not whole yet. */
