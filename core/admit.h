@@ -38,5 +38,10 @@ int admit_user(const admit_t *a, peer_t *p, const conn_info *info, admit_refusal
  * must allow it. 0 (p->expires: the new credentials'), or nonzero with *why
  * filled and logged. */
 int admit_resume(const admit_t *a, peer_t *p, const conn_info *info, admit_refusal *why);
+/* recheck_on_reload: on_connect again for p, a user, on what it read when p
+ * was admitted (p->kept). 0: p stays (p->expires: the answer's; a policy
+ * error or an exhausted budget also keeps it, logged), or nonzero with
+ * why->msg the reason it is refused now. */
+int admit_recheck(const admit_t *a, peer_t *p, admit_refusal *why);
 
 #endif

@@ -198,10 +198,11 @@ static void carrier_let_go(void *carrier, const char *why) {
   sess_close(s, why);
 }
 
-/* The credentials expired: the namespace is disconnected by the server ("41",
+/* The credentials expired or were revoked: the namespace is disconnected by the server ("41",
  * which stock clients do not reconnect after); the session stays the
  * client's to close. */
-static void carrier_expire(void *carrier) {
+static void carrier_expire(void *carrier, int revoked) {
+  (void)revoked;  /* "41" carries no reason */
   eio_session *s = carrier;
   char p[SIO_MAX_NAMESPACE + 8];
   int n = snprintf(p, sizeof p, "41%s%s", s->ns[1] ? s->ns : "", s->ns[1] ? "," : "");

@@ -193,10 +193,13 @@ int http_has_token(const char *v, size_t n, const char *token) {
   return 0;
 }
 
-int http_req_snapshot(const http_req *r, buf_t *out) {
+int http_req_snapshot(const http_req *r, buf_t *out) { return http_req_snapshot_if(r, NULL, NULL, out); }
+
+int http_req_snapshot_if(const http_req *r, int (*keep)(void *u, const char *name, size_t n), void *u, buf_t *out) {
   int rc = buf_printf(out, "%s %.*s HTTP/1.1\r\n", http_req_method(r), (int)r->url_len, r->arena.data + r->url_off);
   for (int i = 0; i < r->nhdrs && !rc; i++) {
     const http_hdr *h = &r->hdrs[i];
+    if (keep && !keep(u, r->arena.data + h->name_off, h->name_len)) continue;
     rc = buf_printf(out, "%.*s: %.*s\r\n", (int)h->name_len, r->arena.data + h->name_off, (int)h->val_len,
                     r->arena.data + h->val_off);
   }

@@ -61,6 +61,8 @@ int http_has_token(const char *v, size_t n, const char *token);
 /* The request line and headers of r as HTTP text (what http_req_feed can read
  * back): a compact copy to keep instead of the whole reader. */
 int http_req_snapshot(const http_req *r, buf_t *out);
+/* The same with only the headers keep says yes to (keep NULL: all). */
+int http_req_snapshot_if(const http_req *r, int (*keep)(void *u, const char *name, size_t n), void *u, buf_t *out);
 /* Init r (as http_req_init) and read a snapshot back into it. */
 int http_req_from_snapshot(http_req *r, const char *p, size_t n);
 

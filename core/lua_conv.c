@@ -98,9 +98,60 @@ static void push_query(lua_State *L, const char *q, size_t n) {
   }
 }
 
-void lconv_push_conn(lua_State *L, const conn_info *c) {
+/* conn.headers while reads are tracked: an empty table whose lookups go to
+ * the real one (upvalue 1) and note the name in the reads table (upvalue 2);
+ * pairs() notes "*" (every header was seen). */
+static void note_read(lua_State *L, int key) {
+  if (lua_type(L, key) != LUA_TSTRING) return;
+  lua_pushvalue(L, key);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, lua_upvalueindex(2));
+}
+
+static int headers_index(lua_State *L) {
+  note_read(L, 2);
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  return 1;
+}
+
+static int headers_next(lua_State *L) {
+  lua_settop(L, 2);
+  if (lua_next(L, 1)) return 2;
+  lua_pushnil(L);
+  return 1;
+}
+
+static int headers_pairs(lua_State *L) {
+  lua_pushliteral(L, "*");
+  note_read(L, lua_gettop(L));
+  lua_pushcfunction(L, headers_next);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushnil(L);
+  return 3;
+}
+
+/* The real headers table at the top becomes the proxy's upvalue. */
+static void track_headers(lua_State *L, int reads) {
+  int real = lua_gettop(L);
+  lua_newtable(L);                  /* the proxy */
+  lua_createtable(L, 0, 2);         /* its metatable */
+  lua_pushvalue(L, real);
+  lua_pushvalue(L, reads);
+  lua_pushcclosure(L, headers_index, 2);
+  lua_setfield(L, -2, "__index");
+  lua_pushvalue(L, real);
+  lua_pushvalue(L, reads);
+  lua_pushcclosure(L, headers_pairs, 2);
+  lua_setfield(L, -2, "__pairs");
+  lua_setmetatable(L, -2);
+  lua_replace(L, real);
+}
+
+void lconv_push_conn(lua_State *L, const conn_info *c, int reads) {
   const char *p;
   size_t n;
+  if (reads) reads = lua_absindex(L, reads);
   lua_createtable(L, 0, 7);
   lua_pushstring(L, c->framing);
   lua_setfield(L, -2, "framing");
@@ -117,6 +168,7 @@ void lconv_push_conn(lua_State *L, const conn_info *c) {
     lua_pushlstring(L, c->http->arena.data + h->val_off, h->val_len);
     lua_settable(L, -3);
   }
+  if (reads) track_headers(L, reads);
   lua_setfield(L, -2, "headers");
   lua_pushstring(L, c->remote_addr ? c->remote_addr : "");
   lua_setfield(L, -2, "remote_addr");

@@ -14,7 +14,10 @@
 void lconv_push_user(lua_State *L, const user_t *u);
 void lconv_push_room(lua_State *L, const room_t *r);
 void lconv_push_settings(lua_State *L, const room_settings *s);
-void lconv_push_conn(lua_State *L, const conn_info *c);
+/* The `conn` table of on_connect. reads: 0, or the index of a table in which
+ * each header name the hook looks up is noted (true), "*" when it iterates
+ * them: conn.headers is then a read-only view that records its lookups. */
+void lconv_push_conn(lua_State *L, const conn_info *c, int reads);
 /* Push a validated JSON value as a Lua value (null becomes nil). */
 void lconv_push_json(lua_State *L, json_span v);
 /* Read a settings table at idx (fields name, password, maxUsers, type) into

@@ -125,6 +125,8 @@ struct peer_s {
   peer_rate rate;            /* the per-connection rate limit */
   const char *resume_token;  /* borrowed: what GET_ID tells the client to resume with, or NULL */
   double expires;            /* when its credentials expire (unix seconds, from on_connect), or 0 */
+  void *kept;                /* what on_connect read, kept by the admission for recheck_on_reload (owned
+                              * by the session layer), or NULL */
   proto_op *op;              /* the request waiting on the cluster, or NULL */
   proto_held *held, *held_tail;  /* events that came while it waits, in order (owned) */
   size_t nheld, held_bytes;

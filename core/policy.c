@@ -47,6 +47,7 @@ typedef struct pvm_s {
   char **origins;          /* owned: the origins list, snapshot at load */
   size_t norigins;
   webhook_target *webhook; /* owned: the webhooks table, snapshot at load; NULL: none */
+  int recheck;             /* recheck_on_reload = true (read from default.lua only) */
   base_error *errors;      /* owned: builtin.lua's error map, snapshot at load */
   size_t nerrors;
   UT_hash_handle hh;
@@ -314,6 +315,13 @@ static int self_check(lua_State *L, pvm_t *vm, const char *file, const policy_li
     if (t == LUA_TFUNCTION && !strcmp(*h, "on_join")) *life |= LIFE_JOIN;
     if (t == LUA_TFUNCTION && !strcmp(*h, "on_leave")) *life |= LIFE_LEAVE;
     if (t == LUA_TFUNCTION && !strcmp(*h, "on_room_closed")) *life |= LIFE_CLOSED;
+  }
+  int recheck = rawfield(L, -1, "recheck_on_reload");
+  vm->recheck = recheck == LUA_TBOOLEAN && lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (recheck != LUA_TNIL && recheck != LUA_TBOOLEAN) {
+    log_error("policy self-check: %s: recheck_on_reload must be true or false", file);
+    return PARLEY_EINVAL;
   }
   int rc = check_types(L, &has_types);
   if (!rc) rc = read_origins(L, vm, file);
@@ -681,13 +689,14 @@ static void verdict(policy_verdict *v, int code, const char *msg) {
 /* The gate for a call on behalf of tenant t (NULL: on_connect, the server-wide
  * bucket): refused at once (PARLEY_ELIMIT, *v set) when the bucket is empty;
  * else the call's wall time is charged to the bucket. */
-static int tenant_gate(policy_t *P, const tenant_t *t, const char *what, lua_CFunction body, void *ctx,
-                       policy_verdict *v) {
+static int metered_gate(policy_t *P, const tenant_t *t, const char *what, lua_CFunction body, void *ctx,
+                        policy_verdict *v, int metered) {
   /* tenants are the core's mutable objects; the API hands them out const */
   tenant_t *mt = (tenant_t *)t;
   tenant_meter *m = mt ? rooms_tenant_meter(mt) : NULL;
   double *tokens = m ? &m->hook_tokens : &P->connect_tokens;
   uint64_t *stamp = m ? &m->hook_stamp_ms : &P->connect_stamp_ms;
+  if (!metered) return lua_vm_gate(vm_of(P, t)->lua, what, body, ctx, P->opt.time_ms);
   if (!bucket_ready(tokens, stamp, P->opt.tenant_hook_ms)) {
     char who[96];
     if (mt) snprintf(who, sizeof who, "tenant %s", rooms_tenant_name(mt));
@@ -701,6 +710,11 @@ static int tenant_gate(policy_t *P, const tenant_t *t, const char *what, lua_CFu
   int rc = lua_vm_gate(vm_of(P, t)->lua, what, body, ctx, P->opt.time_ms);
   *tokens -= (double)(mono_ns() - t0) / 1e6;
   return rc;
+}
+
+static int tenant_gate(policy_t *P, const tenant_t *t, const char *what, lua_CFunction body, void *ctx,
+                       policy_verdict *v) {
+  return metered_gate(P, t, what, body, ctx, v, 1);
 }
 /* ---- hooks ---- */
 
@@ -793,15 +807,29 @@ typedef struct {
   int bad_name;
   buf_t data;              /* owned: the user data as JSON */
   double expires;          /* the third result: when the credentials expire (unix seconds), or 0 */
+  policy_reads *rd;        /* NULL: reads are not tracked */
 } connect_ctx;
+
+/* The names noted in the reads table at idx, into rd. */
+static void collect_reads(lua_State *L, int idx, policy_reads *rd) {
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    size_t n;
+    const char *k = lua_tolstring(L, -2, &n);  /* strings only are noted */
+    lua_pop(L, 1);
+    if (!strcmp(k, "*") || buf_append(&rd->names, k, n) || buf_putc(&rd->names, 0)) rd->all = 1;
+  }
+}
 
 static int connect_body(lua_State *L) {
   connect_ctx *x = lua_touserdata(L, 1);
   pvm_t *vm = body_vm(L);
+  if (x->rd) lua_newtable(L);  /* at 2: the headers it reads */
   /* only the default's picks the tenant */
   if (!need_hook_push(L, vm, "on_connect", FROM_DEFAULT | FROM_BASE, &x->h)) return 0;
-  lconv_push_conn(L, x->c);
+  lconv_push_conn(L, x->c, x->rd ? 2 : 0);
   lua_call(L, 1, 3);
+  if (x->rd) collect_reads(L, 2, x->rd);
   if (!lua_isnil(L, -1)) {  /* expires: unix seconds */
     if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) > 0) || lua_tonumber(L, -1) > 1e11) {
       log_warn("policy %s: the third result (expires) must be a time in unix seconds", lua_vm_where(L));
@@ -832,14 +860,16 @@ static int connect_body(lua_State *L) {
   return 0;
 }
 
-int policy_on_connect(policy_t *P, const conn_info *c, char *tenant, size_t cap, char **data, double *expires,
-                      policy_verdict *v) {
-  connect_ctx x = {.h = {.hook = "on_connect"}, .c = c, .tenant = tenant, .cap = cap};
+int policy_recheck_on_reload(const policy_t *P) { return P->def->recheck; }
+
+static int on_connect(policy_t *P, const conn_info *c, char *tenant, size_t cap, char **data, double *expires,
+                      policy_reads *rd, policy_verdict *v, int metered) {
+  connect_ctx x = {.h = {.hook = "on_connect"}, .c = c, .tenant = tenant, .cap = cap, .rd = rd};
   buf_init(&x.data, POLICY_MAX_USER_DATA);
   tenant[0] = 0;
   *data = NULL;
   *expires = 0;
-  int rc = tenant_gate(P, NULL, "on_connect", connect_body, &x, v);
+  int rc = metered_gate(P, NULL, "on_connect", connect_body, &x, v, metered);
   if (rc == PARLEY_ELIMIT) {}
   else if (rc || x.h.bad) { verdict(v, ERR_UNSPECIFIED, "policy error in on_connect"); rc = PARLEY_ELUA; }
   else if (x.bad_name) { verdict(v, ERR_UNSPECIFIED, "bad tenant"); rc = PARLEY_EINVAL; }
@@ -851,6 +881,19 @@ int policy_on_connect(policy_t *P, const conn_info *c, char *tenant, size_t cap,
   if (!rc) *expires = x.expires;
   if (rc || !x.data.len) { buf_free(&x.data); if (rc) tenant[0] = 0; }
   else *data = x.data.data;
+  return rc;
+}
+
+int policy_on_connect(policy_t *P, const conn_info *c, char *tenant, size_t cap, char **data, double *expires,
+                      policy_reads *rd, policy_verdict *v) {
+  return on_connect(P, c, tenant, cap, data, expires, rd, v, 1);
+}
+
+int policy_on_connect_again(policy_t *P, const conn_info *c, char *tenant, size_t cap, double *expires,
+                            policy_reads *rd, policy_verdict *v) {
+  char *data;
+  int rc = on_connect(P, c, tenant, cap, &data, expires, rd, v, 0);
+  free(data);
   return rc;
 }
 

@@ -41,6 +41,14 @@ typedef struct {
 
 typedef struct policy_s policy_t;
 
+/* What an on_connect call read of the request's headers (given to it when
+ * recheck_on_reload is on): every header (all), or those named in names
+ * (each name followed by a 0 byte, lower case; capped: past the cap, all). */
+typedef struct {
+  int all;
+  buf_t names;
+} policy_reads;
+
 void policy_options_default(policy_options *o);
 /* Build the VMs (default.lua; default.lua + tenants/<name>.lua per tenant
  * file) and self-check them, all or nothing. On failure *out is NULL and the
@@ -62,7 +70,14 @@ int policy_describe(policy_t *P, buf_t *out);
  * the connection's credentials expire (unix seconds), or 0; already past:
  * refused ("credentials expired"). */
 int policy_on_connect(policy_t *P, const conn_info *c, char *tenant, size_t cap, char **data, double *expires,
-                      policy_verdict *v);
+                      policy_reads *rd, policy_verdict *v);
+/* The same for a user already admitted (recheck_on_reload): not charged to
+ * the server-wide bucket that paces new connections; the data is not kept. */
+int policy_on_connect_again(policy_t *P, const conn_info *c, char *tenant, size_t cap, double *expires,
+                            policy_reads *rd, policy_verdict *v);
+/* 1 when default.lua sets recheck_on_reload = true: after a reload, on_connect
+ * runs again for every user, on what it read when the user was admitted. */
+int policy_recheck_on_reload(const policy_t *P);
 /* out's strings are malloc'ed: free them with policy_settings_free. */
 int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, room_settings *out, policy_verdict *v);
 int policy_check_password(policy_t *P, const room_t *r, const char *supplied, const user_t *u, policy_verdict *v);

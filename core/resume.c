@@ -201,6 +201,8 @@ static void token_claim(resume_link *l, int held) {
 
 static void link_free(resume_link *l) {
   resume_state *st = l->st;
+  if (st->recheck_next == l) st->recheck_next = l->hh.next;
+  free(l->peer.kept);
   evloop_timer_stop(st->ev, &l->grace);
   evloop_timer_stop(st->ev, &l->expiry);
   token_claim(l, 0);
@@ -304,6 +306,7 @@ int resume_attach(resume_link *l, const resume_carrier_ops *ops, void *carrier, 
   if (rotate) {
     resume_state *st = l->st;
     token_claim(l, 0);
+    if (st->recheck_next == l) st->recheck_next = l->hh.next;  /* (it goes to the end: looked at again) */
     HASH_DEL(st->by_token, l);
     if (new_token(st, l)) memset(l->token, 0, sizeof l->token);  /* no token: no further resume */
     HASH_ADD_STR(st->by_token, token, l);
@@ -338,15 +341,46 @@ int resume_set_limits(resume_link *l) {
   return l->enabled;
 }
 
-static void on_expiry(evloop_timer *t) {
-  resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, expiry));
-  log_info("user %s: its credentials expired, leaving", rooms_user_id(l->peer.user));
+/* Its credentials are no good any more: the client is told, the user leaves. */
+static void credentials_end(resume_link *l, int revoked) {
   if (l->carrier) {
     void *c = l->carrier;
     l->carrier = NULL;
-    l->ops->expire(c);
+    l->ops->expire(c, revoked);
   }
   resume_end(l);
+}
+
+static void on_expiry(evloop_timer *t) {
+  resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, expiry));
+  log_info("user %s: its credentials expired, leaving", rooms_user_id(l->peer.user));
+  credentials_end(l, 0);
+}
+
+#define RECHECK_BATCH 200  /* users per loop turn: I/O goes on between batches */
+
+static void recheck_step(evloop_timer *t) {
+  resume_state *st = (resume_state *)((char *)t - offsetof(resume_state, recheck));
+  for (int n = 0; n < RECHECK_BATCH && st->recheck_next; n++) {
+    resume_link *l = st->recheck_next;
+    admit_refusal why;
+    st->recheck_next = l->hh.next;
+    if (!l->peer.user || admit_recheck(st->recheck_by, &l->peer, &why) == 0) {
+      if (l->peer.user) resume_arm_expiry(l);  /* the answer's expiry */
+      continue;
+    }
+    log_info("user %s: refused by on_connect after the reload (%s), leaving", rooms_user_id(l->peer.user), why.msg);
+    credentials_end(l, 1);
+  }
+  if (st->recheck_next) evloop_timer_start(st->ev, &st->recheck, 0, recheck_step);
+  else st->recheck_by = NULL;
+}
+
+void resume_recheck_all(resume_state *st, const admit_t *a) {
+  st->recheck_by = a;
+  st->recheck_next = st->by_token;
+  evloop_timer_stop(st->ev, &st->recheck);
+  if (st->recheck_next) evloop_timer_start(st->ev, &st->recheck, 0, recheck_step);
 }
 
 void resume_arm_expiry(resume_link *l) {
@@ -361,5 +395,7 @@ void resume_arm_expiry(resume_link *l) {
 void resume_close_all(resume_state *st) {
   resume_link *l, *tmp;
   st->closing = 1;
+  st->recheck_next = NULL;
+  evloop_timer_stop(st->ev, &st->recheck);
   HASH_ITER(hh, st->by_token, l, tmp) if (!l->carrier) resume_end(l);
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <uthash.h>
 #include "addrs.h"
+#include "admit.h"
 #include "evloop.h"
 #include "ids.h"
 #include "cluster.h"
@@ -28,10 +29,11 @@ typedef struct {
   /* A resume took the link over: forget it at once (nothing of the carrier
    * may reach the link any more), then close. */
   void (*let_go)(void *carrier, const char *why);
-  /* The user's credentials expired: tell the client so it does not come
-   * back with them (a /ws close 4001, a Socket.IO server disconnect), and let
-   * the link go as let_go does. */
-  void (*expire)(void *carrier);
+  /* The user's credentials expired (or, revoked, a re-check after a reload
+   * refused them): tell the client so it does not come back with them (a /ws
+   * close 4001 or 4003, a Socket.IO server disconnect), and let the link go
+   * as let_go does. */
+  void (*expire)(void *carrier, int revoked);
   int has_acks;              /* the framing has acks (Socket.IO) */
   int strict_envelope;       /* see peer_ops */
 } resume_carrier_ops;
@@ -49,6 +51,9 @@ typedef struct {
   size_t ring_bytes, ring_cap;  /* memory of every link's ring, and the cap on it */
   int closing;               /* shutdown: a carrier that goes takes its user with it */
   cluster_t *const *cluster; /* borrowed: the server's (NULL inside: a single node) */
+  const admit_t *recheck_by; /* borrowed while a re-check runs (recheck_on_reload), else NULL */
+  resume_link *recheck_next; /* the next link it looks at (NULL: done) */
+  evloop_timer recheck;      /* the next batch */
 } resume_state;
 
 struct resume_link_s {
@@ -112,6 +117,10 @@ void resume_pong(resume_link *l);
 /* The tenant's limits apply to l from now on (after admission); returns
  * whether it may resume (its resume_grace is not 0). */
 int resume_set_limits(resume_link *l);
+/* recheck_on_reload: on_connect again for every user, a batch per loop
+ * turn; those it refuses now are told (expire, revoked) and leave. A re-check
+ * already running starts over. */
+void resume_recheck_all(resume_state *st, const admit_t *a);
 /* Arm (or stop) the end of the user at peer.expires: then its carrier is told
  * (ops->expire) and it leaves. Called when it is admitted and on each resume. */
 void resume_arm_expiry(resume_link *l);

@@ -128,6 +128,10 @@ int server_reload(server_t *s) {
   log_info("policy reloaded: version %s replaces %s", policy_version(np), policy_version(s->ctx.policy));
   policy_free(s->ctx.policy);
   s->ctx.policy = np;
+  if (policy_recheck_on_reload(np)) {  /* revoked credentials end at once */
+    log_info("policy reloaded with recheck_on_reload: on_connect runs again for %zu users", s->resume.nlinks);
+    resume_recheck_all(&s->resume, &s->admit);
+  }
   return 0;
 }
 

@@ -41,10 +41,12 @@ static void ws_let_go(void *carrier, const char *why) {
 }
 
 #define WS_CLOSE_EXPIRED 4001  /* the credentials expired: do not come back with them */
+#define WS_CLOSE_REVOKED 4003  /* a re-check after a policy reload refused them */
 
-static void ws_expire(void *carrier) {
+static void ws_expire(void *carrier, int revoked) {
   conn_release_owner(carrier);
-  conn_ws_close_told(carrier, WS_CLOSE_EXPIRED, "credentials expired");
+  if (revoked) conn_ws_close_told(carrier, WS_CLOSE_REVOKED, "credentials revoked");
+  else conn_ws_close_told(carrier, WS_CLOSE_EXPIRED, "credentials expired");
 }
 
 static const resume_carrier_ops ws_carrier = {ws_send, NULL, ws_close, ws_let_go, ws_expire, 0, 0};  /* bad envelopes get ERROR */

@@ -131,8 +131,10 @@ export interface ParleyEventMap {
   close: CloseEvent;
   reconnecting: ReconnectingEvent;
   resumed: ResumedEvent;
-  /** The session ended because its credentials expired (close code 4001): no reconnect follows. */
-  expired: { reason: string };
+  /** The session ended because its credentials expired (close code 4001) or a
+   *  re-check after a policy reload refused them (4003, "credentials revoked"):
+   *  no reconnect follows. */
+  expired: { reason: string; code: 4001 | 4003 };
 }
 
 export declare class ParleyClient {

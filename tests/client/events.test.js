@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { REPO, startServer, makeClient, openClient, settle, withTimeout } from './helpers.js';
@@ -362,6 +362,29 @@ test('a room whose type closes when its owner leaves: the others get DISCONNECT 
   assert.deepStrictEqual(await b.next('DISCONNECT'), { ID: b.userID, room: roomID, reason: 'room_closed' });
 });
 
+test('credentials revoked by a re-check after a reload: the server closes with 4003; the client emits expired and does not reconnect', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'parley-client-revoke-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  symlinkSync(path.join(REPO, 'policies', 'default.lua'), path.join(dir, 'shipped.lua'));
+  const policy = (keys) => 'local M = require("shipped")\nM.recheck_on_reload = true\n'
+    + `local keys = { ${keys.map((k) => `${k} = true`).join(', ')} }\n`
+    + 'function M.on_connect(conn) if keys[conn.query.key] then return "default" end return nil, "unknown key" end\nreturn M\n';
+  writeFileSync(path.join(dir, 'default.lua'), policy(['k1', 'k2']));
+  const srv = await startServer({ args: ['--policies', dir] });
+  t.after(() => srv.stop());
+  const c = await openClient(`${srv.url}?key=k2`, { reconnect: true, requestTimeout: 5000 });
+  t.after(() => c.close());
+  writeFileSync(path.join(dir, 'default.lua.new'), policy(['k1']));
+  renameSync(path.join(dir, 'default.lua.new'), path.join(dir, 'default.lua'));
+  for (const n of srv.nodes || [srv]) n.proc.kill('SIGHUP');
+  assert.deepStrictEqual(await c.next('expired'), { reason: 'credentials revoked', code: 4003 });
+  const closed = await c.next('close');
+  assert.equal(closed.code, 4003);
+  assert.equal(closed.willReconnect, false);
+  await settle(600);
+  assert.equal(c.seen('reconnecting').length, 0, 'no reconnect after the credentials were revoked');
+});
+
 test('credentials that expire: the server closes with 4001; the client emits expired and does not reconnect', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'parley-client-exp-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -373,7 +396,7 @@ test('credentials that expire: the server closes with 4001; the client emits exp
   t.after(() => srv.stop());
   const c = await openClient(`${srv.url}?exp=${(Date.now() / 1000 + 1).toFixed(3)}`, { reconnect: true, requestTimeout: 5000 });
   t.after(() => c.close());
-  assert.deepStrictEqual(await c.next('expired'), { reason: 'credentials expired' });
+  assert.deepStrictEqual(await c.next('expired'), { reason: 'credentials expired', code: 4001 });
   const closed = await c.next('close');
   assert.equal(closed.code, 4001);
   assert.equal(closed.willReconnect, false);

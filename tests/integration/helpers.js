@@ -363,13 +363,14 @@ export class Client {
   /**
    * Connect a user; resolves once it can send events. `url` is the server's
    * /ws URL (server.url, with or without a query string) or its HTTP base.
-   * opts: timeout; framing (default: env PARLEY_FRAMING); under the Socket.IO
-   * framings also auth, path, query, extra (more io() options).
+   * opts: timeout; framing (default: env PARLEY_FRAMING); over /ws headers
+   * (more request headers); under the Socket.IO framings also auth, path,
+   * query, extra (more io() options).
    */
   static connect(url, opts = {}) {
     const { timeout = 5000, framing = FRAMING } = opts;
     if (isSio(framing)) return SioClient.connect(url, { ...opts, timeout, framing });
-    const c = new Client(new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeout }));
+    const c = new Client(new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeout, headers: opts.headers }));
     return withTimeout(c.opened, timeout, `ws connect ${url}`).then(() => c, (e) => {
       c.ws.terminate();
       throw e;

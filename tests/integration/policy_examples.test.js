@@ -4,6 +4,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
@@ -204,6 +206,30 @@ test('Example api_keys: the key picks the tenant; each tenant has its own rules'
   // rooms are per tenant
   await globex.fails('JOIN_ROOM', { room: acmeRoom.roomID, password: 'pw' }, ERR.NO_SUCH_ROOM);
   await acme.fails('JOIN_ROOM', { room: globexRoom.roomID, password: 'longpass' }, ERR.NO_SUCH_ROOM);
+  await assertAliveThenStop(s);
+});
+
+test('Example api_keys: a key added to REVOKED ends the sessions already open with it at the reload (close 4003), and only those', T, async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'parley-example-revoke-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  cpSync(example('api_keys'), dir, { recursive: true });
+  const s = await startServer({ args: ['--policies', dir, ...ROOMY], env: ENV.api_keys });
+  servers.push(s);
+  const a = await userAt(s, t, `?key=${KEY.acme}`);
+  const b = await userAt(s, t, `?key=${KEY.initech}`);
+  const file = path.join(dir, 'default.lua');
+  const src = readFileSync(file, 'utf8');
+  assert.ok(src.includes(`-- ["acme-3f9c1d2e"] = true,`), 'the example shows where a revoked key goes');
+  writeFileSync(`${file}.new`, src.replace(`-- ["acme-3f9c1d2e"] = true,`, `["${KEY.acme}"] = true,`));
+  renameSync(`${file}.new`, file);
+  for (const n of s.nodes || [s]) n.proc.kill('SIGHUP');
+  const { code, reason } = await a.waitClose(10_000);
+  assert.deepEqual({ code, reason },
+    isSio() ? { code: null, reason: 'io server disconnect' } : { code: 4003, reason: 'credentials revoked' });
+  assert.equal((await b.ok('GET_ID', {})).userID, b.id, 'another key\'s session stays');
+  const r = await wsRefusal(s, `?key=${KEY.acme}`);
+  assert.equal(r.status, 403);
+  assert.equal(r.body, 'revoked API key');
   await assertAliveThenStop(s);
 });
 

@@ -2,8 +2,9 @@
  * sets nothing (`return {}`) gets protocol.md's limits, types 0..2, JOIN_ROOM
  * spec, error map and hook rules; a policy's limits go over the built-in
  * ones; parley.builtin and parley.default_spec reach the same rules, and a
- * policy changing its parley.builtin changes nothing in the core. Uses only
- * the policy and rooms functions (no struct fields). */
+ * policy changing its parley.builtin changes nothing in the core; what
+ * on_connect reads is noted for recheck_on_reload. Uses only the policy,
+ * rooms and HTTP-reader functions (no struct fields). */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,9 +157,66 @@ static void test_rooms(const char *policy_lua) {
   rooms_free(&w.st);
 }
 
+/* recheck_on_reload: what on_connect looks up in conn.headers is noted (only
+ * that), pairs() notes every header, and a snapshot keeps only those. */
+static int only_api_key(void *u, const char *name, size_t n) {
+  (void)u;
+  return n == 9 && memcmp(name, "x-api-key", 9) == 0;
+}
+
+static void test_reads(void) {
+  static const char REQ[] = "GET /ws?key=k HTTP/1.1\r\nHost: x\r\nX-Api-Key: k1\r\nCookie: big\r\n\r\n";
+  http_req r, back;
+  size_t used, n;
+  http_req_init(&r, 0);
+  CHECK(http_req_feed(&r, REQ, strlen(REQ), &used) == HTTP_GOT_REQUEST);
+  conn_info c = {"ws", &r, "127.0.0.1", NULL, NULL, 0};
+  char tenant[72], *data;
+  double exp;
+  policy_verdict v;
+  policy_reads rd = {0};
+  buf_init(&rd.names, 1024);
+  policy_t *P = load("return { recheck_on_reload = true, on_connect = function(conn)\n"
+                     "  local k, _ = conn.headers['x-api-key'], conn.headers['x-none']\n"
+                     "  if k == 'k1' and conn.query.key == 'k' then return 'default' end\n"
+                     "  return nil, 'no' end }\n");
+  CHECK(P != NULL && policy_recheck_on_reload(P));
+  CHECK(policy_on_connect(P, &c, tenant, sizeof tenant, &data, &exp, &rd, &v) == 0 && strcmp(tenant, "default") == 0);
+  CHECK(!rd.all && rd.names.len == sizeof "x-api-key" + sizeof "x-none");
+  CHECK(memmem(rd.names.data, rd.names.len, "x-api-key", sizeof "x-api-key") != NULL);
+  CHECK(memmem(rd.names.data, rd.names.len, "x-none", sizeof "x-none") != NULL);
+  policy_free(P);
+  buf_reset(&rd.names);
+  P = load("return { recheck_on_reload = true, on_connect = function(conn)\n"
+           "  local n = 0 for k, v in pairs(conn.headers) do n = n + 1 end\n"
+           "  assert(n == 3 and next(conn.headers) == nil) return 'default' end }\n");
+  CHECK(P != NULL && policy_on_connect(P, &c, tenant, sizeof tenant, &data, &exp, &rd, &v) == 0 && rd.all);
+  policy_free(P);
+  /* without the flag's tracking conn.headers is a plain table */
+  P = load("return { on_connect = function(conn) assert(next(conn.headers)) return 'default' end }\n");
+  CHECK(P != NULL && !policy_recheck_on_reload(P));
+  CHECK(policy_on_connect(P, &c, tenant, sizeof tenant, &data, &exp, NULL, &v) == 0);
+  policy_free(P);
+  CHECK(load("return { recheck_on_reload = 1 }\n") == NULL);
+  buf_free(&rd.names);
+  /* the kept request: its line and the headers asked for */
+  buf_t snap;
+  buf_init(&snap, 4096);
+  CHECK(http_req_snapshot_if(&r, only_api_key, NULL, &snap) == 0 && http_req_from_snapshot(&back, snap.data, snap.len) == 0);
+  const char *k = http_req_header(&back, "x-api-key", &n);
+  CHECK(k && n == 2 && memcmp(k, "k1", 2) == 0 && !http_req_header(&back, "cookie", &n) && !http_req_header(&back, "host", &n));
+  const char *q;
+  http_req_query(&back, &q, &n);
+  CHECK(n == 5 && memcmp(q, "key=k", 5) == 0);
+  http_req_free(&back);
+  buf_free(&snap);
+  http_req_free(&r);
+}
+
 int main(void) {
   log_level = LOG_ERROR;
   CHECK(mkdtemp(dir) != NULL);
+  test_reads();
   test_limits();
   test_errors();
   test_rooms("return {}\n");

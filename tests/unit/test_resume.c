@@ -37,7 +37,7 @@ static int c_send(void *cv, const char *name, const uv_buf_t *parts, int nparts,
 }
 static void c_close(void *cv, const char *why) { (void)why; ((carrier *)cv)->closed++; }
 static void c_let_go(void *cv, const char *why) { (void)why; ((carrier *)cv)->let_go++; }
-static void c_expire(void *cv) { ((carrier *)cv)->expired++; }
+static void c_expire(void *cv, int revoked) { ((carrier *)cv)->expired += revoked ? 100 : 1; }
 static const resume_carrier_ops ops = {c_send, NULL, c_close, c_let_go, c_expire, 0, 0};
 
 static uv_loop_t loop;

@@ -41,6 +41,18 @@ for entry in spec:gmatch("[^,]+") do
   KEYS[key] = tenant
 end
 
+-- Revoking a key: add it to REVOKED and save the file (a change reloads the
+-- policy). New connections with it are refused, and, because this policy
+-- sets recheck_on_reload, sessions already open with it end at the reload:
+-- on_connect runs again for every open session, and a /ws client that it
+-- refuses now gets close 4003 "credentials revoked" (Socket.IO: a server
+-- disconnect); the others in its rooms get DISCONNECT. (A revoked key is no
+-- secret any more: it may live in this file.)
+M.recheck_on_reload = true
+local REVOKED = {
+  -- ["acme-3f9c1d2e"] = true,
+}
+
 -- conn = { framing = "ws" | "socket.io", path, query, headers, remote_addr,
 --          namespace (Socket.IO only), auth (Socket.IO auth payload, decoded) }
 -- Returns the tenant name, or nil and the reason to refuse the connection.
@@ -54,6 +66,7 @@ function M.on_connect(conn)
   -- would tell an attacker how many leading characters were right.
   local tenant = KEYS[key]
   if not tenant then return nil, "unknown API key" end
+  if REVOKED[key] then return nil, "revoked API key" end
   return tenant
 end
 
