@@ -12,9 +12,11 @@
 #include "buf.h"
 #include "log.h"
 #include "policy.h"
+#include "policy_test.h"
 #include "server.h"
 
 static const char *check_dir;   /* --check DIR: load the policies, report, exit */
+static const char *test_file;   /* --test-policy FILE: run a policy's tests against --policies, exit */
 
 /* HOST:PORT: a name, an IPv4 address, an IPv6 address in brackets, or no
  * host at all (every address: host ""); server.c resolves it. host holds 64
@@ -126,6 +128,7 @@ static void usage(FILE *f, const server_config *defaults) {
           "              [--advertise HOST:PORT] [--cluster-heartbeat-ms MS]\n"
           "              [--metrics HOST:PORT] [--drain-seconds N] [--version] [--help]\n"
           "       parley --check DIR [--lua-budget N] [--lua-memory MIB] [--lua-time-ms MS]\n"
+          "       parley --test-policy FILE [--policies DIR] [--log-level LEVEL] [--lua-… as above]\n"
           "  --listen HOST:PORT   address to listen on: a host name (its first address), an IPv4\n"
           "                       address, an IPv6 one in brackets, or none for every address:\n"
           "                       localhost:8080, [::1]:8080, 0.0.0.0:8080, :8080\n"
@@ -177,6 +180,11 @@ static void usage(FILE *f, const server_config *defaults) {
           "                       types, limits and tenants found, and exit: 0 when they load,\n"
           "                       1 when they do not (file:line: message on stderr), 2 on a\n"
           "                       usage error (a DIR that is not a directory too)\n"
+          "  --test-policy FILE   run the Lua tests in FILE against the policies of --policies:\n"
+          "                       each test(name, fn) gets them freshly loaded and an empty\n"
+          "                       server without sockets, connects clients, sends events and\n"
+          "                       checks what they receive (docs/policies.md, \"Testing a\n"
+          "                       policy\"); exit 0 all passed, 1 one failed, 2 FILE failed\n"
           "  --version            print the version and the git revision built from\n"
           "SIGHUP reloads the policies; SIGTERM drains (--drain-seconds; a second SIGTERM\n"
           "stops at once); SIGINT stops at once (clients get close 1001).\n\n"
@@ -211,9 +219,9 @@ static int parse_args(int argc, char **argv, server_config *cfg) {
     const char *a = argv[i];
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout, cfg); exit(0); }
     if (!strcmp(a, "--version")) { printf("parley %s (git %s)\n", PARLEY_VERSION, PARLEY_GIT_REV); exit(0); }
-    if (!strcmp(a, "--check")) {  /* not a server option: no variable sets it */
+    if (!strcmp(a, "--check") || !strcmp(a, "--test-policy")) {  /* not server options: no variable sets them */
       if (i + 1 >= argc) { fprintf(stderr, "parley: %s needs a value\n", a); return -1; }
-      check_dir = argv[i + 1];
+      *(a[2] == 'c' ? &check_dir : &test_file) = argv[i + 1];
       continue;
     }
     int k = option_index(a);
@@ -231,12 +239,18 @@ static int parse_args(int argc, char **argv, server_config *cfg) {
     if (bad) { fprintf(stderr, "parley: bad value for %s: %s\n", name, v); return -1; }
   }
   for (int i = 1; i < argc; i += 2) {
-    if (!strcmp(argv[i], "--check")) continue;
+    if (!strcmp(argv[i], "--check") || !strcmp(argv[i], "--test-policy")) continue;
     int bad = set_option(argv[i] + 2, argv[i + 1], cfg);
     if (bad < 0) { fprintf(stderr, "parley: internal error: option %s has no setter\n", argv[i]); return -1; }
     if (bad) { fprintf(stderr, "parley: bad value for %s: %s\n", argv[i], argv[i + 1]); return -1; }
   }
   return 0;
+}
+
+static int log_level_given(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--log-level")) return 1;
+  return getenv("PARLEY_LOG_LEVEL") != NULL;
 }
 
 /* Whether this binary runs from the directory it installs to. */
@@ -316,6 +330,11 @@ int main(int argc, char **argv) {
   default_paths(&cfg);
   if (!s || parse_args(argc, argv, &cfg)) { free(s); return 2; }
   if (check_dir) { free(s); return check_policies(check_dir, &cfg.policy); }
+  if (test_file) {  /* the tests' own lines are the report: the log says only what went wrong, unless asked */
+    if (!log_level_given(argc, argv)) log_level = LOG_WARN;
+    free(s);
+    return policy_test_run(cfg.policies, &cfg.policy, test_file);
+  }
   if (check_paths(&cfg)) { free(s); return 1; }
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t *loop = uv_default_loop();

@@ -22,7 +22,7 @@ LAYERS = [
     ((4, "event"), "peer proto relay"),
     ((5, "session"), "admit resume ws_peer eio web cluster cluster_lua"),
     ((6, "routing"), "routes metrics"),
-    ((7, "server"), "server"),
+    ((7, "server"), "server policy_test"),
     ((8, "main"), "main"),
 ]
 
