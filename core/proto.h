@@ -11,6 +11,11 @@
 int proto_peer_open(peer_t *p, proto_ctx *ctx, const char *tenant, char *data);
 /* The peer is going: leave every room (others are told), drop the user. */
 void proto_peer_gone(peer_t *p);
+/* Close r as its owner's leave closes a room whose type says so (the admin
+ * API): every member is told DISCONNECT {userID: its own, roomID, reason:
+ * "room_closed"} and leaves; on_room_closed and the webhook get the reason
+ * "admin". PARLEY_EUNSUPP in cluster mode (the room is the cluster's). */
+int proto_room_close(proto_ctx *ctx, room_t *r);
 /* Handle one event ["NAME", payload]; text is borrowed for the call. */
 void proto_handle(peer_t *p, const char *text, size_t n, const proto_ack *ack);
 
