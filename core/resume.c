@@ -258,6 +258,9 @@ resume_link *resume_new(resume_state *st, const resume_carrier_ops *ops, void *c
   l->ops = ops;
   l->carrier = carrier;
   l->next_pos = l->first_pos = 1;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  l->since = (double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1000.0;
   l->ring_max = policy_limits_of(st->ctx->policy, NULL)->resume_buffer;
   HASH_ADD_STR(st->by_token, token, l);
   st->nlinks++;
@@ -338,16 +341,23 @@ int resume_set_limits(resume_link *l) {
   return l->enabled;
 }
 
-static void on_expiry(evloop_timer *t) {
-  resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, expiry));
-  log_info("user %s: its credentials expired, leaving", rooms_user_id(l->peer.user));
+/* The server ends l's user: its carrier tells the client why, then it leaves. */
+static void end_told(resume_link *l, resume_ended why) {
   if (l->carrier) {
     void *c = l->carrier;
     l->carrier = NULL;
-    l->ops->expire(c);
+    l->ops->ended(c, why);
   }
   resume_end(l);
 }
+
+static void on_expiry(evloop_timer *t) {
+  resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, expiry));
+  log_info("user %s: its credentials expired, leaving", rooms_user_id(l->peer.user));
+  end_told(l, RESUME_ENDED_EXPIRED);
+}
+
+void resume_kick(resume_link *l) { end_told(l, RESUME_ENDED_KICKED); }
 
 void resume_arm_expiry(resume_link *l) {
   evloop_timer_stop(l->st->ev, &l->expiry);
