@@ -362,9 +362,11 @@ export class ParleyClient {
     const wasReady = this._ready;
     // 4001: the server ended the session because the credentials it was opened
     // with expired; coming back with them would be refused: no reconnect.
+    // 4003: an operator removed the user (the admin API's kick): no reconnect either.
     const expired = ev?.code === 4001;
+    const ended = expired || ev?.code === 4003;
     if (expired) this._emit('expired', { reason: ev.reason || 'credentials expired' });
-    const willReconnect = !expired && !this._closed && this._opts.reconnect && this._attempt < this._opts.maxAttempts;
+    const willReconnect = !ended && !this._closed && this._opts.reconnect && this._attempt < this._opts.maxAttempts;
     // With a resume ahead, what was sent on this socket may still be answered
     // (the server replays what we missed): keep it until we know.
     const willResume = willReconnect && this._opts.resume && !!this._token;
