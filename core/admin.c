@@ -446,6 +446,9 @@ static int serve_page(conn_t *c, http_req *r, const char *path, size_t n) {
     body = admin_index_html, len = admin_index_html_len, ctype = "text/html; charset=utf-8";
   } else if (n == 9 && !memcmp(path, "/admin.js", 9)) {
     body = admin_js, len = admin_js_len, ctype = "text/javascript; charset=utf-8";
+  } else if (n == 12 && !memcmp(path, "/favicon.ico", 12)) {  /* none: a browser asks anyway */
+    answer(c, r, 204, "image/x-icon", "", 0, NULL);
+    return 1;
   } else {
     return 0;
   }

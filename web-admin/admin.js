@@ -69,7 +69,9 @@ $('logout').addEventListener('click', () => signOut());
 
 // ---------------------------------------------------------------- charts
 
-/** A small line chart of values on canvas c, scaled to its largest value. */
+/** A small area chart of values on canvas c (the newest at the right edge,
+ * one point per poll), scaled to its largest value; the latest value and
+ * the scale's top written in its corners. */
 function spark(c, values, color) {
   const dpr = window.devicePixelRatio || 1;
   const w = c.clientWidth || 150, h = c.clientHeight || 34;
@@ -78,23 +80,35 @@ function spark(c, values, color) {
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   g.clearRect(0, 0, w, h);
   g.strokeStyle = '#d8dde6';
+  g.lineWidth = 1;
   g.beginPath(); g.moveTo(0, h - 0.5); g.lineTo(w, h - 0.5); g.stroke();
   if (!values.length) return;
-  const max = Math.max(1, ...values);
+  const max = Math.max(1, ...values) * 1.15;
   const step = w / (KEEP - 1);
   const x0 = w - (values.length - 1) * step;
+  const y = (v) => h - 1 - (v / max) * (h - 12);
+  g.beginPath();
+  g.moveTo(x0, h - 1);
+  values.forEach((v, i) => g.lineTo(x0 + i * step, y(v)));
+  g.lineTo(w, h - 1);
+  g.closePath();
+  g.globalAlpha = 0.18;
+  g.fillStyle = color;
+  g.fill();
+  g.globalAlpha = 1;
   g.strokeStyle = color;
   g.lineWidth = 1.5;
   g.beginPath();
-  values.forEach((v, i) => {
-    const x = x0 + i * step, y = h - 2 - (v / max) * (h - 6);
-    if (i) g.lineTo(x, y); else g.moveTo(x, y);
-  });
+  values.forEach((v, i) => (i ? g.lineTo(x0 + i * step, y(v)) : g.moveTo(x0, y(v))));
+  if (values.length === 1) g.lineTo(w, y(values[0]));
   g.stroke();
-  g.fillStyle = '#667085';
+  const fmt = (v) => (v >= 10 || Number.isInteger(v) ? String(Math.round(v)) : v.toFixed(1));
   g.font = '10px system-ui, sans-serif';
+  g.fillStyle = '#667085';
+  g.textAlign = 'left';
+  g.fillText(`now ${fmt(values[values.length - 1])}`, 2, 9);
   g.textAlign = 'right';
-  g.fillText(String(Math.round(max * 10) / 10), w - 2, 10);
+  g.fillText(`max ${fmt(Math.max(...values))}`, w - 2, 9);
 }
 
 function push(arr, v) { arr.push(v); if (arr.length > KEEP) arr.shift(); }
