@@ -22,7 +22,7 @@ import {
   BIN, CLUSTER, ERR, FRAMING, isSio, startServer, assertAliveThenStop, httpGet, Client, roomWith, sleep, ID_RE,
   withTimeout,
 } from './helpers.js';
-import { startServer as startLib } from '../lib/server.js';
+import { startServer as startLib, sanitizerReport } from '../lib/server.js';
 
 const T = { timeout: 60_000 };
 const NODE_SCOPE = CLUSTER
@@ -319,6 +319,7 @@ test('Drain: 202, the server drains as on SIGTERM (its clients asked back) and e
   const e = await withTimeout(s.exited, 10_000, 'the drained server exits');
   assert.deepEqual(e, { code: 0, signal: null });
   assert.match(s.stderr, /admin: drain/);
+  assert.equal(sanitizerReport(s.stderr), null, s.stderr);
 });
 
 test('Cluster: answers say scope "node"; closing a room and writing a policy are refused with 501 and why', { ...T, ...CLUSTER_ONLY }, async (t) => {
