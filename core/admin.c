@@ -131,6 +131,9 @@ static void get_tenants(admin_t *a, conn_t *c, http_req *r) {
     first = 0;
     if (!rc) rc = buf_puts(&b, "{\"name\":");
     if (!rc) rc = jw_string(&b, rooms_tally_name(x), strlen(rooms_tally_name(x)));
+    if (!rc && t && a->ctx->cluster)  /* what the other nodes last told of their users of t */
+      rc = buf_printf(&b, ",\"clusterUsers\":%zu",
+                      rooms_tenant_nusers(t) + a->ctx->cluster->remote_users(a->ctx->cluster->self, rooms_tally_name(x)));
     if (!rc)
       rc = buf_printf(&b, ",\"live\":%s,\"connections\":%zu,\"connectionsByFraming\":{\"ws\":%zu,\"sio\":%zu},"
                           "\"users\":%zu,\"detached\":%zu,\"rooms\":%zu,\"events\":%llu,\"signals\":%llu,"

@@ -322,7 +322,7 @@ test('Drain: 202, the server drains as on SIGTERM (its clients asked back) and e
   assert.equal(sanitizerReport(s.stderr), null, s.stderr);
 });
 
-test('Cluster: answers say scope "node"; closing a room and writing a policy are refused with 501 and why', { ...T, ...CLUSTER_ONLY }, async (t) => {
+test('Cluster: answers say scope "node" (with each tenant\'s users in the whole cluster); closing a room and writing a policy are refused with 501 and why', { ...T, ...CLUSTER_ONLY }, async (t) => {
   const a = await user(t, 'clus');
   const { roomID } = await a.ok('CREATE_ROOM', { maxUsers: 4, name: 'r', password: '', type: 0 });
   const st = await api('GET', '/api/v1/status');
@@ -337,6 +337,22 @@ test('Cluster: answers say scope "node"; closing a room and writing a policy are
   const put = await api('PUT', '/api/v1/tenants/clus/policy', { body: 'return {}' });
   assert.equal(put.status, 501, put.body);
   assert.match(put.json.error, /cluster/);
+  // the users of a tenant in the whole cluster, as the other nodes told: one here, one on each other node
+  const others = [];
+  for (const i of [1, 2]) {
+    const c = await Client.connect(`${server.node(i).url}?tenant=clus`);
+    t.after(() => c.close());
+    await c.ok('GET_ID', {});
+    others.push(c);
+  }
+  const deadline = Date.now() + 10_000;
+  let clus;
+  for (;;) {
+    clus = (await api('GET', '/api/v1/tenants')).json.tenants.find((x) => x.name === 'clus');
+    if (clus.clusterUsers === 3 || Date.now() > deadline) break;
+    await sleep(100);
+  }
+  assert.deepEqual({ users: clus.users, clusterUsers: clus.clusterUsers }, { users: 1, clusterUsers: 3 });
   // a user of this node can be kicked here
   const b = await user(t, 'clus');
   const k = await api('POST', `/api/v1/users/${b.id}/kick`);
@@ -344,4 +360,4 @@ test('Cluster: answers say scope "node"; closing a room and writing a policy are
   await closed(b);
 });
 
-void FRAMING; void sleep;
+void FRAMING;
