@@ -58,27 +58,92 @@ static int authorized(const admin_t *a, http_req *r) {
 
 #define API_HEADERS "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
 
-static void answer(conn_t *c, http_req *r, int status, const char *ctype, const char *body, size_t n,
-                   const char *extra) {
+/* keep: keep the connection alive after it (the request's Connection). */
+static void answer_k(conn_t *c, int keep, int status, const char *ctype, const char *body, size_t n,
+                     const char *extra) {
   char head[PATH_MAX + 512];
   if (snprintf(head, sizeof head, API_HEADERS "%s", extra ? extra : "") >= (int)sizeof head) head[0] = 0;
-  conn_http_reply(c, status, ctype, body, n, head, http_req_keep_alive(r));
+  conn_http_reply(c, status, ctype, body, n, head, keep);
+}
+
+static void answer(conn_t *c, http_req *r, int status, const char *ctype, const char *body, size_t n,
+                   const char *extra) {
+  answer_k(c, http_req_keep_alive(r), status, ctype, body, n, extra);
+}
+
+static void answer_json_k(conn_t *c, int keep, int status, const buf_t *b) {
+  answer_k(c, keep, status, "application/json", b->data, b->len, NULL);
 }
 
 static void answer_json(conn_t *c, http_req *r, int status, const buf_t *b) {
-  answer(c, r, status, "application/json", b->data, b->len, NULL);
+  answer_json_k(c, http_req_keep_alive(r), status, b);
 }
 
 /* {"ok":false,"error":msg} with status. */
-static void fail(conn_t *c, http_req *r, int status, const char *msg) {
+static void fail_k(conn_t *c, int keep, int status, const char *msg) {
   buf_t b;
   buf_init(&b, 0);
   int rc = buf_puts(&b, "{\"ok\":false,\"error\":");
   if (!rc) rc = jw_string(&b, msg, strlen(msg));
   if (!rc) rc = buf_putc(&b, '}');
-  if (rc) answer(c, r, 500, "text/plain", "out of memory", 13, NULL);
-  else answer_json(c, r, status, &b);
+  if (rc) answer_k(c, keep, 500, "text/plain", "out of memory", 13, NULL);
+  else answer_json_k(c, keep, status, &b);
   buf_free(&b);
+}
+
+static void fail(conn_t *c, http_req *r, int status, const char *msg) { fail_k(c, http_req_keep_alive(r), status, msg); }
+
+/* ---- requests answered once the cluster has (cluster.h's admin calls) ---- */
+
+/* A request held while Redis answers; the connection may go meanwhile. */
+typedef struct {
+  admin_t *a;
+  conn_t *c;                 /* NULL once the connection is gone */
+  int keep;
+  char tenant[72];
+  char id[ID_LEN + 1];
+} held_t;
+
+static void held_gone(conn_t *c) {
+  held_t *h = c->owner;
+  h->c = NULL;
+}
+
+static const conn_handlers held_handlers = {.gone = held_gone};
+
+static held_t *held_new(admin_t *a, const char *tenant, const char *id) {
+  held_t *h = calloc(1, sizeof *h);
+  if (!h) return NULL;
+  h->a = a;
+  snprintf(h->tenant, sizeof h->tenant, "%s", tenant ? tenant : "");
+  snprintf(h->id, sizeof h->id, "%s", id ? id : "");
+  return h;
+}
+
+/* The cluster call was sent (rc 0): hold the request until its answer; else
+ * answer now (503) and forget h. */
+static void held_start(held_t *h, conn_t *c, http_req *r, int rc) {
+  if (rc) {
+    free(h);
+    fail(c, r, 503, "the cluster's Redis is unreachable: try again");
+    return;
+  }
+  h->c = c;
+  h->keep = http_req_keep_alive(r);
+  conn_http_hold(c);
+  conn_set_owner(c, &held_handlers, h);
+}
+
+/* The connection of h (NULL: gone) back to the admin router, its next
+ * request read after the answer given now. */
+static conn_t *held_end(held_t *h) {
+  conn_t *c = h->c;
+  if (c) conn_set_owner(c, &admin_handlers, h->a);
+  return c;
+}
+
+static void held_done(conn_t *c) {
+  if (c) conn_http_resume(c);
 }
 
 static int clustered(const admin_t *a) { return a->cluster && *a->cluster; }
@@ -173,7 +238,35 @@ static int room_json(buf_t *b, const room_t *rm) {
   return rc ? rc : buf_puts(b, "]}");
 }
 
+#define ADMIN_CLUSTER_ROOMS 1000   /* rooms listed at most in cluster mode (then "truncated") */
+
+/* The tenant's rooms in the whole cluster: cluster.lua's 'R{"truncated":…,"rooms":[…]}'. */
+static void on_cluster_rooms(void *arg, int rc, const char *text, size_t n) {
+  held_t *h = arg;
+  conn_t *c = held_end(h);
+  if (c && (rc || n < 2 || memcmp(text, "R{", 2))) fail_k(c, h->keep, 502, "the cluster's Redis did not answer");
+  else if (c) {
+    buf_t b;
+    buf_init(&b, ADMIN_MAX_ANSWER);
+    int bad = buf_puts(&b, "{\"scope\":\"cluster\",");
+    if (!bad) bad = put_kv_str(&b, "tenant", h->tenant);
+    if (!bad) bad = buf_putc(&b, ',');
+    if (!bad) bad = buf_append(&b, text + 2, n - 2);
+    if (bad) fail_k(c, h->keep, 500, "the answer is too big");
+    else answer_json_k(c, h->keep, 200, &b);
+    buf_free(&b);
+  }
+  held_done(c);
+  free(h);
+}
+
 static void get_rooms(admin_t *a, conn_t *c, http_req *r, const char *tenant) {
+  if (clustered(a)) {
+    held_t *h = held_new(a, tenant, NULL);
+    if (!h) { fail(c, r, 500, "out of memory"); return; }
+    held_start(h, c, r, cluster_admin_rooms(*a->cluster, tenant, ADMIN_CLUSTER_ROOMS, on_cluster_rooms, h));
+    return;
+  }
   tenant_t *t = rooms_tenant_find(a->ctx->rooms, tenant);
   buf_t b;
   buf_init(&b, ADMIN_MAX_ANSWER);
@@ -238,11 +331,50 @@ static void get_user(admin_t *a, conn_t *c, http_req *r, const char *id) {
   buf_free(&b);
 }
 
+/* Another node holds the user: "ok NODE" (that node was asked to end it) or "no_such_user". */
+static void on_cluster_kick(void *arg, int rc, const char *text, size_t n) {
+  held_t *h = arg;
+  conn_t *c = held_end(h);
+  if (c && rc) fail_k(c, h->keep, 502, "the cluster's Redis did not answer");
+  else if (c && (n < 4 || memcmp(text, "ok ", 3))) fail_k(c, h->keep, 404, "no such user in any room of the cluster");
+  else if (c) {
+    buf_t b;
+    buf_init(&b, 0);
+    int bad = buf_puts(&b, "{\"ok\":true,");
+    if (!bad) bad = put_kv_str(&b, "userID", h->id);
+    if (!bad) bad = buf_puts(&b, ",\"node\":");
+    if (!bad) bad = jw_string(&b, text + 3, n - 3);
+    if (!bad) bad = buf_putc(&b, '}');
+    log_notice("admin: kick user %s: asked node %.*s", h->id, (int)(n - 3), text + 3);
+    if (bad) fail_k(c, h->keep, 500, "out of memory");
+    else answer_json_k(c, h->keep, 202, &b);
+    buf_free(&b);
+  }
+  held_done(c);
+  free(h);
+}
+
+void admin_kick_here(admin_t *a, const char *id) {
+  const char *why;
+  int status;
+  user_t *u = local_user(a, id, &why, &status);
+  if (!u) return;
+  log_notice("admin: kick user %s of tenant %s (asked through the cluster)", id,
+             rooms_tenant_name(rooms_user_tenant(u)));
+  resume_kick(resume_link_of(rooms_user_peer(u)));
+}
+
 static void post_kick(admin_t *a, conn_t *c, http_req *r, const char *id) {
   const char *why;
   int status;
   char tenant[72];
   user_t *u = local_user(a, id, &why, &status);
+  if (!u && clustered(a) && strlen(id) == ID_LEN) {  /* another node's, maybe: Redis knows, if it is in a room */
+    held_t *h = held_new(a, NULL, id);
+    if (!h) { fail(c, r, 500, "out of memory"); return; }
+    held_start(h, c, r, cluster_admin_kick(*a->cluster, id, on_cluster_kick, h));
+    return;
+  }
   if (!u) { fail(c, r, status, why); return; }
   snprintf(tenant, sizeof tenant, "%s", rooms_tenant_name(rooms_user_tenant(u)));
   size_t nrooms = rooms_user_nrooms(u);
@@ -262,14 +394,44 @@ static void post_kick(admin_t *a, conn_t *c, http_req *r, const char *id) {
 
 /* ---- rooms ---- */
 
+/* The cluster closed the room ("ok N": every member on every node told) or
+ * had none ("no_such_room"); the policy hears of it here, once. */
+static void on_cluster_close(void *arg, int rc, const char *text, size_t n) {
+  held_t *h = arg;
+  conn_t *c = held_end(h);
+  int ok = !rc && n > 3 && !memcmp(text, "ok ", 3);
+  if (ok) {
+    log_notice("admin: close room %s of tenant %s (%.*s members in the cluster)", h->id, h->tenant, (int)(n - 3),
+               text + 3);
+    proto_room_closed(h->a->ctx, h->tenant, h->id);
+  }
+  if (c && rc) fail_k(c, h->keep, 502, "the cluster's Redis did not answer");
+  else if (c && !ok) fail_k(c, h->keep, 404, "no such room");
+  else if (c) {
+    buf_t b;
+    buf_init(&b, 0);
+    int bad = buf_puts(&b, "{\"ok\":true,");
+    if (!bad) bad = put_kv_str(&b, "roomID", h->id);
+    if (!bad) bad = buf_printf(&b, ",\"members\":%.*s}", (int)(n - 3), text + 3);
+    if (bad) fail_k(c, h->keep, 500, "out of memory");
+    else answer_json_k(c, h->keep, 200, &b);
+    buf_free(&b);
+  }
+  held_done(c);
+  free(h);
+}
+
 static void post_close(admin_t *a, conn_t *c, http_req *r, const char *tenant, const char *id) {
+  if (clustered(a)) {
+    if (strlen(id) != ID_LEN) { fail(c, r, 404, "no such room"); return; }
+    held_t *h = held_new(a, tenant, id);
+    if (!h) { fail(c, r, 500, "out of memory"); return; }
+    held_start(h, c, r, cluster_admin_close(*a->cluster, tenant, id, on_cluster_close, h));
+    return;
+  }
   tenant_t *t = rooms_tenant_find(a->ctx->rooms, tenant);
   room_t *rm = t ? rooms_find(t, id, strlen(id)) : NULL;
   if (!rm) { fail(c, r, 404, "no such room"); return; }
-  if (clustered(a)) {
-    fail(c, r, 501, "closing a room is not supported in cluster mode yet (docs/admin.md, cluster scope)");
-    return;
-  }
   size_t n = rooms_nmembers(rm);
   log_notice("admin: close room %s of tenant %s (%zu members)", id, tenant, n);
   int rc = proto_room_close(a->ctx, rm);

@@ -42,6 +42,10 @@ typedef struct {
  * PARLEY_EINVAL). */
 int admin_set_token(admin_t *a, const char *token, size_t n);
 
+/* Another node's admin API kicked a user this node may hold (registered
+ * with cluster_on_kick): it ends as a kick here ends it. */
+void admin_kick_here(admin_t *a, const char *user);
+
 /* The handlers of a connection of the admin listener; its owner object is
  * the admin_t. */
 extern const conn_handlers admin_handlers;

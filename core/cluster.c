@@ -55,6 +55,8 @@ struct cluster_s {
   void *closed_arg;
   void (*reclaim)(void *arg);
   void *reclaim_arg;
+  void (*kick)(void *arg, const char *user);  /* the admin API of another node ends a user of ours */
+  void *kick_arg;
 };
 
 /* What a script call's answer goes to. */
@@ -350,7 +352,60 @@ static void on_message(void *owner, const char *channel, size_t chlen, const cha
     relay_deliver(cl->ctx, msg + 1, n - 1);
   } else if (n > 1 && msg[0] == 'E') {
     on_event(cl, msg + 1, n - 1, 0);
+  } else if (n == 1 + ID_LEN && msg[0] == 'K' && cl->kick) {
+    char id[ID_LEN + 1];
+    memcpy(id, msg + 1, ID_LEN);
+    id[ID_LEN] = 0;
+    cl->kick(cl->kick_arg, id);
   }
+}
+
+/* ---- the admin API's calls (cluster.lua's admin operations) ---- */
+
+typedef struct {
+  cluster_admin_cb cb;
+  void *arg;
+} admin_call;
+
+static void on_admin_reply(void *arg, const redisReply *r) {
+  admin_call *ac = arg;
+  int ok = r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+  if (r && r->type == REDIS_REPLY_ERROR) log_warn("cluster: Redis refused an admin call: %.*s", (int)r->len, r->str);
+  ac->cb(ac->arg, ok ? 0 : PARLEY_EIO, ok ? r->str : NULL, ok ? r->len : 0);
+  free(ac);
+}
+
+static int admin_eval(cluster_t *cl, int argc, const char **argv, cluster_admin_cb cb, void *arg) {
+  size_t lens[8];
+  admin_call *ac = malloc(sizeof *ac);
+  if (!ac) return PARLEY_ENOMEM;
+  for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+  *ac = (admin_call){cb, arg};
+  int rc = redis_link_eval(cl->link, cl->script, on_admin_reply, ac, 0, argc, argv, lens);
+  if (rc) free(ac);
+  return rc;
+}
+
+int cluster_admin_close(cluster_t *cl, const char *tenant, const char *room, cluster_admin_cb cb, void *arg) {
+  const char *a[] = {"close", cl->prefix, room, tenant};
+  return admin_eval(cl, 4, a, cb, arg);
+}
+
+int cluster_admin_rooms(cluster_t *cl, const char *tenant, size_t max, cluster_admin_cb cb, void *arg) {
+  char m[24];
+  snprintf(m, sizeof m, "%zu", max);
+  const char *a[] = {"rooms", cl->prefix, tenant, m};
+  return admin_eval(cl, 4, a, cb, arg);
+}
+
+int cluster_admin_kick(cluster_t *cl, const char *user, cluster_admin_cb cb, void *arg) {
+  const char *a[] = {"kick", cl->prefix, user};
+  return admin_eval(cl, 3, a, cb, arg);
+}
+
+void cluster_on_kick(cluster_t *cl, void (*kick)(void *arg, const char *user), void *arg) {
+  cl->kick = kick;
+  cl->kick_arg = arg;
 }
 
 /* ---- changes sent ---- */

@@ -511,16 +511,22 @@ static int close_room(proto_ctx *ctx, room_t *r, const user_t *u) {
 int proto_room_close(proto_ctx *ctx, room_t *r) {
   char rid[ID_LEN + 1];
   tenant_t *t = rooms_room_tenant(r);
-  if (ctx->cluster) return PARLEY_EUNSUPP;  /* the room lives in Redis: cluster.lua would have to close it */
+  if (ctx->cluster) return PARLEY_EUNSUPP;  /* the room is the cluster's: cluster_admin_close */
   memcpy(rid, rooms_id(r), sizeof rid);
   rooms_tenant_pin(t);
   int rc = close_room(ctx, r, NULL);
-  if (!rc) {
-    policy_on_room_closed(ctx->policy, t, rid, "admin");
-    webhook(ctx, t, WEBHOOK_ROOM_CLOSED, rid, NULL, "admin");
-  }
+  if (!rc) proto_room_closed(ctx, rooms_tenant_name(t), rid);
   rooms_tenant_unpin(ctx->rooms, t);
   return rc;
+}
+
+void proto_room_closed(proto_ctx *ctx, const char *tenant, const char *room) {
+  tenant_t *t;
+  if (rooms_tenant(ctx->rooms, tenant, &t)) return;
+  rooms_tenant_pin(t);
+  policy_on_room_closed(ctx->policy, t, room, "admin");
+  webhook(ctx, t, WEBHOOK_ROOM_CLOSED, room, NULL, "admin");
+  rooms_tenant_unpin(ctx->rooms, t);
 }
 
 /* u leaves r; the others are told (or, when u owned a room whose type closes

@@ -306,6 +306,9 @@ static void reclaim(void *arg) {
   resume_reclaim(&s->resume);
 }
 
+/* Another node's admin API kicks a user: ours, if we hold it. */
+static void remote_kick(void *arg, const char *user) { admin_kick_here(arg, user); }
+
 /* The address to listen on: cfg.host resolved (a name: its first address;
  * an IPv4 address; an IPv6 one), "" for every address (IPv6 and IPv4 where
  * the system has IPv6, else IPv4). Resolved once, at startup. */
@@ -454,7 +457,10 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
     }
     cluster_config cc = {.url = cfg->redis, .node_id = cfg->node_id, .tick_ms = cfg->cluster_tick_ms,
                          .ttl_ms = 3 * cfg->cluster_tick_ms, .advertise = advertise};
-    if ((rc = cluster_new(&s->ev, &s->ctx, &cc, &s->cluster)) == 0) cluster_on_up(s->cluster, reclaim, s);
+    if ((rc = cluster_new(&s->ev, &s->ctx, &cc, &s->cluster)) == 0) {
+      cluster_on_up(s->cluster, reclaim, s);
+      cluster_on_kick(s->cluster, remote_kick, &s->admin);
+    }
     else {
       unlisten(s);
       policy_free(s->ctx.policy);
