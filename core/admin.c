@@ -102,6 +102,8 @@ typedef struct {
   int keep;
   char tenant[72];
   char id[ID_LEN + 1];
+  char *text;                /* a policy PUT's body (owned), len bytes */
+  size_t len;
 } held_t;
 
 static void held_gone(conn_t *c) {
@@ -449,12 +451,13 @@ static void post_close(admin_t *a, conn_t *c, http_req *r, const char *tenant, c
 /* ---- reload, drain ---- */
 
 /* {"ok":true,"version":…} after a reload that took; else 409 and the error. */
-static void reload_answer(admin_t *a, conn_t *c, http_req *r, int status_ok, const char *tenant) {
+static void reload_answer_k(admin_t *a, conn_t *c, int keep, int status_ok, const char *tenant) {
   char err[ADMIN_ERR_TEXT];
   if (a->ops.reload(a->ops.self, err, sizeof err)) {
-    fail(c, r, 409, err[0] ? err : "the policies did not load");
+    if (c) fail_k(c, keep, 409, err[0] ? err : "the policies did not load");
     return;
   }
+  if (!c) return;
   buf_t b;
   buf_init(&b, 0);
   int rc = buf_puts(&b, "{\"ok\":true,");
@@ -462,9 +465,13 @@ static void reload_answer(admin_t *a, conn_t *c, http_req *r, int status_ok, con
   if (!rc && tenant) rc = buf_putc(&b, ',');
   if (!rc) rc = put_kv_str(&b, "version", policy_version(a->ctx->policy));
   if (!rc) rc = buf_putc(&b, '}');
-  if (rc) fail(c, r, 500, "out of memory");
-  else answer_json(c, r, status_ok, &b);
+  if (rc) fail_k(c, keep, 500, "out of memory");
+  else answer_json_k(c, keep, status_ok, &b);
   buf_free(&b);
+}
+
+static void reload_answer(admin_t *a, conn_t *c, http_req *r, int status_ok, const char *tenant) {
+  reload_answer_k(a, c, http_req_keep_alive(r), status_ok, tenant);
 }
 
 static void post_reload(admin_t *a, conn_t *c, http_req *r) {
@@ -512,12 +519,13 @@ static void get_policy(admin_t *a, conn_t *c, http_req *r, const char *tenant) {
 /* mkdir that is fine with a directory already there. */
 static int make_dir(const char *path) { return mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : -1; }
 
-/* Write text to dir/tenants/NAME.lua through a hidden file renamed over it
- * (a load never reads half a file; the loader skips hidden files). */
+/* Write text to dir/tenants/NAME.lua through a hidden file of this process
+ * renamed over it (a load never reads half a file; the loader skips hidden
+ * files). */
 static int write_policy(const admin_t *a, const char *tenant, const char *text, size_t n, char *err, size_t cap) {
   char dir[PATH_MAX], tmp[PATH_MAX + 96], path[PATH_MAX + 96];
   snprintf(dir, sizeof dir, "%s/tenants", a->state_dir);
-  snprintf(tmp, sizeof tmp, "%s/.%s.lua.tmp", dir, tenant);
+  snprintf(tmp, sizeof tmp, "%s/.%s.lua.%ld.tmp", dir, tenant, (long)getpid());  /* nodes may share the directory */
   snprintf(path, sizeof path, "%s/%s.lua", dir, tenant);
   if (make_dir(a->state_dir) || make_dir(dir)) {
     if (snprintf(err, cap, "cannot make %s: %s", dir, strerror(errno)) < 0) err[0] = 0;
@@ -540,35 +548,103 @@ static int write_policy(const admin_t *a, const char *tenant, const char *text, 
   return 0;
 }
 
-/* PUT: checked by a whole load with this text standing for the tenant's
- * file (refused with 400 and what failed: nothing written), then written to
- * the state directory and the policies reloaded. */
-static void put_policy(admin_t *a, conn_t *c, http_req *r, const char *tenant) {
-  char err[ADMIN_ERR_TEXT];
-  if (clustered(a)) {
-    fail(c, r, 501, "writing a policy is not supported in cluster mode yet: every node must get the file "
-                    "(docs/admin.md, cluster scope)");
-    return;
-  }
-  if (!a->state_dir[0]) { fail(c, r, 500, "no state directory (--state-dir)"); return; }
-  policy_override ov = {tenant, r->body.data ? r->body.data : "", r->body.len};
+/* Whether text would load as tenant's file (a whole load, in new VMs): 0,
+ * or nonzero with what failed in err. */
+static int check_policy(admin_t *a, const char *tenant, const char *text, size_t n, char *err, size_t cap) {
+  policy_override ov = {tenant, text, n};
   policy_t *P = NULL;
-  log_capture(err, sizeof err);
+  log_capture(err, cap);
   int rc = policy_load_overlay(a->policies, a->state_dir, a->popt, &ov, &P);
   log_capture(NULL, 0);
   policy_free(P);
-  if (rc) {
-    log_notice("admin: policy of tenant %s refused (%zu bytes): %s", tenant, r->body.len, err);
-    fail(c, r, 400, err[0] ? err : "the policy does not load");
+  if (rc && !err[0]) snprintf(err, cap, "the policy does not load");
+  return rc;
+}
+
+/* 1 when the state directory's file of tenant holds exactly text. */
+static int policy_is(admin_t *a, const char *tenant, const char *text, size_t n) {
+  char path[PATH_MAX + 96];
+  snprintf(path, sizeof path, "%s/tenants/%s.lua", a->state_dir, tenant);
+  FILE *f = fopen(path, "rb");
+  if (!f) return 0;
+  char *have = malloc(n + 1);
+  size_t got = have ? fread(have, 1, n + 1, f) : 0;
+  fclose(f);
+  int same = have && got == n && !memcmp(have, text, n);
+  free(have);
+  return same;
+}
+
+void admin_policy_from_cluster(admin_t *a, const char *tenant, const char *text, size_t n, int sync) {
+  char err[ADMIN_ERR_TEXT];
+  if (!a->state_dir[0] || !policy_tenant_name_ok(tenant, strlen(tenant)) || n > ADMIN_MAX_BODY) return;
+  if (sync && policy_is(a, tenant, text, n)) return;  /* loaded already */
+  if (check_policy(a, tenant, text, n, err, sizeof err)) {
+    log_error("admin: the cluster's policy of tenant %s does not load on this node, not written: %s", tenant, err);
     return;
   }
-  if (write_policy(a, tenant, ov.text, ov.len, err, sizeof err)) {
+  if (write_policy(a, tenant, text, n, err, sizeof err)) {
+    log_error("admin: the cluster's policy of tenant %s: %s", tenant, err);
+    return;
+  }
+  log_notice("admin: policy of tenant %s from the cluster (%zu bytes, %s/tenants/%s.lua)", tenant, n, a->state_dir,
+             tenant);
+  reload_answer_k(a, NULL, 0, 0, tenant);
+}
+
+/* Redis keeps the file and sent it to every node ("ok"): this one takes it
+ * now (its own copy of the message comes too, and reloads again). */
+static void on_cluster_policy(void *arg, int rc, const char *text, size_t n) {
+  held_t *h = arg;
+  conn_t *c = held_end(h);
+  if (rc || n != 2 || memcmp(text, "ok", 2)) {
+    if (c) fail_k(c, h->keep, 502, "the cluster's Redis did not take the policy: nothing changed");
+  } else {
+    char err[ADMIN_ERR_TEXT];
+    log_notice("admin: policy of tenant %s replaced in the cluster (%zu bytes)", h->tenant, h->len);
+    if (write_policy(h->a, h->tenant, h->text, h->len, err, sizeof err)) {
+      log_error("admin: policy of tenant %s: %s", h->tenant, err);
+      if (c) fail_k(c, h->keep, 500, err);
+    } else {
+      reload_answer_k(h->a, c, h->keep, 200, h->tenant);
+    }
+  }
+  held_done(c);
+  free(h->text);
+  free(h);
+}
+
+/* PUT: checked by a whole load with this text standing for the tenant's
+ * file (refused with 400 and what failed: nothing written), then written to
+ * the state directory and the policies reloaded; in a cluster, through Redis
+ * to every node. */
+static void put_policy(admin_t *a, conn_t *c, http_req *r, const char *tenant) {
+  char err[ADMIN_ERR_TEXT];
+  const char *text = r->body.data ? r->body.data : "";
+  size_t n = r->body.len;
+  if (!a->state_dir[0]) { fail(c, r, 500, "no state directory (--state-dir)"); return; }
+  if (check_policy(a, tenant, text, n, err, sizeof err)) {
+    log_notice("admin: policy of tenant %s refused (%zu bytes): %s", tenant, n, err);
+    fail(c, r, 400, err);
+    return;
+  }
+  if (clustered(a)) {
+    held_t *h = held_new(a, tenant, NULL);
+    if (h && !(h->text = malloc(n + 1))) { free(h); h = NULL; }
+    if (!h) { fail(c, r, 500, "out of memory"); return; }
+    memcpy(h->text, text, n);
+    h->len = n;
+    int rc = cluster_admin_policy(*a->cluster, tenant, text, n, on_cluster_policy, h);
+    if (rc) free(h->text);
+    held_start(h, c, r, rc);
+    return;
+  }
+  if (write_policy(a, tenant, text, n, err, sizeof err)) {
     log_error("admin: policy of tenant %s: %s", tenant, err);
     fail(c, r, 500, err);
     return;
   }
-  log_notice("admin: policy of tenant %s replaced (%zu bytes, %s/tenants/%s.lua)", tenant, ov.len, a->state_dir,
-             tenant);
+  log_notice("admin: policy of tenant %s replaced (%zu bytes, %s/tenants/%s.lua)", tenant, n, a->state_dir, tenant);
   reload_answer(a, c, r, 200, tenant);
 }
 

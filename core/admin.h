@@ -45,6 +45,11 @@ int admin_set_token(admin_t *a, const char *token, size_t n);
 /* Another node's admin API kicked a user this node may hold (registered
  * with cluster_on_kick): it ends as a kick here ends it. */
 void admin_kick_here(admin_t *a, const char *user);
+/* A tenant policy the admin API wrote somewhere in the cluster (registered
+ * with cluster_on_policy): checked, written to this node's state directory,
+ * reloaded (sync: only when the file differs); one that does not load here
+ * is logged and left out. */
+void admin_policy_from_cluster(admin_t *a, const char *tenant, const char *text, size_t n, int sync);
 
 /* The handlers of a connection of the admin listener; its owner object is
  * the admin_t. */

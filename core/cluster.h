@@ -70,6 +70,15 @@ int cluster_admin_kick(cluster_t *c, const char *user, cluster_admin_cb cb, void
 /* Who ends a user of this node that another node's admin API kicked
  * (registered by the server). */
 void cluster_on_kick(cluster_t *c, void (*kick)(void *arg, const char *user), void *arg);
+/* policy: a tenant's policy file the admin API wrote (text, n bytes): kept in
+ * Redis and sent to every node ("ok"). */
+int cluster_admin_policy(cluster_t *c, const char *tenant, const char *text, size_t n, cluster_admin_cb cb,
+                         void *arg);
+/* Who takes such a file on this node (registered by the server): called for
+ * each one as it is written (sync 0; the writing node too), and for every
+ * one Redis keeps each time the link comes up (sync 1). */
+typedef void (*cluster_policy_cb)(void *arg, const char *tenant, const char *text, size_t n, int sync);
+void cluster_on_policy(cluster_t *c, cluster_policy_cb policy, void *arg);
 
 /* Leave: the node's users leave every room in Redis (a goodbye bounded to 1 s),
  * then the link closes and closed(arg) is called from the loop's close phase.

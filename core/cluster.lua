@@ -17,8 +17,10 @@
 --   P.."nrooms"         count of all rooms
 --   P.."alive:"..node   the node's heartbeat (expires), value: its policy version
 --   P.."nodes"          set of the nodes that have announced themselves
+--   P.."policies"       hash: tenant -> its policy file, as the admin API wrote it
 -- Channels: P.."node:"..node, messages "E" followed by the event as JSON, or
--- "K" followed by a userID the admin API asks that node to end.
+-- "K" followed by a userID the admin API asks that node to end; P.."all":
+-- per-tenant user counts ("C") and tenant policies the admin API wrote ("P").
 
 local op, P = ARGV[1], ARGV[2]
 
@@ -346,6 +348,15 @@ function ops.kick()
   if not node then return 'no_such_user' end
   redis.call('PUBLISH', P .. 'node:' .. node, 'K' .. uid)
   return 'ok ' .. node
+end
+
+-- policy TENANT TEXT: the admin API wrote a tenant's policy file: kept (for
+-- the nodes that start later) and sent to every node ('P', the name, a
+-- newline, the text on the all channel).
+function ops.policy()
+  redis.call('HSET', P .. 'policies', ARGV[3], ARGV[4])
+  redis.call('PUBLISH', P .. 'all', 'P' .. ARGV[3] .. '\n' .. ARGV[4])
+  return 'ok'
 end
 
 -- bye NODE: the node stops; its users leave every room now.

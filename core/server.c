@@ -309,6 +309,11 @@ static void reclaim(void *arg) {
 /* Another node's admin API kicks a user: ours, if we hold it. */
 static void remote_kick(void *arg, const char *user) { admin_kick_here(arg, user); }
 
+/* A tenant policy written through the admin API of any node. */
+static void remote_policy(void *arg, const char *tenant, const char *text, size_t n, int sync) {
+  admin_policy_from_cluster(arg, tenant, text, n, sync);
+}
+
 /* The address to listen on: cfg.host resolved (a name: its first address;
  * an IPv4 address; an IPv6 one), "" for every address (IPv6 and IPv4 where
  * the system has IPv6, else IPv4). Resolved once, at startup. */
@@ -460,6 +465,7 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
     if ((rc = cluster_new(&s->ev, &s->ctx, &cc, &s->cluster)) == 0) {
       cluster_on_up(s->cluster, reclaim, s);
       cluster_on_kick(s->cluster, remote_kick, &s->admin);
+      cluster_on_policy(s->cluster, remote_policy, &s->admin);
     }
     else {
       unlisten(s);

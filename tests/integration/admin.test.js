@@ -22,7 +22,7 @@ import {
   BIN, CLUSTER, ERR, FRAMING, isSio, startServer, assertAliveThenStop, httpGet, Client, roomWith, sleep, ID_RE,
   withTimeout,
 } from './helpers.js';
-import { startServer as startLib, sanitizerReport } from '../lib/server.js';
+import { startServer as startLib, sanitizerReport, redisCommand } from '../lib/server.js';
 
 const T = { timeout: 60_000 };
 const NODE_SCOPE = CLUSTER
@@ -372,7 +372,7 @@ test('Cluster: a tenant\'s rooms are the whole cluster\'s (scope "cluster"); clo
   await b.fails('JOIN_ROOM', { room: roomID, password: PW }, ERR.NO_SUCH_ROOM);
 });
 
-test('Cluster: status and tenants say scope "node" (with each tenant\'s users in the whole cluster); writing a policy is refused with 501 and why', { ...T, ...CLUSTER_ONLY }, async (t) => {
+test('Cluster: status and tenants say scope "node" (with each tenant\'s users in the whole cluster)', { ...T, ...CLUSTER_ONLY }, async (t) => {
   await userOn(t, 0, 'clus');
   await userOn(t, 1, 'clus');
   await userOn(t, 2, 'clus');
@@ -389,7 +389,40 @@ test('Cluster: status and tenants say scope "node" (with each tenant\'s users in
     await sleep(100);
   }
   assert.deepEqual({ users: clus.users, clusterUsers: clus.clusterUsers }, { users: 1, clusterUsers: 3 });
-  const put = await api('PUT', '/api/v1/tenants/clus/policy', { body: 'return {}' });
-  assert.equal(put.status, 501, put.body);
-  assert.match(put.json.error, /cluster/);
+});
+
+test('Cluster: a policy PUT on one node reaches every node (through Redis); a broken one changes nothing anywhere; a node started later takes it', { ...T, ...CLUSTER_ONLY }, async (t) => {
+  const users = [await userOn(t, 0, 'cpol'), await userOn(t, 1, 'cpol'), await userOn(t, 2, 'cpol')];
+  const bad = await api('PUT', '/api/v1/tenants/cpol/policy', { body: 'return {\n' });
+  assert.equal(bad.status, 400, bad.body);
+  assert.match(bad.json.error, /tenants\/cpol\.lua:\d+:/);
+  for (const u of users) await u.ok('CREATE_ROOM', { maxUsers: 8, name: 'big', password: '', type: 0 });
+  const good = 'local M = {}\nM.limits = { max_users_per_room = 2 }\nreturn M\n';
+  const ok = await api('PUT', '/api/v1/tenants/cpol/policy', { body: good });
+  assert.equal(ok.status, 200, ok.body);
+  assert.equal(ok.json.ok, true);
+  for (const [i, u] of users.entries()) {  // each node reloads as the message reaches it
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const r = await u.request('CREATE_ROOM', { maxUsers: 8, name: 'big2', password: '', type: 0 });
+      if (r.event === 'ERROR' && r.payload.error === ERR.LIMIT_REACHED) break;
+      assert.ok(Date.now() < deadline, `node ${i + 1} still lets a room of 8 be made: ${JSON.stringify(r)}`);
+      await sleep(100);
+    }
+  }
+  assert.equal(await redisCommand(server.redis.port, 'HGET', 'parley:policies', 'cpol'), good);
+  // a node that joins later takes the file from Redis (its own state directory)
+  const late = await startLib({ single: true, args: ['--policies', policies, '--state-dir', tempDir('parley-admin-late-'),
+    '--redis', server.redis.url, '--node-id', 'n4', '--cluster-heartbeat-ms', '500'] });
+  t.after(() => late.stop());
+  const u4 = await Client.connect(`${late.url}?tenant=cpol`);
+  t.after(() => u4.close());
+  await u4.ok('GET_ID', {});
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const r = await u4.request('CREATE_ROOM', { maxUsers: 8, name: 'big4', password: '', type: 0 });
+    if (r.event === 'ERROR' && r.payload.error === ERR.LIMIT_REACHED) break;
+    assert.ok(Date.now() < deadline, `the late node lets a room of 8 be made: ${JSON.stringify(r)}`);
+    await sleep(100);
+  }
 });
