@@ -4,8 +4,11 @@
  * through proto_room_close, reload and drain through the server's
  * admin_ops), a tenant's policy file read and replaced (checked by a whole
  * load first, written to the state directory, then reloaded), and the
- * dashboard's two files. Every action is logged with its target, never the
- * token. */
+ * dashboard's two files. In cluster mode a tenant's rooms, a close, a kick of
+ * another node's user and a policy write go through Redis (cluster.h's admin
+ * calls; the request held until the answer), and the policies written
+ * through other nodes arrive here. Every action is logged with its target,
+ * never the token. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
