@@ -55,6 +55,10 @@ struct cluster_s {
   void *closed_arg;
   void (*reclaim)(void *arg);
   void *reclaim_arg;
+  void (*kick)(void *arg, const char *user);  /* the admin API of another node ends a user of ours */
+  void *kick_arg;
+  cluster_policy_cb policy;  /* a tenant policy the admin API wrote, for this node's state directory */
+  void *policy_arg;
 };
 
 /* What a script call's answer goes to. */
@@ -350,7 +354,107 @@ static void on_message(void *owner, const char *channel, size_t chlen, const cha
     relay_deliver(cl->ctx, msg + 1, n - 1);
   } else if (n > 1 && msg[0] == 'E') {
     on_event(cl, msg + 1, n - 1, 0);
+  } else if (n > 1 && msg[0] == 'P' && cl->policy) {
+    const char *nl = memchr(msg + 1, '\n', n - 1);
+    char tenant[72];
+    size_t tl = nl ? (size_t)(nl - msg - 1) : 0;
+    if (!tl || tl >= sizeof tenant) return;
+    memcpy(tenant, msg + 1, tl);
+    tenant[tl] = 0;
+    cl->policy(cl->policy_arg, tenant, nl + 1, n - 2 - tl, 0);
+  } else if (n == 1 + ID_LEN && msg[0] == 'K' && cl->kick) {
+    char id[ID_LEN + 1];
+    memcpy(id, msg + 1, ID_LEN);
+    id[ID_LEN] = 0;
+    cl->kick(cl->kick_arg, id);
   }
+}
+
+/* ---- the admin API's calls (cluster.lua's admin operations) ---- */
+
+typedef struct {
+  cluster_admin_cb cb;
+  void *arg;
+} admin_call;
+
+static void on_admin_reply(void *arg, const redisReply *r) {
+  admin_call *ac = arg;
+  int ok = r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+  if (r && r->type == REDIS_REPLY_ERROR) log_warn("cluster: Redis refused an admin call: %.*s", (int)r->len, r->str);
+  ac->cb(ac->arg, ok ? 0 : PARLEY_EIO, ok ? r->str : NULL, ok ? r->len : 0);
+  free(ac);
+}
+
+static int admin_eval(cluster_t *cl, int argc, const char **argv, cluster_admin_cb cb, void *arg) {
+  size_t lens[8];
+  admin_call *ac = malloc(sizeof *ac);
+  if (!ac) return PARLEY_ENOMEM;
+  for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+  *ac = (admin_call){cb, arg};
+  int rc = redis_link_eval(cl->link, cl->script, on_admin_reply, ac, 0, argc, argv, lens);
+  if (rc) free(ac);
+  return rc;
+}
+
+int cluster_admin_close(cluster_t *cl, const char *tenant, const char *room, cluster_admin_cb cb, void *arg) {
+  const char *a[] = {"close", cl->prefix, room, tenant};
+  return admin_eval(cl, 4, a, cb, arg);
+}
+
+int cluster_admin_rooms(cluster_t *cl, const char *tenant, size_t max, cluster_admin_cb cb, void *arg) {
+  char m[24];
+  snprintf(m, sizeof m, "%zu", max);
+  const char *a[] = {"rooms", cl->prefix, tenant, m};
+  return admin_eval(cl, 4, a, cb, arg);
+}
+
+int cluster_admin_kick(cluster_t *cl, const char *user, cluster_admin_cb cb, void *arg) {
+  const char *a[] = {"kick", cl->prefix, user};
+  return admin_eval(cl, 3, a, cb, arg);
+}
+
+void cluster_on_kick(cluster_t *cl, void (*kick)(void *arg, const char *user), void *arg) {
+  cl->kick = kick;
+  cl->kick_arg = arg;
+}
+
+int cluster_admin_policy(cluster_t *cl, const char *tenant, const char *text, size_t n, cluster_admin_cb cb,
+                         void *arg) {
+  const char *a[] = {"policy", cl->prefix, tenant, text};
+  size_t lens[] = {6, strlen(cl->prefix), strlen(tenant), n};
+  admin_call *ac = malloc(sizeof *ac);
+  if (!ac) return PARLEY_ENOMEM;
+  *ac = (admin_call){cb, arg};
+  int rc = redis_link_eval(cl->link, cl->script, on_admin_reply, ac, 0, 4, a, lens);
+  if (rc) free(ac);
+  return rc;
+}
+
+/* Every policy the admin API wrote, as Redis keeps them (after each connect:
+ * what was written while this node was away or not started). */
+static void on_policies_reply(void *arg, const redisReply *r) {
+  cluster_t *cl = arg;
+  if (!r || r->type != REDIS_REPLY_ARRAY || !cl->policy) return;
+  for (size_t i = 0; i + 1 < r->elements; i += 2) {
+    const redisReply *k = r->element[i], *v = r->element[i + 1];
+    char tenant[72];
+    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || !k->len || k->len >= sizeof tenant) continue;
+    memcpy(tenant, k->str, k->len);
+    tenant[k->len] = 0;
+    cl->policy(cl->policy_arg, tenant, v->str, v->len, 1);
+  }
+}
+
+static void policies_fetch(cluster_t *cl) {
+  char key[64];
+  snprintf(key, sizeof key, "%spolicies", cl->prefix);
+  const char *argv[] = {"HGETALL", key};
+  redis_link_command(cl->link, on_policies_reply, cl, 2, argv, NULL);
+}
+
+void cluster_on_policy(cluster_t *cl, cluster_policy_cb policy, void *arg) {
+  cl->policy = policy;
+  cl->policy_arg = arg;
 }
 
 /* ---- changes sent ---- */
@@ -740,6 +844,7 @@ static void on_up(void *owner) {
   counts_announce(cl);
   resync(cl);
   if (cl->reclaim) cl->reclaim(cl->reclaim_arg);
+  if (cl->policy) policies_fetch(cl);
 }
 
 static void on_down(void *owner, const char *why) {

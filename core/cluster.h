@@ -54,6 +54,32 @@ int cluster_claim_then(cluster_t *c, char kind, const char *id, void (*done)(voi
 void cluster_on_up(cluster_t *c, void (*reclaim)(void *arg), void *arg);
 int cluster_locate(cluster_t *c, char kind, const char *id, size_t n, cluster_locate_cb cb, void *arg);
 
+/* The admin API's calls to the whole cluster. Each answers cb(arg, 0, text,
+ * n) with cluster.lua's answer, or cb(arg, error, NULL, 0) when Redis failed
+ * or the link went (cb is called exactly once, later), or fails at once (cb
+ * never called) when the link is down:
+ * close: the room closes, every member on every node told ("ok N" with its
+ * member count, or "no_such_room"); rooms: the tenant's rooms, at most max
+ * ("R" and JSON {truncated, rooms: [...]}, never a password); kick: the node
+ * holding the user (in a room) is asked to end it ("ok NODE", or
+ * "no_such_user"). */
+typedef void (*cluster_admin_cb)(void *arg, int rc, const char *text, size_t n);
+int cluster_admin_close(cluster_t *c, const char *tenant, const char *room, cluster_admin_cb cb, void *arg);
+int cluster_admin_rooms(cluster_t *c, const char *tenant, size_t max, cluster_admin_cb cb, void *arg);
+int cluster_admin_kick(cluster_t *c, const char *user, cluster_admin_cb cb, void *arg);
+/* Who ends a user of this node that another node's admin API kicked
+ * (registered by the server). */
+void cluster_on_kick(cluster_t *c, void (*kick)(void *arg, const char *user), void *arg);
+/* policy: a tenant's policy file the admin API wrote (text, n bytes): kept in
+ * Redis and sent to every node ("ok"). */
+int cluster_admin_policy(cluster_t *c, const char *tenant, const char *text, size_t n, cluster_admin_cb cb,
+                         void *arg);
+/* Who takes such a file on this node (registered by the server): called for
+ * each one as it is written (sync 0; the writing node too), and for every
+ * one Redis keeps each time the link comes up (sync 1). */
+typedef void (*cluster_policy_cb)(void *arg, const char *tenant, const char *text, size_t n, int sync);
+void cluster_on_policy(cluster_t *c, cluster_policy_cb policy, void *arg);
+
 /* Leave: the node's users leave every room in Redis (a goodbye bounded to 1 s),
  * then the link closes and closed(arg) is called from the loop's close phase.
  * The loop's evloop must stay open until then (the link closes at its safe

@@ -17,7 +17,10 @@
 --   P.."nrooms"         count of all rooms
 --   P.."alive:"..node   the node's heartbeat (expires), value: its policy version
 --   P.."nodes"          set of the nodes that have announced themselves
--- Channels: P.."node:"..node, messages "E" followed by the event as JSON.
+--   P.."policies"       hash: tenant -> its policy file, as the admin API wrote it
+-- Channels: P.."node:"..node, messages "E" followed by the event as JSON, or
+-- "K" followed by a userID the admin API asks that node to end; P.."all":
+-- per-tenant user counts ("C") and tenant policies the admin API wrote ("P").
 
 local op, P = ARGV[1], ARGV[2]
 
@@ -79,6 +82,20 @@ local function user_exit(uid, id)
   end
 end
 
+-- Room id of tenant closes: everyone leaves, the room is deleted, and the
+-- nodes in before tell their members it closed (each its own DISCONNECT
+-- room_closed; uid, who closed it by leaving, is not told; '' for nobody).
+local function close_room(id, tenant, before, uid, opnode, opid)
+  local n = 0
+  for _, m in ipairs(redis.call('ZRANGE', mk(id), 0, -1)) do user_exit(m, id); n = n + 1 end
+  redis.call('DEL', rk(id), mk(id))
+  if redis.call('DECR', P .. 'trooms:' .. tenant) <= 0 then redis.call('DEL', P .. 'trooms:' .. tenant) end
+  redis.call('DECR', P .. 'nrooms')
+  publish(before, {kind = 'leave', room = id, tenant = tenant, user = uid, opnode = opnode, opid = opid,
+                   deleted = true, closed = true})
+  return n
+end
+
 -- uid leaves room id; every node that held a member hears it. When uid owns
 -- it and its type closes the room then (oclose), everyone leaves: the room
 -- is deleted, and the nodes tell their members it closed.
@@ -89,12 +106,7 @@ local function leave(id, uid, opnode, opid)
   local tenant = redis.call('HGET', rk(id), 'tenant')
   if redis.call('HGET', rk(id), 'oclose') == '1' and redis.call('HGET', rk(id), 'owner') == uid and
      redis.call('ZCARD', mk(id)) > 1 then
-    for _, m in ipairs(redis.call('ZRANGE', mk(id), 0, -1)) do user_exit(m, id) end
-    redis.call('DEL', rk(id), mk(id))
-    if redis.call('DECR', P .. 'trooms:' .. tenant) <= 0 then redis.call('DEL', P .. 'trooms:' .. tenant) end
-    redis.call('DECR', P .. 'nrooms')
-    publish(before, {kind = 'leave', room = id, tenant = tenant, user = uid, opnode = opnode, opid = opid,
-                     deleted = true, closed = true})
+    close_room(id, tenant, before, uid, opnode, opid)
     return 'ok'
   end
   redis.call('ZREM', mk(id), uid)
@@ -285,6 +297,66 @@ function ops.sync()
   publish(to, {kind = 'sync', room = id, tenant = tenant, user = '', opnode = node, opid = '0',
                room_state = snapshot(id)})
   return made and 'made' or 'ok'
+end
+
+-- ---- the admin API's (an operator's calls, not a client's) ----
+
+-- close ROOM TENANT: the room closes as an owner's leave closes one whose type
+-- says so, every member told; 'ok N' (N members), or 'no_such_room'.
+function ops.close()
+  local id, tenant = ARGV[3], ARGV[4]
+  if redis.call('HGET', rk(id), 'tenant') ~= tenant then return 'no_such_room' end
+  return 'ok ' .. close_room(id, tenant, nodes_of(id), '', '', '0')
+end
+
+-- One room as the admin API lists it: never the password.
+local function admin_room(id)
+  local h = hash(rk(id))
+  local members, meta = redis.call('ZRANGE', mk(id), 0, -1), cjson.null
+  if h.meta and h.meta ~= '' then
+    local ok, v = pcall(cjson.decode, h.meta)
+    if ok then meta = v end
+  end
+  return cjson.encode({roomID = id, name = h.name or '', type = tonumber(h.type), maxUsers = tonumber(h.max),
+                       curUsers = #members, hasPassword = (h.password or '') ~= '', created = tonumber(h.created),
+                       owner = h.owner, meta = meta, members = members})
+end
+
+-- rooms TENANT MAX: the tenant's rooms in the whole cluster (at most MAX),
+-- as 'R{"truncated":…,"rooms":[…]}'. Scans every room key: an operator's
+-- call, bounded by the number of rooms.
+function ops.rooms()
+  local tenant, max = ARGV[3], tonumber(ARGV[4])
+  local out, cursor, truncated = {}, '0', false
+  repeat
+    local r = redis.call('SCAN', cursor, 'MATCH', P .. 'room:*', 'COUNT', 1000)
+    cursor = r[1]
+    for _, key in ipairs(r[2]) do
+      if redis.call('HGET', key, 'tenant') == tenant then
+        if #out < max then out[#out + 1] = admin_room(string.sub(key, #P + 6)) else truncated = true end
+      end
+    end
+  until cursor == '0'
+  return 'R{"truncated":' .. tostring(truncated) .. ',"rooms":[' .. table.concat(out, ',') .. ']}'
+end
+
+-- kick USER: the node holding the user is asked to end it ('K' and the ID on
+-- its channel); 'ok NODE', or 'no_such_user' (no node holds it in a room).
+function ops.kick()
+  local uid = ARGV[3]
+  local node = redis.call('HGET', uk(uid), 'node')
+  if not node then return 'no_such_user' end
+  redis.call('PUBLISH', P .. 'node:' .. node, 'K' .. uid)
+  return 'ok ' .. node
+end
+
+-- policy TENANT TEXT: the admin API wrote a tenant's policy file: kept (for
+-- the nodes that start later) and sent to every node ('P', the name, a
+-- newline, the text on the all channel).
+function ops.policy()
+  redis.call('HSET', P .. 'policies', ARGV[3], ARGV[4])
+  redis.call('PUBLISH', P .. 'all', 'P' .. ARGV[3] .. '\n' .. ARGV[4])
+  return 'ok'
 end
 
 -- bye NODE: the node stops; its users leave every room now.

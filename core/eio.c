@@ -198,12 +198,12 @@ static void carrier_let_go(void *carrier, const char *why) {
   sess_close(s, why);
 }
 
-/* The credentials expired or were revoked: the namespace is disconnected by the server ("41",
- * which stock clients do not reconnect after); the session stays the
- * client's to close. */
-static void carrier_expire(void *carrier, int revoked) {
-  (void)revoked;  /* "41" carries no reason */
+/* The credentials expired or were revoked, or the admin API removed the
+ * user: the namespace is disconnected by the server ("41", which stock
+ * clients do not reconnect after); the session stays the client's to close. */
+static void carrier_ended(void *carrier, resume_ended why) {
   eio_session *s = carrier;
+  (void)why;
   char p[SIO_MAX_NAMESPACE + 8];
   int n = snprintf(p, sizeof p, "41%s%s", s->ns[1] ? s->ns : "", s->ns[1] ? "," : "");
   s->link = NULL;
@@ -212,7 +212,7 @@ static void carrier_expire(void *carrier, int revoked) {
 }
 
 /* Event data that is not ["name", ...] breaks Socket.IO's framing: the session is closed. */
-static const resume_carrier_ops sio_carrier = {carrier_send, carrier_ack, carrier_close, carrier_let_go, carrier_expire,
+static const resume_carrier_ops sio_carrier = {carrier_send, carrier_ack, carrier_close, carrier_let_go, carrier_ended,
                                                1, 1};
 
 /* The session drops (a transport gone, a ping timeout, an Engine.IO close):

@@ -10,6 +10,21 @@
 
 int log_level = LOG_INFO;
 int log_json;
+int log_capturing;
+static char *capture_buf;
+static size_t capture_cap;
+
+void log_capture(char *buf, size_t cap) {
+  capture_buf = cap ? buf : NULL;
+  capture_cap = cap;
+  log_capturing = capture_buf != NULL;
+  if (capture_buf) capture_buf[0] = 0;
+}
+
+static void capture(const char *line) {
+  size_t n = strlen(capture_buf);
+  if (n + 1 < capture_cap) snprintf(capture_buf + n, capture_cap - n, "%s%s", n ? "; " : "", line);
+}
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -89,6 +104,14 @@ static int admit(int level) {
 }
 
 void log_msg(int level, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  if (capture_buf && level >= LOG_WARN) {
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    capture(line);
+  }
   if (level < log_level || !admit(level)) return;
   if (suppressed) {
     char note[96];
@@ -96,8 +119,6 @@ void log_msg(int level, const char *fmt, ...) {
     suppressed = 0;
     write_line(LOG_WARN, note);
   }
-  char line[1024];
-  va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
+#include <openssl/crypto.h>
 #include "buf.h"
 #include "log.h"
 #include "policy.h"
@@ -17,6 +18,7 @@
 
 static const char *check_dir;   /* --check DIR: load the policies, report, exit */
 static const char *test_file;   /* --test-policy FILE: run a policy's tests against --policies, exit */
+static const char *admin_token_file;  /* --admin-token-file FILE: read once the options are known */
 
 /* HOST:PORT: a name, an IPv4 address, an IPv6 address in brackets, or no
  * host at all (every address: host ""); server.c resolves it. host holds 64
@@ -66,7 +68,7 @@ static const char *const option_names[] = {
   "lua-budget", "lua-memory", "lua-time-ms", "tenant-hook-ms", "web", "client-js",
   "max-conns", "max-conns-per-addr", "max-sessions", "max-sessions-per-addr",
   "trust-proxy", "resume-memory", "max-detached-per-addr", "redis", "node-id",
-  "advertise", "cluster-heartbeat-ms", "metrics", "drain-seconds", NULL};
+  "advertise", "cluster-heartbeat-ms", "metrics", "drain-seconds", "admin", "admin-token-file", "state-dir", NULL};
 
 static int copy_str(char *dst, size_t cap, const char *v) { return snprintf(dst, cap, "%s", v) >= (int)cap; }
 
@@ -75,6 +77,9 @@ static int set_option(const char *a, const char *v, server_config *cfg) {
   uint64_t n = 0;
   if (!strcmp(a, "listen")) return parse_hostport(v, cfg->host, &cfg->port) != 0;
   if (!strcmp(a, "metrics")) return parse_hostport(v, cfg->metrics_host, &cfg->metrics_port) != 0;
+  if (!strcmp(a, "admin")) return parse_hostport(v, cfg->admin_host, &cfg->admin_port) != 0;
+  if (!strcmp(a, "admin-token-file")) { admin_token_file = v; return !v[0]; }
+  if (!strcmp(a, "state-dir")) return !v[0] || copy_str(cfg->state_dir, sizeof cfg->state_dir, v);
   if (!strcmp(a, "policies")) return copy_str(cfg->policies, sizeof cfg->policies, v);
   if (!strcmp(a, "log-level")) return log_level_parse(v, &log_level) != 0;
   if (!strcmp(a, "log-format")) return log_format_parse(v, &log_json) != 0;
@@ -126,7 +131,8 @@ static void usage(FILE *f, const server_config *defaults) {
           "              [--max-sessions-per-addr N] [--trust-proxy CIDR] [--resume-memory MIB]\n"
           "              [--max-detached-per-addr N] [--redis URL] [--node-id NAME]\n"
           "              [--advertise HOST:PORT] [--cluster-heartbeat-ms MS]\n"
-          "              [--metrics HOST:PORT] [--drain-seconds N] [--version] [--help]\n"
+          "              [--metrics HOST:PORT] [--drain-seconds N] [--admin HOST:PORT]\n"
+          "              [--admin-token-file FILE] [--state-dir DIR] [--version] [--help]\n"
           "       parley --check DIR [--lua-budget N] [--lua-memory MIB] [--lua-time-ms MS]\n"
           "       parley --test-policy FILE [--policies DIR] [--log-level LEVEL] [--lua-… as above]\n"
           "  --listen HOST:PORT   address to listen on: a host name (its first address), an IPv4\n"
@@ -175,6 +181,16 @@ static void usage(FILE *f, const server_config *defaults) {
           "                       close; their users detached, as after a drop), spread over\n"
           "                       N seconds; exit when none is left or the time is up\n"
           "                       (default 10; 0: all at once; at most 3600)\n"
+          "  --admin HOST:PORT    serve the admin API and its dashboard on this address (as\n"
+          "                       --listen; off by default; docs/admin.md): tenants, rooms,\n"
+          "                       users, kick, close, reload, drain, tenant policies. Keep it\n"
+          "                       private. It needs a bearer token: --admin-token-file or\n"
+          "                       PARLEY_ADMIN_TOKEN (at least 16 bytes), else parley will not start\n"
+          "  --admin-token-file FILE  the admin token: the file's first line (beats\n"
+          "                       PARLEY_ADMIN_TOKEN, which holds the token itself)\n"
+          "  --state-dir DIR      what the server writes: tenants/NAME.lua put through the admin\n"
+          "                       API, loaded over the policies directory's file of the same\n"
+          "                       tenant (default: see Files)\n"
           "  --check DIR          load the policies in DIR as the server would (default.lua and\n"
           "                       every tenants/*.lua, self-check included), print the room\n"
           "                       types, limits and tenants found, and exit: 0 when they load,\n"
@@ -192,15 +208,16 @@ static void usage(FILE *f, const server_config *defaults) {
           "  " PARLEY_INSTALL_WEB " and " PARLEY_INSTALL_CLIENT_JS ";\n"
           "  run from anywhere else (the build tree), the source tree's while it is there\n"
           "  (" PARLEY_SOURCE_DIR "). This one's defaults:\n"
-          "    --policies %s\n    --web %s\n    --client-js %s\n\n"
+          "    --policies %s\n    --web %s\n    --client-js %s\n    --state-dir %s\n\n"
           "Environment: each option can be set by a variable instead; an option on the\n"
           "command line beats its variable:\n",
-          PARLEY_INSTALL_BINDIR, defaults->policies, defaults->web, defaults->client_js);
+          PARLEY_INSTALL_BINDIR, defaults->policies, defaults->web, defaults->client_js, defaults->state_dir);
   for (int k = 0; option_names[k]; k++) {
     char name[64];
     env_name(option_names[k], name);
     fprintf(f, "  %-30s --%s\n", name, option_names[k]);
   }
+  fprintf(f, "  %-30s the admin token itself (no flag: a command line is public)\n", "PARLEY_ADMIN_TOKEN");
 }
 
 static int option_index(const char *flag) {
@@ -276,6 +293,36 @@ static void default_paths(server_config *cfg) {
   copy_str(cfg->web, sizeof cfg->web, source ? PARLEY_SOURCE_DIR "/web" : PARLEY_INSTALL_WEB);
   copy_str(cfg->client_js, sizeof cfg->client_js,
            source ? PARLEY_SOURCE_DIR "/clients/js/parley.js" : PARLEY_INSTALL_CLIENT_JS);
+  copy_str(cfg->state_dir, sizeof cfg->state_dir, source ? PARLEY_SOURCE_DIR "/state" : PARLEY_INSTALL_STATE);
+}
+
+/* The admin token: the file's first line (--admin-token-file), else
+ * PARLEY_ADMIN_TOKEN; with --admin and none, or a bad one, parley does not
+ * start. 0, or -1 with the message printed. */
+static int admin_token(server_config *cfg) {
+  const char *env = getenv("PARLEY_ADMIN_TOKEN");
+  size_t n = 0;
+  if (admin_token_file) {
+    FILE *f = fopen(admin_token_file, "r");
+    if (!f) { fprintf(stderr, "parley: cannot open %s: %s (--admin-token-file)\n", admin_token_file, strerror(errno)); return -1; }
+    if (!fgets(cfg->admin_token, sizeof cfg->admin_token, f)) cfg->admin_token[0] = 0;
+    fclose(f);
+  } else if (env) {
+    copy_str(cfg->admin_token, sizeof cfg->admin_token, env);
+  }
+  n = strcspn(cfg->admin_token, "\r\n");
+  cfg->admin_token[n] = 0;
+  if (cfg->admin_port < 0) { OPENSSL_cleanse(cfg->admin_token, sizeof cfg->admin_token); return 0; }
+  if (!n) {
+    fprintf(stderr, "parley: --admin needs a token: --admin-token-file FILE or PARLEY_ADMIN_TOKEN (docs/admin.md)\n");
+    return -1;
+  }
+  if (n < ADMIN_MIN_TOKEN || n > ADMIN_MAX_TOKEN) {
+    fprintf(stderr, "parley: the admin token must be %d to %d bytes, not %zu (e.g. openssl rand -hex 32)\n",
+            ADMIN_MIN_TOKEN, ADMIN_MAX_TOKEN, n);
+    return -1;
+  }
+  return 0;
 }
 
 /* Refuse to start without the files: the message names the option to pass. */
@@ -335,13 +382,15 @@ int main(int argc, char **argv) {
     free(s);
     return policy_test_run(cfg.policies, &cfg.policy, test_file);
   }
-  if (check_paths(&cfg)) { free(s); return 1; }
+  if (check_paths(&cfg) || admin_token(&cfg)) { free(s); return 1; }
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t *loop = uv_default_loop();
-  if (server_init(s, loop, &cfg)) { free(s); return 1; }
+  int rc = server_init(s, loop, &cfg);
+  OPENSSL_cleanse(cfg.admin_token, sizeof cfg.admin_token);  /* the server keeps its hash */
+  if (rc) { free(s); return 1; }
   uv_run(loop, UV_RUN_DEFAULT);
   server_free(s);
-  int rc = uv_loop_close(loop);
+  rc = uv_loop_close(loop);
   if (rc) log_warn("loop closed with handles open: %s", uv_strerror(rc));
   free(s);
   return 0;

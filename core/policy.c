@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "err.h"
 #include <dirent.h>
 #include <uthash.h>
@@ -343,31 +344,35 @@ static void digest_file(EVP_MD_CTX *c, const char *path) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* The tenant policy files, sorted: names (without .lua) into a malloc'ed array. */
-static int tenant_files(const char *dir, char ***out, size_t *count) {
+/* Append name (n bytes) to the malloc'ed array *out of *count (capacity *cap). */
+static int add_name(char ***out, size_t *count, size_t *cap, const char *name, size_t n) {
+  if (*count == *cap) {
+    size_t nc = *cap ? *cap * 2 : 8;
+    char **na = realloc(*out, nc * sizeof *na);
+    if (!na) return PARLEY_ENOMEM;
+    *out = na;
+    *cap = nc;
+  }
+  if (!((*out)[*count] = strndup(name, n))) return PARLEY_ENOMEM;
+  (*count)++;
+  return 0;
+}
+
+/* Append the names (without .lua) of the policy files in dir/tenants. */
+static int tenant_files(const char *dir, char ***out, size_t *count, size_t *cap) {
   char path[PATH_MAX + 96];
   snprintf(path, sizeof path, "%s/tenants", dir);
-  *out = NULL;
-  *count = 0;
   DIR *d = opendir(path);
   if (!d) return 0;
   struct dirent *e;
-  size_t cap = 0;
-  while ((e = readdir(d))) {
+  int rc = 0;
+  while (!rc && (e = readdir(d))) {
     size_t n = strlen(e->d_name);
     if (n < 5 || n > 64 + 4 || strcmp(e->d_name + n - 4, ".lua") != 0 || e->d_name[0] == '.') continue;
-    if (*count == cap) {
-      cap = cap ? cap * 2 : 8;
-      char **na = realloc(*out, cap * sizeof *na);
-      if (!na) break;
-      *out = na;
-    }
-    (*out)[*count] = strndup(e->d_name, n - 4);
-    if ((*out)[*count]) (*count)++;
+    rc = add_name(out, count, cap, e->d_name, n - 4);
   }
   closedir(d);
-  if (*count) qsort(*out, *count, sizeof **out, cmp_str);
-  return 0;
+  return rc;
 }
 
 static void free_names(char **names, size_t n) {
@@ -375,8 +380,35 @@ static void free_names(char **names, size_t n) {
   free(names);
 }
 
+/* The tenants with a policy file, sorted, each once: dir's, the state
+ * directory's (which override them), and extra (a file about to be written). */
+static int tenant_names(const char *dir, const char *state, const char *extra, char ***out, size_t *count) {
+  size_t cap = 0, k = 0;
+  *out = NULL;
+  *count = 0;
+  int rc = tenant_files(dir, out, count, &cap);
+  if (!rc && state) rc = tenant_files(state, out, count, &cap);
+  if (!rc && extra) rc = add_name(out, count, &cap, extra, strlen(extra));
+  if (rc) { free_names(*out, *count); *out = NULL; *count = 0; return rc; }
+  if (*count) qsort(*out, *count, sizeof **out, cmp_str);
+  for (size_t i = 0; i < *count; i++) {  /* the same name from both directories: once */
+    if (k && !strcmp((*out)[k - 1], (*out)[i])) free((*out)[i]);
+    else (*out)[k++] = (*out)[i];
+  }
+  *count = k;
+  return 0;
+}
+
+void policy_tenant_path(const char *dir, const char *state, const char *name, char *out, size_t cap) {
+  if (state && state[0]) {
+    snprintf(out, cap, "%s/tenants/%s.lua", state, name);
+    if (access(out, F_OK) == 0) return;
+  }
+  snprintf(out, cap, "%s/tenants/%s.lua", dir, name);
+}
+
 /* A hash over every policy file, for the log line saying which one is active. */
-static void policy_digest(const char *dir, char **tenants, size_t nt, char out[13]) {
+static void policy_digest(const char *dir, const char *state, char **tenants, size_t nt, char out[13]) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned mdlen = 0;
   char path[PATH_MAX + 96];
@@ -386,7 +418,7 @@ static void policy_digest(const char *dir, char **tenants, size_t nt, char out[1
   snprintf(path, sizeof path, "%s/default.lua", dir);
   digest_file(c, path);
   for (size_t i = 0; i < nt; i++) {
-    snprintf(path, sizeof path, "%s/tenants/%s.lua", dir, tenants[i]);
+    policy_tenant_path(dir, state, tenants[i], path, sizeof path);
     digest_file(c, path);
   }
   if (EVP_DigestFinal_ex(c, md, &mdlen))
@@ -524,6 +556,7 @@ typedef struct {
   const policy_limits *base;
   int *ref;                /* out: the registry ref of the file's table */
   int rc;
+  const policy_override *ov;  /* borrowed: text to load instead of the file at path, or NULL */
 } load_ctx;
 
 /* Load one policy file (text mode, its own environment), run it and
@@ -533,7 +566,11 @@ static int load_body(lua_State *L) {
   pvm_t *vm = c->vm;
   int has_on_signal = 0;
   unsigned life = 0;
-  if ((c->rc = lua_vm_dofile(L, c->path))) return 0;
+  if (c->ov) {  /* named as the file it is to become: its errors read path:line */
+    char chunk[PATH_MAX + 100];
+    snprintf(chunk, sizeof chunk, "@%s", c->path);
+    if ((c->rc = lua_vm_dostring(L, chunk, c->ov->text, c->ov->len))) return 0;
+  } else if ((c->rc = lua_vm_dofile(L, c->path))) return 0;
   if ((c->rc = self_check(L, vm, c->path, c->base, &vm->limits, &has_on_signal, &life))) return 0;
   if (has_on_signal) vm->has_on_signal = 1;
   vm->life |= life;
@@ -544,8 +581,9 @@ static int load_body(lua_State *L) {
 /* Loading a file may take longer than a hook call: 10x --lua-time-ms, at least 1 s. */
 static unsigned load_ms(const policy_options *o) { return o->time_ms >= 100 ? o->time_ms * 10 : 1000; }
 
-static int load_file(pvm_t *vm, const policy_options *o, const char *path, const policy_limits *base, int *ref) {
-  load_ctx c = {vm, path, base, ref, 0};
+static int load_file(pvm_t *vm, const policy_options *o, const char *path, const policy_limits *base, int *ref,
+                     const policy_override *ov) {
+  load_ctx c = {vm, path, base, ref, 0, ov};
   int rc = lua_vm_gate(vm->lua, path, load_body, &c, load_ms(o));
   return rc ? rc : c.rc;
 }
@@ -558,9 +596,11 @@ static int load_base(pvm_t *vm, const policy_options *o) {
 
 static int valid_tenant_name(const char *s, size_t n);
 
-/* A VM with builtin.lua, default.lua and, for a tenant, tenants/<name>.lua
- * over them. */
-static int vm_load(const char *dir, const char *name, const policy_options *o, pvm_t **out) {
+/* A VM with builtin.lua, default.lua and, for a tenant, its file (the state
+ * directory's, else dir's tenants/<name>.lua; ov's text instead when ov names
+ * it) over them. */
+static int vm_load(const char *dir, const char *state, const char *name, const policy_options *o,
+                   const policy_override *ov, pvm_t **out) {
   char path[PATH_MAX + 96];
   policy_limits base;
   pvm_t *vm = vm_new(dir, name, o);
@@ -570,11 +610,13 @@ static int vm_load(const char *dir, const char *name, const policy_options *o, p
   rc = load_base(vm, o);
   base = vm->limits;
   snprintf(path, sizeof path, "%s/default.lua", dir);
-  if (!rc) rc = load_file(vm, o, path, &base, &vm->ref_default);
+  if (!rc) rc = load_file(vm, o, path, &base, &vm->ref_default, NULL);
   if (!rc && name[0]) {
+    int mine = ov && !strcmp(ov->tenant, name);
     base = vm->limits;
-    snprintf(path, sizeof path, "%s/tenants/%s.lua", dir, name);
-    rc = load_file(vm, o, path, &base, &vm->ref_tenant);
+    if (mine) snprintf(path, sizeof path, "%s/tenants/%s.lua", state, name);
+    else policy_tenant_path(dir, state, name, path, sizeof path);
+    rc = load_file(vm, o, path, &base, &vm->ref_tenant, mine ? ov : NULL);
   }
   if (rc) { vm_free(vm); return rc; }
   *out = vm;
@@ -582,14 +624,15 @@ static int vm_load(const char *dir, const char *name, const policy_options *o, p
 }
 
 /* Load a VM for each tenant file. */
-static int load_tenants(policy_t *P, const char *dir, char **names, size_t n) {
+static int load_tenants(policy_t *P, const char *dir, const char *state, char **names, size_t n,
+                        const policy_override *ov) {
   for (size_t i = 0; i < n; i++) {
     pvm_t *vm;
     if (!valid_tenant_name(names[i], strlen(names[i]))) {
       log_error("policy: tenants/%s.lua: a tenant name is letters, digits, _ . - (1..64)", names[i]);
       return PARLEY_EINVAL;
     }
-    int rc = vm_load(dir, names[i], &P->opt, &vm);
+    int rc = vm_load(dir, state, names[i], &P->opt, ov, &vm);
     if (rc) return rc;
     HASH_ADD_STR(P->tenants, name, vm);
   }
@@ -597,6 +640,11 @@ static int load_tenants(policy_t *P, const char *dir, char **names, size_t n) {
 }
 
 int policy_load(const char *dir, const policy_options *o, policy_t **out) {
+  return policy_load_overlay(dir, NULL, o, NULL, out);
+}
+
+int policy_load_overlay(const char *dir, const char *state, const policy_options *o, const policy_override *ov,
+                        policy_t **out) {
   policy_t *P = calloc(1, sizeof *P);
   char path[PATH_MAX + 96], **tenants = NULL;
   size_t nt = 0;
@@ -605,18 +653,18 @@ int policy_load(const char *dir, const policy_options *o, policy_t **out) {
   P->opt = *o;
   if (!P->opt.time_ms) P->opt.time_ms = 1;
   snprintf(path, sizeof path, "%s/default.lua", dir);
-  int rc = vm_load(dir, "", &P->opt, &P->def);
-  if (!rc) {
-    tenant_files(dir, &tenants, &nt);
-    rc = load_tenants(P, dir, tenants, nt);
-  }
+  if (state && !state[0]) state = NULL;
+  int rc = ov && (!state || !policy_tenant_name_ok(ov->tenant, strlen(ov->tenant))) ? PARLEY_EINVAL : 0;
+  if (!rc) rc = vm_load(dir, state, "", &P->opt, NULL, &P->def);
+  if (!rc) rc = tenant_names(dir, state, ov ? ov->tenant : NULL, &tenants, &nt);
+  if (!rc) rc = load_tenants(P, dir, state, tenants, nt, ov);
   if (rc) {
     log_error("policy %s not loaded", path);
     free_names(tenants, nt);
     policy_free(P);
     return rc;
   }
-  policy_digest(dir, tenants, nt, P->version);
+  policy_digest(dir, state, tenants, nt, P->version);
   log_info("policy %s loaded with %zu tenant polic%s (version %s)", path, nt, nt == 1 ? "y" : "ies", P->version);
   free_names(tenants, nt);
   *out = P;
@@ -787,6 +835,8 @@ static int hook_verdict(policy_t *P, const tenant_t *t, int rc, const hook_res *
   if (h->refused) { policy_map_error(P, t, h->reason, event, v); return PARLEY_EINVAL; }
   return 0;
 }
+
+int policy_tenant_name_ok(const char *s, size_t n) { return n && s[0] != '.' && valid_tenant_name(s, n); }
 
 static int valid_tenant_name(const char *s, size_t n) {
   if (n == 0 || n > 64) return 0;

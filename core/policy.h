@@ -54,6 +54,26 @@ void policy_options_default(policy_options *o);
  * file) and self-check them, all or nothing. On failure *out is NULL and the
  * error (file:line) has been logged. */
 int policy_load(const char *dir, const policy_options *o, policy_t **out);
+/* A tenant's policy text to load in place of its file (what the admin API
+ * is asked to write: checked by a whole load before it is). */
+typedef struct {
+  const char *tenant;      /* a name policy_tenant_name_ok accepts */
+  const char *text;
+  size_t len;
+} policy_override;
+/* policy_load with a state directory (NULL or "": none): the .lua files of its tenants/
+ * are loaded too, and each overrides dir's file of the same tenant. With ov,
+ * ov's text stands for state/tenants/<tenant>.lua (errors name that file).
+ * PARLEY_EINVAL when ov is given without a state directory or with a bad name. */
+int policy_load_overlay(const char *dir, const char *state, const policy_options *o, const policy_override *ov,
+                        policy_t **out);
+/* The file serving tenant name (state's tenants/<name>.lua when it exists,
+ * else dir's) into out. */
+void policy_tenant_path(const char *dir, const char *state, const char *name, char *out, size_t cap);
+/* 1 when s (n bytes) may name a tenant policy file: 1-64 of letters, digits,
+ * _ . - and not starting with '.' (such files are not read: no "..", no
+ * hidden files, no '/'). */
+int policy_tenant_name_ok(const char *s, size_t n);
 void policy_free(policy_t *P);
 /* The limits of tenant t (its policy file's entries over the default's). */
 const policy_limits *policy_limits_of(policy_t *P, const tenant_t *t);

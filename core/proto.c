@@ -481,9 +481,9 @@ static void notify_leave(room_t *r, user_t *u, const char *rid) {
   if (n > 0 && (size_t)n < sizeof note) notify_others(r, u, "DISCONNECT", note, (size_t)n);
 }
 
-/* r closes because its owner u left (its type's on_owner_leave = "close"):
- * every other member here is told DISCONNECT {userID: its own, roomID,
- * reason: "room_closed"}. */
+/* r closes (its owner u left and its type's on_owner_leave is "close", or
+ * the admin API closes it: u NULL): every other member here is told
+ * DISCONNECT {userID: its own, roomID, reason: "room_closed"}. */
 static void notify_closed(room_t *r, const user_t *u) {
   char note[2 * ID_LEN + 64];
   for (size_t i = 0; i < rooms_nmembers(r); i++) {
@@ -495,6 +495,40 @@ static void notify_closed(room_t *r, const user_t *u) {
   }
 }
 
+/* Close r: the members but u (NULL: all) are told (notify_closed), then
+ * every member leaves and r is deleted. No lifecycle hook runs for them:
+ * the caller tells the policy why the room closed. */
+static int close_room(proto_ctx *ctx, room_t *r, const user_t *u) {
+  int deleted, rc;
+  notify_closed(r, u);
+  do {
+    user_t *m = rooms_member(r, rooms_nmembers(r) - 1);
+    if ((rc = rooms_leave(ctx->rooms, r, m, &deleted))) return rc;
+  } while (!deleted);
+  return 0;
+}
+
+int proto_room_close(proto_ctx *ctx, room_t *r) {
+  char rid[ID_LEN + 1];
+  tenant_t *t = rooms_room_tenant(r);
+  if (ctx->cluster) return PARLEY_EUNSUPP;  /* the room is the cluster's: cluster_admin_close */
+  memcpy(rid, rooms_id(r), sizeof rid);
+  rooms_tenant_pin(t);
+  int rc = close_room(ctx, r, NULL);
+  if (!rc) proto_room_closed(ctx, rooms_tenant_name(t), rid);
+  rooms_tenant_unpin(ctx->rooms, t);
+  return rc;
+}
+
+void proto_room_closed(proto_ctx *ctx, const char *tenant, const char *room) {
+  tenant_t *t;
+  if (rooms_tenant(ctx->rooms, tenant, &t)) return;
+  rooms_tenant_pin(t);
+  policy_on_room_closed(ctx->policy, t, room, "admin");
+  webhook(ctx, t, WEBHOOK_ROOM_CLOSED, room, NULL, "admin");
+  rooms_tenant_unpin(ctx->rooms, t);
+}
+
 /* u leaves r; the others are told (or, when u owned a room whose type closes
  * then, the room closes: everyone leaves). reason: for the policy's on_leave. */
 static void leave(peer_t *c, room_t *r, user_t *u, const char *reason) {
@@ -504,11 +538,7 @@ static void leave(peer_t *c, room_t *r, user_t *u, const char *reason) {
   policy_t *P = c->ctx->policy;
   memcpy(rid, rooms_id(r), sizeof rid);
   if (rooms_owner(r) == u && rooms_settings(r)->owner_close && rooms_nmembers(r) > 1) {
-    notify_closed(r, u);
-    do {
-      user_t *m = rooms_member(r, rooms_nmembers(r) - 1);
-      if (rooms_leave(c->ctx->rooms, r, m, &deleted)) return;
-    } while (!deleted);
+    if (close_room(c->ctx, r, u)) return;
     policy_on_leave(P, t, NULL, u, reason);
     policy_on_room_closed(P, t, rid, "owner_left");
     webhook(c->ctx, t, WEBHOOK_USER_LEFT, rid, u, reason);

@@ -11,6 +11,15 @@
 int proto_peer_open(peer_t *p, proto_ctx *ctx, const char *tenant, char *data);
 /* The peer is going: leave every room (others are told), drop the user. */
 void proto_peer_gone(peer_t *p);
+/* Close r as its owner's leave closes a room whose type says so (the admin
+ * API): every member is told DISCONNECT {userID: its own, roomID, reason:
+ * "room_closed"} and leaves; on_room_closed and the webhook get the reason
+ * "admin". PARLEY_EUNSUPP in cluster mode (the room is the cluster's:
+ * cluster_admin_close closes it, then proto_room_closed). */
+int proto_room_close(proto_ctx *ctx, room_t *r);
+/* The admin API closed room of tenant (here, or in the cluster: then once,
+ * by the node asked): on_room_closed and the webhook, reason "admin". */
+void proto_room_closed(proto_ctx *ctx, const char *tenant, const char *room);
 /* Handle one event ["NAME", payload]; text is borrowed for the call. */
 void proto_handle(peer_t *p, const char *text, size_t n, const proto_ack *ack);
 

@@ -260,6 +260,9 @@ resume_link *resume_new(resume_state *st, const resume_carrier_ops *ops, void *c
   l->ops = ops;
   l->carrier = carrier;
   l->next_pos = l->first_pos = 1;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  l->since = (double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1000.0;
   l->ring_max = policy_limits_of(st->ctx->policy, NULL)->resume_buffer;
   HASH_ADD_STR(st->by_token, token, l);
   st->nlinks++;
@@ -341,12 +344,12 @@ int resume_set_limits(resume_link *l) {
   return l->enabled;
 }
 
-/* Its credentials are no good any more: the client is told, the user leaves. */
-static void credentials_end(resume_link *l, int revoked) {
+/* The server ends l's user: its carrier tells the client why, then it leaves. */
+static void end_told(resume_link *l, resume_ended why) {
   if (l->carrier) {
     void *c = l->carrier;
     l->carrier = NULL;
-    l->ops->expire(c, revoked);
+    l->ops->ended(c, why);
   }
   resume_end(l);
 }
@@ -354,8 +357,10 @@ static void credentials_end(resume_link *l, int revoked) {
 static void on_expiry(evloop_timer *t) {
   resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, expiry));
   log_info("user %s: its credentials expired, leaving", rooms_user_id(l->peer.user));
-  credentials_end(l, 0);
+  end_told(l, RESUME_ENDED_EXPIRED);
 }
+
+void resume_kick(resume_link *l) { end_told(l, RESUME_ENDED_KICKED); }
 
 #define RECHECK_BATCH 200  /* users per loop turn: I/O goes on between batches */
 
@@ -370,7 +375,7 @@ static void recheck_step(evloop_timer *t) {
       continue;
     }
     log_info("user %s: refused by on_connect after the reload (%s), leaving", rooms_user_id(l->peer.user), why.msg);
-    credentials_end(l, 1);
+    end_told(l, RESUME_ENDED_REVOKED);
   }
   if (st->recheck_next) evloop_timer_start(st->ev, &st->recheck, 0, recheck_step);
   else st->recheck_by = NULL;

@@ -18,6 +18,9 @@
 #include "cluster.h"
 #include "peer.h"
 
+/* Why the server ended a user (resume_carrier_ops.ended). */
+typedef enum { RESUME_ENDED_EXPIRED, RESUME_ENDED_REVOKED, RESUME_ENDED_KICKED } resume_ended;
+
 /* What a carrier does for its link (registered by ws_peer.c, eio.c). */
 typedef struct {
   /* Queue one event; pos is its position (what Socket.IO sends as the offset). */
@@ -29,11 +32,12 @@ typedef struct {
   /* A resume took the link over: forget it at once (nothing of the carrier
    * may reach the link any more), then close. */
   void (*let_go)(void *carrier, const char *why);
-  /* The user's credentials expired (or, revoked, a re-check after a reload
-   * refused them): tell the client so it does not come back with them (a /ws
-   * close 4001 or 4003, a Socket.IO server disconnect), and let the link go
-   * as let_go does. */
-  void (*expire)(void *carrier, int revoked);
+  /* The server ended the user (its credentials expired, or a re-check after
+   * a reload refused them; the admin API removed it): tell the client so it
+   * does not come back (/ws: close 4001 "credentials expired" or "credentials
+   * revoked", 4003 "removed by the server"; Socket.IO: the server disconnect
+   * 41), and let the link go as let_go does. */
+  void (*ended)(void *carrier, resume_ended why);
   int has_acks;              /* the framing has acks (Socket.IO) */
   int strict_envelope;       /* see peer_ops */
 } resume_carrier_ops;
@@ -73,6 +77,7 @@ struct resume_link_s {
   uint64_t detach_pos;       /* next_pos when it was detached: events from here on are unseen */
   uint64_t ping_pos;         /* next_pos when the carrier's last ping was queued (0: none) */
   char addr[ADDRS_MAX_TEXT]; /* the client's address when it was last attached */
+  double since;              /* when the user connected (unix seconds; a resume keeps it) */
   addr_entry *addr_count;    /* borrowed while detached: that address's count */
   unsigned detached : 1, lost : 1,  /* lost: unseen events fell out of the ring: no resume */
            enabled : 1;      /* the tenant's resume_grace is not 0: positions and the token are told */
@@ -96,6 +101,15 @@ void resume_end(resume_link *l);
  * leave). When carrier is no longer the link's (a resume took it over) this
  * does nothing; with a grace the user is kept, detached; without, it ends. */
 void resume_carrier_gone(resume_link *l, void *carrier, int dropped);
+
+/* The admin API removes l's user now: its client is told not to come back
+ * (ops->ended, KICKED), and the user leaves its rooms as when its connection
+ * ends (the others get DISCONNECT). Call it where a timer could run (not
+ * from inside the event layer). */
+void resume_kick(resume_link *l);
+/* The link a user of this node speaks through: its peer (rooms_user_peer,
+ * non-NULL) is always one. */
+static inline resume_link *resume_link_of(void *peer) { return (resume_link *)peer; }
 
 /* Tell the cluster again of every token held here (after Redis came back). */
 void resume_reclaim(resume_state *st);
@@ -122,7 +136,7 @@ int resume_set_limits(resume_link *l);
  * already running starts over. */
 void resume_recheck_all(resume_state *st, const admit_t *a);
 /* Arm (or stop) the end of the user at peer.expires: then its carrier is told
- * (ops->expire) and it leaves. Called when it is admitted and on each resume. */
+ * (ops->ended, EXPIRED) and it leaves. Called when it is admitted and on each resume. */
 void resume_arm_expiry(resume_link *l);
 
 #endif

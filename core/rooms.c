@@ -502,6 +502,8 @@ void rooms_user_detach(user_t *u) { u->peer = NULL; }
 void rooms_user_attach(user_t *u, void *peer) { u->peer = peer; }
 void rooms_user_set_framing(user_t *u, rooms_framing f) { u->framing = f == ROOMS_FRAMING_SIO; }
 void rooms_user_set_waiting(user_t *u, int waiting) { u->waiting = !!waiting; }
+rooms_framing rooms_user_framing(const user_t *u) { return u->framing ? ROOMS_FRAMING_SIO : ROOMS_FRAMING_WS; }
+int rooms_user_waiting(const user_t *u) { return u->waiting; }
 const char *rooms_user_data(const user_t *u) { return u->data; }
 size_t rooms_user_nrooms(const user_t *u) { return u->nrooms; }
 room_t *rooms_user_room(const user_t *u, size_t i) { return i < u->nrooms ? u->rooms[i] : NULL; }

@@ -155,6 +155,8 @@ void rooms_user_set_framing(user_t *u, rooms_framing f);
  * back (0). Its peer stays (the resume layer keeps its events): only the
  * census (rooms_census) reads this. */
 void rooms_user_set_waiting(user_t *u, int waiting);
+rooms_framing rooms_user_framing(const user_t *u);
+int rooms_user_waiting(const user_t *u);
 /* The rooms the user is in, in join order. */
 size_t rooms_user_nrooms(const user_t *u);
 room_t *rooms_user_room(const user_t *u, size_t i);

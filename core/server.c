@@ -1,6 +1,7 @@
 /* server.c - builds the house: the loop's state, the listener and the
  * connection list with their caps, the store, the policies, the admission,
  * the Engine.IO sessions and the router; then signals, reload, shutdown. */
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <sys/resource.h>
 #include <string.h>
@@ -17,6 +18,8 @@ void server_config_default(server_config *cfg) {
   snprintf(cfg->host, sizeof cfg->host, "127.0.0.1");
   cfg->port = 8080;
   cfg->metrics_port = -1;
+  cfg->admin_port = -1;
+  snprintf(cfg->state_dir, sizeof cfg->state_dir, "state");
   snprintf(cfg->policies, sizeof cfg->policies, "policies");
   snprintf(cfg->sio_path, sizeof cfg->sio_path, "/socket.io/");
   snprintf(cfg->web, sizeof cfg->web, "web");
@@ -63,10 +66,11 @@ static const char *admit(server_t *s, conn_t *c, rooms_refusal *reason) {
  * socket (open_socket: uv_accept or uv_tcp_open), then the caps. h: its
  * first handlers and their owner (NULL: the router's). */
 static int serve(server_t *s, int (*open_socket)(conn_t *c, void *arg), void *arg, const conn_handlers *h,
-                 void *owner) {
+                 void *owner, size_t max_body) {
   conn_t *c;
   rooms_refusal reason;
-  if (conn_new(&s->net, policy_limits_of(s->ctx.policy, NULL)->max_payload, &c)) return PARLEY_ENOMEM;
+  if (!max_body) max_body = policy_limits_of(s->ctx.policy, NULL)->max_payload;
+  if (conn_new(&s->net, max_body, &c)) return PARLEY_ENOMEM;
   if (h) conn_set_owner(c, h, owner);
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
@@ -86,10 +90,11 @@ static int serve(server_t *s, int (*open_socket)(conn_t *c, void *arg), void *ar
 
 static int accept_socket(conn_t *c, void *listener) { return uv_accept(listener, (uv_stream_t *)&c->tcp); }
 
-/* A new connection on either listener (the metrics one serves only /metrics). */
+/* A new connection on any listener (the metrics one serves only /metrics,
+ * the admin one only the admin API and its page). */
 static void on_connection(uv_stream_t *l, int status) {
   server_t *s = l->data;
-  int metrics = l == (uv_stream_t *)&s->metrics_listener;
+  int metrics = l == (uv_stream_t *)&s->metrics_listener, admin = l == (uv_stream_t *)&s->admin_listener;
   if (status < 0) {  /* e.g. out of file descriptors: say so at most once a second */
     uint64_t now = uv_now(s->loop);
     if (now - s->accept_logged_ms >= 1000 || s->accept_logged_ms == 0) {
@@ -98,7 +103,9 @@ static void on_connection(uv_stream_t *l, int status) {
     }
     return;
   }
-  if (serve(s, accept_socket, l, metrics ? &metrics_handlers : NULL, &s->metrics) == PARLEY_ENOMEM)
+  const conn_handlers *h = metrics ? &metrics_handlers : admin ? &admin_handlers : NULL;
+  void *owner = metrics ? (void *)&s->metrics : admin ? (void *)&s->admin : NULL;
+  if (serve(s, accept_socket, l, h, owner, admin ? ADMIN_MAX_BODY : 0) == PARLEY_ENOMEM)
     log_error("accept: out of memory");
 }
 
@@ -106,7 +113,7 @@ static int open_fd(conn_t *c, void *fd) { return uv_tcp_open(&c->tcp, *(uv_os_so
 
 /* A connected socket (e.g. one end of an AF_UNIX socketpair, in a test) served
  * as an accepted one, caps included; on failure fd is still the caller's. */
-int server_adopt(server_t *s, uv_os_sock_t fd) { return serve(s, open_fd, &fd, NULL, NULL); }
+int server_adopt(server_t *s, uv_os_sock_t fd) { return serve(s, open_fd, &fd, NULL, NULL, 0); }
 
 /* SIGTERM drains (a second one stops at once); SIGINT stops at once. */
 static void on_signal(uv_signal_t *h, int signum) {
@@ -120,7 +127,7 @@ static void on_signal(uv_signal_t *h, int signum) {
  * the self-check replaces the current one. State lives in C: nothing is lost. */
 int server_reload(server_t *s) {
   policy_t *np;
-  int rc = policy_load(s->cfg.policies, &s->cfg.policy, &np);
+  int rc = policy_load_overlay(s->cfg.policies, s->cfg.state_dir, &s->cfg.policy, NULL, &np);
   if (rc) {
     log_error("policy reload failed; version %s keeps serving", policy_version(s->ctx.policy));
     return rc;
@@ -134,6 +141,16 @@ int server_reload(server_t *s) {
   }
   return 0;
 }
+
+/* The admin API's reload: server_reload, with what failed caught for its answer. */
+static int admin_reload(void *self, char *err, size_t cap) {
+  log_capture(err, cap);
+  int rc = server_reload(self);
+  log_capture(NULL, 0);
+  return rc;
+}
+
+static void admin_drain(void *self) { server_drain(self); }
 
 static void on_sighup(uv_signal_t *h, int signum) {
   (void)signum;
@@ -199,6 +216,7 @@ void server_stop(server_t *s) {
   s->listener_closed = 1;
   uv_close((uv_handle_t *)&s->drain_timer, NULL);
   if (s->cfg.metrics_port >= 0) uv_close((uv_handle_t *)&s->metrics_listener, NULL);
+  if (s->cfg.admin_port >= 0) uv_close((uv_handle_t *)&s->admin_listener, NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
   uv_close((uv_handle_t *)&s->sighup, NULL);
@@ -292,6 +310,14 @@ static void reclaim(void *arg) {
   resume_reclaim(&s->resume);
 }
 
+/* Another node's admin API kicks a user: ours, if we hold it. */
+static void remote_kick(void *arg, const char *user) { admin_kick_here(arg, user); }
+
+/* A tenant policy written through the admin API of any node. */
+static void remote_policy(void *arg, const char *tenant, const char *text, size_t n, int sync) {
+  admin_policy_from_cluster(arg, tenant, text, n, sync);
+}
+
 /* The address to listen on: cfg.host resolved (a name: its first address;
  * an IPv4 address; an IPv6 one), "" for every address (IPv6 and IPv4 where
  * the system has IPv6, else IPv4). Resolved once, at startup. */
@@ -348,13 +374,29 @@ static int listen_on(server_t *s, uv_tcp_t *l, const char *host, int port, char 
   return 0;
 }
 
-/* The public listener, then the metrics one (when asked for). */
-static int listen_both(server_t *s) {
+/* The public listener, then the metrics and the admin ones (when asked for);
+ * all or none. */
+static int listen_all(server_t *s) {
   int rc = listen_on(s, &s->listener, s->cfg.host, s->cfg.port, s->bound_addr, &s->bound_port), port;
-  if (rc || s->cfg.metrics_port < 0) return rc;
-  if ((rc = listen_on(s, &s->metrics_listener, s->cfg.metrics_host, s->cfg.metrics_port, s->metrics_addr, &port)))
+  if (rc) return rc;
+  if (s->cfg.metrics_port >= 0 &&
+      (rc = listen_on(s, &s->metrics_listener, s->cfg.metrics_host, s->cfg.metrics_port, s->metrics_addr, &port))) {
     uv_close((uv_handle_t *)&s->listener, NULL);
+    return rc;
+  }
+  if (s->cfg.admin_port >= 0 &&
+      (rc = listen_on(s, &s->admin_listener, s->cfg.admin_host, s->cfg.admin_port, s->admin_addr, &port))) {
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    if (s->cfg.metrics_port >= 0) uv_close((uv_handle_t *)&s->metrics_listener, NULL);
+  }
   return rc;
+}
+
+/* Close the listeners listen_all opened (a later step of server_init failed). */
+static void unlisten(server_t *s) {
+  uv_close((uv_handle_t *)&s->listener, NULL);
+  if (s->cfg.metrics_port >= 0) uv_close((uv_handle_t *)&s->metrics_listener, NULL);
+  if (s->cfg.admin_port >= 0) uv_close((uv_handle_t *)&s->admin_listener, NULL);
 }
 
 /* Connections in all: what the open-files limit leaves after a reserve for
@@ -386,6 +428,9 @@ static void wire(server_t *s) {
                                   .webhooks = &s->webhook_stats};
   s->routes = (routes_t){.ws = {.admit = &s->admit, .resume = &s->resume}, .eio = &s->eio, .resume = &s->resume,
                          .metrics = s->metrics, .cluster = &s->cluster, .draining = &s->draining};
+  s->admin = (admin_t){.ctx = &s->ctx, .cluster = &s->cluster, .policies = cfg->policies,
+                       .state_dir = cfg->state_dir, .popt = &cfg->policy, .draining = &s->draining,
+                       .ops = {.reload = admin_reload, .drain = admin_drain, .self = s}};
   snprintf(s->routes.sio_path, sizeof s->routes.sio_path, "%s", cfg->sio_path);
   snprintf(s->routes.web.root, sizeof s->routes.web.root, "%s", cfg->web);
   snprintf(s->routes.web.client_js, sizeof s->routes.web.client_js, "%s", cfg->client_js);
@@ -398,9 +443,18 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
   if (!s->cfg.max_conns) s->cfg.max_conns = default_max_conns();
   rooms_init(&s->rooms);
   wire(s);
-  int rc = policy_load(cfg->policies, &cfg->policy, &s->ctx.policy);
+  if (s->cfg.admin_port >= 0) {  /* only the token's hash is kept */
+    int bad = admin_set_token(&s->admin, s->cfg.admin_token, strlen(s->cfg.admin_token));
+    OPENSSL_cleanse(s->cfg.admin_token, sizeof s->cfg.admin_token);
+    if (bad) {
+      log_error("--admin needs a token of %d to %d bytes (--admin-token-file FILE or PARLEY_ADMIN_TOKEN)",
+                ADMIN_MIN_TOKEN, ADMIN_MAX_TOKEN);
+      return PARLEY_EINVAL;
+    }
+  }
+  int rc = policy_load_overlay(s->cfg.policies, s->cfg.state_dir, &s->cfg.policy, NULL, &s->ctx.policy);
   if (rc) return rc;
-  if ((rc = listen_both(s))) { policy_free(s->ctx.policy); s->ctx.policy = NULL; return rc; }
+  if ((rc = listen_all(s))) { policy_free(s->ctx.policy); s->ctx.policy = NULL; return rc; }
   evloop_init(&s->ev, loop);
   if (cfg->redis[0]) {
     char advertise[sizeof cfg->advertise + 16];
@@ -412,10 +466,13 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
     }
     cluster_config cc = {.url = cfg->redis, .node_id = cfg->node_id, .tick_ms = cfg->cluster_tick_ms,
                          .ttl_ms = 3 * cfg->cluster_tick_ms, .advertise = advertise};
-    if ((rc = cluster_new(&s->ev, &s->ctx, &cc, &s->cluster)) == 0) cluster_on_up(s->cluster, reclaim, s);
+    if ((rc = cluster_new(&s->ev, &s->ctx, &cc, &s->cluster)) == 0) {
+      cluster_on_up(s->cluster, reclaim, s);
+      cluster_on_kick(s->cluster, remote_kick, &s->admin);
+      cluster_on_policy(s->cluster, remote_policy, &s->admin);
+    }
     else {
-      uv_close((uv_handle_t *)&s->listener, NULL);
-      if (cfg->metrics_port >= 0) uv_close((uv_handle_t *)&s->metrics_listener, NULL);
+      unlisten(s);
       policy_free(s->ctx.policy);
       s->ctx.policy = NULL;
       return rc;
@@ -443,6 +500,7 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
   }
   server_watch(s);
   if (cfg->metrics_port >= 0) log_notice("parley metrics on %s", s->metrics_addr);
+  if (cfg->admin_port >= 0) log_notice("parley admin on %s", s->admin_addr);
   log_notice("parley listening on %s", s->bound_addr);
   return 0;
 }

@@ -6,6 +6,7 @@
 #define PARLEY_SERVER_H
 #include <uv.h>
 #include "addrs.h"
+#include "admin.h"
 #include "admit.h"
 #include "cluster.h"
 #include "conn.h"
@@ -21,6 +22,10 @@ typedef struct {
   int port;
   char metrics_host[64];     /* the metrics listener (as host) */
   int metrics_port;          /* -1: no metrics listener */
+  char admin_host[64];       /* the admin listener (as host) */
+  int admin_port;            /* -1: no admin listener */
+  char admin_token[ADMIN_MAX_TOKEN + 1];  /* its bearer token (hashed, then wiped, by server_init) */
+  char state_dir[1024];      /* what the server writes (policies PUT through the admin API) */
   char policies[1024];
   char sio_path[256];
   char web[1024];            /* static files served at /, "" for none */
@@ -48,6 +53,8 @@ typedef struct server_s {
   evloop_t ev;             /* tasks, flushes, timers, the read buffer */
   uv_tcp_t listener;
   uv_tcp_t metrics_listener;   /* --metrics (open when cfg.metrics_port >= 0) */
+  uv_tcp_t admin_listener;   /* --admin (open when cfg.admin_port >= 0) */
+  admin_t admin;             /* what the admin listener's connections are served by */
   metrics_sources metrics;   /* what both /metrics pages read */
   uv_signal_t sigint, sigterm, sighup;
   uv_fs_event_t watch[2];    /* the policies directory and its tenants/ */
@@ -75,12 +82,14 @@ typedef struct server_s {
   int bound_port;
   char bound_addr[80];       /* "ADDR:PORT" or "[ADDR6]:PORT" listened on */
   char metrics_addr[80];     /* the same for the metrics listener */
+  char admin_addr[80];       /* and for the admin listener */
   uint64_t accept_logged_ms; /* the last "accept failed" log line */
 } server_t;
 
 void server_config_default(server_config *cfg);
 /* Load the policy and listen; prints "parley metrics on HOST:PORT" (with a
- * metrics listener), then "parley listening on HOST:PORT". */
+ * metrics listener), "parley admin on HOST:PORT" (with an admin listener),
+ * then "parley listening on HOST:PORT". */
 int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg);
 /* Stop accepting, close every connection with 1001, then the handles. */
 void server_stop(server_t *s);
@@ -89,7 +98,9 @@ void server_stop(server_t *s);
  * over cfg.drain_ms, their users detached so that they resume; server_stop
  * once none is left or the time is up. */
 void server_drain(server_t *s);
-/* Reload the policies (SIGHUP); the old VM stays when the new one fails. */
+/* Reload the policies (SIGHUP; the admin API): the policies directory with
+ * the state directory's tenant files over it; the old VM stays when the new
+ * one fails. */
 int server_reload(server_t *s);
 /* (Re)start watching the policies directory and tenants/ for changes. */
 void server_watch(server_t *s);

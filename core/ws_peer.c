@@ -41,15 +41,16 @@ static void ws_let_go(void *carrier, const char *why) {
 }
 
 #define WS_CLOSE_EXPIRED 4001  /* the credentials expired: do not come back with them */
-#define WS_CLOSE_REVOKED 4003  /* a re-check after a policy reload refused them */
+#define WS_CLOSE_KICKED 4003   /* the admin API removed the user: do not come back */
 
-static void ws_expire(void *carrier, int revoked) {
+static void ws_ended(void *carrier, resume_ended why) {
   conn_release_owner(carrier);
-  if (revoked) conn_ws_close_told(carrier, WS_CLOSE_REVOKED, "credentials revoked");
+  if (why == RESUME_ENDED_KICKED) conn_ws_close_told(carrier, WS_CLOSE_KICKED, "removed by the server");
+  else if (why == RESUME_ENDED_REVOKED) conn_ws_close_told(carrier, WS_CLOSE_EXPIRED, "credentials revoked");
   else conn_ws_close_told(carrier, WS_CLOSE_EXPIRED, "credentials expired");
 }
 
-static const resume_carrier_ops ws_carrier = {ws_send, NULL, ws_close, ws_let_go, ws_expire, 0, 0};  /* bad envelopes get ERROR */
+static const resume_carrier_ops ws_carrier = {ws_send, NULL, ws_close, ws_let_go, ws_ended, 0, 0};  /* bad envelopes get ERROR */
 
 static void on_message(conn_t *c, const char *p, size_t n) {
   resume_link *l = c->owner;

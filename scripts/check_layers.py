@@ -21,7 +21,7 @@ LAYERS = [
     ((3, "policy"), "lua_vm lua_api lua_verify lua_conv builtin policy"),
     ((4, "event"), "peer proto relay"),
     ((5, "session"), "admit resume ws_peer eio web cluster cluster_lua"),
-    ((6, "routing"), "routes metrics"),
+    ((6, "routing"), "routes metrics admin admin_page"),
     ((7, "server"), "server policy_test"),
     ((8, "main"), "main"),
 ]

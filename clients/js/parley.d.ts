@@ -131,10 +131,10 @@ export interface ParleyEventMap {
   close: CloseEvent;
   reconnecting: ReconnectingEvent;
   resumed: ResumedEvent;
-  /** The session ended because its credentials expired (close code 4001) or a
-   *  re-check after a policy reload refused them (4003, "credentials revoked"):
-   *  no reconnect follows. */
-  expired: { reason: string; code: 4001 | 4003 };
+  /** The session ended because its credentials expired (close code 4001,
+   *  "credentials expired") or a re-check after a policy reload refused them
+   *  (4001, "credentials revoked"): no reconnect follows. */
+  expired: { reason: string; code: 4001 };
 }
 
 export declare class ParleyClient {

@@ -361,14 +361,14 @@ export class ParleyClient {
   _onSocketClose(ev) {
     const wasReady = this._ready;
     // 4001: the server ended the session because the credentials it was opened
-    // with expired; 4003: a re-check after a policy reload refused them
-    // (revoked). Coming back with them would be refused: no reconnect.
-    const expired = ev?.code === 4001 || ev?.code === 4003;
-    if (expired) {
-      const reason = ev.reason || (ev.code === 4001 ? 'credentials expired' : 'credentials revoked');
-      this._emit('expired', { reason, code: ev.code });
-    }
-    const willReconnect = !expired && !this._closed && this._opts.reconnect && this._attempt < this._opts.maxAttempts;
+    // with expired (or a re-check after a policy reload refused them:
+    // "credentials revoked"); coming back with them would be refused: no
+    // reconnect. 4003: an operator removed the user (the admin API's kick):
+    // no reconnect either.
+    const expired = ev?.code === 4001;
+    const ended = expired || ev?.code === 4003;
+    if (expired) this._emit('expired', { reason: ev.reason || 'credentials expired', code: ev.code });
+    const willReconnect = !ended && !this._closed && this._opts.reconnect && this._attempt < this._opts.maxAttempts;
     // With a resume ahead, what was sent on this socket may still be answered
     // (the server replays what we missed): keep it until we know.
     const willResume = willReconnect && this._opts.resume && !!this._token;

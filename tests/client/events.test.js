@@ -362,7 +362,7 @@ test('a room whose type closes when its owner leaves: the others get DISCONNECT 
   assert.deepStrictEqual(await b.next('DISCONNECT'), { ID: b.userID, room: roomID, reason: 'room_closed' });
 });
 
-test('credentials revoked by a re-check after a reload: the server closes with 4003; the client emits expired and does not reconnect', async (t) => {
+test('credentials revoked by a re-check after a reload: the server closes with 4001 "credentials revoked"; the client emits expired and does not reconnect', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'parley-client-revoke-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   symlinkSync(path.join(REPO, 'policies', 'default.lua'), path.join(dir, 'shipped.lua'));
@@ -377,9 +377,9 @@ test('credentials revoked by a re-check after a reload: the server closes with 4
   writeFileSync(path.join(dir, 'default.lua.new'), policy(['k1']));
   renameSync(path.join(dir, 'default.lua.new'), path.join(dir, 'default.lua'));
   for (const n of srv.nodes || [srv]) n.proc.kill('SIGHUP');
-  assert.deepStrictEqual(await c.next('expired'), { reason: 'credentials revoked', code: 4003 });
+  assert.deepStrictEqual(await c.next('expired'), { reason: 'credentials revoked', code: 4001 });
   const closed = await c.next('close');
-  assert.equal(closed.code, 4003);
+  assert.equal(closed.code, 4001);
   assert.equal(closed.willReconnect, false);
   await settle(600);
   assert.equal(c.seen('reconnecting').length, 0, 'no reconnect after the credentials were revoked');

@@ -209,7 +209,7 @@ test('Example api_keys: the key picks the tenant; each tenant has its own rules'
   await assertAliveThenStop(s);
 });
 
-test('Example api_keys: a key added to REVOKED ends the sessions already open with it at the reload (close 4003), and only those', T, async (t) => {
+test('Example api_keys: a key added to REVOKED ends the sessions already open with it at the reload (close 4001 "credentials revoked"), and only those', T, async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'parley-example-revoke-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   cpSync(example('api_keys'), dir, { recursive: true });
@@ -225,7 +225,7 @@ test('Example api_keys: a key added to REVOKED ends the sessions already open wi
   for (const n of s.nodes || [s]) n.proc.kill('SIGHUP');
   const { code, reason } = await a.waitClose(10_000);
   assert.deepEqual({ code, reason },
-    isSio() ? { code: null, reason: 'io server disconnect' } : { code: 4003, reason: 'credentials revoked' });
+    isSio() ? { code: null, reason: 'io server disconnect' } : { code: 4001, reason: 'credentials revoked' });
   assert.equal((await b.ok('GET_ID', {})).userID, b.id, 'another key\'s session stays');
   const r = await wsRefusal(s, `?key=${KEY.acme}`);
   assert.equal(r.status, 403);

@@ -1,7 +1,7 @@
 // Re-checking open sessions after a reload: a policy that sets
 // `recheck_on_reload = true` has on_connect run again, after each reload, for
 // every user already admitted, on what on_connect read when it was admitted.
-// A user it now refuses is told (/ws close 4003 "credentials revoked"; a
+// A user it now refuses is told (/ws close 4001 "credentials revoked"; a
 // Socket.IO server disconnect, 41) and leaves: the others get DISCONNECT. A
 // detached user (resume grace) leaves at once. An on_connect that fails on the
 // re-check ends nobody's session. Without the flag, a reload ends nobody's.
@@ -63,7 +63,7 @@ async function ended(c, ms = 5000) {
   const info = await c.waitClose(ms);
   return isSio() ? info.reason : { code: info.code, reason: info.reason };
 }
-const REVOKED = () => (isSio() ? 'io server disconnect' : { code: 4003, reason: 'credentials revoked' });
+const REVOKED = () => (isSio() ? 'io server disconnect' : { code: 4001, reason: 'credentials revoked' });
 
 /** a (key ka) creates a room, b (key kb) joins it. */
 async function pair(s, t, ka, kb) {
@@ -78,7 +78,7 @@ async function pair(s, t, ka, kb) {
   return { a, b, roomID: room.roomID };
 }
 
-test('Recheck: a reload to a policy without recheck_on_reload keeps a revoked key\'s session; with it, the session ends at the reload (close 4003 / 41) and the others get DISCONNECT', T, async (t) => {
+test('Recheck: a reload to a policy without recheck_on_reload keeps a revoked key\'s session; with it, the session ends at the reload (close 4001 "credentials revoked" / 41) and the others get DISCONNECT', T, async (t) => {
   const dir = policyDir(['k1', 'k2']);
   const s = await startServer({ args: ['--policies', dir, '--log-level', 'info'] });
   t.after(() => s.stop());

@@ -6,6 +6,7 @@
 //   await s.stop();   // SIGTERM (a drain, all at once: PARLEY_DRAIN_SECONDS=0), then SIGKILL after 5 s
 //   startServer({ env: { PARLEY_POLICY_X: 'y' } })   // extra environment variables
 //   startServer({ metrics: true })   // also --metrics on a loopback port: s.metricsPort
+//   startServer({ args: ['--admin', '127.0.0.1:0'], env: { PARLEY_ADMIN_TOKEN } })   // s.adminPort
 //
 // Every server started here is killed when the test process exits, whatever
 // happened. PARLEY_BIN overrides the binary (default build/parley).
@@ -284,11 +285,13 @@ async function startNode({ port = 0, args = [], logLevel = 'warn', env = null, m
     proc.once('error', onError);
   });
   proc.stderr.on('data', (d) => { stderr += d; });
-  // printed before the listening line when there is a metrics listener
+  // printed before the listening line when there is a metrics (an admin) listener
   const metricsLine = /parley metrics on 127\.0\.0\.1:(\d+)/.exec(stderr);
+  const adminLine = /parley admin on 127\.0\.0\.1:(\d+)/.exec(stderr);
   return {
     port: got,
     metricsPort: metricsLine ? Number(metricsLine[1]) : null,
+    adminPort: adminLine ? Number(adminLine[1]) : null,
     url: `ws://127.0.0.1:${got}/ws`,
     httpBase: `http://127.0.0.1:${got}`,
     proc,

@@ -6,7 +6,7 @@
  * is refused; a link over its buffer while detached ends (at the next timer
  * phase), one over the server-wide cap trims; a takeover makes the old
  * carrier let go; a pong lets go of what came before its ping; the token
- * rotates when asked; tokens are unguessable and
+ * rotates when asked; a kick ends the user at once; tokens are unguessable and
  * distinct; everything is freed (the sanitizer build checks). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +22,7 @@ typedef struct {
   uint64_t pos[4096];
   int n[4096];           /* the event's number, read back from its payload */
   size_t count;
-  int let_go, closed, expired;
+  int let_go, closed, expired, kicked;
 } carrier;
 
 static int c_send(void *cv, const char *name, const uv_buf_t *parts, int nparts, uint64_t pos) {
@@ -37,8 +37,12 @@ static int c_send(void *cv, const char *name, const uv_buf_t *parts, int nparts,
 }
 static void c_close(void *cv, const char *why) { (void)why; ((carrier *)cv)->closed++; }
 static void c_let_go(void *cv, const char *why) { (void)why; ((carrier *)cv)->let_go++; }
-static void c_expire(void *cv, int revoked) { ((carrier *)cv)->expired += revoked ? 100 : 1; }
-static const resume_carrier_ops ops = {c_send, NULL, c_close, c_let_go, c_expire, 0, 0};
+static void c_ended(void *cv, resume_ended why) {
+  carrier *c = cv;
+  if (why == RESUME_ENDED_KICKED) c->kicked++;
+  else c->expired++;
+}
+static const resume_carrier_ops ops = {c_send, NULL, c_close, c_let_go, c_ended, 0, 0};
 
 static uv_loop_t loop;
 static evloop_t ev;
@@ -179,6 +183,22 @@ static void test_grace(void) {
   CHECK(st.nlinks == 0 && rooms.nusers == 0);
 }
 
+/* A kick ends the user at once, attached (its carrier told, once) or
+ * detached (no carrier to tell); its token resumes nothing. */
+static void test_kick(void) {
+  carrier a = {0}, b = {0};
+  resume_link *l = user_link(&a, 1 << 20), *m = user_link(&b, 1 << 20);
+  char token[ID_LEN + 1];
+  memcpy(token, l->token, sizeof token);
+  CHECK(l->since > 1e9);
+  resume_kick(l);
+  CHECK(a.kicked == 1 && a.expired == 0 && a.closed == 0 && st.nlinks == 1 && rooms.nusers == 1);
+  CHECK(resume_find(&st, token, ID_LEN) == NULL);
+  resume_carrier_gone(m, &b, 1);
+  resume_kick(m);
+  CHECK(b.kicked == 0 && st.nlinks == 0 && rooms.nusers == 0);
+}
+
 int main(void) {
   policy_options o;
   policy_options_default(&o);
@@ -197,6 +217,7 @@ int main(void) {
   test_tokens();
   test_pong_trims();
   test_grace();
+  test_kick();
   resume_close_all(&st);
   CHECK(st.nlinks == 0 && st.ring_bytes == 0 && rooms.nusers == 0);
   policy_free(ctx.policy);

@@ -45,7 +45,7 @@ end
 -- policy). New connections with it are refused, and, because this policy
 -- sets recheck_on_reload, sessions already open with it end at the reload:
 -- on_connect runs again for every open session, and a /ws client that it
--- refuses now gets close 4003 "credentials revoked" (Socket.IO: a server
+-- refuses now gets close 4001 "credentials revoked" (Socket.IO: a server
 -- disconnect); the others in its rooms get DISCONNECT. (A revoked key is no
 -- secret any more: it may live in this file.)
 M.recheck_on_reload = true
