@@ -535,6 +535,14 @@ static int commit(void *self, const room_change *ch) {
     const char *a[] = {"ver", P, ch->room, ch->tenant};
     return eval(cl, ch->op, 4, a);
   }
+  case CHANGE_OWNER: {
+    const char *a[] = {"owner", P, ch->room, ch->tenant, ch->user};
+    return eval(cl, 0, 5, a);
+  }
+  case CHANGE_CLOSE: {
+    const char *a[] = {"close", P, ch->room, ch->tenant};
+    return eval(cl, 0, 4, a);
+  }
   case CHANGE_SYNC: break;  /* the cluster's own (resync) */
   }
   return PARLEY_EINVAL;

@@ -193,6 +193,21 @@ function ops.update()
   return 'ok'
 end
 
+-- owner ROOM TENANT USER: a policy's hook made member USER the owner; the
+-- nodes of the room take the room as it now is. 'ok', 'no_such_room' or
+-- 'not_member'.
+function ops.owner()
+  local id, tenant, uid = ARGV[3], ARGV[4], ARGV[5]
+  if redis.call('HGET', rk(id), 'tenant') ~= tenant then return 'no_such_room' end
+  if not redis.call('ZSCORE', mk(id), uid) then return 'not_member' end
+  if redis.call('HGET', rk(id), 'owner') == uid then return 'ok' end
+  redis.call('HSET', rk(id), 'owner', uid)
+  redis.call('HINCRBY', rk(id), 'ver', 1)
+  publish(nodes_of(id), {kind = 'update', room = id, tenant = tenant, user = uid, opnode = '', opid = '0',
+                         room_state = snapshot(id)})
+  return 'ok'
+end
+
 -- leave ROOM TENANT NODE USER OPID
 function ops.leave()
   local id, tenant = ARGV[3], ARGV[4]
@@ -302,7 +317,8 @@ end
 -- ---- the admin API's (an operator's calls, not a client's) ----
 
 -- close ROOM TENANT: the room closes as an owner's leave closes one whose type
--- says so, every member told; 'ok N' (N members), or 'no_such_room'.
+-- says so, every member told; 'ok N' (N members), or 'no_such_room'. (Also a
+-- policy hook's close action.)
 function ops.close()
   local id, tenant = ARGV[3], ARGV[4]
   if redis.call('HGET', rk(id), 'tenant') ~= tenant then return 'no_such_room' end

@@ -229,6 +229,7 @@ void lconv_push_json(lua_State *L, json_span v) { push_json_depth(L, v, 0); }
 
 /* Push t[field] without metamethods (policy values are read raw); its type. */
 static int raw_field(lua_State *L, int idx, const char *field) {
+  idx = lua_absindex(L, idx);
   lua_pushstring(L, field);
   return lua_rawget(L, idx);
 }
@@ -253,7 +254,6 @@ static int int_field(lua_State *L, int idx, const char *field, int *out) {
   return 0;
 }
 
-static int meta_field(lua_State *L, int idx, char **out);
 
 int lconv_to_settings(lua_State *L, int idx, room_settings *out, const char **why) {
   int bad = 0;
@@ -266,7 +266,7 @@ int lconv_to_settings(lua_State *L, int idx, room_settings *out, const char **wh
   else if (!out->name || !out->password) { *why = "out of memory"; bad = 1; }
   else if (int_field(L, idx, "maxUsers", &out->max_users)) { *why = "maxUsers must be an integer"; bad = 1; }
   else if (int_field(L, idx, "type", &out->type)) { *why = "type must be an integer"; bad = 1; }
-  else if (meta_field(L, idx, &out->meta)) { *why = "meta must be JSON-able data of at most 64 KiB"; bad = 1; }
+  else if (lconv_meta_field(L, idx, &out->meta)) { *why = "meta must be JSON-able data of at most 64 KiB"; bad = 1; }
   if (!bad) return 0;
   free(out->name);
   free(out->password);
@@ -368,7 +368,7 @@ int lconv_to_json(lua_State *L, int idx, buf_t *out) {
 #define LCONV_MAX_META (64u << 10)
 
 /* settings.meta (optional) as JSON text. */
-static int meta_field(lua_State *L, int idx, char **out) {
+int lconv_meta_field(lua_State *L, int idx, char **out) {
   buf_t b;
   int rc = 0;
   *out = NULL;

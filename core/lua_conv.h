@@ -26,5 +26,8 @@ int lconv_to_settings(lua_State *L, int idx, room_settings *out, const char **wh
 /* Append the Lua value at idx as JSON. Tables with keys 1..n are arrays (an
  * empty table is []), other tables objects; functions etc. are an error. */
 int lconv_to_json(lua_State *L, int idx, buf_t *out);
+/* The `meta` field of the table at idx as JSON (*out malloc'ed; NULL when
+ * absent); nonzero when it is not JSON-able or over 64 KiB. */
+int lconv_meta_field(lua_State *L, int idx, char **out);
 
 #endif

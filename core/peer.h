@@ -22,10 +22,17 @@ typedef struct {
   uint64_t refused[ROOMS_REFUSALS];    /* connections refused, by reason (the transports count) */
 } proto_metrics;
 
+/* Why the server ended a user's session (rooms_user_end): the reason its
+ * rooms' on_leave hear, "expired", "revoked", "kicked" (0: its connection
+ * went, "disconnected"). */
+enum { PEER_END_NONE, PEER_END_EXPIRED, PEER_END_REVOKED, PEER_END_KICKED };
+
 /* A room change the event layer decided (its policy said yes), for the
  * cluster to make atomically in the shared state. */
 typedef enum { CHANGE_CREATE, CHANGE_JOIN, CHANGE_UPDATE, CHANGE_LEAVE, CHANGE_GONE, CHANGE_FETCH, CHANGE_SYNC,
-              CHANGE_VERSION /* no change: the room's version now */ } change_kind;
+              CHANGE_VERSION /* no change: the room's version now */,
+              CHANGE_OWNER /* user becomes the owner (a policy's action) */,
+              CHANGE_CLOSE /* the room closes, every member told (a policy's action) */ } change_kind;
 
 typedef struct {
   change_kind kind;

@@ -1217,7 +1217,35 @@ typedef struct {
   const user_t *u;         /* NULL: on_room_closed */
   const char *a;           /* on_leave: the reason; on_room_closed: the room ID */
   const char *b;           /* on_room_closed: the reason */
+  policy_action *act;      /* on_join, on_leave: what it asks for (NULL: not read) */
 } life_ctx;
+
+void policy_action_free(policy_action *a) {
+  free(a->meta);
+  memset(a, 0, sizeof *a);
+}
+
+/* The action table at the top of the stack: { owner = ID, close = bool, meta = value }. */
+static void read_action(lua_State *L, life_ctx *x) {
+  policy_action *a = x->act;
+  size_t n;
+  if (lua_isnil(L, -1)) return;
+  if (!lua_istable(L, -1)) {
+    log_warn("policy %s: %s must return nil or { owner = userID, close = true, meta = … }", lua_vm_where(L), x->h.hook);
+    return;
+  }
+  int t = rawfield(L, -1, "owner");
+  const char *o = t == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+  if (o && n == ID_LEN) memcpy(a->owner, o, ID_LEN + 1);
+  else if (t != LUA_TNIL) log_warn("policy %s: %s: owner must be a userID", lua_vm_where(L), x->h.hook);
+  lua_pop(L, 1);
+  t = rawfield(L, -1, "close");
+  a->close = t == LUA_TBOOLEAN && lua_toboolean(L, -1);
+  if (t != LUA_TNIL && t != LUA_TBOOLEAN) log_warn("policy %s: %s: close must be a boolean", lua_vm_where(L), x->h.hook);
+  lua_pop(L, 1);
+  if (lconv_meta_field(L, -1, &a->meta))
+    log_warn("policy %s: %s: meta must be JSON-able data of at most 64 KiB", lua_vm_where(L), x->h.hook);
+}
 
 static int life_body(lua_State *L) {
   life_ctx *x = lua_touserdata(L, 1);
@@ -1234,25 +1262,31 @@ static int life_body(lua_State *L) {
     lua_pushstring(L, x->b);
     n = 2;
   }
-  lua_call(L, n, 0);  /* what it returns is not read */
+  lua_call(L, n, 1);
+  if (x->act) read_action(L, x);  /* (on_room_closed's result is not read) */
   return 0;
 }
 
 static void life_call(policy_t *P, const tenant_t *t, unsigned bit, life_ctx *x) {
   policy_verdict v;
+  if (x->act) memset(x->act, 0, sizeof *x->act);
   if (!(vm_of(P, t)->life & bit)) return;  /* no such hook: no call at all */
-  if (tenant_gate(P, t, x->h.hook, life_body, x, &v) == PARLEY_ELIMIT)
+  int rc = tenant_gate(P, t, x->h.hook, life_body, x, &v);
+  if (rc == PARLEY_ELIMIT)
     log_info("policy: %s for tenant %s not run: %s", x->h.hook, t ? rooms_tenant_name(t) : "-", v.msg);
+  if (rc && x->act) policy_action_free(x->act);  /* a failing hook asks for nothing */
 }
 
-void policy_on_join(policy_t *P, const room_t *r, const user_t *u) {
-  life_ctx x = {.h = {.hook = "on_join"}, .r = r, .u = u};
+void policy_on_join(policy_t *P, const room_t *r, const user_t *u, policy_action *act) {
+  life_ctx x = {.h = {.hook = "on_join"}, .r = r, .u = u, .act = act};
   life_call(P, rooms_room_tenant(r), LIFE_JOIN, &x);
 }
 
-void policy_on_leave(policy_t *P, const tenant_t *t, const room_t *r, const user_t *u, const char *reason) {
-  life_ctx x = {.h = {.hook = "on_leave"}, .r = r, .u = u, .a = reason};
+void policy_on_leave(policy_t *P, const tenant_t *t, const room_t *r, const user_t *u, const char *reason,
+                     policy_action *act) {
+  life_ctx x = {.h = {.hook = "on_leave"}, .r = r, .u = u, .a = reason, .act = r ? act : NULL};
   life_call(P, t, LIFE_LEAVE, &x);
+  if (!r && act) memset(act, 0, sizeof *act);
 }
 
 void policy_on_room_closed(policy_t *P, const tenant_t *t, const char *room_id, const char *reason) {

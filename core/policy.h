@@ -121,14 +121,25 @@ int policy_wants_signal(policy_t *P, const tenant_t *t);
 int policy_on_signal(policy_t *P, const room_t *r, const user_t *u, const user_t *target, const char *signal,
                      size_t n, policy_verdict *v);
 /* Lifecycle notices, for policies that define the hooks (else no call at all;
- * what a hook returns is not read, its errors are logged and change nothing):
+ * its errors are logged and change nothing; on_join and on_leave may return
+ * an action for the room, below):
  * on_join(room, user) once u joined r; on_leave(room, user, reason) once u
  * left (room nil when that deleted it; reason "left": its DISCONNECT or 41,
  * "disconnected": its connection ended, or its resume grace); and
  * on_room_closed(roomID, reason) once a room is gone ("empty": its last
  * member left; "owner_left": its type closes it when its owner leaves). */
-void policy_on_join(policy_t *P, const room_t *r, const user_t *u);
-void policy_on_leave(policy_t *P, const tenant_t *t, const room_t *r, const user_t *u, const char *reason);
+/* What on_join and on_leave may return, for the room (nil: nothing):
+ * { owner = userID, close = true, meta = value } (any of them). */
+typedef struct {
+  char owner[ID_LEN + 1];    /* "": keep the owner */
+  int close;                 /* close the room (its members get DISCONNECT room_closed) */
+  char *meta;                /* the room's new meta as JSON (malloc'ed), or NULL: as it is */
+} policy_action;
+void policy_action_free(policy_action *a);
+/* act (NULL: what the hook returns is not read) gets its action; zeroed when none. */
+void policy_on_join(policy_t *P, const room_t *r, const user_t *u, policy_action *act);
+void policy_on_leave(policy_t *P, const tenant_t *t, const room_t *r, const user_t *u, const char *reason,
+                     policy_action *act);
 void policy_on_room_closed(policy_t *P, const tenant_t *t, const char *room_id, const char *reason);
 /* The room types tenant t may create, as a JSON array sorted by id:
  * [{"type":N,"name":"…","maxUsers":M}] (M: the type's max_users within the

@@ -398,6 +398,8 @@ static int spec_ok(req_t *q, room_t *r) {
   return rc == 0;
 }
 
+static void apply_action(proto_ctx *ctx, room_t *r, policy_action *act);
+
 /* JOIN_ROOM {from} to the others of r. */
 static void notify_join(room_t *r, user_t *u, buf_t *b) {
   buf_reset(b);
@@ -436,9 +438,11 @@ static void ev_join_room(req_t *q) {
   } else if (rooms_join(r, u)) fail(q, ERR_UNSPECIFIED, "out of memory");
   else if (join_reply(q, r)) rooms_leave(q->c->ctx->rooms, r, u, &deleted);
   else {
+    policy_action act;
     notify_join(r, u, &q->out);
-    policy_on_join(pol(q->c), r, u);
+    policy_on_join(pol(q->c), r, u, &act);
     webhook(q->c->ctx, q->c->tenant, WEBHOOK_USER_JOINED, rooms_id(r), u, NULL);
+    apply_action(q->c->ctx, r, &act);
   }
   free(pwd);
 }
@@ -529,6 +533,56 @@ void proto_room_closed(proto_ctx *ctx, const char *tenant, const char *room) {
   rooms_tenant_unpin(ctx->rooms, t);
 }
 
+/* What a policy's on_join or on_leave asked for room r (NULL: it was deleted,
+ * nothing to do); act is freed. Applied in this order: meta, owner, close.
+ * On a single node at once; in a cluster as changes no request waits on (a
+ * concurrent UPDATE_ROOM may win over the meta). A close tells every member
+ * DISCONNECT room_closed, then on_room_closed(roomID, "policy") runs here. */
+static void apply_action(proto_ctx *ctx, room_t *r, policy_action *act) {
+  char rid[ID_LEN + 1];
+  proto_cluster *cl = ctx->cluster;
+  if (!r || (!act->meta && !act->owner[0] && !act->close)) { policy_action_free(act); return; }
+  tenant_t *t = rooms_room_tenant(r);
+  const char *tn = rooms_tenant_name(t);
+  memcpy(rid, rooms_id(r), sizeof rid);
+  rooms_tenant_pin(t);
+  if (act->meta) {
+    if (cl) {
+      room_settings s = *rooms_settings(r);
+      s.meta = act->meta;
+      room_change ch = {.kind = CHANGE_UPDATE, .tenant = tn, .room = rid, .user = rooms_user_id(rooms_owner(r)),
+                        .sver = rooms_sver(r), .s = &s};
+      if (cl->commit(cl->self, &ch)) log_warn("policy: room %s: meta not set, the cluster is unreachable", rid);
+    } else if (rooms_set_meta(r, act->meta, strlen(act->meta))) {
+      log_warn("policy: room %s: out of memory for its meta", rid);
+    }
+  }
+  if (act->owner[0]) {
+    user_t *o = rooms_member_find(r, act->owner, ID_LEN);
+    if (!o) log_warn("policy: room %s: the new owner %s is not a member, the owner stays", rid, act->owner);
+    else if (cl) {
+      room_change ch = {.kind = CHANGE_OWNER, .tenant = tn, .room = rid, .user = act->owner};
+      if (cl->commit(cl->self, &ch)) log_warn("policy: room %s: owner not changed, the cluster is unreachable", rid);
+    } else rooms_transfer(r, o);
+  }
+  if (act->close) {
+    int rc;
+    if (cl) {
+      room_change ch = {.kind = CHANGE_CLOSE, .tenant = tn, .room = rid};
+      if ((rc = cl->commit(cl->self, &ch))) log_warn("policy: room %s not closed, the cluster is unreachable", rid);
+    } else rc = close_room(ctx, r, NULL);
+    if (!rc) {
+      log_info("policy: room %s closed by its policy", rid);
+      policy_on_room_closed(ctx->policy, t, rid, "policy");
+      webhook(ctx, t, WEBHOOK_ROOM_CLOSED, rid, NULL, "policy");
+    }
+  }
+  rooms_tenant_unpin(ctx->rooms, t);
+  policy_action_free(act);
+}
+
+static const char *const end_names[] = {"disconnected", "expired", "revoked", "kicked"};
+
 /* u leaves r; the others are told (or, when u owned a room whose type closes
  * then, the room closes: everyone leaves). reason: for the policy's on_leave. */
 static void leave(peer_t *c, room_t *r, user_t *u, const char *reason) {
@@ -537,9 +591,10 @@ static void leave(peer_t *c, room_t *r, user_t *u, const char *reason) {
   tenant_t *t = rooms_room_tenant(r);
   policy_t *P = c->ctx->policy;
   memcpy(rid, rooms_id(r), sizeof rid);
+  policy_action act;
   if (rooms_owner(r) == u && rooms_settings(r)->owner_close && rooms_nmembers(r) > 1) {
     if (close_room(c->ctx, r, u)) return;
-    policy_on_leave(P, t, NULL, u, reason);
+    policy_on_leave(P, t, NULL, u, reason, NULL);
     policy_on_room_closed(P, t, rid, "owner_left");
     webhook(c->ctx, t, WEBHOOK_USER_LEFT, rid, u, reason);
     webhook(c->ctx, t, WEBHOOK_ROOM_CLOSED, rid, NULL, "owner_left");
@@ -547,10 +602,11 @@ static void leave(peer_t *c, room_t *r, user_t *u, const char *reason) {
   }
   if (rooms_leave(c->ctx->rooms, r, u, &deleted)) return;
   if (!deleted) notify_leave(r, u, rid);
-  policy_on_leave(P, t, deleted ? NULL : r, u, reason);
+  policy_on_leave(P, t, deleted ? NULL : r, u, reason, &act);
   if (deleted) policy_on_room_closed(P, t, rid, "empty");
   webhook(c->ctx, t, WEBHOOK_USER_LEFT, rid, u, reason);
   if (deleted) webhook(c->ctx, t, WEBHOOK_ROOM_CLOSED, rid, NULL, "empty");
+  apply_action(c->ctx, deleted ? NULL : r, &act);
 }
 
 static void ev_disconnect(req_t *q) {
@@ -911,12 +967,13 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
   if (e->op) HASH_FIND(hh, ctx->ops, &e->op, sizeof e->op, op);
   /* the policy's lifecycle hooks run on the node of the user concerned */
   int ours = e->subject && (!rooms_user_is_ghost(e->subject) || rooms_user_is_gone(e->subject));
-  const char *why = op ? "left" : "disconnected";
+  const char *why = op ? "left" : e->subject ? end_names[rooms_user_end(e->subject) & 3u] : "disconnected";
+  policy_action act = {0};
   if (!e->view) {  /* deleted: its last member left, or its owner and the type closes it then */
     if (r && e->closed) notify_closed(r, e->subject);
     if (ours && e->kind == CHANGE_LEAVE) {  /* (before the view goes: it may take a gone subject with it) */
       const char *closed = e->closed ? "owner_left" : "empty";
-      policy_on_leave(ctx->policy, e->tenant, NULL, e->subject, why);
+      policy_on_leave(ctx->policy, e->tenant, NULL, e->subject, why, NULL);
       policy_on_room_closed(ctx->policy, e->tenant, e->room, closed);
       webhook(ctx, e->tenant, WEBHOOK_USER_LEFT, e->room, e->subject, why);
       webhook(ctx, e->tenant, WEBHOOK_ROOM_CLOSED, e->room, NULL, closed);
@@ -950,13 +1007,14 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
   if (applied && ours && e->view && r) {  /* (the subject is still held: the old members are released below) */
     if (e->kind == CHANGE_CREATE) webhook(ctx, e->tenant, WEBHOOK_ROOM_CREATED, e->room, e->subject, NULL);
     if (e->kind == CHANGE_JOIN) {
-      policy_on_join(ctx->policy, r, e->subject);
+      policy_on_join(ctx->policy, r, e->subject, &act);
       webhook(ctx, e->tenant, WEBHOOK_USER_JOINED, e->room, e->subject, NULL);
     }
     if (e->kind == CHANGE_LEAVE) {
-      policy_on_leave(ctx->policy, e->tenant, r, e->subject, why);
+      policy_on_leave(ctx->policy, e->tenant, r, e->subject, why, &act);
       webhook(ctx, e->tenant, WEBHOOK_USER_LEFT, e->room, e->subject, why);
     }
+    apply_action(ctx, r, &act);  /* (as changes to the cluster: the view follows when they are made) */
   }
   if (op && op->pending) {
     op_answered(op);
@@ -1076,7 +1134,8 @@ void proto_peer_gone(peer_t *c) {
     cl->users_changed(cl->self, rooms_tenant_name(c->tenant), rooms_tenant_nusers(c->tenant));
     rooms_user_release(c->ctx->rooms, u);
   } else {
-    for (size_t n; (n = rooms_user_nrooms(u));) leave(c, rooms_user_room(u, n - 1), u, "disconnected");
+    const char *why = end_names[rooms_user_end(u) & 3u];
+    for (size_t n; (n = rooms_user_nrooms(u));) leave(c, rooms_user_room(u, n - 1), u, why);
     rooms_user_remove(c->ctx->rooms, u);  /* frees the tenant too when it was its last user */
   }
   c->tenant = NULL;

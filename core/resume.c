@@ -346,6 +346,7 @@ int resume_set_limits(resume_link *l) {
 
 /* The server ends l's user: its carrier tells the client why, then it leaves. */
 static void end_told(resume_link *l, resume_ended why) {
+  if (l->peer.user) rooms_user_set_end(l->peer.user, why);  /* the rooms it leaves hear why */
   if (l->carrier) {
     void *c = l->carrier;
     l->carrier = NULL;

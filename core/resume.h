@@ -18,8 +18,13 @@
 #include "cluster.h"
 #include "peer.h"
 
-/* Why the server ended a user (resume_carrier_ops.ended). */
-typedef enum { RESUME_ENDED_EXPIRED, RESUME_ENDED_REVOKED, RESUME_ENDED_KICKED } resume_ended;
+/* Why the server ended a user (resume_carrier_ops.ended; also its on_leave
+ * reason, kept on the user: rooms_user_end). */
+typedef enum {
+  RESUME_ENDED_EXPIRED = PEER_END_EXPIRED,
+  RESUME_ENDED_REVOKED = PEER_END_REVOKED,
+  RESUME_ENDED_KICKED = PEER_END_KICKED
+} resume_ended;
 
 /* What a carrier does for its link (registered by ws_peer.c, eio.c). */
 typedef struct {

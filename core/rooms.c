@@ -19,7 +19,8 @@ struct user_s {
   unsigned ghost : 1,   /* a member seen in a room view, not one of ours (or one of ours already gone) */
            gone : 1,    /* one of ours whose end came: freed once no room view holds it */
            framing : 1, /* rooms_framing */
-           waiting : 1; /* its connection is gone: it waits for a resume (rooms_user_set_waiting) */
+           waiting : 1, /* its connection is gone: it waits for a resume (rooms_user_set_waiting) */
+           end : 2;     /* why its session ended (rooms_user_set_end) */
   UT_hash_handle hh;
 };
 
@@ -502,6 +503,8 @@ void rooms_user_detach(user_t *u) { u->peer = NULL; }
 void rooms_user_attach(user_t *u, void *peer) { u->peer = peer; }
 void rooms_user_set_framing(user_t *u, rooms_framing f) { u->framing = f == ROOMS_FRAMING_SIO; }
 void rooms_user_set_waiting(user_t *u, int waiting) { u->waiting = !!waiting; }
+void rooms_user_set_end(user_t *u, unsigned why) { u->end = why & 3u; }
+unsigned rooms_user_end(const user_t *u) { return u->end; }
 rooms_framing rooms_user_framing(const user_t *u) { return u->framing ? ROOMS_FRAMING_SIO : ROOMS_FRAMING_WS; }
 int rooms_user_waiting(const user_t *u) { return u->waiting; }
 const char *rooms_user_data(const user_t *u) { return u->data; }

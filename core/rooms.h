@@ -157,6 +157,10 @@ void rooms_user_set_framing(user_t *u, rooms_framing f);
 void rooms_user_set_waiting(user_t *u, int waiting);
 rooms_framing rooms_user_framing(const user_t *u);
 int rooms_user_waiting(const user_t *u);
+/* Why the server ended the user's session: a code 0-3 the caller gives its
+ * meaning (0: it did not; the user's connection went). */
+void rooms_user_set_end(user_t *u, unsigned why);
+unsigned rooms_user_end(const user_t *u);
 /* The rooms the user is in, in join order. */
 size_t rooms_user_nrooms(const user_t *u);
 room_t *rooms_user_room(const user_t *u, size_t i);

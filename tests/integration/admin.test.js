@@ -36,6 +36,9 @@ local M = {}
 function M.on_connect(conn)
   return conn.query.tenant or "default"
 end
+function M.on_leave(room, user, reason)
+  parley.log("warn", "ON_LEAVE " .. user.id .. " " .. reason)
+end
 return M
 `;
 
@@ -217,6 +220,7 @@ test('Kick: the user\'s connection is closed (no reconnect), the other member ge
   const rooms = await api('GET', '/api/v1/tenants/kickers/rooms');
   assert.deepEqual(rooms.json.rooms.map((x) => x.members), [[a.id]]);
   assert.match(server.stderr, new RegExp(`admin: kick user ${b.id} of tenant kickers`));
+  assert.match(server.stderr, new RegExp(`ON_LEAVE ${b.id} kicked`), 'on_leave hears "kicked"');
 });
 
 test('Close a room: every member gets DISCONNECT {userID: its own, roomID, reason: "room_closed"}; the room is gone', { ...T, ...NODE_SCOPE }, async (t) => {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import {
   REPO, BIN, ERR, startServer, assertAliveThenStop, connectUser, createRoom, joinRoom,
-  httpGet, withTimeout, Client,
+  httpGet, withTimeout, Client, isSio,
 } from './helpers.js';
 
 const T = { timeout: 20_000 };
@@ -279,6 +279,69 @@ end`);
     assert.equal(once(x), 1, `once: ${x}`);
   assert.match(s.stderr, /an error here changes nothing/);
   assert.equal((await e.ok('GET_ID', {})).userID, e.id);
+  await assertAliveThenStop(s);
+});
+
+test('Policy: on_join and on_leave return actions — meta, the next owner, close the room — and on_leave hears why (left, disconnected, expired)', { timeout: 30_000 }, async (t) => {
+  const dir = policyDir(`M.types[7] = { name = "Seminar", spec = function(room, user)
+  return { owner = room.owner, joins = room.meta and room.meta.joins or 0, last = room.meta and room.meta.last } end }
+function M.on_connect(conn)
+  return "default", nil, tonumber(conn.query.exp) or (conn.auth and tonumber(conn.auth.exp))
+end
+function M.on_join(room, user)
+  if room.type ~= 7 then return nil end
+  return { meta = { joins = (room.meta and room.meta.joins or 0) + 1, last = user.id } }
+end
+function M.on_leave(room, user, reason)
+  parley.log("info", "ACT leave " .. user.id .. " " .. reason)
+  if not room or room.type ~= 7 then return nil end
+  if reason == "disconnected" then return { close = true } end
+  return { owner = room.members[#room.members] }   -- the newest member, not the longest present
+end
+function M.on_room_closed(id, reason) parley.log("info", "ACT closed " .. id .. " " .. reason) end`);
+  const s = await serverWith(dir, t, ['--log-level', 'info']);
+  const eventually = async (fn, what) => {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const v = await fn();
+      if (v.ok) return v;
+      if (Date.now() > deadline) assert.fail(`${what}: last ${JSON.stringify(v)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const [a, b, c, d] = await Promise.all([0, 1, 2, 3].map(() => connectUser(s, t)));
+  const room = await createRoom(a, { type: 7, maxUsers: 10 });
+  await joinRoom(b, room.roomID);
+  await joinRoom(c, room.roomID);
+  await joinRoom(d, room.roomID);
+  // meta: every on_join counted (asked again: a member's JOIN_ROOM answers with the spec as it is now)
+  const spec = async (x) => (await x.ok('JOIN_ROOM', { room: room.roomID, password: 'pw' })).spec;
+  await eventually(async () => { const sp = await spec(a); return { ok: sp.joins === 3 && sp.last === d.id, sp }; }, 'meta from on_join');
+  // owner: a (the owner) leaves; the default would pass ownership to b, the hook picks d
+  a.send('DISCONNECT', room.roomID);
+  for (const x of [b, c, d]) assert.deepEqual(await x.next('DISCONNECT'), { userID: a.id, roomID: room.roomID });
+  await eventually(async () => { const sp = await spec(b); return { ok: sp.owner === d.id, sp }; }, 'owner from on_leave');
+  await b.fails('UPDATE_ROOM', { room: room.roomID, maxUsers: 10, name: 'b', password: 'pw' }, ERR.ROOM_ERROR);
+  assert.equal((await d.ok('UPDATE_ROOM', { room: room.roomID, maxUsers: 10, name: 'd', password: 'pw' })).name, 'd');
+  // close: c's connection ends; the hook closes the room: b and d each told with their own userID
+  await c.close();
+  for (const x of [b, d]) {
+    assert.deepEqual(await x.next('DISCONNECT', { timeout: 5000 }), { userID: c.id, roomID: room.roomID });
+    assert.deepEqual(await x.next('DISCONNECT', { timeout: 5000 }), { userID: x.id, roomID: room.roomID, reason: 'room_closed' });
+  }
+  await waitForLog(s, new RegExp(`ACT closed ${room.roomID} policy`));
+  await b.fails('JOIN_ROOM', { room: room.roomID, password: 'pw' }, ERR.NO_SUCH_ROOM);
+  assert.match(s.stderr, new RegExp(`ACT leave ${a.id} left`));
+  assert.match(s.stderr, new RegExp(`ACT leave ${c.id} disconnected`));
+  // expired: a user whose credentials run out leaves its rooms with reason "expired"
+  const exp = (Date.now() / 1000 + 1).toFixed(3);
+  const e = await Client.connect(isSio() ? s.url : `${s.url}?exp=${exp}`, { auth: { exp: Number(exp) } });
+  t.after(() => e.close());
+  const other = await createRoom(b, { type: 0 });
+  await e.ok('JOIN_ROOM', { room: other.roomID, password: 'pw' });
+  const eid = (await e.ok('GET_ID', {})).userID;
+  await waitForLog(s, new RegExp(`ACT leave ${eid} expired`), 5000);
+  assert.deepEqual(await b.next('DISCONNECT', { timeout: 3000 }), { userID: eid, roomID: other.roomID });
   await assertAliveThenStop(s);
 });
 

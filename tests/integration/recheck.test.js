@@ -32,6 +32,7 @@ function M.on_connect(conn)
   if keys[conn.headers["x-api-key"]] then return "default" end
   return nil, "unknown API key"
 end
+function M.on_leave(room, user, reason) parley.log("warn", "ON_LEAVE " .. user.id .. " " .. reason) end
 return M
 `);
 }
@@ -92,6 +93,7 @@ test('Recheck: a reload to a policy without recheck_on_reload keeps a revoked ke
   assert.deepEqual(await ended(b), REVOKED());
   assert.deepEqual(await a.next('DISCONNECT', { timeout: 5000 }), { userID: b.id, roomID });
   assert.match(s.stderr, new RegExp(`user ${b.id}: refused by on_connect after the reload \\(unknown API key\\), leaving`));
+  await withTimeout((async () => { while (!s.stderr.includes(`ON_LEAVE ${b.id} revoked`)) await sleep(10); })(), 5000, 'on_leave hears "revoked"');
   assert.equal((await a.ok('GET_ID', {})).userID, a.id, 'a, whose key is still good, stays');
   const c = await connect(s, 'k1');
   t.after(() => c.close());
