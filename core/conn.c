@@ -65,6 +65,7 @@ void conn_release_owner(conn_t *c) { conn_set_owner(c, c->env->fresh, c->env->fr
 static evloop_t *loop_of(const conn_t *c) { return c->env->ev; }
 
 static void timer_start(conn_t *c, uint64_t ms);
+static void send_ping(conn_t *c);
 
 static void http_read(conn_t *c, char *p, size_t n);
 
@@ -249,11 +250,19 @@ static void on_timer(evloop_timer *t) {
   conn_t *c = (conn_t *)((char *)t - offsetof(conn_t, timer));
   if (c->state == CONN_HTTP || c->ws_closing || c->close_after_write) { conn_close(c, "deadline passed"); return; }
   if (c->awaiting_pong) { c->dropped = 1; conn_close(c, "no pong within the ping timeout"); return; }
+  send_ping(c);
+}
+
+static void send_ping(conn_t *c) {
   ws_send_frame(c, WS_PING, "", 0);
   if (c->h->pinged) c->h->pinged(c);
   c->awaiting_pong = 1;
   c->ping_ms = evloop_now(loop_of(c));
   timer_start(c, c->env->ping_timeout_ms);
+}
+
+void conn_ws_ping_now(conn_t *c) {
+  if (c->state == CONN_WS && c->pings && !c->ws_closing && !c->close_after_write && !c->awaiting_pong) send_ping(c);
 }
 
 /* A closing connection keeps no timer: it is freed once its socket closes. */

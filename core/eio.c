@@ -212,8 +212,15 @@ static void carrier_ended(void *carrier, resume_ended why) {
 }
 
 /* Event data that is not ["name", ...] breaks Socket.IO's framing: the session is closed. */
+static void on_heartbeat(evloop_timer *t);
+
+static void carrier_ping(void *carrier) {
+  eio_session *s = carrier;
+  if (!s->awaiting_pong && !s->closing) on_heartbeat(&s->timer);  /* (the heartbeat goes on from there) */
+}
+
 static const resume_carrier_ops sio_carrier = {carrier_send, carrier_ack, carrier_close, carrier_let_go, carrier_ended,
-                                               1, 1};
+                                               carrier_ping, 1, 1};
 
 /* The session drops (a transport gone, a ping timeout, an Engine.IO close):
  * its user is kept for a resume. */

@@ -43,6 +43,9 @@ typedef struct {
    * revoked", 4003 "removed by the server"; Socket.IO: the server disconnect
    * 41), and let the link go as let_go does. */
   void (*ended)(void *carrier, resume_ended why);
+  /* Ask the client for a pong now, as the heartbeat would (nothing when a
+   * pong is awaited already): the ring has grown, and a pong lets it go. */
+  void (*ping)(void *carrier);
   int has_acks;              /* the framing has acks (Socket.IO) */
   int strict_envelope;       /* see peer_ops */
 } resume_carrier_ops;
@@ -80,7 +83,7 @@ struct resume_link_s {
                               * next timer phase */
   evloop_timer expiry;       /* armed while its credentials have an expiry (peer.expires) */
   uint64_t detach_pos;       /* next_pos when it was detached: events from here on are unseen */
-  uint64_t ping_pos;         /* next_pos when the carrier's last ping was queued (0: none) */
+  uint64_t ping_pos;         /* next_pos when the carrier's oldest unanswered ping was queued (0: none) */
   char addr[ADDRS_MAX_TEXT]; /* the client's address when it was last attached */
   double since;              /* when the user connected (unix seconds; a resume keeps it) */
   addr_entry *addr_count;    /* borrowed while detached: that address's count */
