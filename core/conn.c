@@ -64,6 +64,14 @@ void conn_release_owner(conn_t *c) { conn_set_owner(c, c->env->fresh, c->env->fr
 
 static evloop_t *loop_of(const conn_t *c) { return c->env->ev; }
 
+#define WHO_MAX 128
+
+/* " tenant=T user=U" once the owner knows them, else "" (log lines). */
+static const char *who(conn_t *c, char *b) {
+  const char *w = c->h && c->h->who ? c->h->who(c, b, WHO_MAX) : NULL;
+  return w ? w : "";
+}
+
 static void timer_start(conn_t *c, uint64_t ms);
 static void send_ping(conn_t *c);
 
@@ -99,7 +107,8 @@ static void conn_task(evloop_task *t) {
 
 void conn_close(conn_t *c, const char *why) {
   if (c->state == CONN_CLOSING) return;
-  log_debug("conn %s closed: %s", c->remote, why);
+  char w[WHO_MAX];
+  log_debug("conn %s%s closed: %s", c->remote, who(c, w), why);
   if (c->state == CONN_WS) c->env->nupgraded--;
   c->state = CONN_CLOSING;
   splice_drop(c);
@@ -114,7 +123,8 @@ void conn_close(conn_t *c, const char *why) {
 
 /* Over the queue cap: a slow consumer, closed at the next flush. */
 static int doom(conn_t *c) {
-  log_warn("conn %s: slow consumer (%zu bytes queued), closing", c->remote, c->out.len);
+  char w[WHO_MAX];
+  log_warn("conn %s%s: slow consumer (%zu bytes queued), closing", c->remote, who(c, w), c->out.len);
   c->doomed = 1;
   evloop_flush_later(loop_of(c), &c->flush);
   return PARLEY_ETOOBIG;
@@ -282,7 +292,8 @@ static void peer_alive(conn_t *c) {
 
 static void ws_close_with(conn_t *c, uint16_t code, const char *why, const char *told) {
   if (c->state != CONN_WS || c->ws_closing) { conn_close(c, why); return; }
-  log_debug("conn %s: closing with %u: %s", c->remote, code, why);
+  char w[WHO_MAX];
+  log_debug("conn %s%s: closing with %u: %s", c->remote, who(c, w), code, why);
   c->gone_due = 1;
   evloop_defer(loop_of(c), &c->task);
   char p[125] = {(char)(code >> 8), (char)(code & 255)};
@@ -333,7 +344,8 @@ static size_t ws_consume(conn_t *c, char *p, size_t n) {
     pos += used;
     if (rc == PARLEY_EAGAIN) break;
     if (rc) {
-      log_warn("conn %s: WebSocket framing error, closing with %u", c->remote, code);
+      char w[WHO_MAX];
+      log_warn("conn %s%s: WebSocket framing error, closing with %u", c->remote, who(c, w), code);
       conn_ws_close(c, code, "framing error");
       break;
     }

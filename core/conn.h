@@ -32,6 +32,9 @@ typedef struct {
    * everything queued before that ping. */
   void (*pinged)(conn_t *c);
   void (*ponged)(conn_t *c);
+  /* For log lines: who speaks through the connection once it is known, as
+   * " tenant=T user=U" written into b (n bytes), or "" (NULL: not known). */
+  const char *(*who)(conn_t *c, char *b, size_t n);
 } conn_handlers;
 
 /* What the connections of one server share (owned by the server). */

@@ -106,6 +106,13 @@ static void sess_sendv(eio_session *s, const uv_buf_t *parts, int nparts) {
   if (s->poll) conn_flush_soon(s->poll);  /* the held GET is answered at the flush */
 }
 
+/* For log lines: " tenant=T user=U" once the session's namespace connect made
+ * it a user, else "" (one buffer: one call per log line). */
+static const char *sess_who(const eio_session *s) {
+  static char b[128];
+  return s->link ? proto_peer_who(&s->link->peer, b, sizeof b) : "";
+}
+
 static void sess_send(eio_session *s, const char *p, size_t n) {
   uv_buf_t part = uv_buf_init((char *)p, (unsigned)n);
   sess_sendv(s, &part, 1);
@@ -187,7 +194,7 @@ static int carrier_ack(void *carrier, const uv_buf_t *parts, int nparts, const p
 
 static void carrier_close(void *carrier, const char *why) {
   eio_session *s = carrier;
-  log_warn("socket.io session %s from %s: %s, closing", s->sid.s, s->remote, why);
+  log_warn("socket.io session %s from %s%s: %s, closing", s->sid.s, s->remote, sess_who(s), why);
   sess_close(s, why);
 }
 
@@ -318,7 +325,7 @@ static void sess_uncount(eio_session *s) {
  * call from anywhere, a send included. */
 static void sess_close(eio_session *s, const char *why) {
   if (s->closing) return;
-  log_debug("socket.io session %s closed: %s", s->sid.s, why);
+  log_debug("socket.io session %s%s closed: %s", s->sid.s, sess_who(s), why);
   s->closing = 1;
   s->why = why;
   HASH_DEL(s->e->sessions, s);
@@ -485,7 +492,8 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
   http_req_free(hs);
   free(hs);
   if (!ok && ++s->refused >= EIO_MAX_REFUSED) {  /* each try runs on_connect: not a loop to offer */
-    log_info("socket.io session %s from %s: %u namespace connects refused, closing", s->sid.s, s->remote, s->refused);
+    log_info("socket.io session %s from %s%s: %u namespace connects refused, closing", s->sid.s, s->remote,
+             sess_who(s), s->refused);
     sess_close(s, "namespace connects refused");
   }
   if (!ok) {
@@ -507,7 +515,7 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
 static int rate_ok(eio_session *s) {
   int rc = s->link ? proto_rate_charge(&s->link->peer) : proto_rate_charge_anon(&s->pre, s->e->admit->ctx);
   if (rc == PARLEY_EPROTO) {
-    log_info("socket.io session %s from %s: rate limit exceeded persistently, closing", s->sid.s, s->remote);
+    log_info("socket.io session %s from %s%s: rate limit exceeded persistently, closing", s->sid.s, s->remote, sess_who(s));
     sess_close(s, "rate limit exceeded persistently");
   }
   return rc == 0;
@@ -517,7 +525,7 @@ static void sio_message(eio_session *s, const char *p, size_t n) {
   sio_packet sp;
   int rc = sio_packet_parse(p, n, &sp);
   if (rc) {
-    log_warn("socket.io session %s from %s: %s packet, closing", s->sid.s, s->remote,
+    log_warn("socket.io session %s from %s%s: %s packet, closing", s->sid.s, s->remote, sess_who(s),
              rc == PARLEY_EUNSUPP ? "binary" : "malformed");
     sess_close(s, "bad Socket.IO packet");
     return;
@@ -538,7 +546,8 @@ static void sio_message(eio_session *s, const char *p, size_t n) {
       break;
     case SIO_EVENT: {
       if (!s->connected || !ns_ok) {
-        log_warn("socket.io session %s from %s: event outside a connected namespace, closing", s->sid.s, s->remote);
+        log_warn("socket.io session %s from %s%s: event outside a connected namespace, closing", s->sid.s,
+                 s->remote, sess_who(s));
         sess_close(s, "event before connect");
         return;
       }
@@ -600,7 +609,7 @@ static void eio_packet(eio_session *s, const char *p, size_t n, conn_t *from) {
     case EIO_NOOP: break;
     case EIO_CLOSE: s->client_closed = 1; sess_drop(s, "client closed"); break;  /* engine.close(): may resume */
     default:
-      log_warn("socket.io session %s from %s: malformed engine packet, closing", s->sid.s, s->remote);
+      log_warn("socket.io session %s from %s%s: malformed engine packet, closing", s->sid.s, s->remote, sess_who(s));
       sess_close(s, "malformed engine packet");
       break;
   }
@@ -866,7 +875,8 @@ static void on_move_done(void *arg, int ok) {
   if (s && s->move == mv) {
     s->move = NULL;
     if (ok) {
-      log_info("socket.io session %s from %s moved to the node holding the user it recovers", s->sid.s, s->remote);
+      log_info("socket.io session %s from %s%s moved to the node holding the user it recovers", s->sid.s,
+               s->remote, sess_who(s));
       move_probe(s, mv);
       s->moved = 1;
       sess_close(s, "moved to another node");
@@ -1143,8 +1153,13 @@ static void on_conn_gone(conn_t *c) {
   if (was_ws) sess_drop(s, "transport closed");
 }
 
-static const conn_handlers ws_handlers = {.message = on_ws_message, .gone = on_conn_gone};
-static const conn_handlers poll_handlers = {.gone = on_conn_gone, .flush_held = on_flush_held};
+static const char *on_conn_who(conn_t *c, char *b, size_t n) {
+  eio_session *s = c->owner;
+  return s->link ? proto_peer_who(&s->link->peer, b, n) : NULL;
+}
+
+static const conn_handlers ws_handlers = {.message = on_ws_message, .gone = on_conn_gone, .who = on_conn_who};
+static const conn_handlers poll_handlers = {.gone = on_conn_gone, .flush_held = on_flush_held, .who = on_conn_who};
 
 size_t eio_sessions(const eio_state *e) { return HASH_COUNT(e->sessions); }
 

@@ -1115,6 +1115,12 @@ int proto_peer_open(peer_t *c, proto_ctx *ctx, const char *tenant, char *data) {
   return 0;
 }
 
+const char *proto_peer_who(const peer_t *p, char *b, size_t n) {
+  if (!p || !p->user || !n) return "";
+  int k = snprintf(b, n, " tenant=%s user=%s", rooms_tenant_name(rooms_user_tenant(p->user)), rooms_user_id(p->user));
+  return k > 0 ? b : "";
+}
+
 void proto_peer_gone(peer_t *c) {
   user_t *u = c->user;
   if (!u) return;

@@ -11,6 +11,8 @@
 int proto_peer_open(peer_t *p, proto_ctx *ctx, const char *tenant, char *data);
 /* The peer is going: leave every room (others are told), drop the user. */
 void proto_peer_gone(peer_t *p);
+/* For log lines: " tenant=T user=U" into b (n bytes) once p is a user, else "". */
+const char *proto_peer_who(const peer_t *p, char *b, size_t n);
 /* Close r as its owner's leave closes a room whose type says so (the admin
  * API): every member is told DISCONNECT {userID: its own, roomID, reason:
  * "room_closed"} and leaves; on_room_closed and the webhook get the reason

@@ -10,6 +10,9 @@
 #include "proto.h"
 #include "resume.h"
 
+/* For log lines: the tenant of l's user. */
+#define TENANT_OF(l) ((l)->peer.tenant ? rooms_tenant_name((l)->peer.tenant) : "-")
+
 #define REC_HEAD 13   /* u64 position, u8 name length, u32 payload length */
 
 static resume_link *link_of(peer_t *p) { return (resume_link *)p; }
@@ -231,13 +234,14 @@ void resume_end(resume_link *l) {
 
 static void on_grace_end(evloop_timer *t) {
   resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, grace));
-  log_debug("user %s: not resumed within the grace, leaving", rooms_user_id(l->peer.user));
+  log_debug("user %s tenant=%s: not resumed within the grace, leaving", rooms_user_id(l->peer.user), TENANT_OF(l));
   resume_end(l);
 }
 
 static void on_lost(evloop_timer *t) {
   resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, grace));
-  log_debug("user %s: missed more events than it may be sent again, leaving", rooms_user_id(l->peer.user));
+  log_debug("user %s tenant=%s: missed more events than it may be sent again, leaving",
+            rooms_user_id(l->peer.user), TENANT_OF(l));
   resume_end(l);
 }
 
@@ -288,8 +292,8 @@ void resume_carrier_gone(resume_link *l, void *carrier, int dropped) {
   if (!dropped || !lim || lim->resume_grace <= 0 || l->lost || l->st->closing) { resume_end(l); return; }
   addr_entry *a = l->st->addrs ? addrs_get(l->st->addrs, l->addr) : NULL;
   if (a && a->detached >= l->st->max_detached_per_addr) {  /* a client dropping users on purpose */
-    log_info("user %s from %s: %u users of this address wait for a resume already, leaving", rooms_user_id(l->peer.user),
-             l->addr, a->detached);
+    log_info("user %s tenant=%s from %s: %u users of this address wait for a resume already, leaving",
+             rooms_user_id(l->peer.user), TENANT_OF(l), l->addr, a->detached);
     addrs_release(l->st->addrs, a);
     resume_end(l);
     return;
@@ -372,7 +376,7 @@ static void end_told(resume_link *l, resume_ended why) {
 
 static void on_expiry(evloop_timer *t) {
   resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, expiry));
-  log_info("user %s: its credentials expired, leaving", rooms_user_id(l->peer.user));
+  log_info("user %s tenant=%s: its credentials expired, leaving", rooms_user_id(l->peer.user), TENANT_OF(l));
   end_told(l, RESUME_ENDED_EXPIRED);
 }
 
@@ -390,7 +394,8 @@ static void recheck_step(evloop_timer *t) {
       if (l->peer.user) resume_arm_expiry(l);  /* the answer's expiry */
       continue;
     }
-    log_info("user %s: refused by on_connect after the reload (%s), leaving", rooms_user_id(l->peer.user), why.msg);
+    log_info("user %s tenant=%s: refused by on_connect after the reload (%s), leaving", rooms_user_id(l->peer.user),
+             TENANT_OF(l), why.msg);
     end_told(l, RESUME_ENDED_REVOKED);
   }
   if (st->recheck_next) evloop_timer_start(st->ev, &st->recheck, 0, recheck_step);

@@ -71,7 +71,13 @@ static void on_gone(conn_t *c) {
 static void on_ping(conn_t *c) { resume_ping(c->owner); }
 static void on_pong(conn_t *c) { resume_pong(c->owner); }
 
-static const conn_handlers ws_peer_handlers = {.message = on_message, .gone = on_gone, .pinged = on_ping, .ponged = on_pong};
+static const char *on_who(conn_t *c, char *b, size_t n) {
+  resume_link *l = c->owner;
+  return proto_peer_who(&l->peer, b, n);
+}
+
+static const conn_handlers ws_peer_handlers = {
+    .message = on_message, .gone = on_gone, .pinged = on_ping, .ponged = on_pong, .who = on_who};
 
 int ws_peer_is(const conn_t *c) {
   return c->h == &ws_peer_handlers && c->state == CONN_WS && !c->ws_closing;

@@ -101,3 +101,26 @@ test('Admission log: Socket.IO handshake refused by origin, namespace connect re
   assert.match(await logLine(mark, /refused/), /socket\.io connection from 127\.0\.0\.1 refused: no such customer/);
   assert.ok(!server.stderr.includes(SECRET), 'a token the client sent appears in the log');
 });
+
+test('Connection log: once a connection is a user, its lines name the tenant and the userID (a /ws framing error, a malformed Socket.IO packet), never the token', async (t) => {
+  // plain /ws: a binary frame closes it (1003) with a warning about this connection
+  const ws = new WebSocket(`${server.url}?tenant=acme&token=${SECRET}`, { origin: GOOD });
+  t.after(() => ws.terminate());
+  await withTimeout(new Promise((res, rej) => { ws.once('open', res); ws.once('error', rej); }), 5000, 'ws open');
+  const got = new Promise((res) => ws.on('message', (d) => res(JSON.parse(d.toString()))));
+  ws.send(JSON.stringify(['GET_ID', { requestId: 'r1' }]));
+  const id = (await withTimeout(got, 5000, 'GET_ID'))[1].userID;
+  let mark = server.stderr.length;
+  ws.send(Buffer.from([1, 2, 3]), { binary: true });
+  assert.match(await logLine(mark, /framing error/), new RegExp(`conn 127\\.0\\.0\\.1 tenant=acme user=${id}: WebSocket framing error`));
+
+  // Socket.IO: a packet of an unknown type closes the session, logged with its user
+  const sock = io(server.httpBase, { transports: ['websocket'], reconnection: false, forceNew: true, auth: { tenant: 'acme', token: SECRET }, extraHeaders: { Origin: GOOD } });
+  t.after(() => sock.close());
+  await withTimeout(new Promise((res, rej) => { sock.once('connect', res); sock.once('connect_error', rej); }), 5000, 'sio connect');
+  const sid = (await withTimeout(sock.emitWithAck('GET_ID'), 5000, 'GET_ID ack')).userID;
+  mark = server.stderr.length;
+  sock.io.engine.write('9');  // Engine.IO message "49": no such Socket.IO packet type
+  assert.match(await logLine(mark, /malformed packet/), new RegExp(`socket\\.io session \\S+ from 127\\.0\\.0\\.1 tenant=acme user=${sid}: malformed packet, closing`));
+  assert.ok(!server.stderr.includes(SECRET), 'a token the client sent appears in the log');
+});

@@ -57,7 +57,7 @@ test('Expiry (/ws): at the time on_connect gave, the client gets close 4001 "cre
   assert.deepEqual(await b.next('DISCONNECT'), { userID: id.userID, roomID: room.roomID });
   assert.ok(at >= expires - 50, `closed ${expires - at} ms before the expiry`);
   if (!SANITIZED) assert.ok(at - expires < 1500, `closed ${at - expires} ms after the expiry`);
-  assert.match(s.stderr, new RegExp(`user ${id.userID}: its credentials expired, leaving`));
+  assert.match(s.stderr, new RegExp(`user ${id.userID} tenant=default: its credentials expired, leaving`));
   // the resume token died with the user
   const r = new WebSocket(`${s.url}?resume=${id.resumeToken}&last=0&exp=${inSeconds(60)}`);
   t.after(() => r.terminate());

@@ -92,7 +92,7 @@ test('Recheck: a reload to a policy without recheck_on_reload keeps a revoked ke
   await reload(s, dir, ['k1']);  // the same keys, now with recheck_on_reload
   assert.deepEqual(await ended(b), REVOKED());
   assert.deepEqual(await a.next('DISCONNECT', { timeout: 5000 }), { userID: b.id, roomID });
-  assert.match(s.stderr, new RegExp(`user ${b.id}: refused by on_connect after the reload \\(unknown API key\\), leaving`));
+  assert.match(s.stderr, new RegExp(`user ${b.id} tenant=default: refused by on_connect after the reload \\(unknown API key\\), leaving`));
   await withTimeout((async () => { while (!s.stderr.includes(`ON_LEAVE ${b.id} revoked`)) await sleep(10); })(), 5000, 'on_leave hears "revoked"');
   assert.equal((await a.ok('GET_ID', {})).userID, a.id, 'a, whose key is still good, stays');
   const c = await connect(s, 'k1');
