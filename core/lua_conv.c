@@ -254,7 +254,6 @@ static int int_field(lua_State *L, int idx, const char *field, int *out) {
   return 0;
 }
 
-
 int lconv_to_settings(lua_State *L, int idx, room_settings *out, const char **why) {
   int bad = 0;
   idx = lua_absindex(L, idx);
