@@ -64,8 +64,10 @@ tls_ctx *tls_server_ctx(const char *cert, const char *key, char *err, size_t cap
     set_error("no certificate");
     snprintf(err, cap, "cannot load the TLS certificate %s: %s", cert, last_error);
   } else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+    int mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
     set_error("no key");
-    snprintf(err, cap, "cannot load the TLS key %s: %s", key, last_error);
+    if (mismatch) snprintf(err, cap, "the TLS key %s does not match the certificate %s: %s", key, cert, last_error);
+    else snprintf(err, cap, "cannot load the TLS key %s: %s", key, last_error);
   } else if (SSL_CTX_check_private_key(ctx) != 1) {
     set_error("mismatch");
     snprintf(err, cap, "the TLS key %s does not match the certificate %s: %s", key, cert, last_error);
