@@ -89,6 +89,20 @@ function httpsGet(port, p, opts = {}) {
   }), 5000, `GET https ${p}`);
 }
 
+function httpsRequest(port, method, p, body) {
+  return withTimeout(new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, path: p, method, ca: ca(), agent: false,
+      headers: { 'Content-Type': 'text/plain;charset=UTF-8', 'Content-Length': Buffer.byteLength(body) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  }), 5000, `${method} https ${p}`);
+}
+
 /** The certificate a new TLS connection to port is shown (its SHA-256 fingerprint). */
 function peerFingerprint(port) {
   return withTimeout(new Promise((resolve, reject) => {
@@ -286,6 +300,18 @@ test('cluster over TLS: stock socket.io-client (polling, then upgrade) through a
 }, async (t) => {
   const c = CLUSTER ? server : await startCluster({ nodes: 3, args: ['--tls-cert', files.cert, '--tls-key', files.key, '--log-level', 'info'] });
   if (!CLUSTER) t.after(() => c.stop());
+  // by hand first: the session made on node 1, its CONNECT posted to node 2 and
+  // polled from node 3, which hold nothing: both carried to node 1 over TLS
+  const [p1, p2, p3] = c.nodes.map((n) => n.port);
+  const hs = await httpsGet(p1, '/socket.io/?EIO=4&transport=polling');
+  assert.equal(hs.status, 200);
+  const sid = JSON.parse(hs.body.slice(1)).sid;
+  const posted = await httpsRequest(p2, 'POST', `/socket.io/?EIO=4&transport=polling&sid=${sid}`, '40');
+  assert.equal(posted.status, 200, `POST on node 2: ${posted.status} ${posted.body}`);
+  assert.equal(posted.body, 'ok');
+  const polled = await httpsGet(p3, `/socket.io/?EIO=4&transport=polling&sid=${sid}`);
+  assert.equal(polled.status, 200, `poll on node 3: ${polled.status} ${polled.body}`);
+  assert.match(polled.body, /^40\{"sid":/, 'the CONNECT answer, from node 1 through node 3');
   const proxy = await roundRobinProxy(t, c.nodes.map((n) => n.port));
   // no keep-alive: every polling request is a new TCP (and TLS) connection, and may land on another node
   const opts = { reconnection: false, forceNew: true, agent: false, extraHeaders: { Connection: 'close' }, ca: ca(), servername: 'localhost' };
