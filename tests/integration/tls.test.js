@@ -26,6 +26,7 @@ import WebSocket from 'ws';
 import { io } from 'socket.io-client';
 import { startServer, startCluster, FRAMING, sleep, withTimeout, REPO } from './helpers.js';
 import { ParleyClient } from '../../clients/js/parley.js';
+import { sanitizerReport } from '../lib/server.js';
 
 const CLUSTER = Number(process.env.PARLEY_CLUSTER || 0) >= 2;
 const SANITIZED = !!process.env.PARLEY_SANITIZED;
@@ -71,6 +72,7 @@ after(async () => {
 /** helpers' closing check, over https: alive, /healthz ok, exit 0 on SIGTERM. */
 async function assertAliveThenStopTls(s) {
   assert.ok(s.alive(), `server died: ${JSON.stringify(s.exitInfo)}\n${s.stderr}`);
+  assert.equal(sanitizerReport(s.stderr), null);
   const h = await httpsGet(s.port, '/healthz');
   assert.equal(h.status, 200);
   const res = await s.stop();
@@ -299,7 +301,13 @@ test('cluster over TLS: stock socket.io-client (polling, then upgrade) through a
   ...(haveRedis ? {} : { skip: 'no redis-server on this machine' }),
 }, async (t) => {
   const c = CLUSTER ? server : await startCluster({ nodes: 3, args: ['--tls-cert', files.cert, '--tls-key', files.key, '--log-level', 'info'] });
-  if (!CLUSTER) t.after(() => c.stop());
+  if (!CLUSTER) {
+    t.after(async () => {
+      const res = await c.stop();
+      assert.equal(res.code, 0, `a node's exit: ${JSON.stringify(res)}\n${c.stderr}`);
+      assert.equal(sanitizerReport(c.stderr), null);
+    });
+  }
   // by hand first: the session made on node 1, its CONNECT posted to node 2 and
   // polled from node 3, which hold nothing: both carried to node 1 over TLS
   const [p1, p2, p3] = c.nodes.map((n) => n.port);
