@@ -23,6 +23,9 @@
  * opened one at a time (so the relay's pairs are ours: 2k and 2k+1), and the
  * SIGNAL frames are sent as they are (target and room empty), measured as ever.
  *
+ * wss:// URLs: every connection speaks TLS (OpenSSL over memory BIOs, the
+ * server's certificate not verified: this measures the cost, not the trust).
+ *
  * One JSON object on stdout; progress and errors on stderr.
  *
  * Why the WebSocket client side is written here rather than taken from a
@@ -46,6 +49,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -69,6 +73,7 @@ typedef struct {
   int port;
   char path[512];              /* empty: the framing's default path (or --path) */
   struct sockaddr_in addr;
+  int tls;                     /* wss:// */
 } server_t;
 
 static server_t servers[MAX_SERVERS];
@@ -101,7 +106,7 @@ static void die(const char *fmt, ...) {
 
 static void usage(FILE *f) {
   fprintf(f,
-    "usage: loadgen --url ws://127.0.0.1:PORT --framing ws|sio|raw --scenario relay|churn|idle [options]\n"
+    "usage: loadgen --url ws[s]://127.0.0.1:PORT --framing ws|sio|raw --scenario relay|churn|idle [options]\n"
     "  --url URL            again (up to %d): servers sharing one room space; connection i goes\n"
     "                       to the (i mod N)-th URL, so the two members of every pair are on\n"
     "                       different servers (two URLs: creators on the first, joiners on the\n"
@@ -139,8 +144,9 @@ static void parse_url(const char *url) {
   const char *p = url;
   if (nservers == MAX_SERVERS) die("at most %d --url", MAX_SERVERS);
   server_t *sv = &servers[nservers++];
-  if (strncmp(p, "ws://", 5) != 0) die("--url must be ws://HOST:PORT[/path]");
-  p += 5;
+  if (!strncmp(p, "wss://", 6)) sv->tls = 1, p += 6;
+  else if (!strncmp(p, "ws://", 5)) p += 5;
+  else die("--url must be ws://HOST:PORT[/path] or wss://…");
   const char *colon = strchr(p, ':');
   if (!colon || (size_t)(colon - p) >= sizeof sv->host) die("--url needs HOST:PORT");
   memcpy(sv->host, p, (size_t)(colon - p));
@@ -320,6 +326,7 @@ struct client_s {
            left_pending : 1;       /* churn: a DISCONNECT sent, answered by our next reply */
   client_t *dirty_next;
   buf_t in, out, inflight;     /* unparsed input; queued output; output being written */
+  SSL *ssl;                    /* wss://: the TLS session (out holds plaintext, inflight ciphertext) */
   uint32_t rng;                /* xorshift state: mask keys */
   char accept[32];             /* the Sec-WebSocket-Accept we expect */
   char uid[ID_MAX], room[ID_MAX];
@@ -397,12 +404,34 @@ static void mark_dirty(client_t *c) {
 
 static void on_write(uv_write_t *req, int status);
 
+static SSL_CTX *tls_ctx;
+
+/* wss://: the queued plaintext is sealed into inflight (handshake records first); 0 when nothing to write. */
+static int tls_seal(client_t *c) {
+  if (!SSL_is_init_finished(c->ssl)) SSL_do_handshake(c->ssl);
+  if (SSL_is_init_finished(c->ssl) && c->out.len) {
+    if (SSL_write(c->ssl, c->out.p, (int)c->out.len) != (int)c->out.len) return 0;
+    c->out.len = 0;
+  }
+  BIO *w = SSL_get_wbio(c->ssl);
+  size_t pend = BIO_ctrl_pending(w);
+  if (!pend) return 0;
+  c->inflight.len = 0;
+  BIO_read(w, buf_room(&c->inflight, pend), (int)pend);
+  c->inflight.len = pend;
+  return 1;
+}
+
 static void client_flush(client_t *c) {
-  if (c->writing || !c->out.len || c->st == ST_CLOSED) return;
-  buf_t t = c->inflight;       /* swap: the queue becomes the write in progress */
-  c->inflight = c->out;
-  c->out = t;
-  c->out.len = 0;
+  if (c->ssl) {
+    if (c->writing || c->st == ST_CLOSED || !tls_seal(c)) return;
+  } else {
+    if (c->writing || !c->out.len || c->st == ST_CLOSED) return;
+    buf_t t = c->inflight;       /* swap: the queue becomes the write in progress */
+    c->inflight = c->out;
+    c->out = t;
+    c->out.len = 0;
+  }
   uv_buf_t b = uv_buf_init(c->inflight.p, (unsigned)c->inflight.len);
   c->writing = 1;
   c->wreq.data = c;
@@ -424,7 +453,7 @@ static void on_write(uv_write_t *req, int status) {
     client_close(c);
     return;
   }
-  if (c->out.len) client_flush(c);
+  if (c->out.len || c->ssl) client_flush(c);
 }
 
 static void on_check(uv_check_t *h) {
@@ -608,6 +637,34 @@ static size_t consume(client_t *c, char *p, size_t n) {
   return used + ws_consume(c, p + used, n - used);
 }
 
+static void input(client_t *c, char *p, size_t n) {
+  if (c->in.len == 0) {  /* common case: parse in the shared read buffer, keep only a partial tail */
+    size_t used = consume(c, p, n);
+    if (c->st != ST_CLOSED && used < n) buf_add(&c->in, p + used, n - used);
+    return;
+  }
+  buf_add(&c->in, p, n);
+  size_t used = consume(c, c->in.p, c->in.len);
+  if (c->st != ST_CLOSED && used) buf_drop(&c->in, used);
+}
+
+static char tls_plain[1 << 16];
+
+/* wss://: ciphertext in, plaintext to input(), whatever the handshake answers out. */
+static void tls_input(client_t *c, const char *p, size_t n) {
+  BIO_write(SSL_get_rbio(c->ssl), p, (int)n);
+  int r;
+  while (c->st != ST_CLOSED && (r = SSL_read(c->ssl, tls_plain, sizeof tls_plain)) > 0) input(c, tls_plain, (size_t)r);
+  if (c->st == ST_CLOSED) return;
+  int e = SSL_get_error(c->ssl, r);
+  if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+    if (!R.done && R.closed_unexpectedly++ < MAX_LOGGED) fprintf(stderr, "loadgen: client %d: TLS error %d\n", c->idx, e);
+    client_close(c);
+    return;
+  }
+  if (BIO_ctrl_pending(SSL_get_wbio(c->ssl))) mark_dirty(c);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
   client_t *c = s->data;
   if (c->st == ST_CLOSED) return;
@@ -618,14 +675,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
     return;
   }
   if (nread == 0) return;
-  if (c->in.len == 0) {  /* common case: parse in the shared read buffer, keep only a partial tail */
-    size_t used = consume(c, b->base, (size_t)nread);
-    if (c->st != ST_CLOSED && used < (size_t)nread) buf_add(&c->in, b->base + used, (size_t)nread - used);
-    return;
-  }
-  buf_add(&c->in, b->base, (size_t)nread);
-  size_t used = consume(c, c->in.p, c->in.len);
-  if (c->st != ST_CLOSED && used) buf_drop(&c->in, used);
+  if (c->ssl) tls_input(c, b->base, (size_t)nread);
+  else input(c, b->base, (size_t)nread);
 }
 
 /* ---- connection setup ---- */
@@ -652,6 +703,18 @@ static void on_connect(uv_connect_t *req, int status) {
                    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
                    server_of(c->idx)->path, server_of(c->idx)->host, server_of(c->idx)->port, (char *)key);
   buf_add(&c->out, req_text, (size_t)n);
+  if (server_of(c->idx)->tls) {
+    if (!tls_ctx) {
+      tls_ctx = SSL_CTX_new(TLS_client_method());
+      SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+    }
+    c->ssl = SSL_new(tls_ctx);
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    BIO_set_mem_eof_return(rb, -1);
+    BIO_set_mem_eof_return(wb, -1);
+    SSL_set_bio(c->ssl, rb, wb);
+    SSL_set_connect_state(c->ssl);
+  }
   mark_dirty(c);
   c->st = ST_HTTP;
   uv_tcp_nodelay(&c->tcp, 1);
@@ -697,6 +760,8 @@ static void on_client_closed(uv_handle_t *h) {
   buf_free(&c->out);
   buf_free(&c->inflight);
   buf_free(&c->tmpl);
+  SSL_free(c->ssl);
+  c->ssl = NULL;
 }
 
 static void client_close(client_t *c) {
@@ -1147,11 +1212,11 @@ static void print_result(void) {
   if (work >= 0 && dur > 0) rate = work / dur;
   if (opt.scenario == SC_IDLE) rate = R.t_start && setup > 0 ? R.idle_done / setup : 0, unit = "connections/s";
   int have_rss = opt.npids && R.rss_before > 0 && R.rss_after > 0;
-  printf("{\"scenario\":\"%s\",\"framing\":\"%s\",\"url\":\"ws://%s:%d%s\"", scenario_names[opt.scenario],
-         framing_names[opt.framing], servers[0].host, servers[0].port, servers[0].path);
+  printf("{\"scenario\":\"%s\",\"framing\":\"%s\",\"url\":\"ws%s://%s:%d%s\"", scenario_names[opt.scenario],
+         framing_names[opt.framing], servers[0].tls ? "s" : "", servers[0].host, servers[0].port, servers[0].path);
   printf(",\"urls\":[");
   for (int i = 0; i < nservers; i++)
-    printf("%s\"ws://%s:%d%s\"", i ? "," : "", servers[i].host, servers[i].port, servers[i].path);
+    printf("%s\"ws%s://%s:%d%s\"", i ? "," : "", servers[i].tls ? "s" : "", servers[i].host, servers[i].port, servers[i].path);
   printf("]");
   printf(",\"ok\":%s", R.failure ? "false" : "true");
   if (R.failure) printf(",\"failure\":\"%s\"", R.failure);

@@ -31,15 +31,17 @@ const median = (xs) => {
 // baseline: the no-parsing relay (bench/baseline/relay.c), the physical limit; relay scenarios only.
 // base-*: another Parley binary (BENCH_BASELINE_BIN), for before/after figures in one run.
 // Both are shown only when run.
-const ALL_COLUMNS = [['parley-sio', 'parley (sio)'], ['parley-ws', 'parley (ws)'], ['baseline', 'baseline'],
+const ALL_COLUMNS = [['parley-sio', 'parley (sio)'], ['parley-ws', 'parley (ws)'], ['parley-sio-wss', 'parley (sio, TLS)'],
+  ['parley-wss', 'parley (ws, TLS)'], ['baseline', 'baseline'],
   ['base-sio', 'base (sio)'], ['base-ws', 'base (ws)'], ['socketio', 'socket.io'], ['ws', 'ws']];
 const ALL_RATIOS = [['parley-sio', 'socketio', 'parley(sio) / socket.io'], ['parley-ws', 'ws', 'parley(ws) / ws'],
   ['parley-ws', 'baseline', 'parley(ws) / baseline'],
-  ['parley-sio', 'base-sio', 'parley(sio) / base'], ['parley-ws', 'base-ws', 'parley(ws) / base']];
-const OPTIONAL = (t) => t === 'baseline' || t.startsWith('base-');
+  ['parley-sio', 'base-sio', 'parley(sio) / base'], ['parley-ws', 'base-ws', 'parley(ws) / base'],
+  ['parley-wss', 'parley-ws', 'parley TLS / plain (ws)'], ['parley-sio-wss', 'parley-sio', 'parley TLS / plain (sio)']];
+const OPTIONAL = (t) => t === 'baseline' || t.startsWith('base-') || t.endsWith('-wss');
 const ran = (t) => runs.some((r) => r.target === t);
 const COLUMNS = ALL_COLUMNS.filter(([t]) => !OPTIONAL(t) || ran(t));
-const RATIOS = ALL_RATIOS.filter(([, b]) => !OPTIONAL(b) || ran(b));
+const RATIOS = ALL_RATIOS.filter(([a, b]) => (!OPTIONAL(a) || ran(a)) && (!OPTIONAL(b) || ran(b)));
 
 // Rows: scenario, label, how to read the figure from a run (undefined: no figure),
 // and optionally the decimals to show. The first row is the headline: server CPU

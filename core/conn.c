@@ -30,6 +30,7 @@ static void on_close(uv_handle_t *h) {
   buf_free(&c->in);
   buf_free(&c->out);
   ws_reader_free(&c->ws);  /* (a write in flight was cancelled before this: on_write freed it) */
+  tls_free(c->tls);
   free(c);
 }
 
@@ -181,6 +182,12 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
  * that unread input does not turn our close into a reset. */
 static void shutdown_write(conn_t *c) {
   if (c->shut) return;
+  if (c->tls && !c->tls_notified && tls_ready(c->tls)) {  /* a TLS close_notify goes first */
+    c->tls_notified = 1;
+    tls_close_notify(c->tls);
+    conn_flush(&c->flush);  /* (comes back here once it is written) */
+    return;
+  }
   c->shut = 1;
   uv_shutdown_t *req = malloc(sizeof *req);
   if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown)) {
@@ -199,8 +206,19 @@ static void on_write(uv_write_t *req, int status) {
   free(w);
   if (c->state == CONN_CLOSING) return;
   if (status < 0) { c->dropped = 1; conn_close(c, uv_strerror(status)); return; }
-  if (c->out.len) { conn_flush(&c->flush); return; }
+  if (c->out.len || (c->tls && tls_want_flush(c->tls))) { conn_flush(&c->flush); return; }
   if (c->close_after_write) shutdown_write(c);
+}
+
+/* TLS: the queue's plaintext becomes the ciphertext to write (handshake
+ * records first); -1 when the connection is closing. */
+static int tls_out(conn_t *c) {
+  if (!c->out.len && !tls_want_flush(c->tls)) return 0;
+  evloop_buf_take(loop_of(c), &c->out);
+  if (tls_seal(c->tls, &c->out) == 0) return 0;
+  log_info("conn %s: TLS failed: %s", c->remote, tls_last_error());
+  conn_close(c, "TLS failed");
+  return -1;
 }
 
 #define CONN_BUSY_BYTES 256  /* a turn's output above this keeps the buffer (a relayed signal is ~300 bytes) */
@@ -212,6 +230,7 @@ static void conn_flush(evloop_task *t) {
   if (c->doomed) { conn_close(c, "slow consumer"); return; }  /* even with a write stuck in flight */
   if (c->writing) return;
   if (c->held && c->h->flush_held) c->h->flush_held(c);
+  if (c->tls && tls_out(c)) return;
   if (!c->out.len) {
     if (c->close_after_write) shutdown_write(c);
     return;
@@ -533,6 +552,7 @@ struct conn_splice_s {
   void *watch_arg;
   int want;
   buf_t head;                /* a watched answer's head, until it is whole */
+  tls_t *tls;                /* TLS to the other node (conn_env.tls_client), else NULL */
 };
 
 static void splice_closed(uv_handle_t *h) {
@@ -540,6 +560,7 @@ static void splice_closed(uv_handle_t *h) {
   buf_free(&sp->out);
   buf_free(&sp->inflight);
   buf_free(&sp->head);
+  tls_free(sp->tls);
   free(sp);
 }
 
@@ -575,7 +596,13 @@ static void splice_wrote(uv_write_t *req, int status) {
 }
 
 static void splice_flush(conn_splice_t *sp) {
-  if (!sp->connected || sp->writing || !sp->out.len || sp->closing) return;
+  if (!sp->connected || sp->writing || sp->closing) return;
+  if (sp->tls && tls_seal(sp->tls, &sp->out)) {
+    log_info("conn %s: TLS to the other node failed: %s", sp->c ? sp->c->remote : "?", tls_last_error());
+    if (sp->c) conn_close(sp->c, "TLS to the other node failed");
+    return;
+  }
+  if (!sp->out.len) return;
   buf_t swap = sp->inflight;
   sp->inflight = sp->out;
   sp->out = swap;
@@ -636,21 +663,44 @@ static int splice_watch(conn_splice_t *sp, const char *p, size_t n, size_t *used
   return 0;
 }
 
-/* The other server's bytes go to the client as they come. */
+/* The other server closed: the client's side ends once what it sent is written. */
+static void splice_eof(conn_splice_t *sp, conn_t *c) {
+  uv_read_stop((uv_stream_t *)&sp->up);
+  if (sp->head_due) { splice_told(sp, 0); if (sp->ws) { conn_close(c, "the other node closed"); return; } }
+  c->close_after_write = 1;
+  conn_flush_soon(c);
+}
+
+/* The other server's (plaintext) bytes go to the client as they come. */
+static void splice_data(conn_splice_t *sp, conn_t *c, const char *p, size_t n) {
+  size_t used = 0;
+  if (sp->head_due && splice_watch(sp, p, n, &used)) return;
+  if (n > used) conn_write(c, p + used, n - used);
+}
+
+/* TLS to the other node: decrypt what came (into the loop's read buffer,
+ * free again once fed), pass it on, answer the handshake. */
+static void splice_tls_read(conn_splice_t *sp, conn_t *c, const char *p, size_t n) {
+  int rc = tls_feed(sp->tls, p, n);
+  evloop_t *ev = loop_of(c);
+  while (!rc && sp->c == c && c->state != CONN_CLOSING) {
+    size_t got;
+    if ((rc = tls_read(sp->tls, ev->read_buf, sizeof ev->read_buf, &got)) == 0) splice_data(sp, c, ev->read_buf, got);
+  }
+  if (sp->c != c || c->state == CONN_CLOSING) return;
+  if (rc == PARLEY_EAGAIN) { splice_flush(sp); return; }
+  if (rc == PARLEY_EIO) { splice_eof(sp, c); return; }
+  log_info("conn %s: TLS to the other node failed: %s", c->remote, tls_last_error());
+  conn_close(c, "TLS to the other node failed");
+}
+
 static void splice_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
   conn_splice_t *sp = st->data;
   conn_t *c = sp->c;
   if (!c || nread == 0) return;
-  if (nread < 0) {  /* it closed: the client's side ends once what it sent is written */
-    uv_read_stop(st);
-    if (sp->head_due) { splice_told(sp, 0); if (sp->ws) { conn_close(c, "the other node closed"); return; } }
-    c->close_after_write = 1;
-    conn_flush_soon(c);
-    return;
-  }
-  size_t used = 0;
-  if (sp->head_due && splice_watch(sp, b->base, (size_t)nread, &used)) return;
-  if ((size_t)nread > used) conn_write(c, b->base + used, (size_t)nread - used);
+  if (nread < 0) { splice_eof(sp, c); return; }
+  if (sp->tls) splice_tls_read(sp, c, b->base, (size_t)nread);
+  else splice_data(sp, c, b->base, (size_t)nread);
 }
 
 /* The other server can't be reached (it died since the cluster last heard of
@@ -684,6 +734,10 @@ static void splice_connected(uv_connect_t *req, int status) {
     return;
   }
   sp->connected = 1;
+  if (sp->c->env->tls_client && !(sp->tls = tls_new(sp->c->env->tls_client, 0))) {
+    conn_close(sp->c, "out of memory");
+    return;
+  }
   uv_tcp_nodelay(&sp->up, 1);
   uv_read_start((uv_stream_t *)&sp->up, splice_alloc, splice_read);
   splice_flush(sp);
@@ -755,6 +809,53 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   *b = uv_buf_init(loop_of(c)->read_buf, sizeof loop_of(c)->read_buf);
 }
 
+/* Input (plaintext) as it comes: to the reader of the connection's state. */
+static void conn_input(conn_t *c, char *p, size_t n) {
+  if (c->state == CONN_SPLICE) {
+    splice_up(c, p, n);
+  } else if (c->state == CONN_HTTP && (c->held || c->resume_due)) {  /* behind a long-poll, or input not parsed yet */
+    if (buf_append(&c->in, p, n)) conn_close(c, "too much pipelined input");
+  } else if (c->state == CONN_HTTP) {
+    http_read(c, p, n);
+  } else {
+    ws_read(c, p, n);
+  }
+}
+
+/* Plaintext HTTP on the TLS port: a plain 400 saying so, then the close. */
+static void tls_refuse_plaintext(conn_t *c) {
+  log_info("conn %s: plaintext HTTP on the TLS port: answered 400, closing", c->remote);
+  tls_free(c->tls);
+  c->tls = NULL;
+  http_reply(c, 400, "text/plain", "this port speaks TLS: use https:// or wss://\n", NULL, 0);
+}
+
+/* TLS: p (the loop's read buffer) is fed to the session, then the buffer
+ * takes the plaintext, record by record, for conn_input; what the
+ * handshake answers is written at this turn's flush. */
+static void tls_input(conn_t *c, char *p, size_t n) {
+  if (!tls_started(c->tls) && tls_looks_like_http(p, n)) { tls_refuse_plaintext(c); return; }
+  int rc = tls_feed(c->tls, p, n);
+  evloop_t *ev = loop_of(c);
+  while (!rc && c->state != CONN_CLOSING) {
+    size_t got;
+    if ((rc = tls_read(c->tls, ev->read_buf, sizeof ev->read_buf, &got)) == 0) conn_input(c, ev->read_buf, got);
+  }
+  if (c->state == CONN_CLOSING) return;
+  if (rc == PARLEY_EAGAIN) {
+    if (tls_want_flush(c->tls)) conn_flush_soon(c);
+    return;
+  }
+  if (rc == PARLEY_EIO) {  /* close_notify: as an EOF */
+    if (!c->close_after_write) c->dropped = 1;
+    conn_close(c, "peer closed the TLS session");
+    return;
+  }
+  log_info("conn %s: TLS %s failed: %s", c->remote, tls_ready(c->tls) ? "session" : "handshake", tls_last_error());
+  if (tls_ready(c->tls) && !c->close_after_write) c->dropped = 1;
+  conn_close(c, "TLS failed");
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
   conn_t *c = st->data;
   if (nread < 0) {
@@ -763,15 +864,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
     return;
   }
   if (nread == 0 || c->state == CONN_CLOSING) return;
-  if (c->state == CONN_SPLICE) {
-    splice_up(c, b->base, (size_t)nread);
-  } else if (c->state == CONN_HTTP && (c->held || c->resume_due)) {  /* behind a long-poll, or input not parsed yet */
-    if (buf_append(&c->in, b->base, (size_t)nread)) conn_close(c, "too much pipelined input");
-  } else if (c->state == CONN_HTTP) {
-    http_read(c, b->base, (size_t)nread);
-  } else {
-    ws_read(c, b->base, (size_t)nread);
-  }
+  if (c->tls) tls_input(c, b->base, (size_t)nread);
+  else conn_input(c, b->base, (size_t)nread);
 }
 
 void conn_start(conn_t *c) {
@@ -786,4 +880,10 @@ void conn_start(conn_t *c) {
   timer_start(c, HTTP_IDLE_MS);
   int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (rc) conn_close(c, uv_strerror(rc));
+}
+
+void conn_start_tls(conn_t *c, tls_ctx *ctx) {
+  c->tls = tls_new(ctx, 1);
+  conn_start(c);
+  if (!c->tls) conn_close(c, "out of memory");
 }

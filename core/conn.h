@@ -9,6 +9,7 @@
 #include "addrs.h"
 #include "buf.h"
 #include "http.h"
+#include "tls.h"
 #include "evloop.h"
 #include "ws.h"
 
@@ -49,6 +50,7 @@ typedef struct {
   /* The owner's accounting, when a connection's socket is closing. */
   void (*released)(conn_t *c, void *arg);
   void *released_arg;
+  tls_ctx *tls_client;       /* TLS on: what splices to other nodes connect with (else NULL: plain TCP) */
 } conn_env;
 
 struct conn_s {
@@ -61,6 +63,7 @@ struct conn_s {
   buf_t in;                  /* input not parsed yet (a partial frame, or input behind a held response) */
   ws_reader ws;
   buf_t out;                 /* queued output (freed once written: an idle connection holds none) */
+  tls_t *tls;                /* owned: TLS on this connection (NULL: plaintext; conn_start_tls) */
   struct conn_pending_s *inflight;  /* owned: output the kernel did not take at once, being written; else NULL */
   unsigned writing : 1, close_after_write : 1, doomed : 1, ws_closing : 1, awaiting_pong : 1, shut : 1,
            pings : 1,              /* the connection pings (plain /ws; Engine.IO has its own heartbeat) */
@@ -70,7 +73,8 @@ struct conn_s {
            released : 1,           /* the socket is closing: freed in its close callback */
            dropped : 1,            /* it ended without anyone deciding to: EOF or an error from the
                                     * socket, or no pong within the ping timeout */
-           replayed : 1;           /* the request being handled was put back by conn_http_replay */
+           replayed : 1,           /* the request being handled was put back by conn_http_replay */
+           tls_notified : 1;       /* TLS: our close_notify is queued */
   uint16_t peer_close_code;  /* the code of a close frame the peer started the closing with, or 0 */
   conn_state state;          /* (here, beside the flags: no padding) */
   conn_splice_t *splice;     /* CONN_SPLICE: the other server's end (owned until both close) */
@@ -86,6 +90,8 @@ struct conn_s {
  * caller opens c->tcp (uv_accept, uv_tcp_open), then calls conn_start. */
 int conn_new(conn_env *env, size_t max_body, conn_t **out);
 void conn_start(conn_t *c);
+/* conn_start, speaking TLS as a server with ctx (the connection takes a reference). */
+void conn_start_tls(conn_t *c, tls_ctx *ctx);
 /* Hand the connection to an owner (its handlers and object), or back to the
  * router (conn_release_owner). */
 void conn_set_owner(conn_t *c, const conn_handlers *h, void *owner);

@@ -68,7 +68,8 @@ static const char *const option_names[] = {
   "lua-budget", "lua-memory", "lua-time-ms", "tenant-hook-ms", "web", "client-js",
   "max-conns", "max-conns-per-addr", "max-sessions", "max-sessions-per-addr",
   "trust-proxy", "resume-memory", "max-detached-per-addr", "redis", "node-id",
-  "advertise", "cluster-heartbeat-ms", "metrics", "drain-seconds", "admin", "admin-token-file", "state-dir", NULL};
+  "advertise", "cluster-heartbeat-ms", "metrics", "drain-seconds", "admin", "admin-token-file", "state-dir",
+  "tls-cert", "tls-key", NULL};
 
 static int copy_str(char *dst, size_t cap, const char *v) { return snprintf(dst, cap, "%s", v) >= (int)cap; }
 
@@ -80,6 +81,8 @@ static int set_option(const char *a, const char *v, server_config *cfg) {
   if (!strcmp(a, "admin")) return parse_hostport(v, cfg->admin_host, &cfg->admin_port) != 0;
   if (!strcmp(a, "admin-token-file")) { admin_token_file = v; return !v[0]; }
   if (!strcmp(a, "state-dir")) return !v[0] || copy_str(cfg->state_dir, sizeof cfg->state_dir, v);
+  if (!strcmp(a, "tls-cert")) return copy_str(cfg->tls_cert, sizeof cfg->tls_cert, v);
+  if (!strcmp(a, "tls-key")) return copy_str(cfg->tls_key, sizeof cfg->tls_key, v);
   if (!strcmp(a, "policies")) return copy_str(cfg->policies, sizeof cfg->policies, v);
   if (!strcmp(a, "log-level")) return log_level_parse(v, &log_level) != 0;
   if (!strcmp(a, "log-format")) return log_format_parse(v, &log_json) != 0;
@@ -132,7 +135,8 @@ static void usage(FILE *f, const server_config *defaults) {
           "              [--max-detached-per-addr N] [--redis URL] [--node-id NAME]\n"
           "              [--advertise HOST:PORT] [--cluster-heartbeat-ms MS]\n"
           "              [--metrics HOST:PORT] [--drain-seconds N] [--admin HOST:PORT]\n"
-          "              [--admin-token-file FILE] [--state-dir DIR] [--version] [--help]\n"
+          "              [--admin-token-file FILE] [--state-dir DIR]\n"
+          "              [--tls-cert FILE --tls-key FILE] [--version] [--help]\n"
           "       parley --check DIR [--lua-budget N] [--lua-memory MIB] [--lua-time-ms MS]\n"
           "       parley --test-policy FILE [--policies DIR] [--log-level LEVEL]\n"
           "                         [--lua-budget N] [--lua-memory MIB] [--lua-time-ms MS]\n"
@@ -192,6 +196,11 @@ static void usage(FILE *f, const server_config *defaults) {
           "  --state-dir DIR      what the server writes: tenants/NAME.lua put through the admin\n"
           "                       API, loaded over the policies directory's file of the same\n"
           "                       tenant (default: see Files)\n"
+          "  --tls-cert FILE      serve https:// and wss:// on the --listen port (plaintext\n"
+          "                       HTTP there is refused): the PEM certificate, its chain\n"
+          "                       after it; needs --tls-key. SIGHUP reloads both files\n"
+          "                       (docs/deploy.md)\n"
+          "  --tls-key FILE       the certificate's PEM private key (readable by parley only)\n"
           "  --check DIR          load the policies in DIR as the server would (default.lua and\n"
           "                       every tenants/*.lua, self-check included), print the room\n"
           "                       types, limits and tenants found, and exit: 0 when they load,\n"
@@ -203,7 +212,7 @@ static void usage(FILE *f, const server_config *defaults) {
           "                       checks what they receive (docs/policies.md, \"Testing a\n"
           "                       policy\"); exit 0 all passed, 1 one failed, 2 FILE failed\n"
           "  --version            print the version and the git revision built from\n"
-          "SIGHUP reloads the policies; SIGTERM drains (--drain-seconds; a second SIGTERM\n"
+          "SIGHUP reloads the policies (and the TLS certificate); SIGTERM drains (--drain-seconds; a second SIGTERM\n"
           "stops at once); SIGINT stops at once (clients get close 1001).\n\n"
           "Files: run from %s, parley reads " PARLEY_INSTALL_POLICIES ",\n"
           "  " PARLEY_INSTALL_WEB " and " PARLEY_INSTALL_CLIENT_JS ";\n"

@@ -66,7 +66,7 @@ static const char *admit(server_t *s, conn_t *c, rooms_refusal *reason) {
  * socket (open_socket: uv_accept or uv_tcp_open), then the caps. h: its
  * first handlers and their owner (NULL: the router's). */
 static int serve(server_t *s, int (*open_socket)(conn_t *c, void *arg), void *arg, const conn_handlers *h,
-                 void *owner, size_t max_body) {
+                 void *owner, size_t max_body, tls_ctx *tls) {
   conn_t *c;
   rooms_refusal reason;
   if (!max_body) max_body = policy_limits_of(s->ctx.policy, NULL)->max_payload;
@@ -78,7 +78,8 @@ static int serve(server_t *s, int (*open_socket)(conn_t *c, void *arg), void *ar
   s->net.nconns++;
   int rc = open_socket(c, arg);
   if (rc) { conn_close(c, "accept failed"); return rc; }
-  conn_start(c);
+  if (tls) conn_start_tls(c, tls);
+  else conn_start(c);
   const char *why = admit(s, c, &reason);
   if (why) {
     s->ctx.metrics.refused[reason]++;
@@ -105,7 +106,8 @@ static void on_connection(uv_stream_t *l, int status) {
   }
   const conn_handlers *h = metrics ? &metrics_handlers : admin ? &admin_handlers : NULL;
   void *owner = metrics ? (void *)&s->metrics : admin ? (void *)&s->admin : NULL;
-  if (serve(s, accept_socket, l, h, owner, admin ? ADMIN_MAX_BODY : 0) == PARLEY_ENOMEM)
+  tls_ctx *tls = metrics || admin ? NULL : s->tls;  /* TLS: the public listener's */
+  if (serve(s, accept_socket, l, h, owner, admin ? ADMIN_MAX_BODY : 0, tls) == PARLEY_ENOMEM)
     log_error("accept: out of memory");
 }
 
@@ -113,7 +115,7 @@ static int open_fd(conn_t *c, void *fd) { return uv_tcp_open(&c->tcp, *(uv_os_so
 
 /* A connected socket (e.g. one end of an AF_UNIX socketpair, in a test) served
  * as an accepted one, caps included; on failure fd is still the caller's. */
-int server_adopt(server_t *s, uv_os_sock_t fd) { return serve(s, open_fd, &fd, NULL, NULL, 0); }
+int server_adopt(server_t *s, uv_os_sock_t fd) { return serve(s, open_fd, &fd, NULL, NULL, 0, NULL); }
 
 /* SIGTERM drains (a second one stops at once); SIGINT stops at once. */
 static void on_signal(uv_signal_t *h, int signum) {
@@ -152,8 +154,29 @@ static int admin_reload(void *self, char *err, size_t cap) {
 
 static void admin_drain(void *self) { server_drain(self); }
 
+/* The TLS context from cfg's files; NULL with the reason logged. */
+static tls_ctx *tls_load(const server_config *cfg, const char *when) {
+  char err[512];
+  tls_ctx *ctx = tls_server_ctx(cfg->tls_cert, cfg->tls_key, err, sizeof err);
+  if (!ctx) log_error("%s%s", when, err);
+  return ctx;
+}
+
+int server_reload_tls(server_t *s) {
+  if (!s->tls) return 0;
+  tls_ctx *ctx = tls_load(&s->cfg, "TLS reload failed; the current certificate keeps serving: ");
+  if (!ctx) return PARLEY_EINVAL;
+  char fp[65];
+  tls_ctx_fingerprint(ctx, fp);
+  tls_ctx_free(s->tls);  /* connections made with it keep it until they close */
+  s->tls = ctx;
+  log_info("TLS certificate reloaded from %s (sha256 %s)", s->cfg.tls_cert, fp);
+  return 0;
+}
+
 static void on_sighup(uv_signal_t *h, int signum) {
   (void)signum;
+  server_reload_tls(h->data);
   server_reload(h->data);
 }
 
@@ -452,9 +475,27 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
       return PARLEY_EINVAL;
     }
   }
+  if (s->cfg.tls_cert[0] || s->cfg.tls_key[0]) {  /* both, loaded and matching, or parley does not start */
+    char err[128];
+    if (!s->cfg.tls_cert[0] || !s->cfg.tls_key[0]) {
+      log_error("TLS needs both --tls-cert FILE and --tls-key FILE");
+      return PARLEY_EINVAL;
+    }
+    if (!(s->tls = tls_load(&s->cfg, "")) || !(s->net.tls_client = tls_client_ctx(err, sizeof err))) {
+      if (s->tls && !s->net.tls_client) log_error("%s", err);
+      tls_ctx_free(s->tls);
+      s->tls = NULL;
+      return PARLEY_EINVAL;
+    }
+  }
   int rc = policy_load_overlay(s->cfg.policies, s->cfg.state_dir, &s->cfg.policy, NULL, &s->ctx.policy);
-  if (rc) return rc;
-  if ((rc = listen_all(s))) { policy_free(s->ctx.policy); s->ctx.policy = NULL; return rc; }
+  if (!rc && (rc = listen_all(s))) { policy_free(s->ctx.policy); s->ctx.policy = NULL; }
+  if (rc) {
+    tls_ctx_free(s->tls);
+    tls_ctx_free(s->net.tls_client);
+    s->tls = s->net.tls_client = NULL;
+    return rc;
+  }
   evloop_init(&s->ev, loop);
   if (cfg->redis[0]) {
     char advertise[sizeof cfg->advertise + 16];
@@ -475,6 +516,9 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
       unlisten(s);
       policy_free(s->ctx.policy);
       s->ctx.policy = NULL;
+      tls_ctx_free(s->tls);
+      tls_ctx_free(s->net.tls_client);
+      s->tls = s->net.tls_client = NULL;
       return rc;
     }
   }
@@ -501,6 +545,11 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
   server_watch(s);
   if (cfg->metrics_port >= 0) log_notice("parley metrics on %s", s->metrics_addr);
   if (cfg->admin_port >= 0) log_notice("parley admin on %s", s->admin_addr);
+  if (s->tls) {
+    char fp[65];
+    tls_ctx_fingerprint(s->tls, fp);
+    log_notice("TLS on %s: certificate %s (sha256 %s)", s->bound_addr, s->cfg.tls_cert, fp);
+  }
   log_notice("parley listening on %s", s->bound_addr);
   return 0;
 }
@@ -511,4 +560,7 @@ void server_free(server_t *s) {
   addrs_free(&s->addrs);
   policy_free(s->ctx.policy);
   s->ctx.policy = NULL;
+  tls_ctx_free(s->tls);
+  tls_ctx_free(s->net.tls_client);
+  s->tls = s->net.tls_client = NULL;
 }

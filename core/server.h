@@ -45,6 +45,8 @@ typedef struct {
   char advertise[128];       /* cluster: HOST:PORT other nodes reach this one on ("" : the listen address) */
   uint64_t cluster_tick_ms;  /* cluster: heartbeat period (0: default) */
   uint64_t drain_ms;         /* SIGTERM: clients are asked back over this long (0: all at once) */
+  char tls_cert[1024];       /* TLS on the public listener: PEM certificate (chain) file ("" : plaintext) */
+  char tls_key[1024];        /* and its PEM key file (both or neither) */
   policy_options policy;
 } server_config;
 
@@ -64,6 +66,7 @@ typedef struct server_s {
   server_config cfg;
   conn_env net;              /* what every connection shares */
   conn_t *conns;             /* every TCP connection (net.nconns of them) */
+  tls_ctx *tls;              /* TLS on: the public listener's context (replaced by SIGHUP; NULL: plaintext) */
   rooms_state rooms;         /* the store */
   proto_ctx ctx;             /* the event layer's view: loop, store, policy (ctx.policy is owned) */
   admit_t admit;
@@ -98,6 +101,9 @@ void server_stop(server_t *s);
  * over cfg.drain_ms, their users detached so that they resume; server_stop
  * once none is left or the time is up. */
 void server_drain(server_t *s);
+/* Reload the TLS certificate and key (SIGHUP): a new context replaces the
+ * current one only when both load and match; connections keep theirs. */
+int server_reload_tls(server_t *s);
 /* Reload the policies (SIGHUP; the admin API): the policies directory with
  * the state directory's tenant files over it; the old VM stays when the new
  * one fails. */

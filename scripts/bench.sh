@@ -40,6 +40,9 @@
 #                      relay scenarios only, churn and idle are skipped) (also base-ws, base-sio:
 #                      the binary BENCH_BASELINE_BIN, e.g. a build of an older commit, so
 #                      that before/after figures come from one run on one machine state)
+#                      (also parley-wss, parley-sio-wss: Parley with --tls-cert/--tls-key, a
+#                      self-signed P-256 certificate made into BENCH_OUT, the load generator
+#                      on wss://; set BENCH_TARGETS="parley-ws parley-wss" to compare them)
 #   BENCH_BASELINE_BIN the baseline binary for the base-* targets, run with its own
 #                      tree's policies (BENCH_BASELINE_POLICIES, default BIN/../../bench/policies)
 #   BENCH_REPEAT       runs of each (target, scenario); the table shows medians (default 1)
@@ -123,6 +126,10 @@ done
 REV=$(git describe --always --dirty 2>/dev/null || echo unknown)
 log "parley at $REV"
 mkdir -p "$OUT"
+case " $TARGETS " in *"-wss "*)  # the TLS targets' certificate (self-signed, one day)
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+    -keyout "$OUT/tls.key" -out "$OUT/tls.crt" 2>/dev/null || { log "openssl could not make a certificate"; exit 1; } ;;
+esac
 RESULTS=$OUT/results.jsonl
 : > "$RESULTS"
 
@@ -154,13 +161,15 @@ start_server() {
     # every client is on 127.0.0.1: lift the per-address caps (the defaults are for the public)
     parley-*|base-*)
               bin=build/parley pol=bench/policies
+              local tls_args=()
+              case $target in *-wss) tls_args=(--tls-cert "$OUT/tls.crt" --tls-key "$OUT/tls.key") ;; esac
               if [ "${target#base-}" != "$target" ]; then
                 bin=${BENCH_BASELINE_BIN:?base-* targets need BENCH_BASELINE_BIN}
                 pol=${BENCH_BASELINE_POLICIES:-$(dirname "$bin")/../bench/policies}
               fi
               taskset -c "$SERVER_CPU" "$bin" --listen 127.0.0.1:0 --policies "$pol" --log-level warn \
                 --max-conns-per-addr 1000000 --max-sessions-per-addr 1000000 --max-sessions 1000000 \
-                "${cluster_args[@]}" >"$logf" 2>&1 & ;;
+                "${cluster_args[@]}" "${tls_args[@]}" >"$logf" 2>&1 & ;;
     socketio) REDIS_URL=$redis_url taskset -c "$SERVER_CPU" node bench/peers/socketio/server.js 0 >"$logf" 2>&1 & ;;
     ws)       taskset -c "$SERVER_CPU" node bench/peers/ws/server.js 0 >"$logf" 2>&1 & ;;
     baseline) taskset -c "$SERVER_CPU" build/bench/baseline-relay 0 >"$logf" 2>&1 & ;;
@@ -209,10 +218,12 @@ start_cluster() {
 }
 
 run_one() {  # TARGET SCENARIO REPEAT
-  local target=$1 scenario=$2 rep=$3 framing server busy mode=$2 extra=()
+  local target=$1 scenario=$2 rep=$3 framing server busy mode=$2 extra=() scheme=ws
   case $target in
     parley-ws) server=parley; framing=ws ;;
     parley-sio) server=parley; framing=sio ;;
+    parley-wss) server=parley-tls; framing=ws; scheme=wss ;;
+    parley-sio-wss) server=parley-tls; framing=sio; scheme=wss ;;
     base-ws) server=parley-baseline; framing=ws ;;
     base-sio) server=parley-baseline; framing=sio ;;
     socketio) server=socketio; framing=sio ;;
@@ -244,12 +255,12 @@ run_one() {  # TARGET SCENARIO REPEAT
   local urls=() pids
   if [ -n "$cluster" ]; then
     start_cluster "$target" "$tag" || { stop_server; echo "{\"target\":\"$target\",\"scenario\":\"$scenario\",\"repeat\":$rep,\"result\":null}" >>"$RESULTS"; return 0; }
-    urls=(--url "ws://127.0.0.1:${PORTS[0]}" --url "ws://127.0.0.1:${PORTS[1]}")
+    urls=(--url "$scheme://127.0.0.1:${PORTS[0]}" --url "$scheme://127.0.0.1:${PORTS[1]}")
     pids="${SERVER_PIDS[0]},${SERVER_PIDS[1]},$REDIS_PID"
     log "$tag: server pids ${SERVER_PIDS[*]} ports ${PORTS[*]}, redis-server pid $REDIS_PID"
   else
     start_server "$target" "$OUT/$tag.server.log" || { stop_server; echo "{\"target\":\"$target\",\"scenario\":\"$scenario\",\"repeat\":$rep,\"result\":null}" >>"$RESULTS"; return 0; }
-    urls=(--url "ws://127.0.0.1:$PORT")
+    urls=(--url "$scheme://127.0.0.1:$PORT")
     pids=$SERVER_PID
     log "$tag: server pid $SERVER_PID port $PORT"
   fi

@@ -13,7 +13,7 @@ import sys
 # must not include each other (the transport knows nothing of the store).
 LAYERS = [
     ((0, "base"), "err buf utf8 log ids addrs evloop"),
-    ((1, "codec"), "json http ws sio conn_info lua_pattern lua_meter"),
+    ((1, "codec"), "json http ws sio conn_info lua_pattern lua_meter tls"),
     ((2, "store"), "rooms"),
     ((2, "transport"), "conn"),
     ((2, "cluster"), "redis_link"),

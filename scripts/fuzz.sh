@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh [SECONDS] [TARGET...] - a longer fuzzing campaign: builds the
 # libFuzzer targets (build-fuzz/, clang) and runs each TARGET (default: all of
-# json ws http sio lifecycle) for SECONDS (default 600) with a persistent
+# json ws http sio lifecycle tls) for SECONDS (default 600) with a persistent
 # corpus build-fuzz/corpus/<target>, seeded from tests/fuzz/corpus/<target>
 # (and the dictionary tests/fuzz/<target>.dict when there is one).
 # One fuzzing process at a time. By default a crash does not end a target's
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=600
 if [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; then secs=$1; shift; fi
-targets=${*:-json ws http sio lifecycle}
+targets=${*:-json ws http sio lifecycle tls}
 CC=clang cmake -S . -B build-fuzz -DPARLEY_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j2 >/dev/null
 mkdir -p build-fuzz/crashes

@@ -12,7 +12,7 @@ secs=${1:-${FUZZ_SECONDS:-15}}
 CC=clang cmake -S . -B build-fuzz -DPARLEY_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j"$(nproc)" >/dev/null
 mkdir -p build-fuzz/crashes
-targets="json ws http sio lifecycle"
+targets="json ws http sio lifecycle tls"
 passed=0 failed=0
 
 # Regression inputs: each file runs once through its target (libFuzzer runs
