@@ -56,9 +56,9 @@
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
-#define ID_MAX 64              /* userIDs and roomIDs (22 characters in practice) */
-#define HANDSHAKE_MAX 8192     /* bytes of an HTTP 101 response */
-#define MAX_LOGGED 5           /* errors of one kind printed on stderr */
+#define ID_MAX 64          /* userIDs and roomIDs (22 characters in practice) */
+#define HANDSHAKE_MAX 8192 /* bytes of an HTTP 101 response */
+#define MAX_LOGGED 5       /* errors of one kind printed on stderr */
 
 /* ---------------------------------------------------------------- options */
 
@@ -71,22 +71,22 @@ typedef enum { FR_WS, FR_SIO, FR_RAW } framing_t;
 typedef struct {
   char host[64];
   int port;
-  char path[512];              /* empty: the framing's default path (or --path) */
+  char path[512]; /* empty: the framing's default path (or --path) */
   struct sockaddr_in addr;
-  int tls;                     /* wss:// */
+  int tls; /* wss:// */
 } server_t;
 
 static server_t servers[MAX_SERVERS];
 static int nservers;
 
 static struct {
-  char path[512];              /* --path: overrides every URL's */
+  char path[512]; /* --path: overrides every URL's */
   framing_t framing;
   scenario_t scenario;
   int pairs, window, size, clients, connections;
   double duration, setup_timeout, drain_timeout, idle_wait;
-  double rate;                 /* relay: offered signals/s (both directions); 0: closed loop */
-  int server_pids[MAX_PIDS], npids;  /* --server-pid: processes whose CPU and RSS are summed */
+  double rate;                      /* relay: offered signals/s (both directions); 0: closed loop */
+  int server_pids[MAX_PIDS], npids; /* --server-pid: processes whose CPU and RSS are summed */
   int sources, concurrency;
 } opt;
 
@@ -106,31 +106,31 @@ static void die(const char *fmt, ...) {
 
 static void usage(FILE *f) {
   fprintf(f,
-    "usage: loadgen --url ws[s]://127.0.0.1:PORT --framing ws|sio|raw --scenario relay|churn|idle [options]\n"
-    "  --url URL            again (up to %d): servers sharing one room space; connection i goes\n"
-    "                       to the (i mod N)-th URL, so the two members of every pair are on\n"
-    "                       different servers (two URLs: creators on the first, joiners on the\n"
-    "                       second); --url2 URL is the same as a second --url\n"
-    "  --framing raw        relay only, for bench/baseline-relay: no setup requests, pairs by\n"
-    "                       connect order (connections opened one at a time), SIGNALs as they are\n"
-    "  --pairs P            relay: client pairs, one room each (default 1000)\n"
-    "  --window W           relay: SIGNALs in flight per pair (default 16)\n"
-    "  --size S             relay: bytes of each client SIGNAL frame on the wire (default 200)\n"
-    "  --rate R             relay: offer R signals/s in all (both directions) instead of\n"
-    "                       keeping every window full; latency is then below saturation\n"
-    "  --clients N          churn: clients, in pairs (default 100)\n"
-    "  --connections N      idle: connections to open and hold (default 15000)\n"
-    "  --duration S         relay/churn: measured seconds (default 10)\n"
-    "  --server-pid PID[,PID…]  read the server's RSS (idle) and CPU time from /proc; several\n"
-    "                       (or the option repeated): their sums, each one's under \"processes\"\n"
-    "  --sources N          spread connections over 127.0.0.1..127.0.0.N (default: one per\n"
-    "                       ~4700 connections, a sixth of the ephemeral port range)\n"
-    "  --concurrency N      connection handshakes in progress at once (default 256)\n"
-    "  --setup-timeout S    give up when the clients are not all set up by then (default 120)\n"
-    "  --drain-timeout S    relay: wait this long for in-flight SIGNALs at the end (default 5)\n"
-    "  --idle-wait S        idle: seconds to wait before reading RSS again (default 2)\n"
-    "  --path PATH          override the request path (default /ws or /socket.io/?EIO=4&transport=websocket)\n",
-    MAX_SERVERS);
+          "usage: loadgen --url ws[s]://127.0.0.1:PORT --framing ws|sio|raw --scenario relay|churn|idle [options]\n"
+          "  --url URL            again (up to %d): servers sharing one room space; connection i goes\n"
+          "                       to the (i mod N)-th URL, so the two members of every pair are on\n"
+          "                       different servers (two URLs: creators on the first, joiners on the\n"
+          "                       second); --url2 URL is the same as a second --url\n"
+          "  --framing raw        relay only, for bench/baseline-relay: no setup requests, pairs by\n"
+          "                       connect order (connections opened one at a time), SIGNALs as they are\n"
+          "  --pairs P            relay: client pairs, one room each (default 1000)\n"
+          "  --window W           relay: SIGNALs in flight per pair (default 16)\n"
+          "  --size S             relay: bytes of each client SIGNAL frame on the wire (default 200)\n"
+          "  --rate R             relay: offer R signals/s in all (both directions) instead of\n"
+          "                       keeping every window full; latency is then below saturation\n"
+          "  --clients N          churn: clients, in pairs (default 100)\n"
+          "  --connections N      idle: connections to open and hold (default 15000)\n"
+          "  --duration S         relay/churn: measured seconds (default 10)\n"
+          "  --server-pid PID[,PID…]  read the server's RSS (idle) and CPU time from /proc; several\n"
+          "                       (or the option repeated): their sums, each one's under \"processes\"\n"
+          "  --sources N          spread connections over 127.0.0.1..127.0.0.N (default: one per\n"
+          "                       ~4700 connections, a sixth of the ephemeral port range)\n"
+          "  --concurrency N      connection handshakes in progress at once (default 256)\n"
+          "  --setup-timeout S    give up when the clients are not all set up by then (default 120)\n"
+          "  --drain-timeout S    relay: wait this long for in-flight SIGNALs at the end (default 5)\n"
+          "  --idle-wait S        idle: seconds to wait before reading RSS again (default 2)\n"
+          "  --path PATH          override the request path (default /ws or /socket.io/?EIO=4&transport=websocket)\n",
+          MAX_SERVERS);
 }
 
 static double num_arg(const char *name, const char *v, double lo, double hi) {
@@ -170,12 +170,14 @@ static void parse_pids(const char *v) {
 }
 
 static void parse_args(int argc, char **argv) {
+  /* clang-format off */
   static const struct option longopts[] = {
     {"url", 1, 0, 'u'}, {"url2", 1, 0, 'u'}, {"framing", 1, 0, 'f'}, {"scenario", 1, 0, 's'}, {"pairs", 1, 0, 'P'},
     {"window", 1, 0, 'W'}, {"size", 1, 0, 'S'}, {"clients", 1, 0, 'C'}, {"connections", 1, 0, 'N'},
     {"duration", 1, 0, 'd'}, {"server-pid", 1, 0, 'p'}, {"sources", 1, 0, 'a'}, {"concurrency", 1, 0, 'c'},
     {"setup-timeout", 1, 0, 't'}, {"drain-timeout", 1, 0, 'D'}, {"idle-wait", 1, 0, 'i'}, {"path", 1, 0, 'x'},
     {"rate", 1, 0, 'r'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+  /* clang-format on */
   int ch;
   opt.framing = FR_WS;
   opt.scenario = SC_RELAY;
@@ -184,49 +186,53 @@ static void parse_args(int argc, char **argv) {
   opt.concurrency = 256;
   while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
     switch (ch) {
-      case 'u': parse_url(optarg); break;
-      case 'f':
-        if (!strcmp(optarg, "ws")) opt.framing = FR_WS;
-        else if (!strcmp(optarg, "sio")) opt.framing = FR_SIO;
-        else if (!strcmp(optarg, "raw")) opt.framing = FR_RAW;
-        else die("--framing is ws, sio or raw");
-        break;
-      case 's':
-        if (!strcmp(optarg, "relay")) opt.scenario = SC_RELAY;
-        else if (!strcmp(optarg, "churn")) opt.scenario = SC_CHURN;
-        else if (!strcmp(optarg, "idle")) opt.scenario = SC_IDLE;
-        else die("--scenario is relay, churn or idle");
-        break;
-      case 'P': opt.pairs = (int)num_arg("pairs", optarg, 1, 1e6); break;
-      case 'W': opt.window = (int)num_arg("window", optarg, 1, 1e6); break;
-      case 'S': opt.size = (int)num_arg("size", optarg, 1, 1 << 20); break;
-      case 'C': opt.clients = (int)num_arg("clients", optarg, 2, 1e6); break;
-      case 'N': opt.connections = (int)num_arg("connections", optarg, 1, 1e6); break;
-      case 'd': opt.duration = num_arg("duration", optarg, 0.1, 86400); break;
-      case 'p': parse_pids(optarg); break;
-      case 'a': opt.sources = (int)num_arg("sources", optarg, 1, 254); break;
-      case 'c': opt.concurrency = (int)num_arg("concurrency", optarg, 1, 1e6); break;
-      case 't': opt.setup_timeout = num_arg("setup-timeout", optarg, 1, 86400); break;
-      case 'D': opt.drain_timeout = num_arg("drain-timeout", optarg, 0, 3600); break;
-      case 'i': opt.idle_wait = num_arg("idle-wait", optarg, 0, 3600); break;
-      case 'r': opt.rate = num_arg("rate", optarg, 0, 1e9); break;
-      case 'x': snprintf(opt.path, sizeof opt.path, "%s", optarg); break;
-      case 'h': usage(stdout); exit(0);
-      default: usage(stderr); exit(2);
+    case 'u': parse_url(optarg); break;
+    case 'f':
+      if (!strcmp(optarg, "ws")) opt.framing = FR_WS;
+      else if (!strcmp(optarg, "sio")) opt.framing = FR_SIO;
+      else if (!strcmp(optarg, "raw")) opt.framing = FR_RAW;
+      else die("--framing is ws, sio or raw");
+      break;
+    case 's':
+      if (!strcmp(optarg, "relay")) opt.scenario = SC_RELAY;
+      else if (!strcmp(optarg, "churn")) opt.scenario = SC_CHURN;
+      else if (!strcmp(optarg, "idle")) opt.scenario = SC_IDLE;
+      else die("--scenario is relay, churn or idle");
+      break;
+    case 'P': opt.pairs = (int)num_arg("pairs", optarg, 1, 1e6); break;
+    case 'W': opt.window = (int)num_arg("window", optarg, 1, 1e6); break;
+    case 'S': opt.size = (int)num_arg("size", optarg, 1, 1 << 20); break;
+    case 'C': opt.clients = (int)num_arg("clients", optarg, 2, 1e6); break;
+    case 'N': opt.connections = (int)num_arg("connections", optarg, 1, 1e6); break;
+    case 'd': opt.duration = num_arg("duration", optarg, 0.1, 86400); break;
+    case 'p': parse_pids(optarg); break;
+    case 'a': opt.sources = (int)num_arg("sources", optarg, 1, 254); break;
+    case 'c': opt.concurrency = (int)num_arg("concurrency", optarg, 1, 1e6); break;
+    case 't': opt.setup_timeout = num_arg("setup-timeout", optarg, 1, 86400); break;
+    case 'D': opt.drain_timeout = num_arg("drain-timeout", optarg, 0, 3600); break;
+    case 'i': opt.idle_wait = num_arg("idle-wait", optarg, 0, 3600); break;
+    case 'r': opt.rate = num_arg("rate", optarg, 0, 1e9); break;
+    case 'x': snprintf(opt.path, sizeof opt.path, "%s", optarg); break;
+    case 'h': usage(stdout); exit(0);
+    default: usage(stderr); exit(2);
     }
   }
   if (optind < argc) die("unexpected argument %s", argv[optind]);
-  if (!nservers) { usage(stderr); exit(2); }
+  if (!nservers) {
+    usage(stderr);
+    exit(2);
+  }
   if (opt.framing == FR_RAW) {
     if (opt.scenario != SC_RELAY) die("--framing raw is for the relay scenario only");
     if (nservers > 1) die("--framing raw pairs connections on one server: one --url");
-    opt.concurrency = 1;  /* the relay pairs by upgrade order: one handshake at a time keeps it ours */
+    opt.concurrency = 1; /* the relay pairs by upgrade order: one handshake at a time keeps it ours */
   }
   for (int i = 0; i < nservers; i++) {
     server_t *sv = &servers[i];
     if (opt.path[0]) snprintf(sv->path, sizeof sv->path, "%s", opt.path);
     if (!sv->path[0])
-      snprintf(sv->path, sizeof sv->path, "%s", opt.framing == FR_SIO ? "/socket.io/?EIO=4&transport=websocket" : "/ws");
+      snprintf(sv->path, sizeof sv->path, "%s",
+               opt.framing == FR_SIO ? "/socket.io/?EIO=4&transport=websocket" : "/ws");
   }
 }
 
@@ -286,7 +292,7 @@ static int hist_index(uint64_t v) {
   return 128 + (msb - 7) * 64 + (int)((v >> shift) & 63);
 }
 
-static uint64_t hist_value(int i) {  /* the middle of bucket i */
+static uint64_t hist_value(int i) { /* the middle of bucket i */
   if (i < 128) return (uint64_t)i;
   int msb = (i - 128) / 64 + 7, shift = msb - 6;
   uint64_t low = (uint64_t)(64 + (i - 128) % 64) << shift;
@@ -323,20 +329,20 @@ struct client_s {
   int idx;
   cstate_t st;
   unsigned writing : 1, dirty : 1, role_b : 1, joined : 1, join_sent : 1, finished : 1,
-           left_pending : 1;       /* churn: a DISCONNECT sent, answered by our next reply */
+      left_pending : 1; /* churn: a DISCONNECT sent, answered by our next reply */
   client_t *dirty_next;
-  buf_t in, out, inflight;     /* unparsed input; queued output; output being written */
-  SSL *ssl;                    /* wss://: the TLS session (out holds plaintext, inflight ciphertext) */
-  uint32_t rng;                /* xorshift state: mask keys */
-  char accept[32];             /* the Sec-WebSocket-Accept we expect */
+  buf_t in, out, inflight; /* unparsed input; queued output; output being written */
+  SSL *ssl;                /* wss://: the TLS session (out holds plaintext, inflight ciphertext) */
+  uint32_t rng;            /* xorshift state: mask keys */
+  char accept[32];         /* the Sec-WebSocket-Accept we expect */
   char uid[ID_MAX], room[ID_MAX];
-  client_t *peer;              /* relay/churn: the other client of the pair */
-  uint64_t sent, recv;         /* SIGNALs */
-  int outstanding;             /* relay, side A: signals in flight */
-  uint32_t seq;                /* relay, side A: next sequence number */
-  uint64_t op_t0;              /* churn: when the pending request left */
-  buf_t tmpl;                  /* relay: this side's SIGNAL payload to patch and send */
-  size_t off_q, off_t, off_u;  /* relay: digit fields in tmpl */
+  client_t *peer;             /* relay/churn: the other client of the pair */
+  uint64_t sent, recv;        /* SIGNALs */
+  int outstanding;            /* relay, side A: signals in flight */
+  uint32_t seq;               /* relay, side A: next sequence number */
+  uint64_t op_t0;             /* churn: when the pending request left */
+  buf_t tmpl;                 /* relay: this side's SIGNAL payload to patch and send */
+  size_t off_q, off_t, off_u; /* relay: digit fields in tmpl */
   int next_rid;
 };
 
@@ -356,16 +362,16 @@ static struct {
   uint64_t t_setup0, t_start, t_stop;
   uint64_t sent, recv, recv_at_stop, ops, ops_at_stop;
   uint64_t errors, conn_failures, closed_unexpectedly, protocol_errors;
-  int setup_failed;            /* clients lost before they were ready */
+  int setup_failed; /* clients lost before they were ready */
   hist_t lat, rtt;
-  double srv_cpu0, srv_cpu1, cli_cpu0, cli_cpu1;  /* srv: summed over --server-pid */
-  double pid_cpu0[MAX_PIDS], pid_cpu1[MAX_PIDS];  /* and each one's */
+  double srv_cpu0, srv_cpu1, cli_cpu0, cli_cpu1; /* srv: summed over --server-pid */
+  double pid_cpu0[MAX_PIDS], pid_cpu1[MAX_PIDS]; /* and each one's */
   long pid_rss1[MAX_PIDS];
   char pid_comm[MAX_PIDS][32];
-  double sys0[3], sys1[3];     /* machine: user+nice+system, softirq+irq, steal (s) */
+  double sys0[3], sys1[3]; /* machine: user+nice+system, softirq+irq, steal (s) */
   long rss_before, rss_after;
   int pairs_ready, pairs_done, idle_done;
-  uint64_t paced_sent, pace_next;  /* relay --rate: A-side sends so far; next pair to try */
+  uint64_t paced_sent, pace_next; /* relay --rate: A-side sends so far; next pair to try */
   size_t frame_bytes;
   const char *failure;
 } R;
@@ -427,7 +433,7 @@ static void client_flush(client_t *c) {
     if (c->writing || c->st == ST_CLOSED || !tls_seal(c)) return;
   } else {
     if (c->writing || !c->out.len || c->st == ST_CLOSED) return;
-    buf_t t = c->inflight;       /* swap: the queue becomes the write in progress */
+    buf_t t = c->inflight; /* swap: the queue becomes the write in progress */
     c->inflight = c->out;
     c->out = t;
     c->out.len = 0;
@@ -438,7 +444,8 @@ static void client_flush(client_t *c) {
   int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
   if (rc) {
     c->writing = 0;
-    if (R.closed_unexpectedly++ < MAX_LOGGED) fprintf(stderr, "loadgen: client %d write: %s\n", c->idx, uv_strerror(rc));
+    if (R.closed_unexpectedly++ < MAX_LOGGED)
+      fprintf(stderr, "loadgen: client %d write: %s\n", c->idx, uv_strerror(rc));
     client_close(c);
   }
 }
@@ -449,7 +456,8 @@ static void on_write(uv_write_t *req, int status) {
   c->inflight.len = 0;
   if (c->st == ST_CLOSED) return;
   if (status < 0) {
-    if (R.closed_unexpectedly++ < MAX_LOGGED) fprintf(stderr, "loadgen: client %d write: %s\n", c->idx, uv_strerror(status));
+    if (R.closed_unexpectedly++ < MAX_LOGGED)
+      fprintf(stderr, "loadgen: client %d write: %s\n", c->idx, uv_strerror(status));
     client_close(c);
     return;
   }
@@ -545,23 +553,47 @@ static void on_text(client_t *c, const char *p, size_t n) {
   if (opt.framing == FR_SIO) {
     if (n == 0) return;
     if (c->st == ST_EIO_OPEN) {
-      if (p[0] != '0') { protocol_error(c, "expected the Engine.IO open packet"); return; }
+      if (p[0] != '0') {
+        protocol_error(c, "expected the Engine.IO open packet");
+        return;
+      }
       c->st = ST_SIO_CONNECT;
       ws_text(c, "40", 2);
       return;
     }
-    if (p[0] == '2' && n == 1) { ws_text(c, "3", 1); return; }       /* engine ping */
-    if (p[0] == '1') { protocol_error(c, "Engine.IO close from the server"); return; }
-    if (p[0] != '4' || n < 2) return;                                /* noop etc. */
-    if (p[1] == '0') { if (c->st == ST_SIO_CONNECT) got_ready(c); return; }
-    if (p[1] == '4') { protocol_error(c, "Socket.IO connect_error"); return; }
-    if (p[1] == '1') { protocol_error(c, "Socket.IO disconnect from the server"); return; }
-    if (p[1] != '2') return;                                         /* acks: we send no ack ids */
+    if (p[0] == '2' && n == 1) { /* engine ping */
+      ws_text(c, "3", 1);
+      return;
+    }
+    if (p[0] == '1') {
+      protocol_error(c, "Engine.IO close from the server");
+      return;
+    }
+    if (p[0] != '4' || n < 2) return; /* noop etc. */
+    if (p[1] == '0') {
+      if (c->st == ST_SIO_CONNECT) got_ready(c);
+      return;
+    }
+    if (p[1] == '4') {
+      protocol_error(c, "Socket.IO connect_error");
+      return;
+    }
+    if (p[1] == '1') {
+      protocol_error(c, "Socket.IO disconnect from the server");
+      return;
+    }
+    if (p[1] != '2') return; /* acks: we send no ack ids */
     p += 2, n -= 2;
   }
-  if (n < 5 || p[0] != '[' || p[1] != '"') { protocol_error(c, "event is not [\"NAME\",payload]"); return; }
+  if (n < 5 || p[0] != '[' || p[1] != '"') {
+    protocol_error(c, "event is not [\"NAME\",payload]");
+    return;
+  }
   const char *q = memchr(p + 2, '"', n - 2);
-  if (!q || (size_t)(q - p) + 3 > n || q[1] != ',' || p[n - 1] != ']') { protocol_error(c, "event is not [\"NAME\",payload]"); return; }
+  if (!q || (size_t)(q - p) + 3 > n || q[1] != ',' || p[n - 1] != ']') {
+    protocol_error(c, "event is not [\"NAME\",payload]");
+    return;
+  }
   const char *pl = q + 2, *end = p + n - 1;
   if (opt.framing == FR_SIO) end = sio_strip_offset(pl, end);
   scenario_event(c, p + 2, (size_t)(q - p - 2), pl, (size_t)(end - pl));
@@ -575,7 +607,10 @@ static size_t ws_consume(client_t *c, char *p, size_t n) {
     int opcode = h[0] & 15, fin = h[0] >> 7;
     uint64_t len = h[1] & 127;
     size_t hl = 2;
-    if (h[1] & 0x80) { protocol_error(c, "masked frame from the server"); break; }
+    if (h[1] & 0x80) {
+      protocol_error(c, "masked frame from the server");
+      break;
+    }
     if (len == 126) {
       if (n - pos < 4) break;
       len = (uint64_t)h[2] << 8 | h[3];
@@ -585,18 +620,24 @@ static size_t ws_consume(client_t *c, char *p, size_t n) {
       len = 0;
       for (int i = 0; i < 8; i++) len = len << 8 | h[2 + i];
       hl = 10;
-      if (len > (1u << 30)) { protocol_error(c, "frame over 1 GiB"); break; }
+      if (len > (1u << 30)) {
+        protocol_error(c, "frame over 1 GiB");
+        break;
+      }
     }
     if (n - pos - hl < len) break;
     char *payload = p + pos + hl;
     pos += hl + (size_t)len;
-    if (!fin) { protocol_error(c, "fragmented frame (not expected from these servers)"); break; }
+    if (!fin) {
+      protocol_error(c, "fragmented frame (not expected from these servers)");
+      break;
+    }
     switch (opcode) {
-      case 1: on_text(c, payload, (size_t)len); break;
-      case 9: ws_frame(c, 10, payload, (size_t)len); break;           /* ping -> pong */
-      case 10: break;
-      case 8: protocol_error(c, "close frame from the server"); break;
-      default: protocol_error(c, "unexpected opcode"); break;
+    case 1: on_text(c, payload, (size_t)len); break;
+    case 9: ws_frame(c, 10, payload, (size_t)len); break; /* ping -> pong */
+    case 10: break;
+    case 8: protocol_error(c, "close frame from the server"); break;
+    default: protocol_error(c, "unexpected opcode"); break;
     }
   }
   return pos;
@@ -617,7 +658,10 @@ static size_t http_consume(client_t *c, const char *p, size_t n) {
     protocol_error(c, why);
     return 0;
   }
-  if (!memmem(p, hn, c->accept, strlen(c->accept))) { protocol_error(c, "wrong Sec-WebSocket-Accept"); return 0; }
+  if (!memmem(p, hn, c->accept, strlen(c->accept))) {
+    protocol_error(c, "wrong Sec-WebSocket-Accept");
+    return 0;
+  }
   if (opt.framing == FR_SIO) c->st = ST_EIO_OPEN;
   else got_ready(c);
   return hn;
@@ -638,7 +682,7 @@ static size_t consume(client_t *c, char *p, size_t n) {
 }
 
 static void input(client_t *c, char *p, size_t n) {
-  if (c->in.len == 0) {  /* common case: parse in the shared read buffer, keep only a partial tail */
+  if (c->in.len == 0) { /* common case: parse in the shared read buffer, keep only a partial tail */
     size_t used = consume(c, p, n);
     if (c->st != ST_CLOSED && used < n) buf_add(&c->in, p + used, n - used);
     return;
@@ -658,7 +702,8 @@ static void tls_input(client_t *c, const char *p, size_t n) {
   if (c->st == ST_CLOSED) return;
   int e = SSL_get_error(c->ssl, r);
   if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-    if (!R.done && R.closed_unexpectedly++ < MAX_LOGGED) fprintf(stderr, "loadgen: client %d: TLS error %d\n", c->idx, e);
+    if (!R.done && R.closed_unexpectedly++ < MAX_LOGGED)
+      fprintf(stderr, "loadgen: client %d: TLS error %d\n", c->idx, e);
     client_close(c);
     return;
   }
@@ -685,14 +730,18 @@ static void on_connect(uv_connect_t *req, int status) {
   client_t *c = req->data;
   if (c->st == ST_CLOSED) return;
   if (status < 0) {
-    if (R.conn_failures++ < MAX_LOGGED) fprintf(stderr, "loadgen: client %d connect: %s\n", c->idx, uv_strerror(status));
+    if (R.conn_failures++ < MAX_LOGGED)
+      fprintf(stderr, "loadgen: client %d connect: %s\n", c->idx, uv_strerror(status));
     client_close(c);
     return;
   }
   uint8_t raw[16];
   unsigned char key[32], in[64], md[EVP_MAX_MD_SIZE];
   unsigned mdlen = 0;
-  for (int i = 0; i < 16; i += 4) { uint32_t r = rng_next(&c->rng); memcpy(raw + i, &r, 4); }
+  for (int i = 0; i < 16; i += 4) {
+    uint32_t r = rng_next(&c->rng);
+    memcpy(raw + i, &r, 4);
+  }
   EVP_EncodeBlock(key, raw, 16);
   int kn = snprintf((char *)in, sizeof in, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", (char *)key);
   EVP_Digest(in, (size_t)kn, md, &mdlen, EVP_sha1(), NULL);
@@ -735,9 +784,16 @@ static int client_start(client_t *c) {
     struct sockaddr_in src = {.sin_family = AF_INET};
     src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(c->idx % nsources));
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) { int e = -errno; close(fd); return e; }
+    if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) {
+      int e = -errno;
+      close(fd);
+      return e;
+    }
     int rc = uv_tcp_open(&c->tcp, fd);
-    if (rc) { close(fd); return rc; }
+    if (rc) {
+      close(fd);
+      return rc;
+    }
   }
   return uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&dst, on_connect);
 }
@@ -777,7 +833,10 @@ static void client_close(client_t *c) {
     pending--;
     R.setup_failed++;
     if (!R.done) {
-      if (opt.scenario != SC_IDLE) { finish("a client failed during setup"); return; }
+      if (opt.scenario != SC_IDLE) {
+        finish("a client failed during setup");
+        return;
+      }
       launch_more();
     }
   }
@@ -806,7 +865,7 @@ static double proc_cpu_s(int pid) {
   size_t n = fread(text, 1, sizeof text - 1, f);
   fclose(f);
   text[n] = 0;
-  char *p = strrchr(text, ')');  /* the command name may hold spaces */
+  char *p = strrchr(text, ')'); /* the command name may hold spaces */
   unsigned long long ut, st;
   if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
   return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
@@ -820,7 +879,8 @@ static void machine_cpu_s(double out[3]) {
   FILE *f = fopen("/proc/stat", "r");
   out[0] = out[1] = out[2] = -1;
   if (!f) return;
-  int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+  int n =
+      fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
   fclose(f);
   if (n != 8) return;
   double hz = (double)sysconf(_SC_CLK_TCK);
@@ -868,7 +928,7 @@ static double self_cpu_s(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-         (double)ru.ru_stime.tv_usec / 1e6;
+      (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 /* ------------------------------------------------------- payload helpers */
@@ -887,14 +947,19 @@ static int json_str(const char *p, size_t n, const char *key, char *out, size_t 
   return 0;
 }
 
-static int is_event(const char *name, size_t nl, const char *want) { return nl == strlen(want) && !memcmp(name, want, nl); }
+static int is_event(const char *name, size_t nl, const char *want) {
+  return nl == strlen(want) && !memcmp(name, want, nl);
+}
 
 static int has_request_id(const char *p, size_t n) { return memmem(p, n, "\"requestID\":", 12) != NULL; }
 
 /* Fixed-width decimal digits (the fields of our signal are JSON strings of
  * digits, so patching them in place keeps the frame's size and validity). */
 static void put_digits(char *p, int width, uint64_t v) {
-  for (int i = width - 1; i >= 0; i--) { p[i] = (char)('0' + v % 10); v /= 10; }
+  for (int i = width - 1; i >= 0; i--) {
+    p[i] = (char)('0' + v % 10);
+    v /= 10;
+  }
 }
 
 static uint64_t get_digits(const char *p, int width) {
@@ -919,8 +984,9 @@ static void relay_template(client_t *c) {
   char head[256];
   int hn = snprintf(head, sizeof head, "%s[\"SIGNAL\",{\"target\":\"%s\",\"room\":\"%s\",\"signal\":", pre,
                     c->peer->uid, c->role_b ? c->peer->room : c->room);
-  static const char sig0[] = "{\"q\":\"0000000000\",\"t\":\"00000000000000000000\",\"u\":\"00000000000000000000\",\"p\":\"";
-  size_t base = (size_t)hn + sizeof sig0 - 1 + 4;  /* + "\"}}]" */
+  static const char sig0[] =
+      "{\"q\":\"0000000000\",\"t\":\"00000000000000000000\",\"u\":\"00000000000000000000\",\"p\":\"";
+  size_t base = (size_t)hn + sizeof sig0 - 1 + 4; /* + "\"}}]" */
   size_t pad = 0;
   while (ws_frame_len(base + pad) < (size_t)opt.size) pad++;
   c->tmpl.len = 0;
@@ -954,13 +1020,19 @@ static void relay_send(client_t *a, uint64_t stamp) {
 #define PACE_SLACK_NS 2000000
 
 static void on_pace(uv_timer_t *t) {
-  if (R.stopping || R.done) { uv_timer_stop(t); return; }
+  if (R.stopping || R.done) {
+    uv_timer_stop(t);
+    return;
+  }
   double per_ns = opt.rate / 2 / 1e9;
   uint64_t now = now_ns(), due = (uint64_t)((double)(now - R.t_start) * per_ns);
   int npairs = nclients / 2, tried = 0;
   while (R.paced_sent < due && tried < npairs) {
     client_t *a = &clients[2 * (R.pace_next++ % (uint64_t)npairs)];
-    if (a->st != ST_READY || a->outstanding >= opt.window) { tried++; continue; }
+    if (a->st != ST_READY || a->outstanding >= opt.window) {
+      tried++;
+      continue;
+    }
     tried = 0;
     /* Lateness within the timer's granularity is ours, not the server's. */
     uint64_t sched = R.t_start + (uint64_t)((double)R.paced_sent / per_ns);
@@ -974,7 +1046,10 @@ static void relay_start(void) {
           (double)(now_ns() - R.t_setup0) / 1e9, opt.duration);
   for (int i = 0; i < nclients; i++) relay_template(&clients[i]);
   measure_begin();
-  if (opt.rate > 0) { uv_timer_start(&pace_timer, on_pace, 1, 1); return; }
+  if (opt.rate > 0) {
+    uv_timer_start(&pace_timer, on_pace, 1, 1);
+    return;
+  }
   for (int i = 0; i < nclients; i += 2)
     for (int w = 0; w < opt.window; w++) relay_send(&clients[i], 0);
 }
@@ -987,14 +1062,20 @@ static void relay_drained_check(void) {
 static void relay_signal(client_t *c, const char *pl, size_t pn) {
   uint64_t t = now_ns();
   const char *sig = memmem(pl, pn, "\"signal\":{\"q\":\"", 15);
-  if (!sig || (size_t)(pl + pn - sig) < 9 + SIG_U + 20) { protocol_error(c, "SIGNAL without our signal"); return; }
+  if (!sig || (size_t)(pl + pn - sig) < 9 + SIG_U + 20) {
+    protocol_error(c, "SIGNAL without our signal");
+    return;
+  }
   sig += 9;
   uint64_t sent_leg = get_digits(sig + SIG_U, 20), sent_first = get_digits(sig + SIG_T, 20);
   hist_add(&R.lat, t - sent_leg);
   c->recv++, R.recv++;
-  if (c->role_b) {  /* echo the same signal back, with this leg's send time */
-    size_t sn = (size_t)(pl + pn - 1 - sig);  /* up to the payload's closing brace */
-    if (sn + (c->off_q - SIG_Q) + 2 != c->tmpl.len) { protocol_error(c, "SIGNAL of an unexpected size"); return; }
+  if (c->role_b) {                           /* echo the same signal back, with this leg's send time */
+    size_t sn = (size_t)(pl + pn - 1 - sig); /* up to the payload's closing brace */
+    if (sn + (c->off_q - SIG_Q) + 2 != c->tmpl.len) {
+      protocol_error(c, "SIGNAL of an unexpected size");
+      return;
+    }
     memcpy(c->tmpl.p + c->off_q - SIG_Q, sig, sn);
     put_digits(c->tmpl.p + c->off_u, 20, now_ns());
     ws_text(c, c->tmpl.p, c->tmpl.len);
@@ -1015,15 +1096,25 @@ static void relay_maybe_join(client_t *a) {
 }
 
 static void relay_event(client_t *c, const char *name, size_t nl, const char *pl, size_t pn) {
-  if (is_event(name, nl, "SIGNAL")) { relay_signal(c, pl, pn); return; }
+  if (is_event(name, nl, "SIGNAL")) {
+    relay_signal(c, pl, pn);
+    return;
+  }
   if (is_event(name, nl, "GET_ID")) {
-    if (json_str(pl, pn, "userID", c->uid, sizeof c->uid)) { protocol_error(c, "GET_ID without userID"); return; }
+    if (json_str(pl, pn, "userID", c->uid, sizeof c->uid)) {
+      protocol_error(c, "GET_ID without userID");
+      return;
+    }
     if (!c->role_b)
-      send_event(c, "CREATE_ROOM", "{\"requestId\":%d,\"maxUsers\":2,\"name\":\"bench %d\",\"password\":\"pw\",\"type\":0}",
+      send_event(c, "CREATE_ROOM",
+                 "{\"requestId\":%d,\"maxUsers\":2,\"name\":\"bench %d\",\"password\":\"pw\",\"type\":0}",
                  c->next_rid++, c->idx / 2);
     relay_maybe_join(c->role_b ? c->peer : c);
   } else if (is_event(name, nl, "CREATE_ROOM") && !c->role_b) {
-    if (json_str(pl, pn, "roomID", c->room, sizeof c->room)) { protocol_error(c, "CREATE_ROOM without roomID"); return; }
+    if (json_str(pl, pn, "roomID", c->room, sizeof c->room)) {
+      protocol_error(c, "CREATE_ROOM without roomID");
+      return;
+    }
     relay_maybe_join(c);
   } else if (is_event(name, nl, "JOIN_ROOM") && c->role_b && has_request_id(pl, pn) && !c->joined) {
     c->joined = 1;
@@ -1046,7 +1137,11 @@ static void churn_op_done(client_t *c, int ops) {
 
 static void churn_create(client_t *c) {
   if (R.stopping) {
-    if (!c->finished) { c->finished = 1; c->peer->finished = 1; if (++R.pairs_done == nclients / 2) finish(NULL); }
+    if (!c->finished) {
+      c->finished = 1;
+      c->peer->finished = 1;
+      if (++R.pairs_done == nclients / 2) finish(NULL);
+    }
     return;
   }
   c->role_b = 0;
@@ -1066,9 +1161,12 @@ static void churn_start(void) {
 static void churn_event(client_t *c, const char *name, size_t nl, const char *pl, size_t pn) {
   client_t *o = c->peer;
   if (is_event(name, nl, "CREATE_ROOM") && !c->role_b) {
-    churn_op_done(c, 1 + c->left_pending);  /* the reply also answers our DISCONNECT before it */
+    churn_op_done(c, 1 + c->left_pending); /* the reply also answers our DISCONNECT before it */
     c->left_pending = 0;
-    if (json_str(pl, pn, "roomID", c->room, sizeof c->room)) { protocol_error(c, "CREATE_ROOM without roomID"); return; }
+    if (json_str(pl, pn, "roomID", c->room, sizeof c->room)) {
+      protocol_error(c, "CREATE_ROOM without roomID");
+      return;
+    }
     o->op_t0 = now_ns();
     send_event(o, "JOIN_ROOM", "{\"requestId\":%d,\"room\":\"%s\",\"password\":\"pw\"}", o->next_rid++, c->room);
   } else if (is_event(name, nl, "JOIN_ROOM") && c->role_b && has_request_id(pl, pn)) {
@@ -1114,7 +1212,7 @@ static void idle_event(client_t *c, const char *name, size_t nl, const char *pl,
 /* --------------------------------------------------------- dispatch, run */
 
 static void scenario_ready(client_t *c) {
-  if (opt.framing == FR_RAW) {  /* relay only: paired by the server in connect order, nothing to ask */
+  if (opt.framing == FR_RAW) { /* relay only: paired by the server in connect order, nothing to ask */
     if (nready == nclients) relay_start();
     return;
   }
@@ -1130,9 +1228,9 @@ static void scenario_event(client_t *c, const char *name, size_t nl, const char 
     if (R.errors++ < MAX_LOGGED) fprintf(stderr, "loadgen: client %d got ERROR %.*s\n", c->idx, (int)pn, pl);
   }
   switch (opt.scenario) {
-    case SC_RELAY: relay_event(c, name, nl, pl, pn); break;
-    case SC_CHURN: churn_event(c, name, nl, pl, pn); break;
-    case SC_IDLE: idle_event(c, name, nl, pl, pn); break;
+  case SC_RELAY: relay_event(c, name, nl, pl, pn); break;
+  case SC_CHURN: churn_event(c, name, nl, pl, pn); break;
+  case SC_IDLE: idle_event(c, name, nl, pl, pn); break;
   }
 }
 
@@ -1149,10 +1247,11 @@ static void measure_begin(void) {
 static void on_drain_timeout(uv_timer_t *t) {
   (void)t;
   if (opt.scenario == SC_RELAY)
-    fprintf(stderr, "loadgen: %llu signals still in flight after %.0f s\n",
-            (unsigned long long)(R.sent - R.recv), opt.drain_timeout);
+    fprintf(stderr, "loadgen: %llu signals still in flight after %.0f s\n", (unsigned long long)(R.sent - R.recv),
+            opt.drain_timeout);
   else
-    fprintf(stderr, "loadgen: %d of %d pairs still mid-cycle 2 s after the end\n", nclients / 2 - R.pairs_done, nclients / 2);
+    fprintf(stderr, "loadgen: %d of %d pairs still mid-cycle 2 s after the end\n", nclients / 2 - R.pairs_done,
+            nclients / 2);
   finish(NULL);
 }
 
@@ -1176,7 +1275,7 @@ static void on_run_done(uv_timer_t *t) {
 static void on_setup_timeout(uv_timer_t *t) {
   (void)t;
   if (R.measuring) return;
-  if (opt.scenario == SC_IDLE && R.idle_done > 0) {  /* report what could be held */
+  if (opt.scenario == SC_IDLE && R.idle_done > 0) { /* report what could be held */
     fprintf(stderr, "loadgen: setup timed out with %d of %d connections up\n", R.idle_done, nclients);
     measure_begin();
     uv_timer_start(&aux_timer, on_idle_waited, (uint64_t)(opt.idle_wait * 1000), 0);
@@ -1186,9 +1285,12 @@ static void on_setup_timeout(uv_timer_t *t) {
 }
 
 static void print_hist(const char *key, const hist_t *h) {
-  if (!h->count) { printf(",\"%s\":null", key); return; }
-  printf(",\"%s\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f,\"samples\":%llu}", key,
-         hist_pct_us(h, 50), hist_pct_us(h, 90), hist_pct_us(h, 99), hist_pct_us(h, 99.9), (double)h->max / 1000.0,
+  if (!h->count) {
+    printf(",\"%s\":null", key);
+    return;
+  }
+  printf(",\"%s\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f,\"samples\":%llu}",
+         key, hist_pct_us(h, 50), hist_pct_us(h, 90), hist_pct_us(h, 99), hist_pct_us(h, 99.9), (double)h->max / 1000.0,
          h->sum / (double)h->count / 1000.0, (unsigned long long)h->count);
 }
 
@@ -1205,7 +1307,7 @@ static void print_result(void) {
   double srv_cpu = opt.npids && R.srv_cpu1 >= 0 && R.srv_cpu0 >= 0 && R.measuring ? R.srv_cpu1 - R.srv_cpu0 : -1;
   double cli_cpu = R.measuring ? R.cli_cpu1 - R.cli_cpu0 : -1;
   double setup = (double)((R.t_start ? R.t_start : now_ns()) - R.t_setup0) / 1e9;
-  double rate = -1, work = -1;  /* work: what the rate counts, done in the window */
+  double rate = -1, work = -1; /* work: what the rate counts, done in the window */
   const char *unit = "signals/s";
   if (opt.scenario == SC_RELAY) work = (double)R.recv_at_stop;
   if (opt.scenario == SC_CHURN) work = (double)R.ops_at_stop, unit = "ops/s";
@@ -1216,7 +1318,8 @@ static void print_result(void) {
          framing_names[opt.framing], servers[0].tls ? "s" : "", servers[0].host, servers[0].port, servers[0].path);
   printf(",\"urls\":[");
   for (int i = 0; i < nservers; i++)
-    printf("%s\"ws%s://%s:%d%s\"", i ? "," : "", servers[i].tls ? "s" : "", servers[i].host, servers[i].port, servers[i].path);
+    printf("%s\"ws%s://%s:%d%s\"", i ? "," : "", servers[i].tls ? "s" : "", servers[i].host, servers[i].port,
+           servers[i].path);
   printf("]");
   printf(",\"ok\":%s", R.failure ? "false" : "true");
   if (R.failure) printf(",\"failure\":\"%s\"", R.failure);
@@ -1225,7 +1328,7 @@ static void print_result(void) {
   put_num("rate", rate, 0);
   printf(",\"rate_unit\":\"%s\"", unit);
   print_hist("latency_us", &R.lat);
-  if (opt.scenario == SC_RELAY) {  /* SIGNALs, both directions */
+  if (opt.scenario == SC_RELAY) { /* SIGNALs, both directions */
     printf(",\"sent\":%llu,\"received\":%llu,\"lost\":%lld", (unsigned long long)R.sent, (unsigned long long)R.recv,
            (long long)(R.sent - R.recv));
   } else {
@@ -1235,8 +1338,11 @@ static void print_result(void) {
   put_num("rss_before_kb", opt.npids ? (double)R.rss_before : -1, 0);
   put_num("rss_after_kb", have_rss ? (double)R.rss_after : -1, 0);
   put_num("rss_delta_kb", have_rss ? (double)(R.rss_after - R.rss_before) : -1, 0);
-  put_num("bytes_per_conn", have_rss && opt.scenario == SC_IDLE && R.idle_done
-                                ? (double)(R.rss_after - R.rss_before) * 1024.0 / R.idle_done : -1, 0);
+  put_num("bytes_per_conn",
+          have_rss && opt.scenario == SC_IDLE && R.idle_done
+              ? (double)(R.rss_after - R.rss_before) * 1024.0 / R.idle_done
+              : -1,
+          0);
   put_num("server_cpu_s", srv_cpu, 2);
   put_num("per_server_cpu_s", work >= 0 && srv_cpu > 0 ? work / srv_cpu : -1, 0);
   put_num("client_cpu_s", cli_cpu, 2);
@@ -1247,23 +1353,19 @@ static void print_result(void) {
     /* Interference: CPU used during the window by processes other than the
      * server and the load generator (needs --server-pid to tell them apart). */
     double busy = R.sys1[0] - R.sys0[0], others = srv_cpu >= 0 ? busy - srv_cpu - cli_cpu : -1;
-    printf(",\"machine\":{\"process_cpu_s\":%.2f,\"irq_cpu_s\":%.2f,\"steal_s\":%.2f", busy,
-           R.sys1[1] - R.sys0[1], R.sys1[2] - R.sys0[2]);
+    printf(",\"machine\":{\"process_cpu_s\":%.2f,\"irq_cpu_s\":%.2f,\"steal_s\":%.2f", busy, R.sys1[1] - R.sys0[1],
+           R.sys1[2] - R.sys0[2]);
     put_num("others_cpu_s", others < 0 && srv_cpu >= 0 ? 0 : others, 2);
     printf("}");
   }
   switch (opt.scenario) {
-    case SC_RELAY:
-      printf(",\"pairs\":%d,\"window\":%d,\"frame_bytes\":%zu", opt.pairs, opt.window, R.frame_bytes);
-      put_num("offered_rate", opt.rate > 0 ? opt.rate : -1, 0);
-      print_hist("rtt_us", &R.rtt);
-      break;
-    case SC_CHURN:
-      printf(",\"clients\":%d,\"ops\":%llu", nclients, (unsigned long long)R.ops_at_stop);
-      break;
-    case SC_IDLE:
-      printf(",\"idle_connections\":%d", R.idle_done);
-      break;
+  case SC_RELAY:
+    printf(",\"pairs\":%d,\"window\":%d,\"frame_bytes\":%zu", opt.pairs, opt.window, R.frame_bytes);
+    put_num("offered_rate", opt.rate > 0 ? opt.rate : -1, 0);
+    print_hist("rtt_us", &R.rtt);
+    break;
+  case SC_CHURN: printf(",\"clients\":%d,\"ops\":%llu", nclients, (unsigned long long)R.ops_at_stop); break;
+  case SC_IDLE: printf(",\"idle_connections\":%d", R.idle_done); break;
   }
   if (opt.npids) {
     /* Each process: the sums above are over these. */
@@ -1315,7 +1417,10 @@ static void plan_resources(void) {
     die("%d connections need more than the open-files limit of %llu", nclients, (unsigned long long)rl.rlim_cur);
   int lo = 32768, hi = 60999;
   FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
-  if (f) { if (fscanf(f, "%d %d", &lo, &hi) != 2) lo = 32768, hi = 60999; fclose(f); }
+  if (f) {
+    if (fscanf(f, "%d %d", &lo, &hi) != 2) lo = 32768, hi = 60999;
+    fclose(f);
+  }
   /* The kernel's search for a free ephemeral port slows down as the range
    * fills (connecting 15000 from one address costs seconds of system time):
    * keep each source address well under a quarter of the range. */

@@ -28,14 +28,23 @@ void addrs_release(addrs_t *a, addr_entry *e) {
 
 void addrs_free(addrs_t *a) {
   addr_entry *e, *tmp;
-  HASH_ITER(hh, a->table, e, tmp) { HASH_DEL(a->table, e); free(e); }
+  HASH_ITER(hh, a->table, e, tmp) {
+    HASH_DEL(a->table, e);
+    free(e);
+  }
   a->n = 0;
 }
 
 /* The bytes of an address in text form; 0 on success. */
 static int addr_bytes(const char *text, int *family, unsigned char out[16]) {
-  if (inet_pton(AF_INET, text, out) == 1) { *family = AF_INET; return 0; }
-  if (inet_pton(AF_INET6, text, out) == 1) { *family = AF_INET6; return 0; }
+  if (inet_pton(AF_INET, text, out) == 1) {
+    *family = AF_INET;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, text, out) == 1) {
+    *family = AF_INET6;
+    return 0;
+  }
   return PARLEY_EINVAL;
 }
 
@@ -53,7 +62,10 @@ int addrs_cidr_parse(const char *text, addrs_cidr *out) {
   if (slash) {
     char *end;
     long b = strtol(slash + 1, &end, 10);
-    if (*end || end == slash + 1 || b < 0 || b > max) { out->family = 0; return PARLEY_EINVAL; }
+    if (*end || end == slash + 1 || b < 0 || b > max) {
+      out->family = 0;
+      return PARLEY_EINVAL;
+    }
     out->bits = (int)b;
   }
   return 0;

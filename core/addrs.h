@@ -6,16 +6,16 @@
 #include <stddef.h>
 #include <uthash.h>
 
-#define ADDRS_MAX_TEXT 48   /* an IPv6 address as text, with its NUL */
+#define ADDRS_MAX_TEXT 48 /* an IPv6 address as text, with its NUL */
 
 typedef struct addr_entry_s {
   char addr[ADDRS_MAX_TEXT];
-  unsigned conns, sessions, detached;  /* detached: users kept for a resume (resume.c) */
+  unsigned conns, sessions, detached; /* detached: users kept for a resume (resume.c) */
   UT_hash_handle hh;
 } addr_entry;
 
 typedef struct {
-  addr_entry *table;   /* hash by addr (owned entries) */
+  addr_entry *table; /* hash by addr (owned entries) */
   size_t n;
 } addrs_t;
 
@@ -27,7 +27,7 @@ void addrs_free(addrs_t *a);
 
 /* An address range "10.0.0.0/8", "::1/128" or a single address. */
 typedef struct {
-  int family;               /* 0: none set */
+  int family; /* 0: none set */
   unsigned char net[16];
   int bits;
 } addrs_cidr;

@@ -28,9 +28,9 @@
 #include "proto.h"
 #include "resume.h"
 
-#define ADMIN_MAX_ANSWER (64u << 20)   /* a listing past this: 500 */
+#define ADMIN_MAX_ANSWER (64u << 20) /* a listing past this: 500 */
 #define ADMIN_MAX_POLICY_READ (1u << 20)
-#define ADMIN_ERR_TEXT 2048            /* what a failed load says, in an answer */
+#define ADMIN_ERR_TEXT 2048 /* what a failed load says, in an answer */
 
 static const char *const framing_names[ROOMS_FRAMINGS] = {"ws", "sio"};
 
@@ -94,18 +94,20 @@ static void fail_k(conn_t *c, int keep, int status, const char *msg) {
   buf_free(&b);
 }
 
-static void fail(conn_t *c, http_req *r, int status, const char *msg) { fail_k(c, http_req_keep_alive(r), status, msg); }
+static void fail(conn_t *c, http_req *r, int status, const char *msg) {
+  fail_k(c, http_req_keep_alive(r), status, msg);
+}
 
 /* ---- requests answered once the cluster has (cluster.h's admin calls) ---- */
 
 /* A request held while Redis answers; the connection may go meanwhile. */
 typedef struct {
   admin_t *a;
-  conn_t *c;                 /* NULL once the connection is gone */
+  conn_t *c; /* NULL once the connection is gone */
   int keep;
   char tenant[72];
   char id[ID_LEN + 1];
-  char *text;                /* a policy PUT's body (owned), len bytes */
+  char *text; /* a policy PUT's body (owned), len bytes */
   size_t len;
 } held_t;
 
@@ -173,9 +175,10 @@ static void get_status(admin_t *a, conn_t *c, http_req *r) {
   if (!rc) rc = put_kv_str(&b, "node", cl ? cluster_node(cl) : NULL);
   if (!rc) rc = buf_putc(&b, ',');
   if (!rc) rc = put_kv_str(&b, "policyVersion", policy_version(a->ctx->policy));
-  if (!rc) rc = buf_printf(&b, ",\"users\":%zu,\"rooms\":%zu,\"tenants\":%zu,\"signals\":%llu,\"events\":%llu}",
-                           a->ctx->rooms->nusers, a->ctx->rooms->nrooms, a->ctx->rooms->ntenants,
-                           (unsigned long long)a->ctx->metrics.signals, (unsigned long long)a->ctx->metrics.events);
+  if (!rc)
+    rc = buf_printf(&b, ",\"users\":%zu,\"rooms\":%zu,\"tenants\":%zu,\"signals\":%llu,\"events\":%llu}",
+                    a->ctx->rooms->nusers, a->ctx->rooms->nrooms, a->ctx->rooms->ntenants,
+                    (unsigned long long)a->ctx->metrics.signals, (unsigned long long)a->ctx->metrics.events);
   if (rc) fail(c, r, 500, "out of memory");
   else answer_json(c, r, 200, &b);
   buf_free(&b);
@@ -201,13 +204,15 @@ static void get_tenants(admin_t *a, conn_t *c, http_req *r) {
     first = 0;
     if (!rc) rc = buf_puts(&b, "{\"name\":");
     if (!rc) rc = jw_string(&b, rooms_tally_name(x), strlen(rooms_tally_name(x)));
-    if (!rc && t && a->ctx->cluster)  /* what the other nodes last told of their users of t */
-      rc = buf_printf(&b, ",\"clusterUsers\":%zu",
-                      rooms_tenant_nusers(t) + a->ctx->cluster->remote_users(a->ctx->cluster->self, rooms_tally_name(x)));
+    if (!rc && t && a->ctx->cluster) /* what the other nodes last told of their users of t */
+      rc = buf_printf(
+          &b, ",\"clusterUsers\":%zu",
+          rooms_tenant_nusers(t) + a->ctx->cluster->remote_users(a->ctx->cluster->self, rooms_tally_name(x)));
     if (!rc)
-      rc = buf_printf(&b, ",\"live\":%s,\"connections\":%zu,\"connectionsByFraming\":{\"ws\":%zu,\"sio\":%zu},"
-                          "\"users\":%zu,\"detached\":%zu,\"rooms\":%zu,\"events\":%llu,\"signals\":%llu,"
-                          "\"signalBytes\":%llu}",
+      rc = buf_printf(&b,
+                      ",\"live\":%s,\"connections\":%zu,\"connectionsByFraming\":{\"ws\":%zu,\"sio\":%zu},"
+                      "\"users\":%zu,\"detached\":%zu,\"rooms\":%zu,\"events\":%llu,\"signals\":%llu,"
+                      "\"signalBytes\":%llu}",
                       t ? "true" : "false", cen->attached[0] + cen->attached[1], cen->attached[0], cen->attached[1],
                       t ? rooms_tenant_nusers(t) : 0, cen->detached, t ? rooms_tenant_nrooms(t) : 0,
                       (unsigned long long)k->events, (unsigned long long)k->signals,
@@ -235,7 +240,7 @@ static int room_json(buf_t *b, const room_t *rm) {
                     s->max_users, rooms_nmembers(rm), s->password && s->password[0] ? "true" : "false",
                     rooms_created(rm));
   if (!rc) rc = put_kv_str(b, "owner", rooms_owner(rm) ? rooms_user_id(rooms_owner(rm)) : NULL);
-  if (!rc) rc = buf_printf(b, ",\"meta\":%s,\"members\":[", meta ? meta : "null");  /* meta: JSON the store keeps */
+  if (!rc) rc = buf_printf(b, ",\"meta\":%s,\"members\":[", meta ? meta : "null"); /* meta: JSON the store keeps */
   for (size_t i = 0; i < rooms_nmembers(rm) && !rc; i++) {
     if (i) rc = buf_putc(b, ',');
     if (!rc) rc = jw_string(b, rooms_user_id(rooms_member(rm, i)), ID_LEN);
@@ -243,7 +248,7 @@ static int room_json(buf_t *b, const room_t *rm) {
   return rc ? rc : buf_puts(b, "]}");
 }
 
-#define ADMIN_CLUSTER_ROOMS 1000   /* rooms listed at most in cluster mode (then "truncated") */
+#define ADMIN_CLUSTER_ROOMS 1000 /* rooms listed at most in cluster mode (then "truncated") */
 
 /* The tenant's rooms in the whole cluster: cluster.lua's 'R{"truncated":…,"rooms":[…]}'. */
 static void on_cluster_rooms(void *arg, int rc, const char *text, size_t n) {
@@ -268,7 +273,10 @@ static void on_cluster_rooms(void *arg, int rc, const char *text, size_t n) {
 static void get_rooms(admin_t *a, conn_t *c, http_req *r, const char *tenant) {
   if (clustered(a)) {
     held_t *h = held_new(a, tenant, NULL);
-    if (!h) { fail(c, r, 500, "out of memory"); return; }
+    if (!h) {
+      fail(c, r, 500, "out of memory");
+      return;
+    }
     held_start(h, c, r, cluster_admin_rooms(*a->cluster, tenant, ADMIN_CLUSTER_ROOMS, on_cluster_rooms, h));
     return;
   }
@@ -298,7 +306,7 @@ static user_t *local_user(admin_t *a, const char *id, const char **why, int *sta
   *status = 404;
   *why = "no such user";
   if (!u || rooms_user_is_gone(u)) return NULL;
-  if (rooms_user_is_ghost(u) || !rooms_user_peer(u)) {  /* a member this node sees in a room, held elsewhere */
+  if (rooms_user_is_ghost(u) || !rooms_user_peer(u)) { /* a member this node sees in a room, held elsewhere */
     *status = 501;
     *why = "the user is held by another node: ask that node's admin listener (docs/admin.md, cluster scope)";
     return NULL;
@@ -312,7 +320,10 @@ static void get_user(admin_t *a, conn_t *c, http_req *r, const char *id) {
   const char *why;
   int status;
   user_t *u = local_user(a, id, &why, &status);
-  if (!u) { fail(c, r, status, why); return; }
+  if (!u) {
+    fail(c, r, status, why);
+    return;
+  }
   resume_link *l = resume_link_of(rooms_user_peer(u));
   buf_t b;
   buf_init(&b, ADMIN_MAX_ANSWER);
@@ -374,17 +385,23 @@ static void post_kick(admin_t *a, conn_t *c, http_req *r, const char *id) {
   int status;
   char tenant[72];
   user_t *u = local_user(a, id, &why, &status);
-  if (!u && clustered(a) && strlen(id) == ID_LEN) {  /* another node's, maybe: Redis knows, if it is in a room */
+  if (!u && clustered(a) && strlen(id) == ID_LEN) { /* another node's, maybe: Redis knows, if it is in a room */
     held_t *h = held_new(a, NULL, id);
-    if (!h) { fail(c, r, 500, "out of memory"); return; }
+    if (!h) {
+      fail(c, r, 500, "out of memory");
+      return;
+    }
     held_start(h, c, r, cluster_admin_kick(*a->cluster, id, on_cluster_kick, h));
     return;
   }
-  if (!u) { fail(c, r, status, why); return; }
+  if (!u) {
+    fail(c, r, status, why);
+    return;
+  }
   snprintf(tenant, sizeof tenant, "%s", rooms_tenant_name(rooms_user_tenant(u)));
   size_t nrooms = rooms_user_nrooms(u);
   log_notice("admin: kick user %s of tenant %s (%zu rooms)", id, tenant, nrooms);
-  resume_kick(resume_link_of(rooms_user_peer(u)));  /* u is freed now */
+  resume_kick(resume_link_of(rooms_user_peer(u))); /* u is freed now */
   buf_t b;
   buf_init(&b, 0);
   int rc = buf_puts(&b, "{\"ok\":true,");
@@ -428,19 +445,31 @@ static void on_cluster_close(void *arg, int rc, const char *text, size_t n) {
 
 static void post_close(admin_t *a, conn_t *c, http_req *r, const char *tenant, const char *id) {
   if (clustered(a)) {
-    if (strlen(id) != ID_LEN) { fail(c, r, 404, "no such room"); return; }
+    if (strlen(id) != ID_LEN) {
+      fail(c, r, 404, "no such room");
+      return;
+    }
     held_t *h = held_new(a, tenant, id);
-    if (!h) { fail(c, r, 500, "out of memory"); return; }
+    if (!h) {
+      fail(c, r, 500, "out of memory");
+      return;
+    }
     held_start(h, c, r, cluster_admin_close(*a->cluster, tenant, id, on_cluster_close, h));
     return;
   }
   tenant_t *t = rooms_tenant_find(a->ctx->rooms, tenant);
   room_t *rm = t ? rooms_find(t, id, strlen(id)) : NULL;
-  if (!rm) { fail(c, r, 404, "no such room"); return; }
+  if (!rm) {
+    fail(c, r, 404, "no such room");
+    return;
+  }
   size_t n = rooms_nmembers(rm);
   log_notice("admin: close room %s of tenant %s (%zu members)", id, tenant, n);
   int rc = proto_room_close(a->ctx, rm);
-  if (rc) { fail(c, r, 500, parley_strerror(rc)); return; }
+  if (rc) {
+    fail(c, r, 500, parley_strerror(rc));
+    return;
+  }
   buf_t b;
   buf_init(&b, 0);
   rc = buf_puts(&b, "{\"ok\":true,");
@@ -502,7 +531,11 @@ static void get_policy(admin_t *a, conn_t *c, http_req *r, const char *tenant) {
     fail(c, r, 404, "the tenant has no policy file: default.lua serves it");
     return;
   }
-  if ((size_t)st.st_size > ADMIN_MAX_POLICY_READ) { close(fd); fail(c, r, 500, "the policy file is too big"); return; }
+  if ((size_t)st.st_size > ADMIN_MAX_POLICY_READ) {
+    close(fd);
+    fail(c, r, 500, "the policy file is too big");
+    return;
+  }
   char *text = malloc((size_t)st.st_size + 1);
   size_t got = 0;
   while (text && got < (size_t)st.st_size) {
@@ -511,7 +544,11 @@ static void get_policy(admin_t *a, conn_t *c, http_req *r, const char *tenant) {
     got += (size_t)k;
   }
   close(fd);
-  if (!text || got != (size_t)st.st_size) { free(text); fail(c, r, 500, "the policy file could not be read"); return; }
+  if (!text || got != (size_t)st.st_size) {
+    free(text);
+    fail(c, r, 500, "the policy file could not be read");
+    return;
+  }
   int state = a->state_dir[0] && !strncmp(path, a->state_dir, strlen(a->state_dir));
   snprintf(extra, sizeof extra, "X-Parley-Policy-File: %s\r\nX-Parley-Policy-Source: %s\r\n", path,
            state ? "state" : "policies");
@@ -528,7 +565,7 @@ static int make_dir(const char *path) { return mkdir(path, 0755) == 0 || errno =
 static int write_policy(const admin_t *a, const char *tenant, const char *text, size_t n, char *err, size_t cap) {
   char dir[PATH_MAX], tmp[PATH_MAX + 96], path[PATH_MAX + 96];
   snprintf(dir, sizeof dir, "%s/tenants", a->state_dir);
-  snprintf(tmp, sizeof tmp, "%s/.%s.lua.%ld.tmp", dir, tenant, (long)getpid());  /* nodes may share the directory */
+  snprintf(tmp, sizeof tmp, "%s/.%s.lua.%ld.tmp", dir, tenant, (long)getpid()); /* nodes may share the directory */
   snprintf(path, sizeof path, "%s/%s.lua", dir, tenant);
   if (make_dir(a->state_dir) || make_dir(dir)) {
     if (snprintf(err, cap, "cannot make %s: %s", dir, strerror(errno)) < 0) err[0] = 0;
@@ -581,7 +618,7 @@ static int policy_is(admin_t *a, const char *tenant, const char *text, size_t n)
 void admin_policy_from_cluster(admin_t *a, const char *tenant, const char *text, size_t n, int sync) {
   char err[ADMIN_ERR_TEXT];
   if (!a->state_dir[0] || !policy_tenant_name_ok(tenant, strlen(tenant)) || n > ADMIN_MAX_BODY) return;
-  if (sync && policy_is(a, tenant, text, n)) return;  /* loaded already */
+  if (sync && policy_is(a, tenant, text, n)) return; /* loaded already */
   if (check_policy(a, tenant, text, n, err, sizeof err)) {
     log_error("admin: the cluster's policy of tenant %s does not load on this node, not written: %s", tenant, err);
     return;
@@ -625,7 +662,10 @@ static void put_policy(admin_t *a, conn_t *c, http_req *r, const char *tenant) {
   char err[ADMIN_ERR_TEXT];
   const char *text = r->body.data ? r->body.data : "";
   size_t n = r->body.len;
-  if (!a->state_dir[0]) { fail(c, r, 500, "no state directory (--state-dir)"); return; }
+  if (!a->state_dir[0]) {
+    fail(c, r, 500, "no state directory (--state-dir)");
+    return;
+  }
   if (check_policy(a, tenant, text, n, err, sizeof err)) {
     log_notice("admin: policy of tenant %s refused (%zu bytes): %s", tenant, n, err);
     fail(c, r, 400, err);
@@ -633,8 +673,14 @@ static void put_policy(admin_t *a, conn_t *c, http_req *r, const char *tenant) {
   }
   if (clustered(a)) {
     held_t *h = held_new(a, tenant, NULL);
-    if (h && !(h->text = malloc(n + 1))) { free(h); h = NULL; }
-    if (!h) { fail(c, r, 500, "out of memory"); return; }
+    if (h && !(h->text = malloc(n + 1))) {
+      free(h);
+      h = NULL;
+    }
+    if (!h) {
+      fail(c, r, 500, "out of memory");
+      return;
+    }
     memcpy(h->text, text, n);
     h->len = n;
     int rc = cluster_admin_policy(*a->cluster, tenant, text, n, on_cluster_policy, h);
@@ -672,7 +718,7 @@ static int segments(const char *p, size_t n, char segs[MAX_SEGS][81]) {
     if (!slash) break;
     p = slash + 1;
     n -= len + 1;
-    if (!n) return -1;  /* a trailing slash */
+    if (!n) return -1; /* a trailing slash */
   }
   return k;
 }
@@ -681,8 +727,9 @@ static int method_is(http_req *r, const char *m) { return strcmp(http_req_method
 
 /* The dashboard: its page and its script, no token needed (they hold none). */
 static int serve_page(conn_t *c, http_req *r, const char *path, size_t n) {
-  static const char csp[] = "Content-Security-Policy: default-src 'self'; style-src 'self' 'unsafe-inline'; "
-                            "frame-ancestors 'none'\r\nX-Frame-Options: DENY\r\n";
+  static const char csp[] =
+      "Content-Security-Policy: default-src 'self'; style-src 'self' 'unsafe-inline'; "
+      "frame-ancestors 'none'\r\nX-Frame-Options: DENY\r\n";
   const unsigned char *body;
   size_t len;
   const char *ctype;
@@ -690,13 +737,16 @@ static int serve_page(conn_t *c, http_req *r, const char *path, size_t n) {
     body = admin_index_html, len = admin_index_html_len, ctype = "text/html; charset=utf-8";
   } else if (n == 9 && !memcmp(path, "/admin.js", 9)) {
     body = admin_js, len = admin_js_len, ctype = "text/javascript; charset=utf-8";
-  } else if (n == 12 && !memcmp(path, "/favicon.ico", 12)) {  /* none: a browser asks anyway */
+  } else if (n == 12 && !memcmp(path, "/favicon.ico", 12)) { /* none: a browser asks anyway */
     answer(c, r, 204, "image/x-icon", "", 0, NULL);
     return 1;
   } else {
     return 0;
   }
-  if (!method_is(r, "GET") && !method_is(r, "HEAD")) { fail(c, r, 405, "method not allowed"); return 1; }
+  if (!method_is(r, "GET") && !method_is(r, "HEAD")) {
+    fail(c, r, 405, "method not allowed");
+    return 1;
+  }
   answer(c, r, 200, ctype, (const char *)body, method_is(r, "HEAD") ? 0 : len, csp);
   return 1;
 }
@@ -709,7 +759,10 @@ static void on_request(conn_t *c, http_req *r) {
   http_req_path(r, &path, &n);
   if (serve_page(c, r, path, n)) return;
   int k = segments(path, n, s);
-  if (k < 0 && (n < 5 || memcmp(path, "/api/", 5))) { fail(c, r, 404, "not found"); return; }
+  if (k < 0 && (n < 5 || memcmp(path, "/api/", 5))) {
+    fail(c, r, 404, "not found");
+    return;
+  }
   if (!authorized(a, r)) {
     static const char body[] = "{\"ok\":false,\"error\":\"a valid bearer token is needed\"}";
     answer(c, r, 401, "application/json", body, sizeof body - 1, "WWW-Authenticate: Bearer realm=\"parley-admin\"\r\n");

@@ -12,8 +12,8 @@
 #include "peer.h"
 #include "policy.h"
 
-#define ADMIN_MAX_BODY (256u << 10)  /* a PUT policy body past this: 413 */
-#define ADMIN_MIN_TOKEN 16           /* bytes; a shorter token is refused at startup */
+#define ADMIN_MAX_BODY (256u << 10) /* a PUT policy body past this: 413 */
+#define ADMIN_MIN_TOKEN 16          /* bytes; a shorter token is refused at startup */
 #define ADMIN_MAX_TOKEN 4096
 
 /* What the server does when asked (server.c registers them: the upcalls of
@@ -28,13 +28,13 @@ typedef struct {
 } admin_ops;
 
 typedef struct {
-  unsigned char token_hash[32];  /* SHA-256 of the bearer token (compared in constant time) */
-  proto_ctx *ctx;            /* borrowed: the store, the current policy, the counters */
-  cluster_t *const *cluster; /* borrowed: the server's (NULL inside on a single node) */
-  const char *policies;      /* borrowed: the policies directory */
-  const char *state_dir;     /* borrowed: where written policies go (its tenants/) */
-  const policy_options *popt;  /* borrowed: what a policy PUT is checked with */
-  const int *draining;       /* borrowed: the server's drain flag */
+  unsigned char token_hash[32]; /* SHA-256 of the bearer token (compared in constant time) */
+  proto_ctx *ctx;               /* borrowed: the store, the current policy, the counters */
+  cluster_t *const *cluster;    /* borrowed: the server's (NULL inside on a single node) */
+  const char *policies;         /* borrowed: the policies directory */
+  const char *state_dir;        /* borrowed: where written policies go (its tenants/) */
+  const policy_options *popt;   /* borrowed: what a policy PUT is checked with */
+  const int *draining;          /* borrowed: the server's drain flag */
   admin_ops ops;
 } admin_t;
 

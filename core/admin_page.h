@@ -6,8 +6,8 @@
 #define PARLEY_ADMIN_PAGE_H
 #include <stddef.h>
 
-extern const unsigned char admin_index_html[];  /* the file's bytes and a NUL */
-extern const size_t admin_index_html_len;       /* without the NUL */
+extern const unsigned char admin_index_html[]; /* the file's bytes and a NUL */
+extern const size_t admin_index_html_len;      /* without the NUL */
 extern const unsigned char admin_js[];
 extern const size_t admin_js_len;
 

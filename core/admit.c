@@ -30,8 +30,8 @@ void admit_client_addr(const admit_t *a, const char *peer_addr, const http_req *
 }
 
 /* Refused for reason: counted in all, and for the tenant when on_connect named one. */
-static int refuse(const admit_t *a, admit_refusal *why, const conn_info *info, const char *tenant,
-                  rooms_refusal reason, int status, const char *msg) {
+static int refuse(const admit_t *a, admit_refusal *why, const conn_info *info, const char *tenant, rooms_refusal reason,
+                  int status, const char *msg) {
   tenant_counters *tc = tenant ? rooms_counters(a->ctx->rooms, tenant) : NULL;
   a->ctx->metrics.refused[reason]++;
   if (tc) tc->refused[reason]++;
@@ -46,7 +46,8 @@ static int refuse(const admit_t *a, admit_refusal *why, const conn_info *info, c
  * no tenant is known. */
 static int refuse_by_policy(const admit_t *a, admit_refusal *why, const conn_info *info, int rc, const char *msg) {
   rooms_refusal reason = rc == PARLEY_ELUA ? ROOMS_REFUSED_POLICY_ERROR
-                         : rc == PARLEY_ELIMIT ? ROOMS_REFUSED_HOOK_BUDGET : ROOMS_REFUSED_POLICY;
+      : rc == PARLEY_ELIMIT                ? ROOMS_REFUSED_HOOK_BUDGET
+                                           : ROOMS_REFUSED_POLICY;
   return refuse(a, why, info, NULL, reason, rc == PARLEY_ELUA ? 500 : 403, msg);
 }
 
@@ -67,8 +68,8 @@ int admit_origin(const admit_t *a, const conn_info *info, admit_refusal *why) {
 
 /* ---- what on_connect read, kept for recheck_on_reload ---- */
 
-#define ADMIT_MAX_KEPT (8u << 10)   /* per user; larger: refused (a re-check could not be made) */
-#define ADMIT_MAX_READS 1024       /* header names noted per call; past it, every header is kept */
+#define ADMIT_MAX_KEPT (8u << 10) /* per user; larger: refused (a re-check could not be made) */
+#define ADMIT_MAX_READS 1024      /* header names noted per call; past it, every header is kept */
 
 /* The record: this head, then the client's address, the namespace, the
  * Socket.IO auth and the request line with the headers on_connect looked up
@@ -115,7 +116,8 @@ static void *kept_make(const conn_info *info, const policy_reads *rd) {
 
 /* Read a record back: info borrows from it and from *r (filled; free it with
  * http_req_free). remote and ns are copied into the caller's buffers. */
-static int kept_read(const void *k, conn_info *info, http_req *r, char remote[ADDRS_MAX_TEXT], char *ns, size_t ns_cap) {
+static int kept_read(const void *k, conn_info *info, http_req *r, char remote[ADDRS_MAX_TEXT], char *ns,
+                     size_t ns_cap) {
   kept_head h;
   memcpy(&h, k, sizeof h);
   const char *p = (const char *)k + sizeof h;
@@ -125,9 +127,12 @@ static int kept_read(const void *k, conn_info *info, http_req *r, char remote[AD
   memcpy(ns, p + h.remote_len, h.ns_len);
   ns[h.ns_len] = 0;
   const char *auth = p + h.remote_len + h.ns_len;
-  if (http_req_from_snapshot(r, auth + h.auth_len, h.hs_len)) { http_req_free(r); return PARLEY_EINVAL; }
-  *info = (conn_info){h.sio ? "socket.io" : "ws", r, remote, h.has_ns ? ns : NULL, h.has_auth ? auth : NULL,
-                      h.auth_len};
+  if (http_req_from_snapshot(r, auth + h.auth_len, h.hs_len)) {
+    http_req_free(r);
+    return PARLEY_EINVAL;
+  }
+  *info =
+      (conn_info){h.sio ? "socket.io" : "ws", r, remote, h.has_ns ? ns : NULL, h.has_auth ? auth : NULL, h.auth_len};
   return 0;
 }
 
@@ -156,7 +161,10 @@ int admit_user(const admit_t *a, peer_t *p, const conn_info *info, admit_refusal
   policy_verdict v;
   policy_reads reads, *rd = reads_start(a, &reads);
   int rc = policy_on_connect(a->ctx->policy, info, tenant, sizeof tenant, &data, &expires, rd, &v);
-  if (rc) { if (rd) buf_free(&rd->names); return refuse_by_policy(a, why, info, rc, v.msg); }
+  if (rc) {
+    if (rd) buf_free(&rd->names);
+    return refuse_by_policy(a, why, info, rc, v.msg);
+  }
   if (reads_keep(p, info, rd)) {
     free(data);
     return refuse(a, why, info, tenant, ROOMS_REFUSED_NO_MEMORY, 431,
@@ -166,7 +174,7 @@ int admit_user(const admit_t *a, peer_t *p, const conn_info *info, admit_refusal
   if ((rc = proto_peer_open(p, a->ctx, tenant, data)))
     return refuse(a, why, info, tenant, rc == PARLEY_ELIMIT ? ROOMS_REFUSED_TENANT_CAP : ROOMS_REFUSED_NO_MEMORY, 503,
                   "cannot accept more users");
-  if (!origin_ok(a, p->tenant, info)) {  /* the tenant's own list */
+  if (!origin_ok(a, p->tenant, info)) { /* the tenant's own list */
     proto_peer_gone(p);
     return refuse(a, why, info, tenant, ROOMS_REFUSED_ORIGIN, 403, "origin not allowed");
   }
@@ -182,8 +190,11 @@ int admit_resume(const admit_t *a, peer_t *p, const conn_info *info, admit_refus
   const tenant_t *t = p->tenant;
   policy_reads reads, *rd = reads_start(a, &reads);
   int rc = policy_on_connect(a->ctx->policy, info, tenant, sizeof tenant, &data, &expires, rd, &v);
-  if (rc) { if (rd) buf_free(&rd->names); return refuse_by_policy(a, why, info, rc, v.msg); }
-  free(data);  /* the user keeps the data it was admitted with */
+  if (rc) {
+    if (rd) buf_free(&rd->names);
+    return refuse_by_policy(a, why, info, rc, v.msg);
+  }
+  free(data); /* the user keeps the data it was admitted with */
   if (strcmp(tenant, rooms_tenant_name(t)) != 0) {
     if (rd) buf_free(&rd->names);
     return refuse(a, why, info, tenant, ROOMS_REFUSED_RESUME_TENANT, 403, "the resume is for another tenant");
@@ -192,12 +203,12 @@ int admit_resume(const admit_t *a, peer_t *p, const conn_info *info, admit_refus
     if (rd) buf_free(&rd->names);
     return refuse(a, why, info, tenant, ROOMS_REFUSED_ORIGIN, 403, "origin not allowed");
   }
-  if (reads_keep(p, info, rd))  /* re-checks go on with the new credentials */
+  if (reads_keep(p, info, rd)) /* re-checks go on with the new credentials */
     return refuse(a, why, info, tenant, ROOMS_REFUSED_NO_MEMORY, 431,
                   "the request is too large to keep for re-checks (recheck_on_reload)");
   tenant_counters *tc = rooms_counters(a->ctx->rooms, tenant);
   if (tc) tc->accepted[framing_of(info)]++;
-  p->expires = expires;  /* the new credentials' */
+  p->expires = expires; /* the new credentials' */
   return 0;
 }
 
@@ -211,7 +222,7 @@ int admit_recheck(const admit_t *a, peer_t *p, admit_refusal *why) {
   if (kept_read(p->kept, &info, &r, remote, ns, sizeof ns)) return 0;
   policy_reads reads, *rd = reads_start(a, &reads);
   int rc = policy_on_connect_again(a->ctx->policy, &info, tenant, sizeof tenant, &expires, rd, &v);
-  if (rc == PARLEY_ELUA || rc == PARLEY_ELIMIT) {  /* a failing policy does not end anyone's session */
+  if (rc == PARLEY_ELUA || rc == PARLEY_ELIMIT) { /* a failing policy does not end anyone's session */
     log_warn("user %s: on_connect failed on its re-check, the session stays: %s", rooms_user_id(p->user), v.msg);
     rc = 0;
   } else if (rc) {
@@ -223,7 +234,10 @@ int admit_recheck(const admit_t *a, peer_t *p, admit_refusal *why) {
     rc = PARLEY_EINVAL;
   } else {
     p->expires = expires;
-    if (rd) { reads_keep(p, &info, rd); rd = NULL; }  /* a smaller record (it can only shrink) or, failing that, none */
+    if (rd) { /* a smaller record (it can only shrink) or, failing that, none */
+      reads_keep(p, &info, rd);
+      rd = NULL;
+    }
   }
   if (rd) buf_free(&rd->names);
   http_req_free(&r);

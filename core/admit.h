@@ -11,8 +11,8 @@
 #include "policy.h"
 
 typedef struct {
-  proto_ctx *ctx;            /* borrowed: the event layer's context (policy, store) */
-  addrs_cidr trust_proxy;    /* peers in this range are proxies: X-Forwarded-For names the client */
+  proto_ctx *ctx;         /* borrowed: the event layer's context (policy, store) */
+  addrs_cidr trust_proxy; /* peers in this range are proxies: X-Forwarded-For names the client */
 } admit_t;
 
 /* Why a client is refused: an HTTP status for transports that answer with one

@@ -59,7 +59,10 @@ int buf_printf(buf_t *b, const char *fmt, ...) {
 }
 
 void buf_consume(buf_t *b, size_t n) {
-  if (n >= b->len) { b->len = 0; return; }
+  if (n >= b->len) {
+    b->len = 0;
+    return;
+  }
   memmove(b->data, b->data + n, b->len - n);
   b->len -= n;
 }

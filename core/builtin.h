@@ -6,7 +6,7 @@
 #define PARLEY_BUILTIN_H
 #include <stddef.h>
 
-extern const unsigned char builtin_lua[];  /* the file's bytes and a NUL */
-extern const size_t builtin_lua_len;       /* without the NUL */
+extern const unsigned char builtin_lua[]; /* the file's bytes and a NUL */
+extern const size_t builtin_lua_len;      /* without the NUL */
 
 #endif

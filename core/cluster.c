@@ -21,50 +21,49 @@
 
 /* How many users a tenant has on another node, as that node last said. */
 typedef struct {
-  char *key;                 /* "tenant\0node" (owned) */
+  char *key; /* "tenant\0node" (owned) */
   size_t keylen;
-  char *node;                /* into key */
+  char *node; /* into key */
   size_t users;
   UT_hash_handle hh;
 } remote_count;
 
-
 struct cluster_s {
-  evloop_t *ev;              /* borrowed */
-  proto_ctx *ctx;            /* borrowed */
-  redis_link *link;          /* owned */
-  int script;                /* cluster.lua in the link */
+  evloop_t *ev;     /* borrowed */
+  proto_ctx *ctx;   /* borrowed */
+  redis_link *link; /* owned */
+  int script;       /* cluster.lua in the link */
   char node[NODE_MAX + 1];
-  char prefix[32];           /* key and channel prefix: "parley:" (and the DB) */
-  char channel[128];         /* this node's */
-  char all[128];             /* every node's: user counts */
-  remote_count *counts;      /* hash by tenant and node (owned) */
+  char prefix[32];      /* key and channel prefix: "parley:" (and the DB) */
+  char channel[128];    /* this node's */
+  char all[128];        /* every node's: user counts */
+  remote_count *counts; /* hash by tenant and node (owned) */
   uint64_t tick_ms, ttl_ms;
   evloop_timer tick;
-  int ticking;               /* a heartbeat is out */
-  buf_t msg;                 /* a SIGNAL being published */
+  int ticking; /* a heartbeat is out */
+  buf_t msg;   /* a SIGNAL being published */
   proto_cluster api;
   cluster_stats stats;
-  char **seen;               /* live nodes at the last heartbeat (owned) */
-  char **seen_addr;          /* and the address each serves clients on ("" when unknown) */
+  char **seen;      /* live nodes at the last heartbeat (owned) */
+  char **seen_addr; /* and the address each serves clients on ("" when unknown) */
   size_t nseen;
-  char advertise[128];       /* this node's, as "HOST:PORT" ("" : none, it can't be proxied to) */
+  char advertise[128]; /* this node's, as "HOST:PORT" ("" : none, it can't be proxied to) */
   int closing, freed;
-  uv_timer_t bye;            /* bounds the goodbye at shutdown */
+  uv_timer_t bye; /* bounds the goodbye at shutdown */
   void (*closed_cb)(void *arg);
   void *closed_arg;
   void (*reclaim)(void *arg);
   void *reclaim_arg;
-  void (*kick)(void *arg, const char *user);  /* the admin API of another node ends a user of ours */
+  void (*kick)(void *arg, const char *user); /* the admin API of another node ends a user of ours */
   void *kick_arg;
-  cluster_policy_cb policy;  /* a tenant policy the admin API wrote, for this node's state directory */
+  cluster_policy_cb policy; /* a tenant policy the admin API wrote, for this node's state directory */
   void *policy_arg;
 };
 
 /* What a script call's answer goes to. */
 typedef struct {
   cluster_t *cl;
-  uint64_t op;               /* the request waiting on it, or 0 */
+  uint64_t op; /* the request waiting on it, or 0 */
 } call_t;
 
 static void bye_closed(uv_handle_t *h);
@@ -75,8 +74,8 @@ int cluster_node_id_ok(const char *id) {
   if (n < 1 || n > NODE_MAX) return 0;
   for (size_t i = 0; i < n; i++) {
     char ch = id[i];
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-          ch == '.' || ch == '-'))
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' ||
+          ch == '-'))
       return 0;
   }
   return 1;
@@ -87,7 +86,7 @@ int cluster_node_id_ok(const char *id) {
 typedef struct {
   char kind[16], room[ID_LEN + 1], tenant[256], user[ID_LEN + 1], opnode[NODE_MAX + 1];
   uint64_t opid;
-  json_span state;           /* room_state, or JSON_NONE */
+  json_span state; /* room_state, or JSON_NONE */
 } event_head;
 
 static int get_str(json_span obj, const char *key, char *out, size_t cap) {
@@ -118,7 +117,10 @@ static char *dup_str(json_span obj, const char *key) {
   size_t len;
   if (json_object_get(obj, key, &v) || v.type != JSON_STRING) return strdup("");
   char *s = malloc(v.n + 1);
-  if (s && json_string_decode(v, s, v.n + 1, &len)) { free(s); s = NULL; }
+  if (s && json_string_decode(v, s, v.n + 1, &len)) {
+    free(s);
+    s = NULL;
+  }
   return s;
 }
 
@@ -164,7 +166,7 @@ static void release_members(cluster_t *cl, room_view *v, char (*ids)[ID_LEN + 1]
 }
 
 static char (*member_ids(const room_view *v))[ID_LEN + 1] {
-  char (*ids)[ID_LEN + 1] = v->nmembers ? malloc(v->nmembers * sizeof *ids) : NULL;
+  char(*ids)[ID_LEN + 1] = v->nmembers ? malloc(v->nmembers * sizeof *ids) : NULL;
   for (size_t i = 0; ids && i < v->nmembers; i++) memcpy(ids[i], rooms_user_id(v->members[i]), ID_LEN + 1);
   return ids;
 }
@@ -241,7 +243,7 @@ static void on_event(cluster_t *cl, const char *p, size_t n, uint64_t op) {
   user_t *subject = NULL;
   cluster_event e = {.kind = kind_of(h.kind), .tenant = t, .room = h.room, .op = h.opid};
   int rc = st.type == JSON_OBJECT ? read_view(cl, t, st, &v) : 0;
-  char (*ids)[ID_LEN + 1] = member_ids(&v);
+  char(*ids)[ID_LEN + 1] = member_ids(&v);
   if (!rc && strlen(h.user) == ID_LEN && !(subject = rooms_user_find(rs, h.user)))
     rc = rooms_user_ghost(rs, t, h.user, NULL, &subject);
   if (rc) {
@@ -292,7 +294,7 @@ static void on_count(cluster_t *cl, const char *p, size_t n) {
   const char *t1 = memchr(p, '\t', n), *t2 = t1 ? memchr(t1 + 1, '\t', n - (size_t)(t1 + 1 - p)) : NULL;
   if (!t2) return;
   size_t nl = (size_t)(t1 - p), tl = (size_t)(t2 - t1 - 1);
-  if (nl == strlen(cl->node) && !memcmp(p, cl->node, nl)) return;  /* our own */
+  if (nl == strlen(cl->node) && !memcmp(p, cl->node, nl)) return; /* our own */
   char num[24];
   size_t dl = n - (size_t)(t2 + 1 - p);
   if (dl == 0 || dl >= sizeof num) return;
@@ -308,7 +310,7 @@ static void on_count(cluster_t *cl, const char *p, size_t n) {
 static void counts_forget(cluster_t *cl, const char *node, size_t nl) {
   remote_count *rc, *tmp;
   HASH_ITER(hh, cl->counts, rc, tmp)
-    if (strlen(rc->node) == nl && !memcmp(rc->node, node, nl)) count_free(cl, rc);
+  if (strlen(rc->node) == nl && !memcmp(rc->node, node, nl)) count_free(cl, rc);
 }
 
 static size_t remote_users(void *self, const char *tenant) {
@@ -316,7 +318,7 @@ static size_t remote_users(void *self, const char *tenant) {
   size_t sum = 0, tl = strlen(tenant);
   remote_count *rc, *tmp;
   HASH_ITER(hh, cl->counts, rc, tmp)
-    if (rc->keylen > tl && rc->key[tl] == 0 && !memcmp(rc->key, tenant, tl)) sum += rc->users;
+  if (rc->keylen > tl && rc->key[tl] == 0 && !memcmp(rc->key, tenant, tl)) sum += rc->users;
   return sum;
 }
 
@@ -469,17 +471,21 @@ static void on_change_reply(void *arg, const redisReply *r) {
     if (op) proto_cluster_failed(cl->ctx, op, "unavailable");
     return;
   }
-  if (!op) return;  /* gone: nobody waits */
-  if (r->type == REDIS_REPLY_INTEGER) { proto_cluster_version(cl->ctx, op, (uint64_t)r->integer); return; }
+  if (!op) return; /* gone: nobody waits */
+  if (r->type == REDIS_REPLY_INTEGER) {
+    proto_cluster_version(cl->ctx, op, (uint64_t)r->integer);
+    return;
+  }
   if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS) {
     proto_cluster_failed(cl->ctx, op, "unavailable");
   } else if (r->len > 1 && r->str[0] == 'E') {
-    on_event(cl, r->str + 1, r->len - 1, op);  /* a fetch's answer */
-  } else if (!(r->len == 2 && !memcmp(r->str, "ok", 2))) {
+    on_event(cl, r->str + 1, r->len - 1, op); /* a fetch's answer */
+  } else if (!(r->len == 2 &&
+               !memcmp(r->str, "ok", 2))) { /* ok: the change comes on the channel, and answers the request then */
     char reason[32];
     snprintf(reason, sizeof reason, "%.*s", (int)r->len, r->str);
     proto_cluster_failed(cl->ctx, op, reason);
-  }  /* ok: the change comes on the channel, and answers the request then */
+  }
 }
 
 static int eval(cluster_t *cl, uint64_t op, int argc, const char **argv) {
@@ -506,8 +512,9 @@ static int commit(void *self, const room_change *ch) {
   const char *P = cl->prefix, *N = cl->node;
   switch (ch->kind) {
   case CHANGE_CREATE: {
-    const char *a[] = {"create", P, ch->room, ch->tenant, N, ch->user, opid, ch->s->name, ch->s->password, max, type,
-                       meta, created, max_rooms, ch->s->owner_close ? "1" : "0"};
+    const char *a[] = {"create", P,    ch->room,    ch->tenant,      N,
+                       ch->user, opid, ch->s->name, ch->s->password, max,
+                       type,     meta, created,     max_rooms,       ch->s->owner_close ? "1" : "0"};
     return eval(cl, ch->op, 15, a);
   }
   case CHANGE_JOIN: {
@@ -515,8 +522,8 @@ static int commit(void *self, const room_change *ch) {
     return eval(cl, ch->op, 8, a);
   }
   case CHANGE_UPDATE: {
-    const char *a[] = {"update", P, ch->room, ch->tenant, N, ch->user, opid, sver, ch->s->name, ch->s->password, max,
-                       type, meta};
+    const char *a[] = {"update", P,           ch->room,        ch->tenant, N,    ch->user, opid,
+                       sver,     ch->s->name, ch->s->password, max,        type, meta};
     return eval(cl, ch->op, 13, a);
   }
   case CHANGE_LEAVE: {
@@ -543,7 +550,7 @@ static int commit(void *self, const room_change *ch) {
     const char *a[] = {"close", P, ch->room, ch->tenant};
     return eval(cl, 0, 4, a);
   }
-  case CHANGE_SYNC: break;  /* the cluster's own (resync) */
+  case CHANGE_SYNC: break; /* the cluster's own (resync) */
   }
   return PARLEY_EINVAL;
 }
@@ -552,7 +559,6 @@ static void on_publish_reply(void *arg, const redisReply *r) {
   (void)arg;
   (void)r;
 }
-
 
 static int forward(void *self, const char *node, const uv_buf_t *parts, int nparts) {
   cluster_t *cl = self;
@@ -576,7 +582,10 @@ static int seen_before(cluster_t *cl, const char *node, size_t n) {
 }
 
 static void seen_reset(cluster_t *cl) {
-  for (size_t i = 0; i < cl->nseen; i++) { free(cl->seen[i]); free(cl->seen_addr[i]); }
+  for (size_t i = 0; i < cl->nseen; i++) {
+    free(cl->seen[i]);
+    free(cl->seen_addr[i]);
+  }
   free(cl->seen);
   free(cl->seen_addr);
   cl->seen = cl->seen_addr = NULL;
@@ -626,7 +635,7 @@ static void on_tick_reply(void *arg, const redisReply *r) {
   cl->nseen = seen && addrs ? nseen : 0;
   cl->stats.nodes = live;
   cl->stats.policy_mismatch = mismatch;
-  if (fresh) counts_announce(cl);  /* a node came: it hears what we hold */
+  if (fresh) counts_announce(cl); /* a node came: it hears what we hold */
 }
 
 static void tick(evloop_timer *t) {
@@ -645,7 +654,7 @@ static void tick(evloop_timer *t) {
 
 /* ---- which node holds a session (Engine.IO sid, resume token) ---- */
 
-#define LOCATION_TTL_MS "86400000"   /* a node that dies leaves its entries: they expire */
+#define LOCATION_TTL_MS "86400000" /* a node that dies leaves its entries: they expire */
 
 typedef struct {
   void (*done)(void *arg);
@@ -700,7 +709,8 @@ typedef struct {
 static int parse_addr(const char *a, size_t n, struct sockaddr_storage *out) {
   char host[128];
   const char *colon = NULL;
-  for (size_t i = 0; i < n; i++) if (a[i] == ':') colon = a + i;
+  for (size_t i = 0; i < n; i++)
+    if (a[i] == ':') colon = a + i;
   if (!colon || (size_t)(colon - a) >= sizeof host || colon + 1 == a + n) return PARLEY_ENOTFOUND;
   size_t hl = (size_t)(colon - a);
   memcpy(host, a, hl);
@@ -729,7 +739,10 @@ static void on_alive_reply(void *arg, const redisReply *r) {
   free(arg);
   struct sockaddr_storage sa;
   const char *sp = r && r->type == REDIS_REPLY_STRING ? memchr(r->str, ' ', r->len) : NULL;
-  if (!sp || parse_addr(sp + 1, r->len - (size_t)(sp + 1 - r->str), &sa)) { lk.cb(lk.arg, NULL); return; }
+  if (!sp || parse_addr(sp + 1, r->len - (size_t)(sp + 1 - r->str), &sa)) {
+    lk.cb(lk.arg, NULL);
+    return;
+  }
   lk.cb(lk.arg, (const struct sockaddr *)&sa);
 }
 
@@ -738,7 +751,7 @@ static void on_locate_reply(void *arg, const redisReply *r) {
   struct sockaddr_storage sa;
   cluster_t *cl = lk->cl;
   if (!r || r->type != REDIS_REPLY_STRING || (r->len == strlen(cl->node) && !memcmp(r->str, cl->node, r->len))) {
-    lk->cb(lk->arg, NULL);  /* nobody's, or ours after all */
+    lk->cb(lk->arg, NULL); /* nobody's, or ours after all */
     free(lk);
     return;
   }
@@ -775,7 +788,7 @@ int cluster_locate(cluster_t *cl, char kind, const char *id, size_t n, cluster_l
 
 static void on_sync_reply(void *arg, const redisReply *r) {
   cluster_t *cl = arg;
-  if (!r) return;  /* the link went again: the next up syncs again */
+  if (!r) return; /* the link went again: the next up syncs again */
   if (r->type == REDIS_REPLY_ERROR) log_warn("cluster: Redis refused a room sync: %.*s", (int)r->len, r->str);
   else if (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING) {
     if (r->len == 4 && !memcmp(r->str, "made", 4)) cl->stats.rooms_rebuilt++;
@@ -794,7 +807,7 @@ static void sync_room(cluster_t *cl, room_t *r) {
   for (size_t i = 0; i < rooms_nmembers(r); i++) {
     user_t *u = rooms_member(r, i);
     const char *node = rooms_user_is_ghost(u) ? rooms_user_node(u) : cl->node;
-    if (!node) continue;  /* ours, gone: it leaves below */
+    if (!node) continue; /* ours, gone: it leaves below */
     ours |= !rooms_user_is_ghost(u);
     if (m.len > 1) buf_putc(&m, ',');
     buf_putc(&m, '[');
@@ -810,9 +823,23 @@ static void sync_room(cluster_t *cl, room_t *r) {
   snprintf(ver, sizeof ver, "%llu", (unsigned long long)rooms_ver(r));
   snprintf(sver, sizeof sver, "%llu", (unsigned long long)rooms_sver(r));
   snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)cl->ttl_ms);
-  const char *argv[] = {"sync", cl->prefix, rooms_id(r), rooms_tenant_name(rooms_room_tenant(r)), cl->node, s->name,
-                        s->password, max, type, rooms_meta(r) ? rooms_meta(r) : "", created,
-                        rooms_user_id(rooms_owner(r)), m.data, ver, sver, ttl, s->owner_close ? "1" : "0"};
+  const char *argv[] = {"sync",
+                        cl->prefix,
+                        rooms_id(r),
+                        rooms_tenant_name(rooms_room_tenant(r)),
+                        cl->node,
+                        s->name,
+                        s->password,
+                        max,
+                        type,
+                        rooms_meta(r) ? rooms_meta(r) : "",
+                        created,
+                        rooms_user_id(rooms_owner(r)),
+                        m.data,
+                        ver,
+                        sver,
+                        ttl,
+                        s->owner_close ? "1" : "0"};
   size_t lens[17];
   for (int i = 0; i < 17; i++) lens[i] = i == 12 ? m.len : strlen(argv[i]);
   if (ours) redis_link_eval(cl->link, cl->script, on_sync_reply, cl, 0, 17, argv, lens);
@@ -827,7 +854,7 @@ static void resync(cluster_t *cl) {
   size_t n = 0;
   for (tenant_t *t = rooms_tenant_first(rs); t; t = rooms_tenant_next(t))
     for (room_t *r = rooms_first(t); r; r = rooms_next(r), n++) {
-      for (size_t i = 0; i < rooms_nmembers(r); i++) {  /* ours that went while Redis was away */
+      for (size_t i = 0; i < rooms_nmembers(r); i++) { /* ours that went while Redis was away */
         user_t *u = rooms_member(r, i);
         if (rooms_user_is_gone(u)) {
           const char *argv[] = {"gone", cl->prefix, rooms_user_id(u)};
@@ -882,7 +909,10 @@ int cluster_new(evloop_t *ev, proto_ctx *ctx, const cluster_config *cfg, cluster
   if (cfg->node_id && cfg->node_id[0]) snprintf(cl->node, sizeof cl->node, "%s", cfg->node_id);
   else {
     parley_id id;
-    if (ids_new(&id)) { uv_close((uv_handle_t *)&cl->bye, bye_closed); return PARLEY_EIO; }
+    if (ids_new(&id)) {
+      uv_close((uv_handle_t *)&cl->bye, bye_closed);
+      return PARLEY_EIO;
+    }
     snprintf(cl->node, sizeof cl->node, "%.12s", id.s);
   }
   snprintf(cl->prefix, sizeof cl->prefix, db ? "parley:%d:" : "parley:", db);
@@ -893,11 +923,23 @@ int cluster_new(evloop_t *ev, proto_ctx *ctx, const cluster_config *cfg, cluster
   const char *channels[] = {cl->channel, cl->all};
   redis_link_config lc = {.url = cfg->url, .channels = channels, .nchannels = 2, .deadline_ms = cfg->deadline_ms};
   int rc = redis_link_new(ev, &lc, &link_handlers, cl, &cl->link);
-  if (rc) { buf_free(&cl->msg); uv_close((uv_handle_t *)&cl->bye, bye_closed); return rc; }
+  if (rc) {
+    buf_free(&cl->msg);
+    uv_close((uv_handle_t *)&cl->bye, bye_closed);
+    return rc;
+  }
   cl->script = redis_link_script(cl->link, (const char *)cluster_lua);
-  if (cl->script < 0) { cluster_free(cl); return PARLEY_ENOMEM; }
-  cl->api = (proto_cluster){.commit = commit, .forward = forward, .remote_users = remote_users,
-                            .users_changed = users_changed, .catch_up = catch_up, .self = cl, .node = cl->node};
+  if (cl->script < 0) {
+    cluster_free(cl);
+    return PARLEY_ENOMEM;
+  }
+  cl->api = (proto_cluster){.commit = commit,
+                            .forward = forward,
+                            .remote_users = remote_users,
+                            .users_changed = users_changed,
+                            .catch_up = catch_up,
+                            .self = cl,
+                            .node = cl->node};
   ctx->cluster = &cl->api;
   *out = cl;
   return 0;
@@ -938,7 +980,8 @@ static void cluster_free(cluster_t *cl) {
 
 static void on_bye_reply(void *arg, const redisReply *r) {
   cluster_t *cl = arg;
-  if (r && r->type == REDIS_REPLY_INTEGER) log_info("cluster: node %s left (%lld users left their rooms)", cl->node, r->integer);
+  if (r && r->type == REDIS_REPLY_INTEGER)
+    log_info("cluster: node %s left (%lld users left their rooms)", cl->node, r->integer);
   else if (!cl->freed) log_warn("cluster: node %s left without a goodbye (Redis did not answer)", cl->node);
   cluster_free(cl);
 }

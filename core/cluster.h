@@ -14,20 +14,20 @@
 typedef struct cluster_s cluster_t;
 
 typedef struct {
-  const char *url;           /* redis://… */
-  const char *node_id;       /* NULL or "": a random one */
-  uint64_t tick_ms;          /* heartbeat period (default 1000) */
-  uint64_t ttl_ms;           /* a node whose heartbeat is this old is dead (default 3000) */
-  uint64_t deadline_ms;      /* a Redis command's deadline (default 1000) */
-  const char *advertise;     /* HOST:PORT other nodes reach this one's clients' port on (NULL: none) */
+  const char *url;       /* redis://… */
+  const char *node_id;   /* NULL or "": a random one */
+  uint64_t tick_ms;      /* heartbeat period (default 1000) */
+  uint64_t ttl_ms;       /* a node whose heartbeat is this old is dead (default 3000) */
+  uint64_t deadline_ms;  /* a Redis command's deadline (default 1000) */
+  const char *advertise; /* HOST:PORT other nodes reach this one's clients' port on (NULL: none) */
 } cluster_config;
 
 typedef struct {
-  int up;                    /* the Redis link is up */
-  uint64_t nodes;            /* live nodes at the last heartbeat (this one included) */
-  int policy_mismatch;       /* another live node runs other policies */
-  uint64_t reaped;           /* dead nodes whose users this node removed */
-  uint64_t rooms_rebuilt;    /* rooms this node made again in Redis after it lost them */
+  int up;                 /* the Redis link is up */
+  uint64_t nodes;         /* live nodes at the last heartbeat (this one included) */
+  int policy_mismatch;    /* another live node runs other policies */
+  uint64_t reaped;        /* dead nodes whose users this node removed */
+  uint64_t rooms_rebuilt; /* rooms this node made again in Redis after it lost them */
   uint64_t signals_out, signals_in, events_in;
   const redis_link_stats *link;
 } cluster_stats;
@@ -37,7 +37,7 @@ int cluster_node_id_ok(const char *id);
 /* Join the cluster; ctx->cluster is set to the node's proto_cluster. */
 int cluster_new(evloop_t *ev, proto_ctx *ctx, const cluster_config *cfg, cluster_t **out);
 const char *cluster_node(const cluster_t *c);
-const char *cluster_policy_version(const cluster_t *c);   /* this node's */
+const char *cluster_policy_version(const cluster_t *c); /* this node's */
 void cluster_get_stats(const cluster_t *c, cluster_stats *out);
 /* Sessions that can be resumed or polled through any node: kind 's' (an
  * Engine.IO sid) or 't' (a resume token). claim (held 1) records that this
@@ -72,8 +72,7 @@ int cluster_admin_kick(cluster_t *c, const char *user, cluster_admin_cb cb, void
 void cluster_on_kick(cluster_t *c, void (*kick)(void *arg, const char *user), void *arg);
 /* policy: a tenant's policy file the admin API wrote (text, n bytes): kept in
  * Redis and sent to every node ("ok"). */
-int cluster_admin_policy(cluster_t *c, const char *tenant, const char *text, size_t n, cluster_admin_cb cb,
-                         void *arg);
+int cluster_admin_policy(cluster_t *c, const char *tenant, const char *text, size_t n, cluster_admin_cb cb, void *arg);
 /* Who takes such a file on this node (registered by the server): called for
  * each one as it is written (sync 0; the writing node too), and for every
  * one Redis keeps each time the link comes up (sync 1). */

@@ -4,7 +4,7 @@
 #define PARLEY_CLUSTER_LUA_H
 #include <stddef.h>
 
-extern const unsigned char cluster_lua[];  /* the file's bytes and a NUL */
+extern const unsigned char cluster_lua[]; /* the file's bytes and a NUL */
 extern const size_t cluster_lua_len;
 
 #endif

@@ -10,7 +10,7 @@
 #include "log.h"
 
 #define CLOSE_GRACE_MS 2000
-#define HTTP_IN_MAX 65536          /* input kept behind a held response */
+#define HTTP_IN_MAX 65536 /* input kept behind a held response */
 
 /* Output the kernel did not take at once, with its write request: allocated
  * only while such a write is in flight (rare: most writes end in uv_try_write),
@@ -26,10 +26,13 @@ static void splice_up(conn_t *c, const char *p, size_t n);
 static void on_close(uv_handle_t *h) {
   conn_t *c = h->data;
   splice_drop(c);
-  if (c->http) { http_req_free(c->http); free(c->http); }
+  if (c->http) {
+    http_req_free(c->http);
+    free(c->http);
+  }
   buf_free(&c->in);
   buf_free(&c->out);
-  ws_reader_free(&c->ws);  /* (a write in flight was cancelled before this: on_write freed it) */
+  ws_reader_free(&c->ws); /* (a write in flight was cancelled before this: on_write freed it) */
   tls_free(c->tls);
   free(c);
 }
@@ -42,10 +45,13 @@ int conn_new(conn_env *env, size_t max_body, conn_t **out) {
   if (!c) return PARLEY_ENOMEM;
   c->env = env;
   c->http = malloc(sizeof *c->http);
-  if (!c->http) { free(c); return PARLEY_ENOMEM; }
+  if (!c->http) {
+    free(c);
+    return PARLEY_ENOMEM;
+  }
   http_req_init(c->http, max_body);
   buf_init(&c->in, HTTP_IN_MAX);
-  buf_init(&c->out, 0);  /* capped in conn_write and conn_ws_send_textv, with what is in flight */
+  buf_init(&c->out, 0); /* capped in conn_write and conn_ws_send_textv, with what is in flight */
   ws_reader_init(&c->ws, 1);
   uv_tcp_init(env->ev->loop, &c->tcp);
   c->tcp.data = c;
@@ -182,10 +188,10 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
  * that unread input does not turn our close into a reset. */
 static void shutdown_write(conn_t *c) {
   if (c->shut) return;
-  if (c->tls && !c->tls_notified && tls_ready(c->tls)) {  /* a TLS close_notify goes first */
+  if (c->tls && !c->tls_notified && tls_ready(c->tls)) { /* a TLS close_notify goes first */
     c->tls_notified = 1;
     tls_close_notify(c->tls);
-    conn_flush(&c->flush);  /* (comes back here once it is written) */
+    conn_flush(&c->flush); /* (comes back here once it is written) */
     return;
   }
   c->shut = 1;
@@ -201,12 +207,19 @@ static void on_write(uv_write_t *req, int status) {
   struct conn_pending_s *w = c->inflight;
   c->inflight = NULL;
   c->writing = 0;
-  if (c->state == CONN_CLOSING) buf_free(&w->data);  /* (cancelled as the socket closes: maybe after the loop's end) */
+  if (c->state == CONN_CLOSING) buf_free(&w->data); /* (cancelled as the socket closes: maybe after the loop's end) */
   else evloop_buf_give(loop_of(c), &w->data);
   free(w);
   if (c->state == CONN_CLOSING) return;
-  if (status < 0) { c->dropped = 1; conn_close(c, uv_strerror(status)); return; }
-  if (c->out.len || (c->tls && tls_want_flush(c->tls))) { conn_flush(&c->flush); return; }
+  if (status < 0) {
+    c->dropped = 1;
+    conn_close(c, uv_strerror(status));
+    return;
+  }
+  if (c->out.len || (c->tls && tls_want_flush(c->tls))) {
+    conn_flush(&c->flush);
+    return;
+  }
   if (c->close_after_write) shutdown_write(c);
 }
 
@@ -221,13 +234,16 @@ static int tls_out(conn_t *c) {
   return -1;
 }
 
-#define CONN_BUSY_BYTES 256  /* a turn's output above this keeps the buffer (a relayed signal is ~300 bytes) */
+#define CONN_BUSY_BYTES 256 /* a turn's output above this keeps the buffer (a relayed signal is ~300 bytes) */
 
 /* Write what is queued (once per loop turn, or when the last write is done). */
 static void conn_flush(evloop_task *t) {
   conn_t *c = (conn_t *)((char *)t - offsetof(conn_t, flush));
   if (c->state == CONN_CLOSING) return;
-  if (c->doomed) { conn_close(c, "slow consumer"); return; }  /* even with a write stuck in flight */
+  if (c->doomed) { /* even with a write stuck in flight */
+    conn_close(c, "slow consumer");
+    return;
+  }
   if (c->writing) return;
   if (c->held && c->h->flush_held) c->h->flush_held(c);
   if (c->tls && tls_out(c)) return;
@@ -249,11 +265,18 @@ static void conn_flush(evloop_task *t) {
     if (c->close_after_write) shutdown_write(c);
     return;
   }
-  if (n < 0 && n != UV_EAGAIN) { c->dropped = 1; conn_close(c, uv_strerror(n)); return; }
+  if (n < 0 && n != UV_EAGAIN) {
+    c->dropped = 1;
+    conn_close(c, uv_strerror(n));
+    return;
+  }
   /* The rest waits for the socket: the queue becomes the write (freed once
    * written), and a new queue starts. */
   struct conn_pending_s *w = malloc(sizeof *w);
-  if (!w) { conn_close(c, "out of memory"); return; }
+  if (!w) {
+    conn_close(c, "out of memory");
+    return;
+  }
   if (n > 0) buf_consume(&c->out, (size_t)n);
   w->data = c->out;
   buf_init(&c->out, c->out.max);
@@ -277,8 +300,15 @@ static void conn_flush(evloop_task *t) {
 
 static void on_timer(evloop_timer *t) {
   conn_t *c = (conn_t *)((char *)t - offsetof(conn_t, timer));
-  if (c->state == CONN_HTTP || c->ws_closing || c->close_after_write) { conn_close(c, "deadline passed"); return; }
-  if (c->awaiting_pong) { c->dropped = 1; conn_close(c, "no pong within the ping timeout"); return; }
+  if (c->state == CONN_HTTP || c->ws_closing || c->close_after_write) {
+    conn_close(c, "deadline passed");
+    return;
+  }
+  if (c->awaiting_pong) {
+    c->dropped = 1;
+    conn_close(c, "no pong within the ping timeout");
+    return;
+  }
   send_ping(c);
 }
 
@@ -310,7 +340,10 @@ static void peer_alive(conn_t *c) {
 /* ---- WebSocket ---- */
 
 static void ws_close_with(conn_t *c, uint16_t code, const char *why, const char *told) {
-  if (c->state != CONN_WS || c->ws_closing) { conn_close(c, why); return; }
+  if (c->state != CONN_WS || c->ws_closing) {
+    conn_close(c, why);
+    return;
+  }
   char w[WHO_MAX];
   log_debug("conn %s%s: closing with %u: %s", c->remote, who(c, w), code, why);
   c->gone_due = 1;
@@ -333,22 +366,23 @@ void conn_ws_close_told(conn_t *c, uint16_t code, const char *why) { ws_close_wi
 static void ws_message(conn_t *c, const ws_msg *m) {
   uint16_t code;
   switch (m->opcode) {
-    case WS_TEXT:
-      if (c->h->message) c->h->message(c, m->data, m->len);
-      break;
-    case WS_PING:
-      ws_send_frame(c, WS_PONG, m->data, m->len);
-      break;
-    case WS_PONG:
-      if (c->h->ponged) c->h->ponged(c);
-      break;
-    case WS_CLOSE: {
-      int rc = ws_close_payload_check(m->data, m->len, &code);
-      if (rc) { conn_ws_close(c, rc == PARLEY_EUTF8 ? WS_CLOSE_BAD_DATA : WS_CLOSE_PROTOCOL, "bad close frame"); break; }
-      c->peer_close_code = code;
-      conn_ws_close(c, code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : code, "peer closed");
+  case WS_TEXT:
+    if (c->h->message) c->h->message(c, m->data, m->len);
+    break;
+  case WS_PING: ws_send_frame(c, WS_PONG, m->data, m->len); break;
+  case WS_PONG:
+    if (c->h->ponged) c->h->ponged(c);
+    break;
+  case WS_CLOSE: {
+    int rc = ws_close_payload_check(m->data, m->len, &code);
+    if (rc) {
+      conn_ws_close(c, rc == PARLEY_EUTF8 ? WS_CLOSE_BAD_DATA : WS_CLOSE_PROTOCOL, "bad close frame");
       break;
     }
+    c->peer_close_code = code;
+    conn_ws_close(c, code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : code, "peer closed");
+    break;
+  }
   }
 }
 
@@ -389,14 +423,20 @@ static void ws_read(conn_t *c, char *p, size_t n) {
       return;
     }
     size_t room = c->in.max - c->in.len, take = n < room ? n : room;
-    if (take == 0) { conn_ws_close(c, WS_CLOSE_TOO_BIG, "input over the limit"); return; }
+    if (take == 0) {
+      conn_ws_close(c, WS_CLOSE_TOO_BIG, "input over the limit");
+      return;
+    }
     buf_append(&c->in, p, take);
     p += take;
     n -= take;
     size_t used = ws_consume(c, c->in.data, c->in.len);
     if (c->state != CONN_WS) return;
     buf_consume(&c->in, used);
-    if (used == 0 && c->in.len == c->in.max) { conn_ws_close(c, WS_CLOSE_TOO_BIG, "input over the limit"); return; }
+    if (used == 0 && c->in.len == c->in.max) {
+      conn_ws_close(c, WS_CLOSE_TOO_BIG, "input over the limit");
+      return;
+    }
   }
 }
 
@@ -445,7 +485,8 @@ int conn_ws_handshake_ok(conn_t *c, http_req *r) {
   int status;
   const char *extra;
   if (ws_handshake_check(r, &status, &extra) == 0) return 1;
-  http_reply(c, status, "text/plain", status == 426 ? "WebSocket version 13 required" : "bad WebSocket handshake", extra, 0);
+  http_reply(c, status, "text/plain", status == 426 ? "WebSocket version 13 required" : "bad WebSocket handshake",
+             extra, 0);
   return 0;
 }
 
@@ -456,7 +497,8 @@ void conn_ws_accept(conn_t *c, http_req *r, size_t max_message, int pings) {
   ws_accept_key(key, kn, accept);
   snprintf(resp, sizeof resp,
            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+           "Sec-WebSocket-Accept: %s\r\n\r\n",
+           accept);
   conn_write(c, resp, strlen(resp));
   c->state = CONN_WS;
   c->env->nupgraded++;
@@ -466,16 +508,18 @@ void conn_ws_accept(conn_t *c, http_req *r, size_t max_message, int pings) {
   buf_init(&c->in, max_message + WS_MAX_HEADER);
   c->pings = pings != 0;
   if (pings) timer_start(c, c->env->ping_interval_ms);
-  else evloop_timer_stop(loop_of(c), &c->timer);  /* the framing above keeps it alive */
+  else evloop_timer_stop(loop_of(c), &c->timer); /* the framing above keeps it alive */
 }
-
 
 static void http_read(conn_t *c, char *p, size_t n) {
   while (c->state == CONN_HTTP && !c->close_after_write) {
     size_t used = 0;
     int rc = http_req_feed(c->http, p, n, &used);
     if (rc == HTTP_NEED_MORE) return;
-    if (rc != HTTP_GOT_REQUEST) { http_reply(c, rc, "text/plain", http_status_text(rc), NULL, 0); return; }
+    if (rc != HTTP_GOT_REQUEST) {
+      http_reply(c, rc, "text/plain", http_status_text(rc), NULL, 0);
+      return;
+    }
     p += used;
     n -= used;
     if (c->h->request) c->h->request(c, c->http);
@@ -493,13 +537,13 @@ static void http_read(conn_t *c, char *p, size_t n) {
       return;
     }
     if (c->close_after_write) return;
-    if (c->held) {  /* a long-poll waits for data: keep what follows until it is answered */
+    if (c->held) { /* a long-poll waits for data: keep what follows until it is answered */
       http_req_next(c->http);
       evloop_timer_stop(loop_of(c), &c->timer);
       if (n && buf_append(&c->in, p, n)) conn_close(c, "too much pipelined input");
       return;
     }
-    if (http_req_is_upgrade(c->http)) {  /* an upgrade we did not take: nothing sensible can follow */
+    if (http_req_is_upgrade(c->http)) { /* an upgrade we did not take: nothing sensible can follow */
       c->close_after_write = 1;
       timer_start(c, CLOSE_GRACE_MS);
       return;
@@ -515,10 +559,13 @@ int conn_http_replay(conn_t *c, const char *head, size_t n) {
   if (c->state != CONN_HTTP || !c->held) return PARLEY_EINVAL;
   buf_t in;
   buf_init(&in, c->in.max + n);
-  if (buf_append(&in, head, n) || buf_append(&in, c->in.data, c->in.len)) { buf_free(&in); return PARLEY_ENOMEM; }
+  if (buf_append(&in, head, n) || buf_append(&in, c->in.data, c->in.len)) {
+    buf_free(&in);
+    return PARLEY_ENOMEM;
+  }
   buf_free(&c->in);
-  c->in = in;  /* (resume_input parses it into a fresh buffer of the usual size) */
-  size_t body_cap = c->http->body.max;  /* a fresh reader: an upgrade request leaves llhttp past HTTP */
+  c->in = in;                          /* (resume_input parses it into a fresh buffer of the usual size) */
+  size_t body_cap = c->http->body.max; /* a fresh reader: an upgrade request leaves llhttp past HTTP */
   http_req_free(c->http);
   http_req_init(c->http, body_cap);
   c->replayed = 1;
@@ -531,28 +578,28 @@ void conn_http_resume(conn_t *c) {
   if (c->state != CONN_HTTP || c->close_after_write) return;
   timer_start(c, HTTP_IDLE_MS);
   if (!c->in.len) return;
-  c->resume_due = 1;  /* parsed at the next safe point, not inside this call */
+  c->resume_due = 1; /* parsed at the next safe point, not inside this call */
   evloop_defer(loop_of(c), &c->task);
 }
 
 /* ---- splice: the connection carried to another server ---- */
 
-#define SPLICE_HEAD_MAX 4096  /* a watched answer's head must fit in this */
+#define SPLICE_HEAD_MAX 4096 /* a watched answer's head must fit in this */
 
 struct conn_splice_s {
-  uv_tcp_t up;               /* to the other server */
+  uv_tcp_t up; /* to the other server */
   uv_connect_t creq;
   uv_write_t wreq;
-  conn_t *c;                 /* NULL once the client's side is gone */
-  buf_t out, inflight;       /* bytes for the other server */
+  conn_t *c;           /* NULL once the client's side is gone */
+  buf_t out, inflight; /* bytes for the other server */
   unsigned connected : 1, writing : 1, closing : 1,
-           ws : 1,           /* a WebSocket carried on: the answer's head is not the client's */
-           head_due : 1;     /* the answer's head is still to be read (watched, or a WebSocket's) */
-  conn_splice_cb watch;      /* told once whether the answer's status is want (NULL: not watched) */
+      ws : 1,           /* a WebSocket carried on: the answer's head is not the client's */
+      head_due : 1;     /* the answer's head is still to be read (watched, or a WebSocket's) */
+  conn_splice_cb watch; /* told once whether the answer's status is want (NULL: not watched) */
   void *watch_arg;
   int want;
-  buf_t head;                /* a watched answer's head, until it is whole */
-  tls_t *tls;                /* TLS to the other node (conn_env.tls_client), else NULL */
+  buf_t head; /* a watched answer's head, until it is whole */
+  tls_t *tls; /* TLS to the other node (conn_env.tls_client), else NULL */
 };
 
 static void splice_closed(uv_handle_t *h) {
@@ -591,7 +638,10 @@ static void splice_wrote(uv_write_t *req, int status) {
   sp->writing = 0;
   buf_reset(&sp->inflight);
   if (!sp->c) return;
-  if (status < 0) { conn_close(sp->c, "the other node's connection failed"); return; }
+  if (status < 0) {
+    conn_close(sp->c, "the other node's connection failed");
+    return;
+  }
   splice_flush(sp);
 }
 
@@ -638,7 +688,10 @@ static int splice_watch(conn_splice_t *sp, const char *p, size_t n, size_t *used
   conn_t *c = sp->c;
   size_t before = sp->head.len;
   *used = 0;
-  if (buf_append(&sp->head, p, n < SPLICE_HEAD_MAX ? n : SPLICE_HEAD_MAX)) { conn_close(c, "out of memory"); return -1; }
+  if (buf_append(&sp->head, p, n < SPLICE_HEAD_MAX ? n : SPLICE_HEAD_MAX)) {
+    conn_close(c, "out of memory");
+    return -1;
+  }
   const char *end = NULL;
   for (size_t i = before > 3 ? before - 3 : 0; !end && i + 4 <= sp->head.len; i++)
     if (!memcmp(sp->head.data + i, "\r\n\r\n", 4)) end = sp->head.data + i;
@@ -654,10 +707,13 @@ static int splice_watch(conn_splice_t *sp, const char *p, size_t n, size_t *used
   sp->head_due = 0;
   if (sp->c != c || c->state == CONN_CLOSING) return -1;
   if (sp->ws) {
-    if (status != 101) { conn_close(c, "the other node refused the session"); return -1; }
-    *used = hl - before;  /* the client had its 101 */
+    if (status != 101) {
+      conn_close(c, "the other node refused the session");
+      return -1;
+    }
+    *used = hl - before; /* the client had its 101 */
   } else {
-    conn_write(c, sp->head.data, before);  /* what was gathered before this read */
+    conn_write(c, sp->head.data, before); /* what was gathered before this read */
   }
   buf_free(&sp->head);
   return 0;
@@ -666,7 +722,13 @@ static int splice_watch(conn_splice_t *sp, const char *p, size_t n, size_t *used
 /* The other server closed: the client's side ends once what it sent is written. */
 static void splice_eof(conn_splice_t *sp, conn_t *c) {
   uv_read_stop((uv_stream_t *)&sp->up);
-  if (sp->head_due) { splice_told(sp, 0); if (sp->ws) { conn_close(c, "the other node closed"); return; } }
+  if (sp->head_due) {
+    splice_told(sp, 0);
+    if (sp->ws) {
+      conn_close(c, "the other node closed");
+      return;
+    }
+  }
   c->close_after_write = 1;
   conn_flush_soon(c);
 }
@@ -688,8 +750,14 @@ static void splice_tls_read(conn_splice_t *sp, conn_t *c, const char *p, size_t 
     if ((rc = tls_read(sp->tls, ev->read_buf, sizeof ev->read_buf, &got)) == 0) splice_data(sp, c, ev->read_buf, got);
   }
   if (sp->c != c || c->state == CONN_CLOSING) return;
-  if (rc == PARLEY_EAGAIN) { splice_flush(sp); return; }
-  if (rc == PARLEY_EIO) { splice_eof(sp, c); return; }
+  if (rc == PARLEY_EAGAIN) {
+    splice_flush(sp);
+    return;
+  }
+  if (rc == PARLEY_EIO) {
+    splice_eof(sp, c);
+    return;
+  }
   log_info("conn %s: TLS to the other node failed: %s", c->remote, tls_last_error());
   conn_close(c, "TLS to the other node failed");
 }
@@ -698,7 +766,10 @@ static void splice_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
   conn_splice_t *sp = st->data;
   conn_t *c = sp->c;
   if (!c || nread == 0) return;
-  if (nread < 0) { splice_eof(sp, c); return; }
+  if (nread < 0) {
+    splice_eof(sp, c);
+    return;
+  }
   if (sp->tls) splice_tls_read(sp, c, b->base, (size_t)nread);
   else splice_data(sp, c, b->base, (size_t)nread);
 }
@@ -720,7 +791,7 @@ static void splice_failed(conn_t *c, conn_splice_t *sp, int status) {
   c->in = in;
   c->state = CONN_HTTP;
   c->replayed = 1;
-  c->held = 1;  /* (conn_http_resume: parsed at the next safe point) */
+  c->held = 1; /* (conn_http_resume: parsed at the next safe point) */
   conn_http_resume(c);
 }
 
@@ -753,7 +824,7 @@ static int splice_start(conn_t *c, const char *head, size_t n, const struct sock
   buf_init(&sp->inflight, 0);
   buf_init(&sp->head, 0);
   int rc = buf_append(&sp->out, head, n);
-  if (!rc && ws && c->ws.in_fragments) {  /* a message begun here: its first part goes as one fragment */
+  if (!rc && ws && c->ws.in_fragments) { /* a message begun here: its first part goes as one fragment */
     uint8_t h[14];
     size_t hn = ws_client_frame(h, WS_TEXT, 0, c->ws.frag.len);
     rc = buf_append(&sp->out, h, hn) || buf_append(&sp->out, c->ws.frag.data, c->ws.frag.len);
@@ -778,7 +849,7 @@ static int splice_start(conn_t *c, const char *head, size_t n, const struct sock
   c->state = CONN_SPLICE;
   c->held = 0;
   c->resume_due = 0;
-  evloop_timer_stop(loop_of(c), &c->timer);  /* the other server keeps its own deadlines */
+  evloop_timer_stop(loop_of(c), &c->timer); /* the other server keeps its own deadlines */
   rc = uv_tcp_connect(&sp->creq, &sp->up, to, splice_connected);
   if (rc) {
     splice_told(sp, 0);
@@ -813,7 +884,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
 static void conn_input(conn_t *c, char *p, size_t n) {
   if (c->state == CONN_SPLICE) {
     splice_up(c, p, n);
-  } else if (c->state == CONN_HTTP && (c->held || c->resume_due)) {  /* behind a long-poll, or input not parsed yet */
+  } else if (c->state == CONN_HTTP && (c->held || c->resume_due)) { /* behind a long-poll, or input not parsed yet */
     if (buf_append(&c->in, p, n)) conn_close(c, "too much pipelined input");
   } else if (c->state == CONN_HTTP) {
     http_read(c, p, n);
@@ -834,7 +905,10 @@ static void tls_refuse_plaintext(conn_t *c) {
  * takes the plaintext, record by record, for conn_input; what the
  * handshake answers is written at this turn's flush. */
 static void tls_input(conn_t *c, char *p, size_t n) {
-  if (!tls_started(c->tls) && tls_looks_like_http(p, n)) { tls_refuse_plaintext(c); return; }
+  if (!tls_started(c->tls) && tls_looks_like_http(p, n)) {
+    tls_refuse_plaintext(c);
+    return;
+  }
   int rc = tls_feed(c->tls, p, n);
   evloop_t *ev = loop_of(c);
   while (!rc && c->state != CONN_CLOSING) {
@@ -846,7 +920,7 @@ static void tls_input(conn_t *c, char *p, size_t n) {
     if (tls_want_flush(c->tls)) conn_flush_soon(c);
     return;
   }
-  if (rc == PARLEY_EIO) {  /* close_notify: as an EOF */
+  if (rc == PARLEY_EIO) { /* close_notify: as an EOF */
     if (!c->close_after_write) c->dropped = 1;
     conn_close(c, "peer closed the TLS session");
     return;
@@ -871,7 +945,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
 void conn_start(conn_t *c) {
   struct sockaddr_storage sa;
   int len = sizeof sa;
-  snprintf(c->remote, sizeof c->remote, "local");  /* not an IP peer (a socketpair in tests) */
+  snprintf(c->remote, sizeof c->remote, "local"); /* not an IP peer (a socketpair in tests) */
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {
     if (sa.ss_family == AF_INET) uv_ip4_name((struct sockaddr_in *)&sa, c->remote, sizeof c->remote);
     else if (sa.ss_family == AF_INET6) uv_ip6_name((struct sockaddr_in6 *)&sa, c->remote, sizeof c->remote);

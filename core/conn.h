@@ -40,50 +40,50 @@ typedef struct {
 
 /* What the connections of one server share (owned by the server). */
 typedef struct {
-  evloop_t *ev;            /* borrowed: the loop's tasks, flushes, timers */
-  const conn_handlers *fresh;  /* a new connection's handlers (the router) */
+  evloop_t *ev;               /* borrowed: the loop's tasks, flushes, timers */
+  const conn_handlers *fresh; /* a new connection's handlers (the router) */
   void *fresh_owner;
-  size_t out_cap;            /* bytes queued per connection before it counts as slow */
-  uint64_t ping_interval_ms, ping_timeout_ms;  /* WebSocket pings (plain /ws) */
-  size_t nconns;             /* connections (the owner counts them) */
-  size_t nupgraded;          /* of which past a WebSocket upgrade */
+  size_t out_cap;                             /* bytes queued per connection before it counts as slow */
+  uint64_t ping_interval_ms, ping_timeout_ms; /* WebSocket pings (plain /ws) */
+  size_t nconns;                              /* connections (the owner counts them) */
+  size_t nupgraded;                           /* of which past a WebSocket upgrade */
   /* The owner's accounting, when a connection's socket is closing. */
   void (*released)(conn_t *c, void *arg);
   void *released_arg;
-  tls_ctx *tls_client;       /* TLS on: what splices to other nodes connect with (else NULL: plain TCP) */
+  tls_ctx *tls_client; /* TLS on: what splices to other nodes connect with (else NULL: plain TCP) */
 } conn_env;
 
 struct conn_s {
   uv_tcp_t tcp;
-  evloop_timer timer;         /* HTTP idle / ping / pong deadline / close deadline */
-  conn_env *env;             /* borrowed */
-  const conn_handlers *h;    /* borrowed: the owner's table */
-  void *owner;               /* borrowed: the owner's object (a session, a /ws peer) */
-  http_req *http;            /* owned; only before the upgrade */
-  buf_t in;                  /* input not parsed yet (a partial frame, or input behind a held response) */
+  evloop_timer timer;     /* HTTP idle / ping / pong deadline / close deadline */
+  conn_env *env;          /* borrowed */
+  const conn_handlers *h; /* borrowed: the owner's table */
+  void *owner;            /* borrowed: the owner's object (a session, a /ws peer) */
+  http_req *http;         /* owned; only before the upgrade */
+  buf_t in;               /* input not parsed yet (a partial frame, or input behind a held response) */
   ws_reader ws;
-  buf_t out;                 /* queued output (freed once written: an idle connection holds none) */
-  tls_t *tls;                /* owned: TLS on this connection (NULL: plaintext; conn_start_tls) */
-  struct conn_pending_s *inflight;  /* owned: output the kernel did not take at once, being written; else NULL */
+  buf_t out;                       /* queued output (freed once written: an idle connection holds none) */
+  tls_t *tls;                      /* owned: TLS on this connection (NULL: plaintext; conn_start_tls) */
+  struct conn_pending_s *inflight; /* owned: output the kernel did not take at once, being written; else NULL */
   unsigned writing : 1, close_after_write : 1, doomed : 1, ws_closing : 1, awaiting_pong : 1, shut : 1,
-           pings : 1,              /* the connection pings (plain /ws; Engine.IO has its own heartbeat) */
-           held : 1,               /* an HTTP response is held (a long-poll waits for data) */
-           gone_due : 1,           /* the owner is to be told it is gone (task) */
-           resume_due : 1,         /* input kept behind a held response is to be parsed (task) */
-           released : 1,           /* the socket is closing: freed in its close callback */
-           dropped : 1,            /* it ended without anyone deciding to: EOF or an error from the
+      pings : 1,            /* the connection pings (plain /ws; Engine.IO has its own heartbeat) */
+      held : 1,             /* an HTTP response is held (a long-poll waits for data) */
+      gone_due : 1,         /* the owner is to be told it is gone (task) */
+      resume_due : 1,       /* input kept behind a held response is to be parsed (task) */
+      released : 1,         /* the socket is closing: freed in its close callback */
+      dropped : 1,          /* it ended without anyone deciding to: EOF or an error from the
                                     * socket, or no pong within the ping timeout */
-           replayed : 1,           /* the request being handled was put back by conn_http_replay */
-           tls_notified : 1;       /* TLS: our close_notify is queued */
-  uint16_t peer_close_code;  /* the code of a close frame the peer started the closing with, or 0 */
-  conn_state state;          /* (here, beside the flags: no padding) */
-  conn_splice_t *splice;     /* CONN_SPLICE: the other server's end (owned until both close) */
-  evloop_task task;           /* deferred gone / resume / release */
-  evloop_task flush;          /* queued output, written once per loop turn */
-  uint64_t ping_ms;          /* when the last ping went out */
-  conn_t *prev, *next;       /* the server's list */
+      replayed : 1,         /* the request being handled was put back by conn_http_replay */
+      tls_notified : 1;     /* TLS: our close_notify is queued */
+  uint16_t peer_close_code; /* the code of a close frame the peer started the closing with, or 0 */
+  conn_state state;         /* (here, beside the flags: no padding) */
+  conn_splice_t *splice;    /* CONN_SPLICE: the other server's end (owned until both close) */
+  evloop_task task;         /* deferred gone / resume / release */
+  evloop_task flush;        /* queued output, written once per loop turn */
+  uint64_t ping_ms;         /* when the last ping went out */
+  conn_t *prev, *next;      /* the server's list */
   char remote[ADDRS_MAX_TEXT];
-  addr_entry *addr;          /* borrowed: the server's count for this address */
+  addr_entry *addr; /* borrowed: the server's count for this address */
 };
 
 /* A connection on env, reading HTTP requests with bodies up to max_body; the
@@ -110,8 +110,7 @@ void conn_ws_close(conn_t *c, uint16_t code, const char *why);
 void conn_ws_close_told(conn_t *c, uint16_t code, const char *why);
 
 /* HTTP response (keep: keep the connection alive, else close after it). */
-void conn_http_reply(conn_t *c, int status, const char *ctype, const char *body, size_t n, const char *extra,
-                     int keep);
+void conn_http_reply(conn_t *c, int status, const char *ctype, const char *body, size_t n, const char *extra, int keep);
 /* Close once everything queued is written. */
 void conn_end(conn_t *c);
 /* Hold the current request's response: input that follows waits (bounded)
@@ -133,8 +132,8 @@ int conn_splice(conn_t *c, const char *head, size_t n, const struct sockaddr *to
 typedef void (*conn_splice_cb)(void *arg, int ok);
 /* conn_splice, and cb is told the answer's status before its bytes go on
  * (the head is gathered first). */
-int conn_splice_watch(conn_t *c, const char *head, size_t n, const struct sockaddr *to, int want,
-                      conn_splice_cb cb, void *arg);
+int conn_splice_watch(conn_t *c, const char *head, size_t n, const struct sockaddr *to, int want, conn_splice_cb cb,
+                      void *arg);
 /* An upgraded connection carried to another server: head (an upgrade request,
  * then any frames to go first, as the client would send them) is sent, then a
  * message the client had begun (as its first fragment) and whatever followed

@@ -7,11 +7,11 @@
 #include "http.h"
 
 typedef struct {
-  const char *framing;     /* "ws" or "socket.io" */
-  const http_req *http;    /* path, query, headers */
+  const char *framing;  /* "ws" or "socket.io" */
+  const http_req *http; /* path, query, headers */
   const char *remote_addr;
-  const char *ns;          /* Socket.IO namespace, NULL for /ws */
-  const char *auth;        /* Socket.IO auth JSON, NULL when none */
+  const char *ns;   /* Socket.IO namespace, NULL for /ws */
+  const char *auth; /* Socket.IO auth JSON, NULL when none */
   size_t auth_len;
 } conn_info;
 

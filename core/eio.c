@@ -15,51 +15,57 @@
 #include "sio.h"
 
 struct eio_session {
-  resume_link *link;           /* borrowed: the user's link while this session carries it, else NULL */
-  peer_rate pre;               /* the rate limit of packets before there is a user */
-  eio_state *e;                /* borrowed */
+  resume_link *link; /* borrowed: the user's link while this session carries it, else NULL */
+  peer_rate pre;     /* the rate limit of packets before there is a user */
+  eio_state *e;      /* borrowed */
   parley_id sid;
   UT_hash_handle hh;
-  conn_t *ws;                  /* the WebSocket transport, once upgraded (or direct) */
-  conn_t *poll;                /* a held GET */
-  conn_t *probe;               /* a WebSocket being probed for the upgrade */
-  conn_t *post;                /* an adopted session's first POST, answered once Redis knows it is here */
-  struct eio_move *move;       /* a move to the node holding the user it resumes, under way */
-  buf_t queue;                 /* polling: packets for the next GET, \x1e-separated */
-  evloop_timer timer;           /* heartbeat */
+  conn_t *ws;            /* the WebSocket transport, once upgraded (or direct) */
+  conn_t *poll;          /* a held GET */
+  conn_t *probe;         /* a WebSocket being probed for the upgrade */
+  conn_t *post;          /* an adopted session's first POST, answered once Redis knows it is here */
+  struct eio_move *move; /* a move to the node holding the user it resumes, under way */
+  buf_t queue;           /* polling: packets for the next GET, \x1e-separated */
+  evloop_timer timer;    /* heartbeat */
   uint64_t ping_ms;
-  unsigned refused;            /* namespace connects refused so far */
+  unsigned refused; /* namespace connects refused so far */
   unsigned awaiting_pong : 1, upgraded : 1, closing : 1, connected : 1,
-           client_closed : 1,  /* the client sent close (1): a held GET gets a noop, not close */
-           poll_keep : 1,      /* the held GET's request allows keep-alive */
-           dropped : 1,        /* it ended without the user leaving: the user may resume */
-           moved : 1,          /* it went on at another node: a held GET gets a noop */
-           keep_claim : 1,     /* it tried to move: Redis's record of it may be another node's now */
-           no_move : 1,        /* a move failed: what it resumes is looked for here only */
-           restart : 1;        /* a drain closed it: a WebSocket transport gets 1012 */
-  evloop_task task;             /* the deferred end of a closing session */
-  const char *why;             /* why it is closing (a string constant) */
-  char *ns;                    /* the connected Socket.IO namespace: ns_root, or its own copy (owned) */
-  char *hs;                    /* the handshake request as HTTP text (http_req_snapshot), for on_connect;
+      client_closed : 1, /* the client sent close (1): a held GET gets a noop, not close */
+      poll_keep : 1,     /* the held GET's request allows keep-alive */
+      dropped : 1,       /* it ended without the user leaving: the user may resume */
+      moved : 1,         /* it went on at another node: a held GET gets a noop */
+      keep_claim : 1,    /* it tried to move: Redis's record of it may be another node's now */
+      no_move : 1,       /* a move failed: what it resumes is looked for here only */
+      restart : 1;       /* a drain closed it: a WebSocket transport gets 1012 */
+  evloop_task task;      /* the deferred end of a closing session */
+  const char *why;       /* why it is closing (a string constant) */
+  char *ns;              /* the connected Socket.IO namespace: ns_root, or its own copy (owned) */
+  char *hs;              /* the handshake request as HTTP text (http_req_snapshot), for on_connect;
                                 * allocated with the session (it follows the struct), never changed */
   size_t hs_len;
-  char *poll_cors;             /* the CORS header line for the held GET (owned), or NULL */
-  char *remote;                /* the client's address (forwarded by a trusted proxy, or the peer's);
+  char *poll_cors;  /* the CORS header line for the held GET (owned), or NULL */
+  char *remote;     /* the client's address (forwarded by a trusted proxy, or the peer's);
                                 * allocated with the session, after the handshake text */
-  addr_entry *addr;            /* borrowed: its counts in the server's table */
+  addr_entry *addr; /* borrowed: its counts in the server's table */
 };
 
-#define EIO_MAX_REFUSED 3        /* refused namespace connects before the session is closed */
+#define EIO_MAX_REFUSED 3 /* refused namespace connects before the session is closed */
 
-enum { EIO_ERR_TRANSPORT = 0, EIO_ERR_SID = 1, EIO_ERR_METHOD = 2, EIO_ERR_BAD = 3, EIO_ERR_FORBIDDEN = 4,
-       EIO_ERR_VERSION = 5 };
+enum {
+  EIO_ERR_TRANSPORT = 0,
+  EIO_ERR_SID = 1,
+  EIO_ERR_METHOD = 2,
+  EIO_ERR_BAD = 3,
+  EIO_ERR_FORBIDDEN = 4,
+  EIO_ERR_VERSION = 5
+};
 
 static void sess_close(eio_session *s, const char *why);
 static int may_move(const eio_session *s);
 static int foreign_pid(eio_session *s, const char *p, size_t n, char pid[ID_LEN + 1]);
 static int move_start(eio_session *s, conn_t *post, http_req *r, const char *pid, const char *p, size_t n);
 static void move_stash(eio_session *s, const char *p, size_t n);
-static char ns_root[] = "/";   /* the default namespace, which nearly every session uses: not copied */
+static char ns_root[] = "/"; /* the default namespace, which nearly every session uses: not copied */
 static const conn_handlers ws_handlers, poll_handlers;
 static policy_t *pol(const eio_state *e) { return e->admit->ctx->policy; }
 
@@ -78,7 +84,8 @@ static const char *cors(const eio_state *e, http_req *r, char line[CORS_LINE_MAX
   const char *origin = http_req_header(r, "origin", &n);
   if (!origin || !policy_origin_allowed(pol(e), NULL, origin, n, &any)) return NULL;
   if (any) return "Access-Control-Allow-Origin: *\r\n";
-  snprintf(line, CORS_LINE_MAX, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n", (int)(n < 512 ? n : 512), origin);
+  snprintf(line, CORS_LINE_MAX, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n", (int)(n < 512 ? n : 512),
+           origin);
   return line;
 }
 
@@ -102,8 +109,11 @@ static void sess_sendv(eio_session *s, const uv_buf_t *parts, int nparts) {
   int rc = 0;
   if (s->queue.len) rc = buf_putc(&s->queue, EIO_SEPARATOR);
   for (int i = 0; i < nparts && !rc; i++) rc = buf_append(&s->queue, parts[i].base, parts[i].len);
-  if (rc) { sess_close(s, "slow consumer: polling queue over its cap"); return; }
-  if (s->poll) conn_flush_soon(s->poll);  /* the held GET is answered at the flush */
+  if (rc) {
+    sess_close(s, "slow consumer: polling queue over its cap");
+    return;
+  }
+  if (s->poll) conn_flush_soon(s->poll); /* the held GET is answered at the flush */
 }
 
 /* For log lines: " tenant=T user=U" once the session's namespace connect made
@@ -137,7 +147,11 @@ static int sio_event_head(char *out, size_t cap, const char *ns, const char *nam
   if (nsl + nl + 8 > cap) return -1;
   out[o++] = '4';
   out[o++] = '2';
-  if (nsl) { memcpy(out + o, ns, nsl); o += nsl; out[o++] = ','; }
+  if (nsl) {
+    memcpy(out + o, ns, nsl);
+    o += nsl;
+    out[o++] = ',';
+  }
   out[o++] = '[';
   out[o++] = '"';
   memcpy(out + o, name, nl);
@@ -152,8 +166,14 @@ static int sio_event_head(char *out, size_t cap, const char *ns, const char *nam
 static int offset_tail(char out[32], uint64_t pos) {
   char digits[20];
   int n = 0, o = 0;
-  if (!pos) { out[0] = ']'; return 1; }
-  do { digits[n++] = (char)('0' + pos % 10); pos /= 10; } while (pos);
+  if (!pos) {
+    out[0] = ']';
+    return 1;
+  }
+  do {
+    digits[n++] = (char)('0' + pos % 10);
+    pos /= 10;
+  } while (pos);
   out[o++] = ',';
   out[o++] = '"';
   while (n) out[o++] = digits[--n];
@@ -170,7 +190,7 @@ static int sio_send(eio_session *s, const char *name, const uv_buf_t *parts, int
   char head[SIO_MAX_NAMESPACE + 96], tail[32];
   uv_buf_t all[PEER_MAX_PARTS + 2];
   if (s->closing) return PARLEY_EIO;
-  const char *ns = s->ns[1] ? s->ns : "";  /* packets leave out the default namespace "/" */
+  const char *ns = s->ns[1] ? s->ns : ""; /* packets leave out the default namespace "/" */
   int hl = ack && ack->ack_id >= 0 ? snprintf(head, sizeof head, "43%s%s%lld[", ns, ns[0] ? "," : "", ack->ack_id)
                                    : sio_event_head(head, sizeof head, ns, name ? name : "", nparts);
   if (hl < 0 || (size_t)hl >= sizeof head || nparts > PEER_MAX_PARTS) return PARLEY_EINVAL;
@@ -189,7 +209,7 @@ static int carrier_send(void *carrier, const char *name, const uv_buf_t *parts, 
 }
 
 static int carrier_ack(void *carrier, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
-  return sio_send(carrier, NULL, parts, nparts, ack, 0);  /* 43<id>[...], or 43<id>[] without parts */
+  return sio_send(carrier, NULL, parts, nparts, ack, 0); /* 43<id>[...], or 43<id>[] without parts */
 }
 
 static void carrier_close(void *carrier, const char *why) {
@@ -223,12 +243,12 @@ static void on_heartbeat(evloop_timer *t);
 /* The link's ring grew: the heartbeat's ping now rather than at its time. */
 static void carrier_ping(void *carrier) {
   eio_session *s = carrier;
-  if (!s->awaiting_pong && !s->closing) on_heartbeat(&s->timer);  /* (the heartbeat goes on from there) */
+  if (!s->awaiting_pong && !s->closing) on_heartbeat(&s->timer); /* (the heartbeat goes on from there) */
 }
 
 /* Event data that is not ["name", ...] breaks Socket.IO's framing: the session is closed. */
-static const resume_carrier_ops sio_carrier = {carrier_send, carrier_ack, carrier_close, carrier_let_go, carrier_ended,
-                                               carrier_ping, 1, 1};
+static const resume_carrier_ops sio_carrier = {
+    carrier_send, carrier_ack, carrier_close, carrier_let_go, carrier_ended, carrier_ping, 1, 1};
 
 /* The session drops (a transport gone, a ping timeout, an Engine.IO close):
  * its user is kept for a resume. */
@@ -241,9 +261,12 @@ static void sess_drop(eio_session *s, const char *why) {
 
 static void on_heartbeat(evloop_timer *t) {
   eio_session *s = (eio_session *)((char *)t - offsetof(eio_session, timer));
-  if (s->awaiting_pong) { sess_drop(s, "no pong within the ping timeout"); return; }
+  if (s->awaiting_pong) {
+    sess_drop(s, "no pong within the ping timeout");
+    return;
+  }
   sess_send_str(s, "2");
-  if (s->link) resume_ping(s->link);  /* its pong proves what came before it was read */
+  if (s->link) resume_ping(s->link); /* its pong proves what came before it was read */
   s->awaiting_pong = 1;
   s->ping_ms = evloop_now(s->e->ev);
   evloop_timer_start(s->e->ev, &s->timer, s->e->ping_timeout_ms, on_heartbeat);
@@ -284,7 +307,7 @@ static void sess_finish(evloop_task *t) {
   s->link = NULL;
   s->connected = 0;
   if (l) resume_carrier_gone(l, s, s->dropped);
-  if (s->poll) {  /* the waiting GET learns of the close: a noop when the client asked for it */
+  if (s->poll) { /* the waiting GET learns of the close: a noop when the client asked for it */
     conn_t *c = s->poll;
     detach(s, c);
     conn_http_reply(c, 200, "text/plain; charset=UTF-8", s->client_closed || s->moved ? "6" : "1", 1, s->poll_cors,
@@ -303,7 +326,7 @@ static void sess_finish(evloop_task *t) {
   if (ws) conn_ws_close(ws, code, s->why);
   if (probe) conn_ws_close(probe, code, s->why);
   evloop_timer_stop(s->e->ev, &s->timer);
-  sess_free(s);  /* nothing holds it now: out of the table, its transports detached */
+  sess_free(s); /* nothing holds it now: out of the table, its transports detached */
 }
 
 /* Session caps: how many there are, per client address, and their handshake copies. */
@@ -363,9 +386,12 @@ static eio_session *sess_new(eio_state *e, http_req *r, const char *remote, addr
   if (!s) return NULL;
   if (sid) snprintf(s->sid.s, sizeof s->sid.s, "%s", sid);
   else do {
-    if (ids_new(&s->sid)) { free(s); return NULL; }
-    HASH_FIND_STR(e->sessions, s->sid.s, dup);
-  } while (dup);
+      if (ids_new(&s->sid)) {
+        free(s);
+        return NULL;
+      }
+      HASH_FIND_STR(e->sessions, s->sid.s, dup);
+    } while (dup);
   s->e = e;
   s->task.run = sess_finish;
   s->ns = ns_root;
@@ -373,7 +399,8 @@ static eio_session *sess_new(eio_state *e, http_req *r, const char *remote, addr
   buf_init(&s->queue, e->queue_cap);
   evloop_timer_start(e->ev, &s->timer, e->ping_interval_ms, on_heartbeat);
   HASH_ADD_STR(e->sessions, sid.s, s);
-  if (!sid && e->cluster && *e->cluster) cluster_claim(*e->cluster, 's', s->sid.s, 1);  /* polls may come through any node */
+  if (!sid && e->cluster && *e->cluster)
+    cluster_claim(*e->cluster, 's', s->sid.s, 1); /* polls may come through any node */
   return s;
 }
 
@@ -393,7 +420,8 @@ static size_t max_payload(const eio_state *e) { return policy_limits_of(pol(e), 
 
 /* The open packet: 0{"sid",…}. */
 static int open_packet(eio_session *s, int with_upgrades, buf_t *pkt) {
-  return buf_printf(pkt, "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%llu,\"pingTimeout\":%llu,\"maxPayload\":%zu}",
+  return buf_printf(pkt,
+                    "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%llu,\"pingTimeout\":%llu,\"maxPayload\":%zu}",
                     s->sid.s, with_upgrades ? "\"websocket\"" : "", (unsigned long long)s->e->ping_interval_ms,
                     (unsigned long long)s->e->ping_timeout_ms, max_payload(s->e));
 }
@@ -404,7 +432,10 @@ static void sio_connect_error(eio_session *s, const char *ns, size_t ns_len, con
   buf_t pkt;
   buf_init(&pkt, 0);
   buf_puts(&pkt, "44");
-  if (!(ns_len == 1 && ns[0] == '/')) { buf_append(&pkt, ns, ns_len); buf_putc(&pkt, ','); }
+  if (!(ns_len == 1 && ns[0] == '/')) {
+    buf_append(&pkt, ns, ns_len);
+    buf_putc(&pkt, ',');
+  }
   buf_puts(&pkt, "{\"message\":");
   jw_string(&pkt, msg, strlen(msg));
   buf_putc(&pkt, '}');
@@ -425,7 +456,7 @@ static int sio_accept(eio_session *s, const sio_packet *sp, const char *ns, http
     s->link = l;
     return 1;
   } else {
-    resume_end(l);  /* never a user */
+    resume_end(l); /* never a user */
   }
   sio_connect_error(s, sp->ns, sp->ns_len, why.msg);
   return 0;
@@ -457,7 +488,7 @@ static int sio_resume(eio_session *s, const sio_packet *sp, const char *ns, http
     sio_connect_error(s, sp->ns, sp->ns_len, why.msg);
     return -1;
   }
-  if (resume_attach(l, &sio_carrier, s, *last, 0)) {  /* what it missed is gone: so is the user */
+  if (resume_attach(l, &sio_carrier, s, *last, 0)) { /* what it missed is gone: so is the user */
     if (l->carrier) l->ops->let_go(l->carrier, "its resume failed");
     l->carrier = NULL;
     resume_end(l);
@@ -472,14 +503,14 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
   char ns[SIO_MAX_NAMESPACE + 1];
   memcpy(ns, sp->ns, sp->ns_len);
   ns[sp->ns_len] = 0;
-  if (s->connected) {  /* one namespace per session */
+  if (s->connected) { /* one namespace per session */
     if (strcmp(ns, s->ns) != 0) sio_connect_error(s, sp->ns, sp->ns_len, "one namespace per connection");
     else sio_send_connected(s);
     return;
   }
   /* the namespace to keep once connected: the one kept already, the root, or a copy */
   char *keep = strcmp(ns, s->ns) == 0 ? s->ns : strcmp(ns, ns_root) == 0 ? ns_root : strdup(ns);
-  http_req *hs = keep ? malloc(sizeof *hs) : NULL;  /* the handshake, read back for the policy */
+  http_req *hs = keep ? malloc(sizeof *hs) : NULL; /* the handshake, read back for the policy */
   if (!hs || http_req_from_snapshot(hs, s->hs, s->hs_len)) {
     if (hs) http_req_free(hs);
     free(hs);
@@ -492,9 +523,9 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
   int ok = resumed > 0 || (resumed == 0 && sio_accept(s, sp, ns, hs));
   http_req_free(hs);
   free(hs);
-  if (!ok && ++s->refused >= EIO_MAX_REFUSED) {  /* each try runs on_connect: not a loop to offer */
-    log_info("socket.io session %s from %s%s: %u namespace connects refused, closing", s->sid.s, s->remote,
-             sess_who(s), s->refused);
+  if (!ok && ++s->refused >= EIO_MAX_REFUSED) { /* each try runs on_connect: not a loop to offer */
+    log_info("socket.io session %s from %s%s: %u namespace connects refused, closing", s->sid.s, s->remote, sess_who(s),
+             s->refused);
     sess_close(s, "namespace connects refused");
   }
   if (!ok) {
@@ -516,7 +547,8 @@ static void sio_connect(eio_session *s, const sio_packet *sp) {
 static int rate_ok(eio_session *s) {
   int rc = s->link ? proto_rate_charge(&s->link->peer) : proto_rate_charge_anon(&s->pre, s->e->admit->ctx);
   if (rc == PARLEY_EPROTO) {
-    log_info("socket.io session %s from %s%s: rate limit exceeded persistently, closing", s->sid.s, s->remote, sess_who(s));
+    log_info("socket.io session %s from %s%s: rate limit exceeded persistently, closing", s->sid.s, s->remote,
+             sess_who(s));
     sess_close(s, "rate limit exceeded persistently");
   }
   return rc == 0;
@@ -532,32 +564,29 @@ static void sio_message(eio_session *s, const char *p, size_t n) {
     return;
   }
   int ns_ok = sp.ns_len == strlen(s->ns) && memcmp(sp.ns, s->ns, sp.ns_len) == 0;
-  if (sp.type != SIO_EVENT && !rate_ok(s)) return;  /* events count in the event layer */
+  if (sp.type != SIO_EVENT && !rate_ok(s)) return; /* events count in the event layer */
   switch (sp.type) {
-    case SIO_CONNECT:
-      sio_connect(s, &sp);
-      break;
-    case SIO_DISCONNECT:
-      if (s->connected && ns_ok) {  /* socket.disconnect(): the user leaves for good */
-        resume_link *l = s->link;
-        s->link = NULL;
-        s->connected = 0;
-        resume_end(l);
-      }
-      break;
-    case SIO_EVENT: {
-      if (!s->connected || !ns_ok) {
-        log_warn("socket.io session %s from %s%s: event outside a connected namespace, closing", s->sid.s,
-                 s->remote, sess_who(s));
-        sess_close(s, "event before connect");
-        return;
-      }
-      proto_ack ack = {sp.ack};
-      proto_handle(&s->link->peer, sp.data, sp.len, &ack);
-      break;
+  case SIO_CONNECT: sio_connect(s, &sp); break;
+  case SIO_DISCONNECT:
+    if (s->connected && ns_ok) { /* socket.disconnect(): the user leaves for good */
+      resume_link *l = s->link;
+      s->link = NULL;
+      s->connected = 0;
+      resume_end(l);
     }
-    case SIO_ACK:  /* the server asks for no acks */
-      break;
+    break;
+  case SIO_EVENT: {
+    if (!s->connected || !ns_ok) {
+      log_warn("socket.io session %s from %s%s: event outside a connected namespace, closing", s->sid.s, s->remote,
+               sess_who(s));
+      sess_close(s, "event before connect");
+      return;
+    }
+    proto_ack ack = {sp.ack};
+    proto_handle(&s->link->peer, sp.data, sp.len, &ack);
+    break;
+  }
+  case SIO_ACK: /* the server asks for no acks */ break;
   }
 }
 
@@ -567,13 +596,13 @@ static void upgrade_done(eio_session *s, conn_t *c) {
   s->probe = NULL;
   s->ws = c;
   s->upgraded = 1;
-  if (s->poll) {  /* release a GET still waiting (it should have had the noop already) */
+  if (s->poll) { /* release a GET still waiting (it should have had the noop already) */
     conn_t *pc = s->poll;
     detach(s, pc);
     conn_http_reply(pc, 200, "text/plain; charset=UTF-8", "6", 1, NULL, 1);
     conn_http_resume(pc);
   }
-  size_t pos = 0;  /* what was queued for polling now goes over the WebSocket, in order */
+  size_t pos = 0; /* what was queued for polling now goes over the WebSocket, in order */
   const char *one;
   size_t len;
   buf_t q = s->queue;
@@ -589,30 +618,33 @@ static void eio_packet(eio_session *s, const char *p, size_t n, conn_t *from) {
   if (type != EIO_MESSAGE && !rate_ok(s)) return;
   if (on_probe && type != EIO_PING && type != EIO_UPGRADE) type = -1;
   switch (type) {
-    case EIO_PING:
-      if (on_probe && n == 6 && memcmp(p + 1, "probe", 5) == 0) {
-        conn_ws_send_text(from, "3probe", 6);
-        sess_send_str(s, "6");  /* lets the waiting GET return */
-      } else if (!on_probe) {
-        uv_buf_t pong[2] = {uv_buf_init("3", 1), uv_buf_init((char *)p + 1, (unsigned)(n - 1))};
-        sess_sendv(s, pong, 2);
-      } else {
-        sess_close(s, "bad probe");
-      }
-      break;
-    case EIO_PONG: on_pong(s); break;
-    case EIO_MESSAGE: sio_message(s, p + 1, n - 1); break;
-    case EIO_UPGRADE:
-      if (on_probe && n == 1 && s->move) sess_close(s, "upgrade while its session moved");
-      else if (on_probe && n == 1) upgrade_done(s, from);
-      else sess_close(s, "unexpected upgrade packet");
-      break;
-    case EIO_NOOP: break;
-    case EIO_CLOSE: s->client_closed = 1; sess_drop(s, "client closed"); break;  /* engine.close(): may resume */
-    default:
-      log_warn("socket.io session %s from %s%s: malformed engine packet, closing", s->sid.s, s->remote, sess_who(s));
-      sess_close(s, "malformed engine packet");
-      break;
+  case EIO_PING:
+    if (on_probe && n == 6 && memcmp(p + 1, "probe", 5) == 0) {
+      conn_ws_send_text(from, "3probe", 6);
+      sess_send_str(s, "6"); /* lets the waiting GET return */
+    } else if (!on_probe) {
+      uv_buf_t pong[2] = {uv_buf_init("3", 1), uv_buf_init((char *)p + 1, (unsigned)(n - 1))};
+      sess_sendv(s, pong, 2);
+    } else {
+      sess_close(s, "bad probe");
+    }
+    break;
+  case EIO_PONG: on_pong(s); break;
+  case EIO_MESSAGE: sio_message(s, p + 1, n - 1); break;
+  case EIO_UPGRADE:
+    if (on_probe && n == 1 && s->move) sess_close(s, "upgrade while its session moved");
+    else if (on_probe && n == 1) upgrade_done(s, from);
+    else sess_close(s, "unexpected upgrade packet");
+    break;
+  case EIO_NOOP: break;
+  case EIO_CLOSE:
+    s->client_closed = 1;
+    sess_drop(s, "client closed");
+    break; /* engine.close(): may resume */
+  default:
+    log_warn("socket.io session %s from %s%s: malformed engine packet, closing", s->sid.s, s->remote, sess_who(s));
+    sess_close(s, "malformed engine packet");
+    break;
   }
 }
 
@@ -622,7 +654,10 @@ static void on_ws_message(conn_t *c, const char *p, size_t n) {
   if (s->closing) return;
   if (s->ws != c && s->probe != c) return;
   char pid[ID_LEN + 1];
-  if (s->move && c == s->ws) { move_stash(s, p, n); return; }  /* it goes where the session goes */
+  if (s->move && c == s->ws) { /* it goes where the session goes */
+    move_stash(s, p, n);
+    return;
+  }
   if (c == s->ws && may_move(s) && foreign_pid(s, p, n, pid) && move_start(s, NULL, NULL, pid, p, n) == 0) return;
   eio_packet(s, p, n, c);
 }
@@ -631,8 +666,8 @@ static void on_ws_message(conn_t *c, const char *p, size_t n) {
 
 static void poll_answer(conn_t *c, eio_session *s) {
   detach(s, c);
-  conn_http_reply(c, 200, "text/plain; charset=UTF-8", s->queue.data ? s->queue.data : "", s->queue.len,
-                  s->poll_cors, s->poll_keep);
+  conn_http_reply(c, 200, "text/plain; charset=UTF-8", s->queue.data ? s->queue.data : "", s->queue.len, s->poll_cors,
+                  s->poll_keep);
   buf_reset(&s->queue);
 }
 
@@ -652,13 +687,16 @@ static void poll_get(conn_t *c, http_req *r, eio_session *s) {
   }
   conn_set_owner(c, &poll_handlers, s);
   s->poll = c;
-  s->poll_keep = http_req_keep_alive(r) != 0;  /* Connection: close is honoured when the answer comes */
+  s->poll_keep = http_req_keep_alive(r) != 0; /* Connection: close is honoured when the answer comes */
   char buf[CORS_LINE_MAX];
-  const char *line = cors(s->e, r, buf);  /* kept: the answer may come after this request is gone */
+  const char *line = cors(s->e, r, buf); /* kept: the answer may come after this request is gone */
   free(s->poll_cors);
   s->poll_cors = line ? strdup(line) : NULL;
-  if (s->queue.len) { poll_answer(c, s); return; }
-  conn_http_hold(c);  /* answered when a packet is queued (a ping at the latest) */
+  if (s->queue.len) {
+    poll_answer(c, s);
+    return;
+  }
+  conn_http_hold(c); /* answered when a packet is queued (a ping at the latest) */
 }
 
 static void poll_post(conn_t *c, http_req *r, eio_session *s) {
@@ -673,8 +711,7 @@ static void poll_post(conn_t *c, http_req *r, eio_session *s) {
     return;
   pos = 0;
   conn_http_reply(c, 200, "text/html", "ok", 2, cors(s->e, r, line), http_req_keep_alive(r));
-  while (!s->closing && eio_payload_next(body, r->body.len, &pos, &one, &len) == 0)
-    eio_packet(s, one, len, NULL);
+  while (!s->closing && eio_payload_next(body, r->body.len, &pos, &one, &len) == 0) eio_packet(s, one, len, NULL);
 }
 
 static void preflight(const eio_state *e, conn_t *c, http_req *r) {
@@ -701,14 +738,21 @@ static void handshake(eio_state *e, conn_t *c, http_req *r, int websocket) {
   admit_refusal why;
   admit_client_addr(e->admit, c->remote, r, remote);
   conn_info info = {"socket.io", r, remote, NULL, NULL, 0};
-  if (admit_origin(e->admit, &info, &why)) { eio_error(e, c, r, EIO_ERR_FORBIDDEN, "Forbidden"); return; }
+  if (admit_origin(e->admit, &info, &why)) {
+    eio_error(e, c, r, EIO_ERR_FORBIDDEN, "Forbidden");
+    return;
+  }
   if (websocket && !conn_ws_handshake_ok(c, r)) return;
-  if (!websocket && strcmp(http_req_method(r), "GET") != 0) { eio_error(e, c, r, EIO_ERR_METHOD, "Bad handshake method"); return; }
+  if (!websocket && strcmp(http_req_method(r), "GET") != 0) {
+    eio_error(e, c, r, EIO_ERR_METHOD, "Bad handshake method");
+    return;
+  }
   addr_entry *a = addrs_get(e->addrs, remote);
   int refuse = over_caps(e, a);
   if (refuse) {
     char line[CORS_LINE_MAX];
-    log_info("socket.io handshake from %s refused: too many sessions (%s)", remote, refuse == 429 ? "this address" : "in all");
+    log_info("socket.io handshake from %s refused: too many sessions (%s)", remote,
+             refuse == 429 ? "this address" : "in all");
     e->admit->ctx->metrics.refused[refuse == 429 ? ROOMS_REFUSED_MAX_SESSIONS_PER_ADDR : ROOMS_REFUSED_MAX_SESSIONS]++;
     if (a) addrs_release(e->addrs, a);
     conn_http_reply(c, refuse, "application/json", "{\"code\":3,\"message\":\"Too many sessions\"}", 40,
@@ -750,18 +794,18 @@ static void handshake(eio_state *e, conn_t *c, http_req *r, int websocket) {
  * other claims it in Redis before it answers, so later polls, wherever they
  * land, reach it there. */
 
-#define MOVE_STASH_MAX (64u << 10)  /* messages that come on a WebSocket while the user is looked for */
+#define MOVE_STASH_MAX (64u << 10) /* messages that come on a WebSocket while the user is looked for */
 
 typedef struct eio_move {
   eio_state *e;
   parley_id sid;
   char pid[ID_LEN + 1];
-  conn_t *post;                /* the POST it came in (held; NULL once gone or spliced) */
-  int ws;                      /* it came on the WebSocket transport */
-  int keep;                    /* the POST allows keep-alive */
-  char *cors;                  /* the POST's CORS line (owned), or NULL */
-  buf_t stash;                 /* POST: its payload; WebSocket: the messages, each [u32 length][bytes] */
-  struct sockaddr_storage to;  /* the node holding the user */
+  conn_t *post;               /* the POST it came in (held; NULL once gone or spliced) */
+  int ws;                     /* it came on the WebSocket transport */
+  int keep;                   /* the POST allows keep-alive */
+  char *cors;                 /* the POST's CORS line (owned), or NULL */
+  buf_t stash;                /* POST: its payload; WebSocket: the messages, each [u32 length][bytes] */
+  struct sockaddr_storage to; /* the node holding the user */
 } eio_move;
 
 static void move_free(eio_move *mv) {
@@ -833,24 +877,36 @@ static int carry_head(const eio_session *s, int websocket, const char *adopt, si
       rc = buf_append(out, p, n) || buf_putc(out, '&');
     p += n + 1;
   }
-  if (!rc) rc = buf_printf(out, "EIO=4&transport=%s&sid=%s%s%s HTTP/1.1\r\n", websocket ? "websocket" : "polling",
-                           s->sid.s, adopt ? "&adopt=" : "", adopt ? adopt : "");
-  static const char *const skip[] = {"connection", "upgrade", "content-length", "transfer-encoding", "content-type",
-                                     "x-forwarded-for", "keep-alive", "sec-websocket-key", "sec-websocket-version",
-                                     "sec-websocket-extensions", "sec-websocket-protocol", NULL};
+  if (!rc)
+    rc = buf_printf(out, "EIO=4&transport=%s&sid=%s%s%s HTTP/1.1\r\n", websocket ? "websocket" : "polling", s->sid.s,
+                    adopt ? "&adopt=" : "", adopt ? adopt : "");
+  static const char *const skip[] = {"connection",
+                                     "upgrade",
+                                     "content-length",
+                                     "transfer-encoding",
+                                     "content-type",
+                                     "x-forwarded-for",
+                                     "keep-alive",
+                                     "sec-websocket-key",
+                                     "sec-websocket-version",
+                                     "sec-websocket-extensions",
+                                     "sec-websocket-protocol",
+                                     NULL};
   for (int i = 0; i < hs->nhdrs && !rc; i++) {
     const http_hdr *h = &hs->hdrs[i];
     const char *name = hs->arena.data + h->name_off;
     int keep = 1;
-    for (int k = 0; skip[k] && keep; k++) keep = !(h->name_len == strlen(skip[k]) && !memcmp(name, skip[k], h->name_len));
-    if (keep) rc = buf_printf(out, "%.*s: %.*s\r\n", (int)h->name_len, name, (int)h->val_len, hs->arena.data + h->val_off);
+    for (int k = 0; skip[k] && keep; k++)
+      keep = !(h->name_len == strlen(skip[k]) && !memcmp(name, skip[k], h->name_len));
+    if (keep)
+      rc = buf_printf(out, "%.*s: %.*s\r\n", (int)h->name_len, name, (int)h->val_len, hs->arena.data + h->val_off);
   }
   if (!rc) rc = buf_printf(out, "X-Forwarded-For: %s\r\n", s->remote);
   if (!rc && websocket)
-    rc = buf_puts(out, "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                       "Sec-WebSocket-Key: cGFybGV5LWNhcnJ5LXdzIQ==\r\n\r\n");
-  else if (!rc)
-    rc = buf_printf(out, "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: %zu\r\n\r\n", body);
+    rc = buf_puts(out,
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                  "Sec-WebSocket-Key: cGFybGV5LWNhcnJ5LXdzIQ==\r\n\r\n");
+  else if (!rc) rc = buf_printf(out, "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: %zu\r\n\r\n", body);
   http_req_free(hs);
   free(hs);
   return rc;
@@ -864,7 +920,8 @@ static void move_probe(eio_session *s, const eio_move *mv) {
   if (!c) return;
   detach(s, c);
   buf_init(&head, 0);
-  if (carry_head(s, 1, NULL, 0, &head) || conn_splice_ws(c, head.data, head.len, (const struct sockaddr *)&mv->to, NULL, NULL))
+  if (carry_head(s, 1, NULL, 0, &head) ||
+      conn_splice_ws(c, head.data, head.len, (const struct sockaddr *)&mv->to, NULL, NULL))
     conn_close(c, "its session moved");
   buf_free(&head);
 }
@@ -876,13 +933,13 @@ static void on_move_done(void *arg, int ok) {
   if (s && s->move == mv) {
     s->move = NULL;
     if (ok) {
-      log_info("socket.io session %s from %s%s moved to the node holding the user it recovers", s->sid.s,
-               s->remote, sess_who(s));
+      log_info("socket.io session %s from %s%s moved to the node holding the user it recovers", s->sid.s, s->remote,
+               sess_who(s));
       move_probe(s, mv);
       s->moved = 1;
       sess_close(s, "moved to another node");
     } else {
-      s->no_move = 1;  /* a POST not taken there is read again here (or the client had the refusal) */
+      s->no_move = 1; /* a POST not taken there is read again here (or the client had the refusal) */
       if (mv->ws) sess_close(s, "its move to another node failed");
     }
   }
@@ -901,9 +958,12 @@ static int move_send(eio_session *s, eio_move *mv) {
       mv->post = NULL;
       conn_release_owner(c);
       rc = conn_splice_watch(c, head.data, head.len, (const struct sockaddr *)&mv->to, 200, on_move_done, mv);
-      if (rc) { conn_set_owner(c, &move_post_handlers, mv); mv->post = c; }
+      if (rc) {
+        conn_set_owner(c, &move_post_handlers, mv);
+        mv->post = c;
+      }
     } else if (!rc) {
-      rc = PARLEY_EIO;  /* the client is gone */
+      rc = PARLEY_EIO; /* the client is gone */
     }
   } else {
     rc = carry_head(s, 1, mv->pid, 0, &head);
@@ -918,11 +978,11 @@ static int move_send(eio_session *s, eio_move *mv) {
     conn_t *c = s->ws;
     if (!rc && c) {
       detach(s, c);
-      evloop_timer_stop(s->e->ev, &s->timer);  /* the other node keeps the heartbeat now */
+      evloop_timer_stop(s->e->ev, &s->timer); /* the other node keeps the heartbeat now */
       if (conn_splice_ws(c, head.data, head.len, (const struct sockaddr *)&mv->to, on_move_done, mv)) {
         conn_close(c, "its session could not move");
         sess_close(s, "its move to another node failed");
-        rc = 0;  /* nothing more to do here */
+        rc = 0; /* nothing more to do here */
         s->move = NULL;
         move_free(mv);
       }
@@ -964,13 +1024,15 @@ static void move_here(eio_session *s, eio_move *mv) {
 static void on_move_located(void *arg, const struct sockaddr *node) {
   eio_move *mv = arg;
   eio_session *s = live_session(mv->e, mv->sid.s);
-  if (!s || s->move != mv) {  /* the session ended meanwhile */
+  if (!s || s->move != mv) { /* the session ended meanwhile */
     if (mv->post) conn_close(mv->post, "its session ended");
     move_free(mv);
     return;
   }
-  log_debug("socket.io session %s: the user it recovers is %s", s->sid.s, node ? "at another node" : "not at another node");
-  if (node) memcpy(&mv->to, node, node->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+  log_debug("socket.io session %s: the user it recovers is %s", s->sid.s,
+            node ? "at another node" : "not at another node");
+  if (node)
+    memcpy(&mv->to, node, node->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
   if (!node || move_send(s, mv)) move_here(s, mv);
 }
 
@@ -997,7 +1059,7 @@ static int move_start(eio_session *s, conn_t *post, http_req *r, const char *pid
     return PARLEY_EIO;
   }
   s->move = mv;
-  s->keep_claim = 1;  /* from now on Redis may name the other node for it */
+  s->keep_claim = 1; /* from now on Redis may name the other node for it */
   if (post) {
     mv->post = post;
     conn_http_hold(post);
@@ -1113,25 +1175,46 @@ void eio_request(eio_state *e, conn_t *c, http_req *r) {
   const char *q, *v;
   size_t qn, vn;
   http_req_query(r, &q, &qn);
-  if (strcmp(http_req_method(r), "OPTIONS") == 0) { preflight(e, c, r); return; }
+  if (strcmp(http_req_method(r), "OPTIONS") == 0) {
+    preflight(e, c, r);
+    return;
+  }
   v = http_query_get(q, qn, "EIO", &vn);
-  if (!query_is(v, vn, "4")) { eio_error(e, c, r, EIO_ERR_VERSION, "Unsupported protocol version"); return; }
+  if (!query_is(v, vn, "4")) {
+    eio_error(e, c, r, EIO_ERR_VERSION, "Unsupported protocol version");
+    return;
+  }
   v = http_query_get(q, qn, "transport", &vn);
   int websocket = query_is(v, vn, "websocket");
-  if (!websocket && !query_is(v, vn, "polling")) { eio_error(e, c, r, EIO_ERR_TRANSPORT, "Transport unknown"); return; }
-  if (websocket != http_req_is_upgrade(r) && websocket) { eio_error(e, c, r, EIO_ERR_BAD, "Bad request"); return; }
+  if (!websocket && !query_is(v, vn, "polling")) {
+    eio_error(e, c, r, EIO_ERR_TRANSPORT, "Transport unknown");
+    return;
+  }
+  if (websocket != http_req_is_upgrade(r) && websocket) {
+    eio_error(e, c, r, EIO_ERR_BAD, "Bad request");
+    return;
+  }
   v = http_query_get(q, qn, "sid", &vn);
-  if (!v) { handshake(e, c, r, websocket); return; }
+  if (!v) {
+    handshake(e, c, r, websocket);
+    return;
+  }
   eio_session *s = NULL;
   if (vn == ID_LEN) HASH_FIND(hh, e->sessions, v, ID_LEN, s);
   size_t an;
   const char *adopt_pid = http_query_get(q, qn, "adopt", &an);
-  if (adopt_pid && !(s && s->no_move)) { adopt(e, c, r, websocket, v, vn, adopt_pid, an); return; }  /* (else: a move that failed, read here) */
-  if (!s || s->closing) { eio_error(e, c, r, EIO_ERR_SID, "Session ID unknown"); return; }
-  if (websocket) {  /* the upgrade probe */
+  if (adopt_pid && !(s && s->no_move)) { /* (else: a move that failed, read here) */
+    adopt(e, c, r, websocket, v, vn, adopt_pid, an);
+    return;
+  }
+  if (!s || s->closing) {
+    eio_error(e, c, r, EIO_ERR_SID, "Session ID unknown");
+    return;
+  }
+  if (websocket) { /* the upgrade probe */
     if (!conn_ws_handshake_ok(c, r)) return;
     conn_ws_accept(c, r, max_payload(e), 0);
-    if (s->upgraded || s->probe) {  /* as the reference server: accepted, then closed */
+    if (s->upgraded || s->probe) { /* as the reference server: accepted, then closed */
       conn_ws_close(c, WS_CLOSE_NORMAL, "transport already upgraded");
       return;
     }
@@ -1139,7 +1222,10 @@ void eio_request(eio_state *e, conn_t *c, http_req *r) {
     s->probe = c;
     return;
   }
-  if (s->upgraded) { eio_error(e, c, r, EIO_ERR_BAD, "Bad request"); return; }
+  if (s->upgraded) {
+    eio_error(e, c, r, EIO_ERR_BAD, "Bad request");
+    return;
+  }
   if (strcmp(http_req_method(r), "GET") == 0) poll_get(c, r, s);
   else if (strcmp(http_req_method(r), "POST") == 0) poll_post(c, r, s);
   else eio_error(e, c, r, EIO_ERR_BAD, "Bad request");
@@ -1175,7 +1261,7 @@ size_t eio_restart(eio_state *e, size_t n) {
   HASH_ITER(hh, e->sessions, s, tmp) {
     if (done == n) break;
     s->restart = 1;
-    sess_drop(s, "service restart");  /* out of the table: the next call finds the others */
+    sess_drop(s, "service restart"); /* out of the table: the next call finds the others */
     done++;
   }
   return done;

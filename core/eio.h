@@ -17,17 +17,17 @@
 typedef struct eio_session eio_session;
 
 typedef struct {
-  evloop_t *ev;            /* borrowed */
-  const admit_t *admit;      /* borrowed: admission, and the event layer's context */
-  resume_state *resume;      /* borrowed: the links users are resumed through */
-  addrs_t *addrs;            /* borrowed: sessions per client address */
+  evloop_t *ev;         /* borrowed */
+  const admit_t *admit; /* borrowed: admission, and the event layer's context */
+  resume_state *resume; /* borrowed: the links users are resumed through */
+  addrs_t *addrs;       /* borrowed: sessions per client address */
   uint64_t ping_interval_ms, ping_timeout_ms;
-  size_t queue_cap;          /* bytes a polling session may queue before it counts as slow */
+  size_t queue_cap; /* bytes a polling session may queue before it counts as slow */
   size_t max_sessions, max_sessions_per_addr;
-  size_t max_handshake_bytes;  /* handshake copies that sessions keep, in all */
-  cluster_t *const *cluster; /* borrowed: the server's (NULL inside: a single node) */
-  eio_session *sessions;     /* by sid (owned) */
-  size_t hs_bytes;           /* their handshake copies */
+  size_t max_handshake_bytes; /* handshake copies that sessions keep, in all */
+  cluster_t *const *cluster;  /* borrowed: the server's (NULL inside: a single node) */
+  eio_session *sessions;      /* by sid (owned) */
+  size_t hs_bytes;            /* their handshake copies */
 } eio_state;
 
 /* Tell the cluster again of every session held here (after Redis came back). */

@@ -113,7 +113,10 @@ static void on_uv_timer(uv_timer_t *h);
 /* Arm the libuv timer for the earliest evloop timer (real clock only). */
 static void rearm(evloop_t *s) {
   if (s->manual || s->closed) return;
-  if (!s->nheap) { uv_timer_stop(&s->timer); return; }
+  if (!s->nheap) {
+    uv_timer_stop(&s->timer);
+    return;
+  }
   uint64_t now = uv_now(s->loop), due = s->heap[0]->due;
   uv_timer_start(&s->timer, on_uv_timer, due > now ? due - now : 0, 0);
 }
@@ -143,10 +146,13 @@ void evloop_timer_stop(evloop_t *s, evloop_timer *t) {
 
 int evloop_timer_start(evloop_t *s, evloop_timer *t, uint64_t ms, void (*cb)(evloop_timer *t)) {
   if (t->slot) heap_remove(s, t);
-  if (s->nheap == s->capheap) {  /* grows only: one slot per timer armed at the same time */
+  if (s->nheap == s->capheap) { /* grows only: one slot per timer armed at the same time */
     size_t nc = s->capheap ? s->capheap * 2 : 64;
     evloop_timer **nh = realloc(s->heap, nc * sizeof *nh);
-    if (!nh) { log_error("out of memory arming a timer"); return PARLEY_ENOMEM; }
+    if (!nh) {
+      log_error("out of memory arming a timer");
+      return PARLEY_ENOMEM;
+    }
     s->heap = nh;
     s->capheap = nc;
   }
@@ -218,7 +224,7 @@ void evloop_close(evloop_t *s) {
   uv_close((uv_handle_t *)&s->check, NULL);
   uv_close((uv_handle_t *)&s->wake, NULL);
   uv_close((uv_handle_t *)&s->timer, NULL);
-  for (size_t i = 0; i < s->nheap; i++) s->heap[i]->slot = 0;  /* nothing fires after the close */
+  for (size_t i = 0; i < s->nheap; i++) s->heap[i]->slot = 0; /* nothing fires after the close */
   free(s->heap);
   s->heap = NULL;
   s->nheap = s->capheap = 0;

@@ -19,22 +19,22 @@
 typedef struct evloop_task_s evloop_task;
 struct evloop_task_s {
   evloop_task *next;
-  void (*run)(evloop_task *t);   /* set by the owner; may free the owner */
+  void (*run)(evloop_task *t); /* set by the owner; may free the owner */
   int queued;
 };
 
 typedef struct evloop_timer_s evloop_timer;
 struct evloop_timer_s {
-  void (*cb)(evloop_timer *t);   /* set by evloop_timer_start */
-  uint64_t due, seq;            /* due time (evloop_now), then start order */
-  size_t slot;                  /* 1 + index in the heap; 0: not armed */
+  void (*cb)(evloop_timer *t); /* set by evloop_timer_start */
+  uint64_t due, seq;           /* due time (evloop_now), then start order */
+  size_t slot;                 /* 1 + index in the heap; 0: not armed */
 };
 
 /* Output buffers written out, kept for the next connection that queues
  * output: an idle connection holds none, and a busy loop does not pay a
  * malloc and a free for every write. */
-#define EVLOOP_SPARES 256          /* at most this many are kept */
-#define EVLOOP_SPARE_MAX (16u << 10)  /* bigger ones (a burst) are freed */
+#define EVLOOP_SPARES 256            /* at most this many are kept */
+#define EVLOOP_SPARE_MAX (16u << 10) /* bigger ones (a burst) are freed */
 
 typedef struct {
   char *data;
@@ -42,18 +42,18 @@ typedef struct {
 } evloop_spare;
 
 typedef struct {
-  uv_loop_t *loop;              /* borrowed */
-  uv_check_t check;             /* the safe point: tasks, flushes */
-  uv_idle_t wake;               /* active while work waits for the check */
-  uv_timer_t timer;             /* armed for the earliest evloop_timer (real clock) */
+  uv_loop_t *loop;  /* borrowed */
+  uv_check_t check; /* the safe point: tasks, flushes */
+  uv_idle_t wake;   /* active while work waits for the check */
+  uv_timer_t timer; /* armed for the earliest evloop_timer (real clock) */
   evloop_task *tasks, *tasks_tail, *flushes, *flushes_tail;
-  evloop_timer **heap;           /* armed timers, earliest first (owned array) */
+  evloop_timer **heap; /* armed timers, earliest first (owned array) */
   size_t nheap, capheap;
   uint64_t seq;
-  int manual;                   /* the clock moves only by evloop_advance */
+  int manual; /* the clock moves only by evloop_advance */
   uint64_t manual_now;
-  int closed;                   /* evloop_close ran: queue work is run by hand */
-  evloop_spare spares[EVLOOP_SPARES];  /* owned */
+  int closed;                         /* evloop_close ran: queue work is run by hand */
+  evloop_spare spares[EVLOOP_SPARES]; /* owned */
   size_t nspares;
   char read_buf[65536];
 } evloop_t;

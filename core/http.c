@@ -38,7 +38,10 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n) {
 static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   http_req *r = req_of(p);
   http_hdr *h = &r->hdrs[r->nhdrs - 1];
-  if (!r->in_value) { h->val_off = (uint32_t)r->arena.len; r->in_value = 1; }
+  if (!r->in_value) {
+    h->val_off = (uint32_t)r->arena.len;
+    r->in_value = 1;
+  }
   return arena_add(r, at, n, &h->val_len, 0);
 }
 
@@ -47,7 +50,8 @@ static int on_header_value_complete(llhttp_t *p) {
   http_req *r = req_of(p);
   if (r->nhdrs == 0) return 0;
   http_hdr *h = &r->hdrs[r->nhdrs - 1];
-  while (h->val_len && (r->arena.data[h->val_off + h->val_len - 1] == ' ' || r->arena.data[h->val_off + h->val_len - 1] == '\t'))
+  while (h->val_len &&
+         (r->arena.data[h->val_off + h->val_len - 1] == ' ' || r->arena.data[h->val_off + h->val_len - 1] == '\t'))
     h->val_len--;
   return 0;
 }
@@ -61,7 +65,7 @@ static int on_body(llhttp_t *p, const char *at, size_t n) {
 
 static int on_headers_complete(llhttp_t *p) {
   req_of(p)->headers_done = 1;
-  return HPE_PAUSED;  /* http_req_feed counts the header block's bytes, then resumes */
+  return HPE_PAUSED; /* http_req_feed counts the header block's bytes, then resumes */
 }
 
 static int on_message_complete(llhttp_t *p) {
@@ -71,6 +75,7 @@ static int on_message_complete(llhttp_t *p) {
 
 /* Constant: shared by every reader of every loop (what llhttp_settings_init
  * would leave NULL stays NULL). */
+/* clang-format off */
 static const llhttp_settings_t settings = {
   .on_url = on_url,
   .on_header_field = on_header_field,
@@ -80,6 +85,7 @@ static const llhttp_settings_t settings = {
   .on_header_value_complete = on_header_value_complete,
   .on_message_complete = on_message_complete,
 };
+/* clang-format on */
 
 void http_req_init(http_req *r, size_t body_cap) {
   memset(r, 0, sizeof *r);
@@ -94,11 +100,11 @@ void http_req_free(http_req *r) {
   buf_free(&r->body);
 }
 
-#define HTTP_KEEP_BODY (16u << 10)  /* body buffers bigger than this are given back after the request */
+#define HTTP_KEEP_BODY (16u << 10) /* body buffers bigger than this are given back after the request */
 
 void http_req_next(http_req *r) {
   buf_reset(&r->arena);
-  if (r->body.cap > HTTP_KEEP_BODY) buf_free(&r->body);  /* a 1 MB POST must not stay for the connection's life */
+  if (r->body.cap > HTTP_KEEP_BODY) buf_free(&r->body); /* a 1 MB POST must not stay for the connection's life */
   else buf_reset(&r->body);
   r->body_too_big = 0;
   r->url_off = r->url_len = 0;
@@ -121,7 +127,7 @@ int http_req_feed(http_req *r, const char *p, size_t n, size_t *used) {
     }
     off += u;
     if (e == HPE_PAUSED && !headers_before && r->headers_done && !r->complete) {
-      llhttp_resume(&r->parser);  /* paused only to count the header block */
+      llhttp_resume(&r->parser); /* paused only to count the header block */
       continue;
     }
     break;
@@ -165,15 +171,20 @@ const char *http_req_header(const http_req *r, const char *lname, size_t *len) {
 }
 
 static int hexv(int c) {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+  return c >= '0' && c <= '9' ? c - '0'
+      : c >= 'a' && c <= 'f'  ? c - 'a' + 10
+      : c >= 'A' && c <= 'F'  ? c - 'A' + 10
+                              : -1;
 }
 
 int http_pct_decode(const char *p, size_t n, char *out, size_t *len, int flags) {
   size_t o = 0;
   for (size_t i = 0; i < n; i++) {
     int ok = p[i] == '%' && i + 2 < n && hexv(p[i + 1]) >= 0 && hexv(p[i + 2]) >= 0;
-    if (ok) { out[o++] = (char)(hexv(p[i + 1]) * 16 + hexv(p[i + 2])); i += 2; }
-    else if (p[i] == '%' && (flags & HTTP_PCT_STRICT)) return PARLEY_EINVAL;
+    if (ok) {
+      out[o++] = (char)(hexv(p[i + 1]) * 16 + hexv(p[i + 2]));
+      i += 2;
+    } else if (p[i] == '%' && (flags & HTTP_PCT_STRICT)) return PARLEY_EINVAL;
     else out[o++] = p[i] == '+' && (flags & HTTP_PCT_PLUS) ? ' ' : p[i];
   }
   *len = o;
@@ -217,30 +228,30 @@ int http_req_from_snapshot(http_req *r, const char *p, size_t n) {
 
 const char *http_status_text(int status) {
   switch (status) {
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 426: return "Upgrade Required";
-    case 413: return "Payload Too Large";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+  case 101: return "Switching Protocols";
+  case 200: return "OK";
+  case 204: return "No Content";
+  case 304: return "Not Modified";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 426: return "Upgrade Required";
+  case 413: return "Payload Too Large";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 503: return "Service Unavailable";
+  default: return "Unknown";
   }
 }
 
-int http_response(buf_t *out, int status, const char *ctype, const char *body, size_t n,
-                  const char *extra, int keep_alive) {
-  int rc = buf_printf(out,
-                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                      "Connection: %s\r\n%s\r\n",
-                      status, http_status_text(status), ctype, n, keep_alive ? "keep-alive" : "close",
-                      extra ? extra : "");
+int http_response(buf_t *out, int status, const char *ctype, const char *body, size_t n, const char *extra,
+                  int keep_alive) {
+  int rc =
+      buf_printf(out,
+                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                 "Connection: %s\r\n%s\r\n",
+                 status, http_status_text(status), ctype, n, keep_alive ? "keep-alive" : "close", extra ? extra : "");
   return rc ? rc : buf_append(out, body, n);
 }
 

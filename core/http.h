@@ -16,15 +16,15 @@ typedef struct {
 
 typedef struct {
   llhttp_t parser;
-  buf_t arena;               /* url and header text (names lower-cased), capped */
+  buf_t arena; /* url and header text (names lower-cased), capped */
   uint32_t url_off, url_len;
   http_hdr hdrs[HTTP_MAX_HEADERS];
   int nhdrs;
-  int in_value;              /* the last header callback was a value */
+  int in_value; /* the last header callback was a value */
   int headers_done;
-  int complete;              /* a whole request has been read */
-  size_t head_bytes;         /* raw bytes of the header block so far */
-  buf_t body;                /* request body, capped by http_req_init's body_cap */
+  int complete;      /* a whole request has been read */
+  size_t head_bytes; /* raw bytes of the header block so far */
+  buf_t body;        /* request body, capped by http_req_init's body_cap */
   int body_too_big;
 } http_req;
 
@@ -67,8 +67,8 @@ int http_req_snapshot_if(const http_req *r, int (*keep)(void *u, const char *nam
 int http_req_from_snapshot(http_req *r, const char *p, size_t n);
 
 /* Append a whole response. extra: more header lines, each ending in \r\n, or NULL. */
-int http_response(buf_t *out, int status, const char *ctype, const char *body, size_t n,
-                  const char *extra, int keep_alive);
+int http_response(buf_t *out, int status, const char *ctype, const char *body, size_t n, const char *extra,
+                  int keep_alive);
 const char *http_status_text(int status);
 
 typedef void (*http_handler)(void *ctx, http_req *r);

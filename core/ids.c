@@ -8,15 +8,20 @@ size_t ids_base64url(const unsigned char *in, size_t n, char *out) {
   size_t o = 0, i = 0;
   for (; i + 2 < n; i += 3) {
     unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-    out[o++] = tbl[v >> 18]; out[o++] = tbl[(v >> 12) & 63];
-    out[o++] = tbl[(v >> 6) & 63]; out[o++] = tbl[v & 63];
+    out[o++] = tbl[v >> 18];
+    out[o++] = tbl[(v >> 12) & 63];
+    out[o++] = tbl[(v >> 6) & 63];
+    out[o++] = tbl[v & 63];
   }
   if (n - i == 1) {
     unsigned v = (unsigned)in[i] << 16;
-    out[o++] = tbl[v >> 18]; out[o++] = tbl[(v >> 12) & 63];
+    out[o++] = tbl[v >> 18];
+    out[o++] = tbl[(v >> 12) & 63];
   } else if (n - i == 2) {
     unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8;
-    out[o++] = tbl[v >> 18]; out[o++] = tbl[(v >> 12) & 63]; out[o++] = tbl[(v >> 6) & 63];
+    out[o++] = tbl[v >> 18];
+    out[o++] = tbl[(v >> 12) & 63];
+    out[o++] = tbl[(v >> 6) & 63];
   }
   out[o] = 0;
   return o;

@@ -5,7 +5,9 @@
 #include <stddef.h>
 
 #define ID_LEN 22
-typedef struct { char s[ID_LEN + 1]; } parley_id;
+typedef struct {
+  char s[ID_LEN + 1];
+} parley_id;
 
 int ids_new(parley_id *out);
 /* base64url without padding of n bytes into out (room for 4*ceil(n/3)+1). */

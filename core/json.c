@@ -12,8 +12,8 @@
 typedef struct {
   const char *p, *end;
   int depth, max_depth;
-  json_index *ix;   /* record the top array's items and item 1's members, or NULL */
-  size_t item;      /* the top-level item being scanned */
+  json_index *ix; /* record the top array's items and item 1's members, or NULL */
+  size_t item;    /* the top-level item being scanned */
 } scan_t;
 
 static void skip_ws(scan_t *s) {
@@ -48,7 +48,10 @@ static int scan_string(scan_t *s) {
     while (s->p < s->end && plain[(unsigned char)*s->p]) s->p++;
     if (s->p >= s->end) break;
     unsigned char c = (unsigned char)*s->p;
-    if (c == '"') { s->p++; return 0; }
+    if (c == '"') {
+      s->p++;
+      return 0;
+    }
     if (c < 0x20) return PARLEY_EINVAL;
     if (c == '\\') {
       if (++s->p >= s->end) return PARLEY_EINVAL;
@@ -63,7 +66,10 @@ static int scan_string(scan_t *s) {
       }
       continue;
     }
-    if (c < 0x80) { s->p++; continue; }
+    if (c < 0x80) {
+      s->p++;
+      continue;
+    }
     size_t len = utf8_seq_len((const unsigned char *)s->p, (size_t)(s->end - s->p));
     if (!len) return PARLEY_EUTF8;
     s->p += len;
@@ -112,7 +118,10 @@ static void index_item(scan_t *s, json_span v) {
 
 static void index_member(scan_t *s, json_span k, json_span v) {
   json_index *ix = s->ix;
-  if (ix->nmembers < JSON_INDEX_MEMBERS) { ix->members[ix->nmembers].key = k; ix->members[ix->nmembers].val = v; }
+  if (ix->nmembers < JSON_INDEX_MEMBERS) {
+    ix->members[ix->nmembers].key = k;
+    ix->members[ix->nmembers].val = v;
+  }
   ix->nmembers++;
 }
 
@@ -120,10 +129,14 @@ static int scan_container(scan_t *s, int is_object) {
   char close = is_object ? '}' : ']';
   if (++s->depth > s->max_depth) return PARLEY_ETOOBIG;
   int items = s->ix && s->depth == 1 && !is_object;                  /* the event array */
-  int members = s->ix && s->depth == 2 && is_object && s->item == 1;  /* its payload object */
+  int members = s->ix && s->depth == 2 && is_object && s->item == 1; /* its payload object */
   s->p++;
   skip_ws(s);
-  if (s->p < s->end && *s->p == close) { s->p++; s->depth--; return 0; }
+  if (s->p < s->end && *s->p == close) {
+    s->p++;
+    s->depth--;
+    return 0;
+  }
   for (;;) {
     json_type t;
     json_span k = {JSON_STRING, NULL, 0};
@@ -147,8 +160,15 @@ static int scan_container(scan_t *s, int is_object) {
     else if (members) index_member(s, k, v);
     skip_ws(s);
     if (s->p >= s->end) return PARLEY_EINVAL;
-    if (*s->p == ',') { s->p++; continue; }
-    if (*s->p == close) { s->p++; s->depth--; return 0; }
+    if (*s->p == ',') {
+      s->p++;
+      continue;
+    }
+    if (*s->p == close) {
+      s->p++;
+      s->depth--;
+      return 0;
+    }
     return PARLEY_EINVAL;
   }
 }
@@ -157,15 +177,18 @@ static int scan_value(scan_t *s, json_type *type) {
   skip_ws(s);
   if (s->p >= s->end) return PARLEY_EINVAL;
   switch (*s->p) {
-    case '{': *type = JSON_OBJECT; return scan_container(s, 1);
-    case '[': *type = JSON_ARRAY; return scan_container(s, 0);
-    case '"': *type = JSON_STRING; return scan_string(s);
-    case 't': *type = JSON_TRUE; return scan_literal(s, "true");
-    case 'f': *type = JSON_FALSE; return scan_literal(s, "false");
-    case 'n': *type = JSON_NULL; return scan_literal(s, "null");
-    default:
-      if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) { *type = JSON_NUMBER; return scan_number(s); }
-      return PARLEY_EINVAL;
+  case '{': *type = JSON_OBJECT; return scan_container(s, 1);
+  case '[': *type = JSON_ARRAY; return scan_container(s, 0);
+  case '"': *type = JSON_STRING; return scan_string(s);
+  case 't': *type = JSON_TRUE; return scan_literal(s, "true");
+  case 'f': *type = JSON_FALSE; return scan_literal(s, "false");
+  case 'n': *type = JSON_NULL; return scan_literal(s, "null");
+  default:
+    if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) {
+      *type = JSON_NUMBER;
+      return scan_number(s);
+    }
+    return PARLEY_EINVAL;
   }
 }
 
@@ -212,7 +235,10 @@ static void skip_sep(const char **p, const char *end) {
 
 void json_iter_init(json_iter *it, json_span c) {
   it->is_object = c.type == JSON_OBJECT;
-  if (c.type != JSON_OBJECT && c.type != JSON_ARRAY) { it->p = it->end = c.p; return; }
+  if (c.type != JSON_OBJECT && c.type != JSON_ARRAY) {
+    it->p = it->end = c.p;
+    return;
+  }
   it->p = c.p + 1;
   it->end = c.p + c.n - 1;
 }
@@ -246,12 +272,12 @@ int json_array_items(json_span arr, json_span *items, size_t max, size_t *count)
 /* Compare a raw JSON string token (with quotes) to a plain key. */
 static int key_equals(json_span k, const char *key) {
   size_t kl = strlen(key);
-  if (k.n == kl + 2 && memcmp(k.p + 1, key, kl) == 0 && !memchr(key, '\\', kl)) return 1;  /* the usual spelling */
-  if (k.n < kl + 2 || !memchr(k.p, '\\', k.n)) return 0;  /* escapes only make keys longer */
-  char small[256], *tmp = k.n < sizeof small ? small : malloc(k.n);  /* decoded <= raw */
+  if (k.n == kl + 2 && memcmp(k.p + 1, key, kl) == 0 && !memchr(key, '\\', kl)) return 1; /* the usual spelling */
+  if (k.n < kl + 2 || !memchr(k.p, '\\', k.n)) return 0;            /* escapes only make keys longer */
+  char small[256], *tmp = k.n < sizeof small ? small : malloc(k.n); /* decoded <= raw */
   size_t len;
   int eq = tmp && json_string_decode(k, tmp, k.n < sizeof small ? sizeof small : k.n, &len) == 0 && len == kl &&
-           memcmp(tmp, key, kl) == 0;
+      memcmp(tmp, key, kl) == 0;
   if (tmp != small) free(tmp);
   return eq;
 }
@@ -259,8 +285,11 @@ static int key_equals(json_span k, const char *key) {
 int json_index_get(const json_index *ix, const char *key, json_span *out) {
   if (ix->nitems < 2 || ix->items[1].type != JSON_OBJECT) return PARLEY_EINVAL;
   if (ix->nmembers > JSON_INDEX_MEMBERS) return json_object_get(ix->items[1], key, out);
-  for (size_t i = ix->nmembers; i-- > 0;)  /* the last one wins, as in json_object_get */
-    if (key_equals(ix->members[i].key, key)) { *out = ix->members[i].val; return 0; }
+  for (size_t i = ix->nmembers; i-- > 0;) /* the last one wins, as in json_object_get */
+    if (key_equals(ix->members[i].key, key)) {
+      *out = ix->members[i].val;
+      return 0;
+    }
   return PARLEY_ENOTFOUND;
 }
 
@@ -271,7 +300,10 @@ int json_object_get(json_span obj, const char *key, json_span *out) {
   int found = 0;
   json_iter_init(&it, obj);
   while (json_iter_next(&it, &k, &v))
-    if (key_equals(k, key)) { *out = v; found = 1; }
+    if (key_equals(k, key)) {
+      *out = v;
+      found = 1;
+    }
   return found ? 0 : PARLEY_ENOTFOUND;
 }
 
@@ -286,28 +318,32 @@ int json_string_decode(json_span s, char *out, size_t cap, size_t *len) {
   while (p < end) {
     char tmp[4];
     size_t tn = 1;
-    if (*p != '\\') { tmp[0] = *p++; }
-    else {
+    if (*p != '\\') {
+      tmp[0] = *p++;
+    } else {
       char e = p[1];
       p += 2;
       switch (e) {
-        case 'b': tmp[0] = '\b'; break;
-        case 'f': tmp[0] = '\f'; break;
-        case 'n': tmp[0] = '\n'; break;
-        case 'r': tmp[0] = '\r'; break;
-        case 't': tmp[0] = '\t'; break;
-        case 'u': {
-          unsigned cp = hex4(p);
-          p += 4;
-          if (cp >= 0xD800 && cp <= 0xDBFF && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
-            unsigned lo = hex4(p + 2);
-            if (lo >= 0xDC00 && lo <= 0xDFFF) { cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00); p += 6; }
+      case 'b': tmp[0] = '\b'; break;
+      case 'f': tmp[0] = '\f'; break;
+      case 'n': tmp[0] = '\n'; break;
+      case 'r': tmp[0] = '\r'; break;
+      case 't': tmp[0] = '\t'; break;
+      case 'u': {
+        unsigned cp = hex4(p);
+        p += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+          unsigned lo = hex4(p + 2);
+          if (lo >= 0xDC00 && lo <= 0xDFFF) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            p += 6;
           }
-          if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
-          tn = utf8_encode(cp, tmp);
-          break;
         }
-        default: tmp[0] = e; break; /* " \ / */
+        if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
+        tn = utf8_encode(cp, tmp);
+        break;
+      }
+      default: tmp[0] = e; break; /* " \ / */
       }
     }
     if (o + tn >= cap) return PARLEY_ETOOBIG;
@@ -339,14 +375,23 @@ int jw_string(buf_t *b, const char *s, size_t n) {
     unsigned char c = *p;
     if (c >= 0x80) {
       size_t len = utf8_seq_len(p, (size_t)(end - p));
-      if (len) { rc = buf_append(b, p, len); p += len; }
-      else { rc = buf_append(b, "\xEF\xBF\xBD", 3); p++; }
+      if (len) {
+        rc = buf_append(b, p, len);
+        p += len;
+      } else {
+        rc = buf_append(b, "\xEF\xBF\xBD", 3);
+        p++;
+      }
       continue;
     }
     p++;
-    if (c == '"' || c == '\\') { char e[2] = {'\\', (char)c}; rc = buf_append(b, e, 2); }
-    else if (c < 0x20) { char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]}; rc = buf_append(b, e, 6); }
-    else rc = buf_putc(b, (char)c);
+    if (c == '"' || c == '\\') {
+      char e[2] = {'\\', (char)c};
+      rc = buf_append(b, e, 2);
+    } else if (c < 0x20) {
+      char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+      rc = buf_append(b, e, 6);
+    } else rc = buf_putc(b, (char)c);
   }
   return rc ? rc : buf_putc(b, '"');
 }

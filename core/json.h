@@ -11,7 +11,14 @@
 #include "buf.h"
 
 typedef enum {
-  JSON_NONE = 0, JSON_NULL, JSON_FALSE, JSON_TRUE, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT
+  JSON_NONE = 0,
+  JSON_NULL,
+  JSON_FALSE,
+  JSON_TRUE,
+  JSON_NUMBER,
+  JSON_STRING,
+  JSON_ARRAY,
+  JSON_OBJECT
 } json_type;
 
 /* A value's raw bytes inside a caller-owned buffer (a string includes its quotes). */
@@ -31,7 +38,9 @@ typedef struct {
 typedef struct {
   json_span items[2];
   size_t nitems;
-  struct { json_span key, val; } members[JSON_INDEX_MEMBERS];
+  struct {
+    json_span key, val;
+  } members[JSON_INDEX_MEMBERS];
   size_t nmembers;
 } json_index;
 

@@ -30,7 +30,10 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 int log_level_parse(const char *name, int *level) {
   for (int i = 0; i < 4; i++)
-    if (strcmp(name, level_names[i]) == 0) { *level = i; return 0; }
+    if (strcmp(name, level_names[i]) == 0) {
+      *level = i;
+      return 0;
+    }
   return PARLEY_EINVAL;
 }
 
@@ -66,10 +69,22 @@ static void json_text(const char *line, char *out, size_t cap) {
   for (size_t i = 0; i < n && o + 8 < cap;) {
     unsigned char c = (unsigned char)line[i];
     size_t k = c < 0x80 ? 1 : utf8_seq_len((const unsigned char *)line + i, n - i);
-    if (c == '"' || c == '\\') { out[o++] = '\\'; out[o++] = (char)c; i++; }
-    else if (c < 0x20) { o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c); i++; }
-    else if (k == 0) { memcpy(out + o, "\\ufffd", 6); o += 6; i++; }
-    else { memcpy(out + o, line + i, k); o += k; i += k; }
+    if (c == '"' || c == '\\') {
+      out[o++] = '\\';
+      out[o++] = (char)c;
+      i++;
+    } else if (c < 0x20) {
+      o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+      i++;
+    } else if (k == 0) {
+      memcpy(out + o, "\\ufffd", 6);
+      o += 6;
+      i++;
+    } else {
+      memcpy(out + o, line + i, k);
+      o += k;
+      i += k;
+    }
   }
   out[o] = 0;
 }
@@ -93,12 +108,15 @@ static void write_line(int level, const char *line) {
 
 /* 1 when a line of this level may be written now. */
 static int admit(int level) {
-  if (level >= LOG_ERROR || level == LOG_DEBUG) return 1;  /* errors are rare; debug is asked for */
+  if (level >= LOG_ERROR || level == LOG_DEBUG) return 1; /* errors are rare; debug is asked for */
   uint64_t now = mono_ns();
   if (last_ns) tokens += (double)(now - last_ns) * LOG_RATE / 1e9;
   if (tokens > LOG_BURST) tokens = LOG_BURST;
   last_ns = now;
-  if (tokens < 1.0) { suppressed++; return 0; }
+  if (tokens < 1.0) {
+    suppressed++;
+    return 0;
+  }
   tokens -= 1.0;
   return 1;
 }
@@ -138,7 +156,8 @@ void log_notice(const char *fmt, ...) {
 
 const char *parley_strerror(int err) {
   switch (err) {
-#define X(name, val, msg) case val: return msg;
+#define X(name, val, msg) \
+  case val: return msg;
     PARLEY_ERR_MAP(X)
 #undef X
   }
@@ -147,7 +166,8 @@ const char *parley_strerror(int err) {
 
 const char *parley_errname(int err) {
   switch (err) {
-#define X(name, val, msg) case val: return #name;
+#define X(name, val, msg) \
+  case val: return #name;
     PARLEY_ERR_MAP(X)
 #undef X
   }

@@ -5,9 +5,9 @@
 enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 extern int log_level;
-extern int log_json;       /* 1: each line a JSON object {"ts","level","msg"} */
+extern int log_json; /* 1: each line a JSON object {"ts","level","msg"} */
 int log_level_parse(const char *name, int *level);
-int log_format_parse(const char *name, int *json);  /* "text" or "json" */
+int log_format_parse(const char *name, int *json); /* "text" or "json" */
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A line written whatever the level (what a supervisor or a test waits for,
  * e.g. "parley listening on ADDR"): bare text, or a JSON line at "info". */
@@ -19,9 +19,18 @@ void log_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_capture(char *buf, size_t cap);
 extern int log_capturing;
 
-#define log_debug(...) do { if (log_level <= LOG_DEBUG) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
-#define log_info(...)  do { if (log_level <= LOG_INFO)  log_msg(LOG_INFO,  __VA_ARGS__); } while (0)
-#define log_warn(...)  do { if (log_level <= LOG_WARN || log_capturing) log_msg(LOG_WARN, __VA_ARGS__); } while (0)
+#define log_debug(...)                                           \
+  do {                                                           \
+    if (log_level <= LOG_DEBUG) log_msg(LOG_DEBUG, __VA_ARGS__); \
+  } while (0)
+#define log_info(...)                                          \
+  do {                                                         \
+    if (log_level <= LOG_INFO) log_msg(LOG_INFO, __VA_ARGS__); \
+  } while (0)
+#define log_warn(...)                                                           \
+  do {                                                                          \
+    if (log_level <= LOG_WARN || log_capturing) log_msg(LOG_WARN, __VA_ARGS__); \
+  } while (0)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
 #endif

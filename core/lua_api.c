@@ -21,8 +21,7 @@ static int l_log(lua_State *L) {
   lua_Debug ar;
   if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
     log_msg(level, "policy %s:%d: %s", ar.short_src, ar.currentline, msg);
-  else
-    log_msg(level, "policy: %s", msg);
+  else log_msg(level, "policy: %s", msg);
   return 0;
 }
 
@@ -88,7 +87,10 @@ static int l_hex(lua_State *L) {
   const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
   luaL_Buffer b;
   char *out = luaL_buffinitsize(L, &b, 2 * n);
-  for (size_t i = 0; i < n; i++) { out[2 * i] = digits[s[i] >> 4]; out[2 * i + 1] = digits[s[i] & 15]; }
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[s[i] >> 4];
+    out[2 * i + 1] = digits[s[i] & 15];
+  }
   luaL_pushresultsize(&b, 2 * n);
   return 1;
 }
@@ -100,18 +102,20 @@ static int l_env(lua_State *L) {
   luaL_checktype(L, 1, LUA_TSTRING);
   size_t n;
   const char *name = lua_tolstring(L, 1, &n);
-  const char *v = n > sizeof prefix - 1 && strlen(name) == n && !strncmp(name, prefix, sizeof prefix - 1)
-                    ? getenv(name) : NULL;
+  const char *v =
+      n > sizeof prefix - 1 && strlen(name) == n && !strncmp(name, prefix, sizeof prefix - 1) ? getenv(name) : NULL;
   if (v) lua_pushstring(L, v);
   else lua_pushnil(L);
   return 1;
 }
 
 void lua_api_push(lua_State *L, lmeter_charge_fn fn, void *ud) {
+  /* clang-format off */
   static const luaL_Reg fns[] = {
     {"log", l_log}, {"now", l_now}, {"random_id", l_random_id}, {"equal", l_equal},
     {"hmac", l_hmac}, {"base64", l_base64}, {"base64url", l_base64url}, {"hex", l_hex},
     {"env", l_env}, {NULL, NULL}};
+  /* clang-format on */
   luaL_newlib(L, fns);
   lverify_register(L, fn, ud);
   lua_pushstring(L, PARLEY_VERSION);

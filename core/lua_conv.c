@@ -134,8 +134,8 @@ static int headers_pairs(lua_State *L) {
 /* The real headers table at the top becomes the proxy's upvalue. */
 static void track_headers(lua_State *L, int reads) {
   int real = lua_gettop(L);
-  lua_newtable(L);                  /* the proxy */
-  lua_createtable(L, 0, 2);         /* its metatable */
+  lua_newtable(L);          /* the proxy */
+  lua_createtable(L, 0, 2); /* its metatable */
   lua_pushvalue(L, real);
   lua_pushvalue(L, reads);
   lua_pushcclosure(L, headers_index, 2);
@@ -172,7 +172,10 @@ void lconv_push_conn(lua_State *L, const conn_info *c, int reads) {
   lua_setfield(L, -2, "headers");
   lua_pushstring(L, c->remote_addr ? c->remote_addr : "");
   lua_setfield(L, -2, "remote_addr");
-  if (c->ns) { lua_pushstring(L, c->ns); lua_setfield(L, -2, "namespace"); }
+  if (c->ns) {
+    lua_pushstring(L, c->ns);
+    lua_setfield(L, -2, "namespace");
+  }
   json_span a;
   if (c->auth && json_parse(c->auth, c->auth_len, JSON_MAX_DEPTH, &a) == 0) {
     lconv_push_json(L, a);
@@ -202,26 +205,30 @@ static void push_json_container(lua_State *L, json_span v, int depth) {
 }
 
 static void push_json_depth(lua_State *L, json_span v, int depth) {
-  if (depth > LCONV_MAX_DEPTH) { lua_pushnil(L); return; }
+  if (depth > LCONV_MAX_DEPTH) {
+    lua_pushnil(L);
+    return;
+  }
   switch (v.type) {
-    case JSON_TRUE: lua_pushboolean(L, 1); break;
-    case JSON_FALSE: lua_pushboolean(L, 0); break;
-    case JSON_NUMBER: {
-      double d = json_number(v);
-      if (d == floor(d) && fabs(d) < 9007199254740992.0) lua_pushinteger(L, (lua_Integer)d);
-      else lua_pushnumber(L, d);
-      break;
-    }
-    case JSON_STRING: {
-      char *tmp = malloc(v.n + 1);
-      size_t len;
-      if (tmp && json_string_decode(v, tmp, v.n + 1, &len) == 0) lua_pushlstring(L, tmp, len);
-      else lua_pushnil(L);
-      free(tmp);
-      break;
-    }
-    case JSON_ARRAY: case JSON_OBJECT: push_json_container(L, v, depth); break;
-    default: lua_pushnil(L); break;
+  case JSON_TRUE: lua_pushboolean(L, 1); break;
+  case JSON_FALSE: lua_pushboolean(L, 0); break;
+  case JSON_NUMBER: {
+    double d = json_number(v);
+    if (d == floor(d) && fabs(d) < 9007199254740992.0) lua_pushinteger(L, (lua_Integer)d);
+    else lua_pushnumber(L, d);
+    break;
+  }
+  case JSON_STRING: {
+    char *tmp = malloc(v.n + 1);
+    size_t len;
+    if (tmp && json_string_decode(v, tmp, v.n + 1, &len) == 0) lua_pushlstring(L, tmp, len);
+    else lua_pushnil(L);
+    free(tmp);
+    break;
+  }
+  case JSON_ARRAY:
+  case JSON_OBJECT: push_json_container(L, v, depth); break;
+  default: lua_pushnil(L); break;
   }
 }
 
@@ -240,7 +247,10 @@ static char *dup_field_string(lua_State *L, int idx, const char *field, int *bad
   const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
   char *out = NULL;
   if (!s) *bad = 1;
-  else if ((out = malloc(n + 1))) { memcpy(out, s, n); out[n] = 0; }
+  else if ((out = malloc(n + 1))) {
+    memcpy(out, s, n);
+    out[n] = 0;
+  }
   lua_pop(L, 1);
   return out;
 }
@@ -258,14 +268,26 @@ int lconv_to_settings(lua_State *L, int idx, room_settings *out, const char **wh
   int bad = 0;
   idx = lua_absindex(L, idx);
   memset(out, 0, sizeof *out);
-  if (!lua_istable(L, idx)) { *why = "expected a settings table"; return PARLEY_EINVAL; }
+  if (!lua_istable(L, idx)) {
+    *why = "expected a settings table";
+    return PARLEY_EINVAL;
+  }
   out->name = dup_field_string(L, idx, "name", &bad);
   out->password = dup_field_string(L, idx, "password", &bad);
   if (bad) *why = "name and password must be strings";
-  else if (!out->name || !out->password) { *why = "out of memory"; bad = 1; }
-  else if (int_field(L, idx, "maxUsers", &out->max_users)) { *why = "maxUsers must be an integer"; bad = 1; }
-  else if (int_field(L, idx, "type", &out->type)) { *why = "type must be an integer"; bad = 1; }
-  else if (lconv_meta_field(L, idx, &out->meta)) { *why = "meta must be JSON-able data of at most 64 KiB"; bad = 1; }
+  else if (!out->name || !out->password) {
+    *why = "out of memory";
+    bad = 1;
+  } else if (int_field(L, idx, "maxUsers", &out->max_users)) {
+    *why = "maxUsers must be an integer";
+    bad = 1;
+  } else if (int_field(L, idx, "type", &out->type)) {
+    *why = "type must be an integer";
+    bad = 1;
+  } else if (lconv_meta_field(L, idx, &out->meta)) {
+    *why = "meta must be JSON-able data of at most 64 KiB";
+    bad = 1;
+  }
   if (!bad) return 0;
   free(out->name);
   free(out->password);
@@ -280,7 +302,10 @@ static lua_Integer array_len(lua_State *L, int idx) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
-    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) { lua_pop(L, 1); return -1; }
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
+      lua_pop(L, 1);
+      return -1;
+    }
     lua_Integer k = lua_tointeger(L, -1);
     if (k > max) max = k;
     n++;
@@ -297,7 +322,10 @@ static const char *number_key(lua_State *L, int idx, char *num, size_t *n) {
   if (lua_isinteger(L, idx)) len = snprintf(num, 48, "%lld", (long long)lua_tointeger(L, idx));
   else {
     len = snprintf(num, 44, "%.14g", (double)lua_tonumber(L, idx));
-    if (num[strspn(num, "-0123456789")] == 0) { strcpy(num + len, ".0"); len += 2; }
+    if (num[strspn(num, "-0123456789")] == 0) {
+      strcpy(num + len, ".0");
+      len += 2;
+    }
   }
   *n = (size_t)len;
   return num;
@@ -321,7 +349,11 @@ static int table_to_json(lua_State *L, int idx, buf_t *out, int depth) {
   lua_pushnil(L);
   while (!rc && lua_next(L, idx)) {
     int kt = lua_type(L, -2);
-    if (kt != LUA_TSTRING && kt != LUA_TNUMBER) { rc = PARLEY_EINVAL; lua_pop(L, 2); break; }
+    if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
+      rc = PARLEY_EINVAL;
+      lua_pop(L, 2);
+      break;
+    }
     char num[48];
     size_t kl;
     const char *k = kt == LUA_TSTRING ? lua_tolstring(L, -2, &kl) : number_key(L, -2, num, &kl);
@@ -338,22 +370,22 @@ static int table_to_json(lua_State *L, int idx, buf_t *out, int depth) {
 static int to_json_depth(lua_State *L, int idx, buf_t *out, int depth) {
   if (depth > LCONV_MAX_DEPTH || !lua_checkstack(L, 4)) return PARLEY_ETOOBIG;
   switch (lua_type(L, idx)) {
-    case LUA_TNIL: return buf_puts(out, "null");
-    case LUA_TBOOLEAN: return buf_puts(out, lua_toboolean(L, idx) ? "true" : "false");
-    case LUA_TNUMBER:
-      if (lua_isinteger(L, idx)) return buf_printf(out, "%lld", (long long)lua_tointeger(L, idx));
-      else {
-        double d = lua_tonumber(L, idx);
-        if (!isfinite(d)) return PARLEY_EINVAL;
-        return buf_printf(out, "%.17g", d);
-      }
-    case LUA_TSTRING: {
-      size_t n;
-      const char *s = lua_tolstring(L, idx, &n);
-      return jw_string(out, s, n);
+  case LUA_TNIL: return buf_puts(out, "null");
+  case LUA_TBOOLEAN: return buf_puts(out, lua_toboolean(L, idx) ? "true" : "false");
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx)) return buf_printf(out, "%lld", (long long)lua_tointeger(L, idx));
+    else {
+      double d = lua_tonumber(L, idx);
+      if (!isfinite(d)) return PARLEY_EINVAL;
+      return buf_printf(out, "%.17g", d);
     }
-    case LUA_TTABLE: return table_to_json(L, idx, out, depth);
-    default: return PARLEY_EINVAL;
+  case LUA_TSTRING: {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    return jw_string(out, s, n);
+  }
+  case LUA_TTABLE: return table_to_json(L, idx, out, depth);
+  default: return PARLEY_EINVAL;
   }
 }
 
@@ -371,12 +403,18 @@ int lconv_meta_field(lua_State *L, int idx, char **out) {
   buf_t b;
   int rc = 0;
   *out = NULL;
-  if (raw_field(L, idx, "meta") == LUA_TNIL) { lua_pop(L, 1); return 0; }
+  if (raw_field(L, idx, "meta") == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
   buf_init(&b, LCONV_MAX_META);
   rc = lconv_to_json(L, -1, &b);
   if (!rc) rc = buf_putc(&b, 0);
   lua_pop(L, 1);
-  if (rc) { buf_free(&b); return rc; }
+  if (rc) {
+    buf_free(&b);
+    return rc;
+  }
   *out = b.data;
   return 0;
 }

@@ -55,18 +55,22 @@ static double cost_sort(lua_State *L) {
   double n = len_of(L, 1);
   return n > 1 ? n * (log2(n) + 1) : 1;
 }
-static double cost_table_len(lua_State *L) { return len_of(L, 1) + 1; }   /* insert, remove: a shift */
+static double cost_table_len(lua_State *L) { return len_of(L, 1) + 1; } /* insert, remove: a shift */
 static double cost_move(lua_State *L) {
   double f = int_arg(L, 2, 1), e = int_arg(L, 3, 0);
   return e >= f ? e - f + 1 : 1;
 }
-static double cost_concat(lua_State *L) {  /* the items, and the bytes they hold are copied too */
+static double cost_concat(lua_State *L) { /* the items, and the bytes they hold are copied too */
   double n = span(len_of(L, 1), int_arg(L, 3, 1), int_arg(L, 4, len_of(L, 1)));
   return n + 1;
 }
-static double cost_unpack(lua_State *L) { return span(len_of(L, 1), int_arg(L, 2, 1), int_arg(L, 3, len_of(L, 1))) + 1; }
+static double cost_unpack(lua_State *L) {
+  return span(len_of(L, 1), int_arg(L, 2, 1), int_arg(L, 3, len_of(L, 1))) + 1;
+}
 static double cost_nargs(lua_State *L) { return lua_gettop(L) + 1; }
-static double cost_string_bytes(lua_State *L) { return bytes(len_of(L, 1)) + 1; }   /* upper, lower, reverse, utf8 scans */
+static double cost_string_bytes(lua_State *L) { /* upper, lower, reverse, utf8 scans */
+  return bytes(len_of(L, 1)) + 1;
+}
 static double cost_byte(lua_State *L) {
   double i = int_arg(L, 2, 1);
   return span(len_of(L, 1), i, int_arg(L, 3, i)) + 1;
@@ -76,7 +80,7 @@ static double cost_rep(lua_State *L) {
   double n = int_arg(L, 2, 0);
   return n > 0 ? bytes(n * (len_of(L, 1) + len_of(L, 3))) + 1 : 1;
 }
-static double cost_format(lua_State *L) {  /* what it copies: the format and every string argument */
+static double cost_format(lua_State *L) { /* what it copies: the format and every string argument */
   double b = 0;
   for (int i = 1; i <= lua_gettop(L); i++) b += len_of(L, i);
   return bytes(b) + lua_gettop(L) + 1;
@@ -94,6 +98,7 @@ static int metered(lua_State *L) {
   return lua_gettop(L);
 }
 
+/* clang-format off */
 static const meter_def meters[] = {
   {"table", "sort", cost_sort}, {"table", "insert", cost_table_len}, {"table", "remove", cost_table_len},
   {"table", "move", cost_move}, {"table", "concat", cost_concat}, {"table", "unpack", cost_unpack},
@@ -104,6 +109,7 @@ static const meter_def meters[] = {
   {"utf8", "char", cost_nargs}, {"utf8", "len", cost_string_bytes}, {"utf8", "offset", cost_string_bytes},
   {"utf8", "codepoint", cost_string_bytes},
   {NULL, NULL, NULL}};
+/* clang-format on */
 
 void lmeter_install(lua_State *L, lmeter_charge_fn fn, void *ud) {
   lmeter_ctx *ctx = lua_newuserdatauv(L, sizeof *ctx, 0);
@@ -111,8 +117,14 @@ void lmeter_install(lua_State *L, lmeter_charge_fn fn, void *ud) {
   ctx->ud = ud;
   int ictx = lua_gettop(L);
   for (const meter_def *m = meters; m->lib; m++) {
-    if (lua_getglobal(L, m->lib) != LUA_TTABLE) { lua_pop(L, 1); continue; }
-    if (lua_getfield(L, -1, m->name) != LUA_TFUNCTION) { lua_pop(L, 2); continue; }
+    if (lua_getglobal(L, m->lib) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (lua_getfield(L, -1, m->name) != LUA_TFUNCTION) {
+      lua_pop(L, 2);
+      continue;
+    }
     lua_pushvalue(L, ictx);
     lua_pushinteger(L, m - meters);
     lua_pushcclosure(L, metered, 3);

@@ -14,10 +14,10 @@
 #include <string.h>
 #include "lua_pattern.h"
 
-#define LPAT_CHUNK 1024      /* steps between charges */
-#define LPAT_MAXDEPTH 200    /* matcher recursion (Lua's MAXCCALLS) */
-#define LPAT_MAXCAPTURES 32  /* Lua's LUA_MAXCAPTURES */
-#define LPAT_WEIGHT_SHIFT 6  /* a compare of n bytes weighs 1 + n/64 steps */
+#define LPAT_CHUNK 1024     /* steps between charges */
+#define LPAT_MAXDEPTH 200   /* matcher recursion (Lua's MAXCCALLS) */
+#define LPAT_MAXCAPTURES 32 /* Lua's LUA_MAXCAPTURES */
+#define LPAT_WEIGHT_SHIFT 6 /* a compare of n bytes weighs 1 + n/64 steps */
 #define CAP_OPEN (-1)
 #define CAP_POSITION (-2)
 #define ESC '%'
@@ -57,8 +57,7 @@ static inline void step(mstate *ms, unsigned long n) {
   if (ms->steps >= LPAT_CHUNK) charge(ms);
 }
 
-static void ms_init(mstate *ms, lua_State *L, const lpat_ctx *ctx, const char *s, size_t ls,
-                    const char *p, size_t lp) {
+static void ms_init(mstate *ms, lua_State *L, const lpat_ctx *ctx, const char *s, size_t ls, const char *p, size_t lp) {
   ms->L = L;
   ms->ctx = ctx;
   ms->src = s;
@@ -213,8 +212,7 @@ static const char *match_balance(mstate *ms, const char *s, const char *p) {
 /* %1-%9 (digit d): the end of a copy of that capture at s, or NULL. */
 static const char *match_backref(mstate *ms, const char *s, int d) {
   int l = d - '1';
-  if (l < 0 || l >= ms->level || ms->cap[l].len == CAP_OPEN)
-    luaL_error(ms->L, "invalid capture index %%%d", l + 1);
+  if (l < 0 || l >= ms->level || ms->cap[l].len == CAP_OPEN) luaL_error(ms->L, "invalid capture index %%%d", l + 1);
   ptrdiff_t len = ms->cap[l].len;
   if (len < 0) return NULL; /* a position capture matches nothing */
   step(ms, (unsigned long)len >> LPAT_WEIGHT_SHIFT);
@@ -266,16 +264,18 @@ static const char *match_escape(mstate *ms, const char *s, const char **pp, int 
     s = match_balance(ms, s, p + 2);
     *pp = p + 4;
     return s;
-  case 'f':
-    *pp = p + 2;
-    return match_frontier(ms, s, pp) ? s : NULL;
-  case '0': case '1': case '2': case '3': case '4':
-  case '5': case '6': case '7': case '8': case '9':
-    *pp = p + 2;
-    return match_backref(ms, s, UC(p[1]));
-  default:
-    *is_class = 1;
-    return s;
+  case 'f': *pp = p + 2; return match_frontier(ms, s, pp) ? s : NULL;
+  case '0':
+  case '1':
+  case '2':
+  case '3':
+  case '4':
+  case '5':
+  case '6':
+  case '7':
+  case '8':
+  case '9': *pp = p + 2; return match_backref(ms, s, UC(p[1]));
+  default: *is_class = 1; return s;
   }
 }
 
@@ -288,9 +288,7 @@ static const char *match_item(mstate *ms, const char *s, const char **pp) {
     *pp = NULL;
     if (p[1] == ')') return start_capture(ms, s, p + 2, CAP_POSITION);
     return start_capture(ms, s, p + 1, CAP_OPEN);
-  case ')':
-    *pp = NULL;
-    return end_capture(ms, s, p + 1);
+  case ')': *pp = NULL; return end_capture(ms, s, p + 1);
   case '$':
     if (p + 1 != ms->p_end) break;
     *pp = NULL;
@@ -378,9 +376,7 @@ static const char *find_plain(mstate *ms, const char *s, size_t ls, const char *
   return NULL;
 }
 
-static const lpat_ctx *ctx_of(lua_State *L) {
-  return lua_touserdata(L, lua_upvalueindex(1));
-}
+static const lpat_ctx *ctx_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
 
 static int find_plain_push(mstate *ms, size_t init, const char *p, size_t lp) {
   const char *at = find_plain(ms, ms->src + init, (size_t)(ms->src_end - ms->src) - init, p, lp);
@@ -573,8 +569,10 @@ static int lpat_gsub(lua_State *L) {
 /* ---- installing ---- */
 
 static void set_functions(lua_State *L, int table, int ctx) {
+  /* clang-format off */
   static const luaL_Reg fns[] = {
       {"find", lpat_find}, {"match", lpat_match}, {"gmatch", lpat_gmatch}, {"gsub", lpat_gsub}, {NULL, NULL}};
+  /* clang-format on */
   for (const luaL_Reg *f = fns; f->name; f++) {
     lua_pushvalue(L, ctx);
     lua_pushcclosure(L, f->func, 1);
@@ -590,8 +588,7 @@ void lpat_install(lua_State *L, lpat_charge_fn fn, void *ud) {
   if (lua_getglobal(L, "string") == LUA_TTABLE) set_functions(L, ctx + 1, ctx);
   lua_pushliteral(L, "");
   /* the table string methods resolve to, should it not be the global one */
-  if (lua_getmetatable(L, -1) && lua_getfield(L, -1, "__index") == LUA_TTABLE &&
-      !lua_rawequal(L, -1, ctx + 1))
+  if (lua_getmetatable(L, -1) && lua_getfield(L, -1, "__index") == LUA_TTABLE && !lua_rawequal(L, -1, ctx + 1))
     set_functions(L, lua_gettop(L), ctx);
   lua_settop(L, ctx - 1);
 }

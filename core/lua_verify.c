@@ -18,12 +18,12 @@
 #include <time.h>
 #include "lua_verify.h"
 
-#define LVERIFY_MAX_KEY (16u << 10)   /* bytes of a PEM key or of a JWK field */
+#define LVERIFY_MAX_KEY (16u << 10) /* bytes of a PEM key or of a JWK field */
 #define LVERIFY_MAX_RSA_BITS 8192
 #define LVERIFY_MAX_RSA_EXP_BITS 64
-#define LVERIFY_NS_PER_STEP 10        /* measured time, in VM-instruction units */
-#define LVERIFY_RSA_STEPS 4000        /* an RS256 check with a 2048-bit key, estimated */
-#define LVERIFY_EC_STEPS 12000        /* an ES256 check, estimated */
+#define LVERIFY_NS_PER_STEP 10 /* measured time, in VM-instruction units */
+#define LVERIFY_RSA_STEPS 4000 /* an RS256 check with a 2048-bit key, estimated */
+#define LVERIFY_EC_STEPS 12000 /* an ES256 check, estimated */
 
 typedef struct {
   lmeter_charge_fn fn;
@@ -72,9 +72,12 @@ static long b64url_decode(const char *s, size_t n, unsigned char *out) {
     if (v < 0) return -1;
     acc = (acc << 6) | (unsigned)v;
     bits += 6;
-    if (bits >= 8) { bits -= 8; out[o++] = (unsigned char)(acc >> bits); }
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (unsigned char)(acc >> bits);
+    }
   }
-  if (acc & ((1u << bits) - 1)) return -1;  /* non-zero leftover bits: not canonical */
+  if (acc & ((1u << bits) - 1)) return -1; /* non-zero leftover bits: not canonical */
   return (long)o;
 }
 
@@ -111,7 +114,11 @@ static const char *jwk_str(lua_State *L, int t, const char *name, size_t *n) {
 static unsigned char *b64_dup(const char *s, size_t n, size_t *len, const char **why) {
   unsigned char *out = s && n && n <= LVERIFY_MAX_KEY ? OPENSSL_malloc(n * 3 / 4 + 1) : NULL;
   long got = out ? b64url_decode(s, n, out) : -1;
-  if (got <= 0) { OPENSSL_free(out); *why = "bad key: a JWK field is missing or not base64url"; return NULL; }
+  if (got <= 0) {
+    OPENSSL_free(out);
+    *why = "bad key: a JWK field is missing or not base64url";
+    return NULL;
+  }
   *len = (size_t)got;
   return out;
 }
@@ -129,8 +136,7 @@ static EVP_PKEY *key_fromdata(const char *type, OSSL_PARAM_BLD *bld) {
   EVP_PKEY *pk = NULL;
   OSSL_PARAM *params = bld ? OSSL_PARAM_BLD_to_param(bld) : NULL;
   EVP_PKEY_CTX *pc = params ? EVP_PKEY_CTX_new_from_name(NULL, type, NULL) : NULL;
-  if (!pc || EVP_PKEY_fromdata_init(pc) <= 0 || EVP_PKEY_fromdata(pc, &pk, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-    pk = NULL;
+  if (!pc || EVP_PKEY_fromdata_init(pc) <= 0 || EVP_PKEY_fromdata(pc, &pk, EVP_PKEY_PUBLIC_KEY, params) <= 0) pk = NULL;
   EVP_PKEY_CTX_free(pc);
   OSSL_PARAM_free(params);
   return pk;
@@ -143,7 +149,8 @@ static EVP_PKEY *jwk_rsa(lua_State *L, int t, const char **why) {
   BIGNUM *bn = e ? BN_bin2bn(n, (int)nl, NULL) : NULL, *be = bn ? BN_bin2bn(e, (int)el, NULL) : NULL;
   OSSL_PARAM_BLD *bld = be ? OSSL_PARAM_BLD_new() : NULL;
   EVP_PKEY *pk = NULL;
-  if (bld && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be))
+  if (bld && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) &&
+      OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be))
     pk = key_fromdata("RSA", bld);
   if (!pk && e) *why = "bad key: not a usable RSA JWK";
   OSSL_PARAM_BLD_free(bld);
@@ -158,7 +165,10 @@ static EVP_PKEY *jwk_rsa(lua_State *L, int t, const char **why) {
 static EVP_PKEY *jwk_ec(lua_State *L, int t, const char **why) {
   size_t xl = 0, yl = 0, xs, ys;
   unsigned char pub[65];
-  if (!jwk_is(L, t, "crv", "P-256")) { *why = "bad key: an EC JWK must have crv \"P-256\""; return NULL; }
+  if (!jwk_is(L, t, "crv", "P-256")) {
+    *why = "bad key: an EC JWK must have crv \"P-256\"";
+    return NULL;
+  }
   const char *x64 = jwk_str(L, t, "x", &xs), *y64 = jwk_str(L, t, "y", &ys);
   unsigned char *x = b64_dup(x64, xs, &xl, why), *y = x ? b64_dup(y64, ys, &yl, why) : NULL;
   OSSL_PARAM_BLD *bld = NULL;
@@ -208,16 +218,21 @@ static EVP_PKEY *public_key(lua_State *L, int alg, const char **why) {
     BIGNUM *e = NULL;
     ok = EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA;
     if (!ok) *why = "bad key: RS256 needs an RSA key";
-    else if (!(ok = EVP_PKEY_get_bits(pk) <= LVERIFY_MAX_RSA_BITS)) *why = "bad key: RSA keys over 8192 bits are refused";
-    else if (!(ok = EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_E, &e) && BN_num_bits(e) <= LVERIFY_MAX_RSA_EXP_BITS)) *why = "bad key: RSA exponent over 64 bits";
+    else if (!(ok = EVP_PKEY_get_bits(pk) <= LVERIFY_MAX_RSA_BITS))
+      *why = "bad key: RSA keys over 8192 bits are refused";
+    else if (!(ok = EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_E, &e) && BN_num_bits(e) <= LVERIFY_MAX_RSA_EXP_BITS))
+      *why = "bad key: RSA exponent over 64 bits";
     BN_free(e);
   } else {
     char group[64] = "";
     ok = EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC && EVP_PKEY_get_group_name(pk, group, sizeof group, NULL) &&
-         strcmp(group, "prime256v1") == 0;
+        strcmp(group, "prime256v1") == 0;
     if (!ok) *why = "bad key: ES256 needs a P-256 key";
   }
-  if (!ok) { EVP_PKEY_free(pk); return NULL; }
+  if (!ok) {
+    EVP_PKEY_free(pk);
+    return NULL;
+  }
   return pk;
 }
 
@@ -228,7 +243,10 @@ static int es256_der(const unsigned char *sig, unsigned char **der) {
   ECDSA_SIG *es = ECDSA_SIG_new();
   BIGNUM *r = BN_bin2bn(sig, 32, NULL), *s = BN_bin2bn(sig + 32, 32, NULL);
   int n = -1;
-  if (es && r && s && ECDSA_SIG_set0(es, r, s)) { r = s = NULL; n = i2d_ECDSA_SIG(es, der); }
+  if (es && r && s && ECDSA_SIG_set0(es, r, s)) {
+    r = s = NULL;
+    n = i2d_ECDSA_SIG(es, der);
+  }
   BN_free(r);
   BN_free(s);
   ECDSA_SIG_free(es);
@@ -239,8 +257,7 @@ static int es256_der(const unsigned char *sig, unsigned char **der) {
 static int evp_verify(EVP_PKEY *pk, const unsigned char *msg, size_t mn, const unsigned char *sig, size_t sn) {
   EVP_MD_CTX *m = EVP_MD_CTX_new();
   int rc = -1;
-  if (m && EVP_DigestVerifyInit(m, NULL, EVP_sha256(), NULL, pk) == 1)
-    rc = EVP_DigestVerify(m, sig, sn, msg, mn) == 1;
+  if (m && EVP_DigestVerifyInit(m, NULL, EVP_sha256(), NULL, pk) == 1) rc = EVP_DigestVerify(m, sig, sn, msg, mn) == 1;
   EVP_MD_CTX_free(m);
   ERR_clear_error();
   return rc;
@@ -248,7 +265,7 @@ static int evp_verify(EVP_PKEY *pk, const unsigned char *msg, size_t mn, const u
 
 static int asym_verify(int alg, EVP_PKEY *pk, const char *msg, size_t mn, const char *sig, size_t sn) {
   if (alg == ALG_RS256) return evp_verify(pk, (const unsigned char *)msg, mn, (const unsigned char *)sig, sn);
-  if (sn != 64) return 0;  /* a JOSE ES256 signature is r||s, 32 bytes each */
+  if (sn != 64) return 0; /* a JOSE ES256 signature is r||s, 32 bytes each */
   unsigned char *der = NULL;
   int n = es256_der((const unsigned char *)sig, &der);
   int rc = n > 0 ? evp_verify(pk, (const unsigned char *)msg, mn, der, (size_t)n) : -1;
@@ -268,12 +285,14 @@ static int hs256(lua_State *L, const char *msg, size_t mn, const char *sig, size
     const char *k64 = jwk_str(L, 2, "k", &ks);
     key = (const char *)(k = b64_dup(k64, ks, &kn, why));
     lua_pop(L, 1);
-  }
-  else *why = "bad key: HS256 needs a secret string or a JWK of kty \"oct\"";
+  } else *why = "bad key: HS256 needs a secret string or a JWK of kty \"oct\"";
   if (!key) return -1;
   int ok = HMAC(EVP_sha256(), key, (int)kn, (const unsigned char *)msg, mn, md, &mdlen) != NULL;
   OPENSSL_free(k);
-  if (!ok) { *why = "hmac failed"; return -1; }
+  if (!ok) {
+    *why = "hmac failed";
+    return -1;
+  }
   return sn == mdlen && CRYPTO_memcmp(md, sig, mdlen) == 0;
 }
 
@@ -292,10 +311,19 @@ static int l_verify(lua_State *L) {
   size_t mn, sn;
   const char *msg = luaL_checklstring(L, 3, &mn), *sig = luaL_checklstring(L, 4, &sn);
   int alg = -1;
-  for (int i = 0; alg_names[i]; i++) if (strcmp(a, alg_names[i]) == 0) alg = i;
+  for (int i = 0; alg_names[i]; i++)
+    if (strcmp(a, alg_names[i]) == 0) alg = i;
   lua_settop(L, 4);
-  if (alg < 0) { lua_pushnil(L); lua_pushfstring(L, "unknown alg '%s' (RS256, ES256, HS256)", a); return 2; }
-  if (!jwk_alg_ok(L, alg)) { lua_pushnil(L); lua_pushfstring(L, "bad key: the JWK is not for %s", a); return 2; }
+  if (alg < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "unknown alg '%s' (RS256, ES256, HS256)", a);
+    return 2;
+  }
+  if (!jwk_alg_ok(L, alg)) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "bad key: the JWK is not for %s", a);
+    return 2;
+  }
   size_t kn = lua_type(L, 2) == LUA_TSTRING ? lua_rawlen(L, 2) : 0;
   double est = 50 + (double)(mn + sn + kn) / 8;
   charge(L, est, "verify");
@@ -309,7 +337,10 @@ static int l_verify(lua_State *L) {
     double bits = pk && alg == ALG_RS256 ? EVP_PKEY_get_bits(pk) / 2048.0 : 1;
     double more = alg == ALG_RS256 ? LVERIFY_RSA_STEPS * bits * bits : LVERIFY_EC_STEPS;
     const lverify_ctx *c = lua_touserdata(L, lua_upvalueindex(1));
-    if (pk && c->fn && c->fn(c->ud, (unsigned long)more)) { EVP_PKEY_free(pk); return luaL_error(L, "budget exceeded (parley.verify)"); }
+    if (pk && c->fn && c->fn(c->ud, (unsigned long)more)) {
+      EVP_PKEY_free(pk);
+      return luaL_error(L, "budget exceeded (parley.verify)");
+    }
     est += more;
     rc = pk ? asym_verify(alg, pk, msg, mn, sig, sn) : -1;
     if (pk && rc < 0) why = "signature check failed in libcrypto";
@@ -322,7 +353,11 @@ static int l_verify(lua_State *L) {
   double spent = (double)(cpu_ns() - t0) / LVERIFY_NS_PER_STEP;
   if (warm[alg] && spent > est) charge(L, spent - est, "verify");
   warm[alg] = 1;
-  if (rc < 0) { lua_pushnil(L); lua_pushstring(L, why); return 2; }
+  if (rc < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+  }
   lua_pushboolean(L, rc);
   return 1;
 }

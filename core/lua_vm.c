@@ -19,8 +19,8 @@
 #include "lua_pattern.h"
 #include "lua_vm.h"
 
-#define LVM_HOOK_EVERY 1000        /* the count hook fires every this many instructions */
-#define LVM_CJSON_DEPTH 128        /* cjson's encode/decode nesting limit, fixed by the core */
+#define LVM_HOOK_EVERY 1000 /* the count hook fires every this many instructions */
+#define LVM_CJSON_DEPTH 128 /* cjson's encode/decode nesting limit, fixed by the core */
 /* A big allocation inside the gate is charged as work (filling it is the
  * cost: one step per this many bytes): one instruction that concatenates two
  * 30 MB strings must not be as cheap as one that adds two numbers. */
@@ -28,19 +28,19 @@
 #define LVM_ALLOC_BYTES_PER_STEP 16
 
 struct lua_vm_s {
-  lua_State *L;            /* owned */
-  void *user;              /* borrowed: lua_vm_user */
+  lua_State *L; /* owned */
+  void *user;   /* borrowed: lua_vm_user */
   size_t mem_used, mem_cap;
-  int capped;              /* inside the gate: the memory cap binds */
-  long long budget;        /* instructions per call */
-  long long left;          /* instructions left in this call */
-  int hook_count;          /* the count hook's current period */
-  int tripped;             /* 0, or why every instruction now fails: 1 budget, 2 time */
-  uint64_t deadline_ns;    /* monotonic: the call's wall-time cap */
+  int capped;           /* inside the gate: the memory cap binds */
+  long long budget;     /* instructions per call */
+  long long left;       /* instructions left in this call */
+  int hook_count;       /* the count hook's current period */
+  int tripped;          /* 0, or why every instruction now fails: 1 budget, 2 time */
+  uint64_t deadline_ns; /* monotonic: the call's wall-time cap */
   unsigned time_ms;
-  int ref_env;             /* registry: the allow-list the sandbox copies */
-  char dir[PATH_MAX];      /* require() loads from here */
-  char where[PATH_MAX + 96];   /* what the gate runs: the hook with its file:line */
+  int ref_env;               /* registry: the allow-list the sandbox copies */
+  char dir[PATH_MAX];        /* require() loads from here */
+  char where[PATH_MAX + 96]; /* what the gate runs: the hook with its file:line */
 };
 
 static uint64_t mono_ns(void) {
@@ -84,8 +84,7 @@ static void vm_hook(lua_State *L, lua_Debug *ar) {
   char what[64];
   if (vm->tripped == 1) snprintf(what, sizeof what, "instruction budget exceeded");
   else snprintf(what, sizeof what, "time limit exceeded (%u ms)", vm->time_ms);
-  if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-    luaL_error(L, "%s:%d: %s", ar->short_src, ar->currentline, what);
+  if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0) luaL_error(L, "%s:%d: %s", ar->short_src, ar->currentline, what);
   luaL_error(L, "%s", what);
 }
 
@@ -111,7 +110,7 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   if (vm->capped && nsize > old && vm->mem_used + (nsize - old) > vm->mem_cap) return NULL;
   if (vm->capped && nsize >= old + LVM_ALLOC_CHARGE_MIN &&
       vm_charge(vm, (long long)((nsize - old) / LVM_ALLOC_BYTES_PER_STEP)))
-    return NULL;  /* the budget or the clock is spent: a memory error now, the hook's error next */
+    return NULL; /* the budget or the clock is spent: a memory error now, the hook's error next */
   void *np = realloc(ptr, nsize);
   if (np) vm->mem_used = vm->mem_used - old + nsize;
   return np;
@@ -120,14 +119,16 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 /* ---- the sandbox ---- */
 
 /* Globals a policy may use: the allow-list, kept as data. */
+/* clang-format off */
 static const char *const sandbox_globals[] = {
   "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget", "rawlen",
   "rawset", "select", "getmetatable", "tonumber", "tostring", "type",
   "xpcall", "_VERSION", "string", "table", "math", "utf8", NULL};
+/* clang-format on */
 static const char *const sandbox_os[] = {"time", "clock", "date", NULL};
 /* What policies see of cjson: a private instance's codec, no config setters. */
-static const char *const sandbox_cjson[] = {"encode", "decode", "null", "empty_array", "array_mt",
-                                            "empty_array_mt", "_NAME", "_VERSION", NULL};
+static const char *const sandbox_cjson[] = {"encode",         "decode", "null",     "empty_array", "array_mt",
+                                            "empty_array_mt", "_NAME",  "_VERSION", NULL};
 
 static int l_print(lua_State *L) {
   int n = lua_gettop(L);
@@ -256,11 +257,15 @@ static int l_require(lua_State *L) {
   char path[PATH_MAX + 96];
   int n = snprintf(path, sizeof path, "%s/%s", vm->dir, name);
   if (n < 0 || (size_t)n + 5 >= sizeof path) return luaL_error(L, "require: path too long");
-  for (char *c = path + strlen(vm->dir) + 1; *c; c++) if (*c == '.') *c = '/';
+  for (char *c = path + strlen(vm->dir) + 1; *c; c++)
+    if (*c == '.') *c = '/';
   strcat(path, ".lua");
   if (with_env(L, luaL_loadfilex(L, path, "t")) != LUA_OK) return lua_error(L);
   lua_call(L, 0, 1);
-  if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); }
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+  }
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, name);
   return 1;
@@ -316,7 +321,10 @@ int lua_vm_gate(lua_vm *vm, const char *what, lua_CFunction body, void *ctx, uns
   int rc = lua_pcall(L, 1, 0, top + 1);
   vm->capped = 0;
   lua_sethook(L, NULL, 0, 0);
-  if (rc == LUA_OK) { lua_settop(L, top); return 0; }
+  if (rc == LUA_OK) {
+    lua_settop(L, top);
+    return 0;
+  }
   const char *err = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
   char first[512];
   snprintf(first, sizeof first, "%s", err ? err : "(error object is not a string)");
@@ -347,20 +355,20 @@ void lua_vm_name_call(lua_State *L, const char *what) {
  * not a panic). */
 static int setup_body(lua_State *L) {
   lua_vm *vm = lua_touserdata(L, 1);
-  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base}, {LUA_STRLIBNAME, luaopen_string},
+  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},       {LUA_STRLIBNAME, luaopen_string},
                                   {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
                                   {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_OSLIBNAME, luaopen_os},
-                                  {"cjson", luaopen_cjson}, {NULL, NULL}};
+                                  {"cjson", luaopen_cjson},        {NULL, NULL}};
   for (const luaL_Reg *lib = libs; lib->func; lib++) {
     luaL_requiref(L, lib->name, lib->func, 1);
     lua_pop(L, 1);
   }
-  lua_getglobal(L, "string");  /* no bytecode out either */
+  lua_getglobal(L, "string"); /* no bytecode out either */
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
   lua_pop(L, 1);
-  lpat_install(L, vm_steps_charge, vm);  /* find/match/gmatch/gsub metered like instructions */
-  lmeter_install(L, vm_steps_charge, vm);  /* so is the other library work done in C (sort, upper, ...) */
+  lpat_install(L, vm_steps_charge, vm);   /* find/match/gmatch/gsub metered like instructions */
+  lmeter_install(L, vm_steps_charge, vm); /* so is the other library work done in C (sort, upper, ...) */
   lua_newtable(L);
   lua_setfield(L, LUA_REGISTRYINDEX, "parley.loaded");
   sandbox_template(vm);
@@ -375,7 +383,10 @@ lua_vm *lua_vm_new(const char *dir, size_t mem_cap, long long budget, void *user
   vm->mem_cap = mem_cap;
   vm->budget = budget < 1 ? 1 : budget > INT_MAX ? INT_MAX : budget;
   vm->ref_env = LUA_NOREF;
-  if (!(vm->L = lua_newstate(vm_alloc, vm))) { free(vm); return NULL; }
+  if (!(vm->L = lua_newstate(vm_alloc, vm))) {
+    free(vm);
+    return NULL;
+  }
   lua_pushcfunction(vm->L, setup_body);
   lua_pushlightuserdata(vm->L, vm);
   if (lua_pcall(vm->L, 1, 0, 0) != LUA_OK) {

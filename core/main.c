@@ -16,9 +16,9 @@
 #include "policy_test.h"
 #include "server.h"
 
-static const char *check_dir;   /* --check DIR: load the policies, report, exit */
-static const char *test_file;   /* --test-policy FILE: run a policy's tests against --policies, exit */
-static const char *admin_token_file;  /* --admin-token-file FILE: read once the options are known */
+static const char *check_dir;        /* --check DIR: load the policies, report, exit */
+static const char *test_file;        /* --test-policy FILE: run a policy's tests against --policies, exit */
+static const char *admin_token_file; /* --admin-token-file FILE: read once the options are known */
 
 /* HOST:PORT: a name, an IPv4 address, an IPv6 address in brackets, or no
  * host at all (every address: host ""); server.c resolves it. host holds 64
@@ -32,7 +32,7 @@ static int parse_hostport(const char *arg, char *host_out, int *port_out) {
     host = arg + 1;
     n -= 2;
   } else if (memchr(arg, ':', n) || memchr(arg, '[', n) || memchr(arg, ']', n)) {
-    return -1;  /* an IPv6 address needs its brackets */
+    return -1; /* an IPv6 address needs its brackets */
   }
   char *end;
   long port = strtol(colon + 1, &end, 10);
@@ -63,6 +63,7 @@ static int parse_count(const char *arg, size_t *out) {
 /* The options that take a value, without their "--": each can also be set by
  * the variable PARLEY_<NAME> (upper case, '-' as '_'). set_option knows the
  * same names; a name in one and not the other fails every start (main). */
+/* clang-format off */
 static const char *const option_names[] = {
   "listen", "policies", "log-level", "log-format", "ping-interval", "ping-timeout", "sio-path",
   "lua-budget", "lua-memory", "lua-time-ms", "tenant-hook-ms", "web", "client-js",
@@ -70,6 +71,7 @@ static const char *const option_names[] = {
   "trust-proxy", "resume-memory", "max-detached-per-addr", "redis", "node-id",
   "advertise", "cluster-heartbeat-ms", "metrics", "drain-seconds", "admin", "admin-token-file", "state-dir",
   "tls-cert", "tls-key", NULL};
+/* clang-format on */
 
 static int copy_str(char *dst, size_t cap, const char *v) { return snprintf(dst, cap, "%s", v) >= (int)cap; }
 
@@ -79,7 +81,10 @@ static int set_option(const char *a, const char *v, server_config *cfg) {
   if (!strcmp(a, "listen")) return parse_hostport(v, cfg->host, &cfg->port) != 0;
   if (!strcmp(a, "metrics")) return parse_hostport(v, cfg->metrics_host, &cfg->metrics_port) != 0;
   if (!strcmp(a, "admin")) return parse_hostport(v, cfg->admin_host, &cfg->admin_port) != 0;
-  if (!strcmp(a, "admin-token-file")) { admin_token_file = v; return !v[0]; }
+  if (!strcmp(a, "admin-token-file")) {
+    admin_token_file = v;
+    return !v[0];
+  }
   if (!strcmp(a, "state-dir")) return !v[0] || copy_str(cfg->state_dir, sizeof cfg->state_dir, v);
   if (!strcmp(a, "tls-cert")) return copy_str(cfg->tls_cert, sizeof cfg->tls_cert, v);
   if (!strcmp(a, "tls-key")) return copy_str(cfg->tls_key, sizeof cfg->tls_key, v);
@@ -88,10 +93,26 @@ static int set_option(const char *a, const char *v, server_config *cfg) {
   if (!strcmp(a, "log-format")) return log_format_parse(v, &log_json) != 0;
   if (!strcmp(a, "ping-interval")) return parse_ms(v, &cfg->ping_interval_ms) != 0;
   if (!strcmp(a, "ping-timeout")) return parse_ms(v, &cfg->ping_timeout_ms) != 0;
-  if (!strcmp(a, "lua-budget")) { int bad = parse_ms(v, &n) || n > 2000000000u; cfg->policy.budget = (long long)n; return bad; }
-  if (!strcmp(a, "lua-memory")) { int bad = parse_ms(v, &n) || n > 65536; cfg->policy.mem_cap = (size_t)n << 20; return bad; }
-  if (!strcmp(a, "lua-time-ms")) { int bad = parse_ms(v, &n) || n > 600000; cfg->policy.time_ms = (unsigned)n; return bad; }
-  if (!strcmp(a, "tenant-hook-ms")) { int bad = parse_ms(v, &n) || n > 1000000; cfg->policy.tenant_hook_ms = (unsigned)n; return bad; }
+  if (!strcmp(a, "lua-budget")) {
+    int bad = parse_ms(v, &n) || n > 2000000000u;
+    cfg->policy.budget = (long long)n;
+    return bad;
+  }
+  if (!strcmp(a, "lua-memory")) {
+    int bad = parse_ms(v, &n) || n > 65536;
+    cfg->policy.mem_cap = (size_t)n << 20;
+    return bad;
+  }
+  if (!strcmp(a, "lua-time-ms")) {
+    int bad = parse_ms(v, &n) || n > 600000;
+    cfg->policy.time_ms = (unsigned)n;
+    return bad;
+  }
+  if (!strcmp(a, "tenant-hook-ms")) {
+    int bad = parse_ms(v, &n) || n > 1000000;
+    cfg->policy.tenant_hook_ms = (unsigned)n;
+    return bad;
+  }
   if (!strcmp(a, "web")) return copy_str(cfg->web, sizeof cfg->web, v);
   if (!strcmp(a, "client-js")) return copy_str(cfg->client_js, sizeof cfg->client_js, v);
   if (!strcmp(a, "max-conns")) return parse_count(v, &cfg->max_conns) != 0;
@@ -104,8 +125,12 @@ static int set_option(const char *a, const char *v, server_config *cfg) {
   if (!strcmp(a, "advertise")) return !strchr(v, ':') || copy_str(cfg->advertise, sizeof cfg->advertise, v);
   if (!strcmp(a, "cluster-heartbeat-ms")) return parse_ms(v, &cfg->cluster_tick_ms) || cfg->cluster_tick_ms < 50;
   if (!strcmp(a, "max-detached-per-addr")) return parse_count(v, &cfg->max_detached_per_addr) != 0;
-  if (!strcmp(a, "resume-memory")) { int bad = parse_ms(v, &n) || n > 65536; cfg->resume_memory = (size_t)n << 20; return bad; }
-  if (!strcmp(a, "drain-seconds")) {  /* 0 (all at once) to an hour */
+  if (!strcmp(a, "resume-memory")) {
+    int bad = parse_ms(v, &n) || n > 65536;
+    cfg->resume_memory = (size_t)n << 20;
+    return bad;
+  }
+  if (!strcmp(a, "drain-seconds")) { /* 0 (all at once) to an hour */
     char *end;
     long long sec = strtoll(v, &end, 10);
     if (*end || end == v || sec < 0 || sec > 3600) return 1;
@@ -119,7 +144,8 @@ static int set_option(const char *a, const char *v, server_config *cfg) {
 /* PARLEY_<NAME> for an option name, into out (64 bytes). */
 static void env_name(const char *name, char *out) {
   size_t i = snprintf(out, 64, "PARLEY_");
-  for (; *name && i < 63; name++) out[i++] = *name == '-' ? '_' : (char)(*name >= 'a' && *name <= 'z' ? *name - 32 : *name);
+  for (; *name && i < 63; name++)
+    out[i++] = *name == '-' ? '_' : (char)(*name >= 'a' && *name <= 'z' ? *name - 32 : *name);
   out[i] = 0;
 }
 
@@ -214,10 +240,13 @@ static void usage(FILE *f, const server_config *defaults) {
           "  --version            print the version and the git revision built from\n"
           "SIGHUP reloads the policies (and the TLS certificate); SIGTERM drains (--drain-seconds; a second SIGTERM\n"
           "stops at once); SIGINT stops at once (clients get close 1001).\n\n"
-          "Files: run from %s, parley reads " PARLEY_INSTALL_POLICIES ",\n"
-          "  " PARLEY_INSTALL_WEB " and " PARLEY_INSTALL_CLIENT_JS ";\n"
+          "Files: run from %s, parley reads " PARLEY_INSTALL_POLICIES
+          ",\n"
+          "  " PARLEY_INSTALL_WEB " and " PARLEY_INSTALL_CLIENT_JS
+          ";\n"
           "  run from anywhere else (the build tree), the source tree's while it is there\n"
-          "  (" PARLEY_SOURCE_DIR "). This one's defaults:\n"
+          "  (" PARLEY_SOURCE_DIR
+          "). This one's defaults:\n"
           "    --policies %s\n    --web %s\n    --client-js %s\n    --state-dir %s\n\n"
           "Environment: each option can be set by a variable instead; an option on the\n"
           "command line beats its variable:\n",
@@ -244,16 +273,32 @@ static int parse_args(int argc, char **argv, server_config *cfg) {
   unsigned char given[sizeof option_names / sizeof *option_names] = {0};
   for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout, cfg); exit(0); }
-    if (!strcmp(a, "--version")) { printf("parley %s (git %s)\n", PARLEY_VERSION, PARLEY_GIT_REV); exit(0); }
-    if (!strcmp(a, "--check") || !strcmp(a, "--test-policy")) {  /* not server options: no variable sets them */
-      if (i + 1 >= argc) { fprintf(stderr, "parley: %s needs a value\n", a); return -1; }
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(stdout, cfg);
+      exit(0);
+    }
+    if (!strcmp(a, "--version")) {
+      printf("parley %s (git %s)\n", PARLEY_VERSION, PARLEY_GIT_REV);
+      exit(0);
+    }
+    if (!strcmp(a, "--check") || !strcmp(a, "--test-policy")) { /* not server options: no variable sets them */
+      if (i + 1 >= argc) {
+        fprintf(stderr, "parley: %s needs a value\n", a);
+        return -1;
+      }
       *(a[2] == 'c' ? &check_dir : &test_file) = argv[i + 1];
       continue;
     }
     int k = option_index(a);
-    if (k < 0) { fprintf(stderr, "parley: unknown option %s\n", a); usage(stderr, cfg); return -1; }
-    if (i + 1 >= argc) { fprintf(stderr, "parley: %s needs a value\n", a); return -1; }
+    if (k < 0) {
+      fprintf(stderr, "parley: unknown option %s\n", a);
+      usage(stderr, cfg);
+      return -1;
+    }
+    if (i + 1 >= argc) {
+      fprintf(stderr, "parley: %s needs a value\n", a);
+      return -1;
+    }
     given[k] = 1;
   }
   for (int k = 0; option_names[k]; k++) {
@@ -262,14 +307,26 @@ static int parse_args(int argc, char **argv, server_config *cfg) {
     env_name(option_names[k], name);
     if (given[k] || !(v = getenv(name))) continue;
     int bad = set_option(option_names[k], v, cfg);
-    if (bad < 0) { fprintf(stderr, "parley: internal error: option %s has no setter\n", option_names[k]); return -1; }
-    if (bad) { fprintf(stderr, "parley: bad value for %s: %s\n", name, v); return -1; }
+    if (bad < 0) {
+      fprintf(stderr, "parley: internal error: option %s has no setter\n", option_names[k]);
+      return -1;
+    }
+    if (bad) {
+      fprintf(stderr, "parley: bad value for %s: %s\n", name, v);
+      return -1;
+    }
   }
   for (int i = 1; i < argc; i += 2) {
     if (!strcmp(argv[i], "--check") || !strcmp(argv[i], "--test-policy")) continue;
     int bad = set_option(argv[i] + 2, argv[i + 1], cfg);
-    if (bad < 0) { fprintf(stderr, "parley: internal error: option %s has no setter\n", argv[i]); return -1; }
-    if (bad) { fprintf(stderr, "parley: bad value for %s: %s\n", argv[i], argv[i + 1]); return -1; }
+    if (bad < 0) {
+      fprintf(stderr, "parley: internal error: option %s has no setter\n", argv[i]);
+      return -1;
+    }
+    if (bad) {
+      fprintf(stderr, "parley: bad value for %s: %s\n", argv[i], argv[i + 1]);
+      return -1;
+    }
   }
   return 0;
 }
@@ -314,7 +371,10 @@ static int admin_token(server_config *cfg) {
   size_t n = 0;
   if (admin_token_file) {
     FILE *f = fopen(admin_token_file, "r");
-    if (!f) { fprintf(stderr, "parley: cannot open %s: %s (--admin-token-file)\n", admin_token_file, strerror(errno)); return -1; }
+    if (!f) {
+      fprintf(stderr, "parley: cannot open %s: %s (--admin-token-file)\n", admin_token_file, strerror(errno));
+      return -1;
+    }
     if (!fgets(cfg->admin_token, sizeof cfg->admin_token, f)) cfg->admin_token[0] = 0;
     fclose(f);
   } else if (env) {
@@ -322,7 +382,10 @@ static int admin_token(server_config *cfg) {
   }
   n = strcspn(cfg->admin_token, "\r\n");
   cfg->admin_token[n] = 0;
-  if (cfg->admin_port < 0) { OPENSSL_cleanse(cfg->admin_token, sizeof cfg->admin_token); return 0; }
+  if (cfg->admin_port < 0) {
+    OPENSSL_cleanse(cfg->admin_token, sizeof cfg->admin_token);
+    return 0;
+  }
   if (!n) {
     fprintf(stderr, "parley: --admin needs a token: --admin-token-file FILE or PARLEY_ADMIN_TOKEN (docs/admin.md)\n");
     return -1;
@@ -346,7 +409,8 @@ static int check_paths(const server_config *cfg) {
   }
   if (cfg->web[0] && (stat(cfg->web, &st) != 0 || !S_ISDIR(st.st_mode))) {
     int err = stat(cfg->web, &st) != 0 ? errno : ENOTDIR;
-    fprintf(stderr, "parley: cannot open %s: %s (pass --web DIR, or --web \"\" for no page)\n", cfg->web, strerror(err));
+    fprintf(stderr, "parley: cannot open %s: %s (pass --web DIR, or --web \"\" for no page)\n", cfg->web,
+            strerror(err));
     return -1;
   }
   if (cfg->client_js[0] && access(cfg->client_js, R_OK) != 0) {
@@ -385,19 +449,31 @@ int main(int argc, char **argv) {
   server_t *s = malloc(sizeof *s);
   server_config_default(&cfg);
   default_paths(&cfg);
-  if (!s || parse_args(argc, argv, &cfg)) { free(s); return 2; }
-  if (check_dir) { free(s); return check_policies(check_dir, &cfg.policy); }
-  if (test_file) {  /* the tests' own lines are the report: the log says only what went wrong, unless asked */
+  if (!s || parse_args(argc, argv, &cfg)) {
+    free(s);
+    return 2;
+  }
+  if (check_dir) {
+    free(s);
+    return check_policies(check_dir, &cfg.policy);
+  }
+  if (test_file) { /* the tests' own lines are the report: the log says only what went wrong, unless asked */
     if (!log_level_given(argc, argv)) log_level = LOG_WARN;
     free(s);
     return policy_test_run(cfg.policies, &cfg.policy, test_file);
   }
-  if (check_paths(&cfg) || admin_token(&cfg)) { free(s); return 1; }
+  if (check_paths(&cfg) || admin_token(&cfg)) {
+    free(s);
+    return 1;
+  }
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t *loop = uv_default_loop();
   int rc = server_init(s, loop, &cfg);
-  OPENSSL_cleanse(cfg.admin_token, sizeof cfg.admin_token);  /* the server keeps its hash */
-  if (rc) { free(s); return 1; }
+  OPENSSL_cleanse(cfg.admin_token, sizeof cfg.admin_token); /* the server keeps its hash */
+  if (rc) {
+    free(s);
+    return 1;
+  }
   uv_run(loop, UV_RUN_DEFAULT);
   server_free(s);
   rc = uv_loop_close(loop);

@@ -6,14 +6,17 @@
 #include "err.h"
 #include "metrics.h"
 
-#define METRICS_MAX_PAGE (64u << 20)   /* a page past this is refused (500) */
+#define METRICS_MAX_PAGE (64u << 20) /* a page past this is refused (500) */
 
 typedef struct {
   buf_t *b;
-  int rc;                    /* the first failure; later writes are skipped */
+  int rc; /* the first failure; later writes are skipped */
 } page_t;
 
-#define OUT(p, ...) do { if (!(p)->rc) (p)->rc = buf_printf((p)->b, __VA_ARGS__); } while (0)
+#define OUT(p, ...)                                          \
+  do {                                                       \
+    if (!(p)->rc) (p)->rc = buf_printf((p)->b, __VA_ARGS__); \
+  } while (0)
 
 static void family(page_t *p, const char *name, const char *type, const char *help) {
   OUT(p, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -103,25 +106,37 @@ static void cluster_series(page_t *p, const cluster_t *cl) {
 /* ---- per tenant ---- */
 
 typedef enum {
-  T_CONNECTIONS, T_USERS, T_ROOMS, T_DETACHED, T_ACCEPTED, T_REFUSED, T_EVENTS, T_RATE_LIMITED, T_SIGNALS,
-  T_SIGNAL_BYTES, T_ERRORS, T_FAMILIES
+  T_CONNECTIONS,
+  T_USERS,
+  T_ROOMS,
+  T_DETACHED,
+  T_ACCEPTED,
+  T_REFUSED,
+  T_EVENTS,
+  T_RATE_LIMITED,
+  T_SIGNALS,
+  T_SIGNAL_BYTES,
+  T_ERRORS,
+  T_FAMILIES
 } tenant_family;
 
 static const struct {
   const char *name, *type, *help;
+  /* clang-format off */
 } tenant_families[T_FAMILIES] = {
-  {"parley_tenant_connections", "gauge", "the tenant's users with a live connection, by framing (ws, sio)"},
-  {"parley_tenant_users", "gauge", "the tenant's users on this node (attached or waiting for a resume)"},
-  {"parley_tenant_rooms", "gauge", "the tenant's rooms this node holds"},
-  {"parley_tenant_detached_users", "gauge", "the tenant's users waiting for a resume"},
-  {"parley_tenant_connections_accepted_total", "counter", "connections admitted (new users and resumes), by framing"},
-  {"parley_tenant_connections_refused_total", "counter",
-   "connections refused after on_connect named the tenant, by reason"},
-  {"parley_tenant_events_total", "counter", "events handled (rate-limited ones included)"},
-  {"parley_tenant_events_rate_limited_total", "counter", "events refused by the rate limit"},
-  {"parley_tenant_signals_relayed_total", "counter", "SIGNALs relayed"},
-  {"parley_tenant_signal_bytes_total", "counter", "bytes of the signal values relayed"},
-  {"parley_tenant_errors_total", "counter", "ERRORs sent, by code (protocol.md)"},
+    /* clang-format on */
+    {"parley_tenant_connections", "gauge", "the tenant's users with a live connection, by framing (ws, sio)"},
+    {"parley_tenant_users", "gauge", "the tenant's users on this node (attached or waiting for a resume)"},
+    {"parley_tenant_rooms", "gauge", "the tenant's rooms this node holds"},
+    {"parley_tenant_detached_users", "gauge", "the tenant's users waiting for a resume"},
+    {"parley_tenant_connections_accepted_total", "counter", "connections admitted (new users and resumes), by framing"},
+    {"parley_tenant_connections_refused_total", "counter",
+     "connections refused after on_connect named the tenant, by reason"},
+    {"parley_tenant_events_total", "counter", "events handled (rate-limited ones included)"},
+    {"parley_tenant_events_rate_limited_total", "counter", "events refused by the rate limit"},
+    {"parley_tenant_signals_relayed_total", "counter", "SIGNALs relayed"},
+    {"parley_tenant_signal_bytes_total", "counter", "bytes of the signal values relayed"},
+    {"parley_tenant_errors_total", "counter", "ERRORs sent, by code (protocol.md)"},
 };
 
 static const char *const framing_labels[ROOMS_FRAMINGS] = {"ws", "sio"};
@@ -153,7 +168,7 @@ static void tenant_samples(page_t *p, tenant_family f, const rooms_tally *x) {
   case T_ACCEPTED:
     for (int k = 0; k < ROOMS_FRAMINGS; k++) tenant_sample(p, name, tn, "framing", framing_labels[k], c->accepted[k]);
     break;
-  case T_REFUSED:  /* only the reasons that happened: most never do for a tenant */
+  case T_REFUSED: /* only the reasons that happened: most never do for a tenant */
     for (int r = 0; r < ROOMS_REFUSALS; r++)
       if (c->refused[r]) tenant_sample(p, name, tn, "reason", rooms_refusal_label(r), c->refused[r]);
     break;
@@ -207,8 +222,9 @@ static void on_request(conn_t *c, http_req *r) {
   buf_t body;
   buf_init(&body, METRICS_MAX_PAGE);
   if (metrics_render(m, 1, &body)) conn_http_reply(c, 500, "text/plain", "metrics page too big", 20, NULL, 0);
-  else conn_http_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", body.data, body.len, NULL,
-                       http_req_keep_alive(r));
+  else
+    conn_http_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", body.data, body.len, NULL,
+                    http_req_keep_alive(r));
   buf_free(&body);
 }
 

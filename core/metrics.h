@@ -16,13 +16,13 @@
 /* What the page reports (all borrowed). */
 typedef struct {
   const conn_env *net;
-  rooms_state *rooms;        /* written only by rooms_census, for the tenant gauges */
+  rooms_state *rooms; /* written only by rooms_census, for the tenant gauges */
   const proto_metrics *events;
   const resume_state *resume;
   const addrs_t *addrs;
   const eio_state *eio;
-  cluster_t *const *cluster; /* the server's (NULL inside on a single node) */
-  const webhook_stats *webhooks;  /* NULL: none shown */
+  cluster_t *const *cluster;     /* the server's (NULL inside on a single node) */
+  const webhook_stats *webhooks; /* NULL: none shown */
 } metrics_sources;
 
 /* The page into out (appended): the globals, and every tenant's series when

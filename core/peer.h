@@ -15,11 +15,11 @@ typedef struct peer_s peer_t;
 /* What the server counts in all (reported on /metrics); each tenant's share
  * is in its tenant_counters. */
 typedef struct {
-  uint64_t events;           /* events handled (rate-limited ones included) */
-  uint64_t signals, signal_bytes;  /* SIGNALs relayed, and their signal values' bytes */
-  uint64_t rate_limited;     /* events refused by the rate limit */
-  uint64_t errors[ROOMS_ERROR_CODES];  /* ERRORs sent, by code (protocol.md Errors 0-4) */
-  uint64_t refused[ROOMS_REFUSALS];    /* connections refused, by reason (the transports count) */
+  uint64_t events;                    /* events handled (rate-limited ones included) */
+  uint64_t signals, signal_bytes;     /* SIGNALs relayed, and their signal values' bytes */
+  uint64_t rate_limited;              /* events refused by the rate limit */
+  uint64_t errors[ROOMS_ERROR_CODES]; /* ERRORs sent, by code (protocol.md Errors 0-4) */
+  uint64_t refused[ROOMS_REFUSALS];   /* connections refused, by reason (the transports count) */
 } proto_metrics;
 
 /* Why the server ended a user's session (rooms_user_end): the reason its
@@ -29,20 +29,28 @@ enum { PEER_END_NONE, PEER_END_EXPIRED, PEER_END_REVOKED, PEER_END_KICKED };
 
 /* A room change the event layer decided (its policy said yes), for the
  * cluster to make atomically in the shared state. */
-typedef enum { CHANGE_CREATE, CHANGE_JOIN, CHANGE_UPDATE, CHANGE_LEAVE, CHANGE_GONE, CHANGE_FETCH, CHANGE_SYNC,
-              CHANGE_VERSION /* no change: the room's version now */,
-              CHANGE_OWNER /* user becomes the owner (a policy's action) */,
-              CHANGE_CLOSE /* the room closes, every member told (a policy's action) */ } change_kind;
+typedef enum {
+  CHANGE_CREATE,
+  CHANGE_JOIN,
+  CHANGE_UPDATE,
+  CHANGE_LEAVE,
+  CHANGE_GONE,
+  CHANGE_FETCH,
+  CHANGE_SYNC,
+  CHANGE_VERSION /* no change: the room's version now */,
+  CHANGE_OWNER /* user becomes the owner (a policy's action) */,
+  CHANGE_CLOSE /* the room closes, every member told (a policy's action) */
+} change_kind;
 
 typedef struct {
   change_kind kind;
-  uint64_t op;               /* the request waiting on it (0: none) */
+  uint64_t op; /* the request waiting on it (0: none) */
   const char *tenant;
-  const char *room, *user;   /* IDs (user: who acts; GONE: who went) */
-  uint64_t sver;             /* JOIN, UPDATE: the settings version the decision saw */
-  const room_settings *s;    /* CREATE, UPDATE: the settings (meta included) */
-  double created;            /* CREATE */
-  size_t max_rooms;          /* CREATE: the tenant's cap on rooms */
+  const char *room, *user; /* IDs (user: who acts; GONE: who went) */
+  uint64_t sver;           /* JOIN, UPDATE: the settings version the decision saw */
+  const room_settings *s;  /* CREATE, UPDATE: the settings (meta included) */
+  double created;          /* CREATE */
+  size_t max_rooms;        /* CREATE: the tenant's cap on rooms */
 } room_change;
 
 /* The cluster, as the event layer reaches it (cluster.c fills it in). The
@@ -62,7 +70,7 @@ typedef struct {
    * counts another node may have just changed). */
   void (*catch_up)(void *self);
   void *self;
-  const char *node;          /* this node's ID */
+  const char *node; /* this node's ID */
 } proto_cluster;
 
 typedef struct proto_op_s proto_op;
@@ -71,12 +79,12 @@ typedef struct proto_op_s proto_op;
  * the policies and its counters. Owned by the server, shared by every peer
  * of a loop. */
 typedef struct {
-  evloop_t *ev;              /* borrowed */
-  rooms_state *rooms;        /* borrowed: the store */
-  policy_t *policy;          /* borrowed: the current policies (the owner swaps it on reload) */
-  proto_cluster *cluster;    /* borrowed; NULL on a single node */
-  webhook_t *webhooks;       /* borrowed: the tenants' webhooks; NULL once stopping */
-  proto_op *ops;             /* requests waiting on the cluster (hash by id, owned) */
+  evloop_t *ev;           /* borrowed */
+  rooms_state *rooms;     /* borrowed: the store */
+  policy_t *policy;       /* borrowed: the current policies (the owner swaps it on reload) */
+  proto_cluster *cluster; /* borrowed; NULL on a single node */
+  webhook_t *webhooks;    /* borrowed: the tenants' webhooks; NULL once stopping */
+  proto_op *ops;          /* requests waiting on the cluster (hash by id, owned) */
   uint64_t next_op;
   proto_metrics metrics;
 } proto_ctx;
@@ -88,7 +96,7 @@ typedef struct {
   long long ack_id;
 } proto_ack;
 
-#define PEER_MAX_PARTS 6   /* payload pieces one send_event may splice */
+#define PEER_MAX_PARTS 6 /* payload pieces one send_event may splice */
 
 /* The lifecycle rule (evloop.h, docs/architecture.md): neither op closes or
  * frees anything inside the call. A peer that must go (a slow consumer, a
@@ -120,22 +128,22 @@ typedef struct {
 typedef struct {
   double tokens;
   uint64_t bucket_ms, strike_ms;
-  unsigned strikes;          /* events refused in the current second */
-  unsigned started : 1;      /* tokens holds a real count (whatever the clock reads) */
+  unsigned strikes;     /* events refused in the current second */
+  unsigned started : 1; /* tokens holds a real count (whatever the clock reads) */
 } peer_rate;
 
 struct peer_s {
   const peer_ops *ops;
-  proto_ctx *ctx;            /* borrowed */
-  user_t *user;              /* NULL until the peer is accepted as a user */
-  tenant_t *tenant;          /* borrowed */
-  peer_rate rate;            /* the per-connection rate limit */
-  const char *resume_token;  /* borrowed: what GET_ID tells the client to resume with, or NULL */
-  double expires;            /* when its credentials expire (unix seconds, from on_connect), or 0 */
-  void *kept;                /* what on_connect read, kept by the admission for recheck_on_reload (owned
+  proto_ctx *ctx;               /* borrowed */
+  user_t *user;                 /* NULL until the peer is accepted as a user */
+  tenant_t *tenant;             /* borrowed */
+  peer_rate rate;               /* the per-connection rate limit */
+  const char *resume_token;     /* borrowed: what GET_ID tells the client to resume with, or NULL */
+  double expires;               /* when its credentials expire (unix seconds, from on_connect), or 0 */
+  void *kept;                   /* what on_connect read, kept by the admission for recheck_on_reload (owned
                               * by the session layer), or NULL */
-  proto_op *op;              /* the request waiting on the cluster, or NULL */
-  proto_held *held, *held_tail;  /* events that came while it waits, in order (owned) */
+  proto_op *op;                 /* the request waiting on the cluster, or NULL */
+  proto_held *held, *held_tail; /* events that came while it waits, in order (owned) */
   size_t nheld, held_bytes;
 };
 

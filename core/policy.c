@@ -28,7 +28,7 @@
 
 /* A reason of builtin.lua's error map and its verdict. */
 typedef struct {
-  char *reason;            /* owned */
+  char *reason; /* owned */
   policy_verdict v;
 } base_error;
 
@@ -36,16 +36,16 @@ typedef struct {
  * copy), default.lua's over it, and for a tenant VM the tenant file's table
  * over both. Owned by its policy_t. */
 typedef struct pvm_s {
-  lua_vm *lua;             /* owned */
-  char name[65];           /* the tenant; "" for the default VM */
-  int ref_base;            /* registry: the core's copy of core/builtin.lua's table */
-  int ref_default;         /* registry: the table default.lua returned */
-  int ref_tenant;          /* registry: the tenant file's table; LUA_NOREF in the default VM */
+  lua_vm *lua;     /* owned */
+  char name[65];   /* the tenant; "" for the default VM */
+  int ref_base;    /* registry: the core's copy of core/builtin.lua's table */
+  int ref_default; /* registry: the table default.lua returned */
+  int ref_tenant;  /* registry: the tenant file's table; LUA_NOREF in the default VM */
   int has_on_signal;
-  unsigned life;           /* LIFE_* */
-  policy_limits limits;    /* the default's, with the tenant's entries */
-  int origins_any;         /* no origins list, or "*" in it */
-  char **origins;          /* owned: the origins list, snapshot at load */
+  unsigned life;        /* LIFE_* */
+  policy_limits limits; /* the default's, with the tenant's entries */
+  int origins_any;      /* no origins list, or "*" in it */
+  char **origins;       /* owned: the origins list, snapshot at load */
   size_t norigins;
   webhook_target *webhook; /* owned: the webhooks table, snapshot at load; NULL: none */
   int recheck;             /* recheck_on_reload = true (read from default.lua only) */
@@ -55,10 +55,10 @@ typedef struct pvm_s {
 } pvm_t;
 
 struct policy_s {
-  pvm_t *def;              /* owned: default.lua alone; serves tenants without a file */
-  pvm_t *tenants;          /* owned: hash by name */
+  pvm_t *def;     /* owned: default.lua alone; serves tenants without a file */
+  pvm_t *tenants; /* owned: hash by name */
   policy_options opt;
-  double connect_tokens;   /* the server-wide bucket on_connect charges */
+  double connect_tokens; /* the server-wide bucket on_connect charges */
   uint64_t connect_stamp_ms, connect_logged_ms;
   char version[13];
 };
@@ -83,9 +83,9 @@ static int rawfield(lua_State *L, int t, const char *name) {
 }
 /* ---- self-check and limits ---- */
 
-static const char *const hook_names[] = {"on_connect", "create_room", "check_password", "spec",
-                                         "update_room", "map_error", "on_signal", "on_join", "on_leave",
-                                         "on_room_closed", NULL};
+static const char *const hook_names[] = {"on_connect", "create_room", "check_password", "spec",     "update_room",
+                                         "map_error",  "on_signal",   "on_join",        "on_leave", "on_room_closed",
+                                         NULL};
 
 /* The lifecycle hooks a VM's files define (bits): only those are called. */
 enum { LIFE_JOIN = 1, LIFE_LEAVE = 2, LIFE_CLOSED = 4 };
@@ -101,7 +101,10 @@ void policy_options_default(policy_options *o) {
 static int limit_field(lua_State *L, const char *name, double min, double max, double *out, int *seen) {
   int t = rawfield(L, -1, name);
   int ok = t == LUA_TNIL || (t == LUA_TNUMBER && lua_tonumber(L, -1) >= min && lua_tonumber(L, -1) <= max);
-  if (t == LUA_TNUMBER && ok) { *out = lua_tonumber(L, -1); *seen = 1; }
+  if (t == LUA_TNUMBER && ok) {
+    *out = lua_tonumber(L, -1);
+    *seen = 1;
+  }
   lua_pop(L, 1);
   if (!ok) log_error("policy self-check: limits.%s must be a number from %.0f to %.0f", name, min, max);
   return ok ? 0 : PARLEY_EINVAL;
@@ -112,32 +115,60 @@ static int limit_field(lua_State *L, const char *name, double min, double max, d
  * The maxima are the caps the core enforces whatever a policy says. */
 static int read_limits(lua_State *L, const policy_limits *base, policy_limits *l) {
   enum { N = 13 };
-  static const char *const names[N] = {"max_payload", "max_signal", "max_name", "max_password", "max_request_id",
-                                       "max_rooms_per_user", "max_users_per_room", "rate", "burst",
-                                       "max_rooms", "max_connections", "resume_grace", "resume_buffer"};
+  static const char *const names[N] = {"max_payload",    "max_signal",         "max_name",           "max_password",
+                                       "max_request_id", "max_rooms_per_user", "max_users_per_room", "rate",
+                                       "burst",          "max_rooms",          "max_connections",    "resume_grace",
+                                       "resume_buffer"};
   static const double minima[N] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1024};
-  static const double maxima[N] = {64 << 20, 64 << 20, 1 << 20, 1 << 20, 1 << 20, 1e6, 1e6, 1e9, 1e9, 1e9, 1e9,
-                                   3600, 16 << 20};
+  static const double maxima[N] = {64 << 20, 64 << 20, 1 << 20, 1 << 20, 1 << 20, 1e6,     1e6,
+                                   1e9,      1e9,      1e9,     1e9,     3600,    16 << 20};
   if (base) *l = *base;
   else memset(l, 0, sizeof *l);
   int t = rawfield(L, -1, "limits");
-  if (t == LUA_TNIL && base) { lua_pop(L, 1); return 0; }
-  if (t != LUA_TTABLE) { lua_pop(L, 1); log_error("policy self-check: limits must be a table"); return PARLEY_EINVAL; }
-  double v[N] = {(double)l->max_payload, (double)l->max_signal, (double)l->max_name, (double)l->max_password,
-                 (double)l->max_request_id, l->max_rooms_per_user, l->max_users_per_room, l->rate, l->burst,
-                 (double)l->max_rooms, (double)l->max_connections, l->resume_grace, (double)l->resume_buffer};
+  if (t == LUA_TNIL && base) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (t != LUA_TTABLE) {
+    lua_pop(L, 1);
+    log_error("policy self-check: limits must be a table");
+    return PARLEY_EINVAL;
+  }
+  double v[N] = {(double)l->max_payload,
+                 (double)l->max_signal,
+                 (double)l->max_name,
+                 (double)l->max_password,
+                 (double)l->max_request_id,
+                 l->max_rooms_per_user,
+                 l->max_users_per_room,
+                 l->rate,
+                 l->burst,
+                 (double)l->max_rooms,
+                 (double)l->max_connections,
+                 l->resume_grace,
+                 (double)l->resume_buffer};
   int rc = 0, seen[N] = {0};
   for (int i = 0; i < N; i++) rc |= limit_field(L, names[i], minima[i], maxima[i], &v[i], &seen[i]);
   lua_pop(L, 1);
   for (int i = 0; i < N && !rc && !base; i++)
-    if (!seen[i]) { log_error("policy self-check: limits.%s is missing", names[i]); rc = PARLEY_EINVAL; }
+    if (!seen[i]) {
+      log_error("policy self-check: limits.%s is missing", names[i]);
+      rc = PARLEY_EINVAL;
+    }
   if (rc) return PARLEY_EINVAL;
-  l->max_payload = (size_t)v[0]; l->max_signal = (size_t)v[1]; l->max_name = (size_t)v[2];
-  l->max_password = (size_t)v[3]; l->max_request_id = (size_t)v[4];
-  l->max_rooms_per_user = (int)v[5]; l->max_users_per_room = (int)v[6];
-  l->rate = v[7]; l->burst = v[8];
-  l->max_rooms = (size_t)v[9]; l->max_connections = (size_t)v[10];
-  l->resume_grace = v[11]; l->resume_buffer = (size_t)v[12];
+  l->max_payload = (size_t)v[0];
+  l->max_signal = (size_t)v[1];
+  l->max_name = (size_t)v[2];
+  l->max_password = (size_t)v[3];
+  l->max_request_id = (size_t)v[4];
+  l->max_rooms_per_user = (int)v[5];
+  l->max_users_per_room = (int)v[6];
+  l->rate = v[7];
+  l->burst = v[8];
+  l->max_rooms = (size_t)v[9];
+  l->max_connections = (size_t)v[10];
+  l->resume_grace = v[11];
+  l->resume_buffer = (size_t)v[12];
   return 0;
 }
 
@@ -147,8 +178,15 @@ static int check_types(lua_State *L, int *present) {
   int t = rawfield(L, -1, "types");
   int rc = 0;
   *present = t != LUA_TNIL;
-  if (t == LUA_TNIL) { lua_pop(L, 1); return 0; }
-  if (t != LUA_TTABLE) { lua_pop(L, 1); log_error("policy self-check: types must be a table"); return PARLEY_EINVAL; }
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (t != LUA_TTABLE) {
+    lua_pop(L, 1);
+    log_error("policy self-check: types must be a table");
+    return PARLEY_EINVAL;
+  }
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     int ok = lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 0 && lua_tointeger(L, -2) < INT_MAX && lua_istable(L, -1);
@@ -156,15 +194,19 @@ static int check_types(lua_State *L, int *present) {
       ok = rawfield(L, -1, "name") == LUA_TSTRING;
       ok = (rawfield(L, -2, "spec") == LUA_TNIL || lua_isfunction(L, -1)) && ok;
       int mt = rawfield(L, -3, "max_users");
-      ok = (mt == LUA_TNIL || (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 && lua_tointeger(L, -1) <= INT_MAX)) && ok;
+      ok = (mt == LUA_TNIL || (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 && lua_tointeger(L, -1) <= INT_MAX)) &&
+          ok;
       int ot = rawfield(L, -4, "on_owner_leave");
-      ok = (ot == LUA_TNIL || (ot == LUA_TSTRING && (!strcmp(lua_tostring(L, -1), "transfer") ||
-                                                    !strcmp(lua_tostring(L, -1), "close")))) && ok;
+      ok = (ot == LUA_TNIL ||
+            (ot == LUA_TSTRING &&
+             (!strcmp(lua_tostring(L, -1), "transfer") || !strcmp(lua_tostring(L, -1), "close")))) &&
+          ok;
       lua_pop(L, 4);
     }
     if (!ok) {
-      log_error("policy self-check: types entries must be [integer id] = {name = string, spec = function?, "
-                "max_users = integer >= 1?, on_owner_leave = \"transfer\" or \"close\"?}");
+      log_error(
+          "policy self-check: types entries must be [integer id] = {name = string, spec = function?, "
+          "max_users = integer >= 1?, on_owner_leave = \"transfer\" or \"close\"?}");
       rc = PARLEY_EINVAL;
     }
     lua_pop(L, 1);
@@ -194,7 +236,7 @@ static int read_origins(lua_State *L, pvm_t *vm, const char *file) {
       ok = lua_isinteger(L, -2) && lua_type(L, -1) == LUA_TSTRING && ++count <= POLICY_ORIGINS_MAX;
       lua_pop(L, 1);
     }
-    if (!ok) lua_pop(L, 1);  /* the key lua_next left */
+    if (!ok) lua_pop(L, 1); /* the key lua_next left */
     ok = ok && count == n && (vm->origins = calloc((size_t)n + 1, sizeof *vm->origins));
     for (lua_Integer i = 1; ok && i <= n; i++) {
       size_t len;
@@ -207,8 +249,9 @@ static int read_origins(lua_State *L, pvm_t *vm, const char *file) {
     }
   }
   lua_pop(L, 1);
-  if (!ok) log_error("policy self-check: %s: origins must be a list of strings (origins, or \"*\"), at most %d",
-                     file, POLICY_ORIGINS_MAX);
+  if (!ok)
+    log_error("policy self-check: %s: origins must be a list of strings (origins, or \"*\"), at most %d", file,
+              POLICY_ORIGINS_MAX);
   return ok ? 0 : PARLEY_EINVAL;
 }
 
@@ -235,8 +278,8 @@ static int webhook_events(lua_State *L, unsigned *bits) {
 /* webhooks.<name>: an optional integer in min..max (else def). */
 static int webhook_number(lua_State *L, const char *name, lua_Integer min, lua_Integer max, unsigned def,
                           unsigned *out) {
-  int t = rawfield(L, -1, name), ok = t == LUA_TNIL || (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= min &&
-                                                         lua_tointeger(L, -1) <= max);
+  int t = rawfield(L, -1, name),
+      ok = t == LUA_TNIL || (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= min && lua_tointeger(L, -1) <= max);
   *out = t == LUA_TNIL || !ok ? def : (unsigned)lua_tointeger(L, -1);
   lua_pop(L, 1);
   return ok;
@@ -250,7 +293,7 @@ static int webhook_read(lua_State *L, webhook_target **out) {
   size_t ul = 0, sl = 0;
   int ok = t != NULL;
   if (ok) lua_pushnil(L);
-  while (ok && lua_next(L, -2)) {  /* no key but these (a typo is an error) */
+  while (ok && lua_next(L, -2)) { /* no key but these (a typo is an error) */
     ok = 0;
     for (const char *const *k = keys; *k && lua_type(L, -2) == LUA_TSTRING; k++) ok |= !strcmp(lua_tostring(L, -2), *k);
     lua_pop(L, ok ? 1 : 2);
@@ -273,7 +316,10 @@ static int webhook_read(lua_State *L, webhook_target **out) {
   }
   ok = ok && webhook_number(L, "retry_ms", 10, 600000, WEBHOOK_RETRY_MS, &t->retry_ms);
   ok = ok && webhook_number(L, "max_pending", 1, WEBHOOK_QUEUE_MAX, WEBHOOK_TENANT_PENDING, &t->max_pending);
-  if (!ok) { webhook_target_free(t); return t ? PARLEY_EINVAL : PARLEY_ENOMEM; }
+  if (!ok) {
+    webhook_target_free(t);
+    return t ? PARLEY_EINVAL : PARLEY_ENOMEM;
+  }
   *out = t;
   return 0;
 }
@@ -287,9 +333,11 @@ static int read_webhooks(lua_State *L, pvm_t *vm, const char *file) {
   else if (type != LUA_TNIL && !(type == LUA_TBOOLEAN && !lua_toboolean(L, -1))) rc = PARLEY_EINVAL;
   lua_pop(L, 1);
   if (rc == PARLEY_EINVAL)
-    log_error("policy self-check: %s: webhooks must be false or { url = \"http://…\" or \"https://…\", "
-              "secret = non-empty string, events = a list of room_created, user_joined, user_left, room_closed, "
-              "retry_ms = integer 10..600000?, max_pending = integer 1..%d? }", file, WEBHOOK_QUEUE_MAX);
+    log_error(
+        "policy self-check: %s: webhooks must be false or { url = \"http://…\" or \"https://…\", "
+        "secret = non-empty string, events = a list of room_created, user_joined, user_left, room_closed, "
+        "retry_ms = integer 10..600000?, max_pending = integer 1..%d? }",
+        file, WEBHOOK_QUEUE_MAX);
   if (rc || type == LUA_TNIL) return rc;
   webhook_target_free(vm->webhook);
   vm->webhook = t;
@@ -302,7 +350,10 @@ static int read_webhooks(lua_State *L, pvm_t *vm, const char *file) {
 static int self_check(lua_State *L, pvm_t *vm, const char *file, const policy_limits *base, policy_limits *limits,
                       int *has_on_signal, unsigned *life) {
   int has_types;
-  if (!lua_istable(L, -1)) { log_error("policy self-check: %s must return a table", file); return PARLEY_EINVAL; }
+  if (!lua_istable(L, -1)) {
+    log_error("policy self-check: %s must return a table", file);
+    return PARLEY_EINVAL;
+  }
   if (lua_getmetatable(L, -1)) {
     lua_pop(L, 1);
     log_error("policy self-check: %s must return a plain table (no metatable)", file);
@@ -311,7 +362,10 @@ static int self_check(lua_State *L, pvm_t *vm, const char *file, const policy_li
   for (const char *const *h = hook_names; *h; h++) {
     int t = rawfield(L, -1, *h);
     lua_pop(L, 1);
-    if (t != LUA_TNIL && t != LUA_TFUNCTION) { log_error("policy self-check: %s: %s must be a function", file, *h); return PARLEY_EINVAL; }
+    if (t != LUA_TNIL && t != LUA_TFUNCTION) {
+      log_error("policy self-check: %s: %s must be a function", file, *h);
+      return PARLEY_EINVAL;
+    }
     if (strcmp(*h, "on_signal") == 0) *has_on_signal = t == LUA_TFUNCTION;
     if (t == LUA_TFUNCTION && !strcmp(*h, "on_join")) *life |= LIFE_JOIN;
     if (t == LUA_TFUNCTION && !strcmp(*h, "on_leave")) *life |= LIFE_LEAVE;
@@ -389,9 +443,14 @@ static int tenant_names(const char *dir, const char *state, const char *extra, c
   int rc = tenant_files(dir, out, count, &cap);
   if (!rc && state) rc = tenant_files(state, out, count, &cap);
   if (!rc && extra) rc = add_name(out, count, &cap, extra, strlen(extra));
-  if (rc) { free_names(*out, *count); *out = NULL; *count = 0; return rc; }
+  if (rc) {
+    free_names(*out, *count);
+    *out = NULL;
+    *count = 0;
+    return rc;
+  }
   if (*count) qsort(*out, *count, sizeof **out, cmp_str);
-  for (size_t i = 0; i < *count; i++) {  /* the same name from both directories: once */
+  for (size_t i = 0; i < *count; i++) { /* the same name from both directories: once */
     if (k && !strcmp((*out)[k - 1], (*out)[i])) free((*out)[i]);
     else (*out)[k++] = (*out)[i];
   }
@@ -414,7 +473,10 @@ static void policy_digest(const char *dir, const char *state, char **tenants, si
   char path[PATH_MAX + 96];
   EVP_MD_CTX *c = EVP_MD_CTX_new();
   strcpy(out, "unknown");
-  if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL)) { EVP_MD_CTX_free(c); return; }
+  if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
+    EVP_MD_CTX_free(c);
+    return;
+  }
   snprintf(path, sizeof path, "%s/default.lua", dir);
   digest_file(c, path);
   for (size_t i = 0; i < nt; i++) {
@@ -480,7 +542,10 @@ static int read_errors(lua_State *L, pvm_t *vm) {
  * map_error that failed. */
 static void base_map(const pvm_t *vm, const char *reason, policy_verdict *v) {
   for (size_t i = 0; i < vm->nerrors; i++)
-    if (strcmp(vm->errors[i].reason, reason) == 0) { *v = vm->errors[i].v; return; }
+    if (strcmp(vm->errors[i].reason, reason) == 0) {
+      *v = vm->errors[i].v;
+      return;
+    }
   v->code = ERR_ROOM_ERROR;
   snprintf(v->msg, sizeof v->msg, "%s", reason);
 }
@@ -491,11 +556,17 @@ static int base_check(lua_State *L) {
   for (const char *const *h = base_hooks; *h; h++) {
     int t = rawfield(L, -1, *h);
     lua_pop(L, 1);
-    if (t != LUA_TFUNCTION) { log_error("policy self-check: " BASE_NAME ": %s must be a function", *h); return PARLEY_EINVAL; }
+    if (t != LUA_TFUNCTION) {
+      log_error("policy self-check: " BASE_NAME ": %s must be a function", *h);
+      return PARLEY_EINVAL;
+    }
   }
   int t = rawfield(L, -1, "types");
   lua_pop(L, 1);
-  if (t != LUA_TTABLE) { log_error("policy self-check: " BASE_NAME ": types must be a table"); return PARLEY_EINVAL; }
+  if (t != LUA_TTABLE) {
+    log_error("policy self-check: " BASE_NAME ": types must be a table");
+    return PARLEY_EINVAL;
+  }
   return 0;
 }
 
@@ -515,7 +586,7 @@ static int base_body(lua_State *L) {
   base_ctx *c = lua_touserdata(L, 1);
   pvm_t *vm = c->vm;
   int has_on_signal = 0;
-  unsigned life = 0;  /* (builtin.lua has none) */
+  unsigned life = 0; /* (builtin.lua has none) */
   if ((c->rc = base_run(L))) return 0;
   if ((c->rc = self_check(L, vm, BASE_NAME, NULL, &vm->limits, &has_on_signal, &life))) return 0;
   if ((c->rc = base_check(L)) || (c->rc = read_errors(L, vm))) return 0;
@@ -546,7 +617,10 @@ static pvm_t *vm_new(const char *dir, const char *name, const policy_options *o)
   snprintf(vm->name, sizeof vm->name, "%s", name);
   vm->ref_base = vm->ref_default = vm->ref_tenant = LUA_NOREF;
   vm->origins_any = 1;
-  if (!(vm->lua = lua_vm_new(dir, o->mem_cap, o->budget, vm))) { free(vm); return NULL; }
+  if (!(vm->lua = lua_vm_new(dir, o->mem_cap, o->budget, vm))) {
+    free(vm);
+    return NULL;
+  }
   return vm;
 }
 
@@ -554,9 +628,9 @@ typedef struct {
   pvm_t *vm;
   const char *path;
   const policy_limits *base;
-  int *ref;                /* out: the registry ref of the file's table */
+  int *ref; /* out: the registry ref of the file's table */
   int rc;
-  const policy_override *ov;  /* borrowed: text to load instead of the file at path, or NULL */
+  const policy_override *ov; /* borrowed: text to load instead of the file at path, or NULL */
 } load_ctx;
 
 /* Load one policy file (text mode, its own environment), run it and
@@ -566,7 +640,7 @@ static int load_body(lua_State *L) {
   pvm_t *vm = c->vm;
   int has_on_signal = 0;
   unsigned life = 0;
-  if (c->ov) {  /* named as the file it is to become: its errors read path:line */
+  if (c->ov) { /* named as the file it is to become: its errors read path:line */
     char chunk[PATH_MAX + 100];
     snprintf(chunk, sizeof chunk, "@%s", c->path);
     if ((c->rc = lua_vm_dostring(L, chunk, c->ov->text, c->ov->len))) return 0;
@@ -618,7 +692,10 @@ static int vm_load(const char *dir, const char *state, const char *name, const p
     else policy_tenant_path(dir, state, name, path, sizeof path);
     rc = load_file(vm, o, path, &base, &vm->ref_tenant, mine ? ov : NULL);
   }
-  if (rc) { vm_free(vm); return rc; }
+  if (rc) {
+    vm_free(vm);
+    return rc;
+  }
   *out = vm;
   return 0;
 }
@@ -674,7 +751,10 @@ int policy_load_overlay(const char *dir, const char *state, const policy_options
 void policy_free(policy_t *P) {
   if (!P) return;
   pvm_t *vm, *tmp;
-  HASH_ITER(hh, P->tenants, vm, tmp) { HASH_DEL(P->tenants, vm); vm_free(vm); }
+  HASH_ITER(hh, P->tenants, vm, tmp) {
+    HASH_DEL(P->tenants, vm);
+    vm_free(vm);
+  }
   vm_free(P->def);
   free(P);
 }
@@ -694,11 +774,10 @@ const webhook_target *policy_webhook_of(policy_t *P, const tenant_t *t) { return
 
 const char *policy_version(const policy_t *P) { return P->version; }
 
-
 int policy_origin_allowed(policy_t *P, const tenant_t *t, const char *origin, size_t n, int *any) {
   pvm_t *vm = vm_of(P, t);
   *any = vm->origins_any;
-  if (!origin || vm->origins_any) return 1;  /* no Origin header: not a browser, nothing to check */
+  if (!origin || vm->origins_any) return 1; /* no Origin header: not a browser, nothing to check */
   for (size_t i = 0; i < vm->norigins; i++)
     if (strlen(vm->origins[i]) == n && memcmp(vm->origins[i], origin, n) == 0) return 1;
   return 0;
@@ -769,21 +848,26 @@ static int tenant_gate(policy_t *P, const tenant_t *t, const char *what, lua_CFu
 /* What every hook body reports besides its own results. */
 typedef struct {
   const char *hook;
-  int bad;                 /* its result had the wrong shape, or there was no hook (logged) */
-  int refused;             /* it said nil/false, reason */
+  int bad;     /* its result had the wrong shape, or there was no hook (logged) */
+  int refused; /* it said nil/false, reason */
   char reason[128];
 } hook_res;
 
 /* Where a field is looked up, in this order: the tenant file's table,
  * default.lua's, builtin.lua's (the core's copy). */
-enum { FROM_TENANT = 1, FROM_DEFAULT = 2, FROM_BASE = 4, FROM_POLICY = FROM_TENANT | FROM_DEFAULT,
-       FROM_ALL = FROM_POLICY | FROM_BASE };
+enum {
+  FROM_TENANT = 1,
+  FROM_DEFAULT = 2,
+  FROM_BASE = 4,
+  FROM_POLICY = FROM_TENANT | FROM_DEFAULT,
+  FROM_ALL = FROM_POLICY | FROM_BASE
+};
 
 /* Push field `name` of the first of the tables in `from` that has it (nil
  * when none); raw. */
 static void field_push(lua_State *L, pvm_t *vm, const char *name, int from) {
-  const int refs[] = {from & FROM_TENANT ? vm->ref_tenant : LUA_NOREF, from & FROM_DEFAULT ? vm->ref_default : LUA_NOREF,
-                      from & FROM_BASE ? vm->ref_base : LUA_NOREF};
+  const int refs[] = {from & FROM_TENANT ? vm->ref_tenant : LUA_NOREF,
+                      from & FROM_DEFAULT ? vm->ref_default : LUA_NOREF, from & FROM_BASE ? vm->ref_base : LUA_NOREF};
   for (size_t i = 0; i < sizeof refs / sizeof *refs; i++) {
     if (refs[i] == LUA_NOREF) continue;
     lua_rawgeti(L, LUA_REGISTRYINDEX, refs[i]);
@@ -799,7 +883,10 @@ static void field_push(lua_State *L, pvm_t *vm, const char *name, int from) {
  * none has it. */
 static int hook_push(lua_State *L, pvm_t *vm, const char *name, int from) {
   field_push(L, vm, name, from);
-  if (lua_isfunction(L, -1)) { lua_vm_name_call(L, name); return 1; }
+  if (lua_isfunction(L, -1)) {
+    lua_vm_name_call(L, name);
+    return 1;
+  }
   lua_pop(L, 1);
   return 0;
 }
@@ -831,8 +918,14 @@ static void hook_failed(policy_verdict *v, const char *hook) {
 static int hook_verdict(policy_t *P, const tenant_t *t, int rc, const hook_res *h, const char *event,
                         policy_verdict *v) {
   if (rc == PARLEY_ELIMIT) return rc;
-  if (rc || h->bad) { hook_failed(v, h->hook); return PARLEY_ELUA; }
-  if (h->refused) { policy_map_error(P, t, h->reason, event, v); return PARLEY_EINVAL; }
+  if (rc || h->bad) {
+    hook_failed(v, h->hook);
+    return PARLEY_ELUA;
+  }
+  if (h->refused) {
+    policy_map_error(P, t, h->reason, event, v);
+    return PARLEY_EINVAL;
+  }
   return 0;
 }
 
@@ -841,8 +934,8 @@ int policy_tenant_name_ok(const char *s, size_t n) { return n && s[0] != '.' && 
 static int valid_tenant_name(const char *s, size_t n) {
   if (n == 0 || n > 64) return 0;
   for (size_t i = 0; i < n; i++)
-    if (!(s[i] == '_' || s[i] == '-' || s[i] == '.' || (s[i] >= 'a' && s[i] <= 'z') ||
-          (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
+    if (!(s[i] == '_' || s[i] == '-' || s[i] == '.' || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+          (s[i] >= '0' && s[i] <= '9')))
       return 0;
   return 1;
 }
@@ -855,9 +948,9 @@ typedef struct {
   char *tenant;
   size_t cap;
   int bad_name;
-  buf_t data;              /* owned: the user data as JSON */
-  double expires;          /* the third result: when the credentials expire (unix seconds), or 0 */
-  policy_reads *rd;        /* NULL: reads are not tracked */
+  buf_t data;       /* owned: the user data as JSON */
+  double expires;   /* the third result: when the credentials expire (unix seconds), or 0 */
+  policy_reads *rd; /* NULL: reads are not tracked */
 } connect_ctx;
 
 /* The names noted in the reads table at idx, into rd. */
@@ -865,7 +958,7 @@ static void collect_reads(lua_State *L, int idx, policy_reads *rd) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     size_t n;
-    const char *k = lua_tolstring(L, -2, &n);  /* strings only are noted */
+    const char *k = lua_tolstring(L, -2, &n); /* strings only are noted */
     lua_pop(L, 1);
     if (!strcmp(k, "*") || buf_append(&rd->names, k, n) || buf_putc(&rd->names, 0)) rd->all = 1;
   }
@@ -874,13 +967,13 @@ static void collect_reads(lua_State *L, int idx, policy_reads *rd) {
 static int connect_body(lua_State *L) {
   connect_ctx *x = lua_touserdata(L, 1);
   pvm_t *vm = body_vm(L);
-  if (x->rd) lua_newtable(L);  /* at 2: the headers it reads */
+  if (x->rd) lua_newtable(L); /* at 2: the headers it reads */
   /* only the default's picks the tenant */
   if (!need_hook_push(L, vm, "on_connect", FROM_DEFAULT | FROM_BASE, &x->h)) return 0;
   lconv_push_conn(L, x->c, x->rd ? 2 : 0);
   lua_call(L, 1, 3);
   if (x->rd) collect_reads(L, 2, x->rd);
-  if (!lua_isnil(L, -1)) {  /* expires: unix seconds */
+  if (!lua_isnil(L, -1)) { /* expires: unix seconds */
     if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) > 0) || lua_tonumber(L, -1) > 1e11) {
       log_warn("policy %s: the third result (expires) must be a time in unix seconds", lua_vm_where(L));
       x->h.bad = 1;
@@ -920,17 +1013,25 @@ static int on_connect(policy_t *P, const conn_info *c, char *tenant, size_t cap,
   *data = NULL;
   *expires = 0;
   int rc = metered_gate(P, NULL, "on_connect", connect_body, &x, v, metered);
-  if (rc == PARLEY_ELIMIT) {}
-  else if (rc || x.h.bad) { verdict(v, ERR_UNSPECIFIED, "policy error in on_connect"); rc = PARLEY_ELUA; }
-  else if (x.bad_name) { verdict(v, ERR_UNSPECIFIED, "bad tenant"); rc = PARLEY_EINVAL; }
-  else if (x.h.refused) { verdict(v, ERR_UNSPECIFIED, x.h.reason); rc = PARLEY_EINVAL; }
-  else if (x.expires && x.expires * 1000.0 <= (double)wall_ms()) {
+  if (rc == PARLEY_ELIMIT) {
+  } else if (rc || x.h.bad) {
+    verdict(v, ERR_UNSPECIFIED, "policy error in on_connect");
+    rc = PARLEY_ELUA;
+  } else if (x.bad_name) {
+    verdict(v, ERR_UNSPECIFIED, "bad tenant");
+    rc = PARLEY_EINVAL;
+  } else if (x.h.refused) {
+    verdict(v, ERR_UNSPECIFIED, x.h.reason);
+    rc = PARLEY_EINVAL;
+  } else if (x.expires && x.expires * 1000.0 <= (double)wall_ms()) {
     verdict(v, ERR_UNSPECIFIED, "credentials expired");
     rc = PARLEY_EINVAL;
   }
   if (!rc) *expires = x.expires;
-  if (rc || !x.data.len) { buf_free(&x.data); if (rc) tenant[0] = 0; }
-  else *data = x.data.data;
+  if (rc || !x.data.len) {
+    buf_free(&x.data);
+    if (rc) tenant[0] = 0;
+  } else *data = x.data.data;
   return rc;
 }
 
@@ -998,9 +1099,9 @@ typedef struct {
   const user_t *u;
   const room_t *r;
   const room_settings *req;
-  room_settings *out;      /* malloc'ed strings, freed by the caller on failure */
-  int known;               /* the resulting type is one the tenant has */
-  int type_max;            /* its types[type].max_users, or 0 */
+  room_settings *out; /* malloc'ed strings, freed by the caller on failure */
+  int known;          /* the resulting type is one the tenant has */
+  int type_max;       /* its types[type].max_users, or 0 */
 } settings_ctx;
 
 /* The type's own cap on maxUsers, on create and on every update. */
@@ -1021,7 +1122,7 @@ static int create_body(lua_State *L) {
   if (!x->h.bad && !x->h.refused) x->known = type_known(L, vm, x->out->type);
   if (x->known) {
     x->type_max = type_max_users(L, vm, x->out->type);
-    x->out->owner_close = type_owner_close(L, vm, x->out->type);  /* the rule the room keeps */
+    x->out->owner_close = type_owner_close(L, vm, x->out->type); /* the rule the room keeps */
   }
   return 0;
 }
@@ -1030,9 +1131,8 @@ int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, r
   settings_ctx x = {.h = {.hook = "create_room"}, .u = u, .req = req, .out = out};
   memset(out, 0, sizeof *out);
   tenant_t *t = rooms_user_tenant(u);
-  int rc = hook_verdict(P, t, tenant_gate(P, t, "create_room", create_body, &x, v), &x.h,
-                        "CREATE_ROOM", v);
-  if (!rc && !x.known) {  /* whatever the hook said: a type the tenant has */
+  int rc = hook_verdict(P, t, tenant_gate(P, t, "create_room", create_body, &x, v), &x.h, "CREATE_ROOM", v);
+  if (!rc && !x.known) { /* whatever the hook said: a type the tenant has */
     policy_map_error(P, t, "unknown_type", "CREATE_ROOM", v);
     rc = PARLEY_EINVAL;
   }
@@ -1054,13 +1154,12 @@ static int update_body(lua_State *L) {
   return 0;
 }
 
-int policy_update_room(policy_t *P, const room_t *r, const room_settings *req, const user_t *u,
-                       room_settings *out, policy_verdict *v) {
+int policy_update_room(policy_t *P, const room_t *r, const room_settings *req, const user_t *u, room_settings *out,
+                       policy_verdict *v) {
   settings_ctx x = {.h = {.hook = "update_room"}, .u = u, .r = r, .req = req, .out = out};
   memset(out, 0, sizeof *out);
   tenant_t *t = rooms_room_tenant(r);
-  int rc = hook_verdict(P, t, tenant_gate(P, t, "update_room", update_body, &x, v), &x.h,
-                        "UPDATE_ROOM", v);
+  int rc = hook_verdict(P, t, tenant_gate(P, t, "update_room", update_body, &x, v), &x.h, "UPDATE_ROOM", v);
   if (!rc) rc = over_type_max(P, t, &x, "UPDATE_ROOM", v);
   if (rc) policy_settings_free(out);
   return rc;
@@ -1081,8 +1180,13 @@ static int password_body(lua_State *L) {
   lua_pushstring(L, x->supplied);
   lconv_push_user(L, x->u);
   lua_call(L, 3, 1);
-  if (!lua_isboolean(L, -1)) { log_warn("policy %s: must return a boolean", lua_vm_where(L)); x->h.bad = 1; }
-  else if (!lua_toboolean(L, -1)) { x->h.refused = 1; snprintf(x->h.reason, sizeof x->h.reason, "invalid_password"); }
+  if (!lua_isboolean(L, -1)) {
+    log_warn("policy %s: must return a boolean", lua_vm_where(L));
+    x->h.bad = 1;
+  } else if (!lua_toboolean(L, -1)) {
+    x->h.refused = 1;
+    snprintf(x->h.reason, sizeof x->h.reason, "invalid_password");
+  }
   return 0;
 }
 
@@ -1142,7 +1246,7 @@ int policy_spec(policy_t *P, const room_t *r, const user_t *u, buf_t *json, poli
 
 typedef struct {
   const char *reason, *event;
-  policy_verdict *v;       /* holds the fallback's mapping; the hook's result overrides it */
+  policy_verdict *v; /* holds the fallback's mapping; the hook's result overrides it */
 } map_ctx;
 
 static int map_body(lua_State *L) {
@@ -1171,8 +1275,8 @@ void policy_map_error(policy_t *P, const tenant_t *t, const char *reason, const 
   base_map(vm, reason, &mapped);
   map_ctx x = {reason, event, &mapped};
   int rc = tenant_gate(P, t, "map_error", map_body, &x, v);
-  if (rc == PARLEY_ELIMIT) return;  /* *v says why (the tenant's hook time is used up) */
-  if (rc) base_map(vm, reason, &mapped);  /* a failed hook may have half-written it */
+  if (rc == PARLEY_ELIMIT) return;       /* *v says why (the tenant's hook time is used up) */
+  if (rc) base_map(vm, reason, &mapped); /* a failed hook may have half-written it */
   *v = mapped;
 }
 
@@ -1195,15 +1299,15 @@ static int signal_body(lua_State *L) {
   lua_call(L, 4, 2);
   if (lua_isboolean(L, -2) && lua_toboolean(L, -2)) return 0;
   if (lua_isnil(L, -2) || lua_isboolean(L, -2)) set_refused(L, -1, &x->h);
-  else {  /* fail closed: only true relays */
+  else { /* fail closed: only true relays */
     log_warn("policy %s: must return true, or false/nil and a reason", lua_vm_where(L));
     x->h.bad = 1;
   }
   return 0;
 }
 
-int policy_on_signal(policy_t *P, const room_t *r, const user_t *u, const user_t *target, const char *signal,
-                     size_t n, policy_verdict *v) {
+int policy_on_signal(policy_t *P, const room_t *r, const user_t *u, const user_t *target, const char *signal, size_t n,
+                     policy_verdict *v) {
   signal_ctx x = {.h = {.hook = "on_signal"}, .r = r, .u = u, .target = target, .signal = signal, .n = n};
   tenant_t *t = rooms_room_tenant(r);
   return hook_verdict(P, t, tenant_gate(P, t, "on_signal", signal_body, &x, v), &x.h, "SIGNAL", v);
@@ -1213,11 +1317,11 @@ int policy_on_signal(policy_t *P, const room_t *r, const user_t *u, const user_t
 
 typedef struct {
   hook_res h;
-  const room_t *r;         /* NULL: nil (the room is gone) */
-  const user_t *u;         /* NULL: on_room_closed */
-  const char *a;           /* on_leave: the reason; on_room_closed: the room ID */
-  const char *b;           /* on_room_closed: the reason */
-  policy_action *act;      /* on_join, on_leave: what it asks for (NULL: not read) */
+  const room_t *r;    /* NULL: nil (the room is gone) */
+  const user_t *u;    /* NULL: on_room_closed */
+  const char *a;      /* on_leave: the reason; on_room_closed: the room ID */
+  const char *b;      /* on_room_closed: the reason */
+  policy_action *act; /* on_join, on_leave: what it asks for (NULL: not read) */
 } life_ctx;
 
 void policy_action_free(policy_action *a) {
@@ -1241,7 +1345,8 @@ static void read_action(lua_State *L, life_ctx *x) {
   lua_pop(L, 1);
   t = rawfield(L, -1, "close");
   a->close = t == LUA_TBOOLEAN && lua_toboolean(L, -1);
-  if (t != LUA_TNIL && t != LUA_TBOOLEAN) log_warn("policy %s: %s: close must be a boolean", lua_vm_where(L), x->h.hook);
+  if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+    log_warn("policy %s: %s: close must be a boolean", lua_vm_where(L), x->h.hook);
   lua_pop(L, 1);
   if (lconv_meta_field(L, -1, &a->meta))
     log_warn("policy %s: %s: meta must be JSON-able data of at most 64 KiB", lua_vm_where(L), x->h.hook);
@@ -1256,25 +1361,28 @@ static int life_body(lua_State *L) {
     else lua_pushnil(L);
     lconv_push_user(L, x->u);
     n = 2;
-    if (x->a) { lua_pushstring(L, x->a); n++; }
+    if (x->a) {
+      lua_pushstring(L, x->a);
+      n++;
+    }
   } else {
     lua_pushstring(L, x->a);
     lua_pushstring(L, x->b);
     n = 2;
   }
   lua_call(L, n, 1);
-  if (x->act) read_action(L, x);  /* (on_room_closed's result is not read) */
+  if (x->act) read_action(L, x); /* (on_room_closed's result is not read) */
   return 0;
 }
 
 static void life_call(policy_t *P, const tenant_t *t, unsigned bit, life_ctx *x) {
   policy_verdict v;
   if (x->act) memset(x->act, 0, sizeof *x->act);
-  if (!(vm_of(P, t)->life & bit)) return;  /* no such hook: no call at all */
+  if (!(vm_of(P, t)->life & bit)) return; /* no such hook: no call at all */
   int rc = tenant_gate(P, t, x->h.hook, life_body, x, &v);
   if (rc == PARLEY_ELIMIT)
     log_info("policy: %s for tenant %s not run: %s", x->h.hook, t ? rooms_tenant_name(t) : "-", v.msg);
-  if (rc && x->act) policy_action_free(x->act);  /* a failing hook asks for nothing */
+  if (rc && x->act) policy_action_free(x->act); /* a failing hook asks for nothing */
 }
 
 void policy_on_join(policy_t *P, const room_t *r, const user_t *u, policy_action *act) {
@@ -1308,12 +1416,12 @@ void policy_settings_free(room_settings *s) {
 typedef struct {
   lua_Integer id;
   char name[65];
-  int max_users;           /* types[id].max_users, or 0 */
+  int max_users; /* types[id].max_users, or 0 */
 } type_row;
 
 typedef struct {
   type_row rows[DESCRIBE_TYPES_MAX];
-  size_t n, more;          /* more: entries past DESCRIBE_TYPES_MAX */
+  size_t n, more; /* more: entries past DESCRIBE_TYPES_MAX */
 } types_ctx;
 
 static int cmp_type(const void *a, const void *b) {
@@ -1328,7 +1436,11 @@ static int types_body(lua_State *L) {
   if (!lua_istable(L, -1)) return 0;
   lua_pushnil(L);
   while (lua_next(L, -2)) {
-    if (x->n == DESCRIBE_TYPES_MAX) { x->more++; lua_pop(L, 1); continue; }
+    if (x->n == DESCRIBE_TYPES_MAX) {
+      x->more++;
+      lua_pop(L, 1);
+      continue;
+    }
     type_row *r = &x->rows[x->n++];
     r->id = lua_tointeger(L, -2);
     snprintf(r->name, sizeof r->name, "%s", rawfield(L, -1, "name") == LUA_TSTRING ? lua_tostring(L, -1) : "?");
@@ -1362,8 +1474,11 @@ int policy_types_json(policy_t *P, const tenant_t *t, buf_t *out) {
 /* The webhook's scheme and host (no user info, path or query: they may hold a
  * token; never the secret), its events and numbers. */
 static void describe_webhook(const webhook_target *w, buf_t *out) {
-  if (!w) { buf_puts(out, "  webhooks: none\n"); return; }
-  const char *host = strstr(w->url, "://") + 3;  /* (the self-check saw http:// or https://) */
+  if (!w) {
+    buf_puts(out, "  webhooks: none\n");
+    return;
+  }
+  const char *host = strstr(w->url, "://") + 3; /* (the self-check saw http:// or https://) */
   const char *end = host + strcspn(host, "/?#"), *at = memchr(host, '@', (size_t)(end - host));
   int scheme = (int)(host - w->url);
   if (at) host = at + 1;
@@ -1385,12 +1500,14 @@ static int describe_vm(policy_t *P, pvm_t *vm, buf_t *out) {
   else buf_printf(out, "default (default.lua; every tenant without a file of its own):\n");
   qsort(x->rows, x->n, sizeof *x->rows, cmp_type);
   buf_puts(out, "  types:");
-  for (size_t i = 0; i < x->n; i++) buf_printf(out, " %lld %s%s", (long long)x->rows[i].id, x->rows[i].name, i + 1 < x->n ? "," : "");
+  for (size_t i = 0; i < x->n; i++)
+    buf_printf(out, " %lld %s%s", (long long)x->rows[i].id, x->rows[i].name, i + 1 < x->n ? "," : "");
   if (x->more) buf_printf(out, " (and %zu more)", x->more);
   buf_puts(out, "\n");
-  buf_printf(out, "  limits: max_payload=%zu max_signal=%zu max_name=%zu max_password=%zu max_request_id=%zu\n"
-                  "          max_rooms_per_user=%d max_users_per_room=%d rate=%g burst=%g\n"
-                  "          max_rooms=%zu max_connections=%zu resume_grace=%g resume_buffer=%zu\n",
+  buf_printf(out,
+             "  limits: max_payload=%zu max_signal=%zu max_name=%zu max_password=%zu max_request_id=%zu\n"
+             "          max_rooms_per_user=%d max_users_per_room=%d rate=%g burst=%g\n"
+             "          max_rooms=%zu max_connections=%zu resume_grace=%g resume_buffer=%zu\n",
              l->max_payload, l->max_signal, l->max_name, l->max_password, l->max_request_id, l->max_rooms_per_user,
              l->max_users_per_room, l->rate, l->burst, l->max_rooms, l->max_connections, l->resume_grace,
              l->resume_buffer);

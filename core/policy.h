@@ -20,10 +20,10 @@ typedef struct {
   size_t max_payload, max_signal, max_name, max_password, max_request_id;
   int max_rooms_per_user, max_users_per_room;
   double rate, burst;
-  size_t max_rooms;         /* rooms per tenant */
-  size_t max_connections;   /* users per tenant */
-  double resume_grace;      /* seconds a dropped user is kept for a resume (0: none) */
-  size_t resume_buffer;     /* bytes of recent events kept per user for a resume */
+  size_t max_rooms;       /* rooms per tenant */
+  size_t max_connections; /* users per tenant */
+  double resume_grace;    /* seconds a dropped user is kept for a resume (0: none) */
+  size_t resume_buffer;   /* bytes of recent events kept per user for a resume */
 } policy_limits;
 
 /* Why a request is refused: the Errors code and a message for the client. */
@@ -57,7 +57,7 @@ int policy_load(const char *dir, const policy_options *o, policy_t **out);
 /* A tenant's policy text to load in place of its file (what the admin API
  * is asked to write: checked by a whole load before it is). */
 typedef struct {
-  const char *tenant;      /* a name policy_tenant_name_ok accepts */
+  const char *tenant; /* a name policy_tenant_name_ok accepts */
   const char *text;
   size_t len;
 } policy_override;
@@ -103,8 +103,8 @@ int policy_create_room(policy_t *P, const user_t *u, const room_settings *req, r
 int policy_check_password(policy_t *P, const room_t *r, const char *supplied, const user_t *u, policy_verdict *v);
 /* Append the JSON of the JOIN_ROOM spec for u joining r. */
 int policy_spec(policy_t *P, const room_t *r, const user_t *u, buf_t *json, policy_verdict *v);
-int policy_update_room(policy_t *P, const room_t *r, const room_settings *req, const user_t *u,
-                       room_settings *out, policy_verdict *v);
+int policy_update_room(policy_t *P, const room_t *r, const room_settings *req, const user_t *u, room_settings *out,
+                       policy_verdict *v);
 /* Map a reason (e.g. "no_such_room") for event to an Errors code and message,
  * with tenant t's policy (NULL: the default's). */
 void policy_map_error(policy_t *P, const tenant_t *t, const char *reason, const char *event, policy_verdict *v);
@@ -118,8 +118,8 @@ const webhook_target *policy_webhook_of(policy_t *P, const tenant_t *t);
 /* 1 when t's policy defines on_signal (SIGNAL then goes through Lua). */
 int policy_wants_signal(policy_t *P, const tenant_t *t);
 /* on_signal(room, user, target, signal_json) -> true to relay, or false/nil, reason. */
-int policy_on_signal(policy_t *P, const room_t *r, const user_t *u, const user_t *target, const char *signal,
-                     size_t n, policy_verdict *v);
+int policy_on_signal(policy_t *P, const room_t *r, const user_t *u, const user_t *target, const char *signal, size_t n,
+                     policy_verdict *v);
 /* Lifecycle notices, for policies that define the hooks (else no call at all;
  * its errors are logged and change nothing; on_join and on_leave may return
  * an action for the room, below):
@@ -131,9 +131,9 @@ int policy_on_signal(policy_t *P, const room_t *r, const user_t *u, const user_t
 /* What on_join and on_leave may return, for the room (nil: nothing):
  * { owner = userID, close = true, meta = value } (any of them). */
 typedef struct {
-  char owner[ID_LEN + 1];    /* "": keep the owner */
-  int close;                 /* close the room (its members get DISCONNECT room_closed) */
-  char *meta;                /* the room's new meta as JSON (malloc'ed), or NULL: as it is */
+  char owner[ID_LEN + 1]; /* "": keep the owner */
+  int close;              /* close the room (its members get DISCONNECT room_closed) */
+  char *meta;             /* the room's new meta as JSON (malloc'ed), or NULL: as it is */
 } policy_action;
 void policy_action_free(policy_action *a);
 /* act (NULL: what the hook returns is not read) gets its action; zeroed when none. */

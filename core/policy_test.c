@@ -22,12 +22,12 @@
 #include "proto.h"
 #include "rooms.h"
 
-#define PT_MAX_EVENT (1u << 20)  /* one event a test sends, as JSON */
+#define PT_MAX_EVENT (1u << 20) /* one event a test sends, as JSON */
 
 /* What a client received: an event, or the reply to one of its requests. */
 typedef struct {
   char name[32];
-  char *payload;           /* JSON (owned) */
+  char *payload; /* JSON (owned) */
   int reply;
 } pt_rec;
 
@@ -40,30 +40,28 @@ typedef struct {
   rooms_state rooms;
   proto_ctx ctx;
   admit_t admit;
-  pt_client *clients;      /* open ones */
+  pt_client *clients; /* open ones */
   unsigned long next_request;
 } pt_world;
 
 struct pt_client_s {
-  peer_t peer;             /* first: the event layer's view */
-  pt_world *w;             /* NULL once closed */
-  pt_rec *recs;            /* received, oldest first */
+  peer_t peer;  /* first: the event layer's view */
+  pt_world *w;  /* NULL once closed */
+  pt_rec *recs; /* received, oldest first */
   size_t n, cap;
-  char *closed_why;        /* the server closed it (owned), or NULL */
-  char id[ID_LEN + 1], tenant[72];  /* its user's, kept after it closed */
+  char *closed_why;                /* the server closed it (owned), or NULL */
+  char id[ID_LEN + 1], tenant[72]; /* its user's, kept after it closed */
   pt_client *next;
 };
 
 typedef struct {
   const char *dir;
   const policy_options *opt;
-  pt_world *w;             /* the running test's, or NULL */
+  pt_world *w; /* the running test's, or NULL */
   int run, failed;
 } pt_state;
 
-static pt_state *state_of(lua_State *L) {
-  return lua_touserdata(L, lua_upvalueindex(1));
-}
+static pt_state *state_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
 
 /* ---- the peer: records what the event layer sends it ---- */
 
@@ -74,7 +72,10 @@ static void record(pt_client *c, const char *name, const uv_buf_t *parts, int np
   if (!p || (c->n == c->cap && !(c->recs = realloc(c->recs, (c->cap = c->cap ? c->cap * 2 : 16) * sizeof *c->recs))))
     abort();
   n = 0;
-  for (int i = 0; i < nparts; i++) { memcpy(p + n, parts[i].base, parts[i].len); n += parts[i].len; }
+  for (int i = 0; i < nparts; i++) {
+    memcpy(p + n, parts[i].base, parts[i].len);
+    n += parts[i].len;
+  }
   p[n] = 0;
   pt_rec *r = &c->recs[c->n++];
   snprintf(r->name, sizeof r->name, "%s", name);
@@ -93,7 +94,10 @@ static int op_reply(peer_t *p, const char *name, const uv_buf_t *parts, int npar
   return 0;
 }
 
-static void op_ack(peer_t *p, const proto_ack *ack) { (void)p; (void)ack; }
+static void op_ack(peer_t *p, const proto_ack *ack) {
+  (void)p;
+  (void)ack;
+}
 
 static void op_close(peer_t *p, const char *why) {
   pt_client *c = (pt_client *)p;
@@ -125,7 +129,10 @@ static void client_end(pt_client *c) {
 static int world_open(pt_state *S, pt_world *w) {
   memset(w, 0, sizeof *w);
   if (uv_loop_init(&w->loop)) return PARLEY_ENOMEM;
-  if (evloop_init(&w->ev, &w->loop)) { uv_loop_close(&w->loop); return PARLEY_ENOMEM; }
+  if (evloop_init(&w->ev, &w->loop)) {
+    uv_loop_close(&w->loop);
+    return PARLEY_ENOMEM;
+  }
   evloop_clock_manual(&w->ev);
   rooms_init(&w->rooms);
   policy_t *P;
@@ -164,7 +171,7 @@ static int client_gc(lua_State *L) {
   pt_client **u = luaL_checkudata(L, 1, CLIENT_MT);
   if (*u) {
     client_end(*u);
-    free((*u)->peer.kept);  /* (a refused one may hold it) */
+    free((*u)->peer.kept); /* (a refused one may hold it) */
     recs_drop(*u, 0);
     free((*u)->recs);
     free((*u)->closed_why);
@@ -201,7 +208,7 @@ static void event_json(lua_State *L, pt_state *S, const char *event, int payload
   lua_pop(L, 1);
   if (!lua_isnone(L, payload)) {
     int empty = 0;
-    if (lua_istable(L, payload)) {  /* {} is an object here, not the empty array */
+    if (lua_istable(L, payload)) { /* {} is an object here, not the empty array */
       lua_pushnil(L);
       if (lua_next(L, payload)) lua_pop(L, 2);
       else empty = 1;
@@ -299,8 +306,7 @@ static void url_encode(buf_t *b, const char *s, size_t n) {
     unsigned char ch = (unsigned char)s[i];
     if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("-._~", ch))
       buf_putc(b, (char)ch);
-    else
-      buf_printf(b, "%%%c%c", hex[ch >> 4], hex[ch & 15]);
+    else buf_printf(b, "%%%c%c", hex[ch >> 4], hex[ch & 15]);
   }
 }
 
@@ -308,7 +314,7 @@ static void url_encode(buf_t *b, const char *s, size_t n) {
 static const char *opt_field(lua_State *L, int idx, const char *k, const char *dflt) {
   lua_getfield(L, idx, k);
   const char *s = lua_isnil(L, -1) ? dflt : luaL_checkstring(L, -1);
-  lua_pop(L, 1);  /* (the string stays in the table) */
+  lua_pop(L, 1); /* (the string stays in the table) */
   return s;
 }
 
@@ -356,7 +362,10 @@ static void request_text(lua_State *L, int conn, int sio, buf_t *b) {
 static int t_connect(lua_State *L) {
   pt_state *S = state_of(L);
   if (!S->w) return luaL_error(L, "connect() is for inside a test(name, fn)");
-  if (lua_isnoneornil(L, 1)) { lua_settop(L, 0); lua_newtable(L); }
+  if (lua_isnoneornil(L, 1)) {
+    lua_settop(L, 0);
+    lua_newtable(L);
+  }
   luaL_checktype(L, 1, LUA_TTABLE);
   const char *framing = opt_field(L, 1, "framing", "ws");
   int sio = !strcmp(framing, "socket.io");
@@ -377,8 +386,12 @@ static int t_connect(lua_State *L) {
     buf_free(&auth);
     return luaL_error(L, "connect: the request this table describes is not valid HTTP");
   }
-  conn_info info = {sio ? "socket.io" : "ws", &hr, opt_field(L, 1, "remote_addr", "127.0.0.1"),
-                    sio ? opt_field(L, 1, "namespace", "/") : NULL, auth.len ? auth.data : NULL, auth.len};
+  conn_info info = {sio ? "socket.io" : "ws",
+                    &hr,
+                    opt_field(L, 1, "remote_addr", "127.0.0.1"),
+                    sio ? opt_field(L, 1, "namespace", "/") : NULL,
+                    auth.len ? auth.data : NULL,
+                    auth.len};
   pt_client **u = lua_newuserdatauv(L, sizeof *u, 0);
   *u = calloc(1, sizeof **u);
   if (!*u) return luaL_error(L, "out of memory");
@@ -420,7 +433,8 @@ static int t_advance(lua_State *L) {
  * the next tests load (parley.env), so a test file carries its own secrets. */
 static int t_setenv(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
-  luaL_argcheck(L, strncmp(name, "PARLEY_POLICY_", 14) == 0, 1, "only PARLEY_POLICY_ variables (what parley.env reads)");
+  luaL_argcheck(L, strncmp(name, "PARLEY_POLICY_", 14) == 0, 1,
+                "only PARLEY_POLICY_ variables (what parley.env reads)");
   int rc = lua_isnoneornil(L, 2) ? unsetenv(name) : setenv(name, luaL_checkstring(L, 2), 1);
   if (rc) return luaL_error(L, "setenv %s failed", name);
   return 0;
@@ -431,7 +445,10 @@ static int t_json(lua_State *L) {
   buf_t b;
   buf_init(&b, PT_MAX_EVENT);
   luaL_checkany(L, 1);
-  if (lconv_to_json(L, 1, &b)) { buf_free(&b); return luaL_error(L, "not JSON-able"); }
+  if (lconv_to_json(L, 1, &b)) {
+    buf_free(&b);
+    return luaL_error(L, "not JSON-able");
+  }
   lua_pushlstring(L, b.data, b.len);
   buf_free(&b);
   return 1;
@@ -471,7 +488,7 @@ static int t_test(lua_State *L) {
     for (const char *p = lua_tostring(L, -1), *nl; p && *p; p = nl ? nl + 1 : p + strlen(p)) {
       nl = strchr(p, '\n');
       int n = nl ? (int)(nl - p) : (int)strlen(p);
-      if (n >= 6 && !memcmp(p, "\t[C]: ", 6)) continue;  /* the runner's own frames */
+      if (n >= 6 && !memcmp(p, "\t[C]: ", 6)) continue; /* the runner's own frames */
       printf("  # %.*s\n", n, p);
     }
   }
@@ -532,7 +549,7 @@ static const char PRELUDE[] =
     "end\n"
     "ERR = { UNSPECIFIED = 0, INVALID_PASSWORD = 1, LIMIT_REACHED = 2, NO_SUCH_ROOM = 3, ROOM_ERROR = 4 }\n";
 
-static int no_charge(void *ud, unsigned long steps) {  /* the test file has no budget */
+static int no_charge(void *ud, unsigned long steps) { /* the test file has no budget */
   (void)ud;
   (void)steps;
   return 0;
@@ -541,10 +558,16 @@ static int no_charge(void *ud, unsigned long steps) {  /* the test file has no b
 int policy_test_run(const char *dir, const policy_options *o, const char *file) {
   pt_state S = {.dir = dir, .opt = o};
   lua_State *L = luaL_newstate();
-  if (!L) { fprintf(stderr, "parley: --test-policy: out of memory\n"); return 2; }
+  if (!L) {
+    fprintf(stderr, "parley: --test-policy: out of memory\n");
+    return 2;
+  }
   luaL_openlibs(L);
-  static const luaL_Reg methods[] = {{"send", client_send}, {"request", client_request}, {"events", client_events},
-                                     {"close", client_close}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"send", client_send},
+                                     {"request", client_request},
+                                     {"events", client_events},
+                                     {"close", client_close},
+                                     {NULL, NULL}};
   luaL_newmetatable(L, CLIENT_MT);
   lua_pushcfunction(L, client_index);
   lua_setfield(L, -2, "__index");
@@ -556,20 +579,23 @@ int policy_test_run(const char *dir, const policy_options *o, const char *file) 
   lua_setfield(L, -2, "methods");
   lua_getfield(L, -1, "methods");
   static const luaL_Reg fns[] = {{"test", t_test}, {"connect", t_connect}, {"advance", t_advance},
-                                 {"json", t_json}, {"setenv", t_setenv}, {NULL, NULL}};
+                                 {"json", t_json}, {"setenv", t_setenv},   {NULL, NULL}};
   lua_pushglobaltable(L);
   lua_pushlightuserdata(L, &S);
   luaL_setfuncs(L, fns, 1);
   lua_pop(L, 1);
   int rc = luaL_loadbuffer(L, PRELUDE, sizeof PRELUDE - 1, "=(test prelude)");
-  if (rc == LUA_OK) { lua_insert(L, -2); rc = lua_pcall(L, 1, 0, 0); }
+  if (rc == LUA_OK) {
+    lua_insert(L, -2);
+    rc = lua_pcall(L, 1, 0, 0);
+  }
   if (rc != LUA_OK) {
     fprintf(stderr, "parley: --test-policy: %s\n", lua_tostring(L, -1));
     lua_close(L);
     return 2;
   }
   lua_settop(L, 0);
-  lua_api_push(L, no_charge, NULL);  /* the policies' own parley.* (hmac, base64, verify…), to check their results */
+  lua_api_push(L, no_charge, NULL); /* the policies' own parley.* (hmac, base64, verify…), to check their results */
   lua_setglobal(L, "parley");
   lua_pushcfunction(L, traceback);
   if ((rc = luaL_loadfile(L, file)) == LUA_OK) rc = lua_pcall(L, 0, 0, 1);
@@ -578,7 +604,7 @@ int policy_test_run(const char *dir, const policy_options *o, const char *file) 
     lua_close(L);
     return 2;
   }
-  lua_close(L);  /* (the clients' __gc: every test's world is already closed) */
+  lua_close(L); /* (the clients' __gc: every test's world is already closed) */
   printf("1..%d\n# %s: %d passed, %d failed\n", S.run, file, S.run - S.failed, S.failed);
   if (!S.run) fprintf(stderr, "parley: --test-policy: %s defines no test(name, fn)\n", file);
   return S.failed || !S.run ? 1 : 0;

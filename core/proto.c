@@ -19,17 +19,17 @@ typedef struct {
   peer_t *c;
   const char *event;
   json_span payload;
-  const char *rid;          /* raw requestId JSON, or "null" */
+  const char *rid; /* raw requestId JSON, or "null" */
   size_t rid_len;
   const proto_ack *ack;
   const policy_limits *lim;
-  int quiet;                /* decoding only: send no errors */
-  const char *text;         /* the whole event */
+  int quiet;        /* decoding only: send no errors */
+  const char *text; /* the whole event */
   size_t n;
-  proto_op *op;             /* the request's wait on the cluster, once it has one */
-  int fetched;              /* run again after the cluster sent the room (cluster) */
-  json_index ix;            /* the event's spans, noted while validating it */
-  buf_t out;                /* this request's reply or notification (never shared) */
+  proto_op *op;  /* the request's wait on the cluster, once it has one */
+  int fetched;   /* run again after the cluster sent the room (cluster) */
+  json_index ix; /* the event's spans, noted while validating it */
+  buf_t out;     /* this request's reply or notification (never shared) */
 } req_t;
 
 static policy_t *pol(peer_t *c) { return c->ctx->policy; }
@@ -48,16 +48,16 @@ static void webhook(proto_ctx *ctx, const tenant_t *t, webhook_event e, const ch
 struct proto_op_s {
   uint64_t id;
   proto_ctx *ctx;
-  peer_t *c;                 /* borrowed; NULL once the peer is gone */
-  char *text;                /* the event (owned) */
+  peer_t *c;  /* borrowed; NULL once the peer is gone */
+  char *text; /* the event (owned) */
   size_t n;
   proto_ack ack;
   int has_ack;
-  change_kind kind;          /* what it waits for */
-  char room[ID_LEN + 1];     /* the room it is about ("" for a new one) */
-  unsigned attempts;         /* lost races so far */
-  uint64_t want_ver;         /* VERSION: run again once the view of room has it */
-  int pending;               /* a change is out: its outcome will come */
+  change_kind kind;      /* what it waits for */
+  char room[ID_LEN + 1]; /* the room it is about ("" for a new one) */
+  unsigned attempts;     /* lost races so far */
+  uint64_t want_ver;     /* VERSION: run again once the view of room has it */
+  int pending;           /* a change is out: its outcome will come */
   evloop_timer retry;
   UT_hash_handle hh;
 };
@@ -71,11 +71,12 @@ struct proto_held_s {
   char text[];
 };
 
-#define HELD_MAX 64                 /* events held per peer */
+#define HELD_MAX 64 /* events held per peer */
 #define HELD_MAX_BYTES (256 * 1024)
-#define RACE_ATTEMPTS 8             /* a request that loses this many races fails */
-#define ANSWER_MS 3000              /* a change whose outcome has not come by then failed (a link lost
-                                     * between Redis's "ok" and the change on the channel) */
+#define RACE_ATTEMPTS 8 /* a request that loses this many races fails */
+/* A change whose outcome has not come by then failed (a link lost between
+ * Redis's "ok" and the change on the channel). */
+#define ANSWER_MS 3000
 
 static void op_retry_due(evloop_timer *t);
 
@@ -123,9 +124,7 @@ static void fail_reason(req_t *q, const char *reason) {
   fail_verdict(q, &v);
 }
 
-static void reply(req_t *q, const char *event) {
-  peer_reply(q->c, event, q->out.data, q->out.len, q->ack);
-}
+static void reply(req_t *q, const char *event) { peer_reply(q->c, event, q->out.data, q->out.len, q->ack); }
 
 static void begin_reply(req_t *q) {
   buf_reset(&q->out);
@@ -165,7 +164,10 @@ static int field_string(req_t *q, const char *key, char **out, size_t *len) {
   if (json_index_get(&q->ix, key, &v) || v.type != JSON_STRING) return PARLEY_EINVAL;
   char *s = malloc(v.n + 1);
   if (!s) return PARLEY_ENOMEM;
-  if (json_string_decode(v, s, v.n + 1, len) || strlen(s) != *len) { free(s); return PARLEY_EINVAL; }
+  if (json_string_decode(v, s, v.n + 1, len) || strlen(s) != *len) {
+    free(s);
+    return PARLEY_EINVAL;
+  }
   *out = s;
   return 0;
 }
@@ -188,8 +190,9 @@ static int read_settings(req_t *q, room_settings *s, int with_type) {
   if (!rc) rc = field_int(q, "maxUsers", &s->max_users);
   if (!rc && with_type) rc = field_int(q, "type", &s->type);
   if (rc) {
-    fail(q, ERR_UNSPECIFIED, with_type ? "CREATE_ROOM needs maxUsers: number, name: string, password: string, type: number"
-                                       : "UPDATE_ROOM needs room: string, maxUsers: number, name: string, password: string");
+    fail(q, ERR_UNSPECIFIED,
+         with_type ? "CREATE_ROOM needs maxUsers: number, name: string, password: string, type: number"
+                   : "UPDATE_ROOM needs room: string, maxUsers: number, name: string, password: string");
   } else if (nl > q->lim->max_name || pl > q->lim->max_password) {
     fail(q, ERR_LIMIT_REACHED, nl > q->lim->max_name ? "name too long" : "password too long");
     rc = PARLEY_ELIMIT;
@@ -225,12 +228,18 @@ static int clustered(const req_t *q) { return q->c->ctx->cluster != NULL; }
 static proto_op *op_of(req_t *q) {
   if (q->op) return q->op;
   proto_op *op = calloc(1, sizeof *op);
-  if (!op || !(op->text = malloc(q->n ? q->n : 1))) { free(op); return NULL; }
+  if (!op || !(op->text = malloc(q->n ? q->n : 1))) {
+    free(op);
+    return NULL;
+  }
   memcpy(op->text, q->text, q->n);
   op->n = q->n;
   op->ctx = q->c->ctx;
   op->c = q->c;
-  if (q->ack) { op->ack = *q->ack; op->has_ack = 1; }
+  if (q->ack) {
+    op->ack = *q->ack;
+    op->has_ack = 1;
+  }
   op->id = ++q->c->ctx->next_op;
   HASH_ADD(hh, q->c->ctx->ops, id, sizeof op->id, op);
   q->c->op = op;
@@ -248,7 +257,10 @@ static void op_finish(proto_op *op) {
 /* Send ch for the request; its answer comes when the cluster has made it. */
 static void commit(req_t *q, room_change *ch, const char *room) {
   proto_op *op = op_of(q);
-  if (!op) { fail(q, ERR_UNSPECIFIED, "out of memory"); return; }
+  if (!op) {
+    fail(q, ERR_UNSPECIFIED, "out of memory");
+    return;
+  }
   ch->op = op->id;
   ch->tenant = rooms_tenant_name(q->c->tenant);
   ch->user = rooms_user_id(q->c->user);
@@ -266,7 +278,10 @@ static void commit(req_t *q, room_change *ch, const char *room) {
  * request again. */
 static void fetch(req_t *q, json_span rv) {
   char id[ID_LEN + 1];
-  if (rv.type != JSON_STRING || rv.n != ID_LEN + 2 || memchr(rv.p, '\\', rv.n)) { fail_reason(q, "no_such_room"); return; }
+  if (rv.type != JSON_STRING || rv.n != ID_LEN + 2 || memchr(rv.p, '\\', rv.n)) {
+    fail_reason(q, "no_such_room");
+    return;
+  }
   memcpy(id, rv.p + 1, ID_LEN);
   id[ID_LEN] = 0;
   room_change ch = {.kind = CHANGE_FETCH, .room = id};
@@ -337,19 +352,23 @@ static void ev_create_room(req_t *q) {
   room_t *r;
   policy_verdict v;
   if (read_settings(q, &req, 1)) return;
-  if ((int)rooms_user_nrooms(u) >= q->lim->max_rooms_per_user || rooms_tenant_nrooms(q->c->tenant) >= q->lim->max_rooms) {
+  if ((int)rooms_user_nrooms(u) >= q->lim->max_rooms_per_user ||
+      rooms_tenant_nrooms(q->c->tenant) >= q->lim->max_rooms) {
     fail_reason(q, "limit_reached");
     policy_settings_free(&req);
     return;
   }
   int rc = policy_create_room(pol(q->c), u, &req, &s, &v);
   policy_settings_free(&req);
-  if (rc) { fail_verdict(q, &v); return; }
+  if (rc) {
+    fail_verdict(q, &v);
+    return;
+  }
   if (check_settings(q, &s) == 0) {
     parley_id id;
     if (clustered(q)) {
-      room_change ch = {.kind = CHANGE_CREATE, .room = id.s, .s = &s, .created = (double)time(NULL),
-                        .max_rooms = q->lim->max_rooms};
+      room_change ch = {
+          .kind = CHANGE_CREATE, .room = id.s, .s = &s, .created = (double)time(NULL), .max_rooms = q->lim->max_rooms};
       if (ids_new(&id)) fail(q, ERR_UNSPECIFIED, "no randomness for a room ID");
       else commit(q, &ch, id.s);
     } else if (rooms_create(q->c->ctx->rooms, u, &s, &r)) fail(q, ERR_UNSPECIFIED, "out of memory");
@@ -366,7 +385,11 @@ static int join_reply(req_t *q, room_t *r) {
   policy_verdict v;
   buf_t spec;
   buf_init(&spec, 0);
-  if (policy_spec(pol(q->c), r, q->c->user, &spec, &v)) { buf_free(&spec); fail_verdict(q, &v); return PARLEY_ELUA; }
+  if (policy_spec(pol(q->c), r, q->c->user, &spec, &v)) {
+    buf_free(&spec);
+    fail_verdict(q, &v);
+    return PARLEY_ELUA;
+  }
   const room_settings *s = rooms_settings(r);
   begin_reply(q);
   put_str(&q->out, "name", s->name);
@@ -389,10 +412,13 @@ static int spec_ok(req_t *q, room_t *r) {
   policy_verdict v;
   buf_t spec;
   int deleted;
-  if (rooms_join(r, q->c->user)) { fail(q, ERR_UNSPECIFIED, "out of memory"); return 0; }
+  if (rooms_join(r, q->c->user)) {
+    fail(q, ERR_UNSPECIFIED, "out of memory");
+    return 0;
+  }
   buf_init(&spec, 0);
   int rc = policy_spec(pol(q->c), r, q->c->user, &spec, &v);
-  rooms_leave(q->c->ctx->rooms, r, q->c->user, &deleted);  /* r had members: never deleted */
+  rooms_leave(q->c->ctx->rooms, r, q->c->user, &deleted); /* r had members: never deleted */
   buf_free(&spec);
   if (rc) fail_verdict(q, &v);
   return rc == 0;
@@ -457,13 +483,24 @@ static void ev_update_room(req_t *q) {
   }
   if (read_settings(q, &req, 0)) return;
   room_t *r = find_room(q, rv);
-  if (!r && clustered(q) && !q->fetched) { fetch(q, rv); policy_settings_free(&req); return; }
-  if (!r) { fail_reason(q, "no_such_room"); policy_settings_free(&req); return; }
+  if (!r && clustered(q) && !q->fetched) {
+    fetch(q, rv);
+    policy_settings_free(&req);
+    return;
+  }
+  if (!r) {
+    fail_reason(q, "no_such_room");
+    policy_settings_free(&req);
+    return;
+  }
   req.type = rooms_settings(r)->type;
   int rc = policy_update_room(pol(q->c), r, &req, q->c->user, &s, &v);
   policy_settings_free(&req);
-  if (rc) { fail_verdict(q, &v); return; }
-  s.type = rooms_settings(r)->type;  /* a room keeps its type, and its type's rule from when it was made */
+  if (rc) {
+    fail_verdict(q, &v);
+    return;
+  }
+  s.type = rooms_settings(r)->type; /* a room keeps its type, and its type's rule from when it was made */
   s.owner_close = rooms_settings(r)->owner_close;
   if (check_settings(q, &s) == 0) {
     if (clustered(q)) {
@@ -480,7 +517,7 @@ static void ev_update_room(req_t *q) {
 
 /* DISCONNECT {userID, roomID} to the others of r, about u. */
 static void notify_leave(room_t *r, user_t *u, const char *rid) {
-  char note[2 * ID_LEN + 32];  /* {"userID":"…","roomID":"…"}: IDs need no escapes */
+  char note[2 * ID_LEN + 32]; /* {"userID":"…","roomID":"…"}: IDs need no escapes */
   int n = snprintf(note, sizeof note, "{\"userID\":\"%s\",\"roomID\":\"%s\"}", rooms_user_id(u), rid);
   if (n > 0 && (size_t)n < sizeof note) notify_others(r, u, "DISCONNECT", note, (size_t)n);
 }
@@ -515,7 +552,7 @@ static int close_room(proto_ctx *ctx, room_t *r, const user_t *u) {
 int proto_room_close(proto_ctx *ctx, room_t *r) {
   char rid[ID_LEN + 1];
   tenant_t *t = rooms_room_tenant(r);
-  if (ctx->cluster) return PARLEY_EUNSUPP;  /* the room is the cluster's: cluster_admin_close */
+  if (ctx->cluster) return PARLEY_EUNSUPP; /* the room is the cluster's: cluster_admin_close */
   memcpy(rid, rooms_id(r), sizeof rid);
   rooms_tenant_pin(t);
   int rc = close_room(ctx, r, NULL);
@@ -541,7 +578,10 @@ void proto_room_closed(proto_ctx *ctx, const char *tenant, const char *room) {
 static void apply_action(proto_ctx *ctx, room_t *r, policy_action *act) {
   char rid[ID_LEN + 1];
   proto_cluster *cl = ctx->cluster;
-  if (!r || (!act->meta && !act->owner[0] && !act->close)) { policy_action_free(act); return; }
+  if (!r || (!act->meta && !act->owner[0] && !act->close)) {
+    policy_action_free(act);
+    return;
+  }
   tenant_t *t = rooms_room_tenant(r);
   const char *tn = rooms_tenant_name(t);
   memcpy(rid, rooms_id(r), sizeof rid);
@@ -550,8 +590,12 @@ static void apply_action(proto_ctx *ctx, room_t *r, policy_action *act) {
     if (cl) {
       room_settings s = *rooms_settings(r);
       s.meta = act->meta;
-      room_change ch = {.kind = CHANGE_UPDATE, .tenant = tn, .room = rid, .user = rooms_user_id(rooms_owner(r)),
-                        .sver = rooms_sver(r), .s = &s};
+      room_change ch = {.kind = CHANGE_UPDATE,
+                        .tenant = tn,
+                        .room = rid,
+                        .user = rooms_user_id(rooms_owner(r)),
+                        .sver = rooms_sver(r),
+                        .s = &s};
       if (cl->commit(cl->self, &ch)) log_warn("policy: room %s: meta not set, the cluster is unreachable", rid);
     } else if (rooms_set_meta(r, act->meta, strlen(act->meta))) {
       log_warn("policy: room %s: out of memory for its meta", rid);
@@ -610,9 +654,15 @@ static void leave(peer_t *c, room_t *r, user_t *u, const char *reason) {
 }
 
 static void ev_disconnect(req_t *q) {
-  if (q->payload.type != JSON_STRING) { fail(q, ERR_UNSPECIFIED, "DISCONNECT needs the roomID as a string"); return; }
+  if (q->payload.type != JSON_STRING) {
+    fail(q, ERR_UNSPECIFIED, "DISCONNECT needs the roomID as a string");
+    return;
+  }
   room_t *r = find_room(q, q->payload);
-  if (!r || !rooms_is_member(r, q->c->user)) { fail_reason(q, "no_such_room"); return; }
+  if (!r || !rooms_is_member(r, q->c->user)) {
+    fail_reason(q, "no_such_room");
+    return;
+  }
   if (clustered(q)) {
     room_change ch = {.kind = CHANGE_LEAVE, .room = rooms_id(r)};
     commit(q, &ch, rooms_id(r));
@@ -626,7 +676,10 @@ static void ev_disconnect(req_t *q) {
 static void ev_signal(req_t *q) {
   policy_verdict v;
   int rc = relay_signal(q->c, &q->ix, q->lim, &v);
-  if (rc == 0) { empty_ack(q); return; }
+  if (rc == 0) {
+    empty_ack(q);
+    return;
+  }
   json_span rv;
   if (rc == PARLEY_ENOTFOUND && clustered(q) && !q->fetched && json_index_get(&q->ix, "room", &rv) == 0 &&
       rv.type == JSON_STRING && rv.n == ID_LEN + 2) {
@@ -637,7 +690,7 @@ static void ev_signal(req_t *q) {
     memcpy(id, rv.p + 1, ID_LEN);
     id[ID_LEN] = 0;
     room_change ch = {.kind = CHANGE_VERSION, .room = id};
-    commit(q, &ch, id);  /* (when it can't be sent, commit has answered) */
+    commit(q, &ch, id); /* (when it can't be sent, commit has answered) */
     return;
   }
   proto_error(q->c, NULL, 0, v.code, "SIGNAL", v.msg, q->ack);
@@ -648,9 +701,10 @@ enum { RID_NONE = -1, RID_OPTIONAL = 0, RID_REQUIRED = 1 };
 typedef struct {
   const char *name;
   void (*handler)(req_t *q);
-  int needs_request_id;   /* RID_*: SIGNAL's errors carry requestID null, so it is not read */
+  int needs_request_id; /* RID_*: SIGNAL's errors carry requestID null, so it is not read */
 } event_def;
 
+/* clang-format off */
 static const event_def events[] = {
   {"SIGNAL", ev_signal, RID_NONE},
   {"GET_ID", ev_get_id, 1},
@@ -660,18 +714,29 @@ static const event_def events[] = {
   {"UPDATE_ROOM", ev_update_room, 1},
   {"DISCONNECT", ev_disconnect, 0},
   {NULL, NULL, 0}};
+/* clang-format on */
 
 /* ---- rate limit ---- */
 
 /* Token bucket: rate per second, burst deep. 0 when the event may proceed. */
 static int rate_check(peer_rate *r, const proto_ctx *ctx, const policy_limits *lim) {
   uint64_t now = evloop_now(ctx->ev);
-  if (!r->started) { r->tokens = lim->burst; r->bucket_ms = now; r->started = 1; }
+  if (!r->started) {
+    r->tokens = lim->burst;
+    r->bucket_ms = now;
+    r->started = 1;
+  }
   r->tokens += (double)(now - r->bucket_ms) * lim->rate / 1000.0;
   if (r->tokens > lim->burst) r->tokens = lim->burst;
   r->bucket_ms = now;
-  if (r->tokens >= 1.0) { r->tokens -= 1.0; return 0; }
-  if (now - r->strike_ms >= 1000) { r->strike_ms = now; r->strikes = 0; }  /* rejections per second */
+  if (r->tokens >= 1.0) {
+    r->tokens -= 1.0;
+    return 0;
+  }
+  if (now - r->strike_ms >= 1000) { /* rejections per second */
+    r->strike_ms = now;
+    r->strikes = 0;
+  }
   r->strikes++;
   return PARLEY_ELIMIT;
 }
@@ -720,18 +785,19 @@ static const event_def *decode(req_t *q, const char *text, size_t n, char *name,
   int envelope = prc == 0 && root.type == JSON_ARRAY;
   count = envelope ? q->ix.nitems : 0;
   envelope = envelope && count >= 1 && items[0].type == JSON_STRING;
-  if (!envelope && prc != PARLEY_ETOOBIG && q->c->ops->strict_envelope && !q->quiet) {  /* too deep is bad input */
+  if (!envelope && prc != PARLEY_ETOOBIG && q->c->ops->strict_envelope && !q->quiet) { /* too deep is bad input */
     q->c->ops->close(q->c, "event is not a JSON array starting with the event name");
     return NULL;
   }
-  if (envelope && count == 1 && q->ack && q->ack->ack_id >= 0 && json_string_decode(items[0], name, cap, &len) == 0 && strlen(name) == len) {
+  if (envelope && count == 1 && q->ack && q->ack->ack_id >= 0 && json_string_decode(items[0], name, cap, &len) == 0 &&
+      strlen(name) == len) {
     /* socket.emitWithAck("GET_ID"): with an ack, no payload reads as {} */
     q->ix.items[1] = (json_span){.type = JSON_OBJECT, .p = "{}", .n = 2};
     q->ix.nitems = 2;
     q->ix.nmembers = 0;
     count = 2;
   } else if (envelope && count == 1 && json_string_decode(items[0], name, cap, &len) == 0 && strlen(name) == len) {
-    q->event = name;  /* ["CREATE_ROOM"]: the ERROR names the event it answers */
+    q->event = name; /* ["CREATE_ROOM"]: the ERROR names the event it answers */
     fail(q, ERR_UNSPECIFIED, "the event has no payload: an event is a JSON array [\"EVENT\", payload]");
     return NULL;
   }
@@ -751,18 +817,25 @@ static const event_def *decode(req_t *q, const char *text, size_t n, char *name,
 /* Run one event (rate-charged already). */
 static void run(peer_t *c, const char *text, size_t n, const proto_ack *ack, proto_op *op, int fetched) {
   char name[32];
-  req_t q = {.c = c, .ack = ack, .lim = policy_limits_of(pol(c), c->tenant), .text = text, .n = n, .op = op,
+  req_t q = {.c = c,
+             .ack = ack,
+             .lim = policy_limits_of(pol(c), c->tenant),
+             .text = text,
+             .n = n,
+             .op = op,
              .fetched = fetched};
   const event_def *e = decode(&q, text, n, name, sizeof name);
   if (!e) return;
   /* with an ack the reply is matched by it: requestId may be left out (requestID null) */
-  if (e->needs_request_id != RID_NONE && read_request_id(&q, e->needs_request_id == RID_REQUIRED && !(ack && ack->ack_id >= 0))) return;
+  if (e->needs_request_id != RID_NONE &&
+      read_request_id(&q, e->needs_request_id == RID_REQUIRED && !(ack && ack->ack_id >= 0)))
+    return;
   if (e->needs_request_id == RID_REQUIRED && q.payload.type != JSON_OBJECT) {
     fail(&q, ERR_UNSPECIFIED, "payload must be an object");
     return;
   }
   e->handler(&q);
-  if (q.op && !op && !q.op->pending) op_finish(q.op);  /* made, but its change could not be sent */
+  if (q.op && !op && !q.op->pending) op_finish(q.op); /* made, but its change could not be sent */
   buf_free(&q.out);
 }
 
@@ -786,7 +859,10 @@ static int hold(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
 }
 
 static void held_free(peer_t *c) {
-  for (proto_held *h = c->held, *next; h; h = next) { next = h->next; free(h); }
+  for (proto_held *h = c->held, *next; h; h = next) {
+    next = h->next;
+    free(h);
+  }
   c->held = c->held_tail = NULL;
   c->nheld = c->held_bytes = 0;
 }
@@ -808,9 +884,9 @@ static void drain(peer_t *c) {
 static void refuse_event(peer_t *c, const char *text, size_t n, const proto_ack *ack, const policy_limits *lim,
                          const char *why) {
   char name[32];
-  req_t q = {.c = c, .ack = ack, .lim = lim, .quiet = 1};  /* read what can be read, nothing more */
+  req_t q = {.c = c, .ack = ack, .lim = lim, .quiet = 1}; /* read what can be read, nothing more */
   const event_def *e = decode(&q, text, n, name, sizeof name);
-  if (e) read_request_id(&q, 0);  /* leaves requestID null when it can't be echoed */
+  if (e) read_request_id(&q, 0); /* leaves requestID null when it can't be echoed */
   q.quiet = 0;
   fail(&q, ERR_LIMIT_REACHED, why);
 }
@@ -828,7 +904,7 @@ void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
     else refuse_event(c, text, n, ack, lim, "rate limit: slow down");
   } else if (!c->op) {
     run(c, text, n, ack, NULL, 0);
-  } else if (hold(c, text, n, ack)) {  /* after the request that waits: in order */
+  } else if (hold(c, text, n, ack)) { /* after the request that waits: in order */
     refuse_event(c, text, n, ack, lim, "too many events wait on the cluster: slow down");
   }
 }
@@ -838,8 +914,13 @@ void proto_handle(peer_t *c, const char *text, size_t n, const proto_ack *ack) {
 /* Decode op's event again into q (for its answer). NULL when it can't be. */
 static const event_def *op_request(proto_op *op, req_t *q, char *name, size_t cap) {
   peer_t *c = op->c;
-  *q = (req_t){.c = c, .ack = op->has_ack ? &op->ack : NULL, .lim = policy_limits_of(pol(c), c->tenant),
-               .text = op->text, .n = op->n, .op = op, .quiet = 1};
+  *q = (req_t){.c = c,
+               .ack = op->has_ack ? &op->ack : NULL,
+               .lim = policy_limits_of(pol(c), c->tenant),
+               .text = op->text,
+               .n = op->n,
+               .op = op,
+               .quiet = 1};
   const event_def *e = decode(q, op->text, op->n, name, cap);
   if (e && e->needs_request_id != RID_NONE) read_request_id(q, 0);
   q->quiet = 0;
@@ -850,9 +931,11 @@ static const event_def *op_request(proto_op *op, req_t *q, char *name, size_t ca
 static void view_forget(rooms_state *st, room_t *r) {
   size_t n = rooms_nmembers(r);
   user_t *stack[64], **m = n <= 64 ? stack : malloc(n * sizeof *m);
-  if (m) for (size_t i = 0; i < n; i++) m[i] = rooms_member(r, i);
+  if (m)
+    for (size_t i = 0; i < n; i++) m[i] = rooms_member(r, i);
   rooms_view_drop(st, r);
-  if (m) for (size_t i = 0; i < n; i++) rooms_user_release(st, m[i]);
+  if (m)
+    for (size_t i = 0; i < n; i++) rooms_user_release(st, m[i]);
   if (m && m != stack) free(m);
 }
 
@@ -875,19 +958,23 @@ static void op_rerun(proto_op *op, int fetched) {
   run(c, op->text, op->n, op->has_ack ? &op->ack : NULL, op, fetched);
   if (!op->pending) op_finish(op);
   room_t *r = room[0] ? rooms_find(t, room, ID_LEN) : NULL;
-  if (r) view_gc(ctx->rooms, r);  /* a fetched room was for this decision only */
+  if (r) view_gc(ctx->rooms, r); /* a fetched room was for this decision only */
   drain(c);
 }
 
 static void op_retry_due(evloop_timer *t) {
   proto_op *op = (proto_op *)((char *)t - offsetof(proto_op, retry));
-  if (!op->c) { op_finish(op); return; }
-  if (op->pending) {  /* its outcome never came */
-    log_warn("cluster: no outcome for a %s request within %d ms", op->kind == CHANGE_FETCH ? "fetch" : "change", ANSWER_MS);
+  if (!op->c) {
+    op_finish(op);
+    return;
+  }
+  if (op->pending) { /* its outcome never came */
+    log_warn("cluster: no outcome for a %s request within %d ms", op->kind == CHANGE_FETCH ? "fetch" : "change",
+             ANSWER_MS);
     proto_cluster_failed(op->ctx, op->id, "unavailable");
     return;
   }
-  int waited = op->kind == CHANGE_VERSION;  /* the view did not catch up: decide on what it has */
+  int waited = op->kind == CHANGE_VERSION; /* the view did not catch up: decide on what it has */
   op->want_ver = 0;
   op_rerun(op, waited);
 }
@@ -897,15 +984,23 @@ static void op_done(proto_op *op, room_t *r) {
   peer_t *c = op->c;
   char name[32];
   req_t q;
-  if (!c || !c->user) { op_finish(op); return; }
-  if (op->kind == CHANGE_FETCH) { op_rerun(op, 1); return; }
+  if (!c || !c->user) {
+    op_finish(op);
+    return;
+  }
+  if (op->kind == CHANGE_FETCH) {
+    op_rerun(op, 1);
+    return;
+  }
   if (op_request(op, &q, name, sizeof name)) {
-    if (!r) empty_ack(&q);  /* a leave */
+    if (!r) empty_ack(&q); /* a leave */
     else if (op->kind == CHANGE_CREATE) create_reply(&q, r);
     else if (op->kind == CHANGE_UPDATE) update_reply(&q, r);
     else if (op->kind == CHANGE_LEAVE) empty_ack(&q);
-    else if (op->kind == CHANGE_JOIN && join_reply(&q, r)) {  /* the spec failed: leave again */
-      room_change ch = {.kind = CHANGE_LEAVE, .room = rooms_id(r), .tenant = rooms_tenant_name(c->tenant),
+    else if (op->kind == CHANGE_JOIN && join_reply(&q, r)) { /* the spec failed: leave again */
+      room_change ch = {.kind = CHANGE_LEAVE,
+                        .room = rooms_id(r),
+                        .tenant = rooms_tenant_name(c->tenant),
                         .user = rooms_user_id(c->user)};
       c->ctx->cluster->commit(c->ctx->cluster->self, &ch);
     }
@@ -922,7 +1017,10 @@ static void view_reached(proto_ctx *ctx, const tenant_t *t, const char *room);
 static char *member_ids(const room_t *r, size_t *n) {
   *n = r ? rooms_nmembers(r) : 0;
   char *ids = *n ? malloc(*n * (ID_LEN + 1)) : NULL;
-  if (!ids) { *n = 0; return NULL; }
+  if (!ids) {
+    *n = 0;
+    return NULL;
+  }
   for (size_t i = 0; i < *n; i++) memcpy(ids + i * (ID_LEN + 1), rooms_user_id(rooms_member(r, i)), ID_LEN + 1);
   return ids;
 }
@@ -969,9 +1067,9 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
   int ours = e->subject && (!rooms_user_is_ghost(e->subject) || rooms_user_is_gone(e->subject));
   const char *why = op ? "left" : e->subject ? end_names[rooms_user_end(e->subject) & 3u] : "disconnected";
   policy_action act = {0};
-  if (!e->view) {  /* deleted: its last member left, or its owner and the type closes it then */
+  if (!e->view) { /* deleted: its last member left, or its owner and the type closes it then */
     if (r && e->closed) notify_closed(r, e->subject);
-    if (ours && e->kind == CHANGE_LEAVE) {  /* (before the view goes: it may take a gone subject with it) */
+    if (ours && e->kind == CHANGE_LEAVE) { /* (before the view goes: it may take a gone subject with it) */
       const char *closed = e->closed ? "owner_left" : "empty";
       policy_on_leave(ctx->policy, e->tenant, NULL, e->subject, why, NULL);
       policy_on_room_closed(ctx->policy, e->tenant, e->room, closed);
@@ -1004,7 +1102,7 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
   } else if (r && applied && e->kind == CHANGE_SYNC) {
     notify_diff(st, r, old, nold);
   }
-  if (applied && ours && e->view && r) {  /* (the subject is still held: the old members are released below) */
+  if (applied && ours && e->view && r) { /* (the subject is still held: the old members are released below) */
     if (e->kind == CHANGE_CREATE) webhook(ctx, e->tenant, WEBHOOK_ROOM_CREATED, e->room, e->subject, NULL);
     if (e->kind == CHANGE_JOIN) {
       policy_on_join(ctx->policy, r, e->subject, &act);
@@ -1014,7 +1112,7 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
       policy_on_leave(ctx->policy, e->tenant, r, e->subject, why, &act);
       webhook(ctx, e->tenant, WEBHOOK_USER_LEFT, e->room, e->subject, why);
     }
-    apply_action(ctx, r, &act);  /* (as changes to the cluster: the view follows when they are made) */
+    apply_action(ctx, r, &act); /* (as changes to the cluster: the view follows when they are made) */
   }
   if (op && op->pending) {
     op_answered(op);
@@ -1028,7 +1126,7 @@ void proto_cluster_event(proto_ctx *ctx, const cluster_event *e) {
   if (ctx->ops) view_reached(ctx, e->tenant, e->room);
 }
 
-#define VIEW_WAIT_MS 1000   /* how long a SIGNAL waits for the view to catch up */
+#define VIEW_WAIT_MS 1000 /* how long a SIGNAL waits for the view to catch up */
 
 /* Ops waiting for room's view to reach a version: run them now it has. */
 static void view_reached(proto_ctx *ctx, const tenant_t *t, const char *room) {
@@ -1036,12 +1134,12 @@ static void view_reached(proto_ctx *ctx, const tenant_t *t, const char *room) {
   uint64_t ver = r ? rooms_ver(r) : 0, stack[32], *due = stack;
   size_t n = 0, cap = sizeof stack / sizeof *stack;
   proto_op *op, *tmp;
-  HASH_ITER(hh, ctx->ops, op, tmp) {  /* (by ID: a rerun may change the hash) */
+  HASH_ITER(hh, ctx->ops, op, tmp) { /* (by ID: a rerun may change the hash) */
     if (op->kind != CHANGE_VERSION || !op->want_ver || !op->c || op->c->tenant != t) continue;
     if (memcmp(op->room, room, ID_LEN) || (r && ver < op->want_ver)) continue;
     if (n == cap) {
       uint64_t *more = malloc(2 * cap * sizeof *more);
-      if (!more) break;  /* the rest run at their timer */
+      if (!more) break; /* the rest run at their timer */
       memcpy(more, due, n * sizeof *due);
       if (due != stack) free(due);
       due = more;
@@ -1064,9 +1162,15 @@ void proto_cluster_version(proto_ctx *ctx, uint64_t id, uint64_t ver) {
   HASH_FIND(hh, ctx->ops, &id, sizeof id, op);
   if (!op || !op->pending) return;
   op_answered(op);
-  if (!op->c || !op->c->user) { op_finish(op); return; }
+  if (!op->c || !op->c->user) {
+    op_finish(op);
+    return;
+  }
   room_t *r = rooms_find(op->c->tenant, op->room, ID_LEN);
-  if (!r || rooms_ver(r) >= ver) { op_rerun(op, 1); return; }
+  if (!r || rooms_ver(r) >= ver) {
+    op_rerun(op, 1);
+    return;
+  }
   op->want_ver = ver;
   if (evloop_timer_start(ctx->ev, &op->retry, VIEW_WAIT_MS, op_retry_due)) op_rerun(op, 1);
 }
@@ -1079,9 +1183,12 @@ void proto_cluster_failed(proto_ctx *ctx, uint64_t id, const char *reason) {
   if (!op || !op->pending) return;
   op_answered(op);
   peer_t *c = op->c;
-  if (!c || !c->user) { op_finish(op); return; }
+  if (!c || !c->user) {
+    op_finish(op);
+    return;
+  }
   int race = !strcmp(reason, "retry") || !strcmp(reason, "member") || !strcmp(reason, "exists");
-  if (race && ++op->attempts < RACE_ATTEMPTS) {  /* the room changed under the decision: decide again */
+  if (race && ++op->attempts < RACE_ATTEMPTS) { /* the room changed under the decision: decide again */
     room_t *r = op->room[0] ? rooms_find(c->tenant, op->room, ID_LEN) : NULL;
     if (r) view_gc(ctx->rooms, r);
     if (evloop_timer_start(ctx->ev, &op->retry, op->attempts * 5, op_retry_due) == 0) return;
@@ -1099,7 +1206,7 @@ int proto_peer_open(peer_t *c, proto_ctx *ctx, const char *tenant, char *data) {
   tenant_t *t = NULL;
   c->ctx = ctx;
   proto_cluster *cl = ctx->cluster;
-  if (cl) cl->catch_up(cl->self);  /* the other nodes' latest counts first (max_connections) */
+  if (cl) cl->catch_up(cl->self); /* the other nodes' latest counts first (max_connections) */
   int rc = rooms_tenant(ctx->rooms, tenant, &t);
   size_t users = rc ? 0 : rooms_tenant_nusers(t) + (cl ? cl->remote_users(cl->self, tenant) : 0);
   if (!rc && users >= policy_limits_of(ctx->policy, t)->max_connections) rc = PARLEY_ELIMIT;
@@ -1126,23 +1233,24 @@ void proto_peer_gone(peer_t *c) {
   if (!u) return;
   c->user = NULL;
   held_free(c);
-  if (c->op) {  /* its outcome, when it comes, answers nobody */
+  if (c->op) { /* its outcome, when it comes, answers nobody */
     proto_op *op = c->op;
     c->op = NULL;
     op->c = NULL;
     if (!op->pending) op_finish(op);
   }
   proto_cluster *cl = c->ctx->cluster;
-  if (cl) {  /* it leaves its rooms in the cluster; the views follow when the cluster says so */
+  if (cl) { /* it leaves its rooms in the cluster; the views follow when the cluster says so */
     room_change ch = {.kind = CHANGE_GONE, .tenant = rooms_tenant_name(c->tenant), .user = rooms_user_id(u)};
-    if (cl->commit(cl->self, &ch)) log_warn("cluster: user %s went while the cluster was unreachable", rooms_user_id(u));
+    if (cl->commit(cl->self, &ch))
+      log_warn("cluster: user %s went while the cluster was unreachable", rooms_user_id(u));
     rooms_user_set_gone(c->ctx->rooms, u);
     cl->users_changed(cl->self, rooms_tenant_name(c->tenant), rooms_tenant_nusers(c->tenant));
     rooms_user_release(c->ctx->rooms, u);
   } else {
     const char *why = end_names[rooms_user_end(u) & 3u];
     for (size_t n; (n = rooms_user_nrooms(u));) leave(c, rooms_user_room(u, n - 1), u, why);
-    rooms_user_remove(c->ctx->rooms, u);  /* frees the tenant too when it was its last user */
+    rooms_user_remove(c->ctx->rooms, u); /* frees the tenant too when it was its last user */
   }
   c->tenant = NULL;
 }

@@ -38,14 +38,14 @@ int proto_rate_charge_anon(peer_rate *r, proto_ctx *ctx);
 
 /* A change the cluster made to a room, as this node hears it. */
 typedef struct {
-  change_kind kind;          /* CREATE, JOIN, UPDATE, LEAVE, FETCH (the answer to one), or SYNC (the room
+  change_kind kind; /* CREATE, JOIN, UPDATE, LEAVE, FETCH (the answer to one), or SYNC (the room
                               * after the cluster's state was made again: who came and went is told) */
   tenant_t *tenant;
-  const char *room;          /* ID */
-  user_t *subject;           /* who joined, left, created, updated (a user or a ghost) */
-  uint64_t op;               /* the request of ours it answers, or 0 */
-  const room_view *view;     /* the room as it now is; NULL: deleted */
-  int closed;                /* deleted because its owner left (the type's on_owner_leave = "close") */
+  const char *room;      /* ID */
+  user_t *subject;       /* who joined, left, created, updated (a user or a ghost) */
+  uint64_t op;           /* the request of ours it answers, or 0 */
+  const room_view *view; /* the room as it now is; NULL: deleted */
+  int closed;            /* deleted because its owner left (the type's on_owner_leave = "close") */
 } cluster_event;
 
 /* Take the change into the node's view of the room, tell our members of it,

@@ -16,23 +16,23 @@
 #include "log.h"
 #include "redis_link.h"
 
-enum { CMD, SUB };                                 /* the two contexts */
-enum { ST_CONNECTING, ST_UP, ST_LOST, ST_WAIT };   /* ST_LOST: teardown queued */
+enum { CMD, SUB };                               /* the two contexts */
+enum { ST_CONNECTING, ST_UP, ST_LOST, ST_WAIT }; /* ST_LOST: teardown queued */
 
-typedef struct {              /* one hiredis context and its poll handle */
+typedef struct { /* one hiredis context and its poll handle */
   uv_poll_t poll;
-  redisAsyncContext *ac;      /* NULL once hiredis let go (cleanup hook) */
+  redisAsyncContext *ac; /* NULL once hiredis let go (cleanup hook) */
   redis_link *l;
-  int which, events, in_write, dropped;  /* dropped: freed by us, ignore its callbacks */
+  int which, events, in_write, dropped; /* dropped: freed by us, ignore its callbacks */
 } rctx;
 
 typedef struct pend pend;
-struct pend {                 /* a command in flight, in reply order */
+struct pend { /* a command in flight, in reply order */
   pend *next;
   redis_reply_cb cb;
   void *arg;
   uint64_t sent;
-  int script, retried, argc;  /* an eval keeps its argv: EVALSHA sha numkeys args... */
+  int script, retried, argc; /* an eval keeps its argv: EVALSHA sha numkeys args... */
   const char **argv;
   size_t *argvlen;
 };
@@ -55,8 +55,8 @@ struct redis_link_s {
   int state, closing, outage, handles, hello_left, rtt_seen, nscripts;
   pend *head, *tail;
   script_t *scripts;
-  evloop_timer timer;         /* handshake deadline, oldest command's deadline, or backoff */
-  evloop_task task, flush;    /* teardown at the safe point; the turn's write */
+  evloop_timer timer;      /* handshake deadline, oldest command's deadline, or backoff */
+  evloop_task task, flush; /* teardown at the safe point; the turn's write */
   redis_link_stats stats;
   char why[256];
 };
@@ -101,7 +101,8 @@ int redis_url_parse(const char *url, char *host, size_t hostcap, int *port, int 
                     char *pass, size_t passcap, char *err, size_t errcap) {
   *port = 6379;
   *db = 0;
-  if (put(user, usercap, "", 0) || put(pass, passcap, "", 0)) return url_fail(err, errcap, "no room for the credentials");
+  if (put(user, usercap, "", 0) || put(pass, passcap, "", 0))
+    return url_fail(err, errcap, "no room for the credentials");
   if (!url || strncmp(url, "redis://", 8)) return url_fail(err, errcap, "not redis://[[USER]:PASS@]HOST[:PORT][/DB]");
   const char *p = url + 8, *at = strrchr(p, '@'), *h, *he;
   int bracketed;
@@ -143,15 +144,24 @@ static const char *ctx_name(const rctx *x) { return x->which == CMD ? "commands"
 static void link_lost(redis_link *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void poll_set(rctx *x, int events) {
-  if (!x->ac) return;  /* the handle is closing */
+  if (!x->ac) return; /* the handle is closing */
   x->events = events;
   if (events) uv_poll_start(&x->poll, events, on_poll);
   else uv_poll_stop(&x->poll);
 }
 
-static void ev_add_read(void *p) { rctx *x = p; poll_set(x, x->events | UV_READABLE); }
-static void ev_del_read(void *p) { rctx *x = p; poll_set(x, x->events & ~UV_READABLE); }
-static void ev_del_write(void *p) { rctx *x = p; poll_set(x, x->events & ~UV_WRITABLE); }
+static void ev_add_read(void *p) {
+  rctx *x = p;
+  poll_set(x, x->events | UV_READABLE);
+}
+static void ev_del_read(void *p) {
+  rctx *x = p;
+  poll_set(x, x->events & ~UV_READABLE);
+}
+static void ev_del_write(void *p) {
+  rctx *x = p;
+  poll_set(x, x->events & ~UV_WRITABLE);
+}
 
 /* A new command: written with the turn's flush. Inside a write (the kernel did
  * not take everything) or while connecting (connect completes as writable):
@@ -263,7 +273,7 @@ static void on_reply(redisAsyncContext *ac, void *rv, void *priv) {
   redis_link *l = x->l;
   const redisReply *r = rv;
   pend *p = l->head;
-  if (x->dropped || l->closing) return;   /* the link answers its commands itself */
+  if (x->dropped || l->closing) return; /* the link answers its commands itself */
   if (!r || p != priv) {
     link_lost(l, "commands: %s", r ? "a reply out of order" : ac->c.errstr[0] ? ac->c.errstr : "connection lost");
     return;
@@ -272,7 +282,7 @@ static void on_reply(redisAsyncContext *ac, void *rv, void *priv) {
   double rtt = (double)(evloop_now(l->ev) - p->sent);
   l->stats.rtt_ms = l->rtt_seen ? 0.875 * l->stats.rtt_ms + 0.125 * rtt : rtt;
   l->rtt_seen = 1;
-  if (p->script >= 0 && !p->retried && noscript(r)) {  /* Redis lost the script: load it by running it */
+  if (p->script >= 0 && !p->retried && noscript(r)) { /* Redis lost the script: load it by running it */
     p->retried = 1;
     if (send_eval(l, p, 1) == 0) return;
     r = NULL;
@@ -324,7 +334,10 @@ static void on_sub(redisAsyncContext *ac, void *rv, void *priv) {
   redis_link *l = x->l;
   const redisReply *r = rv;
   if (x->dropped || l->closing) return;
-  if (!r) { link_lost(l, "subscriber: %s", ac->c.errstr[0] ? ac->c.errstr : "connection lost"); return; }
+  if (!r) {
+    link_lost(l, "subscriber: %s", ac->c.errstr[0] ? ac->c.errstr : "connection lost");
+    return;
+  }
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING) return;
   const redisReply *kind = r->element[0], *ch = r->element[1], *msg = r->element[2];
   if (!strcasecmp(kind->str, "message") && ch->type == REDIS_REPLY_STRING && msg->type == REDIS_REPLY_STRING) {
@@ -412,7 +425,10 @@ static void drop_contexts(redis_link *l) {
 }
 
 static void tell_down(redis_link *l) {
-  if (l->outage) { log_debug("redis %s:%d: reconnect failed: %s", l->host, l->port, l->why); return; }
+  if (l->outage) {
+    log_debug("redis %s:%d: reconnect failed: %s", l->host, l->port, l->why);
+    return;
+  }
   l->outage = 1;
   log_warn("redis %s:%d: link down: %s", l->host, l->port, l->why);
   if (l->h.down) l->h.down(l->owner, l->why);
@@ -437,11 +453,20 @@ static void on_task(evloop_task *t) {
 static void on_timer(evloop_timer *t) {
   redis_link *l = (redis_link *)((char *)t - offsetof(redis_link, timer));
   unsigned long long ms = (unsigned long long)l->deadline;
-  if (l->state == ST_WAIT) { open_contexts(l); return; }
-  if (l->state == ST_CONNECTING) { link_lost(l, "no answer to the handshake within %llu ms", ms); return; }
+  if (l->state == ST_WAIT) {
+    open_contexts(l);
+    return;
+  }
+  if (l->state == ST_CONNECTING) {
+    link_lost(l, "no answer to the handshake within %llu ms", ms);
+    return;
+  }
   if (l->state != ST_UP || !l->head) return;
   uint64_t due = l->head->sent + l->deadline, now = evloop_now(l->ev);
-  if (due > now) { evloop_timer_start(l->ev, &l->timer, due - now, on_timer); return; }
+  if (due > now) {
+    evloop_timer_start(l->ev, &l->timer, due - now, on_timer);
+    return;
+  }
   l->stats.timeouts++;
   link_lost(l, "a command got no answer within %llu ms", ms);
 }
@@ -464,11 +489,19 @@ int redis_link_new(evloop_t *ev, const redis_link_config *cfg, const redis_link_
   if (!l) return PARLEY_ENOMEM;
   int rc = redis_url_parse(cfg->url, l->host, sizeof l->host, &l->port, &l->db, l->user, sizeof l->user, l->pass,
                            sizeof l->pass, err, sizeof err);
-  if (rc) { log_error("%s", err); free(l); return rc; }
+  if (rc) {
+    log_error("%s", err);
+    free(l);
+    return rc;
+  }
   l->channels = calloc(cfg->nchannels + 1, sizeof *l->channels);
   for (size_t i = 0; l->channels && i < cfg->nchannels; i++, l->nch++)
     if (!(l->channels[i] = strdup(cfg->channels[i]))) break;
-  if (!l->channels || l->nch < cfg->nchannels) { l->closing = 1; maybe_free(l); return PARLEY_ENOMEM; }
+  if (!l->channels || l->nch < cfg->nchannels) {
+    l->closing = 1;
+    maybe_free(l);
+    return PARLEY_ENOMEM;
+  }
   l->ev = ev;
   l->h = *h;
   l->owner = owner;
@@ -501,7 +534,10 @@ int redis_link_command(redis_link *l, redis_reply_cb cb, void *arg, int argc, co
   p->arg = arg;
   p->script = -1;
   int rc = issue(l, p, argc, argv, argvlen);
-  if (rc) { free(p); return rc; }
+  if (rc) {
+    free(p);
+    return rc;
+  }
   l->stats.commands++;
   if (n0 == 7 && !strncasecmp(argv[0], "publish", 7)) l->stats.publishes++;
   return 0;
@@ -526,8 +562,8 @@ int redis_link_script(redis_link *l, const char *text) {
   return l->nscripts++;
 }
 
-int redis_link_eval(redis_link *l, int script, redis_reply_cb cb, void *arg, int nkeys, int argc,
-                    const char **argv, const size_t *argvlen) {
+int redis_link_eval(redis_link *l, int script, redis_reply_cb cb, void *arg, int nkeys, int argc, const char **argv,
+                    const size_t *argvlen) {
   if (script < 0 || script >= l->nscripts || argc < 0 || nkeys < 0 || nkeys > argc || !cb) return PARLEY_EINVAL;
   if (!redis_link_is_up(l)) return PARLEY_EIO;
   size_t n = (size_t)argc + 3, bytes = 16;
@@ -540,7 +576,7 @@ int redis_link_eval(redis_link *l, int script, redis_reply_cb cb, void *arg, int
   p->argv[2] = s;
   p->argvlen[2] = (size_t)snprintf(s, 16, "%d", nkeys);
   s += 16;
-  for (int i = 0; i < argc; i++) {  /* kept for a resend as EVAL */
+  for (int i = 0; i < argc; i++) { /* kept for a resend as EVAL */
     size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
     memcpy(s, argv[i], len);
     p->argv[3 + i] = s;
@@ -552,7 +588,10 @@ int redis_link_eval(redis_link *l, int script, redis_reply_cb cb, void *arg, int
   p->script = script;
   p->argc = (int)n;
   int rc = send_eval(l, p, 0);
-  if (rc) { free(p); return rc; }
+  if (rc) {
+    free(p);
+    return rc;
+  }
   l->stats.commands++;
   return 0;
 }
@@ -562,7 +601,7 @@ const redis_link_stats *redis_link_get_stats(const redis_link *l) { return &l->s
 void redis_link_read_now(redis_link *l) {
   rctx *x = l->ctx[SUB];
   if (l->state != ST_UP || l->closing || !x || !x->ac || (x->ac->c.flags & REDIS_IN_CALLBACK)) return;
-  redisAsyncHandleRead(x->ac);  /* non-blocking: nothing there is nothing read */
+  redisAsyncHandleRead(x->ac); /* non-blocking: nothing there is nothing read */
 }
 
 void redis_link_close(redis_link *l) {

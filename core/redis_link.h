@@ -33,21 +33,21 @@ typedef struct {
 } redis_link_handlers;
 
 typedef struct {
-  uint64_t commands, publishes;   /* sent (accepted) */
-  uint64_t failed;                /* commands answered with NULL */
-  uint64_t timeouts;              /* links dropped because a command passed its deadline */
-  uint64_t reconnects;            /* times the link came up after being down */
-  double rtt_ms;                  /* moving average of the command round trip */
-  uint64_t messages;              /* pub/sub messages received */
+  uint64_t commands, publishes; /* sent (accepted) */
+  uint64_t failed;              /* commands answered with NULL */
+  uint64_t timeouts;            /* links dropped because a command passed its deadline */
+  uint64_t reconnects;          /* times the link came up after being down */
+  double rtt_ms;                /* moving average of the command round trip */
+  uint64_t messages;            /* pub/sub messages received */
 } redis_link_stats;
 
 typedef struct {
-  const char *url;           /* redis://[[USER]:PASS@]HOST[:PORT][/DB] */
-  const char *const *channels;  /* channels to subscribe to (copied) */
+  const char *url;             /* redis://[[USER]:PASS@]HOST[:PORT][/DB] */
+  const char *const *channels; /* channels to subscribe to (copied) */
   size_t nchannels;
-  uint64_t deadline_ms;      /* a command not answered within this fails (default 1000);
+  uint64_t deadline_ms;                    /* a command not answered within this fails (default 1000);
                                 also bounds a connect with its handshake */
-  uint64_t backoff_min_ms, backoff_max_ms;  /* reconnect delays (default 100, 2000) */
+  uint64_t backoff_min_ms, backoff_max_ms; /* reconnect delays (default 100, 2000) */
 } redis_link_config;
 
 /* Parse url; 0 or PARLEY_EINVAL (a message in err). */
@@ -64,16 +64,15 @@ int redis_link_is_up(const redis_link *l);
  * commands that would make it a subscriber ((P)SUBSCRIBE, MONITOR...): cb is
  * then never called; otherwise cb is called exactly once, later. Commands are
  * written together once per loop turn. */
-int redis_link_command(redis_link *l, redis_reply_cb cb, void *arg, int argc, const char **argv,
-                       const size_t *argvlen);
+int redis_link_command(redis_link *l, redis_reply_cb cb, void *arg, int argc, const char **argv, const size_t *argvlen);
 /* A script registered once (text copied, SHA-1 computed locally); returns its
  * index for redis_link_eval (the same text: the same index), or PARLEY_ENOMEM. */
 int redis_link_script(redis_link *l, const char *text);
 /* EVALSHA the script; on NOSCRIPT (Redis restarted empty) the link loads it
  * with EVAL and the caller never sees the NOSCRIPT. argv holds the keys then
  * the arguments, as EVALSHA takes them after numkeys. */
-int redis_link_eval(redis_link *l, int script, redis_reply_cb cb, void *arg, int nkeys, int argc,
-                    const char **argv, const size_t *argvlen);
+int redis_link_eval(redis_link *l, int script, redis_reply_cb cb, void *arg, int nkeys, int argc, const char **argv,
+                    const size_t *argvlen);
 const redis_link_stats *redis_link_get_stats(const redis_link *l);
 /* Take the messages already waiting on the subscription now (handlers run
  * inside this call), rather than at the loop's next poll. */

@@ -16,15 +16,23 @@ static const char *span_id(json_span v) {
 
 /* {"source":"…","target":"…","room":"…","signal": (IDs are ID_LEN characters). */
 static size_t relay_head(char *out, const char *source, const char *target, const char *room) {
-  static const char k1[] = "{\"source\":\"", k2[] = "\",\"target\":\"", k3[] = "\",\"room\":\"", k4[] = "\",\"signal\":";
+  static const char k1[] = "{\"source\":\"", k2[] = "\",\"target\":\"", k3[] = "\",\"room\":\"",
+                    k4[] = "\",\"signal\":";
   char *o = out;
-  memcpy(o, k1, sizeof k1 - 1); o += sizeof k1 - 1;
-  memcpy(o, source, ID_LEN); o += ID_LEN;
-  memcpy(o, k2, sizeof k2 - 1); o += sizeof k2 - 1;
-  memcpy(o, target, ID_LEN); o += ID_LEN;
-  memcpy(o, k3, sizeof k3 - 1); o += sizeof k3 - 1;
-  memcpy(o, room, ID_LEN); o += ID_LEN;
-  memcpy(o, k4, sizeof k4 - 1); o += sizeof k4 - 1;
+  memcpy(o, k1, sizeof k1 - 1);
+  o += sizeof k1 - 1;
+  memcpy(o, source, ID_LEN);
+  o += ID_LEN;
+  memcpy(o, k2, sizeof k2 - 1);
+  o += sizeof k2 - 1;
+  memcpy(o, target, ID_LEN);
+  o += ID_LEN;
+  memcpy(o, k3, sizeof k3 - 1);
+  o += sizeof k3 - 1;
+  memcpy(o, room, ID_LEN);
+  o += ID_LEN;
+  memcpy(o, k4, sizeof k4 - 1);
+  o += sizeof k4 - 1;
   return (size_t)(o - out);
 }
 
@@ -35,7 +43,7 @@ static int refuse(policy_verdict *v, int code, const char *msg) {
 }
 
 typedef struct {
-  json_span room, target, signal, source;  /* type JSON_NONE when absent */
+  json_span room, target, signal, source; /* type JSON_NONE when absent */
 } signal_fields;
 
 static int raw_key(json_span k, const char *quoted) {
@@ -79,7 +87,7 @@ int relay_signal(peer_t *c, const json_index *ix, const policy_limits *lim, poli
   room_t *r = rid ? rooms_find(c->tenant, rid, ID_LEN) : NULL;
   if (!r || !rooms_is_member(r, c->user)) return refuse(v, ERR_NO_SUCH_ROOM, "you are not in that room");
   user_t *t = tid ? rooms_member_find(r, tid, ID_LEN) : NULL;
-  if (!t) {  /* (in a cluster: maybe not yet in this node's view) */
+  if (!t) { /* (in a cluster: maybe not yet in this node's view) */
     refuse(v, ERR_ROOM_ERROR, "the target is not in that room");
     return PARLEY_ENOTFOUND;
   }
@@ -89,7 +97,7 @@ int relay_signal(peer_t *c, const json_index *ix, const policy_limits *lim, poli
   }
   policy_t *pol = c->ctx->policy;
   if (policy_wants_signal(pol, c->tenant) && policy_on_signal(pol, r, c->user, t, signal_v.p, signal_v.n, v))
-    return -1;  /* the policy opted in (it pays for Lua) and said no */
+    return -1; /* the policy opted in (it pays for Lua) and said no */
   char head[128];
   size_t hl = relay_head(head, rooms_user_id(c->user), rooms_user_id(t), rooms_id(r));
   uv_buf_t parts[3] = {uv_buf_init(head, (unsigned)hl), uv_buf_init((char *)signal_v.p, (unsigned)signal_v.n),
@@ -97,10 +105,10 @@ int relay_signal(peer_t *c, const json_index *ix, const policy_limits *lim, poli
   peer_t *to = rooms_user_peer(t);
   proto_cluster *cl = c->ctx->cluster;
   if (to) to->ops->send_event(to, "SIGNAL", parts, 3);
-  else if (cl && rooms_user_node(t)) {  /* on another node */
+  else if (cl && rooms_user_node(t)) { /* on another node */
     if (cl->forward(cl->self, rooms_user_node(t), parts, 3))
       return refuse(v, ERR_ROOM_ERROR, "the cluster is unavailable: try again");
-  } else return 0;  /* a detached target misses it */
+  } else return 0; /* a detached target misses it */
   tenant_counters *tc = rooms_tenant_counters(c->tenant);
   c->ctx->metrics.signals++;
   c->ctx->metrics.signal_bytes += signal_v.n;
@@ -125,7 +133,7 @@ int relay_deliver(proto_ctx *ctx, const char *payload, size_t n) {
   user_t *t = rooms_user_find(ctx->rooms, id);
   peer_t *to = t ? rooms_user_peer(t) : NULL;
   room_t *r = to ? rooms_find(rooms_user_tenant(t), payload + HEAD_ROOM, ID_LEN) : NULL;
-  if (!r || !rooms_is_member(r, t)) return PARLEY_ENOTFOUND;  /* it left, or went, meanwhile */
+  if (!r || !rooms_is_member(r, t)) return PARLEY_ENOTFOUND; /* it left, or went, meanwhile */
   uv_buf_t part = uv_buf_init((char *)payload, (unsigned)n);
   return to->ops->send_event(to, "SIGNAL", &part, 1) ? PARLEY_EIO : 0;
 }

@@ -13,7 +13,7 @@
 /* For log lines: the tenant of l's user. */
 #define TENANT_OF(l) ((l)->peer.tenant ? rooms_tenant_name((l)->peer.tenant) : "-")
 
-#define REC_HEAD 13   /* u64 position, u8 name length, u32 payload length */
+#define REC_HEAD 13 /* u64 position, u8 name length, u32 payload length */
 
 static resume_link *link_of(peer_t *p) { return (resume_link *)p; }
 
@@ -70,7 +70,7 @@ static int ring_grow(resume_link *l, size_t want) {
   if (size <= l->ring_size || l->st->ring_bytes - l->ring_size + size > l->st->ring_cap) return PARLEY_ELIMIT;
   char *r = malloc(size);
   if (!r) return PARLEY_ENOMEM;
-  if (l->ring_len) ring_read(l, 0, r, l->ring_len);  /* linear again */
+  if (l->ring_len) ring_read(l, 0, r, l->ring_len); /* linear again */
   free(l->ring);
   l->st->ring_bytes += size - l->ring_size;
   l->ring = r;
@@ -112,7 +112,10 @@ static int record(resume_link *l, uint64_t pos, const char *name, const uv_buf_t
   ring_write(l, off, h, sizeof h);
   ring_write(l, off + REC_HEAD, name, nl);
   off += REC_HEAD + nl;
-  for (int i = 0; i < nparts; i++) { ring_write(l, off, parts[i].base, parts[i].len); off += parts[i].len; }
+  for (int i = 0; i < nparts; i++) {
+    ring_write(l, off, parts[i].base, parts[i].len);
+    off += parts[i].len;
+  }
   l->ring_len += need;
   if (l->ring_len == need) l->first_pos = pos;
   return 0;
@@ -153,7 +156,7 @@ static void lost_while_detached(resume_link *l);
 static int link_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts) {
   resume_link *l = link_of(p);
   uint64_t pos = l->next_pos++;
-  int rc = l->enabled ? record(l, pos, name, parts, nparts) : 0;  /* no resume: nothing to keep */
+  int rc = l->enabled ? record(l, pos, name, parts, nparts) : 0; /* no resume: nothing to keep */
   if (l->detached && (rc || l->first_pos > l->detach_pos)) lost_while_detached(l);
   if (!l->carrier) return 0;
   int sent = l->ops->send(l->carrier, name, parts, nparts, l->enabled ? pos : 0);
@@ -165,7 +168,7 @@ static int link_send(peer_t *p, const char *name, const uv_buf_t *parts, int npa
 static int link_reply(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
   resume_link *l = link_of(p);
   if (!(ack && ack->ack_id >= 0 && l->ops->has_acks)) return link_send(p, name, parts, nparts);
-  return l->carrier ? l->ops->ack_reply(l->carrier, parts, nparts, ack) : PARLEY_EIO;  /* acks are not replayed */
+  return l->carrier ? l->ops->ack_reply(l->carrier, parts, nparts, ack) : PARLEY_EIO; /* acks are not replayed */
 }
 
 static void link_ack(peer_t *p, const proto_ack *ack) {
@@ -228,7 +231,7 @@ static void link_free(resume_link *l) {
 }
 
 void resume_end(resume_link *l) {
-  proto_peer_gone(&l->peer);  /* leaves every room; the others are told */
+  proto_peer_gone(&l->peer); /* leaves every room; the others are told */
   link_free(l);
 }
 
@@ -240,8 +243,8 @@ static void on_grace_end(evloop_timer *t) {
 
 static void on_lost(evloop_timer *t) {
   resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, grace));
-  log_debug("user %s tenant=%s: missed more events than it may be sent again, leaving",
-            rooms_user_id(l->peer.user), TENANT_OF(l));
+  log_debug("user %s tenant=%s: missed more events than it may be sent again, leaving", rooms_user_id(l->peer.user),
+            TENANT_OF(l));
   resume_end(l);
 }
 
@@ -268,7 +271,10 @@ static int new_token(resume_state *st, resume_link *l) {
 
 resume_link *resume_new(resume_state *st, const resume_carrier_ops *ops, void *carrier) {
   resume_link *l = calloc(1, sizeof *l);
-  if (!l || new_token(st, l)) { free(l); return NULL; }
+  if (!l || new_token(st, l)) {
+    free(l);
+    return NULL;
+  }
   l->peer.ops = ops->strict_envelope ? &link_ops_strict : &link_ops_lenient;
   l->peer.ctx = st->ctx;
   l->st = st;
@@ -286,12 +292,15 @@ resume_link *resume_new(resume_state *st, const resume_carrier_ops *ops, void *c
 }
 
 void resume_carrier_gone(resume_link *l, void *carrier, int dropped) {
-  if (l->carrier != carrier) return;  /* taken over by a resume */
+  if (l->carrier != carrier) return; /* taken over by a resume */
   l->carrier = NULL;
   const policy_limits *lim = l->peer.user ? policy_limits_of(l->st->ctx->policy, l->peer.tenant) : NULL;
-  if (!dropped || !lim || lim->resume_grace <= 0 || l->lost || l->st->closing) { resume_end(l); return; }
+  if (!dropped || !lim || lim->resume_grace <= 0 || l->lost || l->st->closing) {
+    resume_end(l);
+    return;
+  }
   addr_entry *a = l->st->addrs ? addrs_get(l->st->addrs, l->addr) : NULL;
-  if (a && a->detached >= l->st->max_detached_per_addr) {  /* a client dropping users on purpose */
+  if (a && a->detached >= l->st->max_detached_per_addr) { /* a client dropping users on purpose */
     log_info("user %s tenant=%s from %s: %u users of this address wait for a resume already, leaving",
              rooms_user_id(l->peer.user), TENANT_OF(l), l->addr, a->detached);
     addrs_release(l->st->addrs, a);
@@ -324,18 +333,18 @@ int resume_attach(resume_link *l, const resume_carrier_ops *ops, void *carrier, 
   if (rotate) {
     resume_state *st = l->st;
     token_claim(l, 0);
-    if (st->recheck_next == l) st->recheck_next = l->hh.next;  /* (it goes to the end: looked at again) */
+    if (st->recheck_next == l) st->recheck_next = l->hh.next; /* (it goes to the end: looked at again) */
     HASH_DEL(st->by_token, l);
-    if (new_token(st, l)) memset(l->token, 0, sizeof l->token);  /* no token: no further resume */
+    if (new_token(st, l)) memset(l->token, 0, sizeof l->token); /* no token: no further resume */
     HASH_ADD_STR(st->by_token, token, l);
     token_claim(l, 1);
   }
   undetach(l);
-  l->ping_pos = 0;  /* a pong on the new carrier answers its own pings */
+  l->ping_pos = 0; /* a pong on the new carrier answers its own pings */
   evloop_timer_stop(l->st->ev, &l->grace);
   l->ops = ops;
   l->carrier = carrier;
-  resume_arm_expiry(l);  /* the resume's credentials (admit_resume) */
+  resume_arm_expiry(l); /* the resume's credentials (admit_resume) */
   return 0;
 }
 
@@ -347,7 +356,7 @@ void resume_ping(resume_link *l) {
 
 void resume_pong(resume_link *l) {
   while (l->ring_len && l->first_pos < l->ping_pos) drop_oldest(l);
-  if (!l->ring_len && l->ring) ring_release(l);  /* the usual case: nothing unproven left */
+  if (!l->ring_len && l->ring) ring_release(l); /* the usual case: nothing unproven left */
   l->ping_pos = 0;
 }
 
@@ -359,13 +368,13 @@ int resume_set_limits(resume_link *l) {
   const policy_limits *lim = policy_limits_of(l->st->ctx->policy, l->peer.tenant);
   l->ring_max = lim->resume_buffer;
   l->enabled = lim->resume_grace > 0;
-  resume_arm_expiry(l);  /* (admitted: its credentials' expiry is known) */
+  resume_arm_expiry(l); /* (admitted: its credentials' expiry is known) */
   return l->enabled;
 }
 
 /* The server ends l's user: its carrier tells the client why, then it leaves. */
 static void end_told(resume_link *l, resume_ended why) {
-  if (l->peer.user) rooms_user_set_end(l->peer.user, why);  /* the rooms it leaves hear why */
+  if (l->peer.user) rooms_user_set_end(l->peer.user, why); /* the rooms it leaves hear why */
   if (l->carrier) {
     void *c = l->carrier;
     l->carrier = NULL;
@@ -382,7 +391,7 @@ static void on_expiry(evloop_timer *t) {
 
 void resume_kick(resume_link *l) { end_told(l, RESUME_ENDED_KICKED); }
 
-#define RECHECK_BATCH 200  /* users per loop turn: I/O goes on between batches */
+#define RECHECK_BATCH 200 /* users per loop turn: I/O goes on between batches */
 
 static void recheck_step(evloop_timer *t) {
   resume_state *st = (resume_state *)((char *)t - offsetof(resume_state, recheck));
@@ -391,7 +400,7 @@ static void recheck_step(evloop_timer *t) {
     admit_refusal why;
     st->recheck_next = l->hh.next;
     if (!l->peer.user || admit_recheck(st->recheck_by, &l->peer, &why) == 0) {
-      if (l->peer.user) resume_arm_expiry(l);  /* the answer's expiry */
+      if (l->peer.user) resume_arm_expiry(l); /* the answer's expiry */
       continue;
     }
     log_info("user %s tenant=%s: refused by on_connect after the reload (%s), leaving", rooms_user_id(l->peer.user),

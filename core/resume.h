@@ -46,49 +46,49 @@ typedef struct {
   /* Ask the client for a pong now, as the heartbeat would (nothing when a
    * pong is awaited already): the ring has grown, and a pong lets it go. */
   void (*ping)(void *carrier);
-  int has_acks;              /* the framing has acks (Socket.IO) */
-  int strict_envelope;       /* see peer_ops */
+  int has_acks;        /* the framing has acks (Socket.IO) */
+  int strict_envelope; /* see peer_ops */
 } resume_carrier_ops;
 
 typedef struct resume_link_s resume_link;
 
 /* The links of one loop (owned by the server). */
 typedef struct {
-  evloop_t *ev;              /* borrowed */
-  proto_ctx *ctx;            /* borrowed: for the grace's end (proto_peer_gone) */
-  addrs_t *addrs;            /* borrowed: detached users per client address */
-  size_t max_detached_per_addr;  /* past it, a drop is a leave */
-  resume_link *by_token;     /* hash by token (owned links) */
+  evloop_t *ev;                 /* borrowed */
+  proto_ctx *ctx;               /* borrowed: for the grace's end (proto_peer_gone) */
+  addrs_t *addrs;               /* borrowed: detached users per client address */
+  size_t max_detached_per_addr; /* past it, a drop is a leave */
+  resume_link *by_token;        /* hash by token (owned links) */
   size_t nlinks, ndetached;
-  size_t ring_bytes, ring_cap;  /* memory of every link's ring, and the cap on it */
-  int closing;               /* shutdown: a carrier that goes takes its user with it */
-  cluster_t *const *cluster; /* borrowed: the server's (NULL inside: a single node) */
-  const admit_t *recheck_by; /* borrowed while a re-check runs (recheck_on_reload), else NULL */
-  resume_link *recheck_next; /* the next link it looks at (NULL: done) */
-  evloop_timer recheck;      /* the next batch */
+  size_t ring_bytes, ring_cap; /* memory of every link's ring, and the cap on it */
+  int closing;                 /* shutdown: a carrier that goes takes its user with it */
+  cluster_t *const *cluster;   /* borrowed: the server's (NULL inside: a single node) */
+  const admit_t *recheck_by;   /* borrowed while a re-check runs (recheck_on_reload), else NULL */
+  resume_link *recheck_next;   /* the next link it looks at (NULL: done) */
+  evloop_timer recheck;        /* the next batch */
 } resume_state;
 
 struct resume_link_s {
-  peer_t peer;               /* first: the event layer's view */
-  resume_state *st;          /* borrowed */
+  peer_t peer;      /* first: the event layer's view */
+  resume_state *st; /* borrowed */
   const resume_carrier_ops *ops;
-  void *carrier;             /* borrowed; NULL while detached */
-  char token[ID_LEN + 1];    /* the resume credential (ids_new: 128 random bits) */
-  uint64_t next_pos;         /* position of the next recorded event (the first is 1) */
-  uint64_t first_pos;        /* position of the oldest event in the ring */
-  char *ring;                /* recorded events, circular (owned) */
-  size_t ring_head, ring_len, ring_size;  /* oldest byte, bytes held, capacity */
-  size_t ring_max;           /* the tenant's resume_buffer */
-  evloop_timer grace;        /* armed while detached; once it lost events, it ends the link at the
+  void *carrier;                         /* borrowed; NULL while detached */
+  char token[ID_LEN + 1];                /* the resume credential (ids_new: 128 random bits) */
+  uint64_t next_pos;                     /* position of the next recorded event (the first is 1) */
+  uint64_t first_pos;                    /* position of the oldest event in the ring */
+  char *ring;                            /* recorded events, circular (owned) */
+  size_t ring_head, ring_len, ring_size; /* oldest byte, bytes held, capacity */
+  size_t ring_max;                       /* the tenant's resume_buffer */
+  evloop_timer grace;                    /* armed while detached; once it lost events, it ends the link at the
                               * next timer phase */
-  evloop_timer expiry;       /* armed while its credentials have an expiry (peer.expires) */
-  uint64_t detach_pos;       /* next_pos when it was detached: events from here on are unseen */
-  uint64_t ping_pos;         /* next_pos when the carrier's oldest unanswered ping was queued (0: none) */
-  char addr[ADDRS_MAX_TEXT]; /* the client's address when it was last attached */
-  double since;              /* when the user connected (unix seconds; a resume keeps it) */
-  addr_entry *addr_count;    /* borrowed while detached: that address's count */
-  unsigned detached : 1, lost : 1,  /* lost: unseen events fell out of the ring: no resume */
-           enabled : 1;      /* the tenant's resume_grace is not 0: positions and the token are told */
+  evloop_timer expiry;                   /* armed while its credentials have an expiry (peer.expires) */
+  uint64_t detach_pos;                   /* next_pos when it was detached: events from here on are unseen */
+  uint64_t ping_pos;                     /* next_pos when the carrier's oldest unanswered ping was queued (0: none) */
+  char addr[ADDRS_MAX_TEXT];             /* the client's address when it was last attached */
+  double since;                          /* when the user connected (unix seconds; a resume keeps it) */
+  addr_entry *addr_count;                /* borrowed while detached: that address's count */
+  unsigned detached : 1, lost : 1,       /* lost: unseen events fell out of the ring: no resume */
+      enabled : 1;                       /* the tenant's resume_grace is not 0: positions and the token are told */
   UT_hash_handle hh;
 };
 

@@ -10,36 +10,36 @@
 
 struct user_s {
   parley_id id;
-  tenant_t *tenant;     /* borrowed */
-  void *peer;           /* borrowed: the peer this user speaks through; NULL while detached */
-  room_t **rooms;       /* rooms joined, in join order (owned array, borrowed rooms) */
-  char *data;           /* what on_connect said about this user, as JSON (owned), or NULL */
+  tenant_t *tenant; /* borrowed */
+  void *peer;       /* borrowed: the peer this user speaks through; NULL while detached */
+  room_t **rooms;   /* rooms joined, in join order (owned array, borrowed rooms) */
+  char *data;       /* what on_connect said about this user, as JSON (owned), or NULL */
   size_t nrooms, caprooms;
-  char *node;           /* cluster: the node holding a ghost (owned); NULL for our own users */
-  unsigned ghost : 1,   /* a member seen in a room view, not one of ours (or one of ours already gone) */
-           gone : 1,    /* one of ours whose end came: freed once no room view holds it */
-           framing : 1, /* rooms_framing */
-           waiting : 1, /* its connection is gone: it waits for a resume (rooms_user_set_waiting) */
-           end : 2;     /* why its session ended (rooms_user_set_end) */
+  char *node;         /* cluster: the node holding a ghost (owned); NULL for our own users */
+  unsigned ghost : 1, /* a member seen in a room view, not one of ours (or one of ours already gone) */
+      gone : 1,       /* one of ours whose end came: freed once no room view holds it */
+      framing : 1,    /* rooms_framing */
+      waiting : 1,    /* its connection is gone: it waits for a resume (rooms_user_set_waiting) */
+      end : 2;        /* why its session ended (rooms_user_set_end) */
   UT_hash_handle hh;
 };
 
 struct room_s {
   parley_id id;
-  tenant_t *tenant;     /* borrowed */
-  room_settings s;      /* owned strings */
-  user_t **members;     /* join order: members[0] is the longest present */
+  tenant_t *tenant; /* borrowed */
+  room_settings s;  /* owned strings */
+  user_t **members; /* join order: members[0] is the longest present */
   size_t nmembers, capmembers;
-  user_t *owner;        /* borrowed, always a member */
-  char *meta;           /* policy data as JSON text (owned), NULL when none */
-  double created;       /* unix seconds */
-  uint64_t ver, sver;   /* cluster: the room's version, and its settings' version */
+  user_t *owner;      /* borrowed, always a member */
+  char *meta;         /* policy data as JSON text (owned), NULL when none */
+  double created;     /* unix seconds */
+  uint64_t ver, sver; /* cluster: the room's version, and its settings' version */
   UT_hash_handle hh;
 };
 
 struct tenant_s {
-  char *name;           /* owned */
-  room_t *rooms;        /* hash by id */
+  char *name;    /* owned */
+  room_t *rooms; /* hash by id */
   size_t nrooms, nusers, nghosts, pins;
   tenant_meter meter;
   rooms_tally *tally;   /* borrowed: the store's, named as the tenant */
@@ -49,18 +49,20 @@ struct tenant_s {
 
 /* A tenant's counters, by name; kept after the tenant while nonzero. */
 struct rooms_tally_s {
-  char *name;           /* owned */
+  char *name; /* owned */
   tenant_counters c;
-  tenant_t *tenant;     /* borrowed: the live tenant, NULL while idle */
-  rooms_tally *older, *newer;  /* the idle list */
+  tenant_t *tenant;           /* borrowed: the live tenant, NULL while idle */
+  rooms_tally *older, *newer; /* the idle list */
   UT_hash_handle hh;
 };
 
+/* clang-format off */
 static const char *const refusal_labels[] = {
 #define ROOMS_REFUSAL_LABEL(name, label, meaning) label,
   ROOMS_REFUSAL_MAP(ROOMS_REFUSAL_LABEL)
 #undef ROOMS_REFUSAL_LABEL
 };
+/* clang-format on */
 
 const char *rooms_refusal_label(rooms_refusal r) { return r < ROOMS_REFUSALS ? refusal_labels[r] : "?"; }
 
@@ -95,7 +97,7 @@ static void idle_push(rooms_state *st, rooms_tally *x) {
   else st->idle_head = x;
   st->idle_tail = x;
   st->nidle++;
-  while (st->nidle > st->max_idle && st->idle_head != x) {  /* the newest stays */
+  while (st->nidle > st->max_idle && st->idle_head != x) { /* the newest stays */
     rooms_tally *old = st->idle_head;
     idle_unlink(st, old);
     tally_free(st, old);
@@ -113,7 +115,10 @@ static rooms_tally *tally_get(rooms_state *st, const char *name) {
   rooms_tally *x;
   HASH_FIND_STR(st->tallies, name, x);
   if (x) return x;
-  if (!(x = calloc(1, sizeof *x)) || !(x->name = strdup(name))) { free(x); return NULL; }
+  if (!(x = calloc(1, sizeof *x)) || !(x->name = strdup(name))) {
+    free(x);
+    return NULL;
+  }
   HASH_ADD_KEYPTR(hh, st->tallies, x->name, strlen(x->name), x);
   st->ntallies++;
   idle_push(st, x);
@@ -122,7 +127,7 @@ static rooms_tally *tally_get(rooms_state *st, const char *name) {
 
 tenant_counters *rooms_counters(rooms_state *st, const char *name) {
   rooms_tally *x = tally_get(st, name);
-  if (x && !x->tenant && x != st->idle_tail) {  /* counted now: the newest idle one */
+  if (x && !x->tenant && x != st->idle_tail) { /* counted now: the newest idle one */
     idle_unlink(st, x);
     idle_push(st, x);
   }
@@ -156,7 +161,11 @@ static void settings_free(room_settings *s) {
 static int settings_copy(room_settings *dst, const room_settings *src) {
   char *name = strdup(src->name ? src->name : "");
   char *pwd = strdup(src->password ? src->password : "");
-  if (!name || !pwd) { free(name); free(pwd); return PARLEY_ENOMEM; }
+  if (!name || !pwd) {
+    free(name);
+    free(pwd);
+    return PARLEY_ENOMEM;
+  }
   settings_free(dst);
   dst->name = name;
   dst->password = pwd;
@@ -182,12 +191,21 @@ void rooms_free(rooms_state *st) {
   room_t *r, *rtmp;
   user_t *u, *utmp;
   HASH_ITER(hh, st->tenants, t, ttmp) {
-    HASH_ITER(hh, t->rooms, r, rtmp) { HASH_DEL(t->rooms, r); room_free(r); }
+    HASH_ITER(hh, t->rooms, r, rtmp) {
+      HASH_DEL(t->rooms, r);
+      room_free(r);
+    }
     HASH_DEL(st->tenants, t);
     free(t->name);
     free(t);
   }
-  HASH_ITER(hh, st->users, u, utmp) { HASH_DEL(st->users, u); free(u->rooms); free(u->data); free(u->node); free(u); }
+  HASH_ITER(hh, st->users, u, utmp) {
+    HASH_DEL(st->users, u);
+    free(u->rooms);
+    free(u->data);
+    free(u->node);
+    free(u);
+  }
   rooms_tally *x, *xtmp;
   HASH_ITER(hh, st->tallies, x, xtmp) tally_free(st, x);
   memset(st, 0, sizeof *st);
@@ -199,7 +217,10 @@ int rooms_tenant(rooms_state *st, const char *name, tenant_t **out) {
   if (!t) {
     rooms_tally *x = tally_get(st, name);
     t = x ? calloc(1, sizeof *t) : NULL;
-    if (!t || !(t->name = strdup(name))) { free(t); return PARLEY_ENOMEM; }
+    if (!t || !(t->name = strdup(name))) {
+      free(t);
+      return PARLEY_ENOMEM;
+    }
     if (!x->tenant) idle_unlink(st, x);
     x->tenant = t;
     t->tally = x;
@@ -230,8 +251,11 @@ void rooms_tenant_unpin(rooms_state *st, tenant_t *t) {
 int rooms_user_add(rooms_state *st, tenant_t *t, void *peer, user_t **out) {
   user_t *u = calloc(1, sizeof *u), *dup;
   if (!u) return PARLEY_ENOMEM;
-  do {  /* 128 random bits never collide in practice; make it certain anyway */
-    if (ids_new(&u->id)) { free(u); return PARLEY_EIO; }
+  do { /* 128 random bits never collide in practice; make it certain anyway */
+    if (ids_new(&u->id)) {
+      free(u);
+      return PARLEY_EIO;
+    }
     HASH_FIND_STR(st->users, u->id.s, dup);
   } while (dup);
   u->tenant = t;
@@ -260,8 +284,13 @@ void rooms_tenant_release(rooms_state *st, tenant_t *t) {
 
 void rooms_user_remove(rooms_state *st, user_t *u) {
   HASH_DEL(st->users, u);
-  if (u->ghost) { st->nghosts--; u->tenant->nghosts--; }
-  else { st->nusers--; u->tenant->nusers--; }
+  if (u->ghost) {
+    st->nghosts--;
+    u->tenant->nghosts--;
+  } else {
+    st->nusers--;
+    u->tenant->nusers--;
+  }
   /* rooms always have a member, so a tenant without users has no rooms either */
   rooms_tenant_release(st, u->tenant);
   free(u->rooms);
@@ -272,9 +301,15 @@ void rooms_user_remove(rooms_state *st, user_t *u) {
 
 int rooms_user_ghost(rooms_state *st, tenant_t *t, const char *id, const char *node, user_t **out) {
   user_t *u = rooms_user_find(st, id);
-  if (u) { *out = u; return 0; }
+  if (u) {
+    *out = u;
+    return 0;
+  }
   if (strlen(id) != ID_LEN || !(u = calloc(1, sizeof *u))) return u ? PARLEY_EINVAL : PARLEY_ENOMEM;
-  if (node && !(u->node = strdup(node))) { free(u); return PARLEY_ENOMEM; }
+  if (node && !(u->node = strdup(node))) {
+    free(u);
+    return PARLEY_ENOMEM;
+  }
   memcpy(u->id.s, id, ID_LEN + 1);
   u->tenant = t;
   u->ghost = 1;
@@ -287,10 +322,12 @@ int rooms_user_ghost(rooms_state *st, tenant_t *t, const char *id, const char *n
 
 void rooms_user_set_gone(rooms_state *st, user_t *u) {
   u->peer = NULL;
-  if (!u->ghost) {  /* from now on it is counted as a ghost: no longer a user of ours */
+  if (!u->ghost) { /* from now on it is counted as a ghost: no longer a user of ours */
     u->ghost = 1;
-    st->nusers--; u->tenant->nusers--;
-    st->nghosts++; u->tenant->nghosts++;
+    st->nusers--;
+    u->tenant->nusers--;
+    st->nghosts++;
+    u->tenant->nghosts++;
   }
   u->gone = 1;
 }
@@ -351,13 +388,19 @@ int rooms_create(rooms_state *st, user_t *u, const room_settings *s, room_t **ou
   if (!r) return PARLEY_ENOMEM;
   tenant_t *t = u->tenant;
   do {
-    if (ids_new(&r->id)) { free(r); return PARLEY_EIO; }
+    if (ids_new(&r->id)) {
+      free(r);
+      return PARLEY_EIO;
+    }
     HASH_FIND_STR(t->rooms, r->id.s, dup);
   } while (dup);
   int rc = settings_copy(&r->s, s);
   if (!rc) rc = meta_copy(r, s);
   if (!rc) rc = add_member(r, u);
-  if (rc) { room_free(r); return rc; }
+  if (rc) {
+    room_free(r);
+    return rc;
+  }
   r->tenant = t;
   r->owner = u;
   r->created = (double)time(NULL);
@@ -462,7 +505,7 @@ int rooms_view_set(rooms_state *st, tenant_t *t, const char *id, const room_view
     for (size_t k = 0; k < u->nrooms && !had; k++) had = u->rooms[k] == r;
     rc = had ? ptr_push((void ***)&r->members, &r->nmembers, &r->capmembers, u) : add_member(r, u);
   }
-  if (rc) {  /* a half-made view is no view */
+  if (rc) { /* a half-made view is no view */
     for (size_t j = 0; j < v->nmembers; j++) ptr_remove((void **)v->members[j]->rooms, &v->members[j]->nrooms, r);
     rooms_view_drop(st, r);
     return rc;

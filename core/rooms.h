@@ -22,84 +22,84 @@ typedef struct {
   char *password;
   int max_users;
   int type;
-  char *meta;           /* policy data as JSON text; NULL: leave the room's as it is */
-  int owner_close;      /* its type's rule: when the owner leaves, the room closes (else ownership passes) */
+  char *meta;      /* policy data as JSON text; NULL: leave the room's as it is */
+  int owner_close; /* its type's rule: when the owner leaves, the room closes (else ownership passes) */
 } room_settings;
 
 /* Per-tenant state the policy layer meters hook time with (policy.c). */
 typedef struct {
-  double hook_tokens;        /* ms of hook time left in the tenant's bucket */
-  uint64_t hook_stamp_ms;    /* last refill (monotonic ms; 0: never, the bucket is full) */
-  uint64_t hook_logged_ms;   /* last "time budget exhausted" log line */
+  double hook_tokens;      /* ms of hook time left in the tenant's bucket */
+  uint64_t hook_stamp_ms;  /* last refill (monotonic ms; 0: never, the bucket is full) */
+  uint64_t hook_logged_ms; /* last "time budget exhausted" log line */
 } tenant_meter;
 
 /* How a user's connection is framed (its tenant's connection gauges). */
 typedef enum { ROOMS_FRAMING_WS, ROOMS_FRAMING_SIO, ROOMS_FRAMINGS } rooms_framing;
 
 /* Why a connection was refused: label value and meaning (docs/metrics.md). */
-#define ROOMS_REFUSAL_MAP(X)                                                    \
-  X(ORIGIN, "origin", "its Origin is not allowed (the default or the tenant's list)") \
-  X(POLICY, "policy", "on_connect said no")                                    \
+#define ROOMS_REFUSAL_MAP(X)                                                              \
+  X(ORIGIN, "origin", "its Origin is not allowed (the default or the tenant's list)")     \
+  X(POLICY, "policy", "on_connect said no")                                               \
   X(POLICY_ERROR, "policy_error", "on_connect failed (an error, its instruction budget)") \
-  X(HOOK_BUDGET, "hook_budget", "no policy hook time left (--tenant-hook-ms)") \
-  X(TENANT_CAP, "tenant_cap", "the tenant's max_connections")                  \
-  X(RESUME_TENANT, "resume_tenant", "a resume that on_connect put in another tenant") \
-  X(MAX_CONNS, "max_conns", "--max-conns")                                     \
-  X(MAX_CONNS_PER_ADDR, "max_conns_per_addr", "--max-conns-per-addr")          \
-  X(MAX_SESSIONS, "max_sessions", "--max-sessions (or the handshake memory)")  \
-  X(MAX_SESSIONS_PER_ADDR, "max_sessions_per_addr", "--max-sessions-per-addr") \
+  X(HOOK_BUDGET, "hook_budget", "no policy hook time left (--tenant-hook-ms)")            \
+  X(TENANT_CAP, "tenant_cap", "the tenant's max_connections")                             \
+  X(RESUME_TENANT, "resume_tenant", "a resume that on_connect put in another tenant")     \
+  X(MAX_CONNS, "max_conns", "--max-conns")                                                \
+  X(MAX_CONNS_PER_ADDR, "max_conns_per_addr", "--max-conns-per-addr")                     \
+  X(MAX_SESSIONS, "max_sessions", "--max-sessions (or the handshake memory)")             \
+  X(MAX_SESSIONS_PER_ADDR, "max_sessions_per_addr", "--max-sessions-per-addr")            \
   X(NO_MEMORY, "out_of_memory", "out of memory")
 
 typedef enum {
 #define ROOMS_REFUSAL_ENUM(name, label, meaning) ROOMS_REFUSED_##name,
   ROOMS_REFUSAL_MAP(ROOMS_REFUSAL_ENUM)
 #undef ROOMS_REFUSAL_ENUM
-  ROOMS_REFUSALS
+      ROOMS_REFUSALS
 } rooms_refusal;
 
 const char *rooms_refusal_label(rooms_refusal r);
 
-#define ROOMS_ERROR_CODES 5   /* protocol.md Errors 0-4 */
+#define ROOMS_ERROR_CODES 5 /* protocol.md Errors 0-4 */
 
 /* What is counted per tenant (reported by the metrics listener). */
 typedef struct {
-  uint64_t accepted[ROOMS_FRAMINGS];   /* connections admitted: new users and resumes */
-  uint64_t refused[ROOMS_REFUSALS];    /* refusals once on_connect had named the tenant */
-  uint64_t events, rate_limited;       /* events handled; of which refused by the rate limit */
-  uint64_t signals, signal_bytes;      /* SIGNALs relayed, and their signal values' bytes */
-  uint64_t errors[ROOMS_ERROR_CODES];  /* ERRORs sent, by code */
+  uint64_t accepted[ROOMS_FRAMINGS];  /* connections admitted: new users and resumes */
+  uint64_t refused[ROOMS_REFUSALS];   /* refusals once on_connect had named the tenant */
+  uint64_t events, rate_limited;      /* events handled; of which refused by the rate limit */
+  uint64_t signals, signal_bytes;     /* SIGNALs relayed, and their signal values' bytes */
+  uint64_t errors[ROOMS_ERROR_CODES]; /* ERRORs sent, by code */
 } tenant_counters;
 
 /* Gauges counted on demand (rooms_census). */
 typedef struct {
-  size_t attached[ROOMS_FRAMINGS];     /* users with a connection, by framing */
-  size_t detached;                     /* users waiting for a resume, or with no peer */
+  size_t attached[ROOMS_FRAMINGS]; /* users with a connection, by framing */
+  size_t detached;                 /* users waiting for a resume, or with no peer */
 } tenant_census;
 
 typedef struct rooms_tally_s rooms_tally;
 
-#define ROOMS_IDLE_TALLIES 1000   /* default: counters kept for tenants that are gone */
+#define ROOMS_IDLE_TALLIES 1000 /* default: counters kept for tenants that are gone */
 
 typedef struct {
-  tenant_t *tenants;    /* hash by name (owned) */
-  user_t *users;        /* hash by id (owned) */
+  tenant_t *tenants; /* hash by name (owned) */
+  user_t *users;     /* hash by id (owned) */
   size_t nusers, nrooms, ntenants;
-  size_t nghosts;       /* cluster: members seen in room views that are not our users */
+  size_t nghosts; /* cluster: members seen in room views that are not our users */
   /* Per-tenant counters, by name: a tenant's lives while the tenant does, and
    * after it while any counter is nonzero ("idle"), up to max_idle idle ones:
    * past that the oldest idle one is forgotten (tallies_dropped counts them). */
-  rooms_tally *tallies;       /* hash by name (owned) */
-  rooms_tally *idle_head, *idle_tail;  /* idle tallies, oldest first */
+  rooms_tally *tallies;               /* hash by name (owned) */
+  rooms_tally *idle_head, *idle_tail; /* idle tallies, oldest first */
   size_t ntallies, nidle, max_idle;
   uint64_t tallies_dropped;
 } rooms_state;
 
 void rooms_init(rooms_state *st);
-void rooms_free(rooms_state *st);            /* frees every tenant, room and user */
+void rooms_free(rooms_state *st); /* frees every tenant, room and user */
 
 /* ---- tenants: one exists while it has users or rooms ---- */
-int rooms_tenant(rooms_state *st, const char *name, tenant_t **out);   /* get or create */
-void rooms_tenant_release(rooms_state *st, tenant_t *t);  /* free t if it has no users (a failed add) */
+int rooms_tenant(rooms_state *st, const char *name, tenant_t **out); /* get or create */
+void rooms_tenant_release(rooms_state *st, tenant_t *t);             /* free t if it has no users (a failed add) */
 tenant_t *rooms_tenant_find(rooms_state *st, const char *name);
 /* Every tenant, in no order: for (t = first(st); t; t = next(t)). */
 tenant_t *rooms_tenant_first(rooms_state *st);
@@ -125,7 +125,7 @@ rooms_tally *rooms_tally_first(const rooms_state *st);
 rooms_tally *rooms_tally_next(const rooms_tally *x);
 const char *rooms_tally_name(const rooms_tally *x);
 const tenant_counters *rooms_tally_counters(const rooms_tally *x);
-tenant_t *rooms_tally_tenant(const rooms_tally *x);   /* NULL: idle (the tenant is gone) */
+tenant_t *rooms_tally_tenant(const rooms_tally *x); /* NULL: idle (the tenant is gone) */
 /* Count every tenant's users by state and framing (O(users)); then read
  * them with rooms_tenant_census. */
 void rooms_census(rooms_state *st);
@@ -139,7 +139,7 @@ int rooms_user_add(rooms_state *st, tenant_t *t, void *peer, user_t **out);
  * its own beyond its users and rooms: tenant pointers die with their users). */
 void rooms_user_remove(rooms_state *st, user_t *u);
 user_t *rooms_user_find(rooms_state *st, const char *id);
-const char *rooms_user_id(const user_t *u);       /* ID_LEN characters */
+const char *rooms_user_id(const user_t *u); /* ID_LEN characters */
 tenant_t *rooms_user_tenant(const user_t *u);
 /* The peer (peer.h) the user speaks through; NULL while detached. */
 void *rooms_user_peer(const user_t *u);
@@ -169,12 +169,12 @@ room_t *rooms_user_room(const user_t *u, size_t i);
 /* Create a room owned by u with settings s (strings copied). */
 int rooms_create(rooms_state *st, user_t *u, const room_settings *s, room_t **out);
 room_t *rooms_find(const tenant_t *t, const char *id, size_t n);
-const char *rooms_id(const room_t *r);             /* ID_LEN characters */
+const char *rooms_id(const room_t *r); /* ID_LEN characters */
 tenant_t *rooms_room_tenant(const room_t *r);
-const room_settings *rooms_settings(const room_t *r);   /* meta unused: see rooms_meta */
-const char *rooms_meta(const room_t *r);           /* policy data as JSON, or NULL */
-double rooms_created(const room_t *r);             /* unix seconds */
-user_t *rooms_owner(const room_t *r);              /* always a member */
+const room_settings *rooms_settings(const room_t *r); /* meta unused: see rooms_meta */
+const char *rooms_meta(const room_t *r);              /* policy data as JSON, or NULL */
+double rooms_created(const room_t *r);                /* unix seconds */
+user_t *rooms_owner(const room_t *r);                 /* always a member */
 /* Members in join order: rooms_member(r, 0) is the longest present. */
 size_t rooms_nmembers(const room_t *r);
 user_t *rooms_member(const room_t *r, size_t i);
@@ -189,7 +189,7 @@ int rooms_join(room_t *r, user_t *u);
 int rooms_leave(rooms_state *st, room_t *r, user_t *u, int *deleted);
 /* Make member u the owner. */
 int rooms_transfer(room_t *r, user_t *u);
-int rooms_update(room_t *r, const room_settings *s);   /* strings copied */
+int rooms_update(room_t *r, const room_settings *s); /* strings copied */
 int rooms_set_meta(room_t *r, const char *json, size_t n);
 
 /* ---- room views (cluster mode) ----
@@ -199,11 +199,11 @@ int rooms_set_meta(room_t *r, const char *json, size_t n);
  * peer, not counted as this node's users. A user of ours whose end came is
  * made a ghost too, and freed when no view holds it any more. */
 typedef struct {
-  room_settings settings;   /* meta: the room's policy data (NULL: none) */
+  room_settings settings; /* meta: the room's policy data (NULL: none) */
   double created;
   uint64_t ver, sver;
-  user_t **members;         /* join order */
-  size_t nmembers, owner;   /* owner: index into members */
+  user_t **members;       /* join order */
+  size_t nmembers, owner; /* owner: index into members */
 } room_view;
 
 /* The ghost with this ID (or the user, when the ID is known already). */
@@ -218,7 +218,7 @@ int rooms_view_set(rooms_state *st, tenant_t *t, const char *id, const room_view
 void rooms_view_drop(rooms_state *st, room_t *r);
 uint64_t rooms_ver(const room_t *r);
 uint64_t rooms_sver(const room_t *r);
-const char *rooms_user_node(const user_t *u);   /* NULL: ours */
+const char *rooms_user_node(const user_t *u); /* NULL: ours */
 int rooms_user_is_ghost(const user_t *u);
 int rooms_user_is_gone(const user_t *u);
 

@@ -25,7 +25,10 @@ static void route_readyz(void *ctx, http_req *r) {
   cluster_t *cl = rt->cluster ? *rt->cluster : NULL;
   cluster_stats st = {.up = 1};
   if (cl) cluster_get_stats(cl, &st);
-  const char *why = draining(rt) ? "draining" : !rt->ws.admit->ctx->policy ? "no policies" : !st.up ? "cluster link down" : NULL;
+  const char *why = draining(rt)   ? "draining"
+      : !rt->ws.admit->ctx->policy ? "no policies"
+      : !st.up                     ? "cluster link down"
+                                   : NULL;
   conn_http_reply(c, why ? 503 : 200, "text/plain", why ? why : "ready", strlen(why ? why : "ready"), NULL,
                   http_req_keep_alive(r));
 }
@@ -38,8 +41,9 @@ static void route_metrics(void *ctx, http_req *r) {
   buf_t body;
   buf_init(&body, 1u << 20);
   if (metrics_render(&rt->metrics, 0, &body)) reply(c, r, 500, "text/plain", "out of memory");
-  else conn_http_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", body.data, body.len, NULL,
-                       http_req_keep_alive(r));
+  else
+    conn_http_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", body.data, body.len, NULL,
+                    http_req_keep_alive(r));
   buf_free(&body);
 }
 
@@ -49,12 +53,14 @@ static void route_ws(void *ctx, http_req *r) {
   ws_peer_upgrade(&rt->ws, c, r);
 }
 
+/* clang-format off */
 static const http_route routes[] = {
   {"/healthz", route_healthz},
   {"/readyz", route_readyz},
   {"/metrics", route_metrics},
   {"/ws", route_ws},
   {NULL, NULL}};
+/* clang-format on */
 
 /* The Socket.IO path matches with or without its trailing slash. */
 static int is_sio_path(const routes_t *rt, const char *path, size_t n) {
@@ -70,8 +76,8 @@ static int is_sio_path(const routes_t *rt, const char *path, size_t n) {
  * says which node does; then carried there (conn_splice), or read again here
  * (an unknown session gets the usual answer). */
 typedef struct {
-  conn_t *c;                 /* NULL once the connection is gone */
-  buf_t head;                /* the request as HTTP text, body included */
+  conn_t *c;  /* NULL once the connection is gone */
+  buf_t head; /* the request as HTTP text, body included */
 } lookup_t;
 
 static void lookup_gone(conn_t *c) {
@@ -86,7 +92,8 @@ static void on_located(void *arg, const struct sockaddr *node) {
   conn_t *c = lk->c;
   if (c) {
     conn_release_owner(c);
-    int rc = node ? conn_splice(c, lk->head.data, lk->head.len, node) : conn_http_replay(c, lk->head.data, lk->head.len);
+    int rc =
+        node ? conn_splice(c, lk->head.data, lk->head.len, node) : conn_http_replay(c, lk->head.data, lk->head.len);
     if (rc && !node) conn_close(c, "out of memory");
   }
   buf_free(&lk->head);
@@ -107,7 +114,7 @@ static int locate(conn_t *c, http_req *r, const routes_t *rt, char kind, const c
     return 0;
   }
   lk->c = c;
-  if (cluster_locate(cl, kind, id, n, on_located, lk)) {  /* Redis is away: answered here */
+  if (cluster_locate(cl, kind, id, n, on_located, lk)) { /* Redis is away: answered here */
     buf_free(&lk->head);
     free(lk);
     return 0;
@@ -123,7 +130,7 @@ static int sio_elsewhere(conn_t *c, http_req *r, const routes_t *rt) {
   size_t qn, sn;
   http_req_query(r, &q, &qn);
   if (!(sid = http_query_get(q, qn, "sid", &sn)) || eio_has_session(rt->eio, sid, sn)) return 0;
-  if (http_query_get(q, qn, "adopt", &(size_t){0})) return 0;  /* a session carried here to be adopted (eio.c) */
+  if (http_query_get(q, qn, "adopt", &(size_t){0})) return 0; /* a session carried here to be adopted (eio.c) */
   return locate(c, r, rt, 's', sid, sn);
 }
 
@@ -154,7 +161,10 @@ static void on_request(conn_t *c, http_req *r) {
   size_t n;
   http_req_path(r, &path, &n);
   http_handler h = http_route_find(routes, path, n);
-  if (draining(rt) && new_client(rt, h, r, path, n)) { reply(c, r, 503, "text/plain", "draining"); return; }
+  if (draining(rt) && new_client(rt, h, r, path, n)) {
+    reply(c, r, 503, "text/plain", "draining");
+    return;
+  }
   if (h == route_ws && resume_elsewhere(c, r, rt)) return;
   if (h) h(c, r);
   else if (is_sio_path(rt, path, n)) {

@@ -14,14 +14,14 @@
 #include "ws_peer.h"
 
 typedef struct {
-  char sio_path[256];        /* the Engine.IO / Socket.IO endpoint, "" to disable */
+  char sio_path[256]; /* the Engine.IO / Socket.IO endpoint, "" to disable */
   web_config web;
-  ws_peer_env ws;            /* the plain /ws upgrade: admission and resumes */
-  eio_state *eio;            /* borrowed */
-  const resume_state *resume;  /* borrowed: where resume tokens are found */
-  metrics_sources metrics;   /* what /metrics reports (its globals only: no tenant names here) */
-  cluster_t *const *cluster; /* borrowed: the server's (NULL inside on a single node) */
-  const int *draining;       /* borrowed: the server's drain flag (/readyz 503, no new users) */
+  ws_peer_env ws;             /* the plain /ws upgrade: admission and resumes */
+  eio_state *eio;             /* borrowed */
+  const resume_state *resume; /* borrowed: where resume tokens are found */
+  metrics_sources metrics;    /* what /metrics reports (its globals only: no tenant names here) */
+  cluster_t *const *cluster;  /* borrowed: the server's (NULL inside on a single node) */
+  const int *draining;        /* borrowed: the server's drain flag (/readyz 503, no new users) */
 } routes_t;
 
 /* The handlers of a fresh connection; its owner object is the routes_t. */

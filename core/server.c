@@ -46,7 +46,11 @@ static void conn_released(conn_t *c, void *arg) {
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = NULL;
   s->net.nconns--;
-  if (c->addr) { c->addr->conns--; addrs_release(&s->addrs, c->addr); c->addr = NULL; }
+  if (c->addr) {
+    c->addr->conns--;
+    addrs_release(&s->addrs, c->addr);
+    c->addr = NULL;
+  }
 }
 
 /* NULL when c, just accepted, is within the connection caps; else why not
@@ -65,8 +69,8 @@ static const char *admit(server_t *s, conn_t *c, rooms_refusal *reason) {
 /* A new connection: on the list first (closing takes it off), then its
  * socket (open_socket: uv_accept or uv_tcp_open), then the caps. h: its
  * first handlers and their owner (NULL: the router's). */
-static int serve(server_t *s, int (*open_socket)(conn_t *c, void *arg), void *arg, const conn_handlers *h,
-                 void *owner, size_t max_body, tls_ctx *tls) {
+static int serve(server_t *s, int (*open_socket)(conn_t *c, void *arg), void *arg, const conn_handlers *h, void *owner,
+                 size_t max_body, tls_ctx *tls) {
   conn_t *c;
   rooms_refusal reason;
   if (!max_body) max_body = policy_limits_of(s->ctx.policy, NULL)->max_payload;
@@ -77,7 +81,10 @@ static int serve(server_t *s, int (*open_socket)(conn_t *c, void *arg), void *ar
   s->conns = c;
   s->net.nconns++;
   int rc = open_socket(c, arg);
-  if (rc) { conn_close(c, "accept failed"); return rc; }
+  if (rc) {
+    conn_close(c, "accept failed");
+    return rc;
+  }
   if (tls) conn_start_tls(c, tls);
   else conn_start(c);
   const char *why = admit(s, c, &reason);
@@ -96,7 +103,7 @@ static int accept_socket(conn_t *c, void *listener) { return uv_accept(listener,
 static void on_connection(uv_stream_t *l, int status) {
   server_t *s = l->data;
   int metrics = l == (uv_stream_t *)&s->metrics_listener, admin = l == (uv_stream_t *)&s->admin_listener;
-  if (status < 0) {  /* e.g. out of file descriptors: say so at most once a second */
+  if (status < 0) { /* e.g. out of file descriptors: say so at most once a second */
     uint64_t now = uv_now(s->loop);
     if (now - s->accept_logged_ms >= 1000 || s->accept_logged_ms == 0) {
       log_warn("accept: %s", uv_strerror(status));
@@ -106,7 +113,7 @@ static void on_connection(uv_stream_t *l, int status) {
   }
   const conn_handlers *h = metrics ? &metrics_handlers : admin ? &admin_handlers : NULL;
   void *owner = metrics ? (void *)&s->metrics : admin ? (void *)&s->admin : NULL;
-  tls_ctx *tls = metrics || admin ? NULL : s->tls;  /* TLS: the public listener's */
+  tls_ctx *tls = metrics || admin ? NULL : s->tls; /* TLS: the public listener's */
   if (serve(s, accept_socket, l, h, owner, admin ? ADMIN_MAX_BODY : 0, tls) == PARLEY_ENOMEM)
     log_error("accept: out of memory");
 }
@@ -120,7 +127,11 @@ int server_adopt(server_t *s, uv_os_sock_t fd) { return serve(s, open_fd, &fd, N
 /* SIGTERM drains (a second one stops at once); SIGINT stops at once. */
 static void on_signal(uv_signal_t *h, int signum) {
   server_t *s = h->data;
-  if (signum == SIGTERM && !s->draining) { log_info("signal %d: draining", signum); server_drain(s); return; }
+  if (signum == SIGTERM && !s->draining) {
+    log_info("signal %d: draining", signum);
+    server_drain(s);
+    return;
+  }
   log_info("signal %d: shutting down", signum);
   server_stop(s);
 }
@@ -137,7 +148,7 @@ int server_reload(server_t *s) {
   log_info("policy reloaded: version %s replaces %s", policy_version(np), policy_version(s->ctx.policy));
   policy_free(s->ctx.policy);
   s->ctx.policy = np;
-  if (policy_recheck_on_reload(np)) {  /* revoked credentials end at once */
+  if (policy_recheck_on_reload(np)) { /* revoked credentials end at once */
     log_info("policy reloaded with recheck_on_reload: on_connect runs again for %zu users", s->resume.nlinks);
     resume_recheck_all(&s->resume, &s->admit);
   }
@@ -168,7 +179,7 @@ int server_reload_tls(server_t *s) {
   if (!ctx) return PARLEY_EINVAL;
   char fp[65];
   tls_ctx_fingerprint(ctx, fp);
-  tls_ctx_free(s->tls);  /* connections made with it keep it until they close */
+  tls_ctx_free(s->tls); /* connections made with it keep it until they close */
   s->tls = ctx;
   log_info("TLS certificate reloaded from %s (sha256 %s)", s->cfg.tls_cert, fp);
   return 0;
@@ -185,13 +196,14 @@ static void on_sighup(uv_signal_t *h, int signum) {
 
 static void on_reload_timer(uv_timer_t *t) {
   server_t *s = t->data;
-  server_watch(s);  /* tenants/ may have appeared or gone: watched before it is read, so no change slips between */
+  server_watch(s); /* tenants/ may have appeared or gone: watched before it is read, so no change slips between */
   server_reload(s);
 }
 
 static void on_fs_event(uv_fs_event_t *h, const char *file, int events, int status) {
   server_t *s = h->data;
-  (void)file; (void)events;
+  (void)file;
+  (void)events;
   if (status < 0 || s->stopping) return;
   uv_timer_start(&s->reload_timer, on_reload_timer, RELOAD_DEBOUNCE_MS, 0);
 }
@@ -208,7 +220,7 @@ void server_watch(server_t *s) {
 
 static void stop_finish(void *arg) {
   server_t *s = arg;
-  evloop_close(&s->ev);  /* runs what is queued, then closes */
+  evloop_close(&s->ev); /* runs what is queued, then closes */
   /* the last users' user_left and room_closed are queued now: a short grace for them */
   webhook_close(s->webhooks, WEBHOOK_STOP_GRACE_MS);
   s->webhooks = s->ctx.webhooks = NULL;
@@ -218,9 +230,9 @@ static void stop_finish(void *arg) {
 static void on_stop_timer(uv_timer_t *t) {
   server_t *s = t->data;
   for (conn_t *c = s->conns; c; c = c->next) conn_close(c, "server stopping");
-  eio_close_all(&s->eio);  /* sessions made since server_stop */
-  resume_close_all(&s->resume);  /* users detached since */
-  if (s->cluster) {  /* users leave in the cluster, the node says goodbye, then the loop closes */
+  eio_close_all(&s->eio);       /* sessions made since server_stop */
+  resume_close_all(&s->resume); /* users detached since */
+  if (s->cluster) {             /* users leave in the cluster, the node says goodbye, then the loop closes */
     evloop_run(&s->ev);
     cluster_t *cl = s->cluster;
     s->cluster = NULL;
@@ -233,7 +245,7 @@ static void on_stop_timer(uv_timer_t *t) {
 void server_stop(server_t *s) {
   if (s->stopping) return;
   s->stopping = 1;
-  if (s->draining && s->resume.ndetached)  /* nobody can resume them once this process is gone */
+  if (s->draining && s->resume.ndetached) /* nobody can resume them once this process is gone */
     log_info("drain: %zu users detached by it did not resume in time: they leave", s->resume.ndetached);
   if (!s->listener_closed) uv_close((uv_handle_t *)&s->listener, NULL);
   s->listener_closed = 1;
@@ -252,7 +264,7 @@ void server_stop(server_t *s) {
     else conn_close(c, "server stopping");
   }
   eio_close_all(&s->eio);
-  resume_close_all(&s->resume);  /* detached users leave; attached ones leave with their connections */
+  resume_close_all(&s->resume); /* detached users leave; attached ones leave with their connections */
   uv_timer_start(&s->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
 }
 
@@ -299,7 +311,7 @@ static void on_drain_timer(uv_timer_t *t) {
   size_t due = s->drain_total ? (size_t)((uint64_t)s->drain_total * elapsed / D) + 1 : 0;
   if (due > s->drain_total) due = s->drain_total;
   if (due > s->drain_done) {
-    drain_some(s, due - s->drain_done);  /* fewer when some left by themselves */
+    drain_some(s, due - s->drain_done); /* fewer when some left by themselves */
     s->drain_done = due;
   }
   uint64_t tick = s->drain_total ? D / s->drain_total : DRAIN_TICK_MAX_MS;
@@ -311,17 +323,16 @@ static void on_drain_timer(uv_timer_t *t) {
 void server_drain(server_t *s) {
   if (s->stopping || s->draining) return;
   s->draining = 1;
-  uv_close((uv_handle_t *)&s->listener, NULL);  /* new connections are refused */
+  uv_close((uv_handle_t *)&s->listener, NULL); /* new connections are refused */
   s->listener_closed = 1;
   s->drain_total = drain_clients(s);
   s->drain_done = 0;
   s->drain_start_ms = uv_now(s->loop);
-  log_info("drain: asking %zu clients to reconnect over %llu ms", s->drain_total,
-           (unsigned long long)s->cfg.drain_ms);
-  if (!s->cfg.drain_ms) {  /* all at once */
+  log_info("drain: asking %zu clients to reconnect over %llu ms", s->drain_total, (unsigned long long)s->cfg.drain_ms);
+  if (!s->cfg.drain_ms) { /* all at once */
     drain_some(s, s->drain_total);
     s->drain_done = s->drain_total;
-    s->cfg.drain_ms = STOP_GRACE_MS;  /* then the close handshakes get as long as a stop gives them */
+    s->cfg.drain_ms = STOP_GRACE_MS; /* then the close handshakes get as long as a stop gives them */
   }
   uv_timer_start(&s->drain_timer, on_drain_timer, 0, 0);
 }
@@ -355,7 +366,10 @@ static int listen_addr(server_t *s, const char *host, int port_n, struct sockadd
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
   uv_getaddrinfo_t req;
   int rc = uv_getaddrinfo(s->loop, &req, NULL, host, port, &hints);
-  if (rc) { log_error("listen address %s: %s", host, uv_strerror(rc)); return PARLEY_EINVAL; }
+  if (rc) {
+    log_error("listen address %s: %s", host, uv_strerror(rc));
+    return PARLEY_EINVAL;
+  }
   memcpy(sa, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
   uv_freeaddrinfo(req.addrinfo);
   return 0;
@@ -433,26 +447,50 @@ static size_t default_max_conns(void) {
 /* Wire the layers: each gets pointers to what it may use, nothing above it. */
 static void wire(server_t *s) {
   const server_config *cfg = &s->cfg;
-  s->net = (conn_env){.ev = &s->ev, .fresh = &routes_handlers, .fresh_owner = &s->routes,
-                      .out_cap = cfg->out_cap, .ping_interval_ms = cfg->ping_interval_ms,
-                      .ping_timeout_ms = cfg->ping_timeout_ms, .released = conn_released, .released_arg = s};
+  s->net = (conn_env){.ev = &s->ev,
+                      .fresh = &routes_handlers,
+                      .fresh_owner = &s->routes,
+                      .out_cap = cfg->out_cap,
+                      .ping_interval_ms = cfg->ping_interval_ms,
+                      .ping_timeout_ms = cfg->ping_timeout_ms,
+                      .released = conn_released,
+                      .released_arg = s};
   s->ctx.ev = &s->ev;
   s->ctx.rooms = &s->rooms;
   s->admit = (admit_t){.ctx = &s->ctx, .trust_proxy = cfg->trust_proxy};
   resume_init(&s->resume, &s->ev, &s->ctx, &s->addrs, cfg->resume_memory, cfg->max_detached_per_addr);
   s->resume.cluster = &s->cluster;
-  s->eio = (eio_state){.ev = &s->ev, .admit = &s->admit, .resume = &s->resume, .addrs = &s->addrs,
-                       .ping_interval_ms = cfg->ping_interval_ms, .ping_timeout_ms = cfg->ping_timeout_ms,
-                       .queue_cap = cfg->out_cap, .max_sessions = cfg->max_sessions,
+  s->eio = (eio_state){.ev = &s->ev,
+                       .admit = &s->admit,
+                       .resume = &s->resume,
+                       .addrs = &s->addrs,
+                       .ping_interval_ms = cfg->ping_interval_ms,
+                       .ping_timeout_ms = cfg->ping_timeout_ms,
+                       .queue_cap = cfg->out_cap,
+                       .max_sessions = cfg->max_sessions,
                        .max_sessions_per_addr = cfg->max_sessions_per_addr,
-                       .max_handshake_bytes = cfg->max_handshake_bytes, .cluster = &s->cluster};
-  s->metrics = (metrics_sources){.net = &s->net, .rooms = &s->rooms, .events = &s->ctx.metrics,
-                                  .resume = &s->resume, .addrs = &s->addrs, .eio = &s->eio, .cluster = &s->cluster,
-                                  .webhooks = &s->webhook_stats};
-  s->routes = (routes_t){.ws = {.admit = &s->admit, .resume = &s->resume}, .eio = &s->eio, .resume = &s->resume,
-                         .metrics = s->metrics, .cluster = &s->cluster, .draining = &s->draining};
-  s->admin = (admin_t){.ctx = &s->ctx, .cluster = &s->cluster, .policies = cfg->policies,
-                       .state_dir = cfg->state_dir, .popt = &cfg->policy, .draining = &s->draining,
+                       .max_handshake_bytes = cfg->max_handshake_bytes,
+                       .cluster = &s->cluster};
+  s->metrics = (metrics_sources){.net = &s->net,
+                                 .rooms = &s->rooms,
+                                 .events = &s->ctx.metrics,
+                                 .resume = &s->resume,
+                                 .addrs = &s->addrs,
+                                 .eio = &s->eio,
+                                 .cluster = &s->cluster,
+                                 .webhooks = &s->webhook_stats};
+  s->routes = (routes_t){.ws = {.admit = &s->admit, .resume = &s->resume},
+                         .eio = &s->eio,
+                         .resume = &s->resume,
+                         .metrics = s->metrics,
+                         .cluster = &s->cluster,
+                         .draining = &s->draining};
+  s->admin = (admin_t){.ctx = &s->ctx,
+                       .cluster = &s->cluster,
+                       .policies = cfg->policies,
+                       .state_dir = cfg->state_dir,
+                       .popt = &cfg->policy,
+                       .draining = &s->draining,
                        .ops = {.reload = admin_reload, .drain = admin_drain, .self = s}};
   snprintf(s->routes.sio_path, sizeof s->routes.sio_path, "%s", cfg->sio_path);
   snprintf(s->routes.web.root, sizeof s->routes.web.root, "%s", cfg->web);
@@ -466,7 +504,7 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
   if (!s->cfg.max_conns) s->cfg.max_conns = default_max_conns();
   rooms_init(&s->rooms);
   wire(s);
-  if (s->cfg.admin_port >= 0) {  /* only the token's hash is kept */
+  if (s->cfg.admin_port >= 0) { /* only the token's hash is kept */
     int bad = admin_set_token(&s->admin, s->cfg.admin_token, strlen(s->cfg.admin_token));
     OPENSSL_cleanse(s->cfg.admin_token, sizeof s->cfg.admin_token);
     if (bad) {
@@ -475,7 +513,7 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
       return PARLEY_EINVAL;
     }
   }
-  if (s->cfg.tls_cert[0] || s->cfg.tls_key[0]) {  /* both, loaded and matching, or parley does not start */
+  if (s->cfg.tls_cert[0] || s->cfg.tls_key[0]) { /* both, loaded and matching, or parley does not start */
     char err[128];
     if (!s->cfg.tls_cert[0] || !s->cfg.tls_key[0]) {
       log_error("TLS needs both --tls-cert FILE and --tls-key FILE");
@@ -489,7 +527,10 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
     }
   }
   int rc = policy_load_overlay(s->cfg.policies, s->cfg.state_dir, &s->cfg.policy, NULL, &s->ctx.policy);
-  if (!rc && (rc = listen_all(s))) { policy_free(s->ctx.policy); s->ctx.policy = NULL; }
+  if (!rc && (rc = listen_all(s))) {
+    policy_free(s->ctx.policy);
+    s->ctx.policy = NULL;
+  }
   if (rc) {
     tls_ctx_free(s->tls);
     tls_ctx_free(s->net.tls_client);
@@ -500,19 +541,23 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
   if (cfg->redis[0]) {
     char advertise[sizeof cfg->advertise + 16];
     if (cfg->advertise[0]) snprintf(advertise, sizeof advertise, "%s", cfg->advertise);
-    else if (cfg->host[0] && strcmp(cfg->host, "0.0.0.0") && strcmp(cfg->host, "::")) snprintf(advertise, sizeof advertise, strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host, s->bound_port);
+    else if (cfg->host[0] && strcmp(cfg->host, "0.0.0.0") && strcmp(cfg->host, "::"))
+      snprintf(advertise, sizeof advertise, strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host, s->bound_port);
     else {
       advertise[0] = 0;
-      log_warn("cluster: listening on every address, and no --advertise: other nodes cannot carry this one's sessions here");
+      log_warn(
+          "cluster: listening on every address, and no --advertise: other nodes cannot carry this one's sessions here");
     }
-    cluster_config cc = {.url = cfg->redis, .node_id = cfg->node_id, .tick_ms = cfg->cluster_tick_ms,
-                         .ttl_ms = 3 * cfg->cluster_tick_ms, .advertise = advertise};
+    cluster_config cc = {.url = cfg->redis,
+                         .node_id = cfg->node_id,
+                         .tick_ms = cfg->cluster_tick_ms,
+                         .ttl_ms = 3 * cfg->cluster_tick_ms,
+                         .advertise = advertise};
     if ((rc = cluster_new(&s->ev, &s->ctx, &cc, &s->cluster)) == 0) {
       cluster_on_up(s->cluster, reclaim, s);
       cluster_on_kick(s->cluster, remote_kick, &s->admin);
       cluster_on_policy(s->cluster, remote_policy, &s->admin);
-    }
-    else {
+    } else {
       unlisten(s);
       policy_free(s->ctx.policy);
       s->ctx.policy = NULL;

@@ -16,7 +16,7 @@ int eio_payload_next(const char *p, size_t n, size_t *pos, const char **pkt, siz
   size_t len = sep ? (size_t)(sep - start) : n - *pos;
   *pkt = start;
   *pkt_len = len;
-  *pos += len + 1;  /* past the separator, or past the end */
+  *pos += len + 1; /* past the separator, or past the end */
   return 0;
 }
 
@@ -48,9 +48,10 @@ int sio_packet_parse(const char *p, size_t n, sio_packet *out) {
   out->data = p + i;
   out->len = n - i;
   switch (out->type) {
-    case SIO_CONNECT: return out->len == 0 || p[i] == '{' ? 0 : PARLEY_EINVAL;
-    case SIO_DISCONNECT: return out->len == 0 ? 0 : PARLEY_EINVAL;
-    case SIO_EVENT: case SIO_ACK: return out->len > 0 && p[i] == '[' ? 0 : PARLEY_EINVAL;
-    default: return PARLEY_EINVAL; /* CONNECT_ERROR comes only from servers */
+  case SIO_CONNECT: return out->len == 0 || p[i] == '{' ? 0 : PARLEY_EINVAL;
+  case SIO_DISCONNECT: return out->len == 0 ? 0 : PARLEY_EINVAL;
+  case SIO_EVENT:
+  case SIO_ACK: return out->len > 0 && p[i] == '[' ? 0 : PARLEY_EINVAL;
+  default: return PARLEY_EINVAL; /* CONNECT_ERROR comes only from servers */
   }
 }

@@ -13,10 +13,10 @@ enum { SIO_CONNECT = 0, SIO_DISCONNECT, SIO_EVENT, SIO_ACK, SIO_CONNECT_ERROR, S
 
 typedef struct {
   int type;
-  const char *ns;      /* "/" when absent */
+  const char *ns; /* "/" when absent */
   size_t ns_len;
-  long long ack;       /* -1 when none */
-  const char *data;    /* the rest: JSON, or empty */
+  long long ack;    /* -1 when none */
+  const char *data; /* the rest: JSON, or empty */
   size_t len;
 } sio_packet;
 

@@ -16,12 +16,12 @@
 #include "err.h"
 #include "tls.h"
 
-#define TLS_BIO_KEEP 8192  /* a memory BIO that held more is replaced once empty */
+#define TLS_BIO_KEEP 8192 /* a memory BIO that held more is replaced once empty */
 
 struct tls_s {
   SSL *ssl;
-  BIO *rbio, *wbio;      /* borrowed: the SSL owns them */
-  buf_t kept;            /* plaintext given before the handshake ended */
+  BIO *rbio, *wbio; /* borrowed: the SSL owns them */
+  buf_t kept;       /* plaintext given before the handshake ended */
   unsigned started : 1, rbio_big : 1;
 };
 
@@ -41,7 +41,10 @@ static void set_error(const char *what) {
  * more than OpenSSL's "system lib"); 0 when it can. */
 static int readable(const char *file, const char *what, char *err, size_t cap) {
   FILE *f = fopen(file, "r");
-  if (f) { fclose(f); return 0; }
+  if (f) {
+    fclose(f);
+    return 0;
+  }
   snprintf(err, cap, "cannot read the TLS %s %s: %s", what, file, strerror(errno));
   return -1;
 }
@@ -55,7 +58,11 @@ tls_ctx *tls_server_ctx(const char *cert, const char *key, char *err, size_t cap
   ERR_clear_error();
   if (readable(cert, "certificate", err, cap) || readable(key, "key", err, cap)) return NULL;
   SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-  if (!ctx) { set_error("SSL_CTX_new failed"); snprintf(err, cap, "TLS: %s", last_error); return NULL; }
+  if (!ctx) {
+    set_error("SSL_CTX_new failed");
+    snprintf(err, cap, "TLS: %s", last_error);
+    return NULL;
+  }
   ctx_common(ctx);
   /* no session cache in the process (its memory grows with clients): TLS 1.3
    * tickets resume without it */
@@ -81,7 +88,11 @@ tls_ctx *tls_server_ctx(const char *cert, const char *key, char *err, size_t cap
 tls_ctx *tls_client_ctx(char *err, size_t cap) {
   ERR_clear_error();
   SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-  if (!ctx) { set_error("SSL_CTX_new failed"); snprintf(err, cap, "TLS: %s", last_error); return NULL; }
+  if (!ctx) {
+    set_error("SSL_CTX_new failed");
+    snprintf(err, cap, "TLS: %s", last_error);
+    return NULL;
+  }
   ctx_common(ctx);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
   return ctx;
@@ -129,7 +140,7 @@ tls_t *tls_new(tls_ctx *ctx, int server) {
 
 void tls_free(tls_t *t) {
   if (!t) return;
-  SSL_free(t->ssl);  /* (and its BIOs, and its reference to the context) */
+  SSL_free(t->ssl); /* (and its BIOs, and its reference to the context) */
   buf_free(&t->kept);
   free(t);
 }
@@ -138,7 +149,10 @@ int tls_feed(tls_t *t, const void *p, size_t n) {
   t->started = 1;
   if (!n) return 0;
   if (n > TLS_BIO_KEEP) t->rbio_big = 1;
-  if (BIO_write(t->rbio, p, (int)n) != (int)n) { set_error("out of memory"); return PARLEY_ENOMEM; }
+  if (BIO_write(t->rbio, p, (int)n) != (int)n) {
+    set_error("out of memory");
+    return PARLEY_ENOMEM;
+  }
   return 0;
 }
 
@@ -146,21 +160,26 @@ int tls_read(tls_t *t, char *out, size_t cap, size_t *got) {
   *got = 0;
   ERR_clear_error();
   int r = SSL_read(t->ssl, out, cap > 0x7fffffff ? 0x7fffffff : (int)cap);
-  if (r > 0) { *got = (size_t)r; return 0; }
+  if (r > 0) {
+    *got = (size_t)r;
+    return 0;
+  }
   switch (SSL_get_error(t->ssl, r)) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-      if (t->rbio_big && BIO_ctrl_pending(t->rbio) == 0) {  /* let go of a burst's buffer */
-        BIO *fresh = mem_bio();
-        if (fresh) { SSL_set0_rbio(t->ssl, fresh); t->rbio = fresh; t->rbio_big = 0; }
+  case SSL_ERROR_WANT_READ:
+  case SSL_ERROR_WANT_WRITE:
+    if (t->rbio_big && BIO_ctrl_pending(t->rbio) == 0) { /* let go of a burst's buffer */
+      BIO *fresh = mem_bio();
+      if (fresh) {
+        SSL_set0_rbio(t->ssl, fresh);
+        t->rbio = fresh;
+        t->rbio_big = 0;
       }
-      return PARLEY_EAGAIN;
-    case SSL_ERROR_ZERO_RETURN:
-      snprintf(last_error, sizeof last_error, "the peer closed the TLS session");
-      return PARLEY_EIO;
-    default:
-      set_error("TLS error");
-      return PARLEY_EPROTO;
+    }
+    return PARLEY_EAGAIN;
+  case SSL_ERROR_ZERO_RETURN:
+    snprintf(last_error, sizeof last_error, "the peer closed the TLS session");
+    return PARLEY_EIO;
+  default: set_error("TLS error"); return PARLEY_EPROTO;
   }
 }
 
@@ -170,7 +189,10 @@ static int seal_some(tls_t *t, const char *p, size_t n) {
     int chunk = n > 0x40000000 ? 0x40000000 : (int)n;
     ERR_clear_error();
     int r = SSL_write(t->ssl, p, chunk);
-    if (r <= 0) { set_error("TLS write failed"); return PARLEY_EPROTO; }
+    if (r <= 0) {
+      set_error("TLS write failed");
+      return PARLEY_EPROTO;
+    }
     p += r;
     n -= (size_t)r;
   }
@@ -183,7 +205,7 @@ int tls_seal(tls_t *t, buf_t *b) {
     if (b->len && buf_append(&t->kept, b->data, b->len)) return PARLEY_ENOMEM;
     buf_reset(b);
     ERR_clear_error();
-    SSL_do_handshake(t->ssl);  /* a client's first flight; else nothing new (errors show in tls_read) */
+    SSL_do_handshake(t->ssl); /* a client's first flight; else nothing new (errors show in tls_read) */
     ERR_clear_error();
   }
   if (SSL_is_init_finished(t->ssl)) {
@@ -201,9 +223,12 @@ int tls_seal(tls_t *t, buf_t *b) {
   if (buf_reserve(b, pend)) return PARLEY_ENOMEM;
   int r = BIO_read(t->wbio, b->data + b->len, (int)pend);
   if (r > 0) b->len += (size_t)r;
-  if (pend > TLS_BIO_KEEP && SSL_is_init_finished(t->ssl)) {  /* let go of a burst's buffer */
+  if (pend > TLS_BIO_KEEP && SSL_is_init_finished(t->ssl)) { /* let go of a burst's buffer */
     BIO *fresh = mem_bio();
-    if (fresh) { SSL_set0_wbio(t->ssl, fresh); t->wbio = fresh; }
+    if (fresh) {
+      SSL_set0_wbio(t->ssl, fresh);
+      t->wbio = fresh;
+    }
   }
   return 0;
 }

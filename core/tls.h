@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include "buf.h"
 
-typedef struct ssl_ctx_st tls_ctx;  /* an OpenSSL SSL_CTX */
+typedef struct ssl_ctx_st tls_ctx; /* an OpenSSL SSL_CTX */
 typedef struct tls_s tls_t;
 
 /* A server context from a PEM certificate (chain) file and a PEM key file

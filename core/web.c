@@ -17,12 +17,14 @@
 #define WEB_MAX_FILE (8u << 20)
 
 const char *web_content_type(const char *name) {
+  /* clang-format off */
   static const struct { const char *ext, *type; } types[] = {
     {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
     {".mjs", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
     {".json", "application/json"}, {".svg", "image/svg+xml"}, {".png", "image/png"},
     {".ico", "image/x-icon"}, {".txt", "text/plain; charset=utf-8"}, {".map", "application/json"},
     {".d.ts", "text/plain; charset=utf-8"}, {NULL, NULL}};
+  /* clang-format on */
   size_t n = strlen(name);
   for (int i = 0; types[i].ext; i++) {
     size_t e = strlen(types[i].ext);
@@ -38,7 +40,7 @@ int web_path_safe(const char *p, size_t n) {
     size_t s = i;
     while (i < n && p[i] != '/') i++;
     size_t len = i - s;
-    if (len == 0 && i < n) return 0;                       /* "//" */
+    if (len == 0 && i < n) return 0; /* "//" */
     if ((len == 1 && p[s] == '.') || (len == 2 && p[s] == '.' && p[s + 1] == '.')) return 0;
     for (size_t k = s; k < i; k++)
       if (p[k] == 0 || p[k] == '\\') return 0;
@@ -62,7 +64,10 @@ static int open_beneath(const char *root, const char *rel) {
     const char *slash = strchr(p, '/');
     char part[256];
     size_t n = slash ? (size_t)(slash - p) : strlen(p);
-    if (n == 0 || n >= sizeof part) { close(dir); return -1; }
+    if (n == 0 || n >= sizeof part) {
+      close(dir);
+      return -1;
+    }
     memcpy(part, p, n);
     part[n] = 0;
     int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | (slash ? O_DIRECTORY : O_NONBLOCK);
@@ -84,7 +89,11 @@ static char *read_file(int fd, struct stat *st) {
     size_t got = 0;
     while (got < (size_t)st->st_size) {
       ssize_t k = read(fd, data + got, (size_t)st->st_size - got);
-      if (k <= 0) { free(data); data = NULL; break; }
+      if (k <= 0) {
+        free(data);
+        data = NULL;
+        break;
+      }
       got += (size_t)k;
     }
   }
@@ -99,14 +108,14 @@ void web_serve(const web_config *cfg, conn_t *c, http_req *r) {
   int head = strcmp(http_req_method(r), "HEAD") == 0;
   http_req_path(r, &raw, &rn);
   int bad = (!head && strcmp(http_req_method(r), "GET") != 0) || !cfg->root[0] || rn >= sizeof path ||
-            http_pct_decode(raw, rn, path, &dn, HTTP_PCT_STRICT);
+      http_pct_decode(raw, rn, path, &dn, HTTP_PCT_STRICT);
   if (!bad) path[dn] = 0;
   if (bad || !web_path_safe(path, dn)) {
     not_found(c, r);
     return;
   }
   int fd;
-  if (strcmp(path, "/parley.js") == 0) {  /* the operator's own file, wherever it is */
+  if (strcmp(path, "/parley.js") == 0) { /* the operator's own file, wherever it is */
     snprintf(file, sizeof file, "%s", cfg->client_js);
     fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   } else {
@@ -115,7 +124,10 @@ void web_serve(const web_config *cfg, conn_t *c, http_req *r) {
   }
   struct stat st;
   char *data = read_file(fd, &st);
-  if (!data) { not_found(c, r); return; }
+  if (!data) {
+    not_found(c, r);
+    return;
+  }
   char etag[64], lm[64], extra[256];
   snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_mtime, (unsigned long long)st.st_size);
   struct tm tm;
@@ -128,7 +140,7 @@ void web_serve(const web_config *cfg, conn_t *c, http_req *r) {
   if (inm && inm_n == strlen(etag) && memcmp(inm, etag, inm_n) == 0) {
     conn_http_reply(c, 304, web_content_type(file), "", 0, extra, keep);
   } else if (head) {
-    buf_t out;  /* headers with the real length, no body */
+    buf_t out; /* headers with the real length, no body */
     buf_init(&out, 0);
     buf_printf(&out, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %lld\r\nConnection: %s\r\n%s\r\n",
                web_content_type(file), (long long)st.st_size, keep ? "keep-alive" : "close", extra);

@@ -6,8 +6,8 @@
 #include "http.h"
 
 typedef struct {
-  char root[1024];           /* static files served at / ("" for none) */
-  char client_js[1024];      /* the file served at /parley.js */
+  char root[1024];      /* static files served at / ("" for none) */
+  char client_js[1024]; /* the file served at /parley.js */
 } web_config;
 
 /* Serve r (GET or HEAD) from the web root; answers 404 when there is no such

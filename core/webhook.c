@@ -39,16 +39,16 @@ void webhook_target_free(webhook_target *t) {
 /* One event on its way: queued (waiting, due at `due`) or in flight. */
 typedef struct delivery_s delivery;
 struct delivery_s {
-  delivery *prev, *next;     /* in the waiting or the running list */
+  delivery *prev, *next; /* in the waiting or the running list */
   char tenant[65];
-  char id[ID_LEN + 1];       /* X-Parley-Delivery: the same on every attempt */
+  char id[ID_LEN + 1]; /* X-Parley-Delivery: the same on every attempt */
   webhook_event event;
-  char *url, *body;          /* owned */
+  char *url, *body; /* owned */
   size_t len;
-  struct curl_slist *headers;  /* owned */
-  CURL *easy;                /* owned while in flight */
+  struct curl_slist *headers; /* owned */
+  CURL *easy;                 /* owned while in flight */
   unsigned tries, retry_ms;
-  uint64_t due;              /* uv_now */
+  uint64_t due; /* uv_now */
 };
 
 typedef struct {
@@ -64,8 +64,8 @@ typedef struct {
 
 /* At most one log line a second of a kind. */
 typedef struct {
-  uint64_t logged_ms;        /* the last line */
-  unsigned long quiet;       /* lines held back since */
+  uint64_t logged_ms;  /* the last line */
+  unsigned long quiet; /* lines held back since */
 } limiter;
 
 /* A socket curl uses, watched for it. */
@@ -78,19 +78,19 @@ struct sock_s {
 };
 
 struct webhook_s {
-  uv_loop_t *loop;           /* borrowed */
-  CURLM *multi;              /* owned */
-  uv_timer_t curl_timer;     /* curl's timeout */
-  uv_timer_t retry_timer;    /* the earliest waiting delivery */
-  uv_timer_t grace_timer;    /* webhook_close's grace */
+  uv_loop_t *loop;        /* borrowed */
+  CURLM *multi;           /* owned */
+  uv_timer_t curl_timer;  /* curl's timeout */
+  uv_timer_t retry_timer; /* the earliest waiting delivery */
+  uv_timer_t grace_timer; /* webhook_close's grace */
   dlist waiting, running;
   size_t nrunning, total;
-  share_t *shares;           /* owned: hash by tenant */
-  sock_t *socks;             /* owned: every watched socket */
-  webhook_stats *stats;      /* borrowed */
+  share_t *shares;      /* owned: hash by tenant */
+  sock_t *socks;        /* owned: every watched socket */
+  webhook_stats *stats; /* borrowed */
   int closing, finished;
-  unsigned handles;          /* uv handles not yet closed: w is freed when none is left */
-  limiter fails, drops;      /* the log lines of failed deliveries, of dropped events */
+  unsigned handles;     /* uv handles not yet closed: w is freed when none is left */
+  limiter fails, drops; /* the log lines of failed deliveries, of dropped events */
 };
 
 /* ---- small things ---- */
@@ -115,7 +115,10 @@ static void list_del(dlist *l, delivery *d) {
 static void note(webhook_t *w, limiter *l, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void note(webhook_t *w, limiter *l, const char *fmt, ...) {
   uint64_t now = uv_now(w->loop);
-  if (l->logged_ms && now - l->logged_ms < 1000) { l->quiet++; return; }
+  if (l->logged_ms && now - l->logged_ms < 1000) {
+    l->quiet++;
+    return;
+  }
   char line[512];
   va_list ap;
   va_start(ap, fmt);
@@ -140,7 +143,10 @@ static share_t *share_of(webhook_t *w, const char *tenant, int make) {
 /* d is out of every list: forget it. */
 static void delivery_free(webhook_t *w, delivery *d) {
   share_t *s = share_of(w, d->tenant, 0);
-  if (s && --s->n == 0) { HASH_DEL(w->shares, s); free(s); }
+  if (s && --s->n == 0) {
+    HASH_DEL(w->shares, s);
+    free(s);
+  }
   w->total--;
   w->stats->pending = w->total;
   if (d->easy) {
@@ -233,7 +239,7 @@ static void finish(webhook_t *w);
 
 static void handle_closed(uv_handle_t *h) {
   webhook_t *w = h->data;
-  if (h->type == UV_POLL) free(h);  /* (poll is a sock_t's first member) */
+  if (h->type == UV_POLL) free(h); /* (poll is a sock_t's first member) */
   if (--w->handles == 0) {
     curl_global_cleanup();
     free(w);
@@ -267,11 +273,12 @@ static void settle(webhook_t *w, delivery *d, CURLcode res, long code) {
   if (again && w->closing) w->stats->dropped++;
   else w->stats->failed++;
   if (res != CURLE_OK)
-    note(w, &w->fails, "webhook %s of tenant %s to %s: %s after %u attempts%s", event_names[d->event], d->tenant, d->url,
-         curl_easy_strerror(res), d->tries, w->closing ? " (stopping: not retried)" : ": given up");
+    note(w, &w->fails, "webhook %s of tenant %s to %s: %s after %u attempts%s", event_names[d->event], d->tenant,
+         d->url, curl_easy_strerror(res), d->tries, w->closing ? " (stopping: not retried)" : ": given up");
   else
-    note(w, &w->fails, "webhook %s of tenant %s to %s: HTTP %ld after %u attempts: %s", event_names[d->event], d->tenant,
-         d->url, code, d->tries, again ? (w->closing ? "stopping: not retried" : "given up") : "not retried");
+    note(w, &w->fails, "webhook %s of tenant %s to %s: HTTP %ld after %u attempts: %s", event_names[d->event],
+         d->tenant, d->url, code, d->tries,
+         again ? (w->closing ? "stopping: not retried" : "given up") : "not retried");
   delivery_free(w, d);
 }
 
@@ -303,7 +310,7 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   if (status < 0) flags = CURL_CSELECT_ERR;
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-  curl_multi_socket_action(w->multi, s->fd, flags, &running);  /* may close s */
+  curl_multi_socket_action(w->multi, s->fd, flags, &running); /* may close s */
   check_done(w);
 }
 
@@ -319,7 +326,10 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *arg, void *sockp
   }
   if (!s) {
     if (!(s = calloc(1, sizeof *s))) return -1;
-    if (uv_poll_init_socket(w->loop, &s->poll, fd)) { free(s); return -1; }
+    if (uv_poll_init_socket(w->loop, &s->poll, fd)) {
+      free(s);
+      return -1;
+    }
     s->poll.data = w;
     s->fd = fd;
     s->w = w;
@@ -365,7 +375,10 @@ static int start(webhook_t *w, delivery *d) {
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
   curl_easy_setopt(e, CURLOPT_PRIVATE, d);
-  if (curl_multi_add_handle(w->multi, e) != CURLM_OK) { curl_easy_cleanup(e); return PARLEY_ENOMEM; }
+  if (curl_multi_add_handle(w->multi, e) != CURLM_OK) {
+    curl_easy_cleanup(e);
+    return PARLEY_ENOMEM;
+  }
   d->easy = e;
   d->tries++;
   return 0;
@@ -380,7 +393,10 @@ static void pump(webhook_t *w) {
   if (w->finished) return;
   for (delivery *d = w->waiting.head, *nx; d; d = nx) {
     nx = d->next;
-    if (d->due > now) { if (!next || d->due < next) next = d->due; continue; }
+    if (d->due > now) {
+      if (!next || d->due < next) next = d->due;
+      continue;
+    }
     if (w->nrunning >= WEBHOOK_CONCURRENT) continue;
     list_del(&w->waiting, d);
     if (start(w, d)) {
@@ -403,8 +419,15 @@ int webhook_new(uv_loop_t *loop, webhook_stats *stats, webhook_t **out) {
   *out = NULL;
   webhook_t *w = calloc(1, sizeof *w);
   if (!w) return PARLEY_ENOMEM;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) { free(w); return PARLEY_ENOMEM; }
-  if (!(w->multi = curl_multi_init())) { curl_global_cleanup(); free(w); return PARLEY_ENOMEM; }
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    free(w);
+    return PARLEY_ENOMEM;
+  }
+  if (!(w->multi = curl_multi_init())) {
+    curl_global_cleanup();
+    free(w);
+    return PARLEY_ENOMEM;
+  }
   w->loop = loop;
   w->stats = stats;
   curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
@@ -427,13 +450,18 @@ void webhook_emit(webhook_t *w, const webhook_target *t, const char *tenant, web
   share_t *s = share_of(w, tenant, 0);
   if (w->closing || w->total >= WEBHOOK_QUEUE_MAX || (s && s->n >= t->max_pending)) {
     w->stats->dropped++;
-    note(w, &w->drops, "webhook queue full (%zu pending; tenant %s: %zu of %u): %s dropped, %llu dropped in all", w->total,
-         tenant, s ? s->n : 0, t->max_pending, event_names[e], (unsigned long long)w->stats->dropped);
+    note(w, &w->drops, "webhook queue full (%zu pending; tenant %s: %zu of %u): %s dropped, %llu dropped in all",
+         w->total, tenant, s ? s->n : 0, t->max_pending, event_names[e], (unsigned long long)w->stats->dropped);
     return;
   }
   delivery *d = delivery_new(t, tenant, e, room, user, reason);
   if (!d || !(s = share_of(w, tenant, 1))) {
-    if (d) { curl_slist_free_all(d->headers); free(d->url); free(d->body); free(d); }
+    if (d) {
+      curl_slist_free_all(d->headers);
+      free(d->url);
+      free(d->body);
+      free(d);
+    }
     w->stats->dropped++;
     note(w, &w->drops, "webhook %s of tenant %s: out of memory, dropped", event_names[e], tenant);
     return;
@@ -462,7 +490,7 @@ static void finish(webhook_t *w) {
     }
   w->nrunning = 0;
   if (left) log_warn("webhooks: %lu deliveries not made before the stop: dropped", left);
-  curl_multi_cleanup(w->multi);  /* (its cached connections close: on_socket may run) */
+  curl_multi_cleanup(w->multi); /* (its cached connections close: on_socket may run) */
   w->multi = NULL;
   while (w->socks) sock_close(w, w->socks);
   uv_close((uv_handle_t *)&w->curl_timer, handle_closed);
@@ -476,7 +504,7 @@ void webhook_close(webhook_t *w, unsigned grace_ms) {
   if (!w || w->closing) return;
   w->closing = 1;
   unsigned long retries = 0;
-  for (delivery *d = w->waiting.head, *nx; d; d = nx) {  /* retries are not waited for */
+  for (delivery *d = w->waiting.head, *nx; d; d = nx) { /* retries are not waited for */
     nx = d->next;
     if (!d->tries) continue;
     list_del(&w->waiting, d);

@@ -32,8 +32,8 @@ static int frame_header(const uint8_t *p, size_t n, ws_frame *f, uint16_t *cc) {
   if (n < 2) return PARLEY_EAGAIN;
   f->fin = p[0] >> 7;
   f->opcode = p[0] & 15;
-  if (p[0] & 0x70) return fail(cc, WS_CLOSE_PROTOCOL);      /* RSV bits: no extension agreed */
-  if (!(p[1] & 0x80)) return fail(cc, WS_CLOSE_PROTOCOL);   /* clients must mask */
+  if (p[0] & 0x70) return fail(cc, WS_CLOSE_PROTOCOL);    /* RSV bits: no extension agreed */
+  if (!(p[1] & 0x80)) return fail(cc, WS_CLOSE_PROTOCOL); /* clients must mask */
   uint64_t len = p[1] & 127;
   size_t h = 2;
   if (len == 126) {
@@ -57,19 +57,19 @@ static int frame_header(const uint8_t *p, size_t n, ws_frame *f, uint16_t *cc) {
 /* Rules on the frame's kind that can be decided from its header alone. */
 static int frame_check(const ws_reader *r, const ws_frame *f, uint16_t *cc) {
   switch (f->opcode) {
-    case WS_CLOSE: case WS_PING: case WS_PONG:
-      if (!f->fin || f->len > 125) return fail(cc, WS_CLOSE_PROTOCOL);
-      return 0;
-    case WS_TEXT:
-      if (r->in_fragments) return fail(cc, WS_CLOSE_PROTOCOL);
-      break;
-    case WS_CONT:
-      if (!r->in_fragments) return fail(cc, WS_CLOSE_PROTOCOL);
-      break;
-    case WS_BINARY:
-      return fail(cc, WS_CLOSE_UNSUPPORTED);
-    default:
-      return fail(cc, WS_CLOSE_PROTOCOL);
+  case WS_CLOSE:
+  case WS_PING:
+  case WS_PONG:
+    if (!f->fin || f->len > 125) return fail(cc, WS_CLOSE_PROTOCOL);
+    return 0;
+  case WS_TEXT:
+    if (r->in_fragments) return fail(cc, WS_CLOSE_PROTOCOL);
+    break;
+  case WS_CONT:
+    if (!r->in_fragments) return fail(cc, WS_CLOSE_PROTOCOL);
+    break;
+  case WS_BINARY: return fail(cc, WS_CLOSE_UNSUPPORTED);
+  default: return fail(cc, WS_CLOSE_PROTOCOL);
   }
   size_t so_far = f->opcode == WS_CONT ? r->frag.len : 0;
   if (f->len > r->frag.max - so_far) return fail(cc, WS_CLOSE_TOO_BIG);
@@ -81,7 +81,7 @@ static void unmask(uint8_t *p, size_t n, const uint8_t m[4]) {
   uint64_t mw, w;
   size_t i = 0;
   memcpy(&mw, m8, 8);
-  for (; i + 8 <= n; i += 8) {  /* 8 bytes at a time; the mask repeats every 4 */
+  for (; i + 8 <= n; i += 8) { /* 8 bytes at a time; the mask repeats every 4 */
     memcpy(&w, p + i, 8);
     w ^= mw;
     memcpy(p + i, &w, 8);
@@ -120,7 +120,10 @@ int ws_reader_next(ws_reader *r, char *buf, size_t n, size_t *consumed, ws_msg *
       return 0;
     }
     if (f.opcode == WS_TEXT && f.fin) return text_out(payload, plen, out, cc);
-    if (f.opcode == WS_TEXT) { buf_reset(&r->frag); r->in_fragments = 1; }
+    if (f.opcode == WS_TEXT) {
+      buf_reset(&r->frag);
+      r->in_fragments = 1;
+    }
     if (buf_append(&r->frag, payload, plen)) return fail(cc, WS_CLOSE_TOO_BIG);
     if (f.fin) {
       r->in_fragments = 0;
@@ -131,7 +134,10 @@ int ws_reader_next(ws_reader *r, char *buf, size_t n, size_t *consumed, ws_msg *
 
 size_t ws_frame_header(uint8_t out[10], int opcode, uint64_t len) {
   out[0] = (uint8_t)(0x80 | opcode);
-  if (len < 126) { out[1] = (uint8_t)len; return 2; }
+  if (len < 126) {
+    out[1] = (uint8_t)len;
+    return 2;
+  }
   if (len < 65536) {
     out[1] = 126;
     out[2] = (uint8_t)(len >> 8);
@@ -146,8 +152,8 @@ size_t ws_frame_header(uint8_t out[10], int opcode, uint64_t len) {
 size_t ws_client_frame(uint8_t out[14], int opcode, int fin, uint64_t len) {
   size_t n = ws_frame_header(out, opcode, len);
   if (!fin) out[0] &= 0x7f;
-  out[1] |= 0x80;                 /* masked, as a client's frames are */
-  memset(out + n, 0, 4);          /* with the key 0: the payload goes as it is */
+  out[1] |= 0x80;        /* masked, as a client's frames are */
+  memset(out + n, 0, 4); /* with the key 0: the payload goes as it is */
   return n + 4;
 }
 
@@ -158,8 +164,7 @@ int ws_accept_key(const char *key, size_t n, char out[29]) {
   if (n == 0 || n + sizeof ws_guid > sizeof in) return PARLEY_EINVAL;
   memcpy(in, key, n);
   memcpy(in + n, ws_guid, sizeof ws_guid - 1);
-  if (!EVP_Digest(in, n + sizeof ws_guid - 1, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
-    return PARLEY_EINVAL;
+  if (!EVP_Digest(in, n + sizeof ws_guid - 1, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20) return PARLEY_EINVAL;
   return EVP_EncodeBlock((unsigned char *)out, md, 20) == 28 ? 0 : PARLEY_EINVAL;
 }
 
@@ -169,7 +174,10 @@ static int close_code_valid(unsigned code) {
 }
 
 int ws_close_payload_check(const char *p, size_t n, uint16_t *code) {
-  if (n == 0) { *code = WS_CLOSE_NO_STATUS; return 0; }
+  if (n == 0) {
+    *code = WS_CLOSE_NO_STATUS;
+    return 0;
+  }
   if (n == 1) return PARLEY_EPROTO;
   unsigned c = (unsigned)(uint8_t)p[0] << 8 | (uint8_t)p[1];
   if (!close_code_valid(c)) return PARLEY_EPROTO;

@@ -11,10 +11,16 @@
 enum { WS_CONT = 0, WS_TEXT = 1, WS_BINARY = 2, WS_CLOSE = 8, WS_PING = 9, WS_PONG = 10 };
 
 enum {
-  WS_CLOSE_NORMAL = 1000, WS_CLOSE_GOING_AWAY = 1001, WS_CLOSE_PROTOCOL = 1002,
-  WS_CLOSE_UNSUPPORTED = 1003, WS_CLOSE_NO_STATUS = 1005, WS_CLOSE_BAD_DATA = 1007,
-  WS_CLOSE_POLICY = 1008, WS_CLOSE_TOO_BIG = 1009, WS_CLOSE_INTERNAL = 1011,
-  WS_CLOSE_SERVICE_RESTART = 1012  /* a drain: reconnect (elsewhere) and resume */
+  WS_CLOSE_NORMAL = 1000,
+  WS_CLOSE_GOING_AWAY = 1001,
+  WS_CLOSE_PROTOCOL = 1002,
+  WS_CLOSE_UNSUPPORTED = 1003,
+  WS_CLOSE_NO_STATUS = 1005,
+  WS_CLOSE_BAD_DATA = 1007,
+  WS_CLOSE_POLICY = 1008,
+  WS_CLOSE_TOO_BIG = 1009,
+  WS_CLOSE_INTERNAL = 1011,
+  WS_CLOSE_SERVICE_RESTART = 1012 /* a drain: reconnect (elsewhere) and resume */
 };
 
 #define WS_MAX_HEADER 14
@@ -29,8 +35,8 @@ typedef struct {
 } ws_msg;
 
 typedef struct {
-  buf_t frag;        /* assembly of a fragmented message; its cap (frag.max) is the largest message */
-  int in_fragments;  /* a text message is being assembled */
+  buf_t frag;       /* assembly of a fragmented message; its cap (frag.max) is the largest message */
+  int in_fragments; /* a text message is being assembled */
 } ws_reader;
 
 void ws_reader_init(ws_reader *r, size_t max_message);

@@ -16,7 +16,7 @@ static int send_frame(conn_t *c, const char *name, const uv_buf_t *parts, int np
   uv_buf_t all[PEER_MAX_PARTS + 2];
   size_t nl = strlen(name);
   if (nl + 4 > sizeof head || nparts > PEER_MAX_PARTS) return PARLEY_EINVAL;
-  head[0] = '[';  /* ["name", — built by hand: this runs for every relayed signal */
+  head[0] = '['; /* ["name", — built by hand: this runs for every relayed signal */
   head[1] = '"';
   memcpy(head + 2, name, nl);
   head[nl + 2] = '"';
@@ -40,8 +40,8 @@ static void ws_let_go(void *carrier, const char *why) {
   conn_ws_close(carrier, WS_CLOSE_POLICY, why);
 }
 
-#define WS_CLOSE_EXPIRED 4001  /* the credentials expired: do not come back with them */
-#define WS_CLOSE_KICKED 4003   /* the admin API removed the user: do not come back */
+#define WS_CLOSE_EXPIRED 4001 /* the credentials expired: do not come back with them */
+#define WS_CLOSE_KICKED 4003  /* the admin API removed the user: do not come back */
 
 static void ws_ended(void *carrier, resume_ended why) {
   conn_release_owner(carrier);
@@ -52,7 +52,8 @@ static void ws_ended(void *carrier, resume_ended why) {
 
 static void ws_ping(void *carrier) { conn_ws_ping_now(carrier); }
 
-static const resume_carrier_ops ws_carrier = {ws_send, NULL, ws_close, ws_let_go, ws_ended, ws_ping, 0, 0};  /* bad envelopes get ERROR */
+static const resume_carrier_ops ws_carrier = {ws_send,  NULL,    ws_close, ws_let_go,
+                                              ws_ended, ws_ping, 0,        0}; /* bad envelopes get ERROR */
 
 static void on_message(conn_t *c, const char *p, size_t n) {
   resume_link *l = c->owner;
@@ -76,16 +77,16 @@ static const char *on_who(conn_t *c, char *b, size_t n) {
   return proto_peer_who(&l->peer, b, n);
 }
 
+/* clang-format off */
 static const conn_handlers ws_peer_handlers = {
     .message = on_message, .gone = on_gone, .pinged = on_ping, .ponged = on_pong, .who = on_who};
+/* clang-format on */
 
-int ws_peer_is(const conn_t *c) {
-  return c->h == &ws_peer_handlers && c->state == CONN_WS && !c->ws_closing;
-}
+int ws_peer_is(const conn_t *c) { return c->h == &ws_peer_handlers && c->state == CONN_WS && !c->ws_closing; }
 
 int ws_peer_restart(conn_t *c) {
   if (!ws_peer_is(c)) return 0;
-  c->dropped = 1;  /* not the user's choice: on_gone detaches, whatever the peer answers */
+  c->dropped = 1; /* not the user's choice: on_gone detaches, whatever the peer answers */
   conn_ws_close(c, WS_CLOSE_SERVICE_RESTART, "service restart");
   return 1;
 }
@@ -101,7 +102,10 @@ static void send_resume(conn_t *c, resume_link *l, const char *reason) {
   buf_init(&b, 0);
   buf_printf(&b, "{\"resumed\":%s,\"userID\":\"%s\"", reason ? "false" : "true", rooms_user_id(l->peer.user));
   if (l->peer.resume_token) buf_printf(&b, ",\"resumeToken\":\"%s\"", l->peer.resume_token);
-  if (reason) { buf_puts(&b, ",\"reason\":"); jw_string(&b, reason, strlen(reason)); }
+  if (reason) {
+    buf_puts(&b, ",\"reason\":");
+    jw_string(&b, reason, strlen(reason));
+  }
   buf_putc(&b, '}');
   uv_buf_t part = uv_buf_init(b.data, (unsigned)b.len);
   send_frame(c, "RESUME", &part, 1);
@@ -123,17 +127,23 @@ static int try_resume(const ws_peer_env *e, conn_t *c, http_req *r, const conn_i
   http_req_query(r, &q, &qn);
   lv = http_query_get(q, qn, "last", &ln);
   char digits[24] = "0";
-  if (lv && ln && ln < sizeof digits && strspn(lv, "0123456789") >= ln) { memcpy(digits, lv, ln); digits[ln] = 0; }
+  if (lv && ln && ln < sizeof digits && strspn(lv, "0123456789") >= ln) {
+    memcpy(digits, lv, ln);
+    digits[ln] = 0;
+  }
   uint64_t last = strtoull(digits, NULL, 10);
   resume_link *l = resume_find(e->resume, tok, tn);
   *why_not = "unknown or expired resume token";
   if (!l || l->ops != &ws_carrier || !l->peer.user) return 0;
-  if (admit_resume(e->admit, &l->peer, info, &why)) { refuse(c, &why); return 1; }
+  if (admit_resume(e->admit, &l->peer, info, &why)) {
+    refuse(c, &why);
+    return 1;
+  }
   if (resume_attach(l, &ws_carrier, c, last, 1)) {
     *why_not = "the events since that position are no longer held";
     if (l->carrier) l->ops->let_go(l->carrier, "its resume failed");
     l->carrier = NULL;
-    resume_end(l);  /* its user is gone: the others are told */
+    resume_end(l); /* its user is gone: the others are told */
     return 0;
   }
   resume_set_addr(l, info->remote_addr);
@@ -151,18 +161,24 @@ void ws_peer_upgrade(const ws_peer_env *e, conn_t *c, http_req *r) {
   if (!conn_ws_handshake_ok(c, r)) return;
   admit_client_addr(e->admit, c->remote, r, remote);
   conn_info info = {"ws", r, remote, NULL, NULL, 0};
-  if (admit_origin(e->admit, &info, &why)) { refuse(c, &why); return; }
+  if (admit_origin(e->admit, &info, &why)) {
+    refuse(c, &why);
+    return;
+  }
   http_req_query(r, &q, &qn);
   tok = http_query_get(q, qn, "resume", &tn);
   if (tok && try_resume(e, c, r, &info, tok, tn, &why_not)) return;
   resume_link *l = resume_new(e->resume, &ws_carrier, c);
-  if (!l) { conn_http_reply(c, 503, "text/plain", "out of memory", 13, NULL, 0); return; }
+  if (!l) {
+    conn_http_reply(c, 503, "text/plain", "out of memory", 13, NULL, 0);
+    return;
+  }
   if (admit_user(e->admit, &l->peer, &info, &why)) {
-    resume_end(l);  /* never a user */
+    resume_end(l); /* never a user */
     refuse(c, &why);
     return;
   }
-  if (resume_set_limits(l)) l->peer.resume_token = l->token;  /* GET_ID tells it */
+  if (resume_set_limits(l)) l->peer.resume_token = l->token; /* GET_ID tells it */
   resume_set_addr(l, remote);
   accept_link(c, r, l, e);
   if (tok) send_resume(c, l, why_not);

@@ -8,8 +8,8 @@
 #include "resume.h"
 
 typedef struct {
-  const admit_t *admit;      /* borrowed */
-  resume_state *resume;      /* borrowed: the links users are resumed through */
+  const admit_t *admit; /* borrowed */
+  resume_state *resume; /* borrowed: the links users are resumed through */
 } ws_peer_env;
 
 /* The /ws upgrade request r on c: admitted (101, c now carries a user's

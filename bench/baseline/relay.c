@@ -31,10 +31,10 @@
 #include <openssl/evp.h>
 #include <uv.h>
 
-#define HANDSHAKE_MAX 8192       /* bytes of an HTTP upgrade request */
-#define FRAME_MAX (1u << 20)     /* payload bytes of one frame; more: close 1009 */
-#define OUT_MAX (16u << 20)      /* output queued for a connection that does not read: close it */
-#define KEEP_BUF (64u << 10)     /* buffers grown past this in a burst are freed after it */
+#define HANDSHAKE_MAX 8192   /* bytes of an HTTP upgrade request */
+#define FRAME_MAX (1u << 20) /* payload bytes of one frame; more: close 1009 */
+#define OUT_MAX (16u << 20)  /* output queued for a connection that does not read: close it */
+#define KEEP_BUF (64u << 10) /* buffers grown past this in a burst are freed after it */
 
 typedef struct {
   char *p;
@@ -46,7 +46,7 @@ struct conn_s {
   uv_tcp_t tcp;
   uv_write_t wreq;
   conn_t *partner, *dirty_next;
-  buf_t in, out, inflight;     /* unparsed tail; output queued this turn; output in a uv_write */
+  buf_t in, out, inflight; /* unparsed tail; output queued this turn; output in a uv_write */
   unsigned upgraded : 1, writing : 1, dirty : 1, closing : 1, closed : 1;
 };
 
@@ -54,8 +54,8 @@ static uv_loop_t *loop;
 static uv_tcp_t listener;
 static uv_check_t flusher;
 static uv_signal_t sigint_h, sigterm_h;
-static conn_t *waiting;          /* the upgraded connection without a partner yet */
-static conn_t *dirty_list;       /* connections with output to write at the end of this turn */
+static conn_t *waiting;    /* the upgraded connection without a partner yet */
+static conn_t *dirty_list; /* connections with output to write at the end of this turn */
 static char read_buf[1 << 16];
 static unsigned long long n_conns, n_frames, n_bytes, n_dropped;
 
@@ -68,7 +68,10 @@ static char *buf_room(buf_t *b, size_t extra) {
     size_t cap = b->cap ? b->cap : 512;
     while (cap < b->len + extra) cap *= 2;
     char *np = realloc(b->p, cap);
-    if (!np) { fprintf(stderr, "baseline: out of memory\n"); exit(1); }
+    if (!np) {
+      fprintf(stderr, "baseline: out of memory\n");
+      exit(1);
+    }
     b->p = np;
     b->cap = cap;
   }
@@ -96,22 +99,28 @@ static void conn_flush(conn_t *c) {
     uv_buf_t b = uv_buf_init(c->out.p, (unsigned)c->out.len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (n == UV_EAGAIN) n = 0;
-    if (n < 0) { conn_close(c); return; }
+    if (n < 0) {
+      conn_close(c);
+      return;
+    }
     if ((size_t)n < c->out.len) {
-      buf_t t = c->inflight;     /* the queue becomes the write in progress */
+      buf_t t = c->inflight; /* the queue becomes the write in progress */
       c->inflight = c->out;
       c->out = t;
       c->out.len = 0;
       uv_buf_t rest = uv_buf_init(c->inflight.p + n, (unsigned)(c->inflight.len - (size_t)n));
       c->writing = 1;
       c->wreq.data = c;
-      if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &rest, 1, on_write)) { c->writing = 0; conn_close(c); }
+      if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &rest, 1, on_write)) {
+        c->writing = 0;
+        conn_close(c);
+      }
       return;
     }
     c->out.len = 0;
     if (c->out.cap > KEEP_BUF) buf_free(&c->out);
   }
-  if (c->closing) conn_close(c);  /* a close frame or a refusal went out: done */
+  if (c->closing) conn_close(c); /* a close frame or a refusal went out: done */
 }
 
 static void on_write(uv_write_t *req, int status) {
@@ -120,7 +129,10 @@ static void on_write(uv_write_t *req, int status) {
   c->inflight.len = 0;
   if (c->inflight.cap > KEEP_BUF) buf_free(&c->inflight);
   if (c->closed) return;
-  if (status < 0) { conn_close(c); return; }
+  if (status < 0) {
+    conn_close(c);
+    return;
+  }
   conn_flush(c);
 }
 
@@ -195,7 +207,10 @@ static size_t frames(conn_t *c, char *p, size_t n) {
     int opcode = h[0] & 15, fin = h[0] >> 7;
     uint64_t len = h[1] & 127;
     size_t hl = 2;
-    if ((h[0] & 0x70) || !(h[1] & 0x80)) { ws_close(c, 1002); break; }  /* RSV bits; clients must mask */
+    if ((h[0] & 0x70) || !(h[1] & 0x80)) { /* RSV bits; clients must mask */
+      ws_close(c, 1002);
+      break;
+    }
     if (len == 126) {
       if (n - pos < 4) break;
       len = (uint64_t)h[2] << 8 | h[3];
@@ -206,32 +221,40 @@ static size_t frames(conn_t *c, char *p, size_t n) {
       for (int i = 0; i < 8; i++) len = len << 8 | h[2 + i];
       hl = 10;
     }
-    if (len > FRAME_MAX) { ws_close(c, 1009); break; }
-    if (n - pos < hl + 4 + len) break;  /* the rest of this frame is still to come */
+    if (len > FRAME_MAX) {
+      ws_close(c, 1009);
+      break;
+    }
+    if (n - pos < hl + 4 + len) break; /* the rest of this frame is still to come */
     const uint8_t *mask = h + hl, *payload = h + hl + 4;
     pos += hl + 4 + (size_t)len;
     switch (opcode) {
-      case 0: case 1: case 2:  /* continuation, text, binary: to the partner as they came */
-        if (c->partner && !c->partner->closing) {
-          unmask_copy(frame_out(c->partner, h[0], (size_t)len), payload, (size_t)len, mask);
-          n_frames++, n_bytes += len;
-          if (c->partner->out.len > OUT_MAX) conn_close(c->partner);
-        } else {
-          n_dropped++;
-        }
-        break;
-      case 9:  /* ping: pong with its payload */
-        if (!fin || len > 125) { ws_close(c, 1002); break; }
-        unmask_copy(frame_out(c, 0x8a, (size_t)len), payload, (size_t)len, mask);
-        break;
-      case 10: break;
-      case 8: {  /* close: answer with the same status code, then close */
-        uint8_t code[2] = {0x03, 0xe8};  /* 1000 */
-        if (len >= 2) unmask_copy(code, payload, 2, mask);
-        ws_close(c, (uint16_t)(code[0] << 8 | code[1]));
+    case 0:
+    case 1:
+    case 2: /* continuation, text, binary: to the partner as they came */
+      if (c->partner && !c->partner->closing) {
+        unmask_copy(frame_out(c->partner, h[0], (size_t)len), payload, (size_t)len, mask);
+        n_frames++, n_bytes += len;
+        if (c->partner->out.len > OUT_MAX) conn_close(c->partner);
+      } else {
+        n_dropped++;
+      }
+      break;
+    case 9: /* ping: pong with its payload */
+      if (!fin || len > 125) {
+        ws_close(c, 1002);
         break;
       }
-      default: ws_close(c, 1002); break;
+      unmask_copy(frame_out(c, 0x8a, (size_t)len), payload, (size_t)len, mask);
+      break;
+    case 10: break;
+    case 8: {                         /* close: answer with the same status code, then close */
+      uint8_t code[2] = {0x03, 0xe8}; /* 1000 */
+      if (len >= 2) unmask_copy(code, payload, 2, mask);
+      ws_close(c, (uint16_t)(code[0] << 8 | code[1]));
+      break;
+    }
+    default: ws_close(c, 1002); break;
     }
   }
   return pos;
@@ -275,7 +298,10 @@ static size_t handshake(conn_t *c, const char *p, size_t n) {
   }
   size_t hn = (size_t)(end - p) + 4, kn = 0;
   const char *key = header(p, hn, "Sec-WebSocket-Key", &kn);
-  if (hn > HANDSHAKE_MAX || n < 4 || memcmp(p, "GET ", 4) != 0 || !key || kn == 0 || kn > 64) { refuse(c); return 0; }
+  if (hn > HANDSHAKE_MAX || n < 4 || memcmp(p, "GET ", 4) != 0 || !key || kn == 0 || kn > 64) {
+    refuse(c);
+    return 0;
+  }
   unsigned char in[128], md[EVP_MAX_MD_SIZE], accept[64];
   unsigned mdlen = 0;
   memcpy(in, key, kn);
@@ -285,7 +311,8 @@ static size_t handshake(conn_t *c, const char *p, size_t n) {
   char resp[256];
   int rn = snprintf(resp, sizeof resp,
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    "Sec-WebSocket-Accept: %s\r\n\r\n", (char *)accept);
+                    "Sec-WebSocket-Accept: %s\r\n\r\n",
+                    (char *)accept);
   buf_add(&c->out, resp, (size_t)rn);
   mark_dirty(c);
   c->upgraded = 1;
@@ -320,7 +347,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
   conn_t *c = s->data;
   if (c->closed) return;
-  if (nread < 0) { conn_close(c); return; }
+  if (nread < 0) {
+    conn_close(c);
+    return;
+  }
   if (nread == 0 || c->closing) return;
   char *p = b->base;
   size_t n = (size_t)nread;
@@ -359,12 +389,21 @@ static void conn_close(conn_t *c) {
 }
 
 static void on_connection(uv_stream_t *server, int status) {
-  if (status < 0) { fprintf(stderr, "baseline: accept: %s\n", uv_strerror(status)); return; }
+  if (status < 0) {
+    fprintf(stderr, "baseline: accept: %s\n", uv_strerror(status));
+    return;
+  }
   conn_t *c = calloc(1, sizeof *c);
-  if (!c) { fprintf(stderr, "baseline: out of memory\n"); exit(1); }
+  if (!c) {
+    fprintf(stderr, "baseline: out of memory\n");
+    exit(1);
+  }
   uv_tcp_init(loop, &c->tcp);
   c->tcp.data = c;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp)) { uv_close((uv_handle_t *)&c->tcp, on_closed); return; }
+  if (uv_accept(server, (uv_stream_t *)&c->tcp)) {
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    return;
+  }
   n_conns++;
   uv_tcp_nodelay(&c->tcp, 1);
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -383,7 +422,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   (void)h;
   fprintf(stderr, "baseline: %s: %llu connections, %llu frames (%llu payload bytes) relayed, %llu dropped; exiting\n",
           signum == SIGINT ? "SIGINT" : "SIGTERM", n_conns, n_frames, n_bytes, n_dropped);
-  dirty_list = NULL;  /* what was not written goes with the connections */
+  dirty_list = NULL; /* what was not written goes with the connections */
   uv_walk(loop, close_any, NULL);
 }
 
@@ -395,7 +434,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
-  struct rlimit rl;  /* thousands of connections: the open-files limit as high as allowed */
+  struct rlimit rl; /* thousands of connections: the open-files limit as high as allowed */
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
@@ -406,7 +445,10 @@ int main(int argc, char **argv) {
   uv_tcp_init(loop, &listener);
   int rc = uv_tcp_bind(&listener, (const struct sockaddr *)&addr, 0);
   if (!rc) rc = uv_listen((uv_stream_t *)&listener, 4096, on_connection);
-  if (rc) { fprintf(stderr, "baseline: listen on 127.0.0.1:%ld: %s\n", port, uv_strerror(rc)); return 1; }
+  if (rc) {
+    fprintf(stderr, "baseline: listen on 127.0.0.1:%ld: %s\n", port, uv_strerror(rc));
+    return 1;
+  }
   struct sockaddr_in bound;
   int blen = sizeof bound;
   uv_tcp_getsockname(&listener, (struct sockaddr *)&bound, &blen);

@@ -4,7 +4,7 @@
  * must read back as the same request; the percent decoder (on the raw input
  * and on each path and query) and web_path_safe (on what web_serve would ask
  * it about) are checked against properties. */
-#define _GNU_SOURCE  /* memmem */
+#define _GNU_SOURCE /* memmem */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +19,7 @@ static void fail(const char *what) {
 
 /* ---- percent decoding ---- */
 
-static int hex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+static int hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 /* A '%' not followed by two hex digits: what HTTP_PCT_STRICT refuses. */
 static int has_bad_escape(const char *p, size_t n) {

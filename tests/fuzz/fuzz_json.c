@@ -23,7 +23,10 @@ static void walk(json_span v, int depth) {
 static void check_index(json_span root, const json_index *ix) {
   json_span items[2], a, b;
   size_t count;
-  if (root.type != JSON_ARRAY) { if (ix->nitems) abort(); return; }
+  if (root.type != JSON_ARRAY) {
+    if (ix->nitems) abort();
+    return;
+  }
   json_array_items(root, items, 2, &count);
   if (count != ix->nitems) abort();
   for (size_t i = 0; i < count && i < 2; i++)
@@ -45,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   if (json_parse((const char *)data, n, JSON_MAX_DEPTH, &root) == 0) walk(root, 0);
   if (json_parse_indexed((const char *)data, n, JSON_MAX_DEPTH, &root, &ix) == 0) check_index(root, &ix);
   buf_init(&b, 0);
-  jw_string(&b, (const char *)data, n);  /* the writer must always produce valid JSON */
+  jw_string(&b, (const char *)data, n); /* the writer must always produce valid JSON */
   if (json_parse(b.data, b.len, 1, &root) != 0 || root.type != JSON_STRING) abort();
   buf_free(&b);
   return 0;

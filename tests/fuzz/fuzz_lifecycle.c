@@ -54,7 +54,7 @@
  *
  * Triage: FUZZ_LIFECYCLE_TRACE=1 prints each op with what it wrote and read;
  * FUZZ_LIFECYCLE_LOG=debug|info|warn|error turns the server's log back on. */
-#define _GNU_SOURCE  /* memmem */
+#define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -74,25 +74,28 @@
 
 #define NCONN 4
 #define NLEARN 8
-#define SLEEP_BUDGET_MS 120000  /* of the harness's clock, per input */
+#define SLEEP_BUDGET_MS 120000 /* of the harness's clock, per input */
 #define PEEK_BYTES 16384
 #define MAX_SIGNAL 65000
-#define RESTART_EVERY 1000  /* inputs per server before a full stop and uv_loop_close check */
+#define RESTART_EVERY 1000 /* inputs per server before a full stop and uv_loop_close check */
 
-typedef struct { const uint8_t *p; size_t n; } input;
+typedef struct {
+  const uint8_t *p;
+  size_t n;
+} input;
 
 typedef struct {
   char id[NLEARN][ID_LEN + 1];
-  unsigned n;                  /* learned so far; slot n % NLEARN is next */
+  unsigned n; /* learned so far; slot n % NLEARN is next */
 } idset;
 
 static struct {
   uv_loop_t loop;
   server_t srv;
-  int fd[NCONN];               /* client ends, -1 when closed */
+  int fd[NCONN]; /* client ends, -1 when closed */
   idset sids, users, rooms, tokens;
   unsigned slept_ms;
-  int trace, up;               /* up: the server is running */
+  int trace, up; /* up: the server is running */
   unsigned inputs, restart_every;
   char rx[1 << 16];
 } H;
@@ -149,11 +152,11 @@ static void scan_key(const char *p, size_t n, const char *key, const char *suffi
 }
 
 static void scan(const char *p, size_t n) {
-  scan_key(p, n, "\"sid\":\"", ",\"upgrades\"", &H.sids);  /* Engine.IO open packets only */
+  scan_key(p, n, "\"sid\":\"", ",\"upgrades\"", &H.sids); /* Engine.IO open packets only */
   scan_key(p, n, "\"userID\":\"", NULL, &H.users);
   scan_key(p, n, "\"roomID\":\"", NULL, &H.rooms);
-  scan_key(p, n, "\"resumeToken\":\"", NULL, &H.tokens);  /* /ws resume tokens */
-  scan_key(p, n, "\"pid\":\"", NULL, &H.tokens);          /* Socket.IO recovery ids */
+  scan_key(p, n, "\"resumeToken\":\"", NULL, &H.tokens); /* /ws resume tokens */
+  scan_key(p, n, "\"pid\":\"", NULL, &H.tokens);         /* Socket.IO recovery ids */
 }
 
 /* Look at what waits on every client socket without taking it. */
@@ -191,7 +194,10 @@ static void settle(void) {
  * and none at all when no timer is pending. */
 static void sleep_ms(unsigned ms) {
   int64_t due = evloop_next_due(&H.srv.ev);
-  if (due < 0) { run_once(); return; }
+  if (due < 0) {
+    run_once();
+    return;
+  }
   if (ms == 0 || (uint64_t)due < ms) ms = (unsigned)due;
   if (H.slept_ms + ms > SLEEP_BUDGET_MS) ms = SLEEP_BUDGET_MS - H.slept_ms;
   H.slept_ms += ms;
@@ -205,16 +211,23 @@ static void open_conn(int k) {
   int sv[2];
   if (H.fd[k] >= 0) return;
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) return;
-  int small = 4096;  /* the server's send buffer fills soon when a client does not read */
+  int small = 4096; /* the server's send buffer fills soon when a client does not read */
   setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
   fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
-  if (server_adopt(&H.srv, sv[1])) { close(sv[0]); close(sv[1]); return; }
+  if (server_adopt(&H.srv, sv[1])) {
+    close(sv[0]);
+    close(sv[1]);
+    return;
+  }
   H.fd[k] = sv[0];
 }
 
 static void close_conn(int k, unsigned mode) {
   if (H.fd[k] < 0) return;
-  if (mode % 3 == 1) { shutdown(H.fd[k], SHUT_WR); return; }
+  if (mode % 3 == 1) {
+    shutdown(H.fd[k], SHUT_WR);
+    return;
+  }
   if (mode % 3 == 2) drain(k);
   close(H.fd[k]);
   H.fd[k] = -1;
@@ -225,7 +238,11 @@ static void put(int k, const char *p, size_t n) {
   for (int tries = 0; n && H.fd[k] >= 0 && tries < 64;) {
     ssize_t w = send(H.fd[k], p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w > 0) trace("wrote", k, p, (size_t)w);
-    if (w > 0) { p += w; n -= (size_t)w; continue; }
+    if (w > 0) {
+      p += w;
+      n -= (size_t)w;
+      continue;
+    }
     if (w < 0 && errno != EAGAIN && errno != EINTR) return;
     uv_run(&H.loop, UV_RUN_NOWAIT);
     tries++;
@@ -234,7 +251,10 @@ static void put(int k, const char *p, size_t n) {
 
 static void put_split(int k, const buf_t *b, unsigned split) {
   size_t cut = split ? b->len * split / 256 : 0;
-  if (!cut) { put(k, b->data, b->len); return; }
+  if (!cut) {
+    put(k, b->data, b->len);
+    return;
+  }
   put(k, b->data, cut);
   run_once();
   put(k, b->data + cut, b->len - cut);
@@ -248,23 +268,26 @@ static void raw_bytes(input *in, buf_t *out, unsigned len) {
 
 static void event(input *in, buf_t *out, unsigned kind) {
   switch (kind) {
-    case 0: buf_puts(out, "[\"GET_ID\",{\"requestId\":1}]"); break;
-    case 1:
-      buf_printf(out, "[\"CREATE_ROOM\",{\"requestId\":2,\"name\":\"r\",\"password\":\"p\",\"maxUsers\":%u,\"type\":0}]",
-                 1 + u8(in) % 3);
-      break;
-    case 2:
-      buf_printf(out, "[\"JOIN_ROOM\",{\"requestId\":3,\"room\":\"%s\",\"password\":\"p\"}]", pick(&H.rooms, u8(in)));
-      break;
-    case 3: {
-      const char *room = pick(&H.rooms, u8(in)), *user = pick(&H.users, u8(in));
-      unsigned hi = u8(in), size = (hi << 8 | u8(in)) % (MAX_SIGNAL + 1);
-      buf_printf(out, "[\"SIGNAL\",{\"room\":\"%s\",\"target\":\"%s\",\"signal\":\"", room, user);
-      if (!buf_reserve(out, size)) { memset(out->data + out->len, 'a', size); out->len += size; }
-      buf_puts(out, "\"}]");
-      break;
+  case 0: buf_puts(out, "[\"GET_ID\",{\"requestId\":1}]"); break;
+  case 1:
+    buf_printf(out, "[\"CREATE_ROOM\",{\"requestId\":2,\"name\":\"r\",\"password\":\"p\",\"maxUsers\":%u,\"type\":0}]",
+               1 + u8(in) % 3);
+    break;
+  case 2:
+    buf_printf(out, "[\"JOIN_ROOM\",{\"requestId\":3,\"room\":\"%s\",\"password\":\"p\"}]", pick(&H.rooms, u8(in)));
+    break;
+  case 3: {
+    const char *room = pick(&H.rooms, u8(in)), *user = pick(&H.users, u8(in));
+    unsigned hi = u8(in), size = (hi << 8 | u8(in)) % (MAX_SIGNAL + 1);
+    buf_printf(out, "[\"SIGNAL\",{\"room\":\"%s\",\"target\":\"%s\",\"signal\":\"", room, user);
+    if (!buf_reserve(out, size)) {
+      memset(out->data + out->len, 'a', size);
+      out->len += size;
     }
-    default: buf_printf(out, "[\"DISCONNECT\",\"%s\"]", pick(&H.rooms, u8(in))); break;
+    buf_puts(out, "\"}]");
+    break;
+  }
+  default: buf_printf(out, "[\"DISCONNECT\",\"%s\"]", pick(&H.rooms, u8(in))); break;
   }
 }
 
@@ -272,20 +295,34 @@ static void event(input *in, buf_t *out, unsigned kind) {
 static void packet(input *in, buf_t *out, int plain, int in_payload) {
   static const char *const simple[] = {"1", "2", "3", "6", "40", "41", "2probe", "5"};
   unsigned byte = u8(in), kind = byte % 16;
-  if (kind == 4 && byte / 16 % 2) {  /* a recovery: 40{"pid","offset"} (the byte's high bits: which, from where) */
+  if (kind == 4 && byte / 16 % 2) { /* a recovery: 40{"pid","offset"} (the byte's high bits: which, from where) */
     buf_printf(out, "40{\"pid\":\"%s\",\"offset\":\"%u\"}", pick(&H.tokens, byte / 32), byte / 64);
     return;
   }
-  if (kind < 8) { buf_puts(out, simple[kind]); return; }
+  if (kind < 8) {
+    buf_puts(out, simple[kind]);
+    return;
+  }
   if (kind < 13) {
     if (!plain) buf_puts(out, "42");
     event(in, out, kind - 8);
     return;
   }
-  if (kind == 13) { buf_puts(out, plain ? "" : "421"); event(in, out, 0); return; }
-  if (kind == 14) { raw_bytes(in, out, u8(in) % 24); return; }
-  unsigned pings = in_payload ? 1 + u8(in) : 1;  /* a queue inches forward by 2 bytes a ping */
-  for (unsigned i = 0; i < pings; i++) buf_puts(out, i ? "\x1e" "2" : "2");
+  if (kind == 13) {
+    buf_puts(out, plain ? "" : "421");
+    event(in, out, 0);
+    return;
+  }
+  if (kind == 14) {
+    raw_bytes(in, out, u8(in) % 24);
+    return;
+  }
+  unsigned pings = in_payload ? 1 + u8(in) : 1; /* a queue inches forward by 2 bytes a ping */
+  for (unsigned i = 0; i < pings; i++)
+    buf_puts(out,
+             i ? "\x1e"
+                 "2"
+               : "2");
 }
 
 static const char *conn_hdr(unsigned flags) { return flags & 1 ? "Connection: close\r\n" : ""; }
@@ -306,7 +343,8 @@ static void post(input *in, buf_t *out, unsigned flags) {
     if (i) buf_putc(&body, '\x1e');
     packet(in, &body, 0, 1);
   }
-  buf_printf(out, "POST /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n\r\n",
+  buf_printf(out,
+             "POST /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n\r\n",
              sid, conn_hdr(flags), body.len);
   buf_append(out, body.data, body.len);
   buf_free(&body);
@@ -316,30 +354,33 @@ static void request(input *in, buf_t *out) {
   unsigned kind = u8(in) % 10, flags = u8(in);
   char target[128];
   switch (kind) {
-    case 0: buf_printf(out, "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n%s\r\n", conn_hdr(flags)); break;
-    case 1: case 9:
-      buf_printf(out, "GET /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: x\r\n%s%s\r\n",
-                 pick(&H.sids, u8(in)), conn_hdr(flags), kind == 9 ? "Origin: http://o.example\r\n" : "");
-      break;
-    case 2: post(in, out, flags); break;
-    case 3:
-      if (flags & 4) {  /* a /ws resume: token j, last = the flags' high bits */
-        snprintf(target, sizeof target, "/ws?resume=%s&last=%u", pick(&H.tokens, u8(in)), flags >> 3);
-        upgrade(out, target, flags);
-      } else {
-        upgrade(out, "/ws", flags);
-      }
-      break;
-    case 4: upgrade(out, "/socket.io/?EIO=4&transport=websocket", flags); break;
-    case 5:
-      snprintf(target, sizeof target, "/socket.io/?EIO=4&transport=websocket&sid=%s", pick(&H.sids, u8(in)));
+  case 0:
+    buf_printf(out, "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n%s\r\n", conn_hdr(flags));
+    break;
+  case 1:
+  case 9:
+    buf_printf(out, "GET /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: x\r\n%s%s\r\n",
+               pick(&H.sids, u8(in)), conn_hdr(flags), kind == 9 ? "Origin: http://o.example\r\n" : "");
+    break;
+  case 2: post(in, out, flags); break;
+  case 3:
+    if (flags & 4) { /* a /ws resume: token j, last = the flags' high bits */
+      snprintf(target, sizeof target, "/ws?resume=%s&last=%u", pick(&H.tokens, u8(in)), flags >> 3);
       upgrade(out, target, flags);
-      break;
-    case 6: buf_printf(out, "GET %s HTTP/1.1\r\n%s\r\n", flags & 2 ? "/metrics" : "/healthz", conn_hdr(flags)); break;
-    case 7:
-      buf_printf(out, "OPTIONS /socket.io/?EIO=4 HTTP/1.1\r\nOrigin: http://o.example\r\n%s\r\n", conn_hdr(flags));
-      break;
-    default: raw_bytes(in, out, u8(in) % 48); break;
+    } else {
+      upgrade(out, "/ws", flags);
+    }
+    break;
+  case 4: upgrade(out, "/socket.io/?EIO=4&transport=websocket", flags); break;
+  case 5:
+    snprintf(target, sizeof target, "/socket.io/?EIO=4&transport=websocket&sid=%s", pick(&H.sids, u8(in)));
+    upgrade(out, target, flags);
+    break;
+  case 6: buf_printf(out, "GET %s HTTP/1.1\r\n%s\r\n", flags & 2 ? "/metrics" : "/healthz", conn_hdr(flags)); break;
+  case 7:
+    buf_printf(out, "OPTIONS /socket.io/?EIO=4 HTTP/1.1\r\nOrigin: http://o.example\r\n%s\r\n", conn_hdr(flags));
+    break;
+  default: raw_bytes(in, out, u8(in) % 48); break;
   }
 }
 
@@ -350,8 +391,11 @@ static void frame(buf_t *out, unsigned ctl, const buf_t *p) {
   size_t hl = 0, n = p->len;
   h[hl++] = (uint8_t)((ctl & 8 ? 0 : 0x80) | ops[ctl & 7]);
   if (n < 126) h[hl++] = (uint8_t)(0x80 | n);
-  else if (n < 65536) { h[hl++] = 0x80 | 126; h[hl++] = (uint8_t)(n >> 8); h[hl++] = (uint8_t)n; }
-  else {
+  else if (n < 65536) {
+    h[hl++] = 0x80 | 126;
+    h[hl++] = (uint8_t)(n >> 8);
+    h[hl++] = (uint8_t)n;
+  } else {
     h[hl++] = 0x80 | 127;
     for (int i = 7; i >= 0; i--) h[hl++] = (uint8_t)((uint64_t)n >> (8 * i));
   }
@@ -365,7 +409,7 @@ static void ws_op(input *in, buf_t *out) {
   unsigned ctl = u8(in);
   buf_t p;
   buf_init(&p, 0);
-  if ((ctl & 7) == 4) buf_append(&p, "\x03\xe8", 2);  /* close 1000 */
+  if ((ctl & 7) == 4) buf_append(&p, "\x03\xe8", 2); /* close 1000 */
   else packet(in, &p, (ctl & 16) != 0, 0);
   frame(out, ctl, &p);
   buf_free(&p);
@@ -380,34 +424,56 @@ static int conn_arg(input *in, int open) {
 }
 
 static void step(input *in, buf_t *out) {
-  static const char *const names[] = {"open", "send", "pipe", "ws", "close", "run", "settle", "drain",
-                                      "drain all", "sleep", "raw"};
+  static const char *const names[] = {"open",   "send",  "pipe",      "ws",    "close", "run",
+                                      "settle", "drain", "drain all", "sleep", "raw"};
   unsigned b = u8(in), op = b % 11, turn = (b / 11) & 1;
   int k = -1;
   buf_reset(out);
   trace(names[op], -1, NULL, 0);
   switch (op) {
-    case 0: open_conn(conn_arg(in, 0)); break;
-    case 1: k = conn_arg(in, 1); request(in, out); put_split(k, out, u8(in)); break;
-    case 2: {  /* an odd b / 22: the first request repeated (not read again) */
-      k = conn_arg(in, 1);
-      unsigned n = 2 + u8(in) % 2;
-      request(in, out);
-      size_t one = out->len;
-      for (unsigned i = 1; i < n; i++)
-        if ((b / 22) & 1) { if (!buf_reserve(out, one)) buf_append(out, out->data, one); }  /* reserved: data stays put */
-        else request(in, out);
-      put_split(k, out, u8(in));
-      break;
-    }
-    case 3: k = conn_arg(in, 1); ws_op(in, out); put_split(k, out, u8(in)); break;
-    case 4: k = conn_arg(in, 0); close_conn(k, u8(in)); break;
-    case 5: run_once(); break;
-    case 6: settle(); break;
-    case 7: drain(conn_arg(in, 0)); break;
-    case 8: for (k = 0; k < NCONN; k++) drain(k); break;
-    case 9: { unsigned arg = u8(in); sleep_ms(arg < 200 ? 1 + arg % 25 : 0); break; }
-    default: k = conn_arg(in, 1); raw_bytes(in, out, u8(in)); put(k, out->data, out->len); break;
+  case 0: open_conn(conn_arg(in, 0)); break;
+  case 1:
+    k = conn_arg(in, 1);
+    request(in, out);
+    put_split(k, out, u8(in));
+    break;
+  case 2: { /* an odd b / 22: the first request repeated (not read again) */
+    k = conn_arg(in, 1);
+    unsigned n = 2 + u8(in) % 2;
+    request(in, out);
+    size_t one = out->len;
+    for (unsigned i = 1; i < n; i++)
+      if ((b / 22) & 1) { /* reserved: data stays put */
+        if (!buf_reserve(out, one)) buf_append(out, out->data, one);
+      } else request(in, out);
+    put_split(k, out, u8(in));
+    break;
+  }
+  case 3:
+    k = conn_arg(in, 1);
+    ws_op(in, out);
+    put_split(k, out, u8(in));
+    break;
+  case 4:
+    k = conn_arg(in, 0);
+    close_conn(k, u8(in));
+    break;
+  case 5: run_once(); break;
+  case 6: settle(); break;
+  case 7: drain(conn_arg(in, 0)); break;
+  case 8:
+    for (k = 0; k < NCONN; k++) drain(k);
+    break;
+  case 9: {
+    unsigned arg = u8(in);
+    sleep_ms(arg < 200 ? 1 + arg % 25 : 0);
+    break;
+  }
+  default:
+    k = conn_arg(in, 1);
+    raw_bytes(in, out, u8(in));
+    put(k, out->data, out->len);
+    break;
   }
   if (turn && (op == 1 || op == 2 || op == 3 || op == 10)) run_once();
 }
@@ -418,7 +484,8 @@ static void step(input *in, buf_t *out) {
  * the ping interval/timeout ((b / 12) % 2: 20 ms, or 3 ms so that a short
  * SLEEP fires the heartbeat). Bytes 0-2 read as they always did (256/64/16
  * KiB, 20 ms). */
-static const size_t caps[12] = {256u << 10, 64u << 10, 16u << 10, 4u << 10, 1u << 10, 512, 448, 384, 320, 288, 256, 224};
+static const size_t caps[12] = {256u << 10, 64u << 10, 16u << 10, 4u << 10, 1u << 10, 512,
+                                448,        384,       320,       288,      256,      224};
 
 static void configure(server_t *s, unsigned b) {
   s->net.out_cap = s->eio.queue_cap = caps[b % 12];
@@ -430,17 +497,20 @@ static void start_server(void) {
   server_config cfg;
   server_config_default(&cfg);
   snprintf(cfg.host, sizeof cfg.host, "127.0.0.1");
-  cfg.port = 0;  /* listens, never used: clients come through server_adopt */
+  cfg.port = 0; /* listens, never used: clients come through server_adopt */
   snprintf(cfg.policies, sizeof cfg.policies, "%s/policies", PARLEY_SOURCE_DIR);
   cfg.web[0] = 0;
   if (uv_loop_init(&H.loop)) abort();
   int saved = dup(2), devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-  dup2(devnull, 2);  /* server_init prints its listening line */
+  dup2(devnull, 2); /* server_init prints its listening line */
   int rc = server_init(&H.srv, &H.loop, &cfg);
   dup2(saved, 2);
   close(saved);
   close(devnull);
-  if (rc) { fprintf(stderr, "fuzz_lifecycle: server_init failed (%d)\n", rc); abort(); }
+  if (rc) {
+    fprintf(stderr, "fuzz_lifecycle: server_init failed (%d)\n", rc);
+    abort();
+  }
   evloop_clock_manual(&H.srv.ev);
   configure(&H.srv, 0);
   H.up = 1;
@@ -448,7 +518,10 @@ static void start_server(void) {
 
 static void close_clients(void) {
   for (int k = 0; k < NCONN; k++)
-    if (H.fd[k] >= 0) { close(H.fd[k]); H.fd[k] = -1; }
+    if (H.fd[k] >= 0) {
+      close(H.fd[k]);
+      H.fd[k] = -1;
+    }
 }
 
 static int server_empty(void) {
@@ -468,17 +541,21 @@ static void reset(void) {
   uint64_t deadline = uv_hrtime() + 5000000000ull;
   for (unsigned turns = 0; !server_empty(); turns++) {
     uv_run(&H.loop, UV_RUN_NOWAIT);
-    evloop_advance(&H.srv.ev, 1000);  /* close deadlines and resume graces pass on the harness's clock */
+    evloop_advance(&H.srv.ev, 1000); /* close deadlines and resume graces pass on the harness's clock */
     if (turns == 64)
-      for (conn_t *c = H.srv.conns, *next; c; c = next) { next = c->next; conn_close(c, "fuzz reset"); }
+      for (conn_t *c = H.srv.conns, *next; c; c = next) {
+        next = c->next;
+        conn_close(c, "fuzz reset");
+      }
     if (uv_hrtime() > deadline) {
-      fprintf(stderr, "fuzz_lifecycle: the server still holds %zu connections, %s sessions, %zu users, %zu rooms "
-              "5 s after its clients closed\n", H.srv.net.nconns, H.srv.eio.sessions ? "some" : "no",
-              H.srv.rooms.nusers, H.srv.rooms.nrooms);
+      fprintf(stderr,
+              "fuzz_lifecycle: the server still holds %zu connections, %s sessions, %zu users, %zu rooms "
+              "5 s after its clients closed\n",
+              H.srv.net.nconns, H.srv.eio.sessions ? "some" : "no", H.srv.rooms.nusers, H.srv.rooms.nrooms);
       abort();
     }
   }
-  uv_run(&H.loop, UV_RUN_NOWAIT);  /* close callbacks of what closed last */
+  uv_run(&H.loop, UV_RUN_NOWAIT); /* close callbacks of what closed last */
 }
 
 /* Close every client, stop the server, run the loop dry; a handle still open
@@ -508,12 +585,13 @@ static void finish(void) {
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-  (void)argc; (void)argv;
+  (void)argc;
+  (void)argv;
   signal(SIGPIPE, SIG_IGN);
   const char *lv = getenv("FUZZ_LIFECYCLE_LOG");
-  if (!lv || log_level_parse(lv, &log_level)) log_level = LOG_ERROR + 1;  /* quiet: the server logs every close */
+  if (!lv || log_level_parse(lv, &log_level)) log_level = LOG_ERROR + 1; /* quiet: the server logs every close */
   H.trace = getenv("FUZZ_LIFECYCLE_TRACE") != NULL;
-  const char *every = getenv("FUZZ_LIFECYCLE_RESTART");  /* inputs per server; 1: a fresh server each time */
+  const char *every = getenv("FUZZ_LIFECYCLE_RESTART"); /* inputs per server; 1: a fresh server each time */
   H.restart_every = every && atoi(every) > 0 ? (unsigned)atoi(every) : RESTART_EVERY;
   for (int k = 0; k < NCONN; k++) H.fd[k] = -1;
   atexit(finish);

@@ -44,7 +44,10 @@ static void make_ctx(void) {
   unlink(cert);
   unlink(key);
   rmdir(dir);
-  if (!ctx) { fprintf(stderr, "fuzz_tls: %s\n", err); abort(); }
+  if (!ctx) {
+    fprintf(stderr, "fuzz_tls: %s\n", err);
+    abort();
+  }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
@@ -62,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     if (tls_feed(t, data + off, k)) break;
     int rc, guard = 0;
     while ((rc = tls_read(t, plain, sizeof plain, &got)) == 0)
-      if (++guard > 1000 || got == 0) abort();  /* no endless loop, no empty "success" */
+      if (++guard > 1000 || got == 0) abort(); /* no endless loop, no empty "success" */
     buf_reset(&out);
     if (tls_seal(t, &out)) break;
     if (rc != PARLEY_EAGAIN) break;

@@ -23,8 +23,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
       int rc = ws_reader_next(&r, in.data, in.len, &used, &m, &code);
       buf_consume(&in, used);
       if (rc == PARLEY_EAGAIN) break;
-      if (rc) { if (code < 1000) abort(); goto done; }
-      if (m.opcode == WS_CLOSE) { uint16_t cc; ws_close_payload_check(m.data, m.len, &cc); }
+      if (rc) {
+        if (code < 1000) abort();
+        goto done;
+      }
+      if (m.opcode == WS_CLOSE) {
+        uint16_t cc;
+        ws_close_payload_check(m.data, m.len, &cc);
+      }
     }
   }
 done:

@@ -18,7 +18,10 @@ static inline void check_label(const char *label) {
 }
 
 static inline void check_report(int ok, const char *file, int line, const char *expr, const char *label) {
-  if (ok) { check_passed++; return; }
+  if (ok) {
+    check_passed++;
+    return;
+  }
   check_failed++;
   fprintf(stderr, "%s:%d: CHECK failed: %s", file, line, expr);
   if (label) check_label(label);
@@ -28,10 +31,10 @@ static inline void check_report(int ok, const char *file, int line, const char *
 #define CHECK(cond) check_report(!!(cond), __FILE__, __LINE__, #cond, NULL)
 #define CHECKM(cond, label) check_report(!!(cond), __FILE__, __LINE__, #cond, (label))
 
-#define CHECK_DONE()                                                   \
-  do {                                                                 \
-    printf("%d passed, %d failed\n", check_passed, check_failed);      \
-    return check_failed ? 1 : 0;                                       \
+#define CHECK_DONE()                                              \
+  do {                                                            \
+    printf("%d passed, %d failed\n", check_passed, check_failed); \
+    return check_failed ? 1 : 0;                                  \
   } while (0)
 
 #endif

@@ -21,18 +21,18 @@ typedef enum { FAKE_EVENT, FAKE_REPLY, FAKE_ACK, FAKE_CLOSE } fake_kind;
 
 typedef struct {
   fake_kind kind;
-  char name[32];       /* the event name ("" for an ack or a close) */
-  char *payload;       /* the parts concatenated, NUL-terminated; the reason for a close */
+  char name[32]; /* the event name ("" for an ack or a close) */
+  char *payload; /* the parts concatenated, NUL-terminated; the reason for a close */
   size_t len;
-  int has_ack;         /* reply/ack: an ack was passed (not NULL) */
-  long long ack_id;    /* its id, when has_ack */
+  int has_ack;      /* reply/ack: an ack was passed (not NULL) */
+  long long ack_id; /* its id, when has_ack */
 } fake_rec;
 
 typedef struct {
-  peer_t peer;         /* first: the event layer's view */
+  peer_t peer; /* first: the event layer's view */
   fake_rec *log;
   size_t n, cap;
-  int fail_sends;      /* nonzero: send_event records and then reports a drop */
+  int fail_sends; /* nonzero: send_event records and then reports a drop */
 } fake_peer;
 
 static inline fake_peer *fake_of(peer_t *p) { return (fake_peer *)p; }
@@ -210,9 +210,11 @@ static inline int fake_is_error(const fake_rec *r, int code, const char *rid_raw
 
 /* CREATE_ROOM named name, password pwd, maxUsers max, of type; id gets the
  * roomID of the reply ("" when refused). 0 when created. */
-static inline int fake_create_room(fake_peer *f, const char *name, const char *pwd, int max, int type, char id[ID_LEN + 1]) {
+static inline int fake_create_room(fake_peer *f, const char *name, const char *pwd, int max, int type,
+                                   char id[ID_LEN + 1]) {
   char text[512];
-  snprintf(text, sizeof text, "[\"CREATE_ROOM\",{\"requestId\":\"c\",\"maxUsers\":%d,\"name\":\"%s\",\"password\":\"%s\",\"type\":%d}]",
+  snprintf(text, sizeof text,
+           "[\"CREATE_ROOM\",{\"requestId\":\"c\",\"maxUsers\":%d,\"name\":\"%s\",\"password\":\"%s\",\"type\":%d}]",
            max, name, pwd, type);
   size_t before = f->n;
   fake_handle(f, text, -1);

@@ -68,10 +68,11 @@ static void test_errors(void) {
   CHECK(maps(P, "anything else", ERR_ROOM_ERROR, "anything else"));
   policy_free(P);
   /* a map_error that fails, or returns a code alone, still gets the built-in mapping */
-  P = load("return { map_error = function(reason)\n"
-           "  if reason == 'no_such_room' then error('boom') end\n"
-           "  if reason == 'room_full' then return 4 end\n"
-           "end }\n");
+  P = load(
+      "return { map_error = function(reason)\n"
+      "  if reason == 'no_such_room' then error('boom') end\n"
+      "  if reason == 'room_full' then return 4 end\n"
+      "end }\n");
   CHECK(P != NULL);
   if (!P) return;
   CHECK(maps(P, "no_such_room", ERR_NO_SUCH_ROOM, "no such room"));
@@ -89,7 +90,7 @@ typedef struct {
 static int world_init(world *w) {
   rooms_init(&w->st);
   return rooms_tenant(&w->st, "default", &w->t) || rooms_user_add(&w->st, w->t, &w->peer_a, &w->a) ||
-         rooms_user_add(&w->st, w->t, &w->peer_b, &w->b);
+      rooms_user_add(&w->st, w->t, &w->peer_b, &w->b);
 }
 
 /* The JSON spec for u joining r. */
@@ -108,7 +109,10 @@ static void test_rooms(const char *policy_lua) {
   world w;
   CHECKM(P != NULL, policy_lua);
   CHECK(world_init(&w) == 0);
-  if (!P) { rooms_free(&w.st); return; }
+  if (!P) {
+    rooms_free(&w.st);
+    return;
+  }
   char name[] = "  hi  ", pw[] = "pw", spec[256];
   room_settings req = {name, pw, 4, 0, NULL, 0}, out;
   policy_verdict v;
@@ -135,12 +139,13 @@ static void test_rooms(const char *policy_lua) {
   CHECKM(strcmp(spec, "[]") == 0, spec);
   CHECK(rooms_join(r0, w.b) == 0 && rooms_join(r1, w.b) == 0);
   spec_of(P, r0, w.a, spec, sizeof spec);
-  CHECKM(spec[0] == '[' && strlen(spec) == 2 + 2 + ID_LEN, spec);   /* ["<b's id>"] */
+  CHECKM(spec[0] == '[' && strlen(spec) == 2 + 2 + ID_LEN, spec); /* ["<b's id>"] */
   char owner_spec[256];
   spec_of(P, r1, w.b, owner_spec, sizeof owner_spec);
-  CHECKM(owner_spec[0] == '"' && strlen(owner_spec) == 2 + ID_LEN, owner_spec);   /* "<a's id>" */
+  CHECKM(owner_spec[0] == '"' && strlen(owner_spec) == 2 + ID_LEN, owner_spec); /* "<a's id>" */
   spec_of(P, r0, w.b, spec, sizeof spec);
-  CHECKM(strncmp(spec + 1, owner_spec, strlen(owner_spec)) == 0 && strcmp(spec + 1 + strlen(owner_spec), "]") == 0, spec);
+  CHECKM(strncmp(spec + 1, owner_spec, strlen(owner_spec)) == 0 && strcmp(spec + 1 + strlen(owner_spec), "]") == 0,
+         spec);
   CHECK(maps(P, "no_such_room", ERR_NO_SUCH_ROOM, "no such room"));
 
   /* UPDATE_ROOM: the owner only; maxUsers not below the members present */
@@ -176,10 +181,11 @@ static void test_reads(void) {
   policy_verdict v;
   policy_reads rd = {0};
   buf_init(&rd.names, 1024);
-  policy_t *P = load("return { recheck_on_reload = true, on_connect = function(conn)\n"
-                     "  local k, _ = conn.headers['x-api-key'], conn.headers['x-none']\n"
-                     "  if k == 'k1' and conn.query.key == 'k' then return 'default' end\n"
-                     "  return nil, 'no' end }\n");
+  policy_t *P = load(
+      "return { recheck_on_reload = true, on_connect = function(conn)\n"
+      "  local k, _ = conn.headers['x-api-key'], conn.headers['x-none']\n"
+      "  if k == 'k1' and conn.query.key == 'k' then return 'default' end\n"
+      "  return nil, 'no' end }\n");
   CHECK(P != NULL && policy_recheck_on_reload(P));
   CHECK(policy_on_connect(P, &c, tenant, sizeof tenant, &data, &exp, &rd, &v) == 0 && strcmp(tenant, "default") == 0);
   CHECK(!rd.all && rd.names.len == sizeof "x-api-key" + sizeof "x-none");
@@ -187,9 +193,10 @@ static void test_reads(void) {
   CHECK(memmem(rd.names.data, rd.names.len, "x-none", sizeof "x-none") != NULL);
   policy_free(P);
   buf_reset(&rd.names);
-  P = load("return { recheck_on_reload = true, on_connect = function(conn)\n"
-           "  local n = 0 for k, v in pairs(conn.headers) do n = n + 1 end\n"
-           "  assert(n == 3 and next(conn.headers) == nil) return 'default' end }\n");
+  P = load(
+      "return { recheck_on_reload = true, on_connect = function(conn)\n"
+      "  local n = 0 for k, v in pairs(conn.headers) do n = n + 1 end\n"
+      "  assert(n == 3 and next(conn.headers) == nil) return 'default' end }\n");
   CHECK(P != NULL && policy_on_connect(P, &c, tenant, sizeof tenant, &data, &exp, &rd, &v) == 0 && rd.all);
   policy_free(P);
   /* without the flag's tracking conn.headers is a plain table */
@@ -202,9 +209,11 @@ static void test_reads(void) {
   /* the kept request: its line and the headers asked for */
   buf_t snap;
   buf_init(&snap, 4096);
-  CHECK(http_req_snapshot_if(&r, only_api_key, NULL, &snap) == 0 && http_req_from_snapshot(&back, snap.data, snap.len) == 0);
+  CHECK(http_req_snapshot_if(&r, only_api_key, NULL, &snap) == 0 &&
+        http_req_from_snapshot(&back, snap.data, snap.len) == 0);
   const char *k = http_req_header(&back, "x-api-key", &n);
-  CHECK(k && n == 2 && memcmp(k, "k1", 2) == 0 && !http_req_header(&back, "cookie", &n) && !http_req_header(&back, "host", &n));
+  CHECK(k && n == 2 && memcmp(k, "k1", 2) == 0 && !http_req_header(&back, "cookie", &n) &&
+        !http_req_header(&back, "host", &n));
   const char *q;
   http_req_query(&back, &q, &n);
   CHECK(n == 5 && memcmp(q, "key=k", 5) == 0);
@@ -221,18 +230,20 @@ int main(void) {
   test_errors();
   test_rooms("return {}\n");
   /* what the policies see: parley.builtin (default_spec its spec), a copy of their own */
-  test_rooms("assert(parley.default_spec == parley.builtin.spec)\n"
-             "assert(parley.builtin.limits.max_users_per_room == 50)\n"
-             "parley.builtin.errors.no_such_room = { 0, 'changed' }\n"
-             "parley.builtin.types[3] = { name = 'Three' }\n"
-             "parley.builtin.check_password = function() return true end\n"
-             "parley.builtin.spec = function() return 'changed' end\n"
-             "return {}\n");
+  test_rooms(
+      "assert(parley.default_spec == parley.builtin.spec)\n"
+      "assert(parley.builtin.limits.max_users_per_room == 50)\n"
+      "parley.builtin.errors.no_such_room = { 0, 'changed' }\n"
+      "parley.builtin.types[3] = { name = 'Three' }\n"
+      "parley.builtin.check_password = function() return true end\n"
+      "parley.builtin.spec = function() return 'changed' end\n"
+      "return {}\n");
   /* a policy built on it: the same rules through the policy's own hooks */
-  test_rooms("local B = parley.builtin\n"
-             "return { types = { [0] = B.types[0], [1] = B.types[1], [2] = B.types[2] },\n"
-             "  create_room = B.create_room, check_password = B.check_password, update_room = B.update_room,\n"
-             "  spec = function(room, user) return parley.default_spec(room, user) end }\n");
+  test_rooms(
+      "local B = parley.builtin\n"
+      "return { types = { [0] = B.types[0], [1] = B.types[1], [2] = B.types[2] },\n"
+      "  create_room = B.create_room, check_password = B.check_password, update_room = B.update_room,\n"
+      "  spec = function(room, user) return parley.default_spec(room, user) end }\n");
   char cmd[sizeof dir + 16];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   CHECK(system(cmd) == 0);

@@ -11,12 +11,12 @@
 #include "http.h"
 
 static const char REQ[] =
-  "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n"
-  "Host: example.com\r\n"
-  "X-Mixed-Case: Some Value\r\n"
-  "Connection: keep-alive\r\n"
-  "Empty:\r\n"
-  "\r\n";
+    "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n"
+    "Host: example.com\r\n"
+    "X-Mixed-Case: Some Value\r\n"
+    "Connection: keep-alive\r\n"
+    "Empty:\r\n"
+    "\r\n";
 
 static int span_is(const char *p, size_t n, const char *want) {
   return p && n == strlen(want) && memcmp(p, want, n) == 0;
@@ -42,9 +42,9 @@ static void check_req(const http_req *r, const char *label) {
   http_req_query(r, &p, &n);
   CHECKM(span_is(p, n, "EIO=4&transport=polling"), label);
   CHECKM(header_is(r, "host", "example.com"), label);
-  CHECKM(header_is(r, "x-mixed-case", "Some Value"), label);  /* value keeps its case */
+  CHECKM(header_is(r, "x-mixed-case", "Some Value"), label); /* value keeps its case */
   CHECKM(header_is(r, "empty", ""), label);
-  CHECKM(http_req_header(r, "Host", &n) == NULL, label);       /* lookups are by lower-case name */
+  CHECKM(http_req_header(r, "Host", &n) == NULL, label); /* lookups are by lower-case name */
   CHECKM(http_req_header(r, "x-missing", &n) == NULL, label);
   CHECKM(http_req_header(r, "hos", &n) == NULL, label);
   CHECKM(!http_req_is_upgrade(r), label);
@@ -78,8 +78,7 @@ static void test_byte_by_byte(void) {
 }
 
 static void test_pipelined(void) {
-  const char *second =
-    "POST /b?x=1 HTTP/1.1\r\nHost: h2\r\nContent-Length: 5\r\n\r\nhello";
+  const char *second = "POST /b?x=1 HTTP/1.1\r\nHost: h2\r\nContent-Length: 5\r\n\r\nhello";
   const char *third = "GET /c HTTP/1.1\r\nHost: h3\r\n\r\n";
   char all[1024];
   snprintf(all, sizeof all, "%s%s%s", REQ, second, third);
@@ -96,7 +95,7 @@ static void test_pipelined(void) {
 
   http_req_next(&r);
   CHECK(http_req_feed(&r, all + pos, n - pos, &used) == HTTP_GOT_REQUEST);
-  CHECK(used == strlen(second));  /* the body belongs to the request */
+  CHECK(used == strlen(second)); /* the body belongs to the request */
   CHECK(body_is(&r, "hello"));
   CHECK(strcmp(http_req_method(&r), "POST") == 0);
   http_req_path(&r, &p, &pn);
@@ -104,13 +103,13 @@ static void test_pipelined(void) {
   http_req_query(&r, &p, &pn);
   CHECK(span_is(p, pn, "x=1"));
   CHECK(header_is(&r, "host", "h2"));
-  CHECK(http_req_header(&r, "x-mixed-case", &pn) == NULL);  /* nothing left from the first */
+  CHECK(http_req_header(&r, "x-mixed-case", &pn) == NULL); /* nothing left from the first */
   pos += used;
 
   http_req_next(&r);
   CHECK(http_req_feed(&r, all + pos, n - pos, &used) == HTTP_GOT_REQUEST);
   CHECK(used == strlen(third));
-  CHECK(body_is(&r, ""));  /* http_req_next dropped the last body */
+  CHECK(body_is(&r, "")); /* http_req_next dropped the last body */
   http_req_path(&r, &p, &pn);
   CHECK(span_is(p, pn, "/c"));
   http_req_query(&r, &p, &pn);
@@ -147,14 +146,14 @@ static int feed_body(http_req *r, size_t body_cap, const char *req, size_t chunk
 static void test_body(void) {
   const char *post = "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world";
   const char *chunked =
-    "POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+      "POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
   http_req r;
   CHECK(feed_body(&r, 4096, post, 0) == HTTP_GOT_REQUEST && body_is(&r, "hello world"));
   http_req_free(&r);
   CHECK(feed_body(&r, 4096, post, 1) == HTTP_GOT_REQUEST && body_is(&r, "hello world"));
   http_req_free(&r);
-  CHECK(feed_body(&r, 11, post, 0) == HTTP_GOT_REQUEST && body_is(&r, "hello world"));  /* exactly the cap */
+  CHECK(feed_body(&r, 11, post, 0) == HTTP_GOT_REQUEST && body_is(&r, "hello world")); /* exactly the cap */
   http_req_free(&r);
   CHECK(feed_body(&r, 10, post, 0) == 413);
   http_req_free(&r);
@@ -172,6 +171,7 @@ static void test_body(void) {
 }
 
 static void test_path_query(void) {
+  /* clang-format off */
   static const struct { const char *url, *path, *query; } cases[] = {
     {"/", "/", ""},
     {"/a/b", "/a/b", ""},
@@ -180,6 +180,7 @@ static void test_path_query(void) {
     {"/a?b=c?d", "/a", "b=c?d"},
     {"/?x", "/", "x"},
   };
+  /* clang-format on */
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char req[256];
     snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", cases[i].url);
@@ -200,8 +201,8 @@ static void test_path_query(void) {
  * ("Sec-WebSocket-Version: 13 " is version 13). */
 static void test_header_ows(void) {
   const char *req =
-    "GET / HTTP/1.1\r\nHost:x\r\nX-A:   v1 \t\r\nX-B: in side \r\nX-C: \t \r\n"
-    "Sec-WebSocket-Version: 13 \r\n\r\n";
+      "GET / HTTP/1.1\r\nHost:x\r\nX-A:   v1 \t\r\nX-B: in side \r\nX-C: \t \r\n"
+      "Sec-WebSocket-Version: 13 \r\n\r\n";
   http_req r;
   http_req_init(&r, 0);
   size_t used;
@@ -221,7 +222,7 @@ static void test_has_token(void) {
   CHECK(!http_has_token(v, strlen(v), "close"));
   CHECK(!http_has_token(v, strlen(v), "upgrad"));
   CHECK(!http_has_token(v, strlen(v), "keep"));
-  CHECK(!http_has_token(v, 10, "upgrade"));  /* only the first n bytes count */
+  CHECK(!http_has_token(v, 10, "upgrade")); /* only the first n bytes count */
   v = "  websocket\t,foo ,, bar";
   CHECK(http_has_token(v, strlen(v), "websocket"));
   CHECK(http_has_token(v, strlen(v), "foo"));
@@ -234,14 +235,16 @@ static void test_has_token(void) {
 
 static void test_upgrade(void) {
   const char *head =
-    "GET /ws HTTP/1.1\r\n"
-    "Host: x\r\n"
-    "Upgrade: websocket\r\n"
-    "Connection: keep-alive, Upgrade\r\n"
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    "Sec-WebSocket-Version: 13\r\n"
-    "\r\n";
-  const char frame[] = "\x81\x85\x01\x02\x03\x04" "abcde";
+      "GET /ws HTTP/1.1\r\n"
+      "Host: x\r\n"
+      "Upgrade: websocket\r\n"
+      "Connection: keep-alive, Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\n"
+      "\r\n";
+  const char frame[] =
+      "\x81\x85\x01\x02\x03\x04"
+      "abcde";
   char all[512];
   size_t hn = strlen(head), fn = sizeof frame - 1;
   memcpy(all, head, hn);
@@ -251,7 +254,7 @@ static void test_upgrade(void) {
   http_req_init(&r, 4096);
   size_t used = 0, n;
   CHECK(http_req_feed(&r, all, hn + fn, &used) == HTTP_GOT_REQUEST);
-  CHECK(used == hn);  /* the frame bytes are left over for the WebSocket reader */
+  CHECK(used == hn); /* the frame bytes are left over for the WebSocket reader */
   CHECK(http_req_is_upgrade(&r));
   CHECK(header_is(&r, "upgrade", "websocket"));
   const char *c = http_req_header(&r, "connection", &n);
@@ -364,6 +367,7 @@ static void test_limits(void) {
 }
 
 static void test_garbage(void) {
+  /* clang-format off */
   static const char *bad[] = {
     "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  /* a TLS ClientHello */
     "HELLO\r\n\r\n",
@@ -373,6 +377,7 @@ static void test_garbage(void) {
     "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
     "GET /\x01 HTTP/1.1\r\n\r\n",
   };
+  /* clang-format on */
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char label[32];
     snprintf(label, sizeof label, "garbage #%zu", i);
@@ -381,14 +386,20 @@ static void test_garbage(void) {
   }
 }
 
-static void h_a(void *ctx, http_req *r) { (void)ctx; (void)r; }
-static void h_b(void *ctx, http_req *r) { (void)ctx; (void)r; }
+static void h_a(void *ctx, http_req *r) {
+  (void)ctx;
+  (void)r;
+}
+static void h_b(void *ctx, http_req *r) {
+  (void)ctx;
+  (void)r;
+}
 
 static void test_routes(void) {
   static const http_route routes[] = {{"/", h_a}, {"/ws", h_b}, {"/socket.io/", h_a}, {NULL, NULL}};
   CHECK(http_route_find(routes, "/", 1) == h_a);
   CHECK(http_route_find(routes, "/ws", 3) == h_b);
-  CHECK(http_route_find(routes, "/wsx", 3) == h_b);  /* only n bytes are the path */
+  CHECK(http_route_find(routes, "/wsx", 3) == h_b); /* only n bytes are the path */
   CHECK(http_route_find(routes, "/socket.io/", 11) == h_a);
   CHECK(http_route_find(routes, "/socket.io", 10) == NULL);
   CHECK(http_route_find(routes, "/w", 2) == NULL);
@@ -403,15 +414,15 @@ static void test_response(void) {
   buf_init(&b, 0);
   CHECK(http_response(&b, 200, "text/plain", "hello", 5, NULL, 1) == 0);
   const char *want =
-    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
-    "Connection: keep-alive\r\n\r\nhello";
+      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+      "Connection: keep-alive\r\n\r\nhello";
   CHECK(b.len == strlen(want) && memcmp(b.data, want, b.len) == 0);
 
   buf_reset(&b);
   CHECK(http_response(&b, 404, "text/plain", "", 0, "X-A: 1\r\nX-B: 2\r\n", 0) == 0);
   want =
-    "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n"
-    "Connection: close\r\nX-A: 1\r\nX-B: 2\r\n\r\n";
+      "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n"
+      "Connection: close\r\nX-A: 1\r\nX-B: 2\r\n\r\n";
   CHECK(b.len == strlen(want) && memcmp(b.data, want, b.len) == 0);
 
   /* appends after what is already there; the body may hold any bytes */
@@ -425,7 +436,7 @@ static void test_response(void) {
   CHECK(strncmp(p, "HTTP/1.1 431 Request Header Fields Too Large\r\n", 46) == 0);
   CHECK(memmem(p, pn, "\r\nContent-Length: 33\r\n", 22) != NULL);
   CHECK(memmem(p, pn, "\r\nContent-Type: application/json\r\n", 34) != NULL);
-  CHECK(memmem(p, pn, "\r\n\r\n", 4) == b.data + b.len - bn - 4);  /* the head ends where the body starts */
+  CHECK(memmem(p, pn, "\r\n\r\n", 4) == b.data + b.len - bn - 4); /* the head ends where the body starts */
   CHECK(memcmp(b.data + b.len - bn, body, bn) == 0);
 
   CHECK(strcmp(http_status_text(400), "Bad Request") == 0);
@@ -440,8 +451,9 @@ static void test_response(void) {
 
 /* A snapshot reads back to the same method, path, query and headers. */
 static void test_snapshot(void) {
-  const char *req = "GET /socket.io/?EIO=4&transport=polling&t=x%20y HTTP/1.1\r\nHost: a.example\r\n"
-                    "Origin: https://app.example\r\nX-Token:  abc  \r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+  const char *req =
+      "GET /socket.io/?EIO=4&transport=polling&t=x%20y HTTP/1.1\r\nHost: a.example\r\n"
+      "Origin: https://app.example\r\nX-Token:  abc  \r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
   http_req r, back;
   size_t used, n1, n2;
   buf_t snap;
@@ -477,7 +489,7 @@ static void test_pct_decode(void) {
   CHECK(http_pct_decode("a+b", 3, out, &len, 0) == 0 && len == 3 && memcmp(out, "a+b", 3) == 0);
   CHECK(http_pct_decode("%zz%4", 5, out, &len, HTTP_PCT_PLUS) == 0 && len == 5 && memcmp(out, "%zz%4", 5) == 0);
   CHECK(http_pct_decode("%zz", 3, out, &len, HTTP_PCT_STRICT) == PARLEY_EINVAL);
-  CHECK(http_pct_decode("/a%4", 4, out, &len, HTTP_PCT_STRICT) == PARLEY_EINVAL);  /* truncated escape */
+  CHECK(http_pct_decode("/a%4", 4, out, &len, HTTP_PCT_STRICT) == PARLEY_EINVAL); /* truncated escape */
   CHECK(http_pct_decode("%2e%2E%00", 9, out, &len, HTTP_PCT_STRICT) == 0 && len == 3 && out[0] == '.' && out[2] == 0);
 }
 

@@ -12,15 +12,14 @@
 #include "json.h"
 #include "utf8.h"
 
-static int parse(const char *s, json_span *out) {
-  return json_parse(s, strlen(s), JSON_MAX_DEPTH, out);
-}
+static int parse(const char *s, json_span *out) { return json_parse(s, strlen(s), JSON_MAX_DEPTH, out); }
 
 static int span_is(json_span v, json_type t, const char *raw) {
   return v.type == t && v.n == strlen(raw) && memcmp(v.p, raw, v.n) == 0;
 }
 
 static void test_accepts(void) {
+  /* clang-format off */
   static const struct { const char *text; json_type type; } ok[] = {
     {"null", JSON_NULL}, {"true", JSON_TRUE}, {"false", JSON_FALSE},
     {"0", JSON_NUMBER}, {"-0", JSON_NUMBER}, {"42", JSON_NUMBER}, {"-17", JSON_NUMBER},
@@ -38,6 +37,7 @@ static void test_accepts(void) {
     {"{ \"a\" : [ 1 , 2 ] , \"b\" : { } }", JSON_OBJECT},
     {"{\"a\":1,\"a\":2}", JSON_OBJECT},
   };
+  /* clang-format on */
   for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
     json_span v = {JSON_NONE, NULL, 0};
     CHECKM(parse(ok[i].text, &v) == 0, ok[i].text);
@@ -59,6 +59,7 @@ static void test_accepts(void) {
 }
 
 static void test_rejects(void) {
+  /* clang-format off */
   static const char *bad[] = {
     "", " ", "[1,]", "[1,2,]", "{\"a\":1,}", "[,]", "{,}", "[,1]", "[1 2]", "[1,,2]",
     "{\"a\" 1}", "{\"a\":1 \"b\":2}", "{\"a\"}", "{\"a\":}", "{1:2}",
@@ -74,6 +75,7 @@ static void test_rejects(void) {
     "\"\xFF\"", "\"\x80\"", "\"\xE2\x82\"", "{\"k\xC3\":1}",
     "\xEF\xBB\xBF{}",  /* a byte order mark is not JSON whitespace */
   };
+  /* clang-format on */
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     json_span v = {JSON_NONE, NULL, 0};
     int rc = parse(bad[i], &v);
@@ -96,8 +98,10 @@ static char *nested(int n, int objects, size_t *len) {
   char *s = malloc((size_t)n * (per + 1) + 2);
   size_t o = 0;
   for (int i = 0; i < n; i++) {
-    if (objects) { memcpy(s + o, "{\"a\":", 5); o += 5; }
-    else s[o++] = '[';
+    if (objects) {
+      memcpy(s + o, "{\"a\":", 5);
+      o += 5;
+    } else s[o++] = '[';
   }
   s[o++] = '1';
   for (int i = 0; i < n; i++) s[o++] = objects ? '}' : ']';
@@ -121,7 +125,7 @@ static void test_depth(void) {
   /* the limit is the caller's */
   CHECK(json_parse_depth("[[1]]", 2) == 0);
   CHECK(json_parse_depth("[[[1]]]", 2) == PARLEY_ETOOBIG);
-  CHECK(json_parse_depth("[[],[],{\"a\":1},[2]]", 2) == 0);  /* siblings do not add up */
+  CHECK(json_parse_depth("[[],[],{\"a\":1},[2]]", 2) == 0); /* siblings do not add up */
   CHECK(json_parse_depth("[[],[],{\"a\":1},[[]]]", 2) == PARLEY_ETOOBIG);
   CHECK(json_parse_depth("{\"a\":{\"b\":[]}}", 2) == PARLEY_ETOOBIG);
   CHECK(json_parse_depth("1", 0) == 0);
@@ -135,8 +139,9 @@ static void test_depth(void) {
 }
 
 static void test_object_get(void) {
-  const char *text = "{\"a\":1, \"b\" : {\"c\":[2,3]}, \"k\\u0065y\":\"v\", \"q\\\"uote\":true,"
-                     " \"sl\\/ash\":null, \"a\":\"last\", \"ab\":5, \"\":0, \"x\":\"a,b:c}\"}";
+  const char *text =
+      "{\"a\":1, \"b\" : {\"c\":[2,3]}, \"k\\u0065y\":\"v\", \"q\\\"uote\":true,"
+      " \"sl\\/ash\":null, \"a\":\"last\", \"ab\":5, \"\":0, \"x\":\"a,b:c}\"}";
   json_span obj, v;
   CHECK(parse(text, &obj) == 0);
   CHECK(json_object_get(obj, "a", &v) == 0 && span_is(v, JSON_STRING, "\"last\""));
@@ -147,10 +152,10 @@ static void test_object_get(void) {
   CHECK(json_object_get(obj, "ab", &v) == 0 && span_is(v, JSON_NUMBER, "5"));
   CHECK(json_object_get(obj, "", &v) == 0 && span_is(v, JSON_NUMBER, "0"));
   CHECK(json_object_get(obj, "x", &v) == 0 && span_is(v, JSON_STRING, "\"a,b:c}\""));
-  CHECK(json_object_get(obj, "c", &v) == PARLEY_ENOTFOUND);  /* nested keys are not members */
+  CHECK(json_object_get(obj, "c", &v) == PARLEY_ENOTFOUND); /* nested keys are not members */
   CHECK(json_object_get(obj, "missing", &v) == PARLEY_ENOTFOUND);
   CHECK(json_object_get(obj, "A", &v) == PARLEY_ENOTFOUND);
-  CHECK(json_object_get(obj, "k\\u0065y", &v) == PARLEY_ENOTFOUND);  /* keys compare decoded */
+  CHECK(json_object_get(obj, "k\\u0065y", &v) == PARLEY_ENOTFOUND); /* keys compare decoded */
 
   /* the nested object is itself an object span */
   json_span b = {JSON_NONE, NULL, 0}, c = {JSON_NONE, NULL, 0};
@@ -224,7 +229,7 @@ static void test_iter(void) {
   CHECK(json_iter_next(&it, &k, &v) == 1);
   CHECK(span_is(k, JSON_STRING, "\"e\"") && span_is(v, JSON_STRING, "\"}\""));
   CHECK(json_iter_next(&it, &k, &v) == 0);
-  CHECK(json_iter_next(&it, &k, &v) == 0);  /* stays finished */
+  CHECK(json_iter_next(&it, &k, &v) == 0); /* stays finished */
 
   json_span arr;
   CHECK(parse("[true,false,-1.5e3,\"\"]", &arr) == 0);
@@ -262,17 +267,19 @@ static void test_string_decode(void) {
   DECODES("\"plain text\"", "plain text");
   DECODES("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", "\"\\/\b\f\n\r\t");
   DECODES("\"\\u0041\\u00e9\\u00E9\\u20AC\\uffff\"", "A\xC3\xA9\xC3\xA9\xE2\x82\xAC\xEF\xBF\xBF");
-  DECODES("\"\\uD83D\\uDE00\"", "\xF0\x9F\x98\x80");          /* surrogate pair */
-  DECODES("\"\\udbff\\udfff\"", "\xF4\x8F\xBF\xBF");          /* U+10FFFF */
-  DECODES("\"caf\xC3\xA9 \xF0\x9F\x98\x80\"", "caf\xC3\xA9 \xF0\x9F\x98\x80");  /* raw UTF-8 kept */
-  DECODES("\"a\\u0000b\"", "a\0b");                          /* NUL counted in the length */
+  DECODES("\"\\uD83D\\uDE00\"", "\xF0\x9F\x98\x80");                           /* surrogate pair */
+  DECODES("\"\\udbff\\udfff\"", "\xF4\x8F\xBF\xBF");                           /* U+10FFFF */
+  DECODES("\"caf\xC3\xA9 \xF0\x9F\x98\x80\"", "caf\xC3\xA9 \xF0\x9F\x98\x80"); /* raw UTF-8 kept */
+  DECODES("\"a\\u0000b\"", "a\0b");                                            /* NUL counted in the length */
   DECODES("\"\\u0000\"", "\0");
-  DECODES("\"\\uD800\"", "\xEF\xBF\xBD");                     /* lone high */
-  DECODES("\"\\uDC00\"", "\xEF\xBF\xBD");                     /* lone low */
+  DECODES("\"\\uD800\"", "\xEF\xBF\xBD"); /* lone high */
+  DECODES("\"\\uDC00\"", "\xEF\xBF\xBD"); /* lone low */
   DECODES("\"x\\uD800y\"", "x\xEF\xBF\xBDy");
-  DECODES("\"\\uD800\\u0041\"", "\xEF\xBF\xBD" "A");          /* high then not a low */
+  DECODES("\"\\uD800\\u0041\"",
+          "\xEF\xBF\xBD"
+          "A"); /* high then not a low */
   DECODES("\"\\uD800\\uD800\"", "\xEF\xBF\xBD\xEF\xBF\xBD");
-  DECODES("\"\\uDE00\\uD83D\"", "\xEF\xBF\xBD\xEF\xBF\xBD");  /* pair in the wrong order */
+  DECODES("\"\\uDE00\\uD83D\"", "\xEF\xBF\xBD\xEF\xBF\xBD"); /* pair in the wrong order */
   DECODES("\"\\uD83D\\n\"", "\xEF\xBF\xBD\n");
 
   /* capacity counts the NUL */
@@ -301,7 +308,7 @@ static int written(const char *in, size_t n, char *dec, size_t cap, size_t *dlen
   json_span s;
   if (json_parse(b->data, b->len, JSON_MAX_DEPTH, &s) || s.type != JSON_STRING || s.n != b->len) return 0;
   for (size_t i = 0; i < b->len; i++)
-    if ((unsigned char)b->data[i] < 0x20) return 0;  /* no raw control bytes */
+    if ((unsigned char)b->data[i] < 0x20) return 0; /* no raw control bytes */
   return json_string_decode(s, dec, cap, dlen) == 0;
 }
 
@@ -312,13 +319,16 @@ static void test_writer(void) {
   size_t dlen;
 
   /* valid UTF-8 round-trips exactly, whatever needs escaping */
+  /* clang-format off */
   static const char *round[] = {
     "", "plain", "say \"hi\"", "back\\slash", "\\\"", "/",
     "tab\tnl\ncr\rbs\bff\f", "\x01\x02\x1f\x7f", "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF",
   };
+  /* clang-format on */
   for (size_t i = 0; i < sizeof round / sizeof round[0]; i++)
     CHECKM(written(round[i], strlen(round[i]), dec, sizeof dec, &dlen, &b) && dlen == strlen(round[i]) &&
-             memcmp(dec, round[i], dlen) == 0, round[i]);
+               memcmp(dec, round[i], dlen) == 0,
+           round[i]);
   CHECK(written("a\0b", 3, dec, sizeof dec, &dlen, &b) && dlen == 3 && memcmp(dec, "a\0b", 3) == 0);
 
   /* exact forms for quotes and backslash */
@@ -327,6 +337,7 @@ static void test_writer(void) {
   CHECK(b.len == 9 && memcmp(b.data, "\"a\\\"b\\\\c\"", 9) == 0);
 
   /* invalid UTF-8 becomes U+FFFD; what is valid around it is kept */
+  /* clang-format off */
   static const struct { const char *in; const char *out; } repl[] = {
     {"a\xFF" "b", "a\xEF\xBF\xBD" "b"},
     {"\x80", "\xEF\xBF\xBD"},
@@ -336,6 +347,7 @@ static void test_writer(void) {
     {"\xF4\x90\x80\x80", NULL},    /* > U+10FFFF */
     {"ok\xC3\xA9\xC3", NULL},
   };
+  /* clang-format on */
   for (size_t i = 0; i < sizeof repl / sizeof repl[0]; i++) {
     const char *in = repl[i].in;
     int ok = written(in, strlen(in), dec, sizeof dec, &dlen, &b);
@@ -363,21 +375,24 @@ static void test_writer(void) {
 }
 
 static void test_utf8(void) {
+  /* clang-format off */
   static const char *valid[] = {
     "", "ascii", "\x7F", "\xC2\x80", "\xDF\xBF", "\xE0\xA0\x80", "\xED\x9F\xBF", "\xEE\x80\x80",
     "\xEF\xBF\xBF", "\xF0\x90\x80\x80", "\xF4\x8F\xBF\xBF", "caf\xC3\xA9 \xF0\x9F\x98\x80",
   };
+  /* clang-format on */
+  /* clang-format off */
   static const char *invalid[] = {
     "\x80", "\xBF", "a\x80", "\xC0\x80", "\xC1\xBF", "\xC2", "\xC2\x41", "\xE0\x80\x80", "\xE0\x9F\xBF",
     "\xED\xA0\x80", "\xED\xBF\xBF", "\xF0\x80\x80\x80", "\xF0\x8F\xBF\xBF", "\xF4\x90\x80\x80",
     "\xF5\x80\x80\x80", "\xF8\x88\x80\x80\x80", "\xFE", "\xFF", "\xE2\x82", "\xF0\x9F\x98", "ok\xE2\x82\xACx\xE2",
   };
-  for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++)
-    CHECKM(utf8_valid(valid[i], strlen(valid[i])), valid[i]);
+  /* clang-format on */
+  for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) CHECKM(utf8_valid(valid[i], strlen(valid[i])), valid[i]);
   for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++)
     CHECKM(!utf8_valid(invalid[i], strlen(invalid[i])), invalid[i]);
   CHECK(utf8_valid("a\0b", 3));
-  CHECK(!utf8_valid("\xE2\x82\xAC", 2));  /* only n bytes count */
+  CHECK(!utf8_valid("\xE2\x82\xAC", 2)); /* only n bytes count */
 
   /* encode, then validate and measure, at every boundary */
   static const unsigned cps[] = {0, 0x41, 0x7F, 0x80, 0x7FF, 0x800, 0xD7FF, 0xE000, 0xFFFD, 0xFFFF, 0x10000, 0x10FFFF};
@@ -398,14 +413,17 @@ static void test_utf8(void) {
 static void test_index(void) {
   json_index ix;
   json_span root, v, w;
-  const char *ev = " [ \"SIGNAL\" , {\"room\":\"r\", \"signal\": {\"a\":[1,{\"room\":2}]}, \"t\\u0061rget\":\"x\", \"room\":\"r2\"} ] ";
+  const char *ev =
+      " [ \"SIGNAL\" , {\"room\":\"r\", \"signal\": {\"a\":[1,{\"room\":2}]}, \"t\\u0061rget\":\"x\", \"room\":\"r2\"} "
+      "] ";
   CHECK(json_parse_indexed(ev, strlen(ev), JSON_MAX_DEPTH, &root, &ix) == 0);
   CHECK(ix.nitems == 2 && ix.items[0].type == JSON_STRING && ix.items[1].type == JSON_OBJECT);
-  CHECK(ix.nmembers == 4);  /* nested "room" keys are not members */
-  CHECK(json_index_get(&ix, "room", &v) == 0 && json_object_get(ix.items[1], "room", &w) == 0 && v.p == w.p && v.n == w.n);
-  CHECK(v.n == 4 && memcmp(v.p, "\"r2\"", 4) == 0);  /* the last one wins */
+  CHECK(ix.nmembers == 4); /* nested "room" keys are not members */
+  CHECK(json_index_get(&ix, "room", &v) == 0 && json_object_get(ix.items[1], "room", &w) == 0 && v.p == w.p &&
+        v.n == w.n);
+  CHECK(v.n == 4 && memcmp(v.p, "\"r2\"", 4) == 0); /* the last one wins */
   CHECK(json_index_get(&ix, "signal", &v) == 0 && v.type == JSON_OBJECT && v.n == strlen("{\"a\":[1,{\"room\":2}]}"));
-  CHECK(json_index_get(&ix, "target", &v) == 0 && v.type == JSON_STRING);  /* escaped key */
+  CHECK(json_index_get(&ix, "target", &v) == 0 && v.type == JSON_STRING); /* escaped key */
   CHECK(json_index_get(&ix, "missing", &v) == PARLEY_ENOTFOUND);
   /* more members than the index holds: lookups still find every one */
   char big[2048];

@@ -86,6 +86,7 @@ static int run(lua_State *L, const char *code, char *buf, size_t size) {
 }
 
 static void test_budget_stops(void) {
+  /* clang-format off */
   static const char *const bombs[] = {
       "return string.find(string.rep('a', 200), '.-.-.-.-b')",
       "return string.match(string.rep('a', 400), '.-.-.-.-.-b')",
@@ -95,6 +96,7 @@ static void test_budget_stops(void) {
       "return string.find(string.rep('a', 100000), string.rep('a', 50000) .. 'b', 1, true)",
       "return string.find(string.rep('ab', 20000), '(' .. string.rep('ab', 10000) .. ')%1c')",
   };
+  /* clang-format on */
   for (size_t i = 0; i < sizeof bombs / sizeof *bombs; i++) {
     meter m = {.limit = 1000000};
     lua_State *L = state(&m);
@@ -114,16 +116,19 @@ static void test_charges_small(void) {
   meter m = {0};
   lua_State *L = state(&m);
   char err[256];
-  CHECK(run(L, "s = string.rep('x', 1000) .. '12345' assert(string.find(s, '%d+') == 1001)", err, sizeof err) == LUA_OK);
+  CHECK(run(L, "s = string.rep('x', 1000) .. '12345' assert(string.find(s, '%d+') == 1001)", err, sizeof err) ==
+        LUA_OK);
   CHECK(m.spent > 1000 && m.spent < 10000);
   printf("charge: find %%d+ in 1 KB: %lu steps in %lu calls\n", m.spent, m.calls);
   CHECK(m.calls >= 1 && m.calls < 10);
   m.spent = m.calls = 0;
-  CHECK(run(L, "assert(('abc'):find('b+') == 2)", err, sizeof err) == LUA_OK);  /* methods use it */
+  CHECK(run(L, "assert(('abc'):find('b+') == 2)", err, sizeof err) == LUA_OK); /* methods use it */
   CHECK(m.spent > 0 && m.calls == 1);
   m.spent = m.calls = 0;
-  CHECK(run(L, "assert(('abc'):match('b') == 'b') assert(('abc'):gsub('b', 'x') == 'axc')"
-               "for w in ('a b'):gmatch('%a') do end", err, sizeof err) == LUA_OK);
+  CHECK(run(L,
+            "assert(('abc'):match('b') == 'b') assert(('abc'):gsub('b', 'x') == 'axc')"
+            "for w in ('a b'):gmatch('%a') do end",
+            err, sizeof err) == LUA_OK);
   CHECK(m.calls >= 5);
   lua_close(L);
 }
@@ -135,7 +140,9 @@ static void test_budget_state(void) {
   lua_State *L = state(&m);
   char err[256];
   CHECK(run(L, "return string.find('abc', 'b')", err, sizeof err) == LUA_OK);
-  CHECK(run(L, "return string.gsub(string.rep('a', 100), 'a', function(c) return string.find(string.rep('a', 60), '.-.-b') end)",
+  CHECK(run(L,
+            "return string.gsub(string.rep('a', 100), 'a', function(c) return string.find(string.rep('a', 60), "
+            "'.-.-b') end)",
             err, sizeof err) != LUA_OK);
   CHECK(strstr(err, "pattern matching budget exceeded") != NULL);
   CHECK(run(L, "return string.find('abc', 'b')", err, sizeof err) != LUA_OK);
@@ -147,8 +154,9 @@ static void test_budget_state(void) {
 /* Seconds for code run reps times in L. */
 static double bench(lua_State *L, const char *code, int reps) {
   char err[256];
-  CHECK(run(L, "s1k = string.rep('a', 340) .. '.' .. string.rep('b', 340) .. '.' .. string.rep('c', 340)\n"
-               "n10k = {} for i = 1, 1500 do n10k[#n10k+1] = tostring(i * 7) end n10k = table.concat(n10k, ' ')",
+  CHECK(run(L,
+            "s1k = string.rep('a', 340) .. '.' .. string.rep('b', 340) .. '.' .. string.rep('c', 340)\n"
+            "n10k = {} for i = 1, 1500 do n10k[#n10k+1] = tostring(i * 7) end n10k = table.concat(n10k, ' ')",
             err, sizeof err) == LUA_OK);
   lua_pushstring(L, code);
   lua_setglobal(L, "code");
@@ -160,12 +168,14 @@ static double bench(lua_State *L, const char *code, int reps) {
 }
 
 static void test_speed(void) {
+  /* clang-format off */
   static const struct { const char *name, *code; int reps; } cases[] = {
       {"^(%w+)%.(%w+)%.(%w+)$ on a 1 KB token", "string.match(s1k, '^(%w+)%.(%w+)%.(%w+)$')", 2000},
       {"gmatch (%d+) over 10 KB", "for d in string.gmatch(n10k, '(%d+)') do end", 200},
       {"gsub %s+ over 10 KB", "string.gsub(n10k, '%s+', ',')", 200},
       {"find plain", "string.find(n10k, '10493', 1, true)", 2000},
   };
+  /* clang-format on */
   meter m = {0};
   lua_State *oracle = state(NULL), *L = state(&m);
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

@@ -105,9 +105,11 @@ static void keys(lua_State *L, EVP_PKEY *rsa, EVP_PKEY *ec) {
   set_bn_b64(L, "RSA_E", rsa, OSSL_PKEY_PARAM_RSA_E, 0);
   set_bn_b64(L, "EC_X", ec, OSSL_PKEY_PARAM_EC_PUB_X, 32);
   set_bn_b64(L, "EC_Y", ec, OSSL_PKEY_PARAM_EC_PUB_Y, 32);
-  CHECK(strcmp(run(L, "RSA_JWK = {kty='RSA', n=RSA_N, e=RSA_E}; EC_JWK = {kty='EC', crv='P-256', x=EC_X, y=EC_Y}\n"
-                      "HS_SIG = parley.hmac_sha256('secret', MSG); flip = function(s, i)\n"
-                      "  return s:sub(1, i - 1) .. string.char((s:byte(i) + 1) % 256) .. s:sub(i + 1) end"), "") == 0);
+  CHECK(strcmp(run(L,
+                   "RSA_JWK = {kty='RSA', n=RSA_N, e=RSA_E}; EC_JWK = {kty='EC', crv='P-256', x=EC_X, y=EC_Y}\n"
+                   "HS_SIG = parley.hmac_sha256('secret', MSG); flip = function(s, i)\n"
+                   "  return s:sub(1, i - 1) .. string.char((s:byte(i) + 1) % 256) .. s:sub(i + 1) end"),
+               "") == 0);
 }
 
 static int l_hmac_sha256(lua_State *L) {
@@ -133,6 +135,7 @@ typedef struct {
   const char *chunk, *want;
 } verify_case;
 
+/* clang-format off */
 static const verify_case cases[] = {
   /* good signatures */
   {"return parley.verify('RS256', RSA_PEM, MSG, RS_SIG)", "true"},
@@ -188,6 +191,7 @@ static const verify_case cases[] = {
   {"return parley.b64url_decode('aGVsbG8_Pg==')", "nil|not base64url"},
   {"return parley.b64url_decode('aGVsbG8_Ph')", "nil|not base64url"},
   {NULL, NULL}};
+/* clang-format on */
 
 int main(void) {
   lua_State *L = luaL_newstate();
@@ -219,9 +223,11 @@ int main(void) {
   /* a spent budget raises, whatever the verdict would have been */
   charged = 0;
   budget = 100;
-  CHECK(strstr(run(L, "return parley.verify('RS256', RSA_PEM, MSG, RS_SIG)"), "budget exceeded (parley.verify)") != NULL);
+  CHECK(strstr(run(L, "return parley.verify('RS256', RSA_PEM, MSG, RS_SIG)"), "budget exceeded (parley.verify)") !=
+        NULL);
   charged = 0;
-  CHECK(strstr(run(L, "return parley.b64url_decode(string.rep('A', 10000))"), "budget exceeded (parley.b64url_decode)") != NULL);
+  CHECK(strstr(run(L, "return parley.b64url_decode(string.rep('A', 10000))"),
+               "budget exceeded (parley.b64url_decode)") != NULL);
   budget = (unsigned long)-1;
   EVP_PKEY_free(rsa);
   EVP_PKEY_free(ec);

@@ -24,9 +24,9 @@
  * test sees how it ended (the gate only says that it failed). */
 typedef struct {
   const char *chunk;
-  int rc;                  /* lua_vm_dostring's result */
-  int status;              /* the test's pcall around it */
-  char out[256];           /* the error message, or the result as text */
+  int rc;        /* lua_vm_dostring's result */
+  int status;    /* the test's pcall around it */
+  char out[256]; /* the error message, or the result as text */
 } run_ctx;
 
 static int run_chunk(lua_State *L) {
@@ -38,10 +38,10 @@ static int run_chunk(lua_State *L) {
 /* The value at the top as text, without converting (no allocation). */
 static void describe(lua_State *L, char *out, size_t n) {
   switch (lua_type(L, -1)) {
-    case LUA_TSTRING: snprintf(out, n, "%s", lua_tostring(L, -1)); break;
-    case LUA_TNUMBER: snprintf(out, n, "%lld", (long long)lua_tointeger(L, -1)); break;
-    case LUA_TBOOLEAN: snprintf(out, n, "%s", lua_toboolean(L, -1) ? "true" : "false"); break;
-    default: snprintf(out, n, "(%s)", lua_typename(L, lua_type(L, -1)));
+  case LUA_TSTRING: snprintf(out, n, "%s", lua_tostring(L, -1)); break;
+  case LUA_TNUMBER: snprintf(out, n, "%lld", (long long)lua_tointeger(L, -1)); break;
+  case LUA_TBOOLEAN: snprintf(out, n, "%s", lua_toboolean(L, -1) ? "true" : "false"); break;
+  default: snprintf(out, n, "(%s)", lua_typename(L, lua_type(L, -1)));
   }
 }
 
@@ -83,9 +83,18 @@ static int returns(lua_vm *vm, const char *chunk, const char *want) {
 }
 
 static int raise_string(lua_State *L) { return luaL_error(L, "raised by C"); }
-static int raise_table(lua_State *L) { lua_newtable(L); return lua_error(L); }
-static int alloc_table(lua_State *L) { lua_createtable(L, 100, 0); return 0; }
-static int fine(lua_State *L) { *(int *)lua_touserdata(L, 1) = 1; return 0; }
+static int raise_table(lua_State *L) {
+  lua_newtable(L);
+  return lua_error(L);
+}
+static int alloc_table(lua_State *L) {
+  lua_createtable(L, 100, 0);
+  return 0;
+}
+static int fine(lua_State *L) {
+  *(int *)lua_touserdata(L, 1) = 1;
+  return 0;
+}
 
 static double now_ms(void) {
   struct timespec ts;
@@ -145,7 +154,7 @@ static void test_allocations_charged(const char *dir) {
   lua_vm *vm = lua_vm_new(dir, 256 * MIB, 1000000, NULL);
   CHECK(run(vm, doubling, 10000, &x) == 0 && x.status != LUA_OK);
   lua_vm_free(vm);
-  vm = lua_vm_new(dir, 256 * MIB, 10000000, NULL);  /* the same with 10x the budget: not the memory cap */
+  vm = lua_vm_new(dir, 256 * MIB, 10000000, NULL); /* the same with 10x the budget: not the memory cap */
   CHECK(run(vm, doubling, 10000, &x) == 0 && x.status == LUA_OK && strcmp(x.out, "16777216") == 0);
   lua_vm_free(vm);
 }
@@ -169,7 +178,7 @@ static void test_memory_cap(const char *dir) {
   vm = lua_vm_new(dir, 1, 1000, NULL);
   CHECK(vm != NULL);
   CHECK(lua_vm_gate(vm, "alloc", alloc_table, NULL, 50) == PARLEY_ELUA);
-  CHECK(gate(vm, "return {}", &x) != 0 || x.rc != 0);   /* a memory error while compiling: not loaded */
+  CHECK(gate(vm, "return {}", &x) != 0 || x.rc != 0); /* a memory error while compiling: not loaded */
   CHECK(lua_vm_free(vm) == 0);
 }
 
@@ -218,7 +227,7 @@ static int name_body(lua_State *L) {
   char *where = lua_touserdata(L, 1);
   lua_vm_push_global(L, "parley");
   lua_getfield(L, -1, "now");
-  lua_vm_name_call(L, "now");   /* a C function has no file:line: the gate's name stays */
+  lua_vm_name_call(L, "now"); /* a C function has no file:line: the gate's name stays */
   snprintf(where, 64, "%s|", lua_vm_where(L));
   static const char fn[] = "return\nfunction() end";
   if (lua_vm_dostring(L, "=chunk", fn, sizeof fn - 1)) return luaL_error(L, "not loaded");

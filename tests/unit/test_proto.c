@@ -52,14 +52,17 @@ static void test_create_room(void) {
   fake_peer a;
   CHECK(fake_world_init(&w) == 0);
   CHECK(fake_open(&a, &w.ctx, 0) == 0);
-  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"a2\",\"maxUsers\":4,\"name\":\"  standup \",\"password\":\"pw\",\"type\":0}]", -1);
+  fake_handle(
+      &a,
+      "[\"CREATE_ROOM\",{\"requestId\":\"a2\",\"maxUsers\":4,\"name\":\"  standup \",\"password\":\"pw\",\"type\":0}]",
+      -1);
   const fake_rec *r = last(&a);
   CHECK(a.n == 1 && r->kind == FAKE_REPLY && strcmp(r->name, "CREATE_ROOM") == 0);
   char id[ID_LEN + 1];
   fake_str(r, "roomID", id, sizeof id);
   CHECK(strlen(id) == ID_LEN);
   CHECK(fake_raw_is(r, "requestID", "\"a2\""));
-  CHECK(fake_str_is(r, "name", "standup"));  /* the default policy trims the name */
+  CHECK(fake_str_is(r, "name", "standup")); /* the default policy trims the name */
   CHECK(fake_str_is(r, "password", "pw"));
   CHECK(fake_num_is(r, "maxUsers", 4));
   CHECK(fake_num_is(r, "curUsers", 1));
@@ -71,11 +74,14 @@ static void test_create_room(void) {
   CHECK(room && strcmp(rooms_settings(room)->name, "standup") == 0 && rooms_settings(room)->max_users == 4);
 
   /* refusals: maxUsers over max_users_per_room, an unknown type; nothing is created */
-  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c2\",\"maxUsers\":51,\"name\":\"n\",\"password\":\"\",\"type\":0}]", -1);
+  fake_handle(
+      &a, "[\"CREATE_ROOM\",{\"requestId\":\"c2\",\"maxUsers\":51,\"name\":\"n\",\"password\":\"\",\"type\":0}]", -1);
   CHECK(fake_is_error(last(&a), 2, "\"c2\"", "CREATE_ROOM"));
-  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c3\",\"maxUsers\":2,\"name\":\"n\",\"password\":\"\",\"type\":7}]", -1);
+  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c3\",\"maxUsers\":2,\"name\":\"n\",\"password\":\"\",\"type\":7}]",
+              -1);
   CHECK(fake_is_error(last(&a), 4, "\"c3\"", "CREATE_ROOM"));
-  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c4\",\"maxUsers\":2.5,\"name\":\"n\",\"password\":\"\",\"type\":0}]", -1);
+  fake_handle(
+      &a, "[\"CREATE_ROOM\",{\"requestId\":\"c4\",\"maxUsers\":2.5,\"name\":\"n\",\"password\":\"\",\"type\":0}]", -1);
   CHECK(fake_is_error(last(&a), 0, "\"c4\"", "CREATE_ROOM"));
   CHECK(w.rooms.nrooms == 1 && rooms_user_nrooms(a.peer.user) == 1);
 
@@ -118,7 +124,7 @@ static void test_join_room(void) {
   CHECK(fake_num_is(r, "type", 0) && fake_str_is(r, "roomID", id));
   snprintf(want, sizeof want, "[\"%s\"]", fake_user_id(&a));
   CHECK(fake_raw_is(r, "spec", want));
-  CHECK(fake_get(r, "from", &(json_span){0}) != 0);  /* the joiner gets no {from} */
+  CHECK(fake_get(r, "from", &(json_span){0}) != 0); /* the joiner gets no {from} */
   CHECK(a.n == 1);
   r = last(&a);
   CHECK(r->kind == FAKE_EVENT && strcmp(r->name, "JOIN_ROOM") == 0);
@@ -169,14 +175,19 @@ static void test_update_room(void) {
   room_t *room = fake_room(&a, id);
 
   /* not the owner: ROOM_ERROR (the default policy's not_owner), nothing changes */
-  snprintf(text, sizeof text, "[\"UPDATE_ROOM\",{\"requestId\":11,\"room\":\"%s\",\"maxUsers\":9,\"name\":\"mine\",\"password\":\"x\"}]", id);
+  snprintf(text, sizeof text,
+           "[\"UPDATE_ROOM\",{\"requestId\":11,\"room\":\"%s\",\"maxUsers\":9,\"name\":\"mine\",\"password\":\"x\"}]",
+           id);
   fake_handle(&b, text, -1);
   CHECK(b.n == 1 && fake_is_error(last(&b), 4, "11", "UPDATE_ROOM"));
   CHECK(strcmp(rooms_settings(room)->name, "standup") == 0 && rooms_settings(room)->max_users == 4);
   CHECK(strcmp(rooms_settings(room)->password, "pw") == 0 && a.n == 0);
 
   /* the owner: the reply, nobody else told; the type stays */
-  snprintf(text, sizeof text, "[\"UPDATE_ROOM\",{\"requestId\":\"a4\",\"room\":\"%s\",\"maxUsers\":3,\"name\":\" retro\",\"password\":\"pw2\",\"type\":0}]", id);
+  snprintf(text, sizeof text,
+           "[\"UPDATE_ROOM\",{\"requestId\":\"a4\",\"room\":\"%s\",\"maxUsers\":3,\"name\":\" "
+           "retro\",\"password\":\"pw2\",\"type\":0}]",
+           id);
   fake_handle(&a, text, -1);
   const fake_rec *r = last(&a);
   CHECK(a.n == 1 && r->kind == FAKE_REPLY && strcmp(r->name, "UPDATE_ROOM") == 0);
@@ -188,11 +199,16 @@ static void test_update_room(void) {
   CHECK(b.n == 1);
 
   /* maxUsers below the members present: LIMIT_REACHED (room_full) */
-  snprintf(text, sizeof text, "[\"UPDATE_ROOM\",{\"requestId\":\"a5\",\"room\":\"%s\",\"maxUsers\":1,\"name\":\"r\",\"password\":\"\"}]", id);
+  snprintf(text, sizeof text,
+           "[\"UPDATE_ROOM\",{\"requestId\":\"a5\",\"room\":\"%s\",\"maxUsers\":1,\"name\":\"r\",\"password\":\"\"}]",
+           id);
   fake_handle(&a, text, -1);
   CHECK(fake_is_error(last(&a), 2, "\"a5\"", "UPDATE_ROOM") && rooms_settings(room)->max_users == 3);
   /* no such room */
-  fake_handle(&a, "[\"UPDATE_ROOM\",{\"requestId\":\"a6\",\"room\":\"AAAAAAAAAAAAAAAAAAAAAA\",\"maxUsers\":1,\"name\":\"r\",\"password\":\"\"}]", -1);
+  fake_handle(&a,
+              "[\"UPDATE_ROOM\",{\"requestId\":\"a6\",\"room\":\"AAAAAAAAAAAAAAAAAAAAAA\",\"maxUsers\":1,\"name\":"
+              "\"r\",\"password\":\"\"}]",
+              -1);
   CHECK(fake_is_error(last(&a), 3, "\"a6\"", "UPDATE_ROOM"));
   fake_peer *all[] = {&a, &b};
   fake_world_end(&w, all, 2);
@@ -270,7 +286,8 @@ static void test_peer_gone(void) {
   CHECK(one && rooms_owner(one) == b.peer.user && rooms_nmembers(one) == 2);
   CHECK(two && rooms_owner(two) == b.peer.user && rooms_nmembers(two) == 1);
   /* and the event layer honours it: B may update, C may not */
-  snprintf(text, sizeof text, "[\"UPDATE_ROOM\",{\"requestId\":1,\"room\":\"%s\",\"maxUsers\":4,\"name\":\"n\",\"password\":\"\"}]", r1);
+  snprintf(text, sizeof text,
+           "[\"UPDATE_ROOM\",{\"requestId\":1,\"room\":\"%s\",\"maxUsers\":4,\"name\":\"n\",\"password\":\"\"}]", r1);
   fake_handle(&c, text, -1);
   CHECK(fake_is_error(last(&c), 4, "1", "UPDATE_ROOM"));
   fake_handle(&b, text, -1);
@@ -289,16 +306,18 @@ static void test_bad_input(void) {
   static const struct {
     const char *text;
     int code;
-    const char *rid, *event;   /* raw requestID; event NULL: null */
+    const char *rid, *event; /* raw requestID; event NULL: null */
+                             /* clang-format off */
   } cases[] = {
+                             /* clang-format on */
       {"not json", 0, "null", NULL},
       {"", 0, "null", NULL},
-      {"[\"GET_ID\",{\"requestId\":1}", 0, "null", NULL},   /* cut short */
+      {"[\"GET_ID\",{\"requestId\":1}", 0, "null", NULL}, /* cut short */
       {"{\"a\":1}", 0, "null", NULL},
       {"\"GET_ID\"", 0, "null", NULL},
       {"[]", 0, "null", NULL},
       {"[1,2]", 0, "null", NULL},
-      {"[\"GET_ID\",{\"requestId\":1},2]", 0, "null", NULL},   /* three items */
+      {"[\"GET_ID\",{\"requestId\":1},2]", 0, "null", NULL}, /* three items */
       {"[\"NOPE\",{\"requestId\":\"c6\"}]", 0, "\"c6\"", "NOPE"},
       {"[\"get_id\",{\"requestId\":1}]", 0, "1", "get_id"},
       {"[\"CREATE_ROOM\"]", 0, "null", "CREATE_ROOM"},
@@ -307,10 +326,13 @@ static void test_bad_input(void) {
       {"[\"GET_ID\",{\"requestId\":null}]", 0, "null", "GET_ID"},
       {"[\"JOIN_ROOM\",[1]]", 0, "null", "JOIN_ROOM"},
       {"[\"CREATE_ROOM\",{\"maxUsers\":4,\"name\":\"n\",\"password\":\"\",\"type\":0}]", 0, "null", "CREATE_ROOM"},
-      {"[\"CREATE_ROOM\",{\"requestId\":\"x\",\"maxUsers\":\"4\",\"name\":\"n\",\"password\":\"\",\"type\":0}]", 0, "\"x\"", "CREATE_ROOM"},
-      {"[\"CREATE_ROOM\",{\"requestId\":\"x\",\"maxUsers\":4,\"name\":\"n\\u0000\",\"password\":\"\",\"type\":0}]", 0, "\"x\"", "CREATE_ROOM"},
+      {"[\"CREATE_ROOM\",{\"requestId\":\"x\",\"maxUsers\":\"4\",\"name\":\"n\",\"password\":\"\",\"type\":0}]", 0,
+       "\"x\"", "CREATE_ROOM"},
+      {"[\"CREATE_ROOM\",{\"requestId\":\"x\",\"maxUsers\":4,\"name\":\"n\\u0000\",\"password\":\"\",\"type\":0}]", 0,
+       "\"x\"", "CREATE_ROOM"},
       {"[\"JOIN_ROOM\",{\"requestId\":\"y\",\"room\":7,\"password\":\"\"}]", 0, "\"y\"", "JOIN_ROOM"},
-      {"[\"UPDATE_ROOM\",{\"requestId\":\"z\",\"maxUsers\":4,\"name\":\"n\",\"password\":\"\"}]", 0, "\"z\"", "UPDATE_ROOM"},
+      {"[\"UPDATE_ROOM\",{\"requestId\":\"z\",\"maxUsers\":4,\"name\":\"n\",\"password\":\"\"}]", 0, "\"z\"",
+       "UPDATE_ROOM"},
       {"[\"DISCONNECT\",7]", 0, "null", "DISCONNECT"},
   };
   fake_world w;
@@ -367,7 +389,8 @@ static void test_acks(void) {
   fake_handle(&a, "[\"GET_ID\",{\"requestId\":\"a1\"}]", 7);
   CHECK(a.n == 1 && last(&a)->kind == FAKE_REPLY && last(&a)->has_ack && last(&a)->ack_id == 7);
   CHECK(strcmp(last(&a)->name, "GET_ID") == 0 && fake_str_is(last(&a), "userID", fake_user_id(&a)));
-  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c\",\"maxUsers\":4,\"name\":\"r\",\"password\":\"\",\"type\":0}]", 8);
+  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c\",\"maxUsers\":4,\"name\":\"r\",\"password\":\"\",\"type\":0}]",
+              8);
   CHECK(last(&a)->kind == FAKE_REPLY && last(&a)->ack_id == 8 && strcmp(last(&a)->name, "CREATE_ROOM") == 0);
   fake_str(last(&a), "roomID", id, sizeof id);
   CHECK(strlen(id) == ID_LEN);
@@ -393,9 +416,11 @@ static void test_acks(void) {
   fake_handle(&a, text, -1);
   CHECK(a.n == 1 && b.n == 2);
   /* a refused SIGNAL: the ERROR as the ack */
-  snprintf(text, sizeof text, "[\"SIGNAL\",{\"target\":\"%s\",\"room\":\"AAAAAAAAAAAAAAAAAAAAAA\",\"signal\":1}]", fake_user_id(&b));
+  snprintf(text, sizeof text, "[\"SIGNAL\",{\"target\":\"%s\",\"room\":\"AAAAAAAAAAAAAAAAAAAAAA\",\"signal\":1}]",
+           fake_user_id(&b));
   fake_handle(&a, text, 12);
-  CHECK(a.n == 2 && last(&a)->kind == FAKE_REPLY && last(&a)->ack_id == 12 && fake_is_error(last(&a), 3, "null", "SIGNAL"));
+  CHECK(a.n == 2 && last(&a)->kind == FAKE_REPLY && last(&a)->ack_id == 12 &&
+        fake_is_error(last(&a), 3, "null", "SIGNAL"));
   CHECK(b.n == 2);
 
   /* DISCONNECT: the empty ack; the others get the event */
@@ -405,8 +430,9 @@ static void test_acks(void) {
   fake_handle(&b, text, 13);
   CHECK(b.n == 1 && last(&b)->kind == FAKE_ACK && last(&b)->ack_id == 13);
   CHECK(a.n == 1 && last(&a)->kind == FAKE_EVENT && strcmp(last(&a)->name, "DISCONNECT") == 0);
-  fake_handle(&b, text, 14);  /* no longer a member */
-  CHECK(b.n == 2 && last(&b)->kind == FAKE_REPLY && last(&b)->ack_id == 14 && fake_is_error(last(&b), 3, "null", "DISCONNECT"));
+  fake_handle(&b, text, 14); /* no longer a member */
+  CHECK(b.n == 2 && last(&b)->kind == FAKE_REPLY && last(&b)->ack_id == 14 &&
+        fake_is_error(last(&b), 3, "null", "DISCONNECT"));
   CHECK(fake_count_kind(&b, FAKE_ACK) == 1);
   fake_peer *all[] = {&a, &b};
   fake_world_end(&w, all, 2);
@@ -428,14 +454,15 @@ static void test_strict_envelope(void) {
     fake_handle(&lax, breaks[i], -1);
     CHECKM(lax.n == 1 && fake_is_error(last(&lax), 0, "null", NULL), breaks[i]);
   }
-  CHECK(s.peer.user != NULL && w.rooms.nusers == 2);  /* close only marks: the user goes with proto_peer_gone */
+  CHECK(s.peer.user != NULL && w.rooms.nusers == 2); /* close only marks: the user goes with proto_peer_gone */
   /* the right shape with the wrong length, an unknown name, a missing payload,
    * nesting too deep: ERROR */
   char deep[200];
-  const char *errs[] = {"[\"GET_ID\",{\"requestId\":1},2]", "[\"NOPE\",1]", "[\"GET_ID\"]", deep_event(deep, sizeof deep)};
+  const char *errs[] = {"[\"GET_ID\",{\"requestId\":1},2]", "[\"NOPE\",1]", "[\"GET_ID\"]",
+                        deep_event(deep, sizeof deep)};
   for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
     fake_clear(&s);
-    fake_handle(&s, errs[i], i == 2 ? -1 : 3);  /* with an ack, a missing payload reads as {} (below) */
+    fake_handle(&s, errs[i], i == 2 ? -1 : 3); /* with an ack, a missing payload reads as {} (below) */
     CHECKM(s.n == 1 && last(&s)->kind == FAKE_REPLY && strcmp(last(&s)->name, "ERROR") == 0, errs[i]);
     CHECKM(fake_count_kind(&s, FAKE_CLOSE) == 0, errs[i]);
   }
@@ -467,11 +494,12 @@ static void test_rate_limit(void) {
   CHECK(served == 400);
   fake_handle(&a, "[\"GET_ID\",{\"requestId\":5}]", -1);
   CHECK(fake_is_error(last(&a), 2, "5", "GET_ID"));
-  fake_handle(&a, "not json", -1);   /* what can't be read stays null */
+  fake_handle(&a, "not json", -1); /* what can't be read stays null */
   CHECK(fake_is_error(last(&a), 2, "null", NULL));
-  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c\",\"maxUsers\":4,\"name\":\"r\",\"password\":\"\",\"type\":0}]", 4);
+  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c\",\"maxUsers\":4,\"name\":\"r\",\"password\":\"\",\"type\":0}]",
+              4);
   CHECK(fake_is_error(last(&a), 2, "\"c\"", "CREATE_ROOM") && last(&a)->ack_id == 4);
-  CHECK(w.rooms.nrooms == 0);   /* a refused event is not handled */
+  CHECK(w.rooms.nrooms == 0); /* a refused event is not handled */
   /* other peers have their own bucket */
   fake_handle(&b, "[\"GET_ID\",{\"requestId\":5}]", -1);
   CHECK(strcmp(last(&b)->name, "GET_ID") == 0);
@@ -497,7 +525,7 @@ static void test_rate_limit(void) {
   for (int i = 0; i < 200; i++) fake_handle(&c, "[\"GET_ID\",{\"requestId\":5}]", -1);
   CHECK(c.n == 200 && fake_count(&c, "ERROR") == 200 && fake_count_kind(&c, FAKE_CLOSE) == 0);
   fake_handle(&c, "[\"GET_ID\",{\"requestId\":5}]", -1);
-  CHECK(c.n == 201 && last(&c)->kind == FAKE_CLOSE);  /* closed, with no ERROR for it */
+  CHECK(c.n == 201 && last(&c)->kind == FAKE_CLOSE); /* closed, with no ERROR for it */
 
   /* packets that are not events (proto_rate_charge) draw on the same bucket */
   fake_peer d;
@@ -506,11 +534,11 @@ static void test_rate_limit(void) {
   for (int i = 0; i < 400; i++) ok += proto_rate_charge(&d.peer) == 0;
   CHECK(ok == 400);
   fake_handle(&d, "[\"GET_ID\",{\"requestId\":5}]", -1);
-  CHECK(d.n == 1 && fake_is_error(last(&d), 2, "5", "GET_ID"));  /* strike 1 */
+  CHECK(d.n == 1 && fake_is_error(last(&d), 2, "5", "GET_ID")); /* strike 1 */
   int limited = 0;
   for (int i = 0; i < 199; i++) limited += proto_rate_charge(&d.peer) == PARLEY_ELIMIT;
   CHECK(limited == 199);
-  CHECK(proto_rate_charge(&d.peer) == PARLEY_EPROTO);  /* strike 201 */
+  CHECK(proto_rate_charge(&d.peer) == PARLEY_EPROTO); /* strike 201 */
   evloop_advance(&w.ev, 2000);
   CHECK(proto_rate_charge(&d.peer) == 0);
   fake_peer *all[] = {&a, &b, &c, &d};

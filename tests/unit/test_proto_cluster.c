@@ -19,7 +19,7 @@
 #include "err.h"
 #include "fake_peer.h"
 
-#define NODE "n1"   /* this node */
+#define NODE "n1" /* this node */
 
 /* ---- the fake cluster ---- */
 
@@ -32,7 +32,7 @@ typedef struct {
   char name[128], password[128], meta[128];
   double created;
   size_t max_rooms;
-  int refused;          /* commit answered nonzero */
+  int refused; /* commit answered nonzero */
 } fake_change;
 
 typedef struct {
@@ -45,12 +45,12 @@ typedef struct {
   proto_cluster api;
   fake_change *log;
   size_t n, cap;
-  int refuse;           /* commit returns nonzero: Redis is unreachable */
+  int refuse; /* commit returns nonzero: Redis is unreachable */
   int refuse_forward;
-  int catch_ups;        /* catch_up calls (each user opened: the news first) */
+  int catch_ups; /* catch_up calls (each user opened: the news first) */
   fake_fwd fwd[64];
   size_t nfwd;
-  size_t remote;        /* remote_users' answer */
+  size_t remote; /* remote_users' answer */
   char changed_tenant[64];
   size_t changed_users, nchanged;
 } fake_cluster;
@@ -98,7 +98,10 @@ static int fc_forward(void *self, const char *node, const uv_buf_t *parts, int n
     copy_str(f->node, sizeof f->node, node);
     f->payload = malloc(n + 1);
     if (!f->payload) abort();
-    for (int i = 0; i < nparts; i++) { memcpy(f->payload + f->len, parts[i].base, parts[i].len); f->len += parts[i].len; }
+    for (int i = 0; i < nparts; i++) {
+      memcpy(f->payload + f->len, parts[i].base, parts[i].len);
+      f->len += parts[i].len;
+    }
     f->payload[f->len] = 0;
   }
   return fc->refuse_forward ? PARLEY_EIO : 0;
@@ -130,8 +133,13 @@ typedef struct {
 static void cw_init(cworld *cw) {
   CHECK(fake_world_init(&cw->w) == 0);
   memset(&cw->fc, 0, sizeof cw->fc);
-  cw->fc.api = (proto_cluster){.commit = fc_commit, .forward = fc_forward, .remote_users = fc_remote_users,
-                               .users_changed = fc_users_changed, .catch_up = fc_catch_up, .self = &cw->fc, .node = NODE};
+  cw->fc.api = (proto_cluster){.commit = fc_commit,
+                               .forward = fc_forward,
+                               .remote_users = fc_remote_users,
+                               .users_changed = fc_users_changed,
+                               .catch_up = fc_catch_up,
+                               .self = &cw->fc,
+                               .node = NODE};
   cw->w.ctx.cluster = &cw->fc.api;
 }
 
@@ -162,7 +170,10 @@ static void rr_init(redis_room *s, const char *id, const char *name, const char 
 
 /* ZADD members: a join (the first member is the owner: create). */
 static void rr_add(redis_room *s, const char *uid, const char *node) {
-  if (s->n == MAXM) { CHECK(s->n < MAXM); return; }
+  if (s->n == MAXM) {
+    CHECK(s->n < MAXM);
+    return;
+  }
   copy_str(s->mid[s->n], sizeof s->mid[0], uid);
   copy_str(s->mnode[s->n], sizeof s->mnode[0], node);
   s->n++;
@@ -195,7 +206,10 @@ static void deliver(cworld *cw, change_kind kind, const char *room, const redis_
   user_t *members[MAXM], *subj = NULL;
   room_view v;
   memset(&v, 0, sizeof v);
-  if (rooms_tenant(rs, "default", &t)) { CHECK(0); return; }
+  if (rooms_tenant(rs, "default", &t)) {
+    CHECK(0);
+    return;
+  }
   rooms_tenant_pin(t);
   if (s) {
     v.settings.name = (char *)s->name;
@@ -233,7 +247,8 @@ static void cw_end(cworld *cw, fake_peer **peers, size_t n) {
   size_t nids = 0;
   for (size_t i = 0; i < n; i++) fake_gone(peers[i]);
   tenant_t *t = rooms_tenant_find(&cw->w.rooms, "default");
-  for (room_t *r = t ? rooms_first(t) : NULL; r && nids < 64; r = rooms_next(r)) memcpy(ids[nids++], rooms_id(r), ID_LEN + 1);
+  for (room_t *r = t ? rooms_first(t) : NULL; r && nids < 64; r = rooms_next(r))
+    memcpy(ids[nids++], rooms_id(r), ID_LEN + 1);
   for (size_t i = 0; i < nids; i++) deliver(cw, CHANGE_LEAVE, ids[i], NULL, NULL, 0);
   proto_ctx_close(&cw->w.ctx);
   CHECK(cw->w.ctx.ops == NULL);
@@ -285,7 +300,7 @@ static int get_id_now(fake_peer *f, const char *rid) {
   char want[64];
   snprintf(want, sizeof want, "\"%s\"", rid);
   return f->n == before + 1 && is_reply(last(f), "GET_ID") && fake_raw_is(last(f), "requestID", want) &&
-         f->peer.op == NULL;
+      f->peer.op == NULL;
 }
 
 /* f creates room s (name, password, maxUsers from s) through the cluster: the
@@ -293,8 +308,9 @@ static int get_id_now(fake_peer *f, const char *rid) {
  * its owner. 0 when f got its CREATE_ROOM reply. */
 static int cluster_create(cworld *cw, fake_peer *f, redis_room *s, const char *name, const char *pwd, int max) {
   size_t n = cw->fc.n;
-  sendf(f, -1, "[\"CREATE_ROOM\",{\"requestId\":\"cc\",\"maxUsers\":%d,\"name\":\"%s\",\"password\":\"%s\",\"type\":0}]",
-        max, name, pwd);
+  sendf(f, -1,
+        "[\"CREATE_ROOM\",{\"requestId\":\"cc\",\"maxUsers\":%d,\"name\":\"%s\",\"password\":\"%s\",\"type\":0}]", max,
+        name, pwd);
   if (cw->fc.n != n + 1 || fc_last(&cw->fc)->kind != CHANGE_CREATE) return -1;
   const fake_change *ch = fc_last(&cw->fc);
   rr_init(s, ch->room, ch->name, ch->password, ch->max_users, ch->type);
@@ -328,14 +344,18 @@ static void test_create(void) {
   CHECK(cw.fc.nchanged == 2 && cw.fc.changed_users == 2);
 
   /* committed, not made here, not answered */
-  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c1\",\"maxUsers\":4,\"name\":\"  standup \",\"password\":\"pw\",\"type\":0}]", 7);
+  fake_handle(
+      &a,
+      "[\"CREATE_ROOM\",{\"requestId\":\"c1\",\"maxUsers\":4,\"name\":\"  standup \",\"password\":\"pw\",\"type\":0}]",
+      7);
   CHECK(a.n == 0);
   CHECK(cw.fc.n == 1);
   const fake_change *ch = &cw.fc.log[0];
   CHECK(ch->kind == CHANGE_CREATE && ch->op != 0 && !ch->refused);
   CHECK(!strcmp(ch->tenant, "default") && !strcmp(ch->user, fake_user_id(&a)));
-  CHECK(strlen(ch->room) == ID_LEN && strspn(ch->room, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == ID_LEN);
-  CHECK(ch->has_s && !strcmp(ch->name, "standup") && !strcmp(ch->password, "pw"));  /* as the policy made them */
+  CHECK(strlen(ch->room) == ID_LEN &&
+        strspn(ch->room, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == ID_LEN);
+  CHECK(ch->has_s && !strcmp(ch->name, "standup") && !strcmp(ch->password, "pw")); /* as the policy made them */
   CHECK(ch->max_users == 4 && ch->type == 0 && ch->created > 1.6e9 && ch->max_rooms == 1000000000);
   CHECK(cw.w.rooms.nrooms == 0 && a.peer.op != NULL);
   uint64_t op_a = ch->op;
@@ -359,7 +379,7 @@ static void test_create(void) {
   rr_add(&other, stranger, "n2");
   deliver(&cw, CHANGE_CREATE, oid, &other, stranger, 0);
   CHECK(a.n == 0 && b.n == 0 && a.peer.op != NULL);
-  CHECK(cw.w.rooms.nrooms == 0 && cw.w.rooms.nghosts == 0);  /* a view of none of ours is not kept */
+  CHECK(cw.w.rooms.nrooms == 0 && cw.w.rooms.nghosts == 0); /* a view of none of ours is not kept */
 
   /* the create event: now the reply, with the room as the cluster has it */
   rr_init(&s, room_a, "standup", "pw", 4, 0);
@@ -385,7 +405,8 @@ static void test_create(void) {
   rr_add(&sb, fake_user_id(&b), NODE);
   deliver(&cw, CHANGE_CREATE, sb.id, &sb, fake_user_id(&b), op_b);
   CHECK(b.n == 1 && is_reply(last(&b), "CREATE_ROOM") && !last(&b)->has_ack);
-  CHECK(fake_raw_is(last(&b), "requestID", "5") && fake_num_is(last(&b), "type", 1) && fake_str_is(last(&b), "roomID", sb.id));
+  CHECK(fake_raw_is(last(&b), "requestID", "5") && fake_num_is(last(&b), "type", 1) &&
+        fake_str_is(last(&b), "roomID", sb.id));
   CHECK(a.n == 1 && cw.w.ctx.ops == NULL && cw.w.rooms.nrooms == 2);
 
   /* a leaves its room, the last member: the room is deleted (no state), the view goes */
@@ -410,13 +431,14 @@ static void test_order(void) {
   CHECK(fake_open(&a, &cw.w.ctx, 0) == 0);
   new_id(elsewhere);
   new_id(nobody);
-  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c\",\"maxUsers\":4,\"name\":\"n\",\"password\":\"\",\"type\":0}]", -1);
+  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c\",\"maxUsers\":4,\"name\":\"n\",\"password\":\"\",\"type\":0}]",
+              -1);
   CHECK(cw.fc.n == 1);
   const fake_change ch = cw.fc.log[0];
   fake_handle(&a, "[\"GET_ID\",{\"requestId\":\"g\"}]", -1);
   sendf(&a, -1, "[\"SIGNAL\",{\"target\":\"%s\",\"room\":\"%s\",\"signal\":{}}]", nobody, elsewhere);
   CHECK(a.n == 0 && a.peer.nheld == 2);
-  CHECK(cw.fc.n == 1);  /* nothing held is run */
+  CHECK(cw.fc.n == 1); /* nothing held is run */
 
   redis_room s;
   rr_init(&s, ch.room, "n", "", 4, 0);
@@ -430,9 +452,11 @@ static void test_order(void) {
 
   /* held events run until one waits again: a second CREATE, then GET_ID */
   fake_clear(&a);
-  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c2\",\"maxUsers\":4,\"name\":\"n2\",\"password\":\"\",\"type\":0}]", -1);
+  fake_handle(
+      &a, "[\"CREATE_ROOM\",{\"requestId\":\"c2\",\"maxUsers\":4,\"name\":\"n2\",\"password\":\"\",\"type\":0}]", -1);
   fake_handle(&a, "[\"GET_ID\",{\"requestId\":\"g2\"}]", -1);
-  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c3\",\"maxUsers\":4,\"name\":\"n3\",\"password\":\"\",\"type\":0}]", -1);
+  fake_handle(
+      &a, "[\"CREATE_ROOM\",{\"requestId\":\"c3\",\"maxUsers\":4,\"name\":\"n3\",\"password\":\"\",\"type\":0}]", -1);
   fake_handle(&a, "[\"GET_ID\",{\"requestId\":\"g3\"}]", -1);
   CHECK(a.n == 0 && cw.fc.n == 2 && a.peer.nheld == 3);
   redis_room s2, s3;
@@ -597,9 +621,9 @@ static void test_failures(void) {
   CHECK(fake_is_error(last(&b), 4, "\"f2\"", "JOIN_ROOM") && msg_is(last(&b), "the cluster is unavailable: try again"));
   CHECK(get_id_now(&b, "g2"));
 
-
   /* limit_reached for a CREATE (the tenant's cap, checked in Redis) */
-  fake_handle(&b, "[\"CREATE_ROOM\",{\"requestId\":\"f3\",\"maxUsers\":2,\"name\":\"x\",\"password\":\"\",\"type\":0}]", -1);
+  fake_handle(&b, "[\"CREATE_ROOM\",{\"requestId\":\"f3\",\"maxUsers\":2,\"name\":\"x\",\"password\":\"\",\"type\":0}]",
+              -1);
   CHECK(cw.fc.n == 4 && fc_last(&cw.fc)->kind == CHANGE_CREATE);
   proto_cluster_failed(&cw.w.ctx, fc_last(&cw.fc)->op, "limit_reached");
   CHECK(fake_is_error(last(&b), 2, "\"f3\"", "CREATE_ROOM") && msg_is(last(&b), "limit reached"));
@@ -618,12 +642,13 @@ static void test_failures(void) {
   CHECK(msg_is(last(&b), "the cluster is unavailable: try again"));
   CHECK(b.peer.op == NULL && cw.w.ctx.ops == NULL);
   CHECK(get_id_now(&b, "g4"));
-  fake_handle(&b, "[\"CREATE_ROOM\",{\"requestId\":\"u2\",\"maxUsers\":2,\"name\":\"x\",\"password\":\"\",\"type\":0}]", -1);
+  fake_handle(&b, "[\"CREATE_ROOM\",{\"requestId\":\"u2\",\"maxUsers\":2,\"name\":\"x\",\"password\":\"\",\"type\":0}]",
+              -1);
   CHECK(fake_is_error(last(&b), 4, "\"u2\"", "CREATE_ROOM") && b.peer.op == NULL);
   CHECK(get_id_now(&b, "g5"));
   char none[ID_LEN + 1];
   new_id(none);
-  sendf(&b, -1, "[\"JOIN_ROOM\",{\"requestId\":\"u3\",\"room\":\"%s\",\"password\":\"\"}]", none);  /* the fetch */
+  sendf(&b, -1, "[\"JOIN_ROOM\",{\"requestId\":\"u3\",\"room\":\"%s\",\"password\":\"\"}]", none); /* the fetch */
   CHECK(fc_last(&cw.fc)->kind == CHANGE_FETCH && fake_is_error(last(&b), 4, "\"u3\"", "JOIN_ROOM"));
   CHECK(get_id_now(&b, "g6"));
   sendf(&a, 8, "[\"DISCONNECT\",\"%s\"]", s.id);
@@ -639,7 +664,7 @@ static void test_failures(void) {
   sendf(&a, 12, "[\"SIGNAL\",{\"target\":\"%s\",\"room\":\"%s\",\"signal\":1}]", ghost, s.id);
   CHECK(cw.fc.n == nc + 1 && fc_last(&cw.fc)->kind == CHANGE_VERSION);
   CHECK(fake_is_error(last(&a), 4, "null", "SIGNAL") && a.peer.op == NULL);
-  CHECK(a.n == an + 1);  /* one ERROR: one ack for one ack id */
+  CHECK(a.n == an + 1); /* one ERROR: one ack for one ack id */
   CHECK(get_id_now(&a, "g8"));
 
   /* a fetched JOIN whose join can't be sent: ERROR 4 once, the fetched view let go */
@@ -694,22 +719,24 @@ static void test_races(void) {
   sendf(&b, 6, "[\"JOIN_ROOM\",{\"requestId\":\"race\",\"room\":\"%s\",\"password\":\"\"}]", s.id);
   CHECK(cw.fc.n == 2);
   uint64_t op = fc_last(&cw.fc)->op;
-  fake_handle(&b, "[\"GET_ID\",{\"requestId\":\"after\"}]", -1);  /* held behind the race */
+  fake_handle(&b, "[\"GET_ID\",{\"requestId\":\"after\"}]", -1); /* held behind the race */
   for (unsigned attempt = 1; attempt < 8; attempt++) {
     const char *reason = attempt == 3 ? "member" : "retry";
     proto_cluster_failed(&cw.w.ctx, op, reason);
     CHECKM(b.n == 0 && cw.fc.n == 1 + attempt && b.peer.op != NULL, reason);
     evloop_advance(&cw.w.ev, attempt * 5 - 1);
-    CHECK(cw.fc.n == 1 + attempt);  /* not yet */
+    CHECK(cw.fc.n == 1 + attempt); /* not yet */
     evloop_advance(&cw.w.ev, 1);
-    CHECK(cw.fc.n == 2 + attempt);  /* decided again and committed: attempt + 1 */
-    CHECK(fc_last(&cw.fc)->kind == CHANGE_JOIN && fc_last(&cw.fc)->op == op && !strcmp(fc_last(&cw.fc)->user, fake_user_id(&b)));
+    CHECK(cw.fc.n == 2 + attempt); /* decided again and committed: attempt + 1 */
+    CHECK(fc_last(&cw.fc)->kind == CHANGE_JOIN && fc_last(&cw.fc)->op == op &&
+          !strcmp(fc_last(&cw.fc)->user, fake_user_id(&b)));
     CHECK(b.n == 0);
   }
   /* the 8th lost race */
   proto_cluster_failed(&cw.w.ctx, op, "retry");
   CHECK(cw.fc.n == 9 && b.n == 2);
-  CHECK(fake_is_error(nth(&b, 0), 4, "\"race\"", "JOIN_ROOM") && msg_is(nth(&b, 0), "the room is changing too fast: try again"));
+  CHECK(fake_is_error(nth(&b, 0), 4, "\"race\"", "JOIN_ROOM") &&
+        msg_is(nth(&b, 0), "the room is changing too fast: try again"));
   CHECK(nth(&b, 0)->ack_id == 6);
   CHECK(is_reply(nth(&b, 1), "GET_ID") && fake_raw_is(nth(&b, 1), "requestID", "\"after\""));
   CHECK(b.peer.op == NULL && cw.w.ctx.ops == NULL);
@@ -740,7 +767,8 @@ static void test_races(void) {
 
   /* a CREATE whose ID exists: decided again with a fresh ID */
   fake_clear(&b);
-  fake_handle(&b, "[\"CREATE_ROOM\",{\"requestId\":\"cx\",\"maxUsers\":2,\"name\":\"x\",\"password\":\"\",\"type\":0}]", -1);
+  fake_handle(&b, "[\"CREATE_ROOM\",{\"requestId\":\"cx\",\"maxUsers\":2,\"name\":\"x\",\"password\":\"\",\"type\":0}]",
+              -1);
   CHECK(cw.fc.n == 11);
   fake_change first = *fc_last(&cw.fc);
   proto_cluster_failed(&cw.w.ctx, first.op, "exists");
@@ -766,7 +794,7 @@ static void test_races(void) {
   op = fc_last(&cw.fc)->op;
   deliver(&cw, CHANGE_FETCH, r3, &s3, NULL, op);
   CHECK(cw.fc.n == 14 && fc_last(&cw.fc)->kind == CHANGE_JOIN && fc_last(&cw.fc)->sver == 1);
-  s3.sver = 2;  /* updated meanwhile */
+  s3.sver = 2; /* updated meanwhile */
   s3.ver++;
   proto_cluster_failed(&cw.w.ctx, op, "retry");
   evloop_advance(&cw.w.ev, 5);
@@ -805,7 +833,7 @@ static void test_version(void) {
   CHECK(!strcmp(ver.user, aid));
   fake_handle(&a, "[\"GET_ID\",{\"requestId\":\"g\"}]", -1);
   CHECK(a.n == 0);
-  proto_cluster_version(&cw.w.ctx, ver.op, 2);  /* the view has 1 */
+  proto_cluster_version(&cw.w.ctx, ver.op, 2); /* the view has 1 */
   CHECK(a.n == 0 && cw.fc.n == 2 && a.peer.op != NULL);
   evloop_advance(&cw.w.ev, 999);
   CHECK(a.n == 0 && cw.fc.n == 2);
@@ -819,11 +847,11 @@ static void test_version(void) {
   CHECK(is_reply(nth(&a, 2), "GET_ID"));
   CHECK(cw.fc.nfwd == 1 && !strcmp(cw.fc.fwd[0].node, "n2"));
   char want[256];
-  snprintf(want, sizeof want, "{\"source\":\"%s\",\"target\":\"%s\",\"room\":\"%s\",\"signal\":{\"sdp\":\"v=0\"}}", aid, g,
-           s.id);
+  snprintf(want, sizeof want, "{\"source\":\"%s\",\"target\":\"%s\",\"room\":\"%s\",\"signal\":{\"sdp\":\"v=0\"}}", aid,
+           g, s.id);
   CHECK(cw.fc.fwd[0].payload && !strcmp(cw.fc.fwd[0].payload, want));
   CHECK(cw.w.ctx.metrics.signals == 1 && a.peer.op == NULL && cw.w.ctx.ops == NULL);
-  evloop_advance(&cw.w.ev, 2000);  /* the wait's timer is stopped */
+  evloop_advance(&cw.w.ev, 2000); /* the wait's timer is stopped */
   CHECK(a.n == 3 && cw.fc.nfwd == 1);
 
   /* now G is in the view: no question, straight to its node */
@@ -833,7 +861,8 @@ static void test_version(void) {
   /* the node can't be reached: ROOM_ERROR */
   cw.fc.refuse_forward = 1;
   sendf(&a, -1, "[\"SIGNAL\",{\"target\":\"%s\",\"room\":\"%s\",\"signal\":3}]", g, s.id);
-  CHECK(a.n == 1 && fake_is_error(last(&a), 4, "null", "SIGNAL") && msg_is(last(&a), "the cluster is unavailable: try again"));
+  CHECK(a.n == 1 && fake_is_error(last(&a), 4, "null", "SIGNAL") &&
+        msg_is(last(&a), "the cluster is unavailable: try again"));
   cw.fc.refuse_forward = 0;
 
   /* H never comes: after 1 s the SIGNAL runs again and fails */
@@ -845,7 +874,7 @@ static void test_version(void) {
   CHECK(a.n == 0);
   evloop_advance(&cw.w.ev, 1);
   CHECK(a.n == 1 && fake_is_error(last(&a), 4, "null", "SIGNAL") && msg_is(last(&a), "the target is not in that room"));
-  CHECK(cw.fc.n == 3 && cw.fc.nfwd == 3 && a.peer.op == NULL && cw.w.ctx.ops == NULL);  /* asked once only */
+  CHECK(cw.fc.n == 3 && cw.fc.nfwd == 3 && a.peer.op == NULL && cw.w.ctx.ops == NULL); /* asked once only */
 
   /* the view has the version already: run again at once, and fail */
   sendf(&a, -1, "[\"SIGNAL\",{\"target\":\"%s\",\"room\":\"%s\",\"signal\":5}]", h, s.id);
@@ -909,7 +938,7 @@ static void test_gone(void) {
   const fake_change *g = fc_last(&cw.fc);
   CHECK(g->kind == CHANGE_GONE && !strcmp(g->user, bid) && !strcmp(g->tenant, "default") && g->op == 0);
   CHECK(cw.fc.nchanged == nchanged + 1 && cw.fc.changed_users == 6 && !strcmp(cw.fc.changed_tenant, "default"));
-  CHECK(cw.w.rooms.nusers == 6 && cw.w.rooms.nghosts == 0);  /* in no room yet: freed */
+  CHECK(cw.w.rooms.nusers == 6 && cw.w.rooms.nghosts == 0); /* in no room yet: freed */
   /* the join was made meanwhile: its answer goes to nobody; then the GONE's leave */
   rr_add(&s, bid, NODE);
   deliver(&cw, CHANGE_JOIN, s.id, &s, bid, opb);
@@ -937,7 +966,8 @@ static void test_gone(void) {
   CHECK(cw.w.ctx.ops == NULL && cw.w.rooms.nghosts == 0);
 
   /* c: a CREATE out; c goes; a lost race for it (a rerun would need the peer) */
-  fake_handle(c, "[\"CREATE_ROOM\",{\"requestId\":\"c\",\"maxUsers\":2,\"name\":\"x\",\"password\":\"\",\"type\":0}]", -1);
+  fake_handle(c, "[\"CREATE_ROOM\",{\"requestId\":\"c\",\"maxUsers\":2,\"name\":\"x\",\"password\":\"\",\"type\":0}]",
+              -1);
   uint64_t opc = fc_last(&cw.fc)->op;
   fake_handle(c, "[\"GET_ID\",{\"requestId\":\"g\"}]", -1);
   fake_gone(c);
@@ -959,7 +989,7 @@ static void test_gone(void) {
   memcpy(did, fake_user_id(d), sizeof did);
   fake_gone(d);
   free(d);
-  CHECK(cw.fc.changed_users == 3 && cw.w.rooms.nghosts == 1);  /* still in the view until the leave comes */
+  CHECK(cw.fc.changed_users == 3 && cw.w.rooms.nghosts == 1); /* still in the view until the leave comes */
   proto_cluster_version(&cw.w.ctx, opd, 99);
   evloop_advance(&cw.w.ev, 2000);
   CHECK(cw.w.ctx.ops == NULL);
@@ -993,7 +1023,7 @@ static void test_gone(void) {
   CHECK(cw.fc.nfwd == nfwd && f.n == 0);
   rr_remove(&s, fid);
   deliver(&cw, CHANGE_LEAVE, s.id, &s, fid, 0);
-  CHECK(cw.w.rooms.nusers == 1 && cw.w.rooms.nghosts == 1);  /* a, and the ghost x */
+  CHECK(cw.w.rooms.nusers == 1 && cw.w.rooms.nghosts == 1); /* a, and the ghost x */
 
   /* remote users count against the tenant's connections */
   fake_peer z;
@@ -1002,7 +1032,7 @@ static void test_gone(void) {
   z.peer.ops = a.peer.ops;
   int ups = cw.fc.catch_ups;
   CHECK(proto_peer_open(&z.peer, &cw.w.ctx, "default", NULL) == PARLEY_ELIMIT && z.peer.user == NULL);
-  CHECK(cw.fc.catch_ups == ups + 1);  /* the other nodes' news was taken before the count */
+  CHECK(cw.fc.catch_ups == ups + 1); /* the other nodes' news was taken before the count */
   cw.fc.remote = 0;
 
   fake_peer *all[] = {&a};
@@ -1024,7 +1054,9 @@ static void test_update(void) {
   fake_clear(&b);
   new_id(g);
 
-  sendf(&a, -1, "[\"UPDATE_ROOM\",{\"requestId\":\"u\",\"room\":\"%s\",\"maxUsers\":6,\"name\":\" new \",\"password\":\"p2\"}]", s.id);
+  sendf(&a, -1,
+        "[\"UPDATE_ROOM\",{\"requestId\":\"u\",\"room\":\"%s\",\"maxUsers\":6,\"name\":\" new \",\"password\":\"p2\"}]",
+        s.id);
   CHECK(a.n == 0 && cw.fc.n == 3);
   fake_change u = cw.fc.log[2];
   CHECK(u.kind == CHANGE_UPDATE && u.sver == 1 && u.has_s && !strcmp(u.name, "new") && !strcmp(u.password, "p2"));
@@ -1037,7 +1069,8 @@ static void test_update(void) {
   CHECK(a.n == 0 && b.n == 0);
   proto_cluster_failed(&cw.w.ctx, u.op, "retry");
   evloop_advance(&cw.w.ev, 5);
-  CHECK(cw.fc.n == 4 && fc_last(&cw.fc)->kind == CHANGE_UPDATE && fc_last(&cw.fc)->sver == 2 && fc_last(&cw.fc)->op == u.op);
+  CHECK(cw.fc.n == 4 && fc_last(&cw.fc)->kind == CHANGE_UPDATE && fc_last(&cw.fc)->sver == 2 &&
+        fc_last(&cw.fc)->op == u.op);
   s.sver = 3;
   s.ver++;
   s.max_users = 6;
@@ -1045,7 +1078,8 @@ static void test_update(void) {
   copy_str(s.password, sizeof s.password, "p2");
   deliver(&cw, CHANGE_UPDATE, s.id, &s, fake_user_id(&a), u.op);
   CHECK(a.n == 1 && is_reply(last(&a), "UPDATE_ROOM") && fake_raw_is(last(&a), "requestID", "\"u\""));
-  CHECK(fake_str_is(last(&a), "name", "new") && fake_num_is(last(&a), "maxUsers", 6) && fake_num_is(last(&a), "curUsers", 2));
+  CHECK(fake_str_is(last(&a), "name", "new") && fake_num_is(last(&a), "maxUsers", 6) &&
+        fake_num_is(last(&a), "curUsers", 2));
   CHECK(fake_str_is(last(&a), "roomID", s.id) && b.n == 0);
   CHECK(rooms_sver(fake_room(&a, s.id)) == 3 && !strcmp(rooms_settings(fake_room(&a, s.id))->password, "p2"));
 
@@ -1055,7 +1089,8 @@ static void test_update(void) {
   redis_room s2;
   rr_init(&s2, r2, "far", "", 5, 0);
   rr_add(&s2, g, "n2");
-  sendf(&b, -1, "[\"UPDATE_ROOM\",{\"requestId\":\"v\",\"room\":\"%s\",\"maxUsers\":6,\"name\":\"x\",\"password\":\"\"}]", r2);
+  sendf(&b, -1,
+        "[\"UPDATE_ROOM\",{\"requestId\":\"v\",\"room\":\"%s\",\"maxUsers\":6,\"name\":\"x\",\"password\":\"\"}]", r2);
   CHECK(cw.fc.n == 5 && fc_last(&cw.fc)->kind == CHANGE_FETCH);
   deliver(&cw, CHANGE_FETCH, r2, &s2, NULL, fc_last(&cw.fc)->op);
   CHECK(cw.fc.n == 5 && b.n == 1 && fake_is_error(last(&b), 4, "\"v\"", "UPDATE_ROOM"));
@@ -1097,7 +1132,7 @@ static void test_many_waiting(void) {
   size_t errors = 0;
   for (int i = 0; i < MANY; i++) errors += fake_count(&p[i], "ERROR");
   CHECK(errors == 0);
-  CHECK(waiting(p, MANY) == 0 && cw.w.ctx.ops == NULL);  /* every one, not the first 32 */
+  CHECK(waiting(p, MANY) == 0 && cw.w.ctx.ops == NULL); /* every one, not the first 32 */
   fake_peer *all[MANY];
   for (int i = 0; i < MANY; i++) all[i] = &p[i];
   cw_end(&cw, all, MANY);
@@ -1125,7 +1160,8 @@ static void test_sync(void) {
   s.ver = 1;
   deliver(&cw, CHANGE_SYNC, s.id, &s, NULL, 0);
   CHECK(a.n == 2);
-  CHECK(is_event(nth(&a, 0), "DISCONNECT") && fake_str_is(nth(&a, 0), "userID", g) && fake_str_is(nth(&a, 0), "roomID", s.id));
+  CHECK(is_event(nth(&a, 0), "DISCONNECT") && fake_str_is(nth(&a, 0), "userID", g) &&
+        fake_str_is(nth(&a, 0), "roomID", s.id));
   CHECK(is_event(nth(&a, 1), "JOIN_ROOM") && fake_str_is(nth(&a, 1), "from.userID", h));
   room_t *r = fake_room(&a, s.id);
   CHECK(r && rooms_nmembers(r) == 2 && rooms_ver(r) == 1);
@@ -1141,7 +1177,8 @@ static void test_held_cap(void) {
   fake_peer a;
   cw_init(&cw);
   CHECK(fake_open(&a, &cw.w.ctx, 0) == 0);
-  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c\",\"maxUsers\":4,\"name\":\"n\",\"password\":\"\",\"type\":0}]", -1);
+  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c\",\"maxUsers\":4,\"name\":\"n\",\"password\":\"\",\"type\":0}]",
+              -1);
   fake_change ch = cw.fc.log[0];
   for (int i = 0; i < 64; i++) sendf(&a, -1, "[\"GET_ID\",{\"requestId\":\"g%d\"}]", i);
   CHECK(a.n == 0 && a.peer.nheld == 64);
@@ -1167,7 +1204,8 @@ static void test_held_cap(void) {
 
   /* the byte cap: 4 events of 60,000 bytes fit in 256 KiB, a 5th doesn't, a small one still does */
   fake_clear(&a);
-  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c2\",\"maxUsers\":4,\"name\":\"n2\",\"password\":\"\",\"type\":0}]", -1);
+  fake_handle(
+      &a, "[\"CREATE_ROOM\",{\"requestId\":\"c2\",\"maxUsers\":4,\"name\":\"n2\",\"password\":\"\",\"type\":0}]", -1);
   ch = *fc_last(&cw.fc);
   char *big = malloc(60001);
   CHECK(big != NULL);
@@ -1187,7 +1225,8 @@ static void test_held_cap(void) {
   CHECK(a.n == 7 && fake_count(&a, "GET_ID") == 5 && fake_raw_is(last(&a), "requestID", "\"small\""));
 
   /* a peer that goes with held events frees them */
-  fake_handle(&a, "[\"CREATE_ROOM\",{\"requestId\":\"c3\",\"maxUsers\":4,\"name\":\"n3\",\"password\":\"\",\"type\":0}]", -1);
+  fake_handle(
+      &a, "[\"CREATE_ROOM\",{\"requestId\":\"c3\",\"maxUsers\":4,\"name\":\"n3\",\"password\":\"\",\"type\":0}]", -1);
   for (int i = 0; i < 10; i++) sendf(&a, -1, "[\"GET_ID\",{\"requestId\":\"h%d\"}]", i);
   CHECK(a.peer.nheld == 10);
 

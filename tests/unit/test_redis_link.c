@@ -48,8 +48,8 @@ static int free_port(void) {
 }
 
 static int accepts(int port) {
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in a = {
+      .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   int fd = socket(AF_INET, SOCK_STREAM, 0), ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
   if (fd >= 0) close(fd);
   return ok;
@@ -84,9 +84,12 @@ static int redis_start(int port) {
   pid_t pid = fork();
   if (pid < 0) return -1;
   if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);  /* never outlive the test */
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
     int null = open("/dev/null", O_WRONLY);
-    if (null >= 0) { dup2(null, 1); dup2(null, 2); }
+    if (null >= 0) {
+      dup2(null, 1);
+      dup2(null, 2);
+    }
     execl("/usr/bin/redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly",
           "no", "--enable-debug-command", "yes", (char *)NULL);
     _exit(127);
@@ -94,7 +97,10 @@ static int redis_start(int port) {
   redis_pid = pid;
   for (int i = 0; i < 500; i++) {
     if (accepts(port)) return 0;
-    if (waitpid(pid, NULL, WNOHANG) == pid) { redis_pid = -1; return -1; }
+    if (waitpid(pid, NULL, WNOHANG) == pid) {
+      redis_pid = -1;
+      return -1;
+    }
     sleep_ms(10);
   }
   redis_stop();
@@ -103,20 +109,26 @@ static int redis_start(int port) {
 
 /* ---- the loop, with a guard ---- */
 
-static void on_guard(uv_timer_t *t) { (void)t; guard_fired = 1; }
+static void on_guard(uv_timer_t *t) {
+  (void)t;
+  guard_fired = 1;
+}
 
-#define WAIT(cond, ms)                                                       \
-  do {                                                                       \
-    guard_fired = 0;                                                         \
-    uv_timer_start(&guard, on_guard, (ms), 0);                               \
-    while (!(cond) && !guard_fired) uv_run(&loop, UV_RUN_ONCE);             \
-    uv_timer_stop(&guard);                                                   \
+#define WAIT(cond, ms)                                          \
+  do {                                                          \
+    guard_fired = 0;                                            \
+    uv_timer_start(&guard, on_guard, (ms), 0);                  \
+    while (!(cond) && !guard_fired) uv_run(&loop, UV_RUN_ONCE); \
+    uv_timer_stop(&guard);                                      \
   } while (0)
 
 /* Run the loop for ms (lets stray callbacks show up). */
 static void settle(uint64_t ms) { WAIT(0, ms); }
 
-static uint64_t now_ms(void) { uv_update_time(&loop); return uv_now(&loop); }
+static uint64_t now_ms(void) {
+  uv_update_time(&loop);
+  return uv_now(&loop);
+}
 
 /* ---- the owner and replies ---- */
 
@@ -124,20 +136,26 @@ typedef struct {
   int ups, downs, msgs;
   char ch[32], msg[64], why[128];
   size_t chlen, msglen;
-  redis_link **close_in;   /* close this link from the next handler call */
+  redis_link **close_in; /* close this link from the next handler call */
 } owner_t;
 
 static void o_up(void *ov) {
   owner_t *o = ov;
   o->ups++;
-  if (o->close_in) { redis_link_close(*o->close_in); o->close_in = NULL; }
+  if (o->close_in) {
+    redis_link_close(*o->close_in);
+    o->close_in = NULL;
+  }
 }
 static void o_down(void *ov, const char *why) {
   owner_t *o = ov;
   o->downs++;
   CHECK(why && why[0]);
   snprintf(o->why, sizeof o->why, "%s", why);
-  if (o->close_in) { redis_link_close(*o->close_in); o->close_in = NULL; }
+  if (o->close_in) {
+    redis_link_close(*o->close_in);
+    o->close_in = NULL;
+  }
 }
 static void o_msg(void *ov, const char *ch, size_t chlen, const char *msg, size_t n) {
   owner_t *o = ov;
@@ -146,16 +164,19 @@ static void o_msg(void *ov, const char *ch, size_t chlen, const char *msg, size_
   o->msglen = n < sizeof o->msg ? n : sizeof o->msg;
   memcpy(o->ch, ch, o->chlen);
   memcpy(o->msg, msg, o->msglen);
-  if (o->close_in) { redis_link_close(*o->close_in); o->close_in = NULL; }
+  if (o->close_in) {
+    redis_link_close(*o->close_in);
+    o->close_in = NULL;
+  }
 }
 static const redis_link_handlers handlers = {o_msg, o_up, o_down};
 
 typedef struct {
   int calls, nulls, type;
-  long long integer, first;  /* first: an array's first integer */
+  long long integer, first; /* first: an array's first integer */
   char str[128];
   uint64_t at;
-  redis_link **close_in;  /* close this link from the callback */
+  redis_link **close_in; /* close this link from the callback */
 } rep_t;
 
 static int in_issue;
@@ -225,7 +246,7 @@ static redis_link *open_link(owner_t *o, const char *const *chans, size_t nch, u
 
 static void close_link(redis_link *l) {
   redis_link_close(l);
-  settle(50);   /* the teardown task and the handles' close callbacks */
+  settle(50); /* the teardown task and the handles' close callbacks */
 }
 
 /* ---- scenarios ---- */
@@ -283,7 +304,7 @@ static void test_pubsub(void) {
 }
 
 static const char *script_text = "return ARGV[1]";
-static const char *script_sha = "098e0f0d1448c0a81dafe820f66d460eb09263da";  /* printf %s "return ARGV[1]" | sha1sum */
+static const char *script_sha = "098e0f0d1448c0a81dafe820f66d460eb09263da"; /* printf %s "return ARGV[1]" | sha1sum */
 
 static const char *eval(redis_link *l, int script, int nkeys, int argc, const char **argv) {
   static rep_t r;
@@ -300,9 +321,9 @@ static void test_scripts(void) {
   int s = redis_link_script(l, script_text), kv = redis_link_script(l, "return KEYS[1] .. '=' .. ARGV[1]");
   CHECK(s == 0 && kv == 1 && redis_link_script(l, script_text) == 0);
   const char *hello[] = {"hello"}, *pair[] = {"key", "val"};
-  CHECK(!strcmp(eval(l, s, 0, 1, hello), "hello"));  /* a fresh Redis: NOSCRIPT, then EVAL */
+  CHECK(!strcmp(eval(l, s, 0, 1, hello), "hello")); /* a fresh Redis: NOSCRIPT, then EVAL */
   rep_t r;
-  CHECK(cmd(l, &r, "SCRIPT", "EXISTS", script_sha) == 0);   /* the local SHA-1 is Redis's */
+  CHECK(cmd(l, &r, "SCRIPT", "EXISTS", script_sha) == 0); /* the local SHA-1 is Redis's */
   WAIT(r.calls, 3000);
   CHECK(r.calls == 1 && r.type == REDIS_REPLY_ARRAY && r.first == 1);
   CHECK(!strcmp(eval(l, s, 0, 1, hello), "hello"));
@@ -339,7 +360,7 @@ static void test_deadline(void) {
  * input, killed, resets the connection. */
 static void test_reset(void) {
   owner_t o;
-  redis_link *l = open_link(&o, NULL, 0, 3000);  /* the command context only */
+  redis_link *l = open_link(&o, NULL, 0, 3000); /* the command context only */
   if (!l) return;
   rep_t r;
   kill(redis_pid, SIGSTOP);
@@ -380,7 +401,7 @@ static void test_auth_and_db(void) {
   snprintf(u, sizeof u, "redis://:wrong@127.0.0.1:%d", redis_port);
   l2 = new_link(&o2, u, chans, 1, 1000);
   WAIT(o2.downs, 3000);
-  settle(300);  /* it keeps trying, quietly */
+  settle(300); /* it keeps trying, quietly */
   CHECK(o2.downs == 1 && o2.ups == 0 && strstr(o2.why, "WRONGPASS"));
   close_link(l2);
   l2 = new_link(&o2, url, chans, 1, 1000);
@@ -409,15 +430,15 @@ static void test_killed(void) {
   rep_t r;
   CHECK(cmd(l, &r, "PING", NULL, NULL) == PARLEY_EIO);
   CHECK(redis_link_eval(l, s, on_rep, &r, 0, 1, hello, NULL) == PARLEY_EIO);
-  settle(500);  /* failed reconnects: no second down */
+  settle(500); /* failed reconnects: no second down */
   CHECK(o.downs == 1 && o.ups == 1 && r.calls == 0);
   CHECK(redis_start(redis_port) == 0);
   WAIT(o.ups == 2, 5000);
   CHECK(o.ups == 2 && redis_link_is_up(l) && redis_link_get_stats(l)->reconnects == 1);
-  CHECK(!strcmp(eval(l, s, 0, 1, hello), "hello"));  /* the new Redis has no scripts */
+  CHECK(!strcmp(eval(l, s, 0, 1, hello), "hello")); /* the new Redis has no scripts */
   CHECK(!strcmp(call(l, "PUBLISH", "c1", "back"), "(integer)"));
   WAIT(o.msgs, 2000);
-  CHECK(o.msgs == 1 && o.msglen == 4 && !memcmp(o.msg, "back", 4));  /* resubscribed */
+  CHECK(o.msgs == 1 && o.msglen == 4 && !memcmp(o.msg, "back", 4)); /* resubscribed */
   close_link(l);
 }
 
@@ -445,14 +466,15 @@ static void test_close_inside(void) {
   redis_link *l = open_link(&o, chans, 1, 1000);
   if (!l) return;
   rep_t a, b, c;
-  CHECK(cmd(l, &a, "PING", NULL, NULL) == 0 && cmd(l, &b, "PING", NULL, NULL) == 0 && cmd(l, &c, "PING", NULL, NULL) == 0);
-  a.close_in = &l;   /* the first reply closes the link: the others fail inside the close */
+  CHECK(cmd(l, &a, "PING", NULL, NULL) == 0 && cmd(l, &b, "PING", NULL, NULL) == 0 &&
+        cmd(l, &c, "PING", NULL, NULL) == 0);
+  a.close_in = &l; /* the first reply closes the link: the others fail inside the close */
   WAIT(a.calls, 3000);
   CHECK(a.calls == 1 && a.nulls == 0 && b.calls == 1 && b.nulls == 1 && c.calls == 1 && c.nulls == 1);
   settle(100);
   CHECK(a.calls == 1 && b.calls == 1 && c.calls == 1);
 
-  l = open_link(&o, chans, 1, 1000);  /* closed by a message handler, replies pending */
+  l = open_link(&o, chans, 1, 1000); /* closed by a message handler, replies pending */
   if (!l) return;
   o.close_in = &l;
   CHECK(cmd(l, &a, "PUBLISH", "c1", "x") == 0 && cmd(l, &b, "PUBLISH", "c1", "y") == 0);
@@ -460,7 +482,7 @@ static void test_close_inside(void) {
   settle(100);
   CHECK(o.msgs == 1 && a.calls == 1 && b.calls == 1 && !o.close_in);
 
-  l = open_link(&o, chans, 1, 1000);  /* closed by the down handler */
+  l = open_link(&o, chans, 1, 1000); /* closed by the down handler */
   if (!l) return;
   o.close_in = &l;
   const char *kill_all[] = {"CLIENT", "KILL", "TYPE", "pubsub"};
@@ -469,13 +491,13 @@ static void test_close_inside(void) {
   settle(300);
   CHECK(o.downs == 1 && o.ups == 1 && !o.close_in);
 
-  l = new_link(&o, url, chans, 1, 1000);  /* closed by the up handler */
+  l = new_link(&o, url, chans, 1, 1000); /* closed by the up handler */
   o.close_in = &l;
   WAIT(o.ups, 3000);
   settle(100);
   CHECK(o.ups == 1 && o.downs == 0 && !o.close_in);
 
-  l = open_link(&o, chans, 1, 1000);  /* closed by a command failing as the link goes down */
+  l = open_link(&o, chans, 1, 1000); /* closed by a command failing as the link goes down */
   if (!l) return;
   const char *suicide[] = {"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no"};
   CHECK(cmdv(l, &a, 6, suicide) == 0 && cmd(l, &b, "PING", NULL, NULL) == 0);
@@ -483,12 +505,12 @@ static void test_close_inside(void) {
   WAIT(b.calls, 3000);
   settle(300);
   CHECK(a.calls == 1 && a.nulls == 0 && a.integer == 1 && b.calls == 1 && b.nulls == 1);
-  CHECK(o.downs == 0 && o.ups == 1);  /* closed before the down was told */
+  CHECK(o.downs == 0 && o.ups == 1); /* closed before the down was told */
 
   redis_link_config cfg = {url, chans, 1, 1000, 50, 200};
-  CHECK(redis_link_new(&ev, &cfg, &handlers, &o, &l) == 0);  /* closed while connecting */
+  CHECK(redis_link_new(&ev, &cfg, &handlers, &o, &l) == 0); /* closed while connecting */
   redis_link_close(l);
-  cfg.url = "redis://127.0.0.1:1";  /* closed while waiting to reconnect */
+  cfg.url = "redis://127.0.0.1:1"; /* closed while waiting to reconnect */
   memset(&o, 0, sizeof o);
   CHECK(redis_link_new(&ev, &cfg, &handlers, &o, &l) == 0);
   WAIT(o.downs, 3000);
@@ -506,9 +528,23 @@ static void test_urls(void) {
   CHECK(URL("redis://:s3cr@t@h:1/") == 0 && !strcmp(pass, "s3cr@t") && !user[0] && !strcmp(host, "h") && db == 0);
   CHECK(URL("redis://alice:pw:x@redis.local/15") == 0 && !strcmp(user, "alice") && !strcmp(pass, "pw:x") && db == 15);
   CHECK(URL("redis://[::1]:7000/2") == 0 && !strcmp(host, "::1") && port == 7000 && db == 2);
-  const char *bad[] = {"", "http://h", "rediss://h", "redis://", "redis://alice@h", "redis://:@h", "redis://h:",
-                       "redis://h:0", "redis://h:65536", "redis://h:12a", "redis://h/x", "redis://h/1/2",
-                       "redis://[::1", "redis://[::1]x", "redis://h h", "redis:///tmp/redis.sock", NULL};
+  const char *bad[] = {"",
+                       "http://h",
+                       "rediss://h",
+                       "redis://",
+                       "redis://alice@h",
+                       "redis://:@h",
+                       "redis://h:",
+                       "redis://h:0",
+                       "redis://h:65536",
+                       "redis://h:12a",
+                       "redis://h/x",
+                       "redis://h/1/2",
+                       "redis://[::1",
+                       "redis://[::1]x",
+                       "redis://h h",
+                       "redis:///tmp/redis.sock",
+                       NULL};
   for (int i = 0; bad[i]; i++) {
     err[0] = 0;
     CHECKM(URL(bad[i]) == PARLEY_EINVAL && err[0], bad[i]);

@@ -65,6 +65,7 @@ static const char *const plain = "{\"target\":\"%s\",\"room\":\"%s\",\"signal\":
 
 static void test_splice(void) {
   /* signal values as a sender may write them: odd whitespace, escapes, any JSON type */
+  /* clang-format off */
   static const char *sigs[] = {
       "{\"type\":\"offer\",\"sdp\":\"v=0...\"}",
       "{ \"sdp\" :\t\"caf\\u00e9 \\ud83d\\ude00\\n\" ,\r\n \"n\" : [ 1 , -2.50E+1 ,null ] }",
@@ -76,6 +77,7 @@ static void test_splice(void) {
       "{}",
       "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"",   /* raw UTF-8 */
   };
+  /* clang-format on */
   scene s;
   scene_init(&s);
   for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
@@ -84,8 +86,9 @@ static void test_splice(void) {
     fake_handle(&s.a, ev, -1);
     char *want = expected(fake_user_id(&s.a), fake_user_id(&s.b), s.r, sigs[i]);
     CHECKM(s.b.n == 1 && s.b.log[0].kind == FAKE_EVENT && strcmp(s.b.log[0].name, "SIGNAL") == 0, sigs[i]);
-    CHECKM(s.b.n == 1 && s.b.log[0].len == strlen(want) && memcmp(s.b.log[0].payload, want, strlen(want)) == 0, sigs[i]);
-    CHECKM(total(&s) == 1, sigs[i]);  /* the sender gets nothing, the others nothing */
+    CHECKM(s.b.n == 1 && s.b.log[0].len == strlen(want) && memcmp(s.b.log[0].payload, want, strlen(want)) == 0,
+           sigs[i]);
+    CHECKM(total(&s) == 1, sigs[i]); /* the sender gets nothing, the others nothing */
     free(ev);
     free(want);
   }
@@ -93,8 +96,11 @@ static void test_splice(void) {
   /* source given (as the sender), extra fields, keys in another order: only the four go out */
   clear_all(&s);
   char text[512];
-  snprintf(text, sizeof text, "  [ \"SIGNAL\" , {\"extra\":{\"x\":1},\"signal\":[1],\"room\":\"%s\",\"source\":\"%s\",\"target\":\"%s\",\"requestId\":3} ]  ",
-           s.r, fake_user_id(&s.a), fake_user_id(&s.b));
+  snprintf(
+      text, sizeof text,
+      "  [ \"SIGNAL\" , "
+      "{\"extra\":{\"x\":1},\"signal\":[1],\"room\":\"%s\",\"source\":\"%s\",\"target\":\"%s\",\"requestId\":3} ]  ",
+      s.r, fake_user_id(&s.a), fake_user_id(&s.b));
   fake_handle(&s.a, text, -1);
   char *want = expected(fake_user_id(&s.a), fake_user_id(&s.b), s.r, "[1]");
   CHECK(s.b.n == 1 && strcmp(s.b.log[0].payload, want) == 0 && total(&s) == 1);
@@ -102,7 +108,8 @@ static void test_splice(void) {
 
   /* a key spelled with an escape, and a repeated key (the last wins) */
   clear_all(&s);
-  snprintf(text, sizeof text, "[\"SIGNAL\",{\"t\\u0061rget\":\"%s\",\"room\":\"%s\",\"signal\":2}]", fake_user_id(&s.b), s.r);
+  snprintf(text, sizeof text, "[\"SIGNAL\",{\"t\\u0061rget\":\"%s\",\"room\":\"%s\",\"signal\":2}]", fake_user_id(&s.b),
+           s.r);
   fake_handle(&s.a, text, -1);
   CHECK(s.b.n == 1 && total(&s) == 1);
   clear_all(&s);
@@ -115,7 +122,8 @@ static void test_splice(void) {
   clear_all(&s);
   int k = snprintf(text, sizeof text, "[\"SIGNAL\",{");
   for (int i = 0; i < 20; i++) k += snprintf(text + k, sizeof text - (size_t)k, "\"x%d\":%d,", i, i);
-  snprintf(text + k, sizeof text - (size_t)k, "\"target\":\"%s\",\"room\":\"%s\",\"signal\":\"late\"}]", fake_user_id(&s.b), s.r);
+  snprintf(text + k, sizeof text - (size_t)k, "\"target\":\"%s\",\"room\":\"%s\",\"signal\":\"late\"}]",
+           fake_user_id(&s.b), s.r);
   fake_handle(&s.a, text, -1);
   want = expected(fake_user_id(&s.a), fake_user_id(&s.b), s.r, "\"late\"");
   CHECK(s.b.n == 1 && strcmp(s.b.log[0].payload, want) == 0 && total(&s) == 1);
@@ -157,10 +165,12 @@ static void test_refusals(void) {
   char text[512];
   struct {
     fake_peer *from;
-    const char *payload;   /* printf format over the values below */
+    const char *payload; /* printf format over the values below */
     const char *v1, *v2, *v3;
     int code;
+    /* clang-format off */
   } cases[] = {
+      /* clang-format on */
       /* not in the room (or no such room, or another tenant's) */
       {&s.c, "{\"target\":\"%s\",\"room\":\"%s\",\"signal\":1}", A, s.r, NULL, 3},
       {&s.a, "{\"target\":\"%s\",\"room\":\"%s\",\"signal\":1}", B, "AAAAAAAAAAAAAAAAAAAAAA", NULL, 3},
@@ -210,7 +220,8 @@ static void test_refusals(void) {
 
   /* a requestId is not read: still null */
   clear_all(&s);
-  snprintf(text, sizeof text, "[\"SIGNAL\",{\"requestId\":\"q\",\"target\":\"%s\",\"room\":\"%s\",\"signal\":1}]", C, s.r);
+  snprintf(text, sizeof text, "[\"SIGNAL\",{\"requestId\":\"q\",\"target\":\"%s\",\"room\":\"%s\",\"signal\":1}]", C,
+           s.r);
   fake_handle(&s.a, text, -1);
   CHECK(total(&s) == 1 && fake_is_error(&s.a.log[0], 4, "null", "SIGNAL"));
   /* the checks' order: the size limit before membership (UNSPECIFIED, not NO_SUCH_ROOM) */

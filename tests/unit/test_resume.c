@@ -21,10 +21,10 @@
 
 typedef struct {
   uint64_t pos[4096];
-  int n[4096];           /* the event's number, read back from its payload */
+  int n[4096]; /* the event's number, read back from its payload */
   size_t count;
   int let_go, closed, expired, kicked, pings;
-  resume_link *link;     /* set: its pings reach the link, as a real carrier's do */
+  resume_link *link; /* set: its pings reach the link, as a real carrier's do */
 } carrier;
 
 static int c_send(void *cv, const char *name, const uv_buf_t *parts, int nparts, uint64_t pos) {
@@ -32,13 +32,26 @@ static int c_send(void *cv, const char *name, const uv_buf_t *parts, int nparts,
   char buf[4096];
   size_t len = 0;
   (void)name;
-  for (int i = 0; i < nparts; i++) { memcpy(buf + len, parts[i].base, parts[i].len); len += parts[i].len; }
+  for (int i = 0; i < nparts; i++) {
+    memcpy(buf + len, parts[i].base, parts[i].len);
+    len += parts[i].len;
+  }
   buf[len] = 0;
-  if (c->count < 4096) { c->pos[c->count] = pos; c->n[c->count] = atoi(buf); c->count++; }
+  if (c->count < 4096) {
+    c->pos[c->count] = pos;
+    c->n[c->count] = atoi(buf);
+    c->count++;
+  }
   return 0;
 }
-static void c_close(void *cv, const char *why) { (void)why; ((carrier *)cv)->closed++; }
-static void c_let_go(void *cv, const char *why) { (void)why; ((carrier *)cv)->let_go++; }
+static void c_close(void *cv, const char *why) {
+  (void)why;
+  ((carrier *)cv)->closed++;
+}
+static void c_let_go(void *cv, const char *why) {
+  (void)why;
+  ((carrier *)cv)->let_go++;
+}
 static void c_ended(void *cv, resume_ended why) {
   carrier *c = cv;
   if (why == RESUME_ENDED_KICKED) c->kicked++;
@@ -83,28 +96,28 @@ static void test_positions_and_replay(void) {
   CHECK(a.count == 10 && a.pos[0] == 1 && a.pos[9] == 10 && a.n[9] == 10);
   resume_carrier_gone(l, &a, 1);
   CHECK(l->detached && st.ndetached == 1 && l->carrier == NULL);
-  for (int i = 11; i <= 15; i++) send_n(l, i, 0);  /* while detached: kept */
-  CHECK(resume_attach(l, &ops, &b, 16, 0) == PARLEY_ENOTFOUND);  /* beyond what was sent */
+  for (int i = 11; i <= 15; i++) send_n(l, i, 0);               /* while detached: kept */
+  CHECK(resume_attach(l, &ops, &b, 16, 0) == PARLEY_ENOTFOUND); /* beyond what was sent */
   CHECK(resume_attach(l, &ops, &b, 7, 0) == 0 && !l->detached && st.ndetached == 0);
   resume_replay(l, 7);
   int ok = b.count == 8;
   for (size_t i = 0; i < b.count && ok; i++) ok = b.pos[i] == 8 + i && b.n[i] == 8 + (int)i;
   CHECK(ok);
   send_n(l, 16, 0);
-  CHECK(b.count == 9 && b.pos[8] == 16 && a.count == 10);  /* the old carrier gets nothing */
+  CHECK(b.count == 9 && b.pos[8] == 16 && a.count == 10); /* the old carrier gets nothing */
   resume_end(l);
 }
 
 static void test_wrap_and_trim(void) {
   carrier a = {0}, b = {0};
   resume_link *l = user_link(&a, 4096);
-  for (int i = 1; i <= 200; i++) send_n(l, i, 100);  /* ~113 bytes a record: the ring wraps many times */
+  for (int i = 1; i <= 200; i++) send_n(l, i, 100); /* ~113 bytes a record: the ring wraps many times */
   CHECK(l->ring_len <= 4096 && l->first_pos > 150 && l->next_pos == 201);
   uint64_t first = l->first_pos;
-  CHECK(resume_attach(l, &ops, &b, first - 2, 0) == PARLEY_ENOTFOUND);  /* its next event is gone */
+  CHECK(resume_attach(l, &ops, &b, first - 2, 0) == PARLEY_ENOTFOUND); /* its next event is gone */
   CHECK(a.let_go == 0);
   CHECK(resume_attach(l, &ops, &b, first - 1, 0) == 0);
-  CHECK(a.let_go == 1);  /* a was still attached: it is told to let go */
+  CHECK(a.let_go == 1); /* a was still attached: it is told to let go */
   resume_replay(l, first - 1);
   int ok = b.count == 200 - (first - 1);
   for (size_t i = 0; i < b.count && ok; i++) ok = b.pos[i] == first + i && b.n[i] == (int)(first + i);
@@ -117,10 +130,10 @@ static void test_lost_while_detached(void) {
   resume_link *l = user_link(&a, 2048);
   send_n(l, 1, 10);
   resume_carrier_gone(l, &a, 1);
-  for (int i = 2; i <= 40; i++) send_n(l, i, 100);  /* past 2 KiB while detached */
+  for (int i = 2; i <= 40; i++) send_n(l, i, 100); /* past 2 KiB while detached */
   CHECK(l->lost && resume_find(&st, l->token, ID_LEN) == NULL);
   CHECK(st.nlinks == 1);
-  evloop_advance(&ev, 0);  /* the next timer phase: it ends */
+  evloop_advance(&ev, 0); /* the next timer phase: it ends */
   CHECK(st.nlinks == 0 && rooms.nusers == 0);
 }
 
@@ -128,10 +141,13 @@ static void test_server_cap(void) {
   carrier a = {0}, b = {0};
   st.ring_cap = 8192;
   resume_link *x = user_link(&a, 1 << 20), *y = user_link(&b, 1 << 20);
-  for (int i = 1; i <= 100; i++) { send_n(x, i, 100); send_n(y, i, 100); }
+  for (int i = 1; i <= 100; i++) {
+    send_n(x, i, 100);
+    send_n(y, i, 100);
+  }
   CHECK(st.ring_bytes <= 8192 && x->ring_size + y->ring_size == st.ring_bytes);
   CHECK(x->ring_len <= x->ring_size && y->ring_len <= y->ring_size && x->ring_len > 0 && y->ring_len > 0);
-  CHECK(a.count == 100 && b.count == 100);  /* attached: delivered whatever the ring keeps */
+  CHECK(a.count == 100 && b.count == 100); /* attached: delivered whatever the ring keeps */
   resume_end(x);
   resume_end(y);
   CHECK(st.ring_bytes == 0);
@@ -149,9 +165,9 @@ static void test_tokens(void) {
   resume_carrier_gone(l, &a, 1);
   CHECK(resume_attach(l, &ops, &a, 0, 1) == 0);
   CHECK(strcmp(l->token, old) != 0 && resume_find(&st, old, ID_LEN) == NULL && resume_find(&st, l->token, ID_LEN) == l);
-  resume_carrier_gone(l, &b, 1);  /* not its carrier: nothing happens */
+  resume_carrier_gone(l, &b, 1); /* not its carrier: nothing happens */
   CHECK(!l->detached && l->carrier == &a);
-  resume_carrier_gone(l, &a, 0);  /* gone for good */
+  resume_carrier_gone(l, &a, 0); /* gone for good */
   CHECK(st.nlinks == 1);
   resume_end(m);
 }
@@ -167,7 +183,7 @@ static void test_pong_trims(void) {
   resume_pong(l);
   CHECK(l->first_pos == 6 && l->ring_len > 0);
   resume_carrier_gone(l, &a, 1);
-  CHECK(resume_attach(l, &ops, &b, 4, 0) == PARLEY_ENOTFOUND);  /* 5 is gone: proven read */
+  CHECK(resume_attach(l, &ops, &b, 4, 0) == PARLEY_ENOTFOUND); /* 5 is gone: proven read */
   CHECK(resume_attach(l, &ops, &b, 5, 0) == 0);
   resume_replay(l, 5);
   CHECK(b.count == 3 && b.n[0] == 6 && b.n[2] == 8);
@@ -187,12 +203,12 @@ static void test_early_ping(void) {
   carrier a = {0};
   resume_link *l = user_link(&a, 1 << 20);
   a.link = l;
-  for (int i = 1; i <= 30; i++) send_n(l, i, 100);  /* ~120 bytes a record: under 4 KiB */
+  for (int i = 1; i <= 30; i++) send_n(l, i, 100); /* ~120 bytes a record: under 4 KiB */
   CHECK(a.pings == 0 && l->ping_pos == 0);
   for (int i = 31; i <= 60; i++) send_n(l, i, 100);
   CHECK(a.pings == 1 && l->ping_pos > 31 && l->ping_pos < 60);
   uint64_t at = l->ping_pos;
-  resume_ping(l);  /* the heartbeat's own ping, before the pong */
+  resume_ping(l); /* the heartbeat's own ping, before the pong */
   CHECK(l->ping_pos == at);
   resume_pong(l);
   CHECK(l->first_pos == at && l->ping_pos == 0 && l->ring_len < 4096);

@@ -57,7 +57,8 @@ static void test_users(void) {
   CHECK(dups == 0);
   CHECK(st.nusers == N && rooms_tenant_nusers(t) == N);
   for (int i = 0; i < N; i++)
-    if (rooms_user_find(&st, rooms_user_id(u[i])) != u[i] || rooms_user_peer(u[i]) != &peers[i] || rooms_user_tenant(u[i]) != t || rooms_user_nrooms(u[i]) != 0)
+    if (rooms_user_find(&st, rooms_user_id(u[i])) != u[i] || rooms_user_peer(u[i]) != &peers[i] ||
+        rooms_user_tenant(u[i]) != t || rooms_user_nrooms(u[i]) != 0)
       lookups++;
   CHECK(lookups == 0);
   CHECK(rooms_user_find(&st, "AAAAAAAAAAAAAAAAAAAAAA") == NULL);
@@ -68,7 +69,7 @@ static void test_users(void) {
   rooms_user_remove(&st, u[7]);
   CHECK(rooms_user_find(&st, id) == NULL);
   CHECK(st.nusers == N - 1 && rooms_tenant_nusers(t) == N - 1);
-  rooms_free(&st);  /* the other users are freed here */
+  rooms_free(&st); /* the other users are freed here */
 }
 
 static room_settings settings(const char *name, const char *pwd, int max_users, int type) {
@@ -97,7 +98,8 @@ static void test_create_join_leave(void) {
   CHECK(rooms_create(&st, a, &s, &r) == 0 && r);
   name[0] = 'X';
   pwd[0] = 'X';
-  CHECK(strcmp(rooms_settings(r)->name, "lobby") == 0 && strcmp(rooms_settings(r)->password, "secret") == 0);  /* copied */
+  CHECK(strcmp(rooms_settings(r)->name, "lobby") == 0 &&
+        strcmp(rooms_settings(r)->password, "secret") == 0); /* copied */
   CHECK(rooms_settings(r)->max_users == 4 && rooms_settings(r)->type == 2);
   CHECK(is_id(rooms_id(r)));
   CHECK(rooms_room_tenant(r) == t);
@@ -168,10 +170,10 @@ static void test_create_join_leave(void) {
   rooms_user_remove(&st, b);
   rooms_user_remove(&st, c);
   CHECK(rooms_tenant_nusers(t) == 1 && st.ntenants == 1);
-  rooms_user_remove(&st, d);  /* the tenant's last user: the tenant goes with it (t is gone) */
+  rooms_user_remove(&st, d); /* the tenant's last user: the tenant goes with it (t is gone) */
   CHECK(st.nusers == 0 && st.ntenants == 0);
-  CHECK(rooms_tenant(&st, "t", &t) == 0 && rooms_tenant_nusers(t) == 0 && st.ntenants == 1);  /* made anew on demand */
-  rooms_tenant_release(&st, t);  /* a tenant nobody joined is released */
+  CHECK(rooms_tenant(&st, "t", &t) == 0 && rooms_tenant_nusers(t) == 0 && st.ntenants == 1); /* made anew on demand */
+  rooms_tenant_release(&st, t); /* a tenant nobody joined is released */
   CHECK(st.ntenants == 0);
   rooms_free(&st);
 }
@@ -191,7 +193,8 @@ static void test_user_in_several_rooms(void) {
   CHECK(rooms_create(&st, b, &s, &r3) == 0);
   CHECK(strcmp(rooms_id(r1), rooms_id(r2)) != 0 && strcmp(rooms_id(r2), rooms_id(r3)) != 0);
   CHECK(rooms_join(r3, a) == 0);
-  CHECK(rooms_user_nrooms(a) == 3 && rooms_user_room(a, 0) == r1 && rooms_user_room(a, 1) == r2 && rooms_user_room(a, 2) == r3);
+  CHECK(rooms_user_nrooms(a) == 3 && rooms_user_room(a, 0) == r1 && rooms_user_room(a, 1) == r2 &&
+        rooms_user_room(a, 2) == r3);
   CHECK(st.nrooms == 3 && rooms_tenant_nrooms(t) == 3);
   int deleted;
   CHECK(rooms_leave(&st, r2, a, &deleted) == 0 && deleted == 1);
@@ -199,7 +202,7 @@ static void test_user_in_several_rooms(void) {
   CHECK(st.nrooms == 2);
   CHECK(rooms_leave(&st, r3, b, &deleted) == 0 && deleted == 0);
   CHECK(rooms_owner(r3) == a);
-  rooms_free(&st);  /* rooms still populated: all freed */
+  rooms_free(&st); /* rooms still populated: all freed */
 }
 
 static void test_tenant_isolation(void) {
@@ -239,7 +242,7 @@ static void test_update_and_meta(void) {
   char *name = strdup("new name"), *pwd = strdup("p2");
   room_settings u = settings(name, pwd, 8, 3);
   CHECK(rooms_update(r, &u) == 0);
-  free(name);  /* the room kept copies */
+  free(name); /* the room kept copies */
   free(pwd);
   CHECK(strcmp(rooms_settings(r)->name, "new name") == 0 && strcmp(rooms_settings(r)->password, "p2") == 0);
   CHECK(rooms_settings(r)->max_users == 8 && rooms_settings(r)->type == 3);
@@ -254,7 +257,7 @@ static void test_update_and_meta(void) {
   CHECK(rooms_set_meta(r, NULL, 0) == 0);
   CHECK(rooms_meta(r) == NULL);
   CHECK(rooms_set_meta(r, "{}", 2) == 0);
-  rooms_free(&st);  /* frees the meta too */
+  rooms_free(&st); /* frees the meta too */
   CHECK(st.tenants == NULL && st.users == NULL && st.nusers == 0 && st.nrooms == 0);
 }
 
@@ -308,7 +311,7 @@ static void test_detach_attach_transfer(void) {
   CHECK(rooms_user_find(&st, id) == a && st.nusers == 3 && rooms_tenant_nusers(t) == 3);
   rooms_user_attach(a, &p3);
   CHECK(rooms_user_peer(a) == &p3 && strcmp(rooms_user_id(a), id) == 0);
-  CHECK(rooms_transfer(r, c) == PARLEY_ENOTFOUND && rooms_owner(r) == a);  /* not a member */
+  CHECK(rooms_transfer(r, c) == PARLEY_ENOTFOUND && rooms_owner(r) == a); /* not a member */
   CHECK(rooms_transfer(r, b) == 0 && rooms_owner(r) == b);
   CHECK(rooms_leave(&st, r, b, &deleted) == 0 && !deleted && rooms_owner(r) == a);
   CHECK(rooms_leave(&st, r, a, &deleted) == 0 && deleted);
@@ -339,21 +342,22 @@ static void test_tallies(void) {
   rooms_tenant_counters(t)->accepted[ROOMS_FRAMING_SIO] = 1;
   rooms_user_remove(&st, a);
   CHECK(st.ntenants == 0 && st.ntallies == 1 && st.nidle == 1);
-  CHECK(rooms_tally_tenant(rooms_tally_first(&st)) == NULL && rooms_tally_counters(rooms_tally_first(&st))->events == 7);
+  CHECK(rooms_tally_tenant(rooms_tally_first(&st)) == NULL &&
+        rooms_tally_counters(rooms_tally_first(&st))->events == 7);
   CHECK(rooms_tenant(&st, "acme", &u) == 0 && rooms_tenant_counters(u)->events == 7 && st.nidle == 0);
   CHECK(ntallies_named(&st, "acme") == 1);
   /* counted by name while the tenant is gone (a refusal before it had a user) */
   tenant_counters *c = rooms_counters(&st, "globex");
   CHECK(c && st.ntenants == 1 && st.ntallies == 2 && st.nidle == 1);
   c->refused[ROOMS_REFUSED_TENANT_CAP]++;
-  CHECK(rooms_counters(&st, "acme") == rooms_tenant_counters(u));  /* a live one by name */
+  CHECK(rooms_counters(&st, "acme") == rooms_tenant_counters(u)); /* a live one by name */
   /* past max_idle the oldest idle tally is forgotten, never a live one */
   rooms_counters(&st, "initech")->events++;
   CHECK(st.nidle == 2 && st.tallies_dropped == 0);
   rooms_counters(&st, "hooli")->events++;
   CHECK(st.nidle == 2 && st.tallies_dropped == 1 && ntallies_named(&st, "globex") == 0);
   CHECK(ntallies_named(&st, "acme") == 1 && ntallies_named(&st, "initech") == 1 && ntallies_named(&st, "hooli") == 1);
-  rooms_counters(&st, "initech")->events++;   /* counted again: now the newest idle one */
+  rooms_counters(&st, "initech")->events++; /* counted again: now the newest idle one */
   rooms_counters(&st, "umbrella")->events++;
   CHECK(ntallies_named(&st, "hooli") == 0 && ntallies_named(&st, "initech") == 1 && st.tallies_dropped == 2);
   rooms_tenant_release(&st, u);
@@ -378,7 +382,7 @@ static void test_census(void) {
   rooms_user_attach(c, &p3);
   rooms_census(&st);
   CHECK(k->attached[ROOMS_FRAMING_SIO] == 2 && k->detached == 0);
-  rooms_user_set_waiting(a, 1);  /* a dropped connection: the peer stays, the user waits */
+  rooms_user_set_waiting(a, 1); /* a dropped connection: the peer stays, the user waits */
   rooms_census(&st);
   CHECK(k->attached[ROOMS_FRAMING_WS] == 0 && k->detached == 1 && rooms_user_peer(a) == &p1);
   rooms_user_set_waiting(a, 0);

@@ -18,13 +18,16 @@ static void test_engine_types(void) {
   CHECK(eio_packet_type("5", 1) == EIO_UPGRADE);
   CHECK(eio_packet_type("6", 1) == EIO_NOOP);
   CHECK(eio_packet_type("7", 1) == -1);
-  CHECK(eio_packet_type("b4AAE=", 6) == -1);  /* base64 binary: refused */
+  CHECK(eio_packet_type("b4AAE=", 6) == -1); /* base64 binary: refused */
   CHECK(eio_packet_type("", 0) == -1);
   CHECK(eio_packet_type("x", 1) == -1);
 }
 
 static void test_payload(void) {
-  const char *body = "40\x1e" "42[\"a\",1]\x1e" "3";
+  const char *body =
+      "40\x1e"
+      "42[\"a\",1]\x1e"
+      "3";
   size_t pos = 0, len;
   const char *one;
   const char *want[] = {"40", "42[\"a\",1]", "3"};
@@ -54,9 +57,10 @@ static void test_connect(void) {
   CHECK(parse("0{\"token\":\"x\"}", &p) == 0 && span_is(p.data, p.len, "{\"token\":\"x\"}"));
   CHECK(parse("0/admin,", &p) == 0 && span_is(p.ns, p.ns_len, "/admin") && p.len == 0);
   CHECK(parse("0/admin", &p) == 0 && span_is(p.ns, p.ns_len, "/admin"));
-  CHECK(parse("0/admin,{\"a\":1}", &p) == 0 && span_is(p.ns, p.ns_len, "/admin") && span_is(p.data, p.len, "{\"a\":1}"));
-  CHECK(parse("0[1]", &p) == PARLEY_EINVAL);   /* auth must be an object */
-  CHECK(parse("012", &p) == PARLEY_EINVAL);    /* no ack ids on connect */
+  CHECK(parse("0/admin,{\"a\":1}", &p) == 0 && span_is(p.ns, p.ns_len, "/admin") &&
+        span_is(p.data, p.len, "{\"a\":1}"));
+  CHECK(parse("0[1]", &p) == PARLEY_EINVAL); /* auth must be an object */
+  CHECK(parse("012", &p) == PARLEY_EINVAL);  /* no ack ids on connect */
 }
 
 static void test_events(void) {
@@ -66,9 +70,9 @@ static void test_events(void) {
   CHECK(parse("212[\"GET_ID\"]", &p) == 0 && p.ack == 12 && span_is(p.data, p.len, "[\"GET_ID\"]"));
   CHECK(parse("2/admin,7[\"x\"]", &p) == 0 && p.ack == 7 && span_is(p.ns, p.ns_len, "/admin"));
   CHECK(parse("2", &p) == PARLEY_EINVAL);          /* no data */
-  CHECK(parse("2{\"a\":1}", &p) == PARLEY_EINVAL);  /* data must be an array */
+  CHECK(parse("2{\"a\":1}", &p) == PARLEY_EINVAL); /* data must be an array */
   CHECK(parse("2abc", &p) == PARLEY_EINVAL);
-  CHECK(parse("29999999999999999999[\"x\"]", &p) == PARLEY_EINVAL);  /* ack id overflow */
+  CHECK(parse("29999999999999999999[\"x\"]", &p) == PARLEY_EINVAL); /* ack id overflow */
   CHECK(parse("30[]", &p) == 0 && p.type == SIO_ACK && p.ack == 0);
 }
 
@@ -77,8 +81,8 @@ static void test_others(void) {
   CHECK(parse("1", &p) == 0 && p.type == SIO_DISCONNECT);
   CHECK(parse("1/admin,", &p) == 0 && span_is(p.ns, p.ns_len, "/admin"));
   CHECK(parse("1x", &p) == PARLEY_EINVAL);
-  CHECK(parse("4{\"message\":\"x\"}", &p) == PARLEY_EINVAL);  /* CONNECT_ERROR only from servers */
-  CHECK(parse("51-[\"x\",{\"_placeholder\":true,\"num\":0}]", &p) == PARLEY_EUNSUPP);  /* binary event */
+  CHECK(parse("4{\"message\":\"x\"}", &p) == PARLEY_EINVAL); /* CONNECT_ERROR only from servers */
+  CHECK(parse("51-[\"x\",{\"_placeholder\":true,\"num\":0}]", &p) == PARLEY_EUNSUPP); /* binary event */
   CHECK(parse("61-0[]", &p) == PARLEY_EUNSUPP);
   CHECK(parse("7", &p) == PARLEY_EINVAL);
   CHECK(parse("", &p) == PARLEY_EINVAL);

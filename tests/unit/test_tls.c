@@ -4,7 +4,7 @@
  * bursts), end with close_notify; garbage is an error, never a crash; bad
  * certificate files are refused with the file named. The certificate is made
  * here (a self-signed P-256 one) into a temporary directory, removed at the end. */
-#define _GNU_SOURCE  /* memmem */
+#define _GNU_SOURCE /* memmem */
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -22,7 +22,10 @@ static char dir[64], cert_file[128], key_file[128], key2_file[128];
 static EVP_PKEY *write_key(const char *file) {
   EVP_PKEY *pk = EVP_EC_gen("P-256");
   FILE *f = fopen(file, "w");
-  if (!pk || !f) { fprintf(stderr, "cannot make %s\n", file); exit(1); }
+  if (!pk || !f) {
+    fprintf(stderr, "cannot make %s\n", file);
+    exit(1);
+  }
   PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL);
   fclose(f);
   return pk;
@@ -30,7 +33,10 @@ static EVP_PKEY *write_key(const char *file) {
 
 static void make_cert(void) {
   snprintf(dir, sizeof dir, "/tmp/parley-test-tls-XXXXXX");
-  if (!mkdtemp(dir)) { perror("mkdtemp"); exit(1); }
+  if (!mkdtemp(dir)) {
+    perror("mkdtemp");
+    exit(1);
+  }
   snprintf(cert_file, sizeof cert_file, "%s/cert.pem", dir);
   snprintf(key_file, sizeof key_file, "%s/key.pem", dir);
   snprintf(key2_file, sizeof key2_file, "%s/other-key.pem", dir);
@@ -99,9 +105,9 @@ static int carry(tls_t *from, tls_t *to, const char *p, size_t n, size_t step) {
   buf_init(&b, 0);
   buf_init(&got, 0);
   buf_append(&b, p, n);
-  CHECK(tls_seal(from, &b) == 0);  /* b: ciphertext now */
+  CHECK(tls_seal(from, &b) == 0); /* b: ciphertext now */
   CHECK(n == 0 || b.len > n);
-  CHECK(n == 0 || memmem(b.data, b.len, p, n < 16 ? n : 16) == NULL);  /* not in clear */
+  CHECK(n == 0 || memmem(b.data, b.len, p, n < 16 ? n : 16) == NULL); /* not in clear */
   size_t pos = 0;
   while (pos < b.len) {
     size_t k = step && b.len - pos > step ? step : b.len - pos;
@@ -125,10 +131,10 @@ static void test_files(void) {
   CHECK(strstr(err, "/nonexistent/cert.pem") != NULL);
   CHECK(tls_server_ctx(cert_file, "/nonexistent/key.pem", err, sizeof err) == NULL);
   CHECK(strstr(err, "/nonexistent/key.pem") != NULL);
-  CHECK(tls_server_ctx(key_file, key_file, err, sizeof err) == NULL);  /* a key is no certificate */
+  CHECK(tls_server_ctx(key_file, key_file, err, sizeof err) == NULL); /* a key is no certificate */
   CHECK(strstr(err, key_file) != NULL);
-  CHECK(tls_server_ctx(cert_file, cert_file, err, sizeof err) == NULL);  /* nor a certificate a key */
-  CHECKM(tls_server_ctx(cert_file, key2_file, err, sizeof err) == NULL, err);  /* another key */
+  CHECK(tls_server_ctx(cert_file, cert_file, err, sizeof err) == NULL);       /* nor a certificate a key */
+  CHECKM(tls_server_ctx(cert_file, key2_file, err, sizeof err) == NULL, err); /* another key */
   CHECK(strstr(err, "does not match") != NULL);
   tls_ctx *ctx = tls_server_ctx(cert_file, key_file, err, sizeof err);
   CHECKM(ctx != NULL, err);
@@ -144,7 +150,7 @@ static void test_session(tls_ctx *sctx, tls_ctx *cctx, size_t step, const char *
   CHECK(tls_started(s));
   CHECKM(carry(c, s, "GET / HTTP/1.1\r\n\r\n", 18, step), label);
   CHECKM(carry(s, c, "HTTP/1.1 200 OK\r\n\r\n", 19, step), label);
-  size_t big = 300000;  /* many records, and the memory BIOs' buffers let go after */
+  size_t big = 300000; /* many records, and the memory BIOs' buffers let go after */
   char *p = malloc(big);
   for (size_t i = 0; i < big; i++) p[i] = (char)(i * 7 + 3);
   CHECKM(carry(s, c, p, big, step ? 1000 : 0), label);
@@ -170,7 +176,7 @@ static void test_early_data(tls_ctx *sctx, tls_ctx *cctx) {
   buf_init(&b, 0);
   buf_init(&got, 0);
   buf_append(&b, "early", 5);
-  CHECK(tls_seal(c, &b) == 0);  /* the ClientHello only */
+  CHECK(tls_seal(c, &b) == 0); /* the ClientHello only */
   CHECK(memmem(b.data, b.len, "early", 5) == NULL);
   CHECK(tls_feed(s, b.data, b.len) == 0);
   char out[64];
@@ -195,7 +201,13 @@ static void test_garbage(tls_ctx *sctx, tls_ctx *cctx) {
     char junk[512];
     size_t n = 1 + (size_t)rand() % sizeof junk;
     for (size_t i = 0; i < n; i++) junk[i] = (char)rand();
-    if (round % 2) { junk[0] = 0x16; if (n > 2) { junk[1] = 3; junk[2] = 1; } }  /* a handshake record's start */
+    if (round % 2) { /* a handshake record's start */
+      junk[0] = 0x16;
+      if (n > 2) {
+        junk[1] = 3;
+        junk[2] = 1;
+      }
+    }
     CHECK(tls_feed(s, junk, n) == 0);
     char out[256];
     size_t k;
@@ -205,7 +217,7 @@ static void test_garbage(tls_ctx *sctx, tls_ctx *cctx) {
     if (rc == PARLEY_EPROTO) CHECK(tls_last_error()[0] != 0);
     buf_t b;
     buf_init(&b, 0);
-    tls_seal(s, &b);  /* an alert, maybe; no crash */
+    tls_seal(s, &b); /* an alert, maybe; no crash */
     buf_free(&b);
     tls_free(s);
   }

@@ -33,7 +33,7 @@ static void on_tick_closed(uv_handle_t *h) { (void)h; }
 
 /* Run loop until pending reaches 0 and at least `failed` failed, or ms pass. */
 static void run_until(uv_loop_t *loop, const webhook_stats *st, uint64_t failed, uint64_t ms) {
-  uv_timer_t tick;  /* wakes the loop up while it waits on nothing else */
+  uv_timer_t tick; /* wakes the loop up while it waits on nothing else */
   uv_timer_init(loop, &tick);
   uv_timer_start(&tick, on_tick, 10, 10);
   uint64_t end = uv_now(loop) + ms;
@@ -46,19 +46,19 @@ static void test_dead_receiver(void) {
   uv_loop_t loop;
   webhook_stats st = {0};
   webhook_t *w;
-  webhook_target t = {.url = url, .secret = "s", .events = 1u << WEBHOOK_ROOM_CREATED, .retry_ms = 10,
-                      .max_pending = 3};
+  webhook_target t = {
+      .url = url, .secret = "s", .events = 1u << WEBHOOK_ROOM_CREATED, .retry_ms = 10, .max_pending = 3};
   CHECK(uv_loop_init(&loop) == 0);
   CHECK(webhook_new(&loop, &st, &w) == 0);
-  webhook_emit(w, &t, "acme", WEBHOOK_USER_JOINED, "room", "user", NULL);  /* not listed */
-  webhook_emit(w, NULL, "acme", WEBHOOK_ROOM_CREATED, "room", "user", NULL);  /* no webhook */
+  webhook_emit(w, &t, "acme", WEBHOOK_USER_JOINED, "room", "user", NULL);    /* not listed */
+  webhook_emit(w, NULL, "acme", WEBHOOK_ROOM_CREATED, "room", "user", NULL); /* no webhook */
   CHECK(st.pending == 0 && st.dropped == 0);
   for (int i = 0; i < 5; i++) webhook_emit(w, &t, "acme", WEBHOOK_ROOM_CREATED, "room", "user", NULL);
-  CHECK(st.pending == 3);  /* the tenant's share */
+  CHECK(st.pending == 3); /* the tenant's share */
   CHECK(st.dropped == 2);
-  webhook_emit(w, &t, "other", WEBHOOK_ROOM_CREATED, "room", NULL, NULL);  /* another tenant has its own */
+  webhook_emit(w, &t, "other", WEBHOOK_ROOM_CREATED, "room", NULL, NULL); /* another tenant has its own */
   CHECK(st.pending == 4);
-  run_until(&loop, &st, 4, 10000);  /* backoff 10, 20, 40, 80 ms */
+  run_until(&loop, &st, 4, 10000); /* backoff 10, 20, 40, 80 ms */
   CHECK(st.pending == 0);
   CHECK(st.failed == 4);
   CHECK(st.retried == 4 * (WEBHOOK_TRIES - 1));
@@ -72,12 +72,15 @@ static void test_close(void) {
   uv_loop_t loop;
   webhook_stats st = {0};
   webhook_t *w;
-  webhook_target t = {.url = url, .secret = "s", .events = 1u << WEBHOOK_USER_LEFT, .retry_ms = 60000,
+  webhook_target t = {.url = url,
+                      .secret = "s",
+                      .events = 1u << WEBHOOK_USER_LEFT,
+                      .retry_ms = 60000,
                       .max_pending = WEBHOOK_QUEUE_MAX};
   CHECK(uv_loop_init(&loop) == 0);
   CHECK(webhook_new(&loop, &st, &w) == 0);
   for (int i = 0; i < WEBHOOK_QUEUE_MAX; i++) webhook_emit(w, &t, "acme", WEBHOOK_USER_LEFT, "r", "u", "left");
-  webhook_emit(w, &t, "other", WEBHOOK_USER_LEFT, "r", "u", "left");  /* past the cap in all */
+  webhook_emit(w, &t, "other", WEBHOOK_USER_LEFT, "r", "u", "left"); /* past the cap in all */
   CHECK(st.pending == WEBHOOK_QUEUE_MAX);
   CHECK(st.dropped == 1);
   /* let a few attempts fail: they then wait 60 s for their retry */
@@ -88,7 +91,7 @@ static void test_close(void) {
   while (st.retried < 2 && uv_now(&loop) < end) uv_run(&loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&tick, on_tick_closed);
   CHECK(st.retried >= 2);
-  webhook_close(w, 50);  /* retries are dropped at once; the rest after 50 ms at most */
+  webhook_close(w, 50); /* retries are dropped at once; the rest after 50 ms at most */
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK(st.pending == 0);
   CHECK(st.dropped + st.failed == WEBHOOK_QUEUE_MAX + 1);

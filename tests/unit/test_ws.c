@@ -26,7 +26,10 @@ static size_t frame_hdr(uint8_t *out, int fin, int rsv, int opcode, const uint8_
     out[h++] = m | 127;
     for (int i = 0; i < 8; i++) out[h++] = (uint8_t)(len >> (56 - 8 * i));
   }
-  if (key) { memcpy(out + h, key, 4); h += 4; }
+  if (key) {
+    memcpy(out + h, key, 4);
+    h += 4;
+  }
   return h;
 }
 
@@ -59,7 +62,7 @@ static res next(ws_reader *r, uint8_t *buf, size_t n) {
 
 static int msg_is(const res *x, int opcode, const void *data, size_t len) {
   return x->rc == 0 && x->msg.opcode == opcode && x->msg.len == len &&
-         (len == 0 || memcmp(x->msg.data, data, len) == 0);
+      (len == 0 || memcmp(x->msg.data, data, len) == 0);
 }
 
 /* Feed buf to a fresh reader, taking messages until something other than a
@@ -136,11 +139,11 @@ static void check_length(size_t len, size_t expect_hdr) {
 }
 
 static void test_lengths(void) {
-  check_length(125, 6);     /* 7-bit */
-  check_length(126, 8);     /* 16-bit */
+  check_length(125, 6); /* 7-bit */
+  check_length(126, 8); /* 16-bit */
   check_length(1000, 8);
   check_length(65535, 8);
-  check_length(65536, 14);  /* 64-bit */
+  check_length(65536, 14); /* 64-bit */
   check_length(70001, 14);
 }
 
@@ -259,8 +262,10 @@ static void test_fragments_with_ping(void) {
 }
 
 static void test_masking(void) {
+  /* clang-format off */
   static const uint8_t keys[][4] = {
     {0, 0, 0, 0}, {0xff, 0xff, 0xff, 0xff}, {0x12, 0x34, 0x56, 0x78}, {0xa1, 0xb2, 0xc3, 0xd4}, {0x80, 0x00, 0x7f, 0x01}};
+  /* clang-format on */
   static const size_t lens[] = {0, 1, 2, 3, 4, 5, 6, 7, 9, 13, 125, 126, 127, 1001};
   char payload[1001];
   uint8_t b[1001 + WS_MAX_HEADER];
@@ -361,6 +366,7 @@ static void test_protocol_errors(void) {
 }
 
 static void test_utf8(void) {
+  /* clang-format off */
   static const char *invalid[] = {
     "\xC0\xAF",             /* overlong '/' (2 bytes) */
     "\xC1\xBF",             /* overlong (2 bytes) */
@@ -379,10 +385,13 @@ static void test_utf8(void) {
     "\xE2\x82z",            /* truncated in the middle */
     "\xF0\x9F\x98",         /* truncated 4-byte */
   };
+  /* clang-format on */
+  /* clang-format off */
   static const char *valid[] = {
     "\xC2\x80", "\xDF\xBF", "\xE0\xA0\x80", "\xED\x9F\xBF", "\xEE\x80\x80", "\xEF\xBF\xBF",
     "\xF0\x90\x80\x80", "\xF4\x8F\xBF\xBF", "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80", "\x7F",
   };
+  /* clang-format on */
   uint8_t b[128];
   size_t n;
   for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
@@ -515,19 +524,25 @@ static void test_close_payload(void) {
     snprintf(label, sizeof label, "code %u", bad[i]);
     CHECKM(ws_close_payload_check(p, 2, &code) != 0, label);
   }
-  CHECK(ws_close_payload_check("\x03\xe8\xC0\xAF", 4, &code) != 0);       /* overlong */
-  CHECK(ws_close_payload_check("\x03\xe8\xED\xA0\x80", 5, &code) != 0);   /* surrogate */
-  CHECK(ws_close_payload_check("\x03\xe8ok\xCE", 5, &code) != 0);         /* truncated */
+  CHECK(ws_close_payload_check("\x03\xe8\xC0\xAF", 4, &code) != 0);     /* overlong */
+  CHECK(ws_close_payload_check("\x03\xe8\xED\xA0\x80", 5, &code) != 0); /* surrogate */
+  CHECK(ws_close_payload_check("\x03\xe8ok\xCE", 5, &code) != 0);       /* truncated */
   code = 0;
   CHECK(ws_close_payload_check("\x03\xe8\xC3\xA9", 4, &code) == 0 && code == 1000);
 
   /* a close frame read by the reader carries the payload to check */
   uint8_t b[32];
-  size_t n = frame(b, 1, 0, WS_CLOSE, KEY, "\x03\xe9" "bye", 5);
+  size_t n = frame(b, 1, 0, WS_CLOSE, KEY,
+                   "\x03\xe9"
+                   "bye",
+                   5);
   ws_reader r;
   ws_reader_init(&r, 1 << 16);
   res x = next(&r, b, n);
-  CHECK(msg_is(&x, WS_CLOSE, "\x03\xe9" "bye", 5));
+  CHECK(msg_is(&x, WS_CLOSE,
+               "\x03\xe9"
+               "bye",
+               5));
   CHECK(ws_close_payload_check(x.msg.data, x.msg.len, &code) == 0 && code == 1001);
   ws_reader_free(&r);
 }
