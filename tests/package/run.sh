@@ -70,8 +70,10 @@ done
 [ -n "$port" ] || fail "no listening line within 10 s"
 grep -q 'policy /etc/parley/policies/default.lua loaded' "$tmp/server.log" || fail "the installed policies were not the default"
 [ "$(curl -fsS "http://127.0.0.1:$port/healthz")" = ok ] || fail "/healthz"
-curl -fsS "http://127.0.0.1:$port/" | grep -qi '<html' || fail "GET / (the demo page from /usr/share/parley/web)"
-curl -fsS "http://127.0.0.1:$port/parley.js" | grep -q 'ParleyClient' || fail "GET /parley.js"
+# (the body is read whole before grep looks at it: grep -q stops at its first
+# match, and curl writing into the closed pipe would fail the pipeline)
+page=$(curl -fsS "http://127.0.0.1:$port/") && grep -qi '<html' <<<"$page" || fail "GET / (the demo page from /usr/share/parley/web)"
+client=$(curl -fsS "http://127.0.0.1:$port/parley.js") && grep -q 'ParleyClient' <<<"$client" || fail "GET /parley.js"
 (cd "$root/tests/integration" && [ -d node_modules/ws ]) || fail "tests/integration/node_modules missing (scripts/deps.sh)"
 node "$root/tests/package/roundtrip.mjs" "$port" >&2 || fail "room round trip"
 
