@@ -13,6 +13,8 @@
 //   lua tenant file=tenants/NAME.lua   a tenant file, beside policies/default.lua: --check
 //   lua fragment          statements put before the final `return M` of
 //                         policies/default.lua (or policies=DIR's): --check
+//   lua entry             a table entry (`[3] = {...},`): checked as a fragment
+//                         inside `local _ = { ... }`
 //   lua test policies=DIR a --test-policy file, run against DIR
 //   js                    a Node ES module, run with node; must exit 0 by itself
 //                         within 10 s (`ws` and `socket.io-client` resolve)
@@ -20,8 +22,11 @@
 //                         WebSocket, imports from http://127.0.0.1)
 //   js file=PATH          saved as PATH for a later sh block to run; not run itself
 //   sh                    run with `bash -e`, must exit 0 within 30 s
+//   sh setup              run, and put before every later sh block of the document
+//                         (variables the next blocks use)
 //   sh server             starts a server in the foreground: passes once it prints
-//                         `parley listening on`, then it is stopped
+//                         `parley listening on`, then it is stopped (PARLEY_LISTEN
+//                         is set to a free loopback port; a --listen flag beats it)
 //   python                run with python3
 // Options: policies=DIR (the test server's, or what a lua block is checked
 // against), env=NAME=VALUE (for a lua check).
@@ -43,7 +48,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServer, BIN, REPO } from '../lib/server.js';
+import { startServer, freePort, BIN, REPO } from '../lib/server.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const DEPS = path.join(HERE, 'node_modules');
@@ -91,8 +96,8 @@ export function classify(b) {
   if (at >= 0) return reason ? c('no-run', { reason }) : c(null, { why: '"no-run:" needs a reason' });
   if (b.lang === 'text' || b.lang === 'json' || words.has('output')) return c('output');
   if (b.lang === 'lua') {
-    for (const k of ['policy', 'tenant', 'fragment', 'test']) if (words.has(k)) return c(`lua-${k}`);
-    return c(null, { why: 'a lua block says policy, tenant, fragment or test' });
+    for (const k of ['policy', 'tenant', 'fragment', 'entry', 'test']) if (words.has(k)) return c(`lua-${k}`);
+    return c(null, { why: 'a lua block says policy, tenant, fragment, entry or test' });
   }
   if (b.lang === 'js') return c(opts.file ? 'js-file' : 'js');
   if (b.lang === 'sh') return c(words.has('server') ? 'sh-server' : 'sh');
@@ -108,7 +113,11 @@ const ALL = DOC_FILES.flatMap((f) => extract(f, fs.readFileSync(path.join(REPO, 
 // ---- child processes ---------------------------------------------------------
 
 const groups = new Set();
-process.on('exit', () => { for (const pid of groups) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } } });
+const killAll = () => { for (const pid of groups) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } } };
+process.on('exit', killAll);
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+  process.on(sig, () => { killAll(); fs.rmSync(TMP, { recursive: true, force: true }); process.exit(1); });
+}
 
 /**
  * Run a command in a process group of its own; resolves to {code, signal,
@@ -167,7 +176,7 @@ function docDir(file) {
   }
   fs.mkdirSync(path.join(dir, 'build'));
   fs.symlinkSync(BIN, path.join(dir, 'build', 'parley'));
-  const d = { dir, tmp: path.join(dir, 'tmp'), token: path.join(dir, 'admin-token'), state: path.join(dir, 'state') };
+  const d = { servers: new Map(), setup: [], files: [], dir, tmp: path.join(dir, 'tmp'), token: path.join(dir, 'admin-token'), state: path.join(dir, 'state') };
   fs.mkdirSync(d.tmp);
   fs.mkdirSync(d.state);
   fs.writeFileSync(d.token, crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
@@ -198,11 +207,46 @@ function childEnv(extra = {}) {
   };
 }
 
-/** A server for one block: the policies it names (rewritten, relative to the document's directory). */
+/** Write the document's `file=` blocks so far, rewritten for the next block's server. */
+function saveFiles(d, ports) {
+  for (const b of d.files) {
+    const f = path.resolve(d.dir, rewrite(b.c.opts.file, d));
+    fs.mkdirSync(path.dirname(f), { recursive: true });
+    fs.writeFileSync(f, rewrite(b.body, d, ports));
+  }
+}
+
+/**
+ * The server a block talks to: one per document and policies directory (the
+ * one the block names, rewritten, relative to the document's directory),
+ * kept for the document's later blocks as a reader's would be; a new one
+ * when a block stopped it (a drain).
+ */
 async function serverFor(b, d) {
+  const policies = b.c.opts.policies ? path.resolve(d.dir, rewrite(b.c.opts.policies, d)) : '';
+  const old = d.servers.get(policies);
+  if (old && old.alive() && await ready(old)) return old;
+  if (old) await stopServer(old);
   const args = ['--admin', '127.0.0.1:0', '--admin-token-file', d.token, '--state-dir', d.state];
-  if (b.c.opts.policies) args.push('--policies', path.resolve(d.dir, rewrite(b.c.opts.policies, d)));
-  return startServer({ single: true, metrics: true, args });
+  if (policies) args.push('--policies', policies);
+  const s = await startServer({ single: true, metrics: true, args });
+  d.servers.set(policies, s);
+  return s;
+}
+
+/** SIGINT (stop at once: SIGTERM's drain takes longer), SIGKILL after 5 s; rejects on a sanitizer report. */
+async function stopServer(s) {
+  s.kill('SIGINT');
+  await Promise.race([s.exited, new Promise((r) => setTimeout(r, 5000))]);
+  return s.stop();
+}
+
+/** Whether a server answers /readyz with 200 (a drained one does not). */
+async function ready(s) {
+  try {
+    const r = await fetch(`${s.httpBase}/readyz`, { signal: AbortSignal.timeout(2000) });
+    return r.status === 200;
+  } catch { return false; }
 }
 
 // ---- the runners ----------------------------------------------------------------
@@ -234,7 +278,8 @@ async function runLua(b, d) {
         const text = fs.readFileSync(f, 'utf8');
         const at = text.search(/^return M\s*$(?![\s\S]*^return M\s*$)/m);
         assert.ok(at >= 0, `${base}/default.lua has no final "return M" to put a fragment before`);
-        fs.writeFileSync(f, `${text.slice(0, at)}-- ${b.file}:${b.line}\n${b.body}${text.slice(at)}`);
+        const code = kind === 'lua-entry' ? `local _ = {\n${b.body}}\n` : b.body;
+        fs.writeFileSync(f, `${text.slice(0, at)}-- ${b.file}:${b.line}\n${code}${text.slice(at)}`);
       }
     }
     args = ['--check', pol];
@@ -245,47 +290,50 @@ async function runLua(b, d) {
     `parley ${args.join(' ')}: ${r.timedOut ? 'timed out' : `exit ${r.code}`}\n${tail(r.out)}`);
 }
 
-async function runCode(b, d) {
-  if (b.c.kind === 'js-file') {   // saved for a later block to run
-    const f = path.resolve(d.dir, rewrite(b.c.opts.file, d));
-    fs.mkdirSync(path.dirname(f), { recursive: true });
-    fs.writeFileSync(f, b.body);
+async function runCode(b, d, t) {
+  if (b.c.kind === 'js-file') {   // saved (now, and again before each later block) for a later block to run
+    d.files.push(b);
+    saveFiles(d, {});
     return;
   }
-  const s = await serverFor(b, d);
-  try {
-    const ports = { port: s.port, admin: s.adminPort, metrics: s.metricsPort };
-    const text = rewrite(b.body, d, ports);
-    const dir = fs.mkdtempSync(path.join(d.dir, 'block-'));
-    let cmd, args, limit;
-    if (b.c.kind === 'js') {
-      fs.symlinkSync(DEPS, path.join(dir, 'node_modules'));
-      fs.writeFileSync(path.join(dir, 'example.mjs'), text);
-      cmd = process.execPath;
-      args = [...(b.c.words.has('browser') ? ['--experimental-network-imports', '--experimental-websocket', '--no-warnings'] : []),
-        path.join(dir, 'example.mjs')];
-      limit = LIMIT.js;
-    } else if (b.c.kind === 'python') {
-      fs.writeFileSync(path.join(dir, 'example.py'), text);
-      [cmd, args, limit] = ['python3', [path.join(dir, 'example.py')], LIMIT.python];
-    } else {
-      fs.writeFileSync(path.join(dir, 'example.sh'), text);
-      [cmd, args, limit] = ['bash', ['-e', path.join(dir, 'example.sh')], b.c.kind === 'sh-server' ? LIMIT.server : LIMIT.sh];
-    }
-    const server = b.c.kind === 'sh-server';
-    const r = await run(cmd, args, { cwd: d.dir, env: childEnv(), timeoutMs: limit,
-      until: server ? (out) => /parley listening on \S+/.test(out) : undefined });
-    const what = `${b.file}:${b.line} (${b.c.kind})`;
-    if (server) {
-      assert.ok(r.matched, `${what}: no "parley listening on" line within ${limit} ms (exit ${r.code})\n${tail(r.out)}`);
-    } else {
-      assert.ok(!r.timedOut, `${what}: did not exit within ${limit} ms (a connection left open?)\n${tail(r.out)}`);
-      assert.equal(r.code, 0, `${what}: exit ${r.code}${r.signal ? ` (${r.signal})` : ''}\n${tail(r.out)}`);
-    }
-    assert.ok(s.alive(), `${what}: the test's server died:\n${tail(s.stderr)}`);
-  } finally {
-    await s.stop();
+  const server = b.c.kind === 'sh-server';
+  // a block that starts a server of its own gets free ports; any other, the document's server
+  const s = server ? null : await serverFor(b, d);
+  const ports = s ? { port: s.port, admin: s.adminPort, metrics: s.metricsPort }
+    : { port: await freePort(), admin: await freePort(), metrics: await freePort() };
+  saveFiles(d, ports);
+  const setup = b.lang === 'sh' ? d.setup.join('') : '';
+  const text = rewrite(setup + b.body, d, ports);
+  const dir = fs.mkdtempSync(path.join(d.dir, 'block-'));
+  let cmd, args, limit;
+  if (b.c.kind === 'js') {
+    fs.symlinkSync(DEPS, path.join(dir, 'node_modules'));
+    fs.writeFileSync(path.join(dir, 'example.mjs'), text);
+    cmd = process.execPath;
+    args = [...(b.c.words.has('browser') ? ['--experimental-network-imports', '--experimental-websocket', '--no-warnings'] : []),
+      path.join(dir, 'example.mjs')];
+    limit = LIMIT.js;
+  } else if (b.c.kind === 'python') {
+    fs.writeFileSync(path.join(dir, 'example.py'), text);
+    [cmd, args, limit] = ['python3', [path.join(dir, 'example.py')], LIMIT.python];
+  } else {
+    fs.writeFileSync(path.join(dir, 'example.sh'), text);
+    [cmd, args, limit] = ['bash', ['-e', path.join(dir, 'example.sh')], server ? LIMIT.server : LIMIT.sh];
   }
+  const r = await run(cmd, args, { cwd: d.dir, timeoutMs: limit,
+    env: childEnv(server ? { PARLEY_LISTEN: `127.0.0.1:${ports.port}` } : {}),
+    until: server ? (out) => /parley listening on \S+/.test(out) : undefined });
+  if (process.env.PARLEY_DOCS_VERBOSE) for (const l of r.out.trimEnd().split('\n')) t.diagnostic(l);
+  const what = `${b.file}:${b.line} (${b.c.kind})`;
+  if (server) {
+    assert.ok(r.matched, `${what}: no "parley listening on" line within ${limit} ms (exit ${r.code})\n${tail(r.out)}`);
+  } else {
+    assert.ok(!r.timedOut, `${what}: did not exit within ${limit} ms (a connection left open?)\n${tail(r.out)}`);
+    assert.equal(r.code, 0, `${what}: exit ${r.code}${r.signal ? ` (${r.signal})` : ''}\n${tail(r.out)}`);
+  }
+  if (b.c.words.has('setup')) d.setup.push(b.body);
+  // a block may have drained the server (it exits 0); it must not have crashed
+  if (s && !s.alive()) assert.deepEqual(s.exitInfo, { code: 0, signal: null }, `${what}: the server died:\n${tail(s.stderr)}`);
 }
 
 // ---- the tests ------------------------------------------------------------------
@@ -308,12 +356,18 @@ for (const b of ALL) {
     test(name, { skip: b.c.reason }, () => {});
     continue;
   }
-  test(name, async () => {
+  test(name, async (t) => {
     const d = docDir(b.file);
     if (kind.startsWith('lua-')) { await runLua(b, d); count.checked++; }
-    else { await runCode(b, d); count[kind === 'js-file' ? 'saved' : 'run']++; }
+    else { await runCode(b, d, t); count[kind === 'js-file' ? 'saved' : 'run']++; }
   });
 }
+
+test('the servers of the examples stop cleanly', async () => {
+  const all = [...docDirs.values()].flatMap((d) => [...d.servers.values()]);
+  const res = await Promise.all(all.map(stopServer));
+  for (const r of res) assert.equal(r.killed, false, 'a server did not stop within 5 s of SIGINT');
+});
 
 after(() => {
   console.log(`# docs examples: ${ALL.length} blocks: ${count.run} run, ${count.checked} checked (lua), `
