@@ -257,6 +257,7 @@ async function runLua(b, d) {
   const dir = fs.mkdtempSync(path.join(d.dir, 'lua-'));
   const env = childEnv(b.c.env);
   let args;
+  let note = '';
   if (kind === 'lua-test') {
     const f = path.join(dir, 'test.lua');
     fs.writeFileSync(f, b.body);
@@ -279,6 +280,8 @@ async function runLua(b, d) {
         const at = text.search(/^return M\s*$(?![\s\S]*^return M\s*$)/m);
         assert.ok(at >= 0, `${base}/default.lua has no final "return M" to put a fragment before`);
         const code = kind === 'lua-entry' ? `local _ = {\n${b.body}}\n` : b.body;
+        const first = text.slice(0, at).split('\n').length + 1 + (kind === 'lua-entry');
+        note = ` (the block's first line is default.lua:${first})`;
         fs.writeFileSync(f, `${text.slice(0, at)}-- ${b.file}:${b.line}\n${code}${text.slice(at)}`);
       }
     }
@@ -287,7 +290,7 @@ async function runLua(b, d) {
   const r = await run(BIN, args, { cwd: d.dir, env, timeoutMs: LIMIT.lua });
   fs.rmSync(dir, { recursive: true, force: true });
   assert.ok(!r.timedOut && r.code === 0,
-    `parley ${args.join(' ')}: ${r.timedOut ? 'timed out' : `exit ${r.code}`}\n${tail(r.out)}`);
+    `parley ${args.join(' ')}: ${r.timedOut ? 'timed out' : `exit ${r.code}`}${note}\n${tail(r.out)}`);
 }
 
 async function runCode(b, d, t) {
