@@ -29,7 +29,7 @@
 //                         is set to a free loopback port; a --listen flag beats it)
 //   python                run with python3
 // Options: policies=DIR (the test server's, or what a lua block is checked
-// against), env=NAME=VALUE (for a lua check).
+// against), env=NAME=VALUE (in the environment of that server, or of a lua check).
 //
 // Every js, sh and python block gets a server of its own (build/parley or
 // PARLEY_BIN; the admin and metrics listeners on too), and the text of the
@@ -217,20 +217,21 @@ function saveFiles(d, ports) {
 }
 
 /**
- * The server a block talks to: one per document and policies directory (the
+ * The server a block talks to: one per document, policies directory and env= (the
  * one the block names, rewritten, relative to the document's directory),
  * kept for the document's later blocks as a reader's would be; a new one
  * when a block stopped it (a drain).
  */
 async function serverFor(b, d) {
   const policies = b.c.opts.policies ? path.resolve(d.dir, rewrite(b.c.opts.policies, d)) : '';
-  const old = d.servers.get(policies);
+  const key = JSON.stringify([policies, b.c.env]);
+  const old = d.servers.get(key);
   if (old && old.alive() && await ready(old)) return old;
   if (old) await stopServer(old);
   const args = ['--admin', '127.0.0.1:0', '--admin-token-file', d.token, '--state-dir', d.state];
   if (policies) args.push('--policies', policies);
-  const s = await startServer({ single: true, metrics: true, args });
-  d.servers.set(policies, s);
+  const s = await startServer({ single: true, metrics: true, args, env: b.c.env });
+  d.servers.set(key, s);
   return s;
 }
 
