@@ -18,8 +18,8 @@
 //   lua test policies=DIR a --test-policy file, run against DIR
 //   js                    a Node ES module, run with node; must exit 0 by itself
 //                         within 10 s (`ws` and `socket.io-client` resolve)
-//   js browser            the same, with Node's browser-like globals (a global
-//                         WebSocket, imports from http://127.0.0.1)
+//   js browser            the same, as a page would have it (browser.mjs: a global
+//                         WebSocket, imports from http:// URLs)
 //   js file=PATH          saved as PATH for a later sh block to run; not run itself
 //   sh                    run with `bash -e`, must exit 0 within 30 s
 //   sh setup              run, and put before every later sh block of the document
@@ -314,8 +314,7 @@ async function runCode(b, d, t) {
     fs.symlinkSync(DEPS, path.join(dir, 'node_modules'));
     fs.writeFileSync(path.join(dir, 'example.mjs'), text);
     cmd = process.execPath;
-    args = [...(b.c.words.has('browser') ? ['--experimental-network-imports', '--experimental-websocket', '--no-warnings'] : []),
-      path.join(dir, 'example.mjs')];
+    args = [...(b.c.words.has('browser') ? ['--import', path.join(HERE, 'browser.mjs')] : []), path.join(dir, 'example.mjs')];
     limit = LIMIT.js;
   } else if (b.c.kind === 'python') {
     fs.writeFileSync(path.join(dir, 'example.py'), text);
