@@ -31,15 +31,17 @@
 // Options: policies=DIR (the test server's, or what a lua block is checked
 // against), env=NAME=VALUE (in the environment of that server, or of a lua check).
 //
-// Every js, sh and python block gets a server of its own (build/parley or
-// PARLEY_BIN; the admin and metrics listeners on too), and the text of the
-// block is rewritten first: 127.0.0.1:8080 and 0.0.0.0:8080 become its
+// Every js, sh and python block talks to a server the test started
+// (build/parley or PARLEY_BIN; the admin and metrics listeners on too; one
+// per document, policies= and env=, kept for its later blocks as a reader's
+// would be), and the text of the block is rewritten first: 127.0.0.1:8080 and 0.0.0.0:8080 become its
 // address, 127.0.0.1:9188 its admin listener, 127.0.0.1:9187 its metrics
 // listener, /etc/parley/admin-token its token file, and /tmp/ a temporary
 // directory of the document's own. The blocks of one document run in their
 // order, in that directory, which holds links to the repository's top-level
 // entries (so `build/parley`, `policies/`, `tests/` work) and `parley` is on
-// PATH. A block that has no classification fails the test.
+// PATH. A block that has no classification, or a word the test does not
+// know, fails the test; so does a `js file=` block no later sh block runs.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -77,6 +79,9 @@ export function extract(file, text) {
   return blocks;
 }
 
+const WORDS = new Set(['output', 'policy', 'tenant', 'fragment', 'entry', 'test', 'browser', 'setup', 'server']);
+const OPTS = new Set(['file', 'policies']);
+
 /** What the test does with a block: {kind, reason?, words, opts, env}. kind null: unclassified. */
 export function classify(b) {
   let attrs = b.attrs;
@@ -93,6 +98,8 @@ export function classify(b) {
     if (k === 'env') { const e = v.indexOf('='); env[v.slice(0, e)] = v.slice(e + 1); } else opts[k] = v;
   }
   const c = (kind, extra = {}) => ({ kind, words, opts, env, ...extra });
+  const unknown = [...words].filter((w) => !WORDS.has(w)).concat(Object.keys(opts).filter((k) => !OPTS.has(k)));
+  if (unknown.length) return c(null, { why: `unknown word ${unknown.join(', ')}` });
   if (at >= 0) return reason ? c('no-run', { reason }) : c(null, { why: '"no-run:" needs a reason' });
   if (b.lang === 'text' || b.lang === 'json' || words.has('output')) return c('output');
   if (b.lang === 'lua') {
@@ -345,6 +352,12 @@ const count = { run: 0, checked: 0, saved: 0, skipped: 0, output: 0, unclassifie
 
 test('every code block says what it is (docs/architecture.md, "Code examples in the docs")', () => {
   const bad = ALL.filter((b) => !b.c.kind).map((b) => `${b.file}:${b.line} \`\`\`${b.lang}: ${b.c.why}`);
+  for (const [i, b] of ALL.entries()) {   // a saved file must be run by a later sh block of its document
+    if (b.c.kind !== 'js-file') continue;
+    const name = path.basename(b.c.opts.file);
+    if (!ALL.slice(i + 1).some((o) => o.file === b.file && o.lang === 'sh' && o.c.kind !== 'no-run' && o.body.includes(name)))
+      bad.push(`${b.file}:${b.line} js file=${b.c.opts.file}: no later sh block of ${b.file} runs ${name}`);
+  }
   count.unclassified = bad.length;
   assert.deepEqual(bad, [], `blocks without a classification:\n${bad.join('\n')}`);
 });
