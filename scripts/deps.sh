@@ -14,7 +14,8 @@ case "$mode" in run|test) ;; *) echo "usage: scripts/deps.sh [run|test]" >&2; ex
 
 DEBS=(cmake make gcc pkg-config libuv1-dev liblua5.4-dev lua-cjson-dev node-llhttp libssl-dev libcurl4-openssl-dev
       uthash-dev libhiredis-dev)
-[ "$mode" = test ] && DEBS+=(redis-server prometheus curl dpkg-dev clang libclang-rt-14-dev chromium fonts-liberation)
+[ "$mode" = test ] && DEBS+=(redis-server prometheus curl dpkg-dev clang libclang-rt-14-dev chromium fonts-liberation
+                             openssl python3)
 
 # prometheus (its server and promtool) is for tests/integration/metrics.test.js,
 # which starts its own on loopback. On a host with systemd, Debian's package
@@ -38,7 +39,7 @@ fi
 
 [ "$mode" = run ] && exit 0
 # npm packages of the tests (pinned by each package-lock.json).
-for d in tests/integration tests/client tests/e2e; do
+for d in tests/integration tests/client tests/e2e tests/docs; do
   if [ ! -f "$d/node_modules/.package-lock.json" ] || [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
     echo "deps: installing npm packages for $d" >&2
     (cd "$d" && npm ci --silent --no-audit --no-fund >/dev/null)

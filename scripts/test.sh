@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/test.sh - the whole test suite: deps, build, unit tests (ctest),
-# integration tests, the Debian package (built, installed, run, purged:
+# integration tests, every code example of the docs (tests/docs/run.sh), the Debian package (built, installed, run, purged:
 # tests/package/run.sh); then the unit and integration tests again on an AddressSanitizer + UBSan
 # build; then a short libFuzzer run of every parser (tests/fuzz/run.sh).
 # It ends with a table: each stage, its result, the tests passed, failed and
@@ -55,6 +55,7 @@ run_suite() {  # $1 build dir, rest: cmake options
 stage "layers of core/ (scripts/check_layers.py)" python3 scripts/check_layers.py
 run_suite build
 stage "integration tests, cluster mode: 3 nodes + redis (build)" env PARLEY_CLUSTER=3 PARLEY_BIN="$PWD/build/parley" tests/integration/run.sh
+stage "docs examples: README.md, docs/*.md (build)" env PARLEY_BIN="$PWD/build/parley" tests/docs/run.sh
 stage "end-to-end tests in Chromium (build)" env PARLEY_BIN="$PWD/build/parley" tests/e2e/run.sh
 stage "package: .deb built, installed, run, purged" tests/package/run.sh
 if [ "${PARLEY_SKIP_SANITIZE:-0}" = 1 ]; then
