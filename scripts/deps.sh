@@ -15,7 +15,7 @@ case "$mode" in run|test) ;; *) echo "usage: scripts/deps.sh [run|test]" >&2; ex
 DEBS=(cmake make gcc pkg-config libuv1-dev liblua5.4-dev lua-cjson-dev node-llhttp libssl-dev libcurl4-openssl-dev
       uthash-dev libhiredis-dev)
 [ "$mode" = test ] && DEBS+=(redis-server prometheus curl dpkg-dev clang libclang-rt-14-dev chromium fonts-liberation
-                             openssl python3)
+                             openssl python3 clang-format)
 
 # prometheus (its server and promtool) is for tests/integration/metrics.test.js,
 # which starts its own on loopback. On a host with systemd, Debian's package

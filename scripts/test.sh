@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# scripts/test.sh - the whole test suite: deps, build, unit tests (ctest),
+# scripts/test.sh - the whole test suite: deps, the layers and the format of
+# the C sources, build, unit tests (ctest),
 # integration tests, every code example of the docs (tests/docs/run.sh), the Debian package (built, installed, run, purged:
 # tests/package/run.sh); then the unit and integration tests again on an AddressSanitizer + UBSan
 # build; then a short libFuzzer run of every parser (tests/fuzz/run.sh).
@@ -53,6 +54,7 @@ run_suite() {  # $1 build dir, rest: cmake options
 }
 
 stage "layers of core/ (scripts/check_layers.py)" python3 scripts/check_layers.py
+stage "format of the C sources (scripts/format.sh)" scripts/format.sh --check
 run_suite build
 stage "integration tests, cluster mode: 3 nodes + redis (build)" env PARLEY_CLUSTER=3 PARLEY_BIN="$PWD/build/parley" tests/integration/run.sh
 stage "docs examples: README.md, docs/*.md (build)" env PARLEY_BIN="$PWD/build/parley" tests/docs/run.sh
