@@ -80,7 +80,6 @@ static const char *who(conn_t *c, char *b) {
 }
 
 static void timer_start(conn_t *c, uint64_t ms);
-static void send_ping(conn_t *c);
 
 static void http_read(conn_t *c, char *p, size_t n);
 
@@ -309,19 +308,11 @@ static void on_timer(evloop_timer *t) {
     conn_close(c, "no pong within the ping timeout");
     return;
   }
-  send_ping(c);
-}
-
-static void send_ping(conn_t *c) {
   ws_send_frame(c, WS_PING, "", 0);
   if (c->h->pinged) c->h->pinged(c);
   c->awaiting_pong = 1;
   c->ping_ms = evloop_now(loop_of(c));
   timer_start(c, c->env->ping_timeout_ms);
-}
-
-void conn_ws_ping_now(conn_t *c) {
-  if (c->state == CONN_WS && c->pings && !c->ws_closing && !c->close_after_write && !c->awaiting_pong) send_ping(c);
 }
 
 /* A closing connection keeps no timer: it is freed once its socket closes. */

@@ -152,9 +152,6 @@ int conn_ws_handshake_ok(conn_t *c, http_req *r);
 /* Answer 101 and switch to WebSocket framing with messages up to max_message;
  * pings: the connection pings its peer (else the owner keeps it alive). */
 void conn_ws_accept(conn_t *c, http_req *r, size_t max_message, int pings);
-/* Ping now, as the ping timer would (a connection that pings, is open and
- * awaits no pong; else nothing); the pings go on from there. */
-void conn_ws_ping_now(conn_t *c);
 /* One WebSocket text frame, from one piece or spliced from several. */
 int conn_ws_send_text(conn_t *c, const char *p, size_t n);
 int conn_ws_send_textv(conn_t *c, const uv_buf_t *parts, int nparts);

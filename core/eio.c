@@ -238,17 +238,9 @@ static void carrier_ended(void *carrier, resume_ended why) {
   if (n > 0 && (size_t)n < sizeof p) sess_send(s, p, (size_t)n);
 }
 
-static void on_heartbeat(evloop_timer *t);
-
-/* The link's ring grew: the heartbeat's ping now rather than at its time. */
-static void carrier_ping(void *carrier) {
-  eio_session *s = carrier;
-  if (!s->awaiting_pong && !s->closing) on_heartbeat(&s->timer); /* (the heartbeat goes on from there) */
-}
-
 /* Event data that is not ["name", ...] breaks Socket.IO's framing: the session is closed. */
 static const resume_carrier_ops sio_carrier = {
-    carrier_send, carrier_ack, carrier_close, carrier_let_go, carrier_ended, carrier_ping, 1, 1};
+    carrier_send, carrier_ack, carrier_close, carrier_let_go, carrier_ended, 1, 1};
 
 /* The session drops (a transport gone, a ping timeout, an Engine.IO close):
  * its user is kept for a resume. */

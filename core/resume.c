@@ -146,23 +146,12 @@ static void replay(resume_link *l, uint64_t last) {
 
 static void lost_while_detached(resume_link *l);
 
-/* A ring holding this much that no pong has proven asks for a pong at once
- * rather than at the next heartbeat: under a steady flow of events a ring
- * stays a few KiB (cache-sized) instead of growing for a whole ping
- * interval. Pings are cheap (a few bytes each way; clients answer by
- * themselves). */
-#define RESUME_EARLY_PING 4096
-
 static int link_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts) {
   resume_link *l = link_of(p);
   uint64_t pos = l->next_pos++;
   int rc = l->enabled ? record(l, pos, name, parts, nparts) : 0; /* no resume: nothing to keep */
   if (l->detached && (rc || l->first_pos > l->detach_pos)) lost_while_detached(l);
-  if (!l->carrier) return 0;
-  int sent = l->ops->send(l->carrier, name, parts, nparts, l->enabled ? pos : 0);
-  /* (after the event is queued: the pong proves it too) */
-  if (l->ring_len >= RESUME_EARLY_PING && !l->ping_pos && l->carrier && l->ops->ping) l->ops->ping(l->carrier);
-  return sent;
+  return l->carrier ? l->ops->send(l->carrier, name, parts, nparts, l->enabled ? pos : 0) : 0;
 }
 
 static int link_reply(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {

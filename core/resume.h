@@ -43,9 +43,6 @@ typedef struct {
    * revoked", 4003 "removed by the server"; Socket.IO: the server disconnect
    * 41), and let the link go as let_go does. */
   void (*ended)(void *carrier, resume_ended why);
-  /* Ask the client for a pong now, as the heartbeat would (nothing when a
-   * pong is awaited already): the ring has grown, and a pong lets it go. */
-  void (*ping)(void *carrier);
   int has_acks;        /* the framing has acks (Socket.IO) */
   int strict_envelope; /* see peer_ops */
 } resume_carrier_ops;

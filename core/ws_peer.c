@@ -50,10 +50,8 @@ static void ws_ended(void *carrier, resume_ended why) {
   else conn_ws_close_told(carrier, WS_CLOSE_EXPIRED, "credentials expired");
 }
 
-static void ws_ping(void *carrier) { conn_ws_ping_now(carrier); }
-
-static const resume_carrier_ops ws_carrier = {ws_send,  NULL,    ws_close, ws_let_go,
-                                              ws_ended, ws_ping, 0,        0}; /* bad envelopes get ERROR */
+static const resume_carrier_ops ws_carrier = {ws_send,  NULL, ws_close, ws_let_go,
+                                              ws_ended, 0,    0}; /* bad envelopes get ERROR */
 
 static void on_message(conn_t *c, const char *p, size_t n) {
   resume_link *l = c->owner;
