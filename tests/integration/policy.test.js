@@ -345,6 +345,32 @@ function M.on_room_closed(id, reason) parley.log("info", "ACT closed " .. id .. 
   await assertAliveThenStop(s);
 });
 
+test('Policy: a wrong action from on_join (not a table, meta not JSON-able, owner not a member, an error) is logged and changes nothing; the join stands', T, async (t) => {
+  const dir = policyDir(`function M.on_join(room, user)
+  if room.name == "num" then return 42 end
+  if room.name == "badmeta" then return { meta = function() end, owner = "short", close = "yes" } end
+  if room.name == "stranger" then return { owner = string.rep("Q", 22) } end
+  if room.name == "err" then error("on_join broke") end
+end`);
+  const s = await serverWith(dir, t);
+  const [a, b] = await Promise.all([0, 1].map(() => connectUser(s, t)));
+  for (const name of ['num', 'badmeta', 'stranger', 'err']) {
+    const room = await createRoom(a, { name });
+    const j = await joinRoom(b, room.roomID);
+    assert.equal(j.curUsers, 2, name);
+    const up = await a.ok('UPDATE_ROOM', { room: room.roomID, maxUsers: 10, name, password: 'pw' });  // a is still the owner
+    assert.equal(up.curUsers, 2, `${name}: the room stands, both in it`);
+    await b.fails('UPDATE_ROOM', { room: room.roomID, maxUsers: 10, name, password: 'pw' }, ERR.ROOM_ERROR);
+  }
+  await waitForLog(s, /on_join must return nil or \{ owner = userID, close = true, meta = … \}/);
+  await waitForLog(s, /on_join: meta must be JSON-able/);
+  await waitForLog(s, /on_join: owner must be a userID/);
+  await waitForLog(s, /on_join: close must be a boolean/);
+  await waitForLog(s, /the new owner Q{22} is not a member, the owner stays/);
+  await waitForLog(s, /on_join broke/);
+  await assertAliveThenStop(s);
+});
+
 test('Policy: a types[n].on_owner_leave other than "transfer" or "close" fails the self-check', T, async () => {
   const err = await refusesToStart(policyDir('M.types[6] = { name = "Lecture", on_owner_leave = "explode" }'), 'a bad on_owner_leave');
   assert.match(err, /on_owner_leave/);
