@@ -84,8 +84,8 @@ int relay_signal(peer_t *c, const json_index *ix, const policy_limits *lim, poli
   if (has_source && source_v.type != JSON_STRING) return refuse(v, ERR_UNSPECIFIED, "source must be a string");
   if (signal_v.n > lim->max_signal) return refuse(v, ERR_UNSPECIFIED, "signal over the size limit");
   const char *rid = span_id(room_v), *tid = span_id(target_v);
-  room_t *r = rid ? rooms_find(c->tenant, rid, ID_LEN) : NULL;
-  if (!r || !rooms_is_member(r, c->user)) return refuse(v, ERR_NO_SUCH_ROOM, "you are not in that room");
+  room_t *r = rid ? rooms_user_room_find(c->user, rid, ID_LEN) : NULL; /* (its rooms are its tenant's) */
+  if (!r) return refuse(v, ERR_NO_SUCH_ROOM, "you are not in that room");
   user_t *t = tid ? rooms_member_find(r, tid, ID_LEN) : NULL;
   if (!t) { /* (in a cluster: maybe not yet in this node's view) */
     refuse(v, ERR_ROOM_ERROR, "the target is not in that room");
@@ -132,8 +132,8 @@ int relay_deliver(proto_ctx *ctx, const char *payload, size_t n) {
   id[ID_LEN] = 0;
   user_t *t = rooms_user_find(ctx->rooms, id);
   peer_t *to = t ? rooms_user_peer(t) : NULL;
-  room_t *r = to ? rooms_find(rooms_user_tenant(t), payload + HEAD_ROOM, ID_LEN) : NULL;
-  if (!r || !rooms_is_member(r, t)) return PARLEY_ENOTFOUND; /* it left, or went, meanwhile */
+  room_t *r = to ? rooms_user_room_find(t, payload + HEAD_ROOM, ID_LEN) : NULL;
+  if (!r) return PARLEY_ENOTFOUND; /* it left, or went, meanwhile */
   uv_buf_t part = uv_buf_init((char *)payload, (unsigned)n);
   return to->ops->send_event(to, "SIGNAL", &part, 1) ? PARLEY_EIO : 0;
 }

@@ -554,6 +554,13 @@ const char *rooms_user_data(const user_t *u) { return u->data; }
 size_t rooms_user_nrooms(const user_t *u) { return u->nrooms; }
 room_t *rooms_user_room(const user_t *u, size_t i) { return i < u->nrooms ? u->rooms[i] : NULL; }
 
+room_t *rooms_user_room_find(const user_t *u, const char *id, size_t n) {
+  if (n != ID_LEN) return NULL;
+  for (size_t i = 0; i < u->nrooms; i++)
+    if (memcmp(u->rooms[i]->id.s, id, ID_LEN) == 0) return u->rooms[i];
+  return NULL;
+}
+
 void rooms_user_set_data(user_t *u, char *json) {
   free(u->data);
   u->data = json;

@@ -164,6 +164,10 @@ unsigned rooms_user_end(const user_t *u);
 /* The rooms the user is in, in join order. */
 size_t rooms_user_nrooms(const user_t *u);
 room_t *rooms_user_room(const user_t *u, size_t i);
+/* The room with this ID among the user's (NULL: it is not a member): what the
+ * relay asks per SIGNAL, cheaper than rooms_find and rooms_is_member (a user
+ * is in a few rooms, a room may have hundreds of members). */
+room_t *rooms_user_room_find(const user_t *u, const char *id, size_t n);
 
 /* ---- rooms ---- */
 /* Create a room owned by u with settings s (strings copied). */

@@ -200,6 +200,10 @@ static void test_user_in_several_rooms(void) {
   CHECK(rooms_leave(&st, r2, a, &deleted) == 0 && deleted == 1);
   CHECK(rooms_user_nrooms(a) == 2 && rooms_user_room(a, 0) == r1 && rooms_user_room(a, 1) == r3);
   CHECK(st.nrooms == 2);
+  /* a user's room by ID: only the rooms it is in */
+  CHECK(rooms_user_room_find(a, rooms_id(r3), ID_LEN) == r3 && rooms_user_room_find(a, rooms_id(r1), ID_LEN) == r1);
+  CHECK(rooms_user_room_find(b, rooms_id(r1), ID_LEN) == NULL && rooms_user_room_find(b, rooms_id(r3), ID_LEN) == r3);
+  CHECK(rooms_user_room_find(a, rooms_id(r3), ID_LEN - 1) == NULL);
   CHECK(rooms_leave(&st, r3, b, &deleted) == 0 && deleted == 0);
   CHECK(rooms_owner(r3) == a);
   rooms_free(&st); /* rooms still populated: all freed */
