@@ -20,10 +20,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   startCluster, connectUser, createRoom, joinRoom, roomWith, assertError, httpGet, ERR, sleep, REPO,
-  isSio, FRAMING, withTimeout,
+  isSio, FRAMING, withTimeout, roundRobinProxy,
 } from './helpers.js';
 import WebSocket from 'ws';
-import net from 'node:net';
 import http from 'node:http';
 import { io } from 'socket.io-client';
 import { redisCommand } from '../lib/server.js';
@@ -553,29 +552,6 @@ test('Node death: a /ws resume with a token of the dead node, at another node, i
   assert.ok(seen, `no "can't be reached" line:\n${c.stderr.slice(-3000)}`);
 });
 
-/** A round-robin TCP proxy on loopback: each new connection goes to the next of `ports`. Counts connections per port. */
-async function roundRobinProxy(t, ports) {
-  let turn = 0;
-  const perPort = new Map(ports.map((p) => [p, 0]));
-  const socks = new Set();
-  const server = net.createServer((client) => {
-    const port = ports[turn++ % ports.length];
-    perPort.set(port, perPort.get(port) + 1);
-    const up = net.connect(port, '127.0.0.1');
-    socks.add(client);
-    socks.add(up);
-    client.pipe(up);
-    up.pipe(client);
-    const end = () => { client.destroy(); up.destroy(); socks.delete(client); socks.delete(up); };
-    client.on('error', end);
-    up.on('error', end);
-    client.on('close', end);
-    up.on('close', end);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => { for (const s of socks) s.destroy(); server.close(); });
-  return { port: server.address().port, perPort };
-}
 
 test('No sticky sessions: stock socket.io-client (polling, then upgrade) through a round-robin TCP proxy over 3 nodes: 1000 SIGNALs each way, nothing lost', { ...T, ...(FRAMING !== 'sio' ? { skip: `runs once, in the sio framing run (PARLEY_FRAMING=${FRAMING})` } : {}) }, async (t) => {
   const c = await cluster(t, { nodes: 3, limits: FAST });

@@ -1035,3 +1035,25 @@ export async function rawConnect(server, t, opts) {
   if (t) t.after(() => r.destroy());
   return r;
 }
+
+/** A round-robin TCP proxy on loopback (the no-sticky-sessions tests): each new
+ * connection goes to the next of `ports`; perPort counts them. Stopped when t ends. */
+export async function roundRobinProxy(t, ports) {
+  let turn = 0;
+  const perPort = new Map(ports.map((p) => [p, 0]));
+  const socks = new Set();
+  const proxy = net.createServer((client) => {
+    const port = ports[turn++ % ports.length];
+    perPort.set(port, perPort.get(port) + 1);
+    const up = net.connect(port, '127.0.0.1');
+    socks.add(client);
+    socks.add(up);
+    client.pipe(up);
+    up.pipe(client);
+    const end = () => { client.destroy(); up.destroy(); socks.delete(client); socks.delete(up); };
+    for (const s of [client, up]) { s.on('error', end); s.on('close', end); }
+  });
+  await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  t.after(() => { for (const s of socks) s.destroy(); proxy.close(); });
+  return { port: proxy.address().port, perPort };
+}

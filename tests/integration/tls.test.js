@@ -24,7 +24,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
-import { startServer, startCluster, FRAMING, sleep, withTimeout, REPO } from './helpers.js';
+import { startServer, startCluster, FRAMING, sleep, withTimeout, REPO, roundRobinProxy } from './helpers.js';
 import { ParleyClient } from '../../clients/js/parley.js';
 import { sanitizerReport } from '../lib/server.js';
 
@@ -270,26 +270,6 @@ test('SIGHUP with a new certificate: new connections see it, an old WebSocket go
   copyFileSync(files.c2.key, files.key);  // consistent again for the tests after this one
 });
 
-/** A round-robin TCP proxy on loopback: each new connection goes to the next of `ports`. */
-async function roundRobinProxy(t, ports) {
-  let turn = 0;
-  const perPort = new Map(ports.map((p) => [p, 0]));
-  const socks = new Set();
-  const proxy = net.createServer((client) => {
-    const port = ports[turn++ % ports.length];
-    perPort.set(port, perPort.get(port) + 1);
-    const up = net.connect(port, '127.0.0.1');
-    socks.add(client);
-    socks.add(up);
-    client.pipe(up);
-    up.pipe(client);
-    const end = () => { client.destroy(); up.destroy(); socks.delete(client); socks.delete(up); };
-    for (const s of [client, up]) { s.on('error', end); s.on('close', end); }
-  });
-  await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  t.after(() => { for (const s of socks) s.destroy(); proxy.close(); });
-  return { port: proxy.address().port, perPort };
-}
 
 const haveRedis = (() => {
   try { execFileSync(process.env.REDIS_SERVER || 'redis-server', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; }
