@@ -28,6 +28,17 @@ typedef struct {
   UT_hash_handle hh;
 } remote_count;
 
+/* A user this node handed to another node: a SIGNAL for it that still comes
+ * here (its sender had not heard yet) is passed on there. Kept HANDED_KEEP_MS. */
+typedef struct handed_s {
+  char user[ID_LEN + 1];
+  char node[NODE_MAX + 1];
+  uint64_t at; /* loop time (ms) */
+  UT_hash_handle hh;
+} handed_t;
+
+#define HANDED_KEEP_MS 30000
+
 struct cluster_s {
   evloop_t *ev;     /* borrowed */
   proto_ctx *ctx;   /* borrowed */
@@ -58,6 +69,9 @@ struct cluster_s {
   void *kick_arg;
   cluster_policy_cb policy; /* a tenant policy the admin API wrote, for this node's state directory */
   void *policy_arg;
+  cluster_move_ops move; /* users handed between nodes (registered by the server) */
+  handed_t *handed;      /* users this node handed to another one, a while (hash by ID, owned) */
+  size_t next_pick;      /* round-robin over the live nodes (cluster_pick_node) */
 };
 
 /* What a script call's answer goes to. */
@@ -68,6 +82,8 @@ typedef struct {
 
 static void bye_closed(uv_handle_t *h);
 static void cluster_free(cluster_t *cl);
+static void handed_prune(cluster_t *cl, int all);
+static void tick(evloop_timer *t);
 
 int cluster_node_id_ok(const char *id) {
   size_t n = strlen(id);
@@ -108,6 +124,7 @@ static change_kind kind_of(const char *k) {
   if (!strcmp(k, "update")) return CHANGE_UPDATE;
   if (!strcmp(k, "leave")) return CHANGE_LEAVE;
   if (!strcmp(k, "sync")) return CHANGE_SYNC;
+  if (!strcmp(k, "move")) return CHANGE_MOVE;
   return CHANGE_FETCH;
 }
 
@@ -143,6 +160,7 @@ static int read_members(cluster_t *cl, tenant_t *t, json_span state, room_view *
     int mine = !strcmp(node, cl->node);
     u = mine ? rooms_user_find(cl->ctx->rooms, id) : NULL;
     if (!u && rooms_user_ghost(cl->ctx->rooms, t, id, mine ? NULL : node, &u)) return PARLEY_ENOMEM;
+    if (!mine && rooms_user_set_node(u, node)) return PARLEY_ENOMEM; /* (a ghost handed to another node) */
     if (v->nmembers == cap) {
       user_t **m = realloc(v->members, (cap *= 2) * sizeof *m);
       if (!m) return PARLEY_ENOMEM;
@@ -347,16 +365,46 @@ static void counts_announce(cluster_t *cl) {
     if (rooms_tenant_nusers(t)) users_changed(cl, rooms_tenant_name(t), rooms_tenant_nusers(t));
 }
 
+static int pass_on(void *self, const char *node, const char *payload, size_t n);
+
 static void on_message(void *owner, const char *channel, size_t chlen, const char *msg, size_t n) {
   cluster_t *cl = owner;
+  int all = chlen == strlen(cl->all) && !memcmp(channel, cl->all, chlen); /* else this node's */
   if (n > 1 && msg[0] == 'C') {
     on_count(cl, msg + 1, n - 1);
   } else if (n > 1 && msg[0] == 'S') {
+    char target[ID_LEN + 1];
+    handed_t *h = NULL;
     cl->stats.signals_in++;
-    relay_deliver(cl->ctx, msg + 1, n - 1);
+    if (cl->handed && relay_target(msg + 1, n - 1, target) == 0) HASH_FIND_STR(cl->handed, target, h);
+    if (h) pass_on(cl, h->node, msg + 1, n - 1); /* sent before its sender heard where the target went */
+    else relay_deliver(cl->ctx, msg + 1, n - 1, 0);
+  } else if (n > 1 && msg[0] == 'F') { /* a SIGNAL the node that held its target passed on */
+    cl->stats.signals_in++;
+    relay_deliver(cl->ctx, msg + 1, n - 1, 1);
   } else if (n > 1 && msg[0] == 'E') {
     on_event(cl, msg + 1, n - 1, 0);
-  } else if (n > 1 && msg[0] == 'P' && cl->policy) {
+  } else if (n > 1 + 2 * ID_LEN && msg[0] == 'N' && !all && cl->move.pending) { /* N USER TOKEN TENANT */
+    char id[ID_LEN + 1], token[ID_LEN + 1], tenant[72];
+    size_t tl = n - 1 - 2 * ID_LEN;
+    if (tl >= sizeof tenant) return;
+    memcpy(id, msg + 1, ID_LEN);
+    id[ID_LEN] = 0;
+    memcpy(token, msg + 1 + ID_LEN, ID_LEN);
+    token[ID_LEN] = 0;
+    memcpy(tenant, msg + 1 + 2 * ID_LEN, tl);
+    tenant[tl] = 0;
+    cl->move.pending(cl->move.arg, id, token, tenant);
+  } else if (n > 1 + ID_LEN && n <= 1 + ID_LEN + NODE_MAX && msg[0] == 'M' && cl->move.give) { /* M USER NODE */
+    char id[ID_LEN + 1], node[NODE_MAX + 1];
+    memcpy(id, msg + 1, ID_LEN);
+    id[ID_LEN] = 0;
+    memcpy(node, msg + 1 + ID_LEN, n - 1 - ID_LEN);
+    node[n - 1 - ID_LEN] = 0;
+    cl->move.give(cl->move.arg, id, node);
+  } else if (n > 1 && msg[0] == 'H' && cl->move.take) {
+    cl->move.take(cl->move.arg, msg + 1, n - 1);
+  } else if (n > 1 && msg[0] == 'P' && all && cl->policy) {
     const char *nl = memchr(msg + 1, '\n', n - 1);
     char tenant[72];
     size_t tl = nl ? (size_t)(nl - msg - 1) : 0;
@@ -550,7 +598,8 @@ static int commit(void *self, const room_change *ch) {
     const char *a[] = {"close", P, ch->room, ch->tenant};
     return eval(cl, 0, 4, a);
   }
-  case CHANGE_SYNC: break; /* the cluster's own (resync) */
+  case CHANGE_SYNC: /* the cluster's own (resync) */
+  case CHANGE_MOVE: break;
   }
   return PARLEY_EINVAL;
 }
@@ -570,6 +619,108 @@ static int forward(void *self, const char *node, const uv_buf_t *parts, int npar
   const char *argv[] = {"PUBLISH", channel, cl->msg.data};
   size_t lens[] = {7, (size_t)cn, cl->msg.len};
   cl->stats.signals_out++;
+  return redis_link_command(cl->link, on_publish_reply, cl, 3, argv, lens);
+}
+
+/* A SIGNAL for a user this node handed over: to its new node, marked so that
+ * it is not passed on again (and is not held back there: it is older than
+ * what reaches that node directly). */
+static int pass_on(void *self, const char *node, const char *payload, size_t n) {
+  cluster_t *cl = self;
+  char channel[128];
+  int cn = snprintf(channel, sizeof channel, "%snode:%s", cl->prefix, node);
+  buf_reset(&cl->msg);
+  buf_putc(&cl->msg, 'F');
+  buf_append(&cl->msg, payload, n);
+  const char *argv[] = {"PUBLISH", channel, cl->msg.data};
+  size_t lens[] = {7, (size_t)cn, cl->msg.len};
+  cl->stats.signals_out++;
+  return redis_link_command(cl->link, on_publish_reply, cl, 3, argv, lens);
+}
+
+/* ---- a user handed to another node ---- */
+
+void cluster_draining(cluster_t *cl) {
+  cl->advertise[0] = 0; /* no address: no node hands users here, nor carries resumes (its listener is closed) */
+  if (!cl->ticking) tick(&cl->tick);
+}
+
+#define LOCATION_TTL_MS "86400000" /* a node that dies leaves its session entries (loc:): they expire */
+
+void cluster_on_move(cluster_t *cl, const cluster_move_ops *ops) { cl->move = *ops; }
+
+const char *cluster_pick_node(cluster_t *cl) {
+  for (size_t k = 0; k < cl->nseen; k++) {
+    size_t i = (cl->next_pick + k) % cl->nseen;
+    if (!strcmp(cl->seen[i], cl->node) || !cl->seen_addr[i][0]) continue; /* (no address: resumes can't reach it) */
+    cl->next_pick = i + 1;
+    return cl->seen[i];
+  }
+  return NULL;
+}
+
+typedef struct {
+  cluster_t *cl;
+  char user[ID_LEN + 1];
+} move_call;
+
+static void on_move_reply(void *arg, const redisReply *r) {
+  move_call *mc = arg;
+  cluster_t *cl = mc->cl;
+  int ok =
+      r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING) && r->len == 2 && !memcmp(r->str, "ok", 2);
+  if (!ok) {
+    log_warn("cluster: user %s could not be handed over (%.*s)", mc->user, r ? (int)r->len : 13,
+             r ? r->str : "no answer");
+    if (cl->move.failed) cl->move.failed(cl->move.arg, mc->user);
+  }
+  free(mc);
+}
+
+int cluster_move(cluster_t *cl, const char *user, const char *tenant, const char *token, const char *to) {
+  if (!redis_link_is_up(cl->link)) return PARLEY_EIO;
+  move_call *mc = malloc(sizeof *mc);
+  if (!mc) return PARLEY_ENOMEM;
+  mc->cl = cl;
+  snprintf(mc->user, sizeof mc->user, "%s", user);
+  const char *argv[] = {"move", cl->prefix, user, tenant, cl->node, to, token, LOCATION_TTL_MS};
+  size_t lens[8];
+  for (int i = 0; i < 8; i++) lens[i] = strlen(argv[i]);
+  int rc = redis_link_eval(cl->link, cl->script, on_move_reply, mc, 0, 8, argv, lens);
+  if (rc) free(mc);
+  return rc;
+}
+
+/* Forget the users handed over long enough ago (each heartbeat). */
+static void handed_prune(cluster_t *cl, int all) {
+  handed_t *h, *tmp;
+  uint64_t now = evloop_now(cl->ev);
+  HASH_ITER(hh, cl->handed, h, tmp) {
+    if (!all && now - h->at < HANDED_KEEP_MS) continue;
+    HASH_DEL(cl->handed, h);
+    free(h);
+  }
+}
+
+int cluster_hand(cluster_t *cl, const char *user, const char *to, const uv_buf_t *parts, int nparts) {
+  handed_t *h = NULL;
+  HASH_FIND_STR(cl->handed, user, h);
+  if (!h && (h = calloc(1, sizeof *h))) {
+    snprintf(h->user, sizeof h->user, "%s", user);
+    HASH_ADD_STR(cl->handed, user, h);
+  }
+  if (h) {
+    snprintf(h->node, sizeof h->node, "%s", to);
+    h->at = evloop_now(cl->ev);
+  }
+  char channel[128];
+  int cn = snprintf(channel, sizeof channel, "%snode:%s", cl->prefix, to);
+  buf_reset(&cl->msg);
+  int rc = buf_putc(&cl->msg, 'H');
+  for (int i = 0; i < nparts && !rc; i++) rc = buf_append(&cl->msg, parts[i].base, parts[i].len);
+  if (rc) return rc;
+  const char *argv[] = {"PUBLISH", channel, cl->msg.data};
+  size_t lens[] = {7, (size_t)cn, cl->msg.len};
   return redis_link_command(cl->link, on_publish_reply, cl, 3, argv, lens);
 }
 
@@ -641,6 +792,7 @@ static void on_tick_reply(void *arg, const redisReply *r) {
 static void tick(evloop_timer *t) {
   cluster_t *cl = (cluster_t *)((char *)t - offsetof(cluster_t, tick));
   evloop_timer_start(cl->ev, &cl->tick, cl->tick_ms, tick);
+  handed_prune(cl, 0);
   if (cl->ticking || !redis_link_is_up(cl->link)) return;
   char ttl[24];
   snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)cl->ttl_ms);
@@ -653,8 +805,6 @@ static void tick(evloop_timer *t) {
 }
 
 /* ---- which node holds a session (Engine.IO sid, resume token) ---- */
-
-#define LOCATION_TTL_MS "86400000" /* a node that dies leaves its entries: they expire */
 
 typedef struct {
   void (*done)(void *arg);
@@ -935,6 +1085,7 @@ int cluster_new(evloop_t *ev, proto_ctx *ctx, const cluster_config *cfg, cluster
   }
   cl->api = (proto_cluster){.commit = commit,
                             .forward = forward,
+                            .pass_on = pass_on,
                             .remote_users = remote_users,
                             .users_changed = users_changed,
                             .catch_up = catch_up,
@@ -975,6 +1126,7 @@ static void cluster_free(cluster_t *cl) {
   buf_free(&cl->msg);
   remote_count *rc, *tmp;
   HASH_ITER(hh, cl->counts, rc, tmp) count_free(cl, rc);
+  handed_prune(cl, 1);
   uv_close((uv_handle_t *)&cl->bye, bye_closed);
 }
 

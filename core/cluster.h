@@ -79,6 +79,31 @@ int cluster_admin_policy(cluster_t *c, const char *tenant, const char *text, siz
 typedef void (*cluster_policy_cb)(void *arg, const char *tenant, const char *text, size_t n, int sync);
 void cluster_on_policy(cluster_t *c, cluster_policy_cb policy, void *arg);
 
+/* A user handed from this node to another (a drain), so that its client
+ * resumes there: cluster_move asks Redis to make node to hold user (cluster.lua
+ * move); then to hears pending(user, token, tenant) and makes a place for it,
+ * this node hears give(user, to) and sends what it holds of the user with
+ * cluster_hand (to: take(state)), and a SIGNAL that still reaches this node for
+ * the user is passed on (proto_cluster.pass_on). failed(user): the move was
+ * refused or Redis did not answer (cluster_move's error: at once, when the
+ * link is down). The callbacks are registered by the server. */
+typedef struct {
+  void (*pending)(void *arg, const char *user, const char *token, const char *tenant);
+  void (*give)(void *arg, const char *user, const char *to);
+  void (*take)(void *arg, const char *state, size_t n);
+  void (*failed)(void *arg, const char *user);
+  void *arg;
+} cluster_move_ops;
+void cluster_on_move(cluster_t *c, const cluster_move_ops *ops);
+/* This node drains: from its next heartbeat (now) on it advertises no
+ * address, so no node hands users to it. */
+void cluster_draining(cluster_t *c);
+/* A live node other than this one that clients can reach (round-robin), or NULL. */
+const char *cluster_pick_node(cluster_t *c);
+int cluster_move(cluster_t *c, const char *user, const char *tenant, const char *token, const char *to);
+/* (this node remembers a while where user went: what still comes for it is passed on) */
+int cluster_hand(cluster_t *c, const char *user, const char *to, const uv_buf_t *parts, int nparts);
+
 /* Leave: the node's users leave every room in Redis (a goodbye bounded to 1 s),
  * then the link closes and closed(arg) is called from the loop's close phase.
  * The loop's evloop must stay open until then (the link closes at its safe

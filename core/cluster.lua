@@ -19,7 +19,9 @@
 --   P.."nodes"          set of the nodes that have announced themselves
 --   P.."policies"       hash: tenant -> its policy file, as the admin API wrote it
 -- Channels: P.."node:"..node, messages "E" followed by the event as JSON, or
--- "K" followed by a userID the admin API asks that node to end; P.."all":
+-- "K" followed by a userID the admin API asks that node to end, or a user
+-- handed from one node to another ("N", "M": move below; "H", the user's
+-- state, and "F", a SIGNAL passed on, are published by the nodes); P.."all":
 -- per-tenant user counts ("C") and tenant policies the admin API wrote ("P").
 
 local op, P = ARGV[1], ARGV[2]
@@ -372,6 +374,39 @@ end
 function ops.policy()
   redis.call('HSET', P .. 'policies', ARGV[3], ARGV[4])
   redis.call('PUBLISH', P .. 'all', 'P' .. ARGV[3] .. '\n' .. ARGV[4])
+  return 'ok'
+end
+
+-- move USER TENANT FROM TO TOKEN TTL_MS: node FROM (draining) hands its user
+-- USER over to node TO: from now on TO holds it in every room, and its resume
+-- token. TO hears it first ('N', the userID, the token, the tenant: it makes
+-- the user, which keeps every event for it from now on), then FROM ('M', the
+-- userID, TO: it sends TO what it holds of the user, the unread events, and
+-- passes on to TO whatever still reaches it for the user), then the nodes of
+-- each of the user's rooms take the room as it now is (nobody is told
+-- anything: nobody came or went). 'ok', or 'not_here' when FROM does not hold
+-- the user in Redis (another node does).
+function ops.move()
+  local uid, tenant, from, to, token = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  local node = redis.call('HGET', uk(uid), 'node')
+  if node and node ~= from then return 'not_here' end
+  if node then
+    redis.call('HSET', uk(uid), 'node', to)
+    redis.call('SREM', nk(from), uid)
+    redis.call('SADD', nk(to), uid)
+  end
+  if token ~= '' then redis.call('SET', P .. 'loc:t:' .. token, to, 'PX', ARGV[8]) end
+  redis.call('PUBLISH', P .. 'node:' .. to, 'N' .. uid .. token .. tenant)
+  redis.call('PUBLISH', P .. 'node:' .. from, 'M' .. uid .. to)
+  if node then
+    for _, id in ipairs(redis.call('SMEMBERS', urk(uid))) do
+      redis.call('HINCRBY', rk(id), 'ver', 1)
+      local to_nodes = nodes_of(id)
+      to_nodes[from] = true
+      publish(to_nodes, {kind = 'move', room = id, tenant = redis.call('HGET', rk(id), 'tenant'), user = '',
+                         opnode = '', opid = '0', room_state = snapshot(id)})
+    end
+  end
   return 'ok'
 end
 

@@ -238,9 +238,29 @@ static void carrier_ended(void *carrier, resume_ended why) {
   if (n > 0 && (size_t)n < sizeof p) sess_send(s, p, (size_t)n);
 }
 
+static void sess_drop(eio_session *s, const char *why);
+
+/* A drain: the transport closes as in a network drop (a WebSocket 1012, the
+ * Engine.IO close on a held poll), never with 41; the link detaches
+ * (restart) or has been handed to another node (hand_over: let go first). */
+static void carrier_restart(void *carrier) {
+  eio_session *s = carrier;
+  s->restart = 1;
+  sess_drop(s, "service restart");
+}
+
+static void carrier_hand_over(void *carrier) {
+  eio_session *s = carrier;
+  s->link = NULL;
+  s->connected = 0;
+  carrier_restart(s);
+}
+
 /* Event data that is not ["name", ...] breaks Socket.IO's framing: the session is closed. */
 static const resume_carrier_ops sio_carrier = {
-    carrier_send, carrier_ack, carrier_close, carrier_let_go, carrier_ended, 1, 1};
+    carrier_send, carrier_ack, carrier_close, carrier_let_go, carrier_ended, 1, 1, carrier_restart, carrier_hand_over};
+
+const resume_carrier_ops *eio_carrier(void) { return &sio_carrier; }
 
 /* The session drops (a transport gone, a ping timeout, an Engine.IO close):
  * its user is kept for a resume. */
@@ -575,6 +595,7 @@ static void sio_message(eio_session *s, const char *p, size_t n) {
       return;
     }
     proto_ack ack = {sp.ack};
+    if (s->link->moving) break; /* handed to another node: what the client sends now is as lost as in a drop */
     proto_handle(&s->link->peer, sp.data, sp.len, &ack);
     break;
   }
@@ -1252,9 +1273,11 @@ size_t eio_restart(eio_state *e, size_t n) {
   size_t done = 0;
   HASH_ITER(hh, e->sessions, s, tmp) {
     if (done == n) break;
+    if (s->link && s->link->moving) continue; /* asked already: its transport closes once it is handed over */
+    done++;
+    if (s->link && s->connected && resume_hand_off(s->link) == 0) continue; /* (in a cluster) */
     s->restart = 1;
     sess_drop(s, "service restart"); /* out of the table: the next call finds the others */
-    done++;
   }
   return done;
 }

@@ -44,6 +44,8 @@ size_t eio_sessions(const eio_state *e);
  * close packet; never a Socket.IO disconnect (41), which stock clients do not
  * retry. Returns how many it closed (fewer: none left). */
 size_t eio_restart(eio_state *e, size_t n);
+/* The carrier ops of Socket.IO links (resume_set_carrier). */
+const resume_carrier_ops *eio_carrier(void);
 /* Server shutdown: close every session. */
 void eio_close_all(eio_state *e);
 

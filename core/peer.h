@@ -39,7 +39,8 @@ typedef enum {
   CHANGE_SYNC,
   CHANGE_VERSION /* no change: the room's version now */,
   CHANGE_OWNER /* user becomes the owner (a policy's action) */,
-  CHANGE_CLOSE /* the room closes, every member told (a policy's action) */
+  CHANGE_CLOSE /* the room closes, every member told (a policy's action) */,
+  CHANGE_MOVE /* (from the cluster only) a member is held by another node now: nobody is told */
 } change_kind;
 
 typedef struct {
@@ -62,6 +63,8 @@ typedef struct {
   int (*commit)(void *self, const room_change *ch);
   /* A relayed SIGNAL for a member held by node. */
   int (*forward)(void *self, const char *node, const uv_buf_t *parts, int nparts);
+  /* A relayed SIGNAL (payload) for a user this node handed to node: passed on once. */
+  int (*pass_on)(void *self, const char *node, const char *payload, size_t n);
   /* Users of tenant on the other nodes (as they last told), and this node's
    * count changed to n (the others are told). */
   size_t (*remote_users)(void *self, const char *tenant);
@@ -85,6 +88,7 @@ typedef struct {
   proto_cluster *cluster; /* borrowed; NULL on a single node */
   webhook_t *webhooks;    /* borrowed: the tenants' webhooks; NULL once stopping */
   proto_op *ops;          /* requests waiting on the cluster (hash by id, owned) */
+  int passed_on;          /* a SIGNAL another node passed on is being delivered (resume.c: not held back) */
   uint64_t next_op;
   proto_metrics metrics;
 } proto_ctx;

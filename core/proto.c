@@ -1255,6 +1255,24 @@ void proto_peer_gone(peer_t *c) {
   c->tenant = NULL;
 }
 
+void proto_peer_handed(peer_t *c, const char *node) {
+  user_t *u = c->user;
+  proto_cluster *cl = c->ctx->cluster;
+  if (!u || !cl) return;
+  c->user = NULL;
+  held_free(c);
+  if (c->op) { /* (none in practice: the carrier's input stopped when the move was asked) */
+    proto_op *op = c->op;
+    c->op = NULL;
+    op->c = NULL;
+    if (!op->pending) op_finish(op);
+  }
+  if (rooms_user_hand_over(c->ctx->rooms, u, node)) rooms_user_set_gone(c->ctx->rooms, u); /* (out of memory) */
+  cl->users_changed(cl->self, rooms_tenant_name(c->tenant), rooms_tenant_nusers(c->tenant));
+  rooms_user_release(c->ctx->rooms, u);
+  c->tenant = NULL;
+}
+
 void proto_ctx_close(proto_ctx *ctx) {
   proto_op *op, *tmp;
   HASH_ITER(hh, ctx->ops, op, tmp) {

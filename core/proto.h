@@ -11,6 +11,10 @@
 int proto_peer_open(peer_t *p, proto_ctx *ctx, const char *tenant, char *data);
 /* The peer is going: leave every room (others are told), drop the user. */
 void proto_peer_gone(peer_t *p);
+/* The peer's user is held by node from now on (handed over: a drain): it
+ * stays in its rooms, nobody is told; this node keeps it as a member of
+ * node's while its views hold it. The peer is no user any more. */
+void proto_peer_handed(peer_t *p, const char *node);
 /* For log lines: " tenant=T user=U" into b (n bytes) once p is a user, else "". */
 const char *proto_peer_who(const peer_t *p, char *b, size_t n);
 /* Close r as its owner's leave closes a room whose type says so (the admin

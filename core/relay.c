@@ -125,7 +125,14 @@ enum {
   HEAD_LEN = HEAD_ROOM + ID_LEN + sizeof "\",\"signal\":" - 1,
 };
 
-int relay_deliver(proto_ctx *ctx, const char *payload, size_t n) {
+int relay_target(const char *payload, size_t n, char id[ID_LEN + 1]) {
+  if (n <= HEAD_LEN || payload[HEAD_TARGET - 1] != '"' || payload[HEAD_ROOM - 1] != '"') return PARLEY_EINVAL;
+  memcpy(id, payload + HEAD_TARGET, ID_LEN);
+  id[ID_LEN] = 0;
+  return 0;
+}
+
+int relay_deliver(proto_ctx *ctx, const char *payload, size_t n, int passed_on) {
   char id[ID_LEN + 1];
   if (n <= HEAD_LEN || payload[HEAD_TARGET - 1] != '"' || payload[HEAD_ROOM - 1] != '"') return PARLEY_EINVAL;
   memcpy(id, payload + HEAD_TARGET, ID_LEN);
@@ -135,5 +142,8 @@ int relay_deliver(proto_ctx *ctx, const char *payload, size_t n) {
   room_t *r = to ? rooms_user_room_find(t, payload + HEAD_ROOM, ID_LEN) : NULL;
   if (!r) return PARLEY_ENOTFOUND; /* it left, or went, meanwhile */
   uv_buf_t part = uv_buf_init((char *)payload, (unsigned)n);
-  return to->ops->send_event(to, "SIGNAL", &part, 1) ? PARLEY_EIO : 0;
+  ctx->passed_on = passed_on;
+  int rc = to->ops->send_event(to, "SIGNAL", &part, 1) ? PARLEY_EIO : 0;
+  ctx->passed_on = 0;
+  return rc;
 }

@@ -14,7 +14,11 @@ int relay_signal(peer_t *p, const json_index *ix, const policy_limits *lim, poli
 
 /* A SIGNAL relayed by another node ({"source":…,"target":…,"room":…,"signal":…}
  * as relay_signal wrote it): to the target, when it is still ours and in the
- * room. PARLEY_ENOTFOUND when not. */
-int relay_deliver(proto_ctx *ctx, const char *payload, size_t n);
+ * room (passed_on: the node that held the target before passed it on here).
+ * PARLEY_ENOTFOUND when not. */
+int relay_deliver(proto_ctx *ctx, const char *payload, size_t n, int passed_on);
+/* The target's ID in such a payload (id: ID_LEN + 1 bytes); PARLEY_EINVAL
+ * when it is not one. */
+int relay_target(const char *payload, size_t n, char id[ID_LEN + 1]);
 
 #endif

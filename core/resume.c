@@ -2,9 +2,11 @@
  * events per link, the grace a dropped user is kept for, and the token that
  * takes it back. A link ends (its user leaves for good) only at a safe point:
  * from its carrier's gone, its grace timer, or a deferred task. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "err.h"
+#include "json.h"
 #include "log.h"
 #include "policy.h"
 #include "proto.h"
@@ -146,17 +148,26 @@ static void replay(resume_link *l, uint64_t last) {
 
 static void lost_while_detached(resume_link *l);
 
-static int link_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts) {
-  resume_link *l = link_of(p);
+static int hold(resume_link *l, const char *name, const uv_buf_t *parts, int nparts);
+
+static int link_send_now(resume_link *l, const char *name, const uv_buf_t *parts, int nparts) {
   uint64_t pos = l->next_pos++;
   int rc = l->enabled ? record(l, pos, name, parts, nparts) : 0; /* no resume: nothing to keep */
   if (l->detached && (rc || l->first_pos > l->detach_pos)) lost_while_detached(l);
   return l->carrier ? l->ops->send(l->carrier, name, parts, nparts, l->enabled ? pos : 0) : 0;
 }
 
+/* An event for the user: kept back while it is handed to this node (but for
+ * a SIGNAL passed on by the node before: older than what is kept back). */
+static int link_send(peer_t *p, const char *name, const uv_buf_t *parts, int nparts) {
+  resume_link *l = link_of(p);
+  if (l->pending || (l->holding && !l->st->ctx->passed_on)) return hold(l, name, parts, nparts);
+  return link_send_now(l, name, parts, nparts);
+}
+
 static int link_reply(peer_t *p, const char *name, const uv_buf_t *parts, int nparts, const proto_ack *ack) {
   resume_link *l = link_of(p);
-  if (!(ack && ack->ack_id >= 0 && l->ops->has_acks)) return link_send(p, name, parts, nparts);
+  if (!(ack && ack->ack_id >= 0 && l->ops->has_acks)) return link_send_now(l, name, parts, nparts);
   return l->carrier ? l->ops->ack_reply(l->carrier, parts, nparts, ack) : PARLEY_EIO; /* acks are not replayed */
 }
 
@@ -205,12 +216,76 @@ static void token_claim(resume_link *l, int held) {
   if (l->token[0] && l->st->cluster && *l->st->cluster) cluster_claim(*l->st->cluster, 't', l->token, held);
 }
 
+/* ---- events kept back (a user handed to this node) ---- */
+
+struct resume_held_s {
+  resume_held *next;
+  size_t nl, plen;
+  char data[]; /* name, then payload */
+};
+
+static void held_drop(resume_link *l) {
+  for (resume_held *h = l->held, *next; h; h = next) {
+    next = h->next;
+    free(h);
+  }
+  l->held = l->held_tail = NULL;
+  l->held_bytes = 0;
+}
+
+static int hold(resume_link *l, const char *name, const uv_buf_t *parts, int nparts) {
+  size_t nl = strlen(name), plen = 0, off = 0;
+  for (int i = 0; i < nparts; i++) plen += parts[i].len;
+  if (nl > 255 || l->held_bytes + nl + plen > l->ring_max) { /* more than a resume could bring back */
+    held_drop(l);
+    if (l->detached) lost_while_detached(l); /* it ends */
+    else {
+      l->lost = 1; /* pending: resume_take ends it; attached: the drop does */
+      if (l->carrier) l->ops->close(l->carrier, "more events came than could be kept while it moved");
+    }
+    return PARLEY_ELIMIT;
+  }
+  resume_held *h = malloc(sizeof *h + nl + plen);
+  if (!h) return PARLEY_ENOMEM;
+  h->next = NULL;
+  h->nl = nl;
+  h->plen = plen;
+  memcpy(h->data, name, nl);
+  for (int i = 0; i < nparts; off += parts[i].len, i++) memcpy(h->data + nl + off, parts[i].base, parts[i].len);
+  if (l->held_tail) l->held_tail->next = h;
+  else l->held = h;
+  l->held_tail = h;
+  l->held_bytes += nl + plen;
+  return 0;
+}
+
+/* The holding is over: what was kept back goes now, in order. */
+static void on_hold_end(evloop_timer *t) {
+  resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, hold));
+  resume_held *h = l->held;
+  l->held = l->held_tail = NULL;
+  l->held_bytes = 0;
+  l->holding = 0;
+  while (h) {
+    resume_held *next = h->next;
+    char name[256];
+    memcpy(name, h->data, h->nl);
+    name[h->nl] = 0;
+    uv_buf_t part = uv_buf_init(h->data + h->nl, (unsigned)h->plen);
+    link_send_now(l, name, &part, 1);
+    free(h);
+    h = next;
+  }
+}
+
 static void link_free(resume_link *l) {
   resume_state *st = l->st;
   if (st->recheck_next == l) st->recheck_next = l->hh.next;
   free(l->peer.kept);
   evloop_timer_stop(st->ev, &l->grace);
   evloop_timer_stop(st->ev, &l->expiry);
+  evloop_timer_stop(st->ev, &l->hold);
+  held_drop(l);
   token_claim(l, 0);
   HASH_DEL(st->by_token, l);
   st->nlinks--;
@@ -422,4 +497,258 @@ void resume_close_all(resume_state *st) {
   st->recheck_next = NULL;
   evloop_timer_stop(st->ev, &st->recheck);
   HASH_ITER(hh, st->by_token, l, tmp) if (!l->carrier) resume_end(l);
+}
+
+/* ---- a user handed from one node to another ---- */
+
+void resume_set_carrier(resume_state *st, rooms_framing f, const resume_carrier_ops *ops) { st->carriers[f] = ops; }
+
+static cluster_t *cluster_of(const resume_state *st) { return st->cluster ? *st->cluster : NULL; }
+
+int resume_hand_off(resume_link *l) {
+  cluster_t *cl = cluster_of(l->st);
+  if (!cl || !l->enabled || !l->peer.user || l->moving || l->pending || !l->carrier || !l->ops->hand_over ||
+      !l->token[0])
+    return PARLEY_EUNSUPP;
+  const char *to = cluster_pick_node(cl);
+  if (!to) return PARLEY_ENOTFOUND;
+  int rc = cluster_move(cl, rooms_user_id(l->peer.user), rooms_tenant_name(l->peer.tenant), l->token, to);
+  if (rc) return rc;
+  log_debug("user %s tenant=%s: to be handed to node %s", rooms_user_id(l->peer.user), TENANT_OF(l), to);
+  l->moving = 1;
+  return 0;
+}
+
+/* The link of our user called id, or NULL. */
+static resume_link *link_by_user(resume_state *st, const char *id) {
+  user_t *u = rooms_user_find(st->ctx->rooms, id);
+  return u && !rooms_user_is_ghost(u) && rooms_user_peer(u) ? resume_link_of(rooms_user_peer(u)) : NULL;
+}
+
+void resume_move_failed(void *arg, const char *user) {
+  resume_link *l = link_by_user(arg, user);
+  if (!l || !l->moving) return;
+  l->moving = 0;
+  if (l->carrier && l->ops->restart) l->ops->restart(l->carrier); /* it resumes here, while the drain lasts */
+}
+
+static void put_le(char *p, uint64_t v, int n) {
+  for (int i = 0; i < n; i++) p[i] = (char)(v >> (8 * i));
+}
+
+static uint64_t get_le(const char *p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; i++) v |= (uint64_t)(unsigned char)p[i] << (8 * i);
+  return v;
+}
+
+/* The user's state as the node it is handed to takes it: a JSON head, a
+ * newline, then its recorded events (u64 position, u8 name length, u32
+ * payload length, little-endian, name, payload). */
+static int export_state(resume_link *l, buf_t *b) {
+  user_t *u = l->peer.user;
+  const char *data = rooms_user_data(u);
+  int rc = buf_puts(b, "{\"token\":");
+  if (!rc) rc = jw_string(b, l->token, strlen(l->token));
+  if (!rc)
+    rc = buf_printf(b, ",\"framing\":\"%s\",\"next\":%llu,\"since\":%.3f,\"expires\":%.3f,\"addr\":",
+                    rooms_user_framing(u) == ROOMS_FRAMING_SIO ? "sio" : "ws", (unsigned long long)l->next_pos,
+                    l->since, l->peer.expires);
+  if (!rc) rc = jw_string(b, l->addr, strlen(l->addr));
+  if (!rc) rc = buf_puts(b, ",\"data\":");
+  if (!rc) rc = data ? jw_string(b, data, strlen(data)) : buf_puts(b, "null");
+  if (!rc) rc = buf_puts(b, "}\n");
+  for (size_t off = 0; !rc && off < l->ring_len;) {
+    unsigned char h[REC_HEAD];
+    uint64_t pos;
+    uint32_t plen;
+    ring_read(l, off, h, sizeof h);
+    memcpy(&pos, h, 8);
+    memcpy(&plen, h + 9, 4);
+    char head[REC_HEAD];
+    put_le(head, pos, 8);
+    head[8] = (char)h[8];
+    put_le(head + 9, plen, 4);
+    size_t n = REC_HEAD + h[8] + plen, at = b->len;
+    rc = buf_append(b, head, sizeof head);
+    if (!rc) rc = buf_reserve(b, n - REC_HEAD);
+    if (!rc) {
+      ring_read(l, off + REC_HEAD, b->data + at + REC_HEAD, n - REC_HEAD);
+      b->len += n - REC_HEAD;
+    }
+    off += n;
+  }
+  return rc;
+}
+
+void resume_give(void *arg, const char *user, const char *to) {
+  resume_state *st = arg;
+  resume_link *l = link_by_user(st, user);
+  cluster_t *cl = cluster_of(st);
+  if (!l || !cl) return; /* (gone meanwhile: its end told the cluster) */
+  if (l->carrier) {      /* the client is asked to reconnect: it resumes on the other node */
+    void *c = l->carrier;
+    l->carrier = NULL;
+    if (l->ops->hand_over) l->ops->hand_over(c);
+    else l->ops->let_go(c, "handed to another node");
+  }
+  buf_t b;
+  buf_init(&b, 0);
+  int rc = export_state(l, &b);
+  uv_buf_t part = uv_buf_init(b.data, (unsigned)b.len);
+  if (!rc) rc = cluster_hand(cl, user, to, &part, 1);
+  buf_free(&b);
+  if (rc)
+    log_warn("user %s tenant=%s: its state could not be sent to node %s (%s): it leaves there", user, TENANT_OF(l), to,
+             parley_strerror(rc));
+  else log_info("user %s tenant=%s: handed to node %s", user, TENANT_OF(l), to);
+  l->token[0] = 0; /* the token is the other node's now (link_free must not unclaim it) */
+  proto_peer_handed(&l->peer, to);
+  link_free(l);
+}
+
+static void on_pending_end(evloop_timer *t) {
+  resume_link *l = (resume_link *)((char *)t - offsetof(resume_link, grace));
+  log_warn("user %s tenant=%s: handed to this node, its state never came: it leaves", rooms_user_id(l->peer.user),
+           TENANT_OF(l));
+  resume_end(l);
+}
+
+#define PENDING_MS 5000 /* how long a user handed here waits for its state */
+
+void resume_pending(void *arg, const char *user, const char *token, const char *tenant) {
+  resume_state *st = arg;
+  rooms_state *rs = st->ctx->rooms;
+  proto_cluster *pc = st->ctx->cluster;
+  tenant_t *t;
+  resume_link *dup = NULL;
+  HASH_FIND(hh, st->by_token, token, ID_LEN, dup);
+  resume_link *l = dup ? NULL : calloc(1, sizeof *l);
+  if (!l || rooms_tenant(rs, tenant, &t)) {
+    log_warn("user %s: handed to this node, but it can't be taken (%s)", user,
+             dup ? "its token is known" : "out of memory");
+    free(l);
+    return;
+  }
+  user_t *u;
+  if (rooms_user_adopt(rs, t, user, &l->peer, &u)) {
+    log_warn("user %s tenant=%s: handed to this node, which holds that user already", user, tenant);
+    rooms_tenant_release(rs, t);
+    free(l);
+    return;
+  }
+  l->peer.ops = &link_ops_lenient;
+  l->peer.ctx = st->ctx;
+  l->peer.user = u;
+  l->peer.tenant = t;
+  l->st = st;
+  l->ops = st->carriers[ROOMS_FRAMING_WS];
+  memcpy(l->token, token, ID_LEN + 1);
+  l->peer.resume_token = l->token;
+  l->next_pos = l->first_pos = 1;
+  l->pending = 1;
+  l->enabled = 1;
+  l->ring_max = policy_limits_of(st->ctx->policy, t)->resume_buffer;
+  HASH_ADD_STR(st->by_token, token, l);
+  st->nlinks++;
+  rooms_user_set_waiting(u, 1);
+  if (pc) pc->users_changed(pc->self, tenant, rooms_tenant_nusers(t));
+  evloop_timer_start(st->ev, &l->grace, PENDING_MS, on_pending_end);
+}
+
+/* A string field of the head into out (cap bytes); "" when absent. */
+static void head_str(json_span head, const char *key, char *out, size_t cap) {
+  json_span v;
+  size_t len;
+  out[0] = 0;
+  if (json_object_get(head, key, &v) || v.type != JSON_STRING || json_string_decode(v, out, cap, &len)) out[0] = 0;
+}
+
+static double head_num(json_span head, const char *key) {
+  json_span v;
+  return json_object_get(head, key, &v) || v.type != JSON_NUMBER ? 0 : json_number(v);
+}
+
+void resume_take(void *arg, const char *state, size_t n) {
+  resume_state *st = arg;
+  const char *nl = memchr(state, '\n', n);
+  json_span head, v;
+  char token[ID_LEN + 1], framing[8];
+  resume_link *l = NULL;
+  if (!nl || json_parse(state, (size_t)(nl - state), 4, &head) || head.type != JSON_OBJECT) {
+    log_warn("cluster: a handed user's state that can't be read");
+    return;
+  }
+  head_str(head, "token", token, sizeof token);
+  head_str(head, "framing", framing, sizeof framing);
+  if (strlen(token) == ID_LEN) HASH_FIND(hh, st->by_token, token, ID_LEN, l);
+  if (!l || !l->pending) return; /* (its wait ran out) */
+  rooms_framing f = !strcmp(framing, "sio") ? ROOMS_FRAMING_SIO : ROOMS_FRAMING_WS;
+  evloop_timer_stop(st->ev, &l->grace);
+  l->pending = 0;
+  if (!st->carriers[f]) {
+    log_warn("user %s tenant=%s: handed here in a framing this node can't resume", rooms_user_id(l->peer.user),
+             TENANT_OF(l));
+    resume_end(l);
+    return;
+  }
+  l->ops = st->carriers[f];
+  l->peer.ops = l->ops->strict_envelope ? &link_ops_strict : &link_ops_lenient;
+  rooms_user_set_framing(l->peer.user, f);
+  l->since = head_num(head, "since");
+  l->peer.expires = head_num(head, "expires");
+  char addr[ADDRS_MAX_TEXT];
+  head_str(head, "addr", addr, sizeof addr);
+  resume_set_addr(l, addr);
+  if (json_object_get(head, "data", &v) == 0 && v.type == JSON_STRING) {
+    char *data = malloc(v.n + 1);
+    size_t len;
+    if (data && json_string_decode(v, data, v.n + 1, &len) == 0) rooms_user_set_data(l->peer.user, data);
+    else free(data);
+  }
+  resume_set_limits(l); /* (this node's limits for the tenant; the expiry armed) */
+  l->enabled = 1;       /* (its client has positions and a token: it resumes with them) */
+  /* its recorded events, in order, then positions go on from where they stopped */
+  const char *p = nl + 1, *end = state + n;
+  uint64_t next = (uint64_t)head_num(head, "next");
+  int bad = 0;
+  while (!bad && end - p >= REC_HEAD) {
+    uint64_t pos = get_le(p, 8);
+    size_t namelen = (unsigned char)p[8], plen = (size_t)get_le(p + 9, 4);
+    char name[256];
+    if ((size_t)(end - p) < REC_HEAD + namelen + plen || pos >= next) {
+      bad = 1;
+      break;
+    }
+    memcpy(name, p + REC_HEAD, namelen);
+    name[namelen] = 0;
+    uv_buf_t part = uv_buf_init((char *)p + REC_HEAD + namelen, (unsigned)plen);
+    if (l->ring_len == 0) l->first_pos = pos;
+    l->next_pos = pos;
+    if (record(l, pos, name, &part, 1)) bad = 1;
+    p += REC_HEAD + namelen + plen;
+  }
+  if (bad || p != end || !next) {
+    log_warn("user %s tenant=%s: its state came incomplete: it leaves", rooms_user_id(l->peer.user), TENANT_OF(l));
+    resume_end(l);
+    return;
+  }
+  if (!l->ring_len) l->first_pos = next;
+  l->next_pos = next;
+  /* detached, as after a drop: its client comes back within the grace */
+  const policy_limits *lim = policy_limits_of(st->ctx->policy, l->peer.tenant);
+  addr_entry *a = st->addrs && l->addr[0] ? addrs_get(st->addrs, l->addr) : NULL;
+  if (a) a->detached++;
+  l->addr_count = a;
+  l->detached = 1;
+  l->detach_pos = l->next_pos;
+  st->ndetached++;
+  log_info("user %s tenant=%s: handed to this node, waiting for its client", rooms_user_id(l->peer.user), TENANT_OF(l));
+  if (l->lost || lim->resume_grace <= 0) {
+    resume_end(l);
+    return;
+  }
+  evloop_timer_start(st->ev, &l->grace, (uint64_t)(lim->resume_grace * 1000), on_grace_end);
+  l->holding = 1;
+  evloop_timer_start(st->ev, &l->hold, RESUME_HOLD_MS, on_hold_end);
 }

@@ -45,7 +45,15 @@ typedef struct {
   void (*ended)(void *carrier, resume_ended why);
   int has_acks;        /* the framing has acks (Socket.IO) */
   int strict_envelope; /* see peer_ops */
+  /* A drain asks the client back (it is to reconnect, and resume, elsewhere):
+   * restart keeps the link (the carrier's end detaches it, as a drop does);
+   * hand_over lets the link go first (another node takes the user over). NULL
+   * where the framing is not handed over. */
+  void (*restart)(void *carrier);
+  void (*hand_over)(void *carrier);
 } resume_carrier_ops;
+
+typedef struct resume_held_s resume_held;
 
 typedef struct resume_link_s resume_link;
 
@@ -57,12 +65,13 @@ typedef struct {
   size_t max_detached_per_addr; /* past it, a drop is a leave */
   resume_link *by_token;        /* hash by token (owned links) */
   size_t nlinks, ndetached;
-  size_t ring_bytes, ring_cap; /* memory of every link's ring, and the cap on it */
-  int closing;                 /* shutdown: a carrier that goes takes its user with it */
-  cluster_t *const *cluster;   /* borrowed: the server's (NULL inside: a single node) */
-  const admit_t *recheck_by;   /* borrowed while a re-check runs (recheck_on_reload), else NULL */
-  resume_link *recheck_next;   /* the next link it looks at (NULL: done) */
-  evloop_timer recheck;        /* the next batch */
+  size_t ring_bytes, ring_cap;           /* memory of every link's ring, and the cap on it */
+  int closing;                           /* shutdown: a carrier that goes takes its user with it */
+  cluster_t *const *cluster;             /* borrowed: the server's (NULL inside: a single node) */
+  const resume_carrier_ops *carriers[2]; /* by rooms_framing: what a user handed to this node is resumed with */
+  const admit_t *recheck_by;             /* borrowed while a re-check runs (recheck_on_reload), else NULL */
+  resume_link *recheck_next;             /* the next link it looks at (NULL: done) */
+  evloop_timer recheck;                  /* the next batch */
 } resume_state;
 
 struct resume_link_s {
@@ -85,7 +94,13 @@ struct resume_link_s {
   double since;                          /* when the user connected (unix seconds; a resume keeps it) */
   addr_entry *addr_count;                /* borrowed while detached: that address's count */
   unsigned detached : 1, lost : 1,       /* lost: unseen events fell out of the ring: no resume */
-      enabled : 1;                       /* the tenant's resume_grace is not 0: positions and the token are told */
+      enabled : 1,                       /* the tenant's resume_grace is not 0: positions and the token are told */
+      moving : 1,                        /* handed to another node: waiting for the cluster to say so */
+      pending : 1,                       /* handed to this node: waiting for its state from the node before */
+      holding : 1;                       /* events wait in held (see resume_take) */
+  resume_held *held, *held_tail;         /* events kept back while pending or holding, in order (owned) */
+  size_t held_bytes;
+  evloop_timer hold; /* the end of the holding */
   UT_hash_handle hh;
 };
 
@@ -115,6 +130,29 @@ void resume_kick(resume_link *l);
 /* The link a user of this node speaks through: its peer (rooms_user_peer,
  * non-NULL) is always one. */
 static inline resume_link *resume_link_of(void *peer) { return (resume_link *)peer; }
+
+/* ---- a user handed from one node to another (a drain, in a cluster) ----
+ * The draining node asks the cluster to make another node hold the user
+ * (resume_hand_off); once Redis has made it so, the new node makes the user,
+ * same userID and rooms, with no carrier (resume_pending), the old one asks
+ * the client to reconnect and sends the user's state, its recorded events
+ * included (resume_give), and the new node takes it (resume_take): the user
+ * waits for its client there, detached, as after a drop. Nobody in its rooms
+ * is told anything. Events reaching the new node before the state, and for a
+ * short while after it (RESUME_HOLD_MS), are kept back, so that those still
+ * on their way through the old node (passed on) come first: each sender's
+ * events arrive in the order it sent them. */
+#define RESUME_HOLD_MS 200
+/* Start handing l's user to another node: 0 when asked (l->moving), else it
+ * can't be (no cluster, no other node, resume off for the tenant). */
+int resume_hand_off(resume_link *l);
+/* The cluster's callbacks (cluster_move_ops). */
+void resume_pending(void *st, const char *user, const char *token, const char *tenant);
+void resume_give(void *st, const char *user, const char *to);
+void resume_take(void *st, const char *state, size_t n);
+void resume_move_failed(void *st, const char *user);
+/* What a user handed to this node in framing f is resumed with. */
+void resume_set_carrier(resume_state *st, rooms_framing f, const resume_carrier_ops *ops);
 
 /* Tell the cluster again of every token held here (after Redis came back). */
 void resume_reclaim(resume_state *st);

@@ -305,7 +305,8 @@ int rooms_user_ghost(rooms_state *st, tenant_t *t, const char *id, const char *n
     *out = u;
     return 0;
   }
-  if (strlen(id) != ID_LEN || !(u = calloc(1, sizeof *u))) return u ? PARLEY_EINVAL : PARLEY_ENOMEM;
+  if (strlen(id) != ID_LEN) return PARLEY_EINVAL;
+  if (!(u = calloc(1, sizeof *u))) return PARLEY_ENOMEM;
   if (node && !(u->node = strdup(node))) {
     free(u);
     return PARLEY_ENOMEM;
@@ -336,6 +337,56 @@ int rooms_user_release(rooms_state *st, user_t *u) {
   if (!u->ghost || u->nrooms) return 0;
   rooms_user_remove(st, u);
   return 1;
+}
+
+int rooms_user_set_node(user_t *u, const char *node) {
+  if (!u->ghost || u->gone || (u->node && !strcmp(u->node, node))) return 0;
+  char *n = strdup(node);
+  if (!n) return PARLEY_ENOMEM;
+  free(u->node);
+  u->node = n;
+  return 0;
+}
+
+int rooms_user_adopt(rooms_state *st, tenant_t *t, const char *id, void *peer, user_t **out) {
+  user_t *u = rooms_user_find(st, id);
+  if (u && (!u->ghost || u->gone || u->tenant != t)) return PARLEY_EEXISTS;
+  if (!u) {
+    if (strlen(id) != ID_LEN) return PARLEY_EINVAL;
+    if (!(u = calloc(1, sizeof *u))) return PARLEY_ENOMEM;
+    memcpy(u->id.s, id, ID_LEN + 1);
+    u->tenant = t;
+    HASH_ADD_STR(st->users, id.s, u);
+  } else { /* a member our views knew on another node */
+    u->ghost = 0;
+    free(u->node);
+    u->node = NULL;
+    st->nghosts--;
+    t->nghosts--;
+  }
+  u->peer = peer;
+  st->nusers++;
+  t->nusers++;
+  *out = u;
+  return 0;
+}
+
+int rooms_user_hand_over(rooms_state *st, user_t *u, const char *node) {
+  char *n = strdup(node);
+  if (!n) return PARLEY_ENOMEM;
+  if (u->ghost) {
+    free(n);
+    return PARLEY_EINVAL;
+  }
+  u->peer = NULL;
+  u->waiting = 0;
+  u->ghost = 1;
+  u->node = n;
+  st->nusers--;
+  u->tenant->nusers--;
+  st->nghosts++;
+  u->tenant->nghosts++;
+  return 0;
 }
 
 user_t *rooms_user_find(rooms_state *st, const char *id) {

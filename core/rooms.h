@@ -226,4 +226,15 @@ const char *rooms_user_node(const user_t *u); /* NULL: ours */
 int rooms_user_is_ghost(const user_t *u);
 int rooms_user_is_gone(const user_t *u);
 
+/* ---- a user handed from one node to another (a drain) ---- */
+/* The ghost u is held by node now (a move the cluster told of). */
+int rooms_user_set_node(user_t *u, const char *node);
+/* This node takes over the user called id of t, attached to peer: the ghost
+ * its views hold becomes a user of ours, or a new user with that ID is made.
+ * PARLEY_EEXISTS when a user of ours has that ID already. */
+int rooms_user_adopt(rooms_state *st, tenant_t *t, const char *id, void *peer, user_t **out);
+/* The user of ours u is held by node from now on: a ghost, not gone (its
+ * rooms are unchanged; rooms_user_release it after). */
+int rooms_user_hand_over(rooms_state *st, user_t *u, const char *node);
+
 #endif

@@ -323,6 +323,7 @@ static void on_drain_timer(uv_timer_t *t) {
 void server_drain(server_t *s) {
   if (s->stopping || s->draining) return;
   s->draining = 1;
+  if (s->cluster) cluster_draining(s->cluster);
   uv_close((uv_handle_t *)&s->listener, NULL); /* new connections are refused */
   s->listener_closed = 1;
   s->drain_total = drain_clients(s);
@@ -459,6 +460,8 @@ static void wire(server_t *s) {
   s->ctx.rooms = &s->rooms;
   s->admit = (admit_t){.ctx = &s->ctx, .trust_proxy = cfg->trust_proxy};
   resume_init(&s->resume, &s->ev, &s->ctx, &s->addrs, cfg->resume_memory, cfg->max_detached_per_addr);
+  resume_set_carrier(&s->resume, ROOMS_FRAMING_WS, ws_peer_carrier());
+  resume_set_carrier(&s->resume, ROOMS_FRAMING_SIO, eio_carrier());
   s->resume.cluster = &s->cluster;
   s->eio = (eio_state){.ev = &s->ev,
                        .admit = &s->admit,
@@ -557,6 +560,8 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
       cluster_on_up(s->cluster, reclaim, s);
       cluster_on_kick(s->cluster, remote_kick, &s->admin);
       cluster_on_policy(s->cluster, remote_policy, &s->admin);
+      cluster_move_ops mv = {resume_pending, resume_give, resume_take, resume_move_failed, &s->resume};
+      cluster_on_move(s->cluster, &mv);
     } else {
       unlisten(s);
       policy_free(s->ctx.policy);

@@ -50,11 +50,26 @@ static void ws_ended(void *carrier, resume_ended why) {
   else conn_ws_close_told(carrier, WS_CLOSE_EXPIRED, "credentials expired");
 }
 
-static const resume_carrier_ops ws_carrier = {ws_send,  NULL, ws_close, ws_let_go,
-                                              ws_ended, 0,    0}; /* bad envelopes get ERROR */
+static void ws_restart(void *carrier) {
+  conn_t *c = carrier;
+  c->dropped = 1; /* not the user's choice: on_gone detaches, whatever the peer answers */
+  conn_ws_close(c, WS_CLOSE_SERVICE_RESTART, "service restart");
+}
+
+static void ws_hand_over(void *carrier) {
+  conn_release_owner(carrier);
+  conn_ws_close(carrier, WS_CLOSE_SERVICE_RESTART, "service restart");
+}
+
+/* bad envelopes get ERROR */
+static const resume_carrier_ops ws_carrier = {ws_send, NULL, ws_close,   ws_let_go,   ws_ended,
+                                              0,       0,    ws_restart, ws_hand_over};
+
+const resume_carrier_ops *ws_peer_carrier(void) { return &ws_carrier; }
 
 static void on_message(conn_t *c, const char *p, size_t n) {
   resume_link *l = c->owner;
+  if (l->moving) return; /* handed to another node: what the client sends now is as lost as in a drop */
   proto_handle(&l->peer, p, n, NULL);
 }
 
@@ -84,8 +99,9 @@ int ws_peer_is(const conn_t *c) { return c->h == &ws_peer_handlers && c->state =
 
 int ws_peer_restart(conn_t *c) {
   if (!ws_peer_is(c)) return 0;
-  c->dropped = 1; /* not the user's choice: on_gone detaches, whatever the peer answers */
-  conn_ws_close(c, WS_CLOSE_SERVICE_RESTART, "service restart");
+  resume_link *l = c->owner;
+  if (l->moving) return 0;
+  if (resume_hand_off(l) != 0) ws_restart(c);
   return 1;
 }
 
@@ -132,6 +148,11 @@ static int try_resume(const ws_peer_env *e, conn_t *c, http_req *r, const conn_i
   uint64_t last = strtoull(digits, NULL, 10);
   resume_link *l = resume_find(e->resume, tok, tn);
   *why_not = "unknown or expired resume token";
+  if (l && l->pending) { /* handed to this node a moment ago: its events are on their way */
+    why = (admit_refusal){503, "the session is moving to this server: try again"};
+    refuse(c, &why);
+    return 1;
+  }
   if (!l || l->ops != &ws_carrier || !l->peer.user) return 0;
   if (admit_resume(e->admit, &l->peer, info, &why)) {
     refuse(c, &why);

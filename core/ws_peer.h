@@ -20,7 +20,11 @@ void ws_peer_upgrade(const ws_peer_env *e, conn_t *c, http_req *r);
 int ws_peer_is(const conn_t *c);
 /* A drain: when c carries a /ws user (ws_peer_is), close it with 1012
  * "service restart" and detach the user (kept for a resume, as after a
- * network drop); 1 when it did. */
+ * network drop); in a cluster the user is handed to another node first
+ * (resume_hand_off), the close comes once the cluster has made it so. 1 when
+ * it did (0 too for a user being handed over already). */
 int ws_peer_restart(conn_t *c);
+/* The carrier ops of /ws links (resume_set_carrier). */
+const resume_carrier_ops *ws_peer_carrier(void);
 
 #endif

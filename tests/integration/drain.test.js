@@ -13,18 +13,20 @@
 // SIGINT stays an immediate stop (close 1001: shutdown.test.js), and so is a
 // second SIGTERM during a drain.
 //
-// In a cluster: /readyz follows the Redis link; a drained node's users leave
-// at its goodbye (they cannot resume elsewhere yet), and the rolling restart
-// that should be invisible to room members is the TODO test at the end.
+// In a cluster: /readyz follows the Redis link; a drained node hands its users
+// to another node before asking their clients back (cluster.md, "A node
+// stops"), so that they resume there and a rolling restart of every node is
+// invisible to the members of their rooms (the test at the end).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import {
-  startServer, startCluster, Client, RawHttp, httpGet, roomWith, withTimeout, sleep, FRAMING, ID_RE, singleNodeOnly,
+  startServer, startCluster, Client, RawHttp, httpGet, roomWith, withTimeout, sleep, FRAMING, ID_RE, singleNodeOnly, ROOM_DEFAULTS,
   policiesWithLimits,
 } from './helpers.js';
 import { redisCommand, startServer as startLibServer } from '../lib/server.js';
 import WebSocket from 'ws';
+import { io } from 'socket.io-client';
 
 const SANITIZED = process.env.PARLEY_SANITIZED === '1';
 const onePass = FRAMING === 'ws' ? {} : { skip: 'mixes every framing itself: runs under PARLEY_FRAMING=ws' };
@@ -210,47 +212,115 @@ test('/readyz in a cluster: 200 with the Redis link up, 503 "cluster link down" 
   assert.equal((await httpGet(node.port, '/healthz')).status, 200, 'alive all the same');
 });
 
-test('Drain in a cluster, as it is today: node 1 drains (readyz 503 there, 200 on node 2, its clients get 1012); a member on node 2 hears nothing while the drain runs, then one DISCONNECT per user of node 1 when it says goodbye; Redis keeps no member of it',
+test('Drain in a cluster: node 1 hands its users to node 2 (readyz 503 there, 200 on node 2, its clients get 1012); nobody hears anything, before or after node 1 exits; a client that resumes through node 2 keeps its userID, its rooms and the events it missed; Redis says node 2 holds them',
   { ...oneNode, timeout: 60_000 }, async (t) => {
     const cluster = await startCluster({ nodes: 2, args: ['--drain-seconds', '2'] });
     t.after(() => cluster.stop());
     const [n1, n2] = [cluster.node(0), cluster.node(1)];
-    const a1 = await user(n1, t, 'ws');
+    // a node hands its users to the nodes its heartbeat has seen: both have
+    // seen each other after two beats
+    await sleep(1200);
+    const a1 = new Roller(() => [n2.port], 'a1');  // resumes through node 2 when node 1 closes it
+    t.after(() => a1.close());
+    await a1.connect(n1.port);
+    const id = await a1.request('GET_ID');
+    a1.id = id.userID;
+    a1.token = id.resumeToken;
     const a2 = await user(n1, t, 'ws');
     const b = await user(n2, t, 'ws');
-    const roomID = await roomWith([b, a1, a2]);
+    const roomID = await roomWith([b, a2]);
+    await a1.request('JOIN_ROOM', { room: roomID, password: ROOM_DEFAULTS.password });
+    await b.next('JOIN_ROOM');
+    await a2.next('JOIN_ROOM');
     const probe = await RawHttp.connect(n1.port);
     t.after(() => probe.destroy());
     assert.equal((await keptAliveGet(probe, '/readyz')).status, 200);
 
+    a1.stopped = true;  // (it comes back below, after missing a SIGNAL)
     n1.proc.kill('SIGTERM');
-    const closes = await Promise.all([a1.waitClose(5000), a2.waitClose(5000)]);
-    assert.deepEqual(closes.map((c) => c.code), [1012, 1012]);
+    const close2 = await a2.waitClose(5000);
+    assert.equal(close2.code, 1012);
+    await withTimeout((async () => { while (!a1.closes.length) await sleep(10); })(), 5000, 'a1 closed');
+    assert.deepEqual(a1.closes, [1012]);
     const r1 = await keptAliveGet(probe, '/readyz');
     assert.deepEqual([r1.status, r1.body], [503, 'draining'], 'node 1 while draining');
     const r2 = await httpGet(n2.port, '/readyz');
     assert.deepEqual([r2.status, r2.body], [200, 'ready'], 'node 2');
-    // detached, not left: nothing yet (the node stops 1 s after its last client went)
-    assert.deepEqual(seen(b, 'DISCONNECT'), [], 'a DISCONNECT while node 1 was draining');
 
+    // handed over: Redis says node 2 holds both; a SIGNAL to a1 waits there
+    for (const u of [a1, a2]) {
+      assert.equal(await redisCommand(cluster.redis.port, 'HGET', `parley:user:${u.id}`, 'node'), 'n2', 'the node holding it');
+    }
+    b.send('SIGNAL', { target: a1.id, room: roomID, signal: { missed: 1 } });
     assert.deepEqual(await withTimeout(n1.exited, 15_000, 'node 1 exit'), { code: 0, signal: null });
-    // the goodbye: the users node 1 held leave (their state died with it), each told once
-    const gone = [await b.next('DISCONNECT', { timeout: 5000 }), await b.next('DISCONNECT', { timeout: 5000 })];
-    assert.deepEqual(gone.map((d) => d.userID).sort(), [a1.id, a2.id].sort());
-    await b.expectNothing(300);
+    await b.expectNothing(500);  // no DISCONNECT: nobody left
+    assert.deepEqual(seen(b, 'DISCONNECT'), []);
+
+    a1.stopped = false;
+    await a1.connect(n2.port, `?resume=${a1.token}&last=${a1.count}`);
+    await withTimeout((async () => { while (!a1.events.some((e) => e.event === 'SIGNAL')) await sleep(10); })(), 5000, 'the missed SIGNAL');
+    assert.deepEqual(a1.resumes.map((r) => [r.resumed, r.userID]), [[true, a1.id]]);
+    assert.deepEqual(a1.events.filter((e) => e.event === 'SIGNAL').map((e) => e.payload),
+      [{ source: b.id, target: a1.id, room: roomID, signal: { missed: 1 } }]);
+    // its room is its own still: it signals b through node 2
+    a1.send('SIGNAL', { target: b.id, room: roomID, signal: { back: 1 } });
+    assert.deepEqual((await b.next('SIGNAL', { timeout: 3000 })).signal, { back: 1 });
     const members = await redisCommand(cluster.redis.port, 'ZRANGE', `parley:members:${roomID}`, '0', '-1');
-    assert.deepEqual(members, [b.id], 'Redis holds only the member of node 2');
+    assert.deepEqual(members.sort(), [b.id, a2.id, a1.id].sort(), 'Redis keeps every member');
   });
 
-// ---- the rolling restart: the acceptance test of what is not built yet ----
+for (const transports of [['polling', 'websocket'], ['websocket']]) {
+  test(`Drain in a cluster (Socket.IO, ${transports.join('+')}): node 1 hands its Socket.IO user to node 2; stock socket.io-client, asked back by a transport close, recovers through node 2 (socket.recovered, the same socket.id) with the SIGNAL it missed; the member on node 2 hears nothing`,
+    { ...oneNode, timeout: 60_000 }, async (t) => {
+      const cluster = await startCluster({ nodes: 2, args: ['--drain-seconds', '1'] });
+      t.after(() => cluster.stop());
+      const [n1, n2] = [cluster.node(0), cluster.node(1)];
+      await sleep(1200);  // (each heartbeat has seen the other node)
+      const sock = io(n1.httpBase, { forceNew: true, reconnectionDelay: 50, reconnectionDelayMax: 100, transports });
+      t.after(() => sock.disconnect());
+      await withTimeout(new Promise((r, j) => { sock.once('connect', r); sock.once('connect_error', j); }), 5000, 'connect');
+      const got = [];
+      sock.on('SIGNAL', (p) => got.push(p.signal.n));
+      const disconnects = [];
+      sock.on('DISCONNECT', (p) => disconnects.push(p));
+      const created = await withTimeout(new Promise((r) => {
+        sock.once('CREATE_ROOM', r);
+        sock.emit('CREATE_ROOM', { requestId: 1, ...ROOM_DEFAULTS });
+      }), 5000, 'CREATE_ROOM');
+      const id = sock.id;
+      const b = await user(n2, t, 'ws');
+      await b.ok('JOIN_ROOM', { room: created.roomID, password: ROOM_DEFAULTS.password });
+      const sig = (n) => b.send('SIGNAL', { target: id, room: created.roomID, signal: { n } });
+      sig(0);
+      await withTimeout((async () => { while (got.length < 1) await sleep(10); })(), 5000, 'the first SIGNAL');
+
+      // the balancer sends the reconnect to node 2
+      sock.io.uri = n2.httpBase;
+      const reconnected = new Promise((r) => sock.io.once('reconnect', r));
+      n1.proc.kill('SIGTERM');
+      await withTimeout((async () => {
+        while (await redisCommand(cluster.redis.port, 'HGET', `parley:user:${id}`, 'node') !== 'n2') await sleep(10);
+      })(), 5000, 'Redis names node 2 for the user');
+      for (let n = 1; n < 4; n++) sig(n);
+      await withTimeout(reconnected, 10_000, 'reconnect through node 2');
+      await withTimeout((async () => { while (got.length < 4) await sleep(10); })(), 5000, `4 SIGNALs, got ${got}`);
+      assert.equal(sock.recovered, true, 'socket.recovered');
+      assert.equal(sock.id, id, 'the same socket.id (userID)');
+      assert.deepEqual(got, [0, 1, 2, 3], 'every SIGNAL once, in order');
+      assert.deepEqual(await withTimeout(n1.exited, 15_000, 'node 1 exit'), { code: 0, signal: null });
+      await b.expectNothing(500);  // no DISCONNECT, no JOIN_ROOM
+      assert.deepEqual(disconnects, []);
+      sock.emit('SIGNAL', { target: b.id, room: created.roomID, signal: { back: 1 } });
+      assert.deepEqual((await b.next('SIGNAL', { timeout: 3000 })).signal, { back: 1 });
+    });
+}
+
+// ---- the rolling restart ----
 //
-// A user is held by the node it connected to for its whole life: a resume
-// through another node is carried back to that node (cluster.md). So when a
-// node drains and exits, its users cannot resume anywhere: they come back as
-// new users and the others see them leave. Making a rolling restart invisible
-// takes handing a detached user (membership, ownership, unread events) over to
-// the node its client comes back to. This test is what that work must pass; it
-// runs today as a TODO (reported, not failing the suite).
+// Every node of a 3-node cluster is drained and replaced in turn while
+// members on every node signal each other: each drain hands its users to
+// another node, their clients resume through a live node, and nobody is told
+// anything.
 
 /** A plain /ws member that counts its events and, when its connection is
  * closed under it, resumes through another live node (?resume=TOKEN&last=N). */
@@ -316,7 +386,7 @@ class Roller {
 }
 
 test('Rolling restart of a 3-node cluster under SIGNAL traffic: every node drained and replaced in turn; nobody sees DISCONNECT, every SIGNAL arrives once and in order, every user keeps its userID',
-  { ...oneNode, todo: 'a user cannot move to another node yet: its node\'s exit makes it leave (deploy.md §5)', timeout: 90_000 }, async (t) => {
+  { ...oneNode, timeout: 90_000 }, async (t) => {
     const policies = policiesWithLimits({ rate: 100_000, burst: 100_000 });
     const cluster = await startCluster({ nodes: 3, args: ['--policies', policies, '--drain-seconds', '1'] });
     const nodes = [...cluster.nodes];
@@ -324,6 +394,7 @@ test('Rolling restart of a 3-node cluster under SIGNAL traffic: every node drain
       for (const n of nodes) await n.stop().catch(() => {});
       await cluster.stop().catch(() => {});
     });
+    await sleep(1200); // every node's heartbeat has seen the others (a node hands its users only to nodes it knows)
     const ports = () => nodes.filter((n) => n.alive()).map((n) => n.port);
     const members = ['m1', 'm2', 'm3'].map((name) => new Roller(ports, name));
     t.after(() => { for (const m of members) m.close(); });
@@ -377,7 +448,12 @@ test('Rolling restart of a 3-node cluster under SIGNAL traffic: every node drain
     await pump;
     await sleep(500);
 
+    const confirmed = [...sent.values()].reduce((n, l) => n + l.length, 0);
+    const received = members.reduce((n, m) => n + m.events.filter((e) => e.event === 'SIGNAL').length, 0);
+    t.diagnostic(`${confirmed} SIGNALs sent and confirmed, ${received} received; resumes: ${members.map((m) => `${m.name} ${m.resumes.length}`).join(', ')}`);
+    assert.ok(confirmed > 300, `traffic ran through the restarts (${confirmed} SIGNALs confirmed)`);
     for (const m of members) {
+      assert.ok(m.resumes.length >= 1, `${m.name} was asked back at least once`);
       assert.deepEqual(m.events.filter((e) => e.event === 'DISCONNECT'), [], `${m.name} saw a DISCONNECT`);
       assert.deepEqual(m.resumes.filter((r) => !r.resumed), [], `${m.name} could not resume`);
       assert.ok(m.resumes.every((r) => r.userID === m.id), `${m.name} changed userID`);

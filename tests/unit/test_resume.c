@@ -56,7 +56,7 @@ static void c_ended(void *cv, resume_ended why) {
   if (why == RESUME_ENDED_KICKED) c->kicked++;
   else c->expired++;
 }
-static const resume_carrier_ops ops = {c_send, NULL, c_close, c_let_go, c_ended, 0, 0};
+static const resume_carrier_ops ops = {c_send, NULL, c_close, c_let_go, c_ended, 0, 0, NULL, NULL};
 
 static uv_loop_t loop;
 static evloop_t ev;

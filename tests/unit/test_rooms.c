@@ -396,7 +396,49 @@ static void test_census(void) {
   rooms_free(&st);
 }
 
+/* A user handed between nodes: the old node's user becomes a ghost of the
+ * new node, in its rooms still (not gone: released once no view holds it);
+ * the new node adopts the ghost its views held, or makes the user with its ID. */
+static void test_hand_over_and_adopt(void) {
+  rooms_state st;
+  rooms_init(&st);
+  tenant_t *t, *other;
+  user_t *a, *b, *g;
+  int pa, pb, pg;
+  CHECK(rooms_tenant(&st, "t", &t) == 0 && rooms_tenant(&st, "o", &other) == 0);
+  CHECK(rooms_user_add(&st, t, &pa, &a) == 0 && rooms_user_add(&st, t, &pb, &b) == 0);
+  room_settings s = {.name = "r", .password = "", .max_users = 5};
+  room_t *r;
+  CHECK(rooms_create(&st, a, &s, &r) == 0 && rooms_join(r, b) == 0);
+  /* the old node: a goes to n2, keeps its place and ownership in the view */
+  CHECK(rooms_user_hand_over(&st, a, "n2") == 0);
+  CHECK(rooms_user_is_ghost(a) && !rooms_user_is_gone(a) && !rooms_user_peer(a));
+  CHECK(strcmp(rooms_user_node(a), "n2") == 0);
+  CHECK(rooms_owner(r) == a && rooms_member(r, 0) == a && rooms_nmembers(r) == 2);
+  CHECK(st.nusers == 1 && st.nghosts == 1 && rooms_tenant_nusers(t) == 1);
+  CHECK(rooms_user_release(&st, a) == 0);                     /* a view holds it */
+  CHECK(rooms_user_hand_over(&st, a, "n3") == PARLEY_EINVAL); /* not ours any more */
+  /* a view learns the ghost moved on */
+  CHECK(rooms_user_set_node(a, "n3") == 0 && strcmp(rooms_user_node(a), "n3") == 0);
+  /* the new node adopts the ghost its view holds: a user of ours, same place */
+  CHECK(rooms_user_adopt(&st, t, rooms_user_id(a), &pg, &g) == 0 && g == a);
+  CHECK(!rooms_user_is_ghost(a) && !rooms_user_node(a) && rooms_user_peer(a) == &pg);
+  CHECK(st.nusers == 2 && st.nghosts == 0 && rooms_owner(r) == a);
+  /* ours already, another tenant's ghost, a gone user: refused */
+  CHECK(rooms_user_adopt(&st, t, rooms_user_id(b), &pg, &g) == PARLEY_EEXISTS);
+  user_t *gh;
+  CHECK(rooms_user_ghost(&st, other, "ZZZZZZZZZZZZZZZZZZZZZZ", "n9", &gh) == 0);
+  CHECK(rooms_user_adopt(&st, t, "ZZZZZZZZZZZZZZZZZZZZZZ", &pg, &g) == PARLEY_EEXISTS);
+  CHECK(rooms_user_release(&st, gh) == 1);
+  /* a user no view knows: made with that ID */
+  CHECK(rooms_user_adopt(&st, t, "AAAAAAAAAAAAAAAAAAAAAA", &pg, &g) == 0);
+  CHECK(rooms_user_find(&st, "AAAAAAAAAAAAAAAAAAAAAA") == g && rooms_user_nrooms(g) == 0 && st.nusers == 3);
+  CHECK(rooms_user_adopt(&st, t, "short", &pg, &g) == PARLEY_EINVAL);
+  rooms_free(&st);
+}
+
 int main(void) {
+  test_hand_over_and_adopt();
   test_tallies();
   test_census();
   test_tenants();
