@@ -415,6 +415,86 @@ int cluster_admin_kick(cluster_t *cl, const char *user, cluster_admin_cb cb, voi
   return admin_eval(cl, 3, a, cb, arg);
 }
 
+/* A tenants call: its names (owned), asked in this order. */
+typedef struct {
+  cluster_t *cl;
+  cluster_tenants_cb cb;
+  void *arg;
+  char **names;
+  size_t n;
+} tenants_call;
+
+static void tenants_call_free(tenants_call *tc) {
+  for (size_t i = 0; i < tc->n; i++) free(tc->names[i]);
+  free(tc->names);
+  free(tc);
+}
+
+/* The rooms of each tenant asked ({count, …} in the order asked); its users
+ * on the other nodes are taken now, as the nodes last told. */
+static void on_tenants_reply(void *arg, const redisReply *r) {
+  tenants_call *tc = arg;
+  cluster_tenant *list = tc->n ? calloc(tc->n, sizeof *list) : NULL;
+  int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == tc->n && (list || !tc->n);
+  if (r && r->type == REDIS_REPLY_ERROR) log_warn("cluster: Redis refused an admin call: %.*s", (int)r->len, r->str);
+  for (size_t i = 0; ok && i < tc->n; i++) {
+    const redisReply *e = r->element[i];
+    if (e->type != REDIS_REPLY_INTEGER) ok = 0;
+    else
+      list[i] =
+          (cluster_tenant){tc->names[i], e->integer > 0 ? (size_t)e->integer : 0, remote_users(tc->cl, tc->names[i])};
+  }
+  if (ok) tc->cb(tc->arg, 0, list, tc->n);
+  else tc->cb(tc->arg, PARLEY_EIO, NULL, 0);
+  free(list);
+  tenants_call_free(tc);
+}
+
+/* A name a tenants call has already (each tenant is asked once). */
+typedef struct {
+  const char *name;
+  UT_hash_handle hh;
+} name_seen;
+
+/* Name (tl bytes) into tc, unless seen has it already. */
+static int tenants_add(tenants_call *tc, name_seen **seen, name_seen *slot, const char *name, size_t tl) {
+  name_seen *had;
+  HASH_FIND(hh, *seen, name, tl, had);
+  if (had) return 0;
+  if (!(tc->names[tc->n] = strndup(name, tl))) return PARLEY_ENOMEM;
+  slot->name = tc->names[tc->n++];
+  HASH_ADD_KEYPTR(hh, *seen, slot->name, tl, slot);
+  return 0;
+}
+
+int cluster_admin_tenants(cluster_t *cl, const char *const *names, size_t n, cluster_tenants_cb cb, void *arg) {
+  size_t cap = n + HASH_COUNT(cl->counts);
+  tenants_call *tc = calloc(1, sizeof *tc);
+  name_seen *slots = calloc(cap + 1, sizeof *slots), *seen = NULL;
+  const char **argv = calloc(cap + 2, sizeof *argv);
+  size_t *lens = calloc(cap + 2, sizeof *lens);
+  int rc = tc && slots && argv && lens && (tc->names = calloc(cap + 1, sizeof *tc->names)) ? 0 : PARLEY_ENOMEM;
+  if (tc) *tc = (tenants_call){cl, cb, arg, tc->names, 0};
+  for (size_t i = 0; !rc && i < n; i++) rc = tenants_add(tc, &seen, &slots[tc->n], names[i], strlen(names[i]));
+  remote_count *x, *tmp;
+  HASH_ITER(hh, cl->counts, x, tmp) {
+    if (!rc) rc = tenants_add(tc, &seen, &slots[tc->n], x->key, strlen(x->key)); /* the key: "tenant\0node" */
+  }
+  HASH_CLEAR(hh, seen);
+  if (!rc) {
+    argv[0] = "trooms";
+    argv[1] = cl->prefix;
+    for (size_t i = 0; i < tc->n; i++) argv[i + 2] = tc->names[i];
+    for (size_t i = 0; i < tc->n + 2; i++) lens[i] = strlen(argv[i]);
+    rc = redis_link_eval(cl->link, cl->script, on_tenants_reply, tc, 0, (int)tc->n + 2, argv, lens);
+  }
+  if (rc && tc) tenants_call_free(tc);
+  free(slots);
+  free(argv);
+  free(lens);
+  return rc;
+}
+
 void cluster_on_kick(cluster_t *cl, void (*kick)(void *arg, const char *user), void *arg) {
   cl->kick = kick;
   cl->kick_arg = arg;

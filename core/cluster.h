@@ -67,6 +67,19 @@ typedef void (*cluster_admin_cb)(void *arg, int rc, const char *text, size_t n);
 int cluster_admin_close(cluster_t *c, const char *tenant, const char *room, cluster_admin_cb cb, void *arg);
 int cluster_admin_rooms(cluster_t *c, const char *tenant, size_t max, cluster_admin_cb cb, void *arg);
 int cluster_admin_kick(cluster_t *c, const char *user, cluster_admin_cb cb, void *arg);
+/* tenants: every tenant of the cluster with its rooms (cluster.lua's
+ * trooms: the tenants named, in their order, then those only other nodes
+ * told this one they have users of, each once) and its users on the other
+ * nodes (what they last told): tcb(arg, 0, list, count), or tcb(arg, error,
+ * NULL, 0) when Redis failed or the link went; fails at once (tcb never
+ * called) when the link is down. */
+typedef struct {
+  const char *name;
+  size_t rooms;        /* in the whole cluster, as Redis counts them */
+  size_t remote_users; /* on the other nodes */
+} cluster_tenant;
+typedef void (*cluster_tenants_cb)(void *arg, int rc, const cluster_tenant *list, size_t n);
+int cluster_admin_tenants(cluster_t *c, const char *const *names, size_t n, cluster_tenants_cb tcb, void *arg);
 /* Who ends a user of this node that another node's admin API kicked
  * (registered by the server). */
 void cluster_on_kick(cluster_t *c, void (*kick)(void *arg, const char *user), void *arg);

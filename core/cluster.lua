@@ -356,6 +356,19 @@ function ops.rooms()
   return 'R{"truncated":' .. tostring(truncated) .. ',"rooms":[' .. table.concat(out, ',') .. ']}'
 end
 
+-- trooms TENANT...: each tenant's rooms in the whole cluster (its trooms:
+-- counter; 0 when it has none), in the order asked: the admin API's tenant
+-- listing. One GET per tenant, no scan.
+function ops.trooms()
+  local out = {}
+  for i = 3, #ARGV do
+    local n = tonumber(redis.call('GET', P .. 'trooms:' .. ARGV[i]) or '0') or 0
+    if n < 0 then n = 0 end
+    out[#out + 1] = n
+  end
+  return out
+end
+
 -- kick USER: the node holding the user is asked to end it ('K' and the ID on
 -- its channel); 'ok NODE', or 'no_such_user' (no node holds it in a room).
 function ops.kick()

@@ -430,3 +430,46 @@ test('Cluster: a policy PUT on one node reaches every node (through Redis); a br
     await sleep(100);
   }
 });
+
+/** GET /api/v1/tenants on node 0 until check(tenants by name) holds or 10 s pass; the last listing. */
+async function tenantsUntil(check) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const r = await api('GET', '/api/v1/tenants');
+    assert.equal(r.status, 200, r.body);
+    const byName = Object.fromEntries(r.json.tenants.map((x) => [x.name, x]));
+    if (check(byName) || Date.now() > deadline) return { ...r, byName };
+    await sleep(100);
+  }
+}
+
+test('Cluster: tenants carry the whole cluster\'s rooms (clusterRooms, from Redis); a tenant only other nodes have is listed with no counts here', { ...T, ...CLUSTER_ONLY }, async (t) => {
+  const a = await userOn(t, 0, 'ctr');
+  const b = await userOn(t, 1, 'ctr');
+  const [c, d] = [await userOn(t, 2, 'ctr'), await userOn(t, 2, 'ctr')];
+  const ra = (await a.ok('CREATE_ROOM', { maxUsers: 4, name: 'on1', password: '', type: 0 })).roomID;
+  const rb = (await b.ok('CREATE_ROOM', { maxUsers: 4, name: 'on2', password: '', type: 0 })).roomID;
+  await roomWith([c, d]);
+  const [e, f] = [await userOn(t, 1, 'ctfar'), await userOn(t, 2, 'ctfar')];
+  for (const [u, name] of [[e, 'far1'], [f, 'far2']]) await u.ok('CREATE_ROOM', { maxUsers: 4, name, password: '', type: 0 });
+
+  // the other nodes' user counts reach node 1 a moment later; the rooms are read from Redis on each request
+  const got = await tenantsUntil((x) => x.ctr?.clusterUsers === 4 && x.ctfar?.clusterUsers === 2);
+  assert.equal(got.json.scope, 'node');
+  const { ctr, ctfar } = got.byName;
+  assert.deepEqual({ users: ctr.users, rooms: ctr.rooms, clusterUsers: ctr.clusterUsers, clusterRooms: ctr.clusterRooms, live: ctr.live },
+    { users: 1, rooms: 1, clusterUsers: 4, clusterRooms: 3, live: true });
+  assert.deepEqual(ctfar, {
+    name: 'ctfar', clusterUsers: 2, clusterRooms: 2, live: false, connections: 0, connectionsByFraming: { ws: 0, sio: 0 },
+    users: 0, detached: 0, rooms: 0, events: 0, signals: 0, signalBytes: 0,
+  });
+  assert.equal(got.json.tenants.filter((x) => x.name === 'ctr').length, 1, 'a tenant listed twice');
+
+  // a room closed on node 2, one left on node 1: Redis's counts follow at once
+  assert.equal((await api('POST', `/api/v1/tenants/ctr/rooms/${rb}/close`)).status, 200);
+  a.send('DISCONNECT', ra);
+  const after = await tenantsUntil((x) => x.ctr?.clusterRooms === 1);
+  assert.equal(after.byName.ctr.clusterRooms, 1, after.body);
+  assert.equal(after.byName.ctr.rooms, 0, after.body);
+  assert.equal(after.byName.ctfar.clusterRooms, 2, after.body);
+});
