@@ -4,9 +4,10 @@
  * through proto_room_close, reload and drain through the server's
  * admin_ops), a tenant's policy file read and replaced (checked by a whole
  * load first, written to the state directory, then reloaded), and the
- * dashboard's two files. In cluster mode a tenant's rooms, a close, a kick of
- * another node's user and a policy write go through Redis (cluster.h's admin
- * calls; the request held until the answer), and the policies written
+ * dashboard's two files. In cluster mode the tenants' cluster counts, a
+ * tenant's rooms, a close, another node's user (its session, a kick) and a
+ * policy write go through Redis (cluster.h's admin calls; the request held
+ * until the answer), and the policies written and the users asked about
  * through other nodes arrive here. Every action is logged with its target,
  * never the token. */
 #include <errno.h>
@@ -403,41 +404,89 @@ static user_t *local_user(admin_t *a, const char *id, const char **why, int *sta
   if (!u || rooms_user_is_gone(u)) return NULL;
   if (rooms_user_is_ghost(u) || !rooms_user_peer(u)) { /* a member this node sees in a room, held elsewhere */
     *status = 501;
-    *why = "the user is held by another node: ask that node's admin listener (docs/admin.md, cluster scope)";
+    *why = "the user is held by another node";
     return NULL;
   }
   return u;
 }
 
 /* One user's session: framing, the client's address, since when, state,
- * and its rooms (owner or not). */
+ * and its rooms (owner or not); in cluster mode the node that holds it
+ * (this one). */
+static int user_json(admin_t *a, user_t *u, buf_t *b) {
+  resume_link *l = resume_link_of(rooms_user_peer(u));
+  int rc = buf_printf(b, "{\"scope\":\"%s\",", scope(a));
+  if (!rc && clustered(a)) rc = put_kv_str(b, "node", cluster_node(*a->cluster));
+  if (!rc && clustered(a)) rc = buf_putc(b, ',');
+  if (!rc) rc = put_kv_str(b, "userID", rooms_user_id(u));
+  if (!rc) rc = buf_putc(b, ',');
+  if (!rc) rc = put_kv_str(b, "tenant", rooms_tenant_name(rooms_user_tenant(u)));
+  if (!rc) rc = buf_printf(b, ",\"sessions\":[{\"framing\":\"%s\",", framing_names[rooms_user_framing(u)]);
+  if (!rc) rc = put_kv_str(b, "remoteAddress", l->addr);
+  if (!rc)
+    rc = buf_printf(b, ",\"connectedSince\":%.3f,\"state\":\"%s\"}],\"rooms\":[", l->since,
+                    rooms_user_waiting(u) || !l->carrier ? "detached" : "connected");
+  for (size_t i = 0; i < rooms_user_nrooms(u) && !rc; i++) {
+    room_t *rm = rooms_user_room(u, i);
+    rc = buf_printf(b, "%s{\"roomID\":\"%s\",\"owner\":%s}", i ? "," : "", rooms_id(rm),
+                    rooms_owner(rm) == u ? "true" : "false");
+  }
+  return rc ? rc : buf_puts(b, "]}");
+}
+
+int admin_user_here(admin_t *a, const char *id, buf_t *out) {
+  const char *why;
+  int status;
+  user_t *u = local_user(a, id, &why, &status);
+  return u ? user_json(a, u, out) : PARLEY_ENOTFOUND;
+}
+
+/* The node holding the user answered with its JSON, or no node has it
+ * ("no_such_user"), or the node Redis named did not answer in time
+ * ("no_answer NODE"). */
+static void on_cluster_user(void *arg, int rc, const char *text, size_t n) {
+  held_t *h = arg;
+  conn_t *c = held_end(h);
+  json_span root;
+  if (c && rc) {
+    fail_k(c, h->keep, 502, "the cluster's Redis did not answer");
+  } else if (c && n >= 10 && !memcmp(text, "no_answer ", 10)) {
+    char why[160];
+    snprintf(why, sizeof why, "node %.*s, which holds the user, did not answer in time",
+             (int)(n - 10 > 64 ? 64 : n - 10), text + 10);
+    fail_k(c, h->keep, 504, why);
+  } else if (c && n && text[0] != '{') {
+    fail_k(c, h->keep, 404,
+           "no such user in any room of the cluster (a user in no room is known to its own node only)");
+  } else if (c && (json_parse(text, n, 16, &root) || root.type != JSON_OBJECT)) {
+    fail_k(c, h->keep, 502, "the node holding the user answered something that is not JSON");
+  } else if (c) {
+    answer_k(c, h->keep, 200, "application/json", text, n, NULL);
+  }
+  held_done(c);
+  free(h);
+}
+
 static void get_user(admin_t *a, conn_t *c, http_req *r, const char *id) {
   const char *why;
   int status;
   user_t *u = local_user(a, id, &why, &status);
+  if (!u && clustered(a) && strlen(id) == ID_LEN) { /* another node's, maybe: Redis knows, if it is in a room */
+    held_t *h = held_new(a, NULL, id);
+    if (!h) {
+      fail(c, r, 500, "out of memory");
+      return;
+    }
+    held_start(h, c, r, cluster_admin_user(*a->cluster, id, on_cluster_user, h));
+    return;
+  }
   if (!u) {
     fail(c, r, status, why);
     return;
   }
-  resume_link *l = resume_link_of(rooms_user_peer(u));
   buf_t b;
   buf_init(&b, ADMIN_MAX_ANSWER);
-  int rc = buf_printf(&b, "{\"scope\":\"%s\",", scope(a));
-  if (!rc) rc = put_kv_str(&b, "userID", rooms_user_id(u));
-  if (!rc) rc = buf_putc(&b, ',');
-  if (!rc) rc = put_kv_str(&b, "tenant", rooms_tenant_name(rooms_user_tenant(u)));
-  if (!rc) rc = buf_printf(&b, ",\"sessions\":[{\"framing\":\"%s\",", framing_names[rooms_user_framing(u)]);
-  if (!rc) rc = put_kv_str(&b, "remoteAddress", l->addr);
-  if (!rc)
-    rc = buf_printf(&b, ",\"connectedSince\":%.3f,\"state\":\"%s\"}],\"rooms\":[", l->since,
-                    rooms_user_waiting(u) || !l->carrier ? "detached" : "connected");
-  for (size_t i = 0; i < rooms_user_nrooms(u) && !rc; i++) {
-    room_t *rm = rooms_user_room(u, i);
-    rc = buf_printf(&b, "%s{\"roomID\":\"%s\",\"owner\":%s}", i ? "," : "", rooms_id(rm),
-                    rooms_owner(rm) == u ? "true" : "false");
-  }
-  if (!rc) rc = buf_puts(&b, "]}");
-  if (rc) fail(c, r, 500, "out of memory");
+  if (user_json(a, u, &b)) fail(c, r, 500, "out of memory");
   else answer_json(c, r, 200, &b);
   buf_free(&b);
 }

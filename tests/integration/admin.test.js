@@ -7,9 +7,11 @@
 // a tenant's policy replaced (a broken one refused with 400 and file:line,
 // nothing changed; a good one changes the tenant at once), tenant names that
 // could leave the directory refused, a body over the cap refused; drain.
-// In a cluster (PARLEY_CLUSTER=3) the answers are the node's own: the tests
-// that need the whole cluster's view skip, with the reason, and the
-// cluster-only test checks what the API says it does not do there.
+// In a cluster (PARLEY_CLUSTER=3) the single-node tests skip, with the reason,
+// and the cluster-only tests check what the API covers there: the cluster's
+// rooms, close and kick across nodes, tenants with the whole cluster's counts
+// (clusterUsers, clusterRooms), another node's user asked through this one
+// (404 when unknown, 504 when the node Redis names does not answer).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -468,8 +470,70 @@ test('Cluster: tenants carry the whole cluster\'s rooms (clusterRooms, from Redi
   // a room closed on node 2, one left on node 1: Redis's counts follow at once
   assert.equal((await api('POST', `/api/v1/tenants/ctr/rooms/${rb}/close`)).status, 200);
   a.send('DISCONNECT', ra);
-  const after = await tenantsUntil((x) => x.ctr?.clusterRooms === 1);
+  // (node 1's own count follows when the change comes back from Redis, a moment after Redis's)
+  const after = await tenantsUntil((x) => x.ctr?.clusterRooms === 1 && x.ctr.rooms === 0);
   assert.equal(after.byName.ctr.clusterRooms, 1, after.body);
   assert.equal(after.byName.ctr.rooms, 0, after.body);
   assert.equal(after.byName.ctfar.clusterRooms, 2, after.body);
+});
+
+test('Cluster: a user held by another node: its session as that node has it (node n2, its rooms); unknown anywhere: 404; a node Redis names that does not answer: 504 within about 1 s', { ...T, ...CLUSTER_ONLY }, async (t) => {
+  const a = await userOn(t, 0, 'cusr');
+  const b = await userOn(t, 1, 'cusr');
+  const shared = await roomWith([a, b]);
+  const own = (await b.ok('CREATE_ROOM', { maxUsers: 4, name: 'b-own', password: '', type: 0 })).roomID;
+  const byRoom = (rooms) => [...rooms].sort((x, y) => (x.roomID < y.roomID ? -1 : 1));
+
+  const r = await api('GET', `/api/v1/users/${b.id}`);  // node 1's admin API; b is on node 2
+  assert.equal(r.status, 200, r.body);
+  assert.equal(r.headers['content-type'], 'application/json');
+  assert.equal(r.json.node, 'n2');
+  assert.equal(r.json.scope, 'node');
+  assert.equal(r.json.userID, b.id);
+  assert.equal(r.json.tenant, 'cusr');
+  assert.equal(r.json.sessions.length, 1);
+  assert.equal(r.json.sessions[0].framing, isSio() ? 'sio' : 'ws');
+  assert.equal(r.json.sessions[0].state, 'connected');
+  assert.equal(r.json.sessions[0].remoteAddress, '127.0.0.1');
+  assert.ok(Math.abs(r.json.sessions[0].connectedSince - Date.now() / 1000) < 60, r.body);
+  assert.deepEqual(byRoom(r.json.rooms), byRoom([{ roomID: shared, owner: false }, { roomID: own, owner: true }]));
+  // the same answer as node 2's own admin API gives
+  const there = await api('GET', `/api/v1/users/${b.id}`, { port: server.node(1).adminPort });
+  assert.equal(there.status, 200, there.body);
+  assert.deepEqual(r.json, there.json);
+  // a user of node 1 itself says so
+  const here = await api('GET', `/api/v1/users/${a.id}`);
+  assert.equal(here.status, 200, here.body);
+  assert.equal(here.json.node, 'n1');
+  assert.deepEqual(here.json.rooms, [{ roomID: shared, owner: true }]);
+
+  for (const id of ['Q'.repeat(22), 'short']) {
+    const none = await api('GET', `/api/v1/users/${id}`);
+    assert.equal(none.status, 404, none.body);
+    assert.equal(none.json.ok, false);
+  }
+
+  // b leaves both rooms: Redis no longer names a node for it (a user in no room is known to its node only)
+  b.send('DISCONNECT', shared);
+  b.send('DISCONNECT', own);
+  assert.deepEqual(await a.next('DISCONNECT'), { userID: b.id, roomID: shared });
+  let gone;
+  for (const deadline = Date.now() + 5000; ; await sleep(50)) {
+    gone = await api('GET', `/api/v1/users/${b.id}`);
+    if (gone.status !== 200 || Date.now() > deadline) break;
+  }
+  assert.equal(gone.status, 404, gone.body);
+  assert.match(gone.json.error, /no such user in any room/);
+
+  // Redis names a node that is not there: the request is held about 1 s, then 504 naming the node
+  const ghost = 'G'.repeat(22);
+  await redisCommand(server.redis.port, 'HSET', `parley:user:${ghost}`, 'node', 'n-nowhere', 'tenant', 'cusr');
+  t.after(() => redisCommand(server.redis.port, 'DEL', `parley:user:${ghost}`));
+  const t0 = Date.now();
+  const late = await api('GET', `/api/v1/users/${ghost}`);
+  const took = Date.now() - t0;
+  assert.equal(late.status, 504, late.body);
+  assert.match(late.json.error, /n-nowhere/);
+  assert.ok(took >= 900 && took < 3000, `answered after ${took} ms`);
+  assert.equal((await api('GET', '/api/v1/status')).status, 200, 'node 1 goes on after the timeout');
 });
