@@ -21,8 +21,8 @@ import { mkdtempSync, writeFileSync, rmSync, existsSync, readFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  BIN, CLUSTER, ERR, FRAMING, isSio, startServer, assertAliveThenStop, httpGet, Client, roomWith, sleep, ID_RE,
-  withTimeout,
+  BIN, CLUSTER, ERR, FRAMING, isSio, startServer, startCluster, assertAliveThenStop, httpGet, Client, roomWith, sleep,
+  ID_RE, withTimeout,
 } from './helpers.js';
 import { startServer as startLib, sanitizerReport, redisCommand } from '../lib/server.js';
 
@@ -536,4 +536,70 @@ test('Cluster: a user held by another node: its session as that node has it (nod
   assert.match(late.json.error, /n-nowhere/);
   assert.ok(took >= 900 && took < 3000, `answered after ${took} ms`);
   assert.equal((await api('GET', '/api/v1/status')).status, 200, 'node 1 goes on after the timeout');
+});
+
+test('Cluster: tenants and another node\'s user need Redis: 502 when it stalls (answered within about 1 s), 503 while the link is down, answers again once it is back', { ...T, ...CLUSTER_ONLY }, async (t) => {
+  const c = await startCluster({ nodes: 2, args: ['--policies', policies, '--state-dir', tempDir('parley-admin-down-'), '--admin', '127.0.0.1:0'],
+    env: { PARLEY_ADMIN_TOKEN: TOKEN } });
+  let redisStopped = false;
+  let stopped = false;
+  t.after(async () => {
+    if (redisStopped) await c.redis.kill('SIGCONT');
+    if (!stopped) await c.stop();
+  });
+  const port = c.node(0).adminPort;
+  const b = await Client.connect(`${c.node(1).url}?tenant=down`);
+  t.after(() => b.close());
+  b.id = (await b.ok('GET_ID', {})).userID;
+  await b.ok('CREATE_ROOM', { maxUsers: 4, name: 'r', password: '', type: 0 });
+  const ask = () => Promise.all([api('GET', '/api/v1/tenants', { port }), api('GET', `/api/v1/users/${b.id}`, { port })]);
+  const up = await ask();
+  assert.deepEqual(up.map((x) => x.status), [200, 200], up.map((x) => x.body).join('\n'));
+  assert.equal(up[1].json.node, 'n2');
+
+  // Redis stalls: the node does not wait past its deadline
+  await c.redis.kill('SIGSTOP');
+  redisStopped = true;
+  const t0 = Date.now();
+  const stalled = await ask();
+  assert.deepEqual(stalled.map((x) => x.status), [502, 502], stalled.map((x) => x.body).join('\n'));
+  assert.ok(Date.now() - t0 < 3000, `answered after ${Date.now() - t0} ms`);
+
+  // Redis gone: at once 503 while the link is down
+  await c.redis.kill('SIGKILL');
+  redisStopped = false;
+  let down;
+  for (const deadline = Date.now() + 10_000; ; await sleep(100)) {
+    down = await ask();
+    if (down.every((x) => x.status === 503) || Date.now() > deadline) break;
+  }
+  assert.deepEqual(down.map((x) => x.status), [503, 503], down.map((x) => x.body).join('\n'));
+  assert.match(down[0].json.error, /unreachable/);
+
+  // back (empty: the node vouches for its room again)
+  await c.redis.restart();
+  let back;
+  for (const deadline = Date.now() + 10_000; ; await sleep(100)) {
+    back = await ask();
+    if (back.every((x) => x.status === 200) || Date.now() > deadline) break;
+  }
+  assert.deepEqual(back.map((x) => x.status), [200, 200], back.map((x) => x.body).join('\n'));
+  assert.equal(back[1].json.userID, b.id);
+  assert.ok(c.alive(), 'a node died');
+  // node 1 stopped at once (SIGINT) while its admin API waits on another node: the question is dropped
+  // cleanly (the held request failed or its connection closed, the node exits 0)
+  const ghost = 'H'.repeat(22);
+  await redisCommand(c.redis.port, 'HSET', `parley:user:${ghost}`, 'node', 'n-nowhere', 'tenant', 'down');
+  const waiting = api('GET', `/api/v1/users/${ghost}`, { port }).then((x) => x.status, () => 'closed');
+  await sleep(200);
+  c.node(0).proc.kill('SIGINT');
+  const held = await waiting;
+  assert.ok([502, 503, 'closed'].includes(held), `the held request: ${held}`);
+  assert.deepEqual(await withTimeout(c.node(0).exited, 5000, 'node 1 exits on SIGINT'), { code: 0, signal: null },
+    sanitizerReport(c.stderr) || c.stderr.slice(-2000));
+  b.close();
+  stopped = true;
+  const res = await c.stop();
+  assert.deepEqual({ code: res.code, signal: res.signal, killed: res.killed }, { code: 0, signal: null, killed: false },
+    sanitizerReport(c.stderr) || c.stderr.slice(-2000));
 });
