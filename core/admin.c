@@ -4,9 +4,10 @@
  * through proto_room_close, reload and drain through the server's
  * admin_ops), a tenant's policy file read and replaced (checked by a whole
  * load first, written to the state directory, then reloaded), and the
- * dashboard's two files. In cluster mode a tenant's rooms, a close, a kick of
- * another node's user and a policy write go through Redis (cluster.h's admin
- * calls; the request held until the answer), and the policies written
+ * dashboard's two files. In cluster mode the tenants' cluster counts, a
+ * tenant's rooms, a close, another node's user (its session, a kick) and a
+ * policy write go through Redis (cluster.h's admin calls; the request held
+ * until the answer), and the policies written and the users asked about
  * through other nodes arrive here. Every action is logged with its target,
  * never the token. */
 #include <errno.h>
@@ -186,9 +187,40 @@ static void get_status(admin_t *a, conn_t *c, http_req *r) {
 
 /* ---- GET /api/v1/tenants ---- */
 
+/* What the cluster says of a tenant (in cluster mode): its users on every
+ * node and its rooms in Redis. */
+typedef struct {
+  size_t users, rooms;
+  int known; /* 0: the tenant came here after Redis was asked: its rooms unknown */
+} tenant_cluster;
+
+/* One tenant: the cluster's counts (cl NULL: a single node), this node's
+ * gauges (t NULL: no users here) and its counters (k NULL: none here). */
+static int tenant_json(buf_t *b, const char *name, const tenant_t *t, const tenant_counters *k,
+                       const tenant_cluster *cl) {
+  static const tenant_census no_census;
+  static const tenant_counters no_counters;
+  const tenant_census *cen = t ? rooms_tenant_census(t) : &no_census;
+  if (!k) k = &no_counters;
+  int rc = buf_puts(b, "{\"name\":");
+  if (!rc) rc = jw_string(b, name, strlen(name));
+  if (!rc && cl) rc = buf_printf(b, ",\"clusterUsers\":%zu", cl->users);
+  if (!rc && cl && cl->known) rc = buf_printf(b, ",\"clusterRooms\":%zu", cl->rooms);
+  if (!rc && cl && !cl->known) rc = buf_puts(b, ",\"clusterRooms\":null");
+  if (!rc)
+    rc = buf_printf(b,
+                    ",\"live\":%s,\"connections\":%zu,\"connectionsByFraming\":{\"ws\":%zu,\"sio\":%zu},"
+                    "\"users\":%zu,\"detached\":%zu,\"rooms\":%zu,\"events\":%llu,\"signals\":%llu,"
+                    "\"signalBytes\":%llu}",
+                    t ? "true" : "false", cen->attached[0] + cen->attached[1], cen->attached[0], cen->attached[1],
+                    t ? rooms_tenant_nusers(t) : 0, cen->detached, t ? rooms_tenant_nrooms(t) : 0,
+                    (unsigned long long)k->events, (unsigned long long)k->signals, (unsigned long long)k->signal_bytes);
+  return rc;
+}
+
 /* Every tenant with users here, and those gone whose counters are kept
  * (live false): the gauges, and the counters a chart takes rates from. */
-static void get_tenants(admin_t *a, conn_t *c, http_req *r) {
+static void get_tenants_single(admin_t *a, conn_t *c, http_req *r) {
   rooms_state *st = a->ctx->rooms;
   buf_t b;
   buf_init(&b, ADMIN_MAX_ANSWER);
@@ -196,32 +228,96 @@ static void get_tenants(admin_t *a, conn_t *c, http_req *r) {
   int rc = buf_printf(&b, "{\"scope\":\"%s\",\"tenants\":[", scope(a));
   int first = 1;
   for (const rooms_tally *x = rooms_tally_first(st); x && !rc; x = rooms_tally_next(x)) {
-    const tenant_t *t = rooms_tally_tenant(x);
-    const tenant_counters *k = rooms_tally_counters(x);
-    static const tenant_census none;
-    const tenant_census *cen = t ? rooms_tenant_census(t) : &none;
     if (!first) rc = buf_putc(&b, ',');
     first = 0;
-    if (!rc) rc = buf_puts(&b, "{\"name\":");
-    if (!rc) rc = jw_string(&b, rooms_tally_name(x), strlen(rooms_tally_name(x)));
-    if (!rc && t && a->ctx->cluster) /* what the other nodes last told of their users of t */
-      rc = buf_printf(
-          &b, ",\"clusterUsers\":%zu",
-          rooms_tenant_nusers(t) + a->ctx->cluster->remote_users(a->ctx->cluster->self, rooms_tally_name(x)));
-    if (!rc)
-      rc = buf_printf(&b,
-                      ",\"live\":%s,\"connections\":%zu,\"connectionsByFraming\":{\"ws\":%zu,\"sio\":%zu},"
-                      "\"users\":%zu,\"detached\":%zu,\"rooms\":%zu,\"events\":%llu,\"signals\":%llu,"
-                      "\"signalBytes\":%llu}",
-                      t ? "true" : "false", cen->attached[0] + cen->attached[1], cen->attached[0], cen->attached[1],
-                      t ? rooms_tenant_nusers(t) : 0, cen->detached, t ? rooms_tenant_nrooms(t) : 0,
-                      (unsigned long long)k->events, (unsigned long long)k->signals,
-                      (unsigned long long)k->signal_bytes);
+    if (!rc) rc = tenant_json(&b, rooms_tally_name(x), rooms_tally_tenant(x), rooms_tally_counters(x), NULL);
   }
   if (!rc) rc = buf_puts(&b, "]}");
   if (rc) fail(c, r, 500, "the answer is too big");
   else answer_json(c, r, 200, &b);
   buf_free(&b);
+}
+
+static int by_name(const void *x, const void *y) {
+  return strcmp(((const cluster_tenant *)x)->name, ((const cluster_tenant *)y)->name);
+}
+
+/* The cluster's counts came (list: this node's tenants as they were when
+ * Redis was asked, then those only other nodes have): this node's tenants
+ * as they are now, each with the cluster's counts, then the others with no
+ * counts here (live false). */
+static void on_cluster_tenants(void *arg, int rc, const cluster_tenant *list, size_t n) {
+  held_t *h = arg;
+  conn_t *c = held_end(h);
+  cluster_tenant *sorted = n ? malloc(n * sizeof *sorted) : NULL;
+  char *used = n ? calloc(n, 1) : NULL;
+  if (c && rc) fail_k(c, h->keep, 502, "the cluster's Redis did not answer");
+  else if (c && n && (!sorted || !used)) fail_k(c, h->keep, 500, "out of memory");
+  else if (c) {
+    rooms_state *st = h->a->ctx->rooms;
+    proto_cluster *pc = h->a->ctx->cluster;
+    if (n) memcpy(sorted, list, n * sizeof *sorted);
+    if (n) qsort(sorted, n, sizeof *sorted, by_name);
+    buf_t b;
+    buf_init(&b, ADMIN_MAX_ANSWER);
+    rooms_census(st);
+    int bad = buf_puts(&b, "{\"scope\":\"node\",\"tenants\":[");
+    int first = 1;
+    for (const rooms_tally *x = rooms_tally_first(st); x && !bad; x = rooms_tally_next(x)) {
+      const tenant_t *t = rooms_tally_tenant(x);
+      const cluster_tenant key = {.name = rooms_tally_name(x)};
+      const cluster_tenant *got = n ? bsearch(&key, sorted, n, sizeof *sorted, by_name) : NULL;
+      tenant_cluster tc = {t ? rooms_tenant_nusers(t) : 0, 0, got != NULL};
+      if (got) {
+        used[got - sorted] = 1;
+        tc.users += got->remote_users;
+        tc.rooms = got->rooms;
+      } else if (pc) {
+        tc.users += pc->remote_users(pc->self, key.name);
+      }
+      if (!first) bad = buf_putc(&b, ',');
+      first = 0;
+      if (!bad) bad = tenant_json(&b, key.name, t, rooms_tally_counters(x), &tc);
+    }
+    for (size_t i = 0; i < n && !bad; i++) { /* users or rooms only on other nodes */
+      if (used[i] || (!sorted[i].remote_users && !sorted[i].rooms)) continue;
+      tenant_cluster tc = {sorted[i].remote_users, sorted[i].rooms, 1};
+      if (!first) bad = buf_putc(&b, ',');
+      first = 0;
+      if (!bad) bad = tenant_json(&b, sorted[i].name, NULL, NULL, &tc);
+    }
+    if (!bad) bad = buf_puts(&b, "]}");
+    if (bad) fail_k(c, h->keep, 500, "the answer is too big");
+    else answer_json_k(c, h->keep, 200, &b);
+    buf_free(&b);
+  }
+  free(sorted);
+  free(used);
+  held_done(c);
+  free(h);
+}
+
+/* In cluster mode the counts of the whole cluster come with this node's:
+ * Redis is asked for every tenant's rooms (one script call, no scan). */
+static void get_tenants(admin_t *a, conn_t *c, http_req *r) {
+  if (!clustered(a)) {
+    get_tenants_single(a, c, r);
+    return;
+  }
+  rooms_state *st = a->ctx->rooms;
+  size_t n = 0, i = 0;
+  for (const rooms_tally *x = rooms_tally_first(st); x; x = rooms_tally_next(x)) n++;
+  const char **names = malloc((n + 1) * sizeof *names);
+  held_t *h = names ? held_new(a, NULL, NULL) : NULL;
+  if (!h) {
+    free(names);
+    fail(c, r, 500, "out of memory");
+    return;
+  }
+  for (const rooms_tally *x = rooms_tally_first(st); x && i < n; x = rooms_tally_next(x))
+    names[i++] = rooms_tally_name(x);
+  held_start(h, c, r, cluster_admin_tenants(*a->cluster, names, i, on_cluster_tenants, h));
+  free(names);
 }
 
 /* ---- GET /api/v1/tenants/NAME/rooms ---- */
@@ -308,41 +404,89 @@ static user_t *local_user(admin_t *a, const char *id, const char **why, int *sta
   if (!u || rooms_user_is_gone(u)) return NULL;
   if (rooms_user_is_ghost(u) || !rooms_user_peer(u)) { /* a member this node sees in a room, held elsewhere */
     *status = 501;
-    *why = "the user is held by another node: ask that node's admin listener (docs/admin.md, cluster scope)";
+    *why = "the user is held by another node";
     return NULL;
   }
   return u;
 }
 
 /* One user's session: framing, the client's address, since when, state,
- * and its rooms (owner or not). */
+ * and its rooms (owner or not); in cluster mode the node that holds it
+ * (this one). */
+static int user_json(admin_t *a, user_t *u, buf_t *b) {
+  resume_link *l = resume_link_of(rooms_user_peer(u));
+  int rc = buf_printf(b, "{\"scope\":\"%s\",", scope(a));
+  if (!rc && clustered(a)) rc = put_kv_str(b, "node", cluster_node(*a->cluster));
+  if (!rc && clustered(a)) rc = buf_putc(b, ',');
+  if (!rc) rc = put_kv_str(b, "userID", rooms_user_id(u));
+  if (!rc) rc = buf_putc(b, ',');
+  if (!rc) rc = put_kv_str(b, "tenant", rooms_tenant_name(rooms_user_tenant(u)));
+  if (!rc) rc = buf_printf(b, ",\"sessions\":[{\"framing\":\"%s\",", framing_names[rooms_user_framing(u)]);
+  if (!rc) rc = put_kv_str(b, "remoteAddress", l->addr);
+  if (!rc)
+    rc = buf_printf(b, ",\"connectedSince\":%.3f,\"state\":\"%s\"}],\"rooms\":[", l->since,
+                    rooms_user_waiting(u) || !l->carrier ? "detached" : "connected");
+  for (size_t i = 0; i < rooms_user_nrooms(u) && !rc; i++) {
+    room_t *rm = rooms_user_room(u, i);
+    rc = buf_printf(b, "%s{\"roomID\":\"%s\",\"owner\":%s}", i ? "," : "", rooms_id(rm),
+                    rooms_owner(rm) == u ? "true" : "false");
+  }
+  return rc ? rc : buf_puts(b, "]}");
+}
+
+int admin_user_here(admin_t *a, const char *id, buf_t *out) {
+  const char *why;
+  int status;
+  user_t *u = local_user(a, id, &why, &status);
+  return u ? user_json(a, u, out) : PARLEY_ENOTFOUND;
+}
+
+/* The node holding the user answered with its JSON, or no node has it
+ * ("no_such_user"), or the node Redis named did not answer in time
+ * ("no_answer NODE"). */
+static void on_cluster_user(void *arg, int rc, const char *text, size_t n) {
+  held_t *h = arg;
+  conn_t *c = held_end(h);
+  json_span root;
+  if (c && rc) {
+    fail_k(c, h->keep, 502, "the cluster's Redis did not answer");
+  } else if (c && n >= 10 && !memcmp(text, "no_answer ", 10)) {
+    char why[160];
+    snprintf(why, sizeof why, "node %.*s, which holds the user, did not answer in time",
+             (int)(n - 10 > 64 ? 64 : n - 10), text + 10);
+    fail_k(c, h->keep, 504, why);
+  } else if (c && n && text[0] != '{') {
+    fail_k(c, h->keep, 404,
+           "no such user in any room of the cluster (a user in no room is known to its own node only)");
+  } else if (c && (json_parse(text, n, 16, &root) || root.type != JSON_OBJECT)) {
+    fail_k(c, h->keep, 502, "the node holding the user answered something that is not JSON");
+  } else if (c) {
+    answer_k(c, h->keep, 200, "application/json", text, n, NULL);
+  }
+  held_done(c);
+  free(h);
+}
+
 static void get_user(admin_t *a, conn_t *c, http_req *r, const char *id) {
   const char *why;
   int status;
   user_t *u = local_user(a, id, &why, &status);
+  if (!u && clustered(a) && strlen(id) == ID_LEN) { /* another node's, maybe: Redis knows, if it is in a room */
+    held_t *h = held_new(a, NULL, id);
+    if (!h) {
+      fail(c, r, 500, "out of memory");
+      return;
+    }
+    held_start(h, c, r, cluster_admin_user(*a->cluster, id, on_cluster_user, h));
+    return;
+  }
   if (!u) {
     fail(c, r, status, why);
     return;
   }
-  resume_link *l = resume_link_of(rooms_user_peer(u));
   buf_t b;
   buf_init(&b, ADMIN_MAX_ANSWER);
-  int rc = buf_printf(&b, "{\"scope\":\"%s\",", scope(a));
-  if (!rc) rc = put_kv_str(&b, "userID", rooms_user_id(u));
-  if (!rc) rc = buf_putc(&b, ',');
-  if (!rc) rc = put_kv_str(&b, "tenant", rooms_tenant_name(rooms_user_tenant(u)));
-  if (!rc) rc = buf_printf(&b, ",\"sessions\":[{\"framing\":\"%s\",", framing_names[rooms_user_framing(u)]);
-  if (!rc) rc = put_kv_str(&b, "remoteAddress", l->addr);
-  if (!rc)
-    rc = buf_printf(&b, ",\"connectedSince\":%.3f,\"state\":\"%s\"}],\"rooms\":[", l->since,
-                    rooms_user_waiting(u) || !l->carrier ? "detached" : "connected");
-  for (size_t i = 0; i < rooms_user_nrooms(u) && !rc; i++) {
-    room_t *rm = rooms_user_room(u, i);
-    rc = buf_printf(&b, "%s{\"roomID\":\"%s\",\"owner\":%s}", i ? "," : "", rooms_id(rm),
-                    rooms_owner(rm) == u ? "true" : "false");
-  }
-  if (!rc) rc = buf_puts(&b, "]}");
-  if (rc) fail(c, r, 500, "out of memory");
+  if (user_json(a, u, &b)) fail(c, r, 500, "out of memory");
   else answer_json(c, r, 200, &b);
   buf_free(&b);
 }

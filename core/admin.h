@@ -45,6 +45,10 @@ int admin_set_token(admin_t *a, const char *token, size_t n);
 /* Another node's admin API kicked a user this node may hold (registered
  * with cluster_on_kick): it ends as a kick here ends it. */
 void admin_kick_here(admin_t *a, const char *user);
+/* Another node's admin API asks for a user this node may hold (registered
+ * with cluster_on_user): its JSON, as GET /api/v1/users/USER answers here,
+ * appended to out (0), or PARLEY_ENOTFOUND when this node does not hold it. */
+int admin_user_here(admin_t *a, const char *user, buf_t *out);
 /* A tenant policy the admin API wrote somewhere in the cluster (registered
  * with cluster_on_policy): checked, written to this node's state directory,
  * reloaded (sync: only when the file differs); one that does not load here

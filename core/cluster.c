@@ -72,6 +72,10 @@ struct cluster_s {
   cluster_move_ops move; /* users handed between nodes (registered by the server) */
   handed_t *handed;      /* users this node handed to another one, a while (hash by ID, owned) */
   size_t next_pick;      /* round-robin over the live nodes (cluster_pick_node) */
+  cluster_user_cb user;  /* another node's admin API asks for a user of ours */
+  void *user_arg;
+  struct user_ask *asks; /* our admin API's questions out to other nodes (owned) */
+  uint64_t ask_seq;
 };
 
 /* What a script call's answer goes to. */
@@ -366,6 +370,8 @@ static void counts_announce(cluster_t *cl) {
 }
 
 static int pass_on(void *self, const char *node, const char *payload, size_t n);
+static void on_user_ask(cluster_t *cl, const char *p, size_t n);
+static void on_user_answer(cluster_t *cl, const char *p, size_t n);
 
 static void on_message(void *owner, const char *channel, size_t chlen, const char *msg, size_t n) {
   cluster_t *cl = owner;
@@ -417,6 +423,10 @@ static void on_message(void *owner, const char *channel, size_t chlen, const cha
     memcpy(id, msg + 1, ID_LEN);
     id[ID_LEN] = 0;
     cl->kick(cl->kick_arg, id);
+  } else if (n > 1 && msg[0] == 'U') {
+    on_user_ask(cl, msg + 1, n - 1);
+  } else if (n > 1 && msg[0] == 'A') {
+    on_user_answer(cl, msg + 1, n - 1);
   }
 }
 
@@ -461,6 +471,238 @@ int cluster_admin_rooms(cluster_t *cl, const char *tenant, size_t max, cluster_a
 int cluster_admin_kick(cluster_t *cl, const char *user, cluster_admin_cb cb, void *arg) {
   const char *a[] = {"kick", cl->prefix, user};
   return admin_eval(cl, 3, a, cb, arg);
+}
+
+/* A tenants call: its names (owned), asked in this order. */
+typedef struct {
+  cluster_t *cl;
+  cluster_tenants_cb cb;
+  void *arg;
+  char **names;
+  size_t n;
+} tenants_call;
+
+static void tenants_call_free(tenants_call *tc) {
+  for (size_t i = 0; i < tc->n; i++) free(tc->names[i]);
+  free(tc->names);
+  free(tc);
+}
+
+/* The rooms of each tenant asked ({count, …} in the order asked); its users
+ * on the other nodes are taken now, as the nodes last told. */
+static void on_tenants_reply(void *arg, const redisReply *r) {
+  tenants_call *tc = arg;
+  cluster_tenant *list = tc->n ? calloc(tc->n, sizeof *list) : NULL;
+  int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == tc->n && (list || !tc->n);
+  if (r && r->type == REDIS_REPLY_ERROR) log_warn("cluster: Redis refused an admin call: %.*s", (int)r->len, r->str);
+  for (size_t i = 0; ok && i < tc->n; i++) {
+    const redisReply *e = r->element[i];
+    if (e->type != REDIS_REPLY_INTEGER) ok = 0;
+    else
+      list[i] =
+          (cluster_tenant){tc->names[i], e->integer > 0 ? (size_t)e->integer : 0, remote_users(tc->cl, tc->names[i])};
+  }
+  if (ok) tc->cb(tc->arg, 0, list, tc->n);
+  else tc->cb(tc->arg, PARLEY_EIO, NULL, 0);
+  free(list);
+  tenants_call_free(tc);
+}
+
+/* A name a tenants call has already (each tenant is asked once). */
+typedef struct {
+  const char *name;
+  UT_hash_handle hh;
+} name_seen;
+
+/* Name (tl bytes) into tc, unless seen has it already. */
+static int tenants_add(tenants_call *tc, name_seen **seen, name_seen *slot, const char *name, size_t tl) {
+  name_seen *had;
+  HASH_FIND(hh, *seen, name, tl, had);
+  if (had) return 0;
+  if (!(tc->names[tc->n] = strndup(name, tl))) return PARLEY_ENOMEM;
+  slot->name = tc->names[tc->n++];
+  HASH_ADD_KEYPTR(hh, *seen, slot->name, tl, slot);
+  return 0;
+}
+
+int cluster_admin_tenants(cluster_t *cl, const char *const *names, size_t n, cluster_tenants_cb cb, void *arg) {
+  size_t cap = n + HASH_COUNT(cl->counts);
+  tenants_call *tc = calloc(1, sizeof *tc);
+  name_seen *slots = calloc(cap + 1, sizeof *slots), *seen = NULL;
+  const char **argv = calloc(cap + 2, sizeof *argv);
+  size_t *lens = calloc(cap + 2, sizeof *lens);
+  int rc = tc && slots && argv && lens && (tc->names = calloc(cap + 1, sizeof *tc->names)) ? 0 : PARLEY_ENOMEM;
+  if (tc) *tc = (tenants_call){cl, cb, arg, tc->names, 0};
+  for (size_t i = 0; !rc && i < n; i++) rc = tenants_add(tc, &seen, &slots[tc->n], names[i], strlen(names[i]));
+  remote_count *x, *tmp;
+  HASH_ITER(hh, cl->counts, x, tmp) {
+    if (!rc) rc = tenants_add(tc, &seen, &slots[tc->n], x->key, strlen(x->key)); /* the key: "tenant\0node" */
+  }
+  HASH_CLEAR(hh, seen);
+  if (!rc) {
+    argv[0] = "trooms";
+    argv[1] = cl->prefix;
+    for (size_t i = 0; i < tc->n; i++) argv[i + 2] = tc->names[i];
+    for (size_t i = 0; i < tc->n + 2; i++) lens[i] = strlen(argv[i]);
+    rc = redis_link_eval(cl->link, cl->script, on_tenants_reply, tc, 0, (int)tc->n + 2, argv, lens);
+  }
+  if (rc && tc) tenants_call_free(tc);
+  free(slots);
+  free(argv);
+  free(lens);
+  return rc;
+}
+
+/* ---- the admin API asks the node holding a user for its session ---- */
+
+#define USER_ANSWER_MAX (1u << 20) /* a user's JSON, as another node's admin API gets it */
+
+/* A question out: the admin request waits on cb until the holding node's
+ * answer, or the deadline. */
+typedef struct user_ask {
+  cluster_t *cl;
+  uint64_t id;
+  cluster_admin_cb cb; /* NULL once answered */
+  void *arg;
+  int evaling;             /* Redis has not answered the script yet */
+  char node[NODE_MAX + 1]; /* the node asked, once Redis said */
+  evloop_timer deadline;
+  struct user_ask *next;
+} user_ask;
+
+static void ask_free(user_ask *q) {
+  user_ask **pp = &q->cl->asks;
+  while (*pp && *pp != q) pp = &(*pp)->next;
+  if (*pp) *pp = q->next;
+  evloop_timer_stop(q->cl->ev, &q->deadline);
+  free(q);
+}
+
+/* The admin request's answer, once; q itself goes once Redis has answered
+ * the script too (its reply still points at q). */
+static void ask_done(user_ask *q, int rc, const char *text, size_t n) {
+  cluster_admin_cb cb = q->cb;
+  void *arg = q->arg;
+  q->cb = NULL;
+  evloop_timer_stop(q->cl->ev, &q->deadline);
+  if (!q->evaling) ask_free(q);
+  if (cb) cb(arg, rc, text, n);
+}
+
+/* The script's answer: 'ok NODE' (NODE was asked: its answer is awaited) or
+ * 'no_such_user'. */
+static void on_user_reply(void *arg, const redisReply *r) {
+  user_ask *q = arg;
+  int ok = r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+  q->evaling = 0;
+  if (r && r->type == REDIS_REPLY_ERROR) log_warn("cluster: Redis refused an admin call: %.*s", (int)r->len, r->str);
+  if (!q->cb) ask_free(q); /* answered already, or past its deadline */
+  else if (!ok) ask_done(q, PARLEY_EIO, NULL, 0);
+  else if (r->len > 3 && r->len - 3 <= NODE_MAX && !memcmp(r->str, "ok ", 3)) {
+    memcpy(q->node, r->str + 3, r->len - 3);
+    q->node[r->len - 3] = 0;
+  } else ask_done(q, 0, r->str, r->len);
+}
+
+static void on_ask_deadline(evloop_timer *t) {
+  user_ask *q = (user_ask *)((char *)t - offsetof(user_ask, deadline));
+  char text[16 + NODE_MAX];
+  if (q->evaling) { /* Redis itself has not answered */
+    ask_done(q, PARLEY_EIO, NULL, 0);
+    return;
+  }
+  int n = snprintf(text, sizeof text, "no_answer %s", q->node);
+  ask_done(q, 0, text, (size_t)n);
+}
+
+/* The link closes: every question out fails (the script calls were failed
+ * by the link already). */
+static void asks_fail(cluster_t *cl) {
+  while (cl->asks) {
+    cl->asks->evaling = 0;
+    ask_done(cl->asks, PARLEY_EIO, NULL, 0);
+  }
+}
+
+int cluster_admin_user(cluster_t *cl, const char *user, cluster_admin_cb cb, void *arg) {
+  char req[24];
+  user_ask *q = calloc(1, sizeof *q);
+  if (!q) return PARLEY_ENOMEM;
+  *q = (user_ask){.cl = cl, .id = ++cl->ask_seq, .cb = cb, .arg = arg, .evaling = 1, .next = cl->asks};
+  cl->asks = q;
+  snprintf(req, sizeof req, "%llu", (unsigned long long)q->id);
+  const char *a[] = {"user", cl->prefix, user, cl->node, req};
+  size_t lens[5];
+  for (int i = 0; i < 5; i++) lens[i] = strlen(a[i]);
+  /* the deadline first: a question that could not be bounded is not asked */
+  int rc = evloop_timer_start(cl->ev, &q->deadline, CLUSTER_ADMIN_USER_MS, on_ask_deadline) ? PARLEY_ENOMEM : 0;
+  if (!rc) rc = redis_link_eval(cl->link, cl->script, on_user_reply, q, 0, 5, a, lens);
+  if (rc) ask_free(q);
+  return rc;
+}
+
+/* The answer to one of our questions: REQ "\t" and the JSON (nothing: the
+ * node asked does not hold the user). */
+static void on_user_answer(cluster_t *cl, const char *p, size_t n) {
+  const char *tab = memchr(p, '\t', n);
+  uint64_t id = 0;
+  if (!tab || tab == p || tab - p > 20) return;
+  for (const char *d = p; d < tab; d++) {
+    if (*d < '0' || *d > '9') return;
+    id = id * 10 + (uint64_t)(*d - '0');
+  }
+  size_t jl = n - (size_t)(tab + 1 - p);
+  for (user_ask *q = cl->asks; q; q = q->next)
+    if (q->id == id && q->cb) {
+      if (jl) ask_done(q, 0, tab + 1, jl);
+      else ask_done(q, 0, "no_such_user", 12);
+      return;
+    }
+}
+
+static int id_chars_ok(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+          s[i] == '-'))
+      return 0;
+  return 1;
+}
+
+/* Another node's admin API asks for a user of ours: ASKER "\t" REQ "\t"
+ * USER. It is answered on the asker's channel, "A" REQ "\t" and the JSON,
+ * or nothing after the tab when the user is not ours. */
+static void on_user_ask(cluster_t *cl, const char *p, size_t n) {
+  const char *t1 = memchr(p, '\t', n), *t2 = t1 ? memchr(t1 + 1, '\t', n - (size_t)(t1 + 1 - p)) : NULL;
+  char asker[NODE_MAX + 1], id[ID_LEN + 1], channel[160];
+  if (!t2) return;
+  size_t al = (size_t)(t1 - p), ql = (size_t)(t2 - t1 - 1), il = n - (size_t)(t2 + 1 - p);
+  if (!al || al > NODE_MAX || !ql || ql > 20 || il != ID_LEN || !id_chars_ok(t2 + 1, il)) return;
+  for (size_t i = 0; i < ql; i++)
+    if (t1[1 + i] < '0' || t1[1 + i] > '9') return;
+  memcpy(asker, p, al);
+  asker[al] = 0;
+  memcpy(id, t2 + 1, ID_LEN);
+  id[ID_LEN] = 0;
+  int cn = snprintf(channel, sizeof channel, "%snode:%s", cl->prefix, asker);
+  if (!cluster_node_id_ok(asker) || cn <= 0 || (size_t)cn >= sizeof channel) return;
+  buf_t msg;
+  buf_init(&msg, USER_ANSWER_MAX);
+  int rc = buf_putc(&msg, 'A');
+  if (!rc) rc = buf_append(&msg, t1 + 1, ql);
+  if (!rc) rc = buf_putc(&msg, '\t');
+  size_t head = msg.len;
+  if (!rc && (!cl->user || cl->user(cl->user_arg, id, &msg))) msg.len = head; /* not ours (or too big): nothing */
+  if (!rc) {
+    const char *argv[] = {"PUBLISH", channel, msg.data};
+    size_t lens[] = {7, (size_t)cn, msg.len};
+    redis_link_command(cl->link, on_publish_reply, cl, 3, argv, lens);
+  }
+  buf_free(&msg);
+}
+
+void cluster_on_user(cluster_t *cl, cluster_user_cb user, void *arg) {
+  cl->user = user;
+  cl->user_arg = arg;
 }
 
 void cluster_on_kick(cluster_t *cl, void (*kick)(void *arg, const char *user), void *arg) {
@@ -1122,6 +1364,7 @@ static void cluster_free(cluster_t *cl) {
   if (cl->freed) return;
   cl->freed = 1;
   redis_link_close(cl->link);
+  asks_fail(cl);
   seen_reset(cl);
   buf_free(&cl->msg);
   remote_count *rc, *tmp;

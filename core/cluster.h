@@ -7,6 +7,7 @@
 #ifndef PARLEY_CLUSTER_H
 #define PARLEY_CLUSTER_H
 #include <stdint.h>
+#include "buf.h"
 #include "evloop.h"
 #include "peer.h"
 #include "redis_link.h"
@@ -67,6 +68,33 @@ typedef void (*cluster_admin_cb)(void *arg, int rc, const char *text, size_t n);
 int cluster_admin_close(cluster_t *c, const char *tenant, const char *room, cluster_admin_cb cb, void *arg);
 int cluster_admin_rooms(cluster_t *c, const char *tenant, size_t max, cluster_admin_cb cb, void *arg);
 int cluster_admin_kick(cluster_t *c, const char *user, cluster_admin_cb cb, void *arg);
+/* tenants: every tenant of the cluster with its rooms (cluster.lua's
+ * trooms: the tenants named, in their order, then those only other nodes
+ * told this one they have users of, each once) and its users on the other
+ * nodes (what they last told): tcb(arg, 0, list, count), or tcb(arg, error,
+ * NULL, 0) when Redis failed or the link went; fails at once (tcb never
+ * called) when the link is down. */
+typedef struct {
+  const char *name;
+  size_t rooms;        /* in the whole cluster, as Redis counts them */
+  size_t remote_users; /* on the other nodes */
+} cluster_tenant;
+typedef void (*cluster_tenants_cb)(void *arg, int rc, const cluster_tenant *list, size_t n);
+int cluster_admin_tenants(cluster_t *c, const char *const *names, size_t n, cluster_tenants_cb tcb, void *arg);
+/* user: the node holding the user (in a room: found as kick finds it) is
+ * asked on its channel for its admin JSON of the user, and answers on this
+ * node's channel; cb(arg, 0, text, n) with that JSON (an object, as that
+ * node's own admin listener gives it), "no_such_user" (no node holds it in a
+ * room, or the node named does not have it), or "no_answer NODE" (NODE did
+ * not answer within CLUSTER_ADMIN_USER_MS of the call); cb(arg, error, NULL,
+ * 0) when Redis failed or did not answer by then, or the link went. */
+#define CLUSTER_ADMIN_USER_MS 1000
+int cluster_admin_user(cluster_t *c, const char *user, cluster_admin_cb cb, void *arg);
+/* Who answers for a user of this node that another node's admin API asks
+ * about (registered by the server): its JSON appended to out (0), or
+ * nonzero when this node does not hold it. */
+typedef int (*cluster_user_cb)(void *arg, const char *user, buf_t *out);
+void cluster_on_user(cluster_t *c, cluster_user_cb user, void *arg);
 /* Who ends a user of this node that another node's admin API kicked
  * (registered by the server). */
 void cluster_on_kick(cluster_t *c, void (*kick)(void *arg, const char *user), void *arg);

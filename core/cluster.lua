@@ -18,10 +18,12 @@
 --   P.."alive:"..node   the node's heartbeat (expires), value: its policy version
 --   P.."nodes"          set of the nodes that have announced themselves
 --   P.."policies"       hash: tenant -> its policy file, as the admin API wrote it
--- Channels: P.."node:"..node, messages "E" followed by the event as JSON, or
--- "K" followed by a userID the admin API asks that node to end, or a user
--- handed from one node to another ("N", "M": move below; "H", the user's
--- state, and "F", a SIGNAL passed on, are published by the nodes); P.."all":
+-- Channels: P.."node:"..node, messages "E" followed by the event as JSON,
+-- "K" followed by a userID the admin API asks that node to end, "U" (the
+-- admin API asks that node for a user's session: ops.user) and "A" (the
+-- answer, from the node asked: cluster.c), or a user handed from one node to
+-- another ("N", "M": move below; "H", the user's state, and "F", a SIGNAL
+-- passed on, are published by the nodes); P.."all":
 -- per-tenant user counts ("C") and tenant policies the admin API wrote ("P").
 
 local op, P = ARGV[1], ARGV[2]
@@ -358,6 +360,19 @@ function ops.rooms()
   return 'R{"truncated":' .. tostring(truncated) .. ',"rooms":[' .. table.concat(out, ',') .. ']}'
 end
 
+-- trooms TENANT...: each tenant's rooms in the whole cluster (its trooms:
+-- counter; 0 when it has none), in the order asked: the admin API's tenant
+-- listing. One GET per tenant, no scan.
+function ops.trooms()
+  local out = {}
+  for i = 3, #ARGV do
+    local n = tonumber(redis.call('GET', P .. 'trooms:' .. ARGV[i]) or '0') or 0
+    if n < 0 then n = 0 end
+    out[#out + 1] = n
+  end
+  return out
+end
+
 -- kick USER: the node holding the user is asked to end it ('K' and the ID on
 -- its channel); 'ok NODE', or 'no_such_user' (no node holds it in a room).
 function ops.kick()
@@ -365,6 +380,18 @@ function ops.kick()
   local node = redis.call('HGET', uk(uid), 'node')
   if not node then return 'no_such_user' end
   redis.call('PUBLISH', P .. 'node:' .. node, 'K' .. uid)
+  return 'ok ' .. node
+end
+
+-- user USER ASKER REQ: the node holding the user (in a room) is asked for
+-- the admin API's JSON of it ('U', the asking node, a tab, REQ, a tab, the
+-- ID on its channel); it answers on the asking node's channel. 'ok NODE', or
+-- 'no_such_user' (no node holds it in a room).
+function ops.user()
+  local uid = ARGV[3]
+  local node = redis.call('HGET', uk(uid), 'node')
+  if not node then return 'no_such_user' end
+  redis.call('PUBLISH', P .. 'node:' .. node, 'U' .. ARGV[4] .. '\t' .. ARGV[5] .. '\t' .. uid)
   return 'ok ' .. node
 end
 

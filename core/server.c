@@ -348,6 +348,9 @@ static void reclaim(void *arg) {
 /* Another node's admin API kicks a user: ours, if we hold it. */
 static void remote_kick(void *arg, const char *user) { admin_kick_here(arg, user); }
 
+/* Another node's admin API asks for a user's session: ours, if we hold it. */
+static int remote_user(void *arg, const char *user, buf_t *out) { return admin_user_here(arg, user, out); }
+
 /* A tenant policy written through the admin API of any node. */
 static void remote_policy(void *arg, const char *tenant, const char *text, size_t n, int sync) {
   admin_policy_from_cluster(arg, tenant, text, n, sync);
@@ -559,6 +562,7 @@ int server_init(server_t *s, uv_loop_t *loop, const server_config *cfg) {
     if ((rc = cluster_new(&s->ev, &s->ctx, &cc, &s->cluster)) == 0) {
       cluster_on_up(s->cluster, reclaim, s);
       cluster_on_kick(s->cluster, remote_kick, &s->admin);
+      cluster_on_user(s->cluster, remote_user, &s->admin);
       cluster_on_policy(s->cluster, remote_policy, &s->admin);
       cluster_move_ops mv = {resume_pending, resume_give, resume_take, resume_move_failed, &s->resume};
       cluster_on_move(s->cluster, &mv);

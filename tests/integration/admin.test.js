@@ -7,9 +7,11 @@
 // a tenant's policy replaced (a broken one refused with 400 and file:line,
 // nothing changed; a good one changes the tenant at once), tenant names that
 // could leave the directory refused, a body over the cap refused; drain.
-// In a cluster (PARLEY_CLUSTER=3) the answers are the node's own: the tests
-// that need the whole cluster's view skip, with the reason, and the
-// cluster-only test checks what the API says it does not do there.
+// In a cluster (PARLEY_CLUSTER=3) the single-node tests skip, with the reason,
+// and the cluster-only tests check what the API covers there: the cluster's
+// rooms, close and kick across nodes, tenants with the whole cluster's counts
+// (clusterUsers, clusterRooms), another node's user asked through this one
+// (404 when unknown, 504 when the node Redis names does not answer).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -19,8 +21,8 @@ import { mkdtempSync, writeFileSync, rmSync, existsSync, readFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  BIN, CLUSTER, ERR, FRAMING, isSio, startServer, assertAliveThenStop, httpGet, Client, roomWith, sleep, ID_RE,
-  withTimeout,
+  BIN, CLUSTER, ERR, FRAMING, isSio, startServer, startCluster, assertAliveThenStop, httpGet, Client, roomWith, sleep,
+  ID_RE, withTimeout,
 } from './helpers.js';
 import { startServer as startLib, sanitizerReport, redisCommand } from '../lib/server.js';
 
@@ -429,4 +431,175 @@ test('Cluster: a policy PUT on one node reaches every node (through Redis); a br
     assert.ok(Date.now() < deadline, `the late node lets a room of 8 be made: ${JSON.stringify(r)}`);
     await sleep(100);
   }
+});
+
+/** GET /api/v1/tenants on node 0 until check(tenants by name) holds or 10 s pass; the last listing. */
+async function tenantsUntil(check) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const r = await api('GET', '/api/v1/tenants');
+    assert.equal(r.status, 200, r.body);
+    const byName = Object.fromEntries(r.json.tenants.map((x) => [x.name, x]));
+    if (check(byName) || Date.now() > deadline) return { ...r, byName };
+    await sleep(100);
+  }
+}
+
+test('Cluster: tenants carry the whole cluster\'s rooms (clusterRooms, from Redis); a tenant only other nodes have is listed with no counts here', { ...T, ...CLUSTER_ONLY }, async (t) => {
+  const a = await userOn(t, 0, 'ctr');
+  const b = await userOn(t, 1, 'ctr');
+  const [c, d] = [await userOn(t, 2, 'ctr'), await userOn(t, 2, 'ctr')];
+  const ra = (await a.ok('CREATE_ROOM', { maxUsers: 4, name: 'on1', password: '', type: 0 })).roomID;
+  const rb = (await b.ok('CREATE_ROOM', { maxUsers: 4, name: 'on2', password: '', type: 0 })).roomID;
+  await roomWith([c, d]);
+  const [e, f] = [await userOn(t, 1, 'ctfar'), await userOn(t, 2, 'ctfar')];
+  for (const [u, name] of [[e, 'far1'], [f, 'far2']]) await u.ok('CREATE_ROOM', { maxUsers: 4, name, password: '', type: 0 });
+
+  // the other nodes' user counts reach node 1 a moment later; the rooms are read from Redis on each request
+  const got = await tenantsUntil((x) => x.ctr?.clusterUsers === 4 && x.ctfar?.clusterUsers === 2);
+  assert.equal(got.json.scope, 'node');
+  const { ctr, ctfar } = got.byName;
+  assert.deepEqual({ users: ctr.users, rooms: ctr.rooms, clusterUsers: ctr.clusterUsers, clusterRooms: ctr.clusterRooms, live: ctr.live },
+    { users: 1, rooms: 1, clusterUsers: 4, clusterRooms: 3, live: true });
+  assert.deepEqual(ctfar, {
+    name: 'ctfar', clusterUsers: 2, clusterRooms: 2, live: false, connections: 0, connectionsByFraming: { ws: 0, sio: 0 },
+    users: 0, detached: 0, rooms: 0, events: 0, signals: 0, signalBytes: 0,
+  });
+  assert.equal(got.json.tenants.filter((x) => x.name === 'ctr').length, 1, 'a tenant listed twice');
+
+  // a room closed on node 2, one left on node 1: Redis's counts follow at once
+  assert.equal((await api('POST', `/api/v1/tenants/ctr/rooms/${rb}/close`)).status, 200);
+  a.send('DISCONNECT', ra);
+  // (node 1's own count follows when the change comes back from Redis, a moment after Redis's)
+  const after = await tenantsUntil((x) => x.ctr?.clusterRooms === 1 && x.ctr.rooms === 0);
+  assert.equal(after.byName.ctr.clusterRooms, 1, after.body);
+  assert.equal(after.byName.ctr.rooms, 0, after.body);
+  assert.equal(after.byName.ctfar.clusterRooms, 2, after.body);
+});
+
+test('Cluster: a user held by another node: its session as that node has it (node n2, its rooms); unknown anywhere: 404; a node Redis names that does not answer: 504 within about 1 s', { ...T, ...CLUSTER_ONLY }, async (t) => {
+  const a = await userOn(t, 0, 'cusr');
+  const b = await userOn(t, 1, 'cusr');
+  const shared = await roomWith([a, b]);
+  const own = (await b.ok('CREATE_ROOM', { maxUsers: 4, name: 'b-own', password: '', type: 0 })).roomID;
+  const byRoom = (rooms) => [...rooms].sort((x, y) => (x.roomID < y.roomID ? -1 : 1));
+
+  const r = await api('GET', `/api/v1/users/${b.id}`);  // node 1's admin API; b is on node 2
+  assert.equal(r.status, 200, r.body);
+  assert.equal(r.headers['content-type'], 'application/json');
+  assert.equal(r.json.node, 'n2');
+  assert.equal(r.json.scope, 'node');
+  assert.equal(r.json.userID, b.id);
+  assert.equal(r.json.tenant, 'cusr');
+  assert.equal(r.json.sessions.length, 1);
+  assert.equal(r.json.sessions[0].framing, isSio() ? 'sio' : 'ws');
+  assert.equal(r.json.sessions[0].state, 'connected');
+  assert.equal(r.json.sessions[0].remoteAddress, '127.0.0.1');
+  assert.ok(Math.abs(r.json.sessions[0].connectedSince - Date.now() / 1000) < 60, r.body);
+  assert.deepEqual(byRoom(r.json.rooms), byRoom([{ roomID: shared, owner: false }, { roomID: own, owner: true }]));
+  // the same answer as node 2's own admin API gives
+  const there = await api('GET', `/api/v1/users/${b.id}`, { port: server.node(1).adminPort });
+  assert.equal(there.status, 200, there.body);
+  assert.deepEqual(r.json, there.json);
+  // a user of node 1 itself says so
+  const here = await api('GET', `/api/v1/users/${a.id}`);
+  assert.equal(here.status, 200, here.body);
+  assert.equal(here.json.node, 'n1');
+  assert.deepEqual(here.json.rooms, [{ roomID: shared, owner: true }]);
+
+  for (const id of ['Q'.repeat(22), 'short']) {
+    const none = await api('GET', `/api/v1/users/${id}`);
+    assert.equal(none.status, 404, none.body);
+    assert.equal(none.json.ok, false);
+  }
+
+  // b leaves both rooms: Redis no longer names a node for it (a user in no room is known to its node only)
+  b.send('DISCONNECT', shared);
+  b.send('DISCONNECT', own);
+  assert.deepEqual(await a.next('DISCONNECT'), { userID: b.id, roomID: shared });
+  let gone;
+  for (const deadline = Date.now() + 5000; ; await sleep(50)) {
+    gone = await api('GET', `/api/v1/users/${b.id}`);
+    if (gone.status !== 200 || Date.now() > deadline) break;
+  }
+  assert.equal(gone.status, 404, gone.body);
+  assert.match(gone.json.error, /no such user in any room/);
+
+  // Redis names a node that is not there: the request is held about 1 s, then 504 naming the node
+  const ghost = 'G'.repeat(22);
+  await redisCommand(server.redis.port, 'HSET', `parley:user:${ghost}`, 'node', 'n-nowhere', 'tenant', 'cusr');
+  t.after(() => redisCommand(server.redis.port, 'DEL', `parley:user:${ghost}`));
+  const t0 = Date.now();
+  const late = await api('GET', `/api/v1/users/${ghost}`);
+  const took = Date.now() - t0;
+  assert.equal(late.status, 504, late.body);
+  assert.match(late.json.error, /n-nowhere/);
+  assert.ok(took >= 900 && took < 3000, `answered after ${took} ms`);
+  assert.equal((await api('GET', '/api/v1/status')).status, 200, 'node 1 goes on after the timeout');
+});
+
+test('Cluster: tenants and another node\'s user need Redis: 502 when it stalls (answered within about 1 s), 503 while the link is down, answers again once it is back', { ...T, ...CLUSTER_ONLY }, async (t) => {
+  const c = await startCluster({ nodes: 2, args: ['--policies', policies, '--state-dir', tempDir('parley-admin-down-'), '--admin', '127.0.0.1:0'],
+    env: { PARLEY_ADMIN_TOKEN: TOKEN } });
+  let redisStopped = false;
+  let stopped = false;
+  t.after(async () => {
+    if (redisStopped) await c.redis.kill('SIGCONT');
+    if (!stopped) await c.stop();
+  });
+  const port = c.node(0).adminPort;
+  const b = await Client.connect(`${c.node(1).url}?tenant=down`);
+  t.after(() => b.close());
+  b.id = (await b.ok('GET_ID', {})).userID;
+  await b.ok('CREATE_ROOM', { maxUsers: 4, name: 'r', password: '', type: 0 });
+  const ask = () => Promise.all([api('GET', '/api/v1/tenants', { port }), api('GET', `/api/v1/users/${b.id}`, { port })]);
+  const up = await ask();
+  assert.deepEqual(up.map((x) => x.status), [200, 200], up.map((x) => x.body).join('\n'));
+  assert.equal(up[1].json.node, 'n2');
+
+  // Redis stalls: the node does not wait past its deadline
+  await c.redis.kill('SIGSTOP');
+  redisStopped = true;
+  const t0 = Date.now();
+  const stalled = await ask();
+  assert.deepEqual(stalled.map((x) => x.status), [502, 502], stalled.map((x) => x.body).join('\n'));
+  assert.ok(Date.now() - t0 < 3000, `answered after ${Date.now() - t0} ms`);
+
+  // Redis gone: at once 503 while the link is down
+  await c.redis.kill('SIGKILL');
+  redisStopped = false;
+  let down;
+  for (const deadline = Date.now() + 10_000; ; await sleep(100)) {
+    down = await ask();
+    if (down.every((x) => x.status === 503) || Date.now() > deadline) break;
+  }
+  assert.deepEqual(down.map((x) => x.status), [503, 503], down.map((x) => x.body).join('\n'));
+  assert.match(down[0].json.error, /unreachable/);
+
+  // back (empty: the node vouches for its room again)
+  await c.redis.restart();
+  let back;
+  for (const deadline = Date.now() + 10_000; ; await sleep(100)) {
+    back = await ask();
+    if (back.every((x) => x.status === 200) || Date.now() > deadline) break;
+  }
+  assert.deepEqual(back.map((x) => x.status), [200, 200], back.map((x) => x.body).join('\n'));
+  assert.equal(back[1].json.userID, b.id);
+  assert.ok(c.alive(), 'a node died');
+  // node 1 stopped at once (SIGINT) while its admin API waits on another node: the question is dropped
+  // cleanly (the held request failed or its connection closed, the node exits 0)
+  const ghost = 'H'.repeat(22);
+  await redisCommand(c.redis.port, 'HSET', `parley:user:${ghost}`, 'node', 'n-nowhere', 'tenant', 'down');
+  const waiting = api('GET', `/api/v1/users/${ghost}`, { port }).then((x) => x.status, () => 'closed');
+  await sleep(200);
+  c.node(0).proc.kill('SIGINT');
+  const held = await waiting;
+  assert.ok([502, 503, 'closed'].includes(held), `the held request: ${held}`);
+  assert.deepEqual(await withTimeout(c.node(0).exited, 5000, 'node 1 exits on SIGINT'), { code: 0, signal: null },
+    sanitizerReport(c.stderr) || c.stderr.slice(-2000));
+  b.close();
+  stopped = true;
+  const res = await c.stop();
+  assert.deepEqual({ code: res.code, signal: res.signal, killed: res.killed }, { code: 0, signal: null, killed: false },
+    sanitizerReport(c.stderr) || c.stderr.slice(-2000));
 });
