@@ -1261,6 +1261,44 @@ static void resync(cluster_t *cl) {
   if (n) log_info("cluster: node %s vouched for the %zu rooms its users are in", cl->node, n);
 }
 
+/* Users Redis says this node holds that it does not hold: those of an
+ * earlier process under the same node ID (killed and started again before its
+ * heartbeat ran out, so nobody reaped it), or named by a room another node
+ * made again after Redis lost it. They leave now, as a reaped node's would.
+ * (A user handed to this node at the very moment its link comes up could be
+ * taken for one: its N message may not be here yet.) */
+static void on_orphans_reply(void *arg, const redisReply *r) {
+  cluster_t *cl = arg;
+  size_t n = 0;
+  if (!r || r->type != REDIS_REPLY_ARRAY) return;
+  for (size_t i = 0; i < r->elements; i++) {
+    const redisReply *e = r->element[i];
+    char id[ID_LEN + 1];
+    if (e->type != REDIS_REPLY_STRING || e->len != ID_LEN) continue;
+    memcpy(id, e->str, ID_LEN);
+    id[ID_LEN] = 0;
+    user_t *u = rooms_user_find(cl->ctx->rooms, id);
+    if (u && !rooms_user_is_ghost(u) && !rooms_user_is_gone(u)) continue; /* ours */
+    const char *argv[] = {"gone", cl->prefix, id};
+    size_t lens[] = {4, strlen(cl->prefix), ID_LEN};
+    call_t *call = malloc(sizeof *call);
+    if (call) *call = (call_t){cl, 0};
+    if (call && redis_link_eval(cl->link, cl->script, on_change_reply, call, 0, 3, argv, lens)) free(call);
+    n++;
+  }
+  if (n)
+    log_info("cluster: %zu users Redis said node %s holds were not here (an earlier process's): they leave", n,
+             cl->node);
+}
+
+static void orphans_check(cluster_t *cl) {
+  char key[160];
+  int kn = snprintf(key, sizeof key, "%snusers:%s", cl->prefix, cl->node);
+  const char *argv[] = {"SMEMBERS", key};
+  size_t lens[] = {8, (size_t)kn};
+  if (kn > 0 && (size_t)kn < sizeof key) redis_link_command(cl->link, on_orphans_reply, cl, 2, argv, lens);
+}
+
 /* ---- the link ---- */
 
 static void on_up(void *owner) {
@@ -1270,6 +1308,7 @@ static void on_up(void *owner) {
   evloop_timer_start(cl->ev, &cl->tick, 0, tick);
   counts_announce(cl);
   resync(cl);
+  orphans_check(cl);
   if (cl->reclaim) cl->reclaim(cl->reclaim_arg);
   if (cl->policy) policies_fetch(cl);
 }

@@ -8,7 +8,9 @@
 //   owner hand-over   the owner leaves while others join on other nodes
 //   signals           cross-node SIGNALs once each and in order; same-node
 //                     SIGNALs publish nothing
-//   node death        kill -9 of a node: its users leave within 5 s
+//   node death        kill -9 of a node: its users leave within 5 s; a node
+//                     started again at once under the same node ID makes
+//                     the dead process's users leave
 //   Redis death       what still works without Redis, and the way back; a
 //                     user refused for want of Redis can go on and try again
 // It runs under every framing (PARLEY_FRAMING), but not in the cluster pass
@@ -25,7 +27,7 @@ import {
 import WebSocket from 'ws';
 import http from 'node:http';
 import { io } from 'socket.io-client';
-import { redisCommand } from '../lib/server.js';
+import { redisCommand, startServer as startLibServer } from '../lib/server.js';
 
 const SKIP = process.env.PARLEY_CLUSTER && process.env.PARLEY_CLUSTER !== '0'
   ? `cluster.test.js starts its own clusters; under PARLEY_CLUSTER=${process.env.PARLEY_CLUSTER} it would only repeat itself`
@@ -299,6 +301,27 @@ test('Cross-node SIGNAL: 3 pairs split over nodes 1 and 2, 1000 each way per pai
   t.diagnostic(`node 3, ${2 * M} same-node SIGNALs: publishes +${pub}, forwarded +${d(after3, before3, 'parley_cluster_signals_forwarded_total')}`);
   assert.ok(pub < 10, `same-node SIGNALs published: ${pub} PUBLISHes for ${2 * M} signals`);
   assert.equal(d(after3, before3, 'parley_cluster_signals_forwarded_total'), 0);
+});
+
+test('Node death and restart under the same node ID: kill -9 of node 1, started again at once (before its heartbeat ran out, so nobody reaps it): the users of the dead process leave (the others get DISCONNECT, Redis forgets them), the new process serves', T, async (t) => {
+  const c = await cluster(t, { nodes: 2 });
+  const [a, b] = [await connectUser(c.node(0), t), await connectUser(c.node(1), t)];
+  const roomID = await roomWith([b, a]);
+  c.node(0).kill('SIGKILL');
+  assert.equal((await c.node(0).exited).signal, 'SIGKILL');
+  const n1 = await startLibServer({ single: true, logLevel: 'info',
+    args: ['--redis', c.redis.url, '--node-id', 'n1', '--cluster-heartbeat-ms', '500'] });
+  t.after(() => n1.stop().catch(() => {}));
+  const t0 = Date.now();
+  assert.deepEqual(await b.next('DISCONNECT', { timeout: WITHIN(5000) }), { userID: a.id, roomID });
+  t.diagnostic(`B told of A's leave ${Date.now() - t0} ms after node 1 started again`);
+  assert.match(n1.stderr, /1 users Redis said node n1 holds were not here/);
+  assert.deepEqual(await members(c.redis.port, roomID), [b.id]);
+  assert.deepEqual(await redisCommand(c.redis.port, 'SMEMBERS', 'parley:nusers:n1'), []);
+  // the new process serves: a user of it joins B's room
+  const d = await connectUser(n1, t);
+  await joinRoom(d, roomID);
+  assert.deepEqual(await b.next('JOIN_ROOM'), { from: { userID: d.id, roomID } });
 });
 
 test('Node death: kill -9 of the owner\'s node; the others get DISCONNECT within 5 s, B owns the room, a newcomer counts 3', T, async (t) => {
