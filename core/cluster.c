@@ -409,6 +409,7 @@ static void on_message(void *owner, const char *channel, size_t chlen, const cha
     node[n - 1 - ID_LEN] = 0;
     cl->move.give(cl->move.arg, id, node);
   } else if (n > 1 && msg[0] == 'H' && cl->move.take) {
+    cl->stats.handed_in++;
     cl->move.take(cl->move.arg, msg + 1, n - 1);
   } else if (n > 1 && msg[0] == 'P' && all && cl->policy) {
     const char *nl = memchr(msg + 1, '\n', n - 1);
@@ -963,7 +964,9 @@ int cluster_hand(cluster_t *cl, const char *user, const char *to, const uv_buf_t
   if (rc) return rc;
   const char *argv[] = {"PUBLISH", channel, cl->msg.data};
   size_t lens[] = {7, (size_t)cn, cl->msg.len};
-  return redis_link_command(cl->link, on_publish_reply, cl, 3, argv, lens);
+  rc = redis_link_command(cl->link, on_publish_reply, cl, 3, argv, lens);
+  if (!rc) cl->stats.handed_out++;
+  return rc;
 }
 
 /* ---- heartbeat ---- */

@@ -30,6 +30,7 @@ typedef struct {
   uint64_t reaped;        /* dead nodes whose users this node removed */
   uint64_t rooms_rebuilt; /* rooms this node made again in Redis after it lost them */
   uint64_t signals_out, signals_in, events_in;
+  uint64_t handed_out, handed_in; /* users handed to other nodes (a drain), and their states taken here */
   const redis_link_stats *link;
 } cluster_stats;
 

@@ -95,6 +95,10 @@ static void cluster_series(page_t *p, const cluster_t *cl) {
   counter(p, "parley_cluster_signals_forwarded_total", "SIGNALs sent to another node", cs.signals_out);
   counter(p, "parley_cluster_signals_received_total", "SIGNALs received from another node", cs.signals_in);
   counter(p, "parley_cluster_nodes_reaped_total", "dead nodes whose users this node removed", cs.reaped);
+  counter(p, "parley_cluster_users_handed_out_total", "users this node handed to another node while draining",
+          cs.handed_out);
+  counter(p, "parley_cluster_users_handed_in_total", "users another node handed to this one (their state came)",
+          cs.handed_in);
   family(p, "parley_cluster_info", "gauge", "this node's ID and policy version (value 1)");
   OUT(p, "parley_cluster_info{node=");
   label_value(p, cluster_node(cl));

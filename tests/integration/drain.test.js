@@ -267,6 +267,9 @@ test('Drain in a cluster: node 1 hands its users to node 2 (readyz 503 there, 20
     assert.deepEqual((await b.next('SIGNAL', { timeout: 3000 })).signal, { back: 1 });
     const members = await redisCommand(cluster.redis.port, 'ZRANGE', `parley:members:${roomID}`, '0', '-1');
     assert.deepEqual(members.sort(), [b.id, a2.id, a1.id].sort(), 'Redis keeps every member');
+    const metrics = await httpGet(n2.port, '/metrics');
+    assert.match(metrics.body, /^parley_cluster_users_handed_in_total 2$/m, 'node 2 took both users');
+    assert.match(metrics.body, /^parley_cluster_users_handed_out_total 0$/m);
   });
 
 for (const transports of [['polling', 'websocket'], ['websocket']]) {
