@@ -852,17 +852,23 @@ static void on_publish_reply(void *arg, const redisReply *r) {
   (void)r;
 }
 
-static int forward(void *self, const char *node, const uv_buf_t *parts, int nparts) {
-  cluster_t *cl = self;
+/* A message (kind, then parts) on node's channel; cl->msg holds it meanwhile. */
+static int publish_node(cluster_t *cl, const char *node, char kind, const uv_buf_t *parts, int nparts) {
   char channel[128];
   int cn = snprintf(channel, sizeof channel, "%snode:%s", cl->prefix, node);
   buf_reset(&cl->msg);
-  buf_putc(&cl->msg, 'S');
-  for (int i = 0; i < nparts; i++) buf_append(&cl->msg, parts[i].base, parts[i].len);
+  int rc = buf_putc(&cl->msg, kind);
+  for (int i = 0; i < nparts && !rc; i++) rc = buf_append(&cl->msg, parts[i].base, parts[i].len);
+  if (rc) return rc;
   const char *argv[] = {"PUBLISH", channel, cl->msg.data};
   size_t lens[] = {7, (size_t)cn, cl->msg.len};
-  cl->stats.signals_out++;
   return redis_link_command(cl->link, on_publish_reply, cl, 3, argv, lens);
+}
+
+static int forward(void *self, const char *node, const uv_buf_t *parts, int nparts) {
+  cluster_t *cl = self;
+  cl->stats.signals_out++;
+  return publish_node(cl, node, 'S', parts, nparts);
 }
 
 /* A SIGNAL for a user this node handed over: to its new node, marked so that
@@ -870,15 +876,9 @@ static int forward(void *self, const char *node, const uv_buf_t *parts, int npar
  * what reaches that node directly). */
 static int pass_on(void *self, const char *node, const char *payload, size_t n) {
   cluster_t *cl = self;
-  char channel[128];
-  int cn = snprintf(channel, sizeof channel, "%snode:%s", cl->prefix, node);
-  buf_reset(&cl->msg);
-  buf_putc(&cl->msg, 'F');
-  buf_append(&cl->msg, payload, n);
-  const char *argv[] = {"PUBLISH", channel, cl->msg.data};
-  size_t lens[] = {7, (size_t)cn, cl->msg.len};
+  uv_buf_t part = uv_buf_init((char *)payload, (unsigned)n);
   cl->stats.signals_out++;
-  return redis_link_command(cl->link, on_publish_reply, cl, 3, argv, lens);
+  return publish_node(cl, node, 'F', &part, 1);
 }
 
 /* ---- a user handed to another node ---- */
@@ -956,15 +956,7 @@ int cluster_hand(cluster_t *cl, const char *user, const char *to, const uv_buf_t
     snprintf(h->node, sizeof h->node, "%s", to);
     h->at = evloop_now(cl->ev);
   }
-  char channel[128];
-  int cn = snprintf(channel, sizeof channel, "%snode:%s", cl->prefix, to);
-  buf_reset(&cl->msg);
-  int rc = buf_putc(&cl->msg, 'H');
-  for (int i = 0; i < nparts && !rc; i++) rc = buf_append(&cl->msg, parts[i].base, parts[i].len);
-  if (rc) return rc;
-  const char *argv[] = {"PUBLISH", channel, cl->msg.data};
-  size_t lens[] = {7, (size_t)cn, cl->msg.len};
-  rc = redis_link_command(cl->link, on_publish_reply, cl, 3, argv, lens);
+  int rc = publish_node(cl, to, 'H', parts, nparts);
   if (!rc) cl->stats.handed_out++;
   return rc;
 }
