@@ -467,19 +467,23 @@ static void on_cluster_user(void *arg, int rc, const char *text, size_t n) {
   free(h);
 }
 
+/* A user not of this node, in a cluster: another node's, maybe (Redis knows,
+ * if it is in a room). The request is held while call asks the cluster, and
+ * answered by cb; 1 when so. */
+static int ask_cluster(admin_t *a, conn_t *c, http_req *r, const char *id,
+                       int (*call)(cluster_t *, const char *, cluster_admin_cb, void *), cluster_admin_cb cb) {
+  if (!clustered(a) || strlen(id) != ID_LEN) return 0;
+  held_t *h = held_new(a, NULL, id);
+  if (!h) fail(c, r, 500, "out of memory");
+  else held_start(h, c, r, call(*a->cluster, id, cb, h));
+  return 1;
+}
+
 static void get_user(admin_t *a, conn_t *c, http_req *r, const char *id) {
   const char *why;
   int status;
   user_t *u = local_user(a, id, &why, &status);
-  if (!u && clustered(a) && strlen(id) == ID_LEN) { /* another node's, maybe: Redis knows, if it is in a room */
-    held_t *h = held_new(a, NULL, id);
-    if (!h) {
-      fail(c, r, 500, "out of memory");
-      return;
-    }
-    held_start(h, c, r, cluster_admin_user(*a->cluster, id, on_cluster_user, h));
-    return;
-  }
+  if (!u && ask_cluster(a, c, r, id, cluster_admin_user, on_cluster_user)) return;
   if (!u) {
     fail(c, r, status, why);
     return;
@@ -529,15 +533,7 @@ static void post_kick(admin_t *a, conn_t *c, http_req *r, const char *id) {
   int status;
   char tenant[72];
   user_t *u = local_user(a, id, &why, &status);
-  if (!u && clustered(a) && strlen(id) == ID_LEN) { /* another node's, maybe: Redis knows, if it is in a room */
-    held_t *h = held_new(a, NULL, id);
-    if (!h) {
-      fail(c, r, 500, "out of memory");
-      return;
-    }
-    held_start(h, c, r, cluster_admin_kick(*a->cluster, id, on_cluster_kick, h));
-    return;
-  }
+  if (!u && ask_cluster(a, c, r, id, cluster_admin_kick, on_cluster_kick)) return;
   if (!u) {
     fail(c, r, status, why);
     return;
