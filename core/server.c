@@ -295,6 +295,7 @@ static int drain_busy(server_t *s) {
 }
 
 #define DRAIN_TICK_MIN_MS 10
+#define DRAIN_CLUSTER_WAIT_MS 100
 #define DRAIN_TICK_MAX_MS 100
 
 /* The k-th of the clients there were (k from 0) is asked back at k/total of
@@ -335,7 +336,10 @@ void server_drain(server_t *s) {
     s->drain_done = s->drain_total;
     s->cfg.drain_ms = STOP_GRACE_MS; /* then the close handshakes get as long as a stop gives them */
   }
-  uv_timer_start(&s->drain_timer, on_drain_timer, 0, 0);
+  /* in a cluster the first client waits for the heartbeat cluster_draining
+   * sent: it brings the live nodes its users can be handed to (one started
+   * since the last beat included) */
+  uv_timer_start(&s->drain_timer, on_drain_timer, s->cluster ? DRAIN_CLUSTER_WAIT_MS : 0, 0);
 }
 
 /* The cluster's link is up again: it hears of every session held here. */

@@ -217,9 +217,8 @@ test('Drain in a cluster: node 1 hands its users to node 2 (readyz 503 there, 20
     const cluster = await startCluster({ nodes: 2, args: ['--drain-seconds', '2'] });
     t.after(() => cluster.stop());
     const [n1, n2] = [cluster.node(0), cluster.node(1)];
-    // a node hands its users to the nodes its heartbeat has seen: both have
-    // seen each other after two beats
-    await sleep(1200);
+    // (no wait for the heartbeats: a draining node beats first, and hands its
+    // users to the nodes that beat brings, node 2 started a moment ago included)
     const a1 = new Roller(() => [n2.port], 'a1');  // resumes through node 2 when node 1 closes it
     t.after(() => a1.close());
     await a1.connect(n1.port);
@@ -278,7 +277,6 @@ for (const transports of [['polling', 'websocket'], ['websocket']]) {
       const cluster = await startCluster({ nodes: 2, args: ['--drain-seconds', '1'] });
       t.after(() => cluster.stop());
       const [n1, n2] = [cluster.node(0), cluster.node(1)];
-      await sleep(1200);  // (each heartbeat has seen the other node)
       const sock = io(n1.httpBase, { forceNew: true, reconnectionDelay: 50, reconnectionDelayMax: 100, transports });
       t.after(() => sock.disconnect());
       await withTimeout(new Promise((r, j) => { sock.once('connect', r); sock.once('connect_error', j); }), 5000, 'connect');
@@ -388,7 +386,51 @@ class Roller {
   close() { this.stopped = true; if (this.ws) this.ws.close(1000); }
 }
 
-test('Rolling restart of a 3-node cluster under SIGNAL traffic: every node drained and replaced in turn; nobody sees DISCONNECT, every SIGNAL arrives once and in order, every user keeps its userID',
+/** A stock socket.io-client member with Roller's interface: when its
+ * transport is closed under it, the client reconnects by itself (to
+ * sock.io.uri, which the test points at a live node) and recovers its
+ * session (connection state recovery). */
+class SioRoller {
+  constructor(name) {
+    this.name = name;
+    this.events = [];   // every event but replies to its own requests
+    this.resumes = [];  // {resumed, userID} per reconnect
+    this.pending = new Map();
+  }
+
+  async connect(base) {
+    this.sock = io(base, { forceNew: true, reconnectionDelay: 50, reconnectionDelayMax: 100 });
+    this.sock.on('connect', () => {
+      if (this.id) this.resumes.push({ resumed: this.sock.recovered, userID: this.sock.id });
+    });
+    this.sock.onAny((event, payload) => {
+      if (payload && payload.requestID && this.pending.has(payload.requestID)) {
+        this.pending.get(payload.requestID)(payload);
+        this.pending.delete(payload.requestID);
+        return;
+      }
+      this.events.push({ event, payload });
+    });
+    await withTimeout(new Promise((r, j) => { this.sock.once('connect', r); this.sock.once('connect_error', j); }), 5000, `${this.name} connect`);
+    this.id = this.sock.id;
+  }
+
+  get ws() { return this.sock && this.sock.connected; }
+
+  request(event, payload = {}) {
+    const requestId = `${this.name}-${Math.random()}`;
+    return withTimeout(new Promise((resolve) => {
+      this.pending.set(requestId, resolve);
+      this.sock.emit(event, { ...payload, requestId });
+    }), 5000, `${this.name} ${event}`);
+  }
+
+  send(event, payload) { if (this.sock.connected) { this.sock.emit(event, payload); return true; } return false; }
+
+  close() { this.sock.disconnect(); }
+}
+
+test('Rolling restart of a 3-node cluster under SIGNAL traffic (/ws members on every node, and a stock socket.io-client): every node drained and replaced in turn; nobody sees DISCONNECT, every SIGNAL arrives once and in order, every user keeps its userID',
   { ...oneNode, timeout: 90_000 }, async (t) => {
     const policies = policiesWithLimits({ rate: 100_000, burst: 100_000 });
     const cluster = await startCluster({ nodes: 3, args: ['--policies', policies, '--drain-seconds', '1'] });
@@ -397,9 +439,9 @@ test('Rolling restart of a 3-node cluster under SIGNAL traffic: every node drain
       for (const n of nodes) await n.stop().catch(() => {});
       await cluster.stop().catch(() => {});
     });
-    await sleep(1200); // every node's heartbeat has seen the others (a node hands its users only to nodes it knows)
     const ports = () => nodes.filter((n) => n.alive()).map((n) => n.port);
     const members = ['m1', 'm2', 'm3'].map((name) => new Roller(ports, name));
+    const sio = new SioRoller('s1');
     t.after(() => { for (const m of members) m.close(); });
     for (const [i, m] of members.entries()) {
       await m.connect(nodes[i].port);
@@ -407,6 +449,8 @@ test('Rolling restart of a 3-node cluster under SIGNAL traffic: every node drain
       m.id = id.userID;
       m.token = id.resumeToken;
     }
+    await sio.connect(nodes[0].httpBase);  // on node 1, the first drained
+    members.push(sio);
     const room = await members[0].request('CREATE_ROOM', { maxUsers: 5, name: 'rolling', password: 'pw', type: 0 });
     for (const m of members.slice(1)) await m.request('JOIN_ROOM', { room: room.roomID, password: 'pw' });
 
@@ -441,6 +485,7 @@ test('Rolling restart of a 3-node cluster under SIGNAL traffic: every node drain
 
     for (let i = 0; i < nodes.length; i++) {
       const old = nodes[i];
+      sio.sock.io.uri = nodes[(i + 1) % nodes.length].httpBase;  // the balancer sends its reconnect to a live node
       old.proc.kill('SIGTERM');
       assert.deepEqual(await withTimeout(old.exited, 15_000, `node ${i + 1} exit`), { code: 0, signal: null });
       nodes[i] = await startLibServer({ single: true, logLevel: 'warn',
