@@ -411,8 +411,6 @@ static eio_session *sess_new(eio_state *e, http_req *r, const char *remote, addr
   buf_init(&s->queue, e->queue_cap);
   evloop_timer_start(e->ev, &s->timer, e->ping_interval_ms, on_heartbeat);
   HASH_ADD_STR(e->sessions, sid.s, s);
-  if (!sid && e->cluster && *e->cluster)
-    cluster_claim(*e->cluster, 's', s->sid.s, 1); /* polls may come through any node */
   return s;
 }
 
@@ -746,6 +744,56 @@ static int over_caps(const eio_state *e, addr_entry *a) {
   return a->sessions >= e->max_sessions_per_addr ? 429 : 0;
 }
 
+/* ---- in a cluster: answered once Redis names this node ---- */
+
+static eio_session *live_session(eio_state *e, const char *sid);
+
+typedef struct {
+  eio_state *e;
+  parley_id sid;
+  char *cors;
+  int keep;
+  const char *type;
+  size_t n;
+  char body[]; /* the answer */
+} claim_wait;
+
+static void on_claimed(void *arg) {
+  claim_wait *w = arg;
+  eio_session *s = live_session(w->e, w->sid.s);
+  if (s && s->post) {
+    conn_t *c = s->post;
+    detach(s, c);
+    conn_http_reply(c, 200, w->type, w->body, w->n, w->cors, w->keep);
+    conn_http_resume(c);
+  }
+  free(w->cors);
+  free(w);
+}
+
+/* Polls and POSTs of session s may come through any node, which asks Redis
+ * where s is: c (the handshake, or an adopted session's first POST) is
+ * answered with body once Redis says here, so that the client's next request
+ * finds it. 0 when c is held for that; else (no cluster, Redis away, out of
+ * memory) the caller answers now. */
+static int answer_when_claimed(eio_session *s, conn_t *c, http_req *r, const char *cors_line, const char *type,
+                               const char *body, size_t n) {
+  cluster_t *cl = s->e->cluster ? *s->e->cluster : NULL;
+  claim_wait *w = cl && !s->closing ? calloc(1, sizeof *w + n) : NULL;
+  if (!w) return -1;
+  *w = (claim_wait){s->e, s->sid, cors_line ? strdup(cors_line) : NULL, http_req_keep_alive(r) != 0, type, n};
+  memcpy(w->body, body, n);
+  if ((cors_line && !w->cors) || cluster_claim_then(cl, 's', s->sid.s, on_claimed, w)) {
+    free(w->cors);
+    free(w);
+    return -1;
+  }
+  s->post = c;
+  conn_http_hold(c);
+  conn_set_owner(c, &poll_handlers, s);
+  return 0;
+}
+
 static void handshake(eio_state *e, conn_t *c, http_req *r, int websocket) {
   char remote[ADDRS_MAX_TEXT];
   admit_refusal why;
@@ -783,8 +831,13 @@ static void handshake(eio_state *e, conn_t *c, http_req *r, int websocket) {
   open_packet(s, !websocket, &pkt);
   if (!websocket) {
     char line[CORS_LINE_MAX];
-    conn_http_reply(c, 200, "text/plain; charset=UTF-8", pkt.data, pkt.len, cors(e, r, line), http_req_keep_alive(r));
+    const char *cl = cors(e, r, line), *type = "text/plain; charset=UTF-8";
+    if (answer_when_claimed(s, c, r, cl, type, pkt.data, pkt.len)) {
+      if (e->cluster && *e->cluster) cluster_claim(*e->cluster, 's', s->sid.s, 1);
+      conn_http_reply(c, 200, type, pkt.data, pkt.len, cl, http_req_keep_alive(r));
+    }
   } else {
+    if (e->cluster && *e->cluster) cluster_claim(*e->cluster, 's', s->sid.s, 1);
     conn_ws_accept(c, r, max_payload(e), 0);
     conn_set_owner(c, &ws_handlers, s);
     s->ws = c;
@@ -1088,27 +1141,6 @@ static void move_stash(eio_session *s, const char *p, size_t n) {
 
 /* ---- the other end: a session adopted from another node ---- */
 
-typedef struct {
-  eio_state *e;
-  parley_id sid;
-  char *cors;
-  int keep;
-} adopt_wait;
-
-/* Redis now names this node for the session: the adopted POST is answered. */
-static void on_adopt_claimed(void *arg) {
-  adopt_wait *w = arg;
-  eio_session *s = live_session(w->e, w->sid.s);
-  if (s && s->post) {
-    conn_t *c = s->post;
-    detach(s, c);
-    conn_http_reply(c, 200, "text/html", "ok", 2, w->cors, w->keep);
-    conn_http_resume(c);
-  }
-  free(w->cors);
-  free(w);
-}
-
 static int sid_chars_ok(const char *p, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (!((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '-' ||
@@ -1166,22 +1198,12 @@ static void adopt(eio_state *e, conn_t *c, http_req *r, int websocket, const cha
   const char *one;
   while (!s->closing && eio_payload_next(r->body.data ? r->body.data : "", r->body.len, &pos, &one, &len) == 0)
     eio_packet(s, one, len, NULL);
-  /* answered once Redis names this node for it: the client's next poll,
-   * through whichever node, must find it here */
   char line[CORS_LINE_MAX];
   const char *cl = cors(e, r, line);
-  adopt_wait *w = calloc(1, sizeof *w);
-  if (w) *w = (adopt_wait){e, s->sid, cl ? strdup(cl) : NULL, http_req_keep_alive(r) != 0};
-  if (s->closing || !w || (cl && !w->cors) || cluster_claim_then(*e->cluster, 's', id, on_adopt_claimed, w)) {
-    if (w) free(w->cors);
-    free(w);
+  if (answer_when_claimed(s, c, r, cl, "text/html", "ok", 2)) {
     if (!s->closing) cluster_claim(*e->cluster, 's', id, 1);
     conn_http_reply(c, 200, "text/html", "ok", 2, cl, http_req_keep_alive(r));
-    return;
   }
-  s->post = c;
-  conn_http_hold(c);
-  conn_set_owner(c, &poll_handlers, s);
 }
 
 void eio_request(eio_state *e, conn_t *c, http_req *r) {

@@ -306,8 +306,27 @@ test('cluster over TLS: stock socket.io-client (polling, then upgrade) through a
   const sa = io(`https://127.0.0.1:${proxy.port}`, opts);
   const sb = io(`https://127.0.0.1:${proxy.port}`, opts);
   t.after(() => { sa.close(); sb.close(); });
-  await Promise.all([sa, sb].map((s) => withTimeout(new Promise((r, j) => { s.once('connect', r); s.once('connect_error', j); }), 10_000, 'connect through the proxy')));
-  const ask = (s, ev, payload) => withTimeout(new Promise((r) => s.emit(ev, payload, r)), 5000, ev);
+  const trace = [];
+  const t0 = Date.now();
+  for (const [nm, s] of [['A', sa], ['B', sb]]) {
+    s.io.on('open', () => {
+      const eng = s.io.engine;
+      trace.push(`${Date.now() - t0} ${nm} open ${eng.transport?.name} sid=${eng.id}`);
+      eng.on('packet', (p) => trace.push(`${Date.now() - t0} ${nm} in ${p.type} ${String(p.data ?? '').slice(0, 60)}`));
+      eng.on('packetCreate', (p) => trace.push(`${Date.now() - t0} ${nm} out ${p.type} ${String(p.data ?? '').slice(0, 60)}`));
+      eng.on('upgrade', (tr) => trace.push(`${Date.now() - t0} ${nm} upgraded ${tr.name}`));
+      eng.on('upgradeError', (e) => trace.push(`${Date.now() - t0} ${nm} upgradeError ${e.message}`));
+      eng.on('close', (r, d) => trace.push(`${Date.now() - t0} ${nm} close ${r} ${d?.message ?? d?.description ?? ''}`));
+      eng.on('error', (e) => trace.push(`${Date.now() - t0} ${nm} error ${e?.message ?? e}`));
+    });
+    s.on('disconnect', (r) => trace.push(`${Date.now() - t0} ${nm} disconnect ${r}`));
+  }
+  // a failure shows what each client and node saw (a rare flake here was once only "GET_ID timed out")
+  const story = () => `\n--- the clients:\n${trace.join('\n')}\n--- the nodes:\n${c.stderr.slice(-20_000)}`;
+  await Promise.all([sa, sb].map((s) => withTimeout(new Promise((r, j) => { s.once('connect', r); s.once('connect_error', j); }), 10_000, 'connect through the proxy')))
+    .catch((e) => { throw new Error(`${e.message}${story()}`); });
+  const ask = (s, ev, payload) => withTimeout(new Promise((r) => s.emit(ev, payload, r)), 5000, ev)
+    .catch((e) => { throw new Error(`${e.message}${story()}`); });
   const ida = (await ask(sa, 'GET_ID', { requestId: 1 })).userID;
   const idb = (await ask(sb, 'GET_ID', { requestId: 1 })).userID;
   const room = (await ask(sa, 'CREATE_ROOM', { requestId: 2, maxUsers: 2, name: 'rr', password: 'pw', type: 0 })).roomID;
@@ -325,7 +344,7 @@ test('cluster over TLS: stock socket.io-client (polling, then upgrade) through a
   while ((got.a.length < N || got.b.length < N) && Date.now() < deadline) await sleep(50);
   const inOrder = (l) => l.length === N && l.every((v, k) => v === k + 1);
   t.diagnostic(`A got ${got.a.length}, B got ${got.b.length}; TCP connections per node ${[...proxy.perPort.values()].join('/')}`);
-  assert.ok(inOrder(got.a) && inOrder(got.b), `every SIGNAL once and in order: A ${got.a.length}, B ${got.b.length}`);
+  assert.ok(inOrder(got.a) && inOrder(got.b), `every SIGNAL once and in order: A ${got.a.length}, B ${got.b.length}${inOrder(got.a) && inOrder(got.b) ? '' : story()}`);
   assert.ok([...proxy.perPort.values()].filter((n) => n > 0).length >= 2, 'the connections were spread over several nodes');
   assert.doesNotMatch(c.stderr, /TLS to the other node failed/);
 });
