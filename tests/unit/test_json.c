@@ -440,6 +440,54 @@ static void test_index(void) {
   CHECK(json_parse_indexed("{\"a\":1}", 7, JSON_MAX_DEPTH, &root, &ix) == 0 && ix.nitems == 0);
 }
 
+/* A string read 8 bytes at a time: whatever byte breaks the run, at every
+ * place (either side of each 8-byte step, and in the tail shorter than a
+ * step), is seen, and what ends the string is found there. */
+static void test_string_runs(void) {
+  struct {
+    const char *odd; /* put at place k of a run of plain bytes */
+    int ok;          /* the string is valid with it */
+  } cases[] = {
+      {"\"", 0},           /* ends the string early: what follows is garbage */
+      {"\\\"", 1},         /* an escaped quote */
+      {"\\n", 1},          /* an escape */
+      {"\\x", 0},          /* a bad escape */
+      {"\x01", 0},         /* a control byte */
+      {"\x1f", 0},         /* the last control byte */
+      {"\x7f", 1},         /* DEL is plain */
+      {"\xc3\xa9", 1},     /* é */
+      {"\xff", 0},         /* never UTF-8 */
+      {"\xed\xa0\x80", 0}, /* a surrogate */
+  };
+  char text[128];
+  json_span v;
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    size_t ol = strlen(cases[c].odd);
+    for (size_t len = 0; len <= 48; len++)
+      for (size_t k = 0; k <= len; k++) {
+        size_t o = 0;
+        text[o++] = '"';
+        memset(text + o, 'a', k);
+        o += k;
+        memcpy(text + o, cases[c].odd, ol);
+        o += ol;
+        memset(text + o, 'b', len - k);
+        o += len - k;
+        text[o++] = '"';
+        int rc = json_parse(text, o, JSON_MAX_DEPTH, &v);
+        CHECK(cases[c].ok ? rc == 0 && v.type == JSON_STRING && v.n == o : rc != 0);
+      }
+  }
+  /* plain runs of every length, closed or not */
+  for (size_t len = 0; len <= 70; len++) {
+    text[0] = '"';
+    memset(text + 1, 'x', len);
+    text[len + 1] = '"';
+    CHECK(json_parse(text, len + 2, JSON_MAX_DEPTH, &v) == 0 && v.n == len + 2);
+    CHECK(json_parse(text, len + 1, JSON_MAX_DEPTH, &v) != 0);
+  }
+}
+
 int main(void) {
   test_index();
   test_accepts();
@@ -447,6 +495,7 @@ int main(void) {
   test_depth();
   test_object_get();
   test_long_tokens();
+  test_string_runs();
   test_array_items();
   test_iter();
   test_string_decode();
