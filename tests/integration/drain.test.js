@@ -362,6 +362,11 @@ class Roller {
   async onClose(code) {
     this.ws = null;
     this.closes.push(code);
+    // a request in flight when the connection went is not answered (as in a
+    // network drop): it fails now, not at its 5 s timeout (which stalled the
+    // pump below through a whole drain)
+    for (const answer of this.pending.values()) answer(null);
+    this.pending.clear();
     if (this.stopped) return;
     for (let attempt = 0; attempt < 40 && !this.stopped; attempt++) {
       const live = this.ports().filter((p) => p !== this.port);
@@ -402,6 +407,10 @@ class SioRoller {
     this.sock = io(base, { forceNew: true, reconnectionDelay: 50, reconnectionDelayMax: 100 });
     this.sock.on('connect', () => {
       if (this.id) this.resumes.push({ resumed: this.sock.recovered, userID: this.sock.id });
+    });
+    this.sock.on('disconnect', () => {  // (as Roller's: what was in flight fails now)
+      for (const answer of this.pending.values()) answer(null);
+      this.pending.clear();
     });
     this.sock.onAny((event, payload) => {
       if (payload && payload.requestID && this.pending.has(payload.requestID)) {
